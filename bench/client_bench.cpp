@@ -1,0 +1,226 @@
+// Client throughput and latency against redis-benchmark on the same server, in the same run.
+//
+// For each configuration (connections x pipeline depth) and each test (SET, GET) it runs
+// redis-benchmark, then respite doing the same work (C connections, each with one request of P
+// commands outstanding, random keys, 3-byte values), and prints the ratios and respite's CPU
+// time per operation.
+#include <sys/resource.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/use_awaitable.hpp>
+#include <fmt/core.h>
+
+#include <respite/client/client.hpp>
+#include <respite/obs/metrics.hpp>
+
+#include "support/redis_server.hpp"
+
+using namespace respite;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+struct numbers {
+    double ops = 0;
+    double p50_ms = 0;
+    double p99_ms = 0;
+    double cpu_us_per_op = 0;
+};
+
+std::string run_capture(const std::string& command) {
+    std::string out;
+    FILE* p = popen(command.c_str(), "r");
+    if (!p) throw std::runtime_error("cannot run: " + command);
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+    pclose(p);
+    return out;
+}
+
+std::vector<std::string> csv_fields(const std::string& line) {
+    std::vector<std::string> f;
+    std::string cur;
+    bool q = false;
+    for (char ch : line) {
+        if (ch == '"') {
+            q = !q;
+        } else if (ch == ',' && !q) {
+            f.push_back(cur);
+            cur.clear();
+        } else if (ch != '\r') {
+            cur.push_back(ch);
+        }
+    }
+    f.push_back(cur);
+    return f;
+}
+
+// redis-benchmark --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
+// "p95_latency_ms","p99_latency_ms","max_latency_ms"
+numbers redis_benchmark(const std::string& host, int port, const std::string& test, int conns,
+                        int pipeline, long n) {
+    auto out = run_capture(fmt::format(
+        "redis-benchmark -h {} -p {} -c {} -P {} -n {} -r 100000 -d 3 -t {} --csv 2>/dev/null",
+        host, port, conns, pipeline, n, test));
+    std::istringstream in(out);
+    std::string line;
+    while (std::getline(in, line)) {
+        auto f = csv_fields(line);
+        if (f.size() >= 7 && f[0] != "test") {
+            numbers r;
+            r.ops = std::stod(f[1]);
+            r.p50_ms = std::stod(f[4]);
+            r.p99_ms = std::stod(f[6]);
+            return r;
+        }
+    }
+    throw std::runtime_error("could not parse redis-benchmark output:\n" + out);
+}
+
+double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+numbers respite_run(const std::string& host, int port, const std::string& test, int conns,
+                    int pipeline, long n) {
+    asio::io_context ioc(1);
+    client::client_config cfg;
+    cfg.connection.host = host;
+    cfg.connection.port = static_cast<std::uint16_t>(port);
+    cfg.connection.command_timeout = 30s;
+    obs::registry reg;  // keep the benchmark's numbers apart from the global registry
+    cfg.connection.metrics = &reg;
+    std::vector<std::unique_ptr<client::client>> clients;
+    for (int i = 0; i < conns; ++i) clients.push_back(std::make_unique<client::client>(ioc, cfg));
+
+    // Warm up: every connection established before timing starts.
+    int ready = 0;
+    for (auto& c : clients) {
+        c->async_command(client::cmd("PING"), [&](client::result<resp::value>) { ++ready; });
+    }
+    while (ready < conns) ioc.run_one();
+
+    obs::histogram latency;
+    long requests_per_conn = std::max(1L, n / (static_cast<long>(conns) * pipeline));
+    long failures = 0;
+    int finished = 0;
+    const bool is_set = test == "set";
+    for (int w = 0; w < conns; ++w) {
+        asio::co_spawn(
+            ioc,
+            [&, w]() -> asio::awaitable<void> {
+                std::mt19937 rng(static_cast<unsigned>(w) * 7919u + 1);
+                std::uniform_int_distribution<int> key(0, 99999);
+                auto& c = *clients[static_cast<std::size_t>(w)];
+                std::string k;
+                for (long i = 0; i < requests_per_conn; ++i) {
+                    client::request r;
+                    for (int p = 0; p < pipeline; ++p) {
+                        k = "key:" + std::to_string(key(rng));
+                        if (is_set) {
+                            r.push("SET", k, "xxx");
+                        } else {
+                            r.push("GET", k);
+                        }
+                    }
+                    auto t0 = steady::now();
+                    if (pipeline == 1) {
+                        auto res = co_await c.async_command(std::move(r), asio::use_awaitable);
+                        if (!res) ++failures;
+                    } else {
+                        auto res = co_await c.async_exec(std::move(r), asio::use_awaitable);
+                        if (!res) ++failures;
+                    }
+                    latency.observe_us(static_cast<std::uint64_t>(
+                        std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0)
+                            .count()));
+                }
+                ++finished;
+            },
+            asio::detached);
+    }
+    auto cpu0 = cpu_seconds();
+    auto t0 = steady::now();
+    while (finished < conns) ioc.run_one();
+    auto secs = std::chrono::duration<double>(steady::now() - t0).count();
+    auto cpu = cpu_seconds() - cpu0;
+    for (auto& c : clients) c->close();
+    ioc.poll();
+    if (failures) fmt::print(stderr, "respite: {} failed requests\n", failures);
+    double total = static_cast<double>(requests_per_conn) * conns * pipeline;
+    numbers r;
+    r.ops = total / secs;
+    r.p50_ms = static_cast<double>(latency.quantile_us(0.5)) / 1000.0;
+    r.p99_ms = static_cast<double>(latency.quantile_us(0.99)) / 1000.0;
+    r.cpu_us_per_op = cpu * 1e6 / total;
+    return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"respite client benchmark vs redis-benchmark (same server, same run)"};
+    std::string host;
+    int port = 6379;
+    long n = 400000;
+    std::string only;
+    app.add_option("--host", host, "Redis host (default: start a local redis-server)");
+    app.add_option("--port", port, "Redis port");
+    app.add_option("-n,--requests", n, "Commands per run")->check(CLI::Range(1000L, 100000000L));
+    app.add_option("--only", only, "Run one configuration: c50p1, c50p16, c1p1, c1p128");
+    CLI11_PARSE(app, argc, argv);
+
+    std::unique_ptr<test::redis_server> local;
+    if (host.empty()) {
+        local = std::make_unique<test::redis_server>();
+        host = local->host();
+        port = local->port();
+    }
+
+    struct config {
+        const char* name;
+        int conns;
+        int pipeline;
+    };
+    const config configs[] = {{"c50p1", 50, 1}, {"c50p16", 50, 16}, {"c1p1", 1, 1},
+                              {"c1p128", 1, 128}};
+    fmt::print("{:<8} {:<4} {:>14} {:>14} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10}\n", "config",
+               "test", "rb ops/s", "respite ops/s", "ratio", "rb p50", "rs p50", "rb p99",
+               "rs p99", "rs cpu/op");
+    double worst = 1e9;
+    for (const auto& c : configs) {
+        if (!only.empty() && only != c.name) continue;
+        long runs_n = c.conns == 1 && c.pipeline == 1 ? n / 4 : n;
+        if (c.pipeline > 1) runs_n = n * 4;
+        for (const char* test : {"set", "get"}) {
+            auto rb = redis_benchmark(host, port, test, c.conns, c.pipeline, runs_n);
+            auto rs = respite_run(host, port, test, c.conns, c.pipeline, runs_n);
+            double ratio = rs.ops / rb.ops;
+            worst = std::min(worst, ratio);
+            fmt::print(
+                "{:<8} {:<4} {:>14.0f} {:>14.0f} {:>6.2f}x {:>7.3f}ms {:>7.3f}ms {:>7.3f}ms "
+                "{:>7.3f}ms {:>8.3f}us\n",
+                c.name, test, rb.ops, rs.ops, ratio, rb.p50_ms, rs.p50_ms, rb.p99_ms, rs.p99_ms,
+                rs.cpu_us_per_op);
+            std::fflush(stdout);
+        }
+    }
+    fmt::print("\nworst respite / redis-benchmark throughput ratio: {:.2f}x\n", worst);
+    return 0;
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds (ASan+UBSan, and the clang fuzz
+# tree), and runs every test: unit, integration against real redis-servers, and the fuzz run.
+# Ends with ctest's summary line.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+"$root/scripts/deps.sh"
+
+jobs=${RESPITE_JOBS:-$(nproc)}
+fuzz_seconds=${RESPITE_FUZZ_SECONDS:-60}
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/respite-ccache}
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+
+# 1. The fuzz target (clang 14 + libFuzzer), built in its own tree.
+CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DRESPITE_FUZZ_ONLY=ON >/dev/null
+cmake --build build/fuzz -j "$jobs"
+
+# 2. Everything else with g++ under ASan+UBSan; the fuzz run is one of its ctest tests.
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_SANITIZE=ON \
+  -DRESPITE_FUZZ_BINARY="$root/build/fuzz/fuzz/fuzz_resp" -DRESPITE_FUZZ_SECONDS="$fuzz_seconds" \
+  >/dev/null
+cmake --build build/asan -j "$jobs"
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+cd build/asan
+# The fuzz run is long and CPU-bound: run it alone, the rest in parallel.
+ctest --output-on-failure -j "$jobs" --timeout 600 "$@"

@@ -1,0 +1,593 @@
+// The client facade's core: connection selection, dedicated-connection pool, pub/sub tracking
+// and the bounded message queue. Everything here runs on the client's I/O executor.
+#include <respite/client/client.hpp>
+
+#include <atomic>
+#include <deque>
+#include <future>
+#include <set>
+
+#include <asio/post.hpp>
+
+#include <respite/obs/log.hpp>
+#include <respite/obs/metrics.hpp>
+
+namespace respite::client {
+
+namespace detail {
+
+class core : public std::enable_shared_from_this<core> {
+public:
+    using executor = asio::io_context::executor_type;
+
+    core(executor ex, client_config cfg)
+        : ex_(ex),
+          cfg_(std::move(cfg)),
+          registry_(cfg_.connection.metrics ? *cfg_.connection.metrics : obs::registry::global()),
+          dropped_metric_(registry_.get_counter("respite_client_push_dropped_total",
+                                                "Pub/Sub messages dropped because the bounded "
+                                                "queue was full (oldest first)",
+                                                labels())),
+          queue_gauge_(registry_.get_gauge("respite_client_push_queue_size",
+                                           "Pub/Sub messages waiting in the queue", labels())) {
+        if (cfg_.connections == 0) cfg_.connections = 1;
+        if (cfg_.push_queue_capacity == 0) cfg_.push_queue_capacity = 1;
+    }
+
+    obs::labels labels() const {
+        obs::labels l;
+        if (!cfg_.connection.metrics_label.empty()) {
+            l.emplace_back("client", cfg_.connection.metrics_label);
+        }
+        return l;
+    }
+
+    void start() {
+        for (std::size_t i = 0; i < cfg_.connections; ++i) {
+            auto c = connection::create(ex_, cfg_.connection);
+            c->set_push_handler([w = weak_from_this()](resp::value&& v) {
+                if (auto self = w.lock()) self->on_push(std::move(v));
+            });
+            c->start();
+            conns_.push_back(std::move(c));
+        }
+    }
+
+    void close() {
+        if (closed_) return;
+        closed_ = true;
+        for (auto& c : conns_) c->close();
+        for (auto& c : idle_dedicated_) c->close();
+        idle_dedicated_.clear();
+        if (pubsub_) pubsub_->close();
+        while (!receivers_.empty()) {
+            auto cb = std::move(receivers_.front());
+            receivers_.pop_front();
+            cb(std::unexpected(make_error_code(error::closed)));
+        }
+    }
+
+    // Runs f on the I/O executor: inline when already there, posted otherwise.
+    template <class F>
+    void run(F&& f) {
+        if (ex_.running_in_this_thread()) {
+            f();
+        } else {
+            asio::post(ex_, std::forward<F>(f));
+        }
+    }
+
+    connection& next_connection() {
+        auto& c = *conns_[rr_];
+        if (++rr_ == conns_.size()) rr_ = 0;
+        return c;
+    }
+
+    static std::error_code check_request(const request& r) {
+        if (r.empty() || r.has_empty_command()) return make_error_code(error::invalid_argument);
+        // Pub/Sub commands go through the subscription API: their replies are pushes.
+        if (r.has_pubsub()) return make_error_code(error::invalid_argument);
+        return {};
+    }
+
+    void command(request r, callback<resp::value> cb) {
+        if (auto ec = check_request(r); ec || r.size() != 1) {
+            cb(std::unexpected(ec ? ec : make_error_code(error::invalid_argument)));
+            return;
+        }
+        auto done = [cb = std::move(cb)](std::error_code ec,
+                                         std::span<resp::value> replies) mutable {
+            if (ec) {
+                cb(std::unexpected(ec));
+            } else {
+                cb(std::move(replies[0]));
+            }
+        };
+        dispatch(std::move(r), std::move(done));
+    }
+
+    void exec(request r, callback<std::vector<resp::value>> cb) {
+        if (auto ec = check_request(r)) {
+            cb(std::unexpected(ec));
+            return;
+        }
+        dispatch(std::move(r), [cb = std::move(cb)](std::error_code ec,
+                                                    std::span<resp::value> replies) mutable {
+            if (ec) {
+                cb(std::unexpected(ec));
+            } else {
+                cb(std::vector<resp::value>(std::make_move_iterator(replies.begin()),
+                                            std::make_move_iterator(replies.end())));
+            }
+        });
+    }
+
+    // Blocking and state-changing requests take a dedicated connection; the rest are multiplexed.
+    void dispatch(request r, reply_handler done) {
+        if (closed_) {
+            done(make_error_code(error::closed), {});
+            return;
+        }
+        if (!r.blocking() && !r.has_connection_state()) {
+            next_connection().execute(r, std::move(done));
+            return;
+        }
+        auto conn = take_dedicated();
+        bool reusable = !r.has_connection_state();
+        conn->execute(r, [self = shared_from_this(), conn, reusable, done = std::move(done)](
+                             std::error_code ec, std::span<resp::value> replies) mutable {
+            // A timed-out blocking command may still be blocked server-side: do not reuse.
+            self->give_back(conn, reusable && !ec);
+            done(ec, replies);
+        });
+    }
+
+    void transaction(request r, callback<std::vector<resp::value>> cb) {
+        auto ec = check_request(r);
+        // WATCH/SELECT/... inside would change the shared connection; use a session for those.
+        if (!ec && r.has_connection_state()) ec = make_error_code(error::invalid_argument);
+        if (ec) {
+            cb(std::unexpected(ec));
+            return;
+        }
+        // MULTI, the commands and EXEC form one request, hence one contiguous write: nothing
+        // from other callers can interleave on the multiplexed connection.
+        request tx = cmd("MULTI");
+        tx.append(r);
+        tx.push("EXEC");
+        auto n = r.size();
+        next_connection().execute(tx,
+                    [cb = std::move(cb), n](std::error_code ec,
+                                            std::span<resp::value> replies) mutable {
+                        if (ec) {
+                            cb(std::unexpected(ec));
+                            return;
+                        }
+                        auto& exec_reply = replies[n + 1];
+                        if (exec_reply.is_null()) {
+                            cb(std::unexpected(make_error_code(error::transaction_aborted)));
+                            return;
+                        }
+                        if (exec_reply.is_error()) {
+                            // EXECABORT: report the first queued command's error, it says why.
+                            for (std::size_t i = 1; i <= n; ++i) {
+                                if (replies[i].is_error()) {
+                                    cb(std::vector<resp::value>{std::move(replies[i])});
+                                    return;
+                                }
+                            }
+                            cb(std::vector<resp::value>{std::move(exec_reply)});
+                            return;
+                        }
+                        cb(std::move(exec_reply.elements()));
+                    });
+    }
+
+    std::shared_ptr<connection> take_dedicated() {
+        if (!idle_dedicated_.empty()) {
+            auto c = std::move(idle_dedicated_.back());
+            idle_dedicated_.pop_back();
+            return c;
+        }
+        auto c = connection::create(ex_, cfg_.connection);
+        c->set_push_handler([w = weak_from_this()](resp::value&& v) {
+            if (auto self = w.lock()) self->on_push(std::move(v));
+        });
+        c->start();
+        return c;
+    }
+
+    void give_back(const std::shared_ptr<connection>& c, bool reusable) {
+        if (closed_ || !reusable || idle_dedicated_.size() >= cfg_.max_dedicated ||
+            c->state() == connection_state::closed) {
+            c->close();
+            return;
+        }
+        idle_dedicated_.push_back(c);
+    }
+
+    void lease(callback<session> cb) {
+        if (closed_) {
+            cb(std::unexpected(make_error_code(error::closed)));
+            return;
+        }
+        cb(session(shared_from_this(), take_dedicated()));
+    }
+
+    // ---- pub/sub ----------------------------------------------------------------------------
+
+    std::set<std::string>& tracked(subscription_kind k) {
+        switch (k) {
+            case subscription_kind::pattern:
+                return patterns_;
+            case subscription_kind::shard_channel:
+                return shard_channels_;
+            case subscription_kind::channel:
+            default:
+                return channels_;
+        }
+    }
+
+    static std::string_view verb(subscription_kind k, bool subscribe) {
+        switch (k) {
+            case subscription_kind::pattern:
+                return subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE";
+            case subscription_kind::shard_channel:
+                return subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE";
+            case subscription_kind::channel:
+            default:
+                return subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE";
+        }
+    }
+
+    connection& pubsub() {
+        if (!pubsub_) {
+            pubsub_ = connection::create(ex_, cfg_.connection);
+            pubsub_->set_resp2_pubsub(true);
+            pubsub_->set_push_handler([w = weak_from_this()](resp::value&& v) {
+                if (auto self = w.lock()) self->on_push(std::move(v));
+            });
+            pubsub_->set_on_ready([w = weak_from_this()] {
+                auto self = w.lock();
+                // The first connect sends the queued SUBSCRIBE itself; later ones restore.
+                if (self && self->pubsub_->connects() > 1) self->resubscribe();
+            });
+            pubsub_->start();
+        }
+        return *pubsub_;
+    }
+
+    // After a reconnect the server has forgotten our subscriptions: restore all of them.
+    void resubscribe() {
+        for (auto k : {subscription_kind::channel, subscription_kind::pattern,
+                       subscription_kind::shard_channel}) {
+            auto& set = tracked(k);
+            if (set.empty()) continue;
+            request r;
+            std::vector<std::string_view> args{verb(k, true)};
+            for (const auto& n : set) args.push_back(n);
+            r.push_args(args);
+            pubsub_->execute_pubsub(r, [k](std::error_code ec, std::span<resp::value> rep) {
+                if (ec || (!rep.empty() && rep[0].is_error())) {
+                    obs::log().error("resubscribe_failed kind={} error=\"{}\"",
+                                     static_cast<int>(k),
+                                     ec ? ec.message() : rep[0].str());
+                }
+            });
+        }
+    }
+
+    void subscription(subscription_kind k, bool subscribe, std::vector<std::string> names,
+                      callback<void> cb) {
+        if (closed_) {
+            cb(std::unexpected(make_error_code(error::closed)));
+            return;
+        }
+        if (subscribe && names.empty()) {
+            cb(std::unexpected(make_error_code(error::invalid_argument)));
+            return;
+        }
+        auto& set = tracked(k);
+        if (subscribe) {
+            set.insert(names.begin(), names.end());
+        } else if (names.empty()) {
+            set.clear();
+        } else {
+            for (const auto& n : names) set.erase(n);
+        }
+        request r;
+        std::vector<std::string_view> args{verb(k, subscribe)};
+        for (const auto& n : names) args.push_back(n);
+        r.push_args(args);
+        pubsub().execute_pubsub(
+            r, [self = shared_from_this(), k, subscribe, names = std::move(names),
+                cb = std::move(cb)](std::error_code ec, std::span<resp::value> rep) mutable {
+                if (!ec && !rep.empty() && rep[0].is_error()) {
+                    ec = make_error_code(error::server_error);
+                    obs::log().warn("subscribe_rejected error=\"{}\"", rep[0].str());
+                }
+                if (ec && subscribe) {
+                    for (const auto& n : names) self->tracked(k).erase(n);
+                }
+                if (ec) {
+                    cb(std::unexpected(ec));
+                } else {
+                    cb(result<void>{});
+                }
+            });
+    }
+
+    void on_push(resp::value&& v) {
+        const auto& e = v.elements();
+        if (!e.empty() && e[0].is_string()) {
+            std::string_view kind = e[0].str();
+            message m;
+            bool is_message = false;
+            if (kind == "message" && e.size() >= 3) {
+                m.kind = message::kind::message;
+                m.channel = std::move(v.elements()[1].str());
+                m.payload = std::move(v.elements()[2].str());
+                is_message = true;
+            } else if (kind == "smessage" && e.size() >= 3) {
+                m.kind = message::kind::smessage;
+                m.channel = std::move(v.elements()[1].str());
+                m.payload = std::move(v.elements()[2].str());
+                is_message = true;
+            } else if (kind == "pmessage" && e.size() >= 4) {
+                m.kind = message::kind::pmessage;
+                m.pattern = std::move(v.elements()[1].str());
+                m.channel = std::move(v.elements()[2].str());
+                m.payload = std::move(v.elements()[3].str());
+                is_message = true;
+            } else if (kind.find("subscribe") != std::string_view::npos) {
+                return;  // confirmations: the subscription API already answered the caller
+            }
+            if (is_message) {
+                deliver(std::move(m));
+                return;
+            }
+        }
+        if (push_handler_) push_handler_(v);
+    }
+
+    void deliver(message&& m) {
+        ++delivered_;
+        if (message_handler_) {
+            message_handler_(m);
+            return;
+        }
+        if (!receivers_.empty()) {
+            auto cb = std::move(receivers_.front());
+            receivers_.pop_front();
+            cb(std::move(m));
+            return;
+        }
+        if (queue_.size() >= cfg_.push_queue_capacity) {
+            queue_.pop_front();
+            auto dropped = ++dropped_;
+            dropped_metric_.inc();
+            if (dropped == 1 || dropped % 10000 == 0) {
+                obs::log().warn("push_queue_full capacity={} dropped_total={} (oldest dropped)",
+                                cfg_.push_queue_capacity, dropped);
+            }
+        }
+        queue_.push_back(std::move(m));
+        queue_size_ = queue_.size();
+        queue_gauge_.set(static_cast<double>(queue_.size()));
+    }
+
+    void receive(callback<message> cb) {
+        if (!queue_.empty()) {
+            auto m = std::move(queue_.front());
+            queue_.pop_front();
+            queue_size_ = queue_.size();
+            queue_gauge_.set(static_cast<double>(queue_.size()));
+            cb(std::move(m));
+            return;
+        }
+        if (closed_) {
+            cb(std::unexpected(make_error_code(error::closed)));
+            return;
+        }
+        receivers_.push_back(std::move(cb));
+    }
+
+    executor ex_;
+    client_config cfg_;
+    obs::registry& registry_;
+    obs::counter& dropped_metric_;
+    obs::gauge& queue_gauge_;
+    std::vector<std::shared_ptr<connection>> conns_;
+    std::vector<std::shared_ptr<connection>> idle_dedicated_;
+    std::shared_ptr<connection> pubsub_;
+    std::set<std::string> channels_, patterns_, shard_channels_;
+    std::deque<message> queue_;
+    std::deque<callback<message>> receivers_;
+    std::function<void(const message&)> message_handler_;
+    std::function<void(const resp::value&)> push_handler_;
+    std::atomic<std::uint64_t> delivered_{0};
+    std::atomic<std::uint64_t> dropped_{0};
+    std::atomic<std::size_t> queue_size_{0};
+    std::size_t rr_ = 0;
+    bool closed_ = false;
+};
+
+}  // namespace detail
+
+// ---- session --------------------------------------------------------------------------------
+
+session::session(std::shared_ptr<detail::core> c, std::shared_ptr<connection> conn)
+    : core_(std::move(c)), conn_(std::move(conn)) {}
+
+session& session::operator=(session&& o) noexcept {
+    if (this != &o) {
+        release();
+        core_ = std::move(o.core_);
+        conn_ = std::move(o.conn_);
+        dirty_ = o.dirty_;
+    }
+    return *this;
+}
+
+session::~session() { release(); }
+
+void session::release() {
+    if (!conn_) return;
+    auto core = std::move(core_);
+    auto conn = std::move(conn_);
+    bool reusable = !dirty_;
+    core->run([core, conn, reusable] { core->give_back(conn, reusable); });
+}
+
+asio::io_context::executor_type session::executor() const { return conn_->get_executor(); }
+
+void session::command(request r, detail::callback<resp::value> cb) {
+    if (!conn_) {
+        cb(std::unexpected(make_error_code(error::closed)));
+        return;
+    }
+    if (r.has_connection_state() || r.blocking()) dirty_ = true;
+    core_->run([conn = conn_, r = std::move(r), cb = std::move(cb)]() mutable {
+        if (r.size() != 1 || r.has_pubsub()) {
+            cb(std::unexpected(make_error_code(error::invalid_argument)));
+            return;
+        }
+        conn->execute(r, [cb = std::move(cb)](std::error_code ec,
+                                              std::span<resp::value> rep) mutable {
+            if (ec) {
+                cb(std::unexpected(ec));
+            } else {
+                cb(std::move(rep[0]));
+            }
+        });
+    });
+}
+
+void session::exec(request r, detail::callback<std::vector<resp::value>> cb) {
+    if (!conn_) {
+        cb(std::unexpected(make_error_code(error::closed)));
+        return;
+    }
+    if (r.has_connection_state() || r.blocking()) dirty_ = true;
+    core_->run([conn = conn_, r = std::move(r), cb = std::move(cb)]() mutable {
+        if (r.empty() || r.has_pubsub()) {
+            cb(std::unexpected(make_error_code(error::invalid_argument)));
+            return;
+        }
+        conn->execute(r, [cb = std::move(cb)](std::error_code ec,
+                                              std::span<resp::value> rep) mutable {
+            if (ec) {
+                cb(std::unexpected(ec));
+            } else {
+                cb(std::vector<resp::value>(std::make_move_iterator(rep.begin()),
+                                            std::make_move_iterator(rep.end())));
+            }
+        });
+    });
+}
+
+// ---- client ---------------------------------------------------------------------------------
+
+client::client(client_config cfg) : own_ioc_(std::make_unique<asio::io_context>(1)) {
+    core_ = std::make_shared<detail::core>(own_ioc_->get_executor(), std::move(cfg));
+    core_->start();
+    thread_ = std::thread([ioc = own_ioc_.get()] {
+        auto work = asio::make_work_guard(*ioc);
+        ioc->run();
+    });
+}
+
+client::client(asio::io_context& ioc, client_config cfg)
+    : core_(std::make_shared<detail::core>(ioc.get_executor(), std::move(cfg))) {
+    core_->start();
+}
+
+client::~client() {
+    close();
+    if (own_ioc_) {
+        // Let the connection loops observe the close, then stop.
+        asio::post(*own_ioc_, [ioc = own_ioc_.get()] { ioc->stop(); });
+        if (thread_.joinable()) thread_.join();
+    }
+}
+
+void client::close() {
+    if (own_ioc_ && !thread_.joinable()) return;
+    auto c = core_;
+    if (c->ex_.running_in_this_thread() || !own_ioc_) {
+        c->run([c] { c->close(); });
+        return;
+    }
+    // Wait until the close has run so no completion races the destructor.
+    std::promise<void> done;
+    auto f = done.get_future();
+    asio::post(c->ex_, [c, &done] {
+        c->close();
+        done.set_value();
+    });
+    f.wait();
+}
+
+void client::command(request r, detail::callback<resp::value> cb) {
+    core_->run([c = core_.get(), r = std::move(r), cb = std::move(cb)]() mutable {
+        c->command(std::move(r), std::move(cb));
+    });
+}
+
+void client::exec(request r, detail::callback<std::vector<resp::value>> cb) {
+    core_->run([c = core_.get(), r = std::move(r), cb = std::move(cb)]() mutable {
+        c->exec(std::move(r), std::move(cb));
+    });
+}
+
+void client::transaction(request r, detail::callback<std::vector<resp::value>> cb) {
+    core_->run([c = core_.get(), r = std::move(r), cb = std::move(cb)]() mutable {
+        c->transaction(std::move(r), std::move(cb));
+    });
+}
+
+void client::lease(detail::callback<session> cb) {
+    core_->run([c = core_.get(), cb = std::move(cb)]() mutable { c->lease(std::move(cb)); });
+}
+
+void client::subscription(subscription_kind k, bool subscribe, std::vector<std::string> names,
+                          detail::callback<void> cb) {
+    core_->run([c = core_.get(), k, subscribe, n = std::move(names), cb = std::move(cb)]() mutable {
+        c->subscription(k, subscribe, std::move(n), std::move(cb));
+    });
+}
+
+void client::receive(detail::callback<message> cb) {
+    core_->run([c = core_.get(), cb = std::move(cb)]() mutable { c->receive(std::move(cb)); });
+}
+
+void client::set_message_handler(std::function<void(const message&)> handler) {
+    core_->run([c = core_.get(), h = std::move(handler)]() mutable {
+        c->message_handler_ = std::move(h);
+        // Hand over what queued up before the handler existed.
+        while (c->message_handler_ && !c->queue_.empty()) {
+            auto m = std::move(c->queue_.front());
+            c->queue_.pop_front();
+            c->queue_size_ = c->queue_.size();
+            c->message_handler_(m);
+        }
+    });
+}
+
+void client::set_push_handler(std::function<void(const resp::value&)> handler) {
+    core_->run([c = core_.get(), h = std::move(handler)]() mutable {
+        c->push_handler_ = std::move(h);
+    });
+}
+
+push_queue_stats client::push_stats() const {
+    return {core_->queue_size_.load(), core_->cfg_.push_queue_capacity, core_->delivered_.load(),
+            core_->dropped_.load()};
+}
+
+asio::io_context::executor_type client::executor() const noexcept { return core_->ex_; }
+const client_config& client::config() const noexcept { return core_->cfg_; }
+std::vector<std::shared_ptr<connection>> client::connections() const { return core_->conns_; }
+std::shared_ptr<connection> client::pubsub_connection() const { return core_->pubsub_; }
+
+}  // namespace respite::client
