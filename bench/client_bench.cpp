@@ -6,6 +6,7 @@
 // time per operation.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -36,8 +37,26 @@ struct numbers {
     double ops = 0;
     double p50_ms = 0;
     double p99_ms = 0;
-    double cpu_us_per_op = 0;
+    double cpu_us_per_op = 0;  // user + system CPU of the client process per command
 };
+
+struct cpu_times {
+    double user = 0, sys = 0;
+};
+
+cpu_times cpu_of(int who) {
+    rusage u{};
+    getrusage(who, &u);
+    return {static_cast<double>(u.ru_utime.tv_sec) + static_cast<double>(u.ru_utime.tv_usec) / 1e6,
+            static_cast<double>(u.ru_stime.tv_sec) + static_cast<double>(u.ru_stime.tv_usec) / 1e6};
+}
+
+double percentile_ms(std::vector<std::uint32_t>& us, double q) {
+    if (us.empty()) return 0;
+    auto k = static_cast<std::size_t>(q * static_cast<double>(us.size() - 1));
+    std::nth_element(us.begin(), us.begin() + static_cast<std::ptrdiff_t>(k), us.end());
+    return us[k] / 1000.0;
+}
 
 std::string run_capture(const std::string& command) {
     std::string out;
@@ -72,6 +91,7 @@ std::vector<std::string> csv_fields(const std::string& line) {
 // "p95_latency_ms","p99_latency_ms","max_latency_ms"
 numbers redis_benchmark(const std::string& host, int port, const std::string& test, int conns,
                         int pipeline, long n) {
+    auto cpu0 = cpu_of(RUSAGE_CHILDREN);
     auto out = run_capture(fmt::format(
         "redis-benchmark -h {} -p {} -c {} -P {} -n {} -r 100000 -d 3 -t {} --csv 2>/dev/null",
         host, port, conns, pipeline, n, test));
@@ -84,6 +104,9 @@ numbers redis_benchmark(const std::string& host, int port, const std::string& te
             r.ops = std::stod(f[1]);
             r.p50_ms = std::stod(f[4]);
             r.p99_ms = std::stod(f[6]);
+            auto cpu1 = cpu_of(RUSAGE_CHILDREN);
+            r.cpu_us_per_op = (cpu1.user - cpu0.user + cpu1.sys - cpu0.sys) * 1e6 /
+                              static_cast<double>(n);
             return r;
         }
     }
@@ -91,10 +114,8 @@ numbers redis_benchmark(const std::string& host, int port, const std::string& te
 }
 
 double cpu_seconds() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+    auto c = cpu_of(RUSAGE_SELF);
+    return c.user + c.sys;
 }
 
 numbers respite_run(const std::string& host, int port, const std::string& test, int conns,
@@ -116,8 +137,9 @@ numbers respite_run(const std::string& host, int port, const std::string& test, 
     }
     while (ready < conns) ioc.run_one();
 
-    obs::histogram latency;
+    std::vector<std::uint32_t> latency;
     long requests_per_conn = std::max(1L, n / (static_cast<long>(conns) * pipeline));
+    latency.reserve(static_cast<std::size_t>(requests_per_conn * conns));
     long failures = 0;
     int finished = 0;
     const bool is_set = test == "set";
@@ -125,14 +147,24 @@ numbers respite_run(const std::string& host, int port, const std::string& test, 
         asio::co_spawn(
             ioc,
             [&, w]() -> asio::awaitable<void> {
-                std::mt19937 rng(static_cast<unsigned>(w) * 7919u + 1);
-                std::uniform_int_distribution<int> key(0, 99999);
+                // xorshift: as cheap as redis-benchmark's random(), so the peer is not favoured.
+                std::uint32_t rng = static_cast<std::uint32_t>(w) * 2654435761u + 1u;
+                auto key = [&rng] {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 17;
+                    rng ^= rng << 5;
+                    return rng % 100000u;
+                };
                 auto& c = *clients[static_cast<std::size_t>(w)];
-                std::string k;
+                // Keys like redis-benchmark's key:__rand_int__: fixed width, digits replaced in
+                // place, so the workload generator costs as little as the peer's.
+                char kbuf[] = "key:000000000000";
+                const std::string_view k(kbuf, sizeof kbuf - 1);
                 for (long i = 0; i < requests_per_conn; ++i) {
                     client::request r;
                     for (int p = 0; p < pipeline; ++p) {
-                        k = "key:" + std::to_string(key(rng));
+                        unsigned v = key();
+                        for (int d = 15; d >= 10; --d, v /= 10) kbuf[d] = static_cast<char>('0' + v % 10);
                         if (is_set) {
                             r.push("SET", k, "xxx");
                         } else {
@@ -147,7 +179,7 @@ numbers respite_run(const std::string& host, int port, const std::string& test, 
                         auto res = co_await c.async_exec(std::move(r), asio::use_awaitable);
                         if (!res) ++failures;
                     }
-                    latency.observe_us(static_cast<std::uint64_t>(
+                    latency.push_back(static_cast<std::uint32_t>(
                         std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0)
                             .count()));
                 }
@@ -166,10 +198,22 @@ numbers respite_run(const std::string& host, int port, const std::string& test, 
     double total = static_cast<double>(requests_per_conn) * conns * pipeline;
     numbers r;
     r.ops = total / secs;
-    r.p50_ms = static_cast<double>(latency.quantile_us(0.5)) / 1000.0;
-    r.p99_ms = static_cast<double>(latency.quantile_us(0.99)) / 1000.0;
+    r.p50_ms = percentile_ms(latency, 0.5);
+    r.p99_ms = percentile_ms(latency, 0.99);
     r.cpu_us_per_op = cpu * 1e6 / total;
     return r;
+}
+
+// Median of each field independently.
+numbers median(std::vector<numbers> v) {
+    auto med = [&](auto field) {
+        std::vector<double> x;
+        for (const auto& n : v) x.push_back(n.*field);
+        std::sort(x.begin(), x.end());
+        return x[x.size() / 2];
+    };
+    return {med(&numbers::ops), med(&numbers::p50_ms), med(&numbers::p99_ms),
+            med(&numbers::cpu_us_per_op)};
 }
 
 }  // namespace
@@ -180,10 +224,13 @@ int main(int argc, char** argv) {
     int port = 6379;
     long n = 400000;
     std::string only;
+    int repeats = 3;
     app.add_option("--host", host, "Redis host (default: start a local redis-server)");
     app.add_option("--port", port, "Redis port");
     app.add_option("-n,--requests", n, "Commands per run")->check(CLI::Range(1000L, 100000000L));
     app.add_option("--only", only, "Run one configuration: c50p1, c50p16, c1p1, c1p128");
+    app.add_option("--repeats", repeats, "Alternating runs per cell; medians are printed")
+        ->check(CLI::Range(1, 50));
     CLI11_PARSE(app, argc, argv);
 
     std::unique_ptr<test::redis_server> local;
@@ -200,24 +247,32 @@ int main(int argc, char** argv) {
     };
     const config configs[] = {{"c50p1", 50, 1}, {"c50p16", 50, 16}, {"c1p1", 1, 1},
                               {"c1p128", 1, 128}};
-    fmt::print("{:<8} {:<4} {:>14} {:>14} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10}\n", "config",
-               "test", "rb ops/s", "respite ops/s", "ratio", "rb p50", "rs p50", "rb p99",
-               "rs p99", "rs cpu/op");
+    fmt::print("respite vs redis-benchmark, {} alternating runs per cell, medians; cpu/op is the "
+               "client process's user+system CPU per command\n\n",
+               repeats);
+    fmt::print("{:<8} {:<4} {:>11} {:>11} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "config",
+               "test", "rb ops/s", "rs ops/s", "ratio", "rb p50", "rs p50", "rb p99", "rs p99",
+               "rb cpu/op", "rs cpu/op");
     double worst = 1e9;
     for (const auto& c : configs) {
         if (!only.empty() && only != c.name) continue;
         long runs_n = c.conns == 1 && c.pipeline == 1 ? n / 4 : n;
         if (c.pipeline > 1) runs_n = n * 4;
         for (const char* test : {"set", "get"}) {
-            auto rb = redis_benchmark(host, port, test, c.conns, c.pipeline, runs_n);
-            auto rs = respite_run(host, port, test, c.conns, c.pipeline, runs_n);
+            std::vector<numbers> rbs, rss;
+            for (int i = 0; i < repeats; ++i) {
+                rbs.push_back(redis_benchmark(host, port, test, c.conns, c.pipeline, runs_n));
+                rss.push_back(respite_run(host, port, test, c.conns, c.pipeline, runs_n));
+            }
+            auto rb = median(rbs);
+            auto rs = median(rss);
             double ratio = rs.ops / rb.ops;
             worst = std::min(worst, ratio);
             fmt::print(
-                "{:<8} {:<4} {:>14.0f} {:>14.0f} {:>6.2f}x {:>7.3f}ms {:>7.3f}ms {:>7.3f}ms "
-                "{:>7.3f}ms {:>8.3f}us\n",
+                "{:<8} {:<4} {:>11.0f} {:>11.0f} {:>6.2f}x {:>7.3f}ms {:>7.3f}ms {:>7.3f}ms "
+                "{:>7.3f}ms {:>7.3f}us {:>7.3f}us\n",
                 c.name, test, rb.ops, rs.ops, ratio, rb.p50_ms, rs.p50_ms, rb.p99_ms, rs.p99_ms,
-                rs.cpu_us_per_op);
+                rb.cpu_us_per_op, rs.cpu_us_per_op);
             std::fflush(stdout);
         }
     }

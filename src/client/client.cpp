@@ -96,7 +96,7 @@ public:
             return;
         }
         auto done = [cb = std::move(cb)](std::error_code ec,
-                                         std::span<resp::value> replies) mutable {
+                                         std::vector<resp::value>& replies) mutable {
             if (ec) {
                 cb(std::unexpected(ec));
             } else {
@@ -112,12 +112,11 @@ public:
             return;
         }
         dispatch(std::move(r), [cb = std::move(cb)](std::error_code ec,
-                                                    std::span<resp::value> replies) mutable {
+                                                    std::vector<resp::value>& replies) mutable {
             if (ec) {
                 cb(std::unexpected(ec));
             } else {
-                cb(std::vector<resp::value>(std::make_move_iterator(replies.begin()),
-                                            std::make_move_iterator(replies.end())));
+                cb(std::move(replies));
             }
         });
     }
@@ -125,7 +124,7 @@ public:
     // Blocking and state-changing requests take a dedicated connection; the rest are multiplexed.
     void dispatch(request r, reply_handler done) {
         if (closed_) {
-            done(make_error_code(error::closed), {});
+            fail(done, make_error_code(error::closed));
             return;
         }
         if (!r.blocking() && !r.has_connection_state()) {
@@ -135,7 +134,7 @@ public:
         auto conn = take_dedicated();
         bool reusable = !r.has_connection_state();
         conn->execute(r, [self = shared_from_this(), conn, reusable, done = std::move(done)](
-                             std::error_code ec, std::span<resp::value> replies) mutable {
+                             std::error_code ec, std::vector<resp::value>& replies) mutable {
             // A timed-out blocking command may still be blocked server-side: do not reuse.
             self->give_back(conn, reusable && !ec);
             done(ec, replies);
@@ -158,7 +157,7 @@ public:
         auto n = r.size();
         next_connection().execute(tx,
                     [cb = std::move(cb), n](std::error_code ec,
-                                            std::span<resp::value> replies) mutable {
+                                            std::vector<resp::value>& replies) mutable {
                         if (ec) {
                             cb(std::unexpected(ec));
                             return;
@@ -267,7 +266,7 @@ public:
             std::vector<std::string_view> args{verb(k, true)};
             for (const auto& n : set) args.push_back(n);
             r.push_args(args);
-            pubsub_->execute_pubsub(r, [k](std::error_code ec, std::span<resp::value> rep) {
+            pubsub_->execute_pubsub(r, [k](std::error_code ec, std::vector<resp::value>& rep) {
                 if (ec || (!rep.empty() && rep[0].is_error())) {
                     obs::log().error("resubscribe_failed kind={} error=\"{}\"",
                                      static_cast<int>(k),
@@ -301,7 +300,7 @@ public:
         r.push_args(args);
         pubsub().execute_pubsub(
             r, [self = shared_from_this(), k, subscribe, names = std::move(names),
-                cb = std::move(cb)](std::error_code ec, std::span<resp::value> rep) mutable {
+                cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
                 if (!ec && !rep.empty() && rep[0].is_error()) {
                     ec = make_error_code(error::server_error);
                     obs::log().warn("subscribe_rejected error=\"{}\"", rep[0].str());
@@ -453,7 +452,7 @@ void session::command(request r, detail::callback<resp::value> cb) {
             return;
         }
         conn->execute(r, [cb = std::move(cb)](std::error_code ec,
-                                              std::span<resp::value> rep) mutable {
+                                              std::vector<resp::value>& rep) mutable {
             if (ec) {
                 cb(std::unexpected(ec));
             } else {
@@ -475,12 +474,11 @@ void session::exec(request r, detail::callback<std::vector<resp::value>> cb) {
             return;
         }
         conn->execute(r, [cb = std::move(cb)](std::error_code ec,
-                                              std::span<resp::value> rep) mutable {
+                                              std::vector<resp::value>& rep) mutable {
             if (ec) {
                 cb(std::unexpected(ec));
             } else {
-                cb(std::vector<resp::value>(std::make_move_iterator(rep.begin()),
-                                            std::make_move_iterator(rep.end())));
+                cb(std::move(rep));
             }
         });
     });

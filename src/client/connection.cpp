@@ -150,11 +150,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     void submit(std::string_view bytes, detail::request_options opts, std::size_t commands,
                 reply_handler done) {
         if (state_ == connection_state::closed) {
-            done(make_error_code(error::closed), {});
+            fail(done, make_error_code(error::closed));
             return;
         }
         if (state_ != connection_state::ready && !cfg_.queue_while_disconnected) {
-            done(make_error_code(error::not_connected), {});
+            fail(done, make_error_code(error::not_connected));
             return;
         }
         metrics_.requests.inc();
@@ -162,7 +162,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         auto start = clock::now();
         queue_.push(bytes, opts,
                     [this, start, done = std::move(done)](std::error_code ec,
-                                                          std::span<resp::value> replies) mutable {
+                                                          std::vector<resp::value>& replies) mutable {
                         auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                                       clock::now() - start)
                                       .count();
@@ -185,6 +185,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
 
     void wake_writer() {
+        // While a read is being processed, the reader flushes everything at its end in one write.
+        if (in_process_) return;
         if (state_ == connection_state::ready && writer_waiting_ && !writer_woken_) {
             writer_woken_ = true;
             write_signal_.cancel();
@@ -348,6 +350,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             auto [e] = co_await unix_->async_connect(
                 asio::local::stream_protocol::endpoint(cfg_.unix_path), use_task);
             if (e) co_return e;
+            unix_->non_blocking(true, ec);
             co_return co_await handshake(*unix_);
         }
         asio::ip::basic_resolver<asio::ip::tcp, executor> resolver(ex_);
@@ -374,6 +377,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             co_return co_await handshake(*tls_);
         }
         tcp_.emplace(std::move(sock));
+        tcp_->non_blocking(true, ec);
         co_return co_await handshake(*tcp_);
     }
 
@@ -495,8 +499,33 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             }
             metrics_.bytes_read.inc(n);
             last_read_ = clock::now();
-            if (!process(std::string_view(rbuf_.data(), n))) co_return;
+            in_process_ = true;
+            bool ok = process(std::string_view(rbuf_.data(), n));
+            in_process_ = false;
+            if (!ok) co_return;
+            flush_inline(s);
         }
+    }
+
+    // Writes what the replies just processed made callers send, right here, without a trip
+    // through the scheduler: a non-blocking write_some; whatever does not fit goes to the writer.
+    template <class Stream>
+    void flush_inline(Stream& s) {
+        if (!queue_.has_staged() || state_ != connection_state::ready) return;
+        if constexpr (!std::is_same_v<Stream, tls_stream>) {
+            if (writer_waiting_ && wpos_ == wbuf_.size()) {
+                queue_.take_staged(wbuf_);
+                std::error_code ec;
+                auto n = s.write_some(asio::buffer(wbuf_), ec);
+                if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+                    n = 0;  // the writer retries and reports the error
+                }
+                wpos_ = n;
+                metrics_.bytes_written.inc(n);
+                if (wpos_ == wbuf_.size()) return;
+            }
+        }
+        wake_writer();
     }
 
     bool process(std::string_view data) {
@@ -529,14 +558,22 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
     template <class Stream>
     task<void> writer(Stream& s) {
+        wbuf_.clear();
+        wpos_ = 0;
         for (;;) {
-            while (queue_.has_staged() && state_ == connection_state::ready) {
-                queue_.take_staged(wbuf_);
-                auto [ec, n] = co_await asio::async_write(s, asio::buffer(wbuf_), use_task);
+            for (;;) {
+                if (wpos_ == wbuf_.size()) {
+                    if (!queue_.has_staged() || state_ != connection_state::ready) break;
+                    queue_.take_staged(wbuf_);
+                    wpos_ = 0;
+                }
+                auto [ec, n] = co_await asio::async_write(
+                    s, asio::buffer(wbuf_.data() + wpos_, wbuf_.size() - wpos_), use_task);
                 if (ec) {
                     last_error_ = ec;
                     co_return;
                 }
+                wpos_ = wbuf_.size();
                 metrics_.bytes_written.inc(n);
             }
             writer_waiting_ = true;
@@ -563,7 +600,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             auto answered = std::make_shared<int>(0);  // 0 pending, 1 ok, -1 failed
             request ping = cmd("PING");
             submit(ping.payload(), {1, clock::now() + interval, detail::reply_mode::normal}, 1,
-                   [answered](std::error_code e, std::span<resp::value>) {
+                   [answered](std::error_code e, std::vector<resp::value>&) {
                        *answered = e ? -1 : 1;
                    });
             health_timer_.expires_after(interval);
@@ -616,6 +653,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     std::unique_ptr<asio::ssl::context> ssl_ctx_;
     std::string rbuf_;
     std::string wbuf_;
+    std::size_t wpos_ = 0;  // bytes of wbuf_ already written
     timer write_signal_;
     timer sweep_timer_;
     timer backoff_timer_;
@@ -634,6 +672,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     std::atomic<int> protocol_{0};
     int blocking_in_flight_ = 0;
     bool writer_waiting_ = false;
+    bool in_process_ = false;
     bool writer_woken_ = false;
     bool started_ = false;
 };
@@ -656,14 +695,14 @@ void connection::close() { impl_->close(); }
 
 void connection::execute(const request& req, reply_handler done) {
     if (req.empty() || req.has_empty_command()) {
-        done(make_error_code(error::invalid_argument), {});
+        fail(done, make_error_code(error::invalid_argument));
         return;
     }
     auto deadline = impl_->deadline_for(req);
     if (req.blocking()) {
         ++impl_->blocking_in_flight_;
         done = [p = impl_.get(), d = std::move(done)](std::error_code ec,
-                                                      std::span<resp::value> r) mutable {
+                                                      std::vector<resp::value>& r) mutable {
             --p->blocking_in_flight_;
             d(ec, r);
         };
@@ -675,17 +714,15 @@ void connection::execute(const request& req, reply_handler done) {
 
 void connection::execute_pubsub(const request& req, reply_handler done) {
     if (req.size() != 1) {
-        done(make_error_code(error::invalid_argument), {});
+        fail(done, make_error_code(error::invalid_argument));
         return;
     }
     std::string bytes = req.payload();
     resp::append_command(bytes, {"PING"});
     impl_->submit(bytes, {1, impl_->deadline_for(req), detail::reply_mode::subscribe_then_ping}, 2,
-                  [d = std::move(done)](std::error_code ec, std::span<resp::value> r) mutable {
+                  [d = std::move(done)](std::error_code ec, std::vector<resp::value>& r) mutable {
                       if (!ec && !r.empty() && !r[0].is_error()) {
-                          resp::value ok = resp::value::simple_string("OK");
-                          d(ec, std::span<resp::value>(&ok, 1));
-                          return;
+                          r[0] = resp::value::simple_string("OK");
                       }
                       d(ec, r);
                   });

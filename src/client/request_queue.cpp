@@ -14,7 +14,7 @@ void request_queue::push(std::string_view encoded, request_options opts, complet
     e.bytes = static_cast<std::uint32_t>(encoded.size());
     e.deadline = opts.deadline;
     e.mode = opts.mode;
-    if (e.expected > 1) e.replies.reserve(e.expected);
+    e.replies.reserve(e.expected);
     staging_.append(encoded);
     entries_.push_back(std::move(e));
 }
@@ -40,13 +40,8 @@ bool request_queue::is_resp2_push(const resp::value& v) const noexcept {
 void request_queue::finish(entry& e, std::error_code ec) {
     if (e.abandoned || !e.done) return;
     auto done = std::move(e.done);
-    if (ec) {
-        done(ec, {});
-    } else if (e.expected == 1) {
-        done(ec, std::span<resp::value>(&e.single, 1));
-    } else {
-        done(ec, std::span<resp::value>(e.replies));
-    }
+    if (ec) e.replies.clear();
+    done(ec, e.replies);
 }
 
 request_queue::value_route request_queue::on_value(resp::value&& v) {
@@ -64,9 +59,7 @@ request_queue::value_route request_queue::on_value(resp::value&& v) {
         return value_route::reply;
     }
     if (e.mode == reply_mode::subscribe_then_ping && e.has_sub_error) {
-        e.single = std::move(e.sub_error);  // the (un)subscribe's error is the outcome
-    } else if (e.expected == 1) {
-        e.single = std::move(v);
+        e.replies.push_back(std::move(e.sub_error));  // the (un)subscribe's error is the outcome
     } else {
         e.replies.push_back(std::move(v));
     }

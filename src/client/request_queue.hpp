@@ -22,8 +22,9 @@ namespace respite::client::detail {
 
 using clock = std::chrono::steady_clock;
 
-// Called once per request with its replies (one per command) or an error.
-using completion = std::move_only_function<void(std::error_code, std::span<resp::value>)>;
+// Called once per request with its replies (one per command; empty on error). The callee may
+// move the vector or its elements out.
+using completion = std::move_only_function<void(std::error_code, std::vector<resp::value>&)>;
 
 enum class reply_mode : std::uint8_t {
     normal,
@@ -76,8 +77,7 @@ public:
 private:
     struct entry {
         completion done;
-        resp::value single;                 // the reply when replies == 1
-        std::vector<resp::value> replies;   // when replies > 1
+        std::vector<resp::value> replies;   // one per command, in order
         resp::value sub_error;              // subscribe_then_ping: the error reply, if any
         std::uint32_t expected = 1;
         std::uint32_t received = 0;

@@ -1,8 +1,10 @@
 // RESP encoders for commands and replies, with Redis's RESP3 -> RESP2 down-conversion.
+#include <respite/resp/writer.hpp>
+
+#include <algorithm>
 #include <charconv>
 #include <cmath>
-
-#include <respite/resp/writer.hpp>
+#include <cstring>
 
 namespace respite::resp {
 namespace {
@@ -50,19 +52,54 @@ void append_elements(std::string& out, const std::vector<value>& elements, std::
     }
 }
 
+std::size_t decimal_digits(std::size_t n) noexcept {
+    std::size_t d = 1;
+    while (n >= 10) {
+        n /= 10;
+        ++d;
+    }
+    return d;
+}
+
+char* write_decimal(char* p, std::size_t n, std::size_t digits) noexcept {
+    char* end = p + digits;
+    char* q = end;
+    do {
+        *--q = static_cast<char>('0' + n % 10);
+        n /= 10;
+    } while (n != 0);
+    return end;
+}
+
 }  // namespace
 
+// Every request goes through here: sized exactly once, then written with plain stores.
 void append_command(std::string& out, std::span<const std::string_view> args) {
-    std::size_t total = 16;
+    const std::size_t count_digits = decimal_digits(args.size());
+    std::size_t total = 1 + count_digits + 2;
     for (const auto a : args) {
-        total += a.size() + 16;
+        total += 1 + decimal_digits(a.size()) + 2 + a.size() + 2;
     }
-    out.reserve(out.size() + total);
-    append_header(out, '*', args.size());
+    const std::size_t old = out.size();
+    if (out.capacity() < old + total) out.reserve(std::max(old + total, 2 * out.capacity()));
+    out.resize(old + total);
+    char* p = out.data() + old;
+    *p++ = '*';
+    p = write_decimal(p, args.size(), count_digits);
+    *p++ = '\r';
+    *p++ = '\n';
     for (const auto a : args) {
-        append_blob(out, '$', a);
+        *p++ = '$';
+        p = write_decimal(p, a.size(), decimal_digits(a.size()));
+        *p++ = '\r';
+        *p++ = '\n';
+        if (!a.empty()) std::memcpy(p, a.data(), a.size());
+        p += a.size();
+        *p++ = '\r';
+        *p++ = '\n';
     }
 }
+
 
 void append_command(std::string& out, std::initializer_list<std::string_view> args) {
     append_command(out, std::span<const std::string_view>(args.begin(), args.size()));

@@ -231,9 +231,11 @@ unique_fd connect_unix(const std::string& path) {
 }
 
 std::string resp_command(const std::vector<std::string>& args) {
-    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    std::string out;
+    out.append("*").append(std::to_string(args.size())).append("\r\n");
     for (const auto& arg : args) {
-        out += "$" + std::to_string(arg.size()) + "\r\n" + arg + "\r\n";
+        out.append("$").append(std::to_string(arg.size())).append("\r\n");
+        out.append(arg).append("\r\n");
     }
     return out;
 }

@@ -10,7 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <span>
+#include <vector>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -26,7 +26,15 @@ namespace respite::client {
 
 enum class connection_state : unsigned char { idle, connecting, ready, backoff, closed };
 
-using reply_handler = std::move_only_function<void(std::error_code, std::span<resp::value>)>;
+// Gets the replies of a request (one per command, in order; the callee may move them out) or an
+// error with no replies.
+using reply_handler = std::move_only_function<void(std::error_code, std::vector<resp::value>&)>;
+
+// Completes a handler with an error.
+inline void fail(reply_handler& done, std::error_code ec) {
+    std::vector<resp::value> none;
+    done(ec, none);
+}
 
 class connection : public std::enable_shared_from_this<connection> {
 public:

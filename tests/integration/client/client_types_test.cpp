@@ -121,9 +121,9 @@ TEST_P(types, every_debug_protocol_type_round_trips) {
     EXPECT_EQ(client::server_error_of(err)->kind(), client::server_error_kind::err);
 }
 
-TEST_P(types, push_before_a_reply_is_not_taken_as_the_reply) {
-    if (GetParam() != 3) GTEST_SKIP() << "push frames are RESP3";
-    client::client_config cfg = config_for(*server_, 3);
+TEST(resp3, push_before_a_reply_is_not_taken_as_the_reply) {
+    redis_server server;
+    client::client_config cfg = config_for(server, 3);
     client::client cl(cfg);
     std::promise<value> pushed;
     std::atomic<int> pushes{0};

@@ -18,7 +18,7 @@ struct outcome {
 };
 
 rd::completion record(outcome& o) {
-    return [&o](std::error_code ec, std::span<value> r) {
+    return [&o](std::error_code ec, std::vector<value>& r) {
         ++o.calls;
         o.ec = ec;
         o.replies.assign(r.begin(), r.end());
@@ -201,7 +201,7 @@ TEST(request_queue, completion_may_enqueue_more_requests) {
     rd::request_queue q;
     outcome inner;
     int outer_calls = 0;
-    q.push("A", {}, [&](std::error_code, std::span<value>) {
+    q.push("A", {}, [&](std::error_code, std::vector<value>&) {
         ++outer_calls;
         q.push("B", {}, record(inner));
     });
