@@ -18,7 +18,17 @@ CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo 
   -DRESPITE_FUZZ_ONLY=ON >/dev/null
 cmake --build build/fuzz -j "$jobs"
 
-# 2. Everything else with g++ under ASan+UBSan; the fuzz run is one of its ctest tests.
+# 2. Where threads meet (client facade, fault proxy, metrics), under ThreadSanitizer.
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_TSAN=ON -DRESPITE_BENCH=OFF \
+  >/dev/null
+cmake --build build/tsan -j "$jobs" --target threads_client support_selftest unit_obs
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+for t in tests/integration/client/threads_client tests/support/support_selftest tests/unit/obs/unit_obs; do
+  echo "tsan: $t"
+  "build/tsan/$t" --gtest_brief=1
+done
+
+# 3. Everything else with g++ under ASan+UBSan; the fuzz run is one of its ctest tests.
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_SANITIZE=ON \
   -DRESPITE_FUZZ_BINARY="$root/build/fuzz/fuzz/fuzz_resp" -DRESPITE_FUZZ_SECONDS="$fuzz_seconds" \
   >/dev/null
@@ -27,5 +37,5 @@ cmake --build build/asan -j "$jobs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd build/asan
-# The fuzz run is long and CPU-bound: run it alone, the rest in parallel.
+# The fuzz run (one CPU-bound test) runs beside the others.
 ctest --output-on-failure -j "$jobs" --timeout 600 "$@"

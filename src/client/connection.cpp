@@ -268,8 +268,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                     obs::log().warn("connect_failed endpoint={} error=\"{}\" attempt={}",
                                     endpoint(), ec.message(), attempt + 1);
                 }
-                if (ec == error::auth_failed) {
-                    queue_.fail_all(ec);  // waiting cannot make a wrong password right
+                if (ec == error::auth_failed || ec.category() == asio::error::get_ssl_category()) {
+                    // Waiting cannot make a wrong password or an untrusted certificate right.
+                    queue_.fail_all(ec);
                 } else if (!cfg_.queue_while_disconnected) {
                     queue_.fail_all(make_error_code(error::not_connected));
                 }
