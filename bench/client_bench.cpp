@@ -4,8 +4,6 @@
 // redis-benchmark, then respite doing the same work (C connections, each with one request of P
 // commands outstanding, random keys, 3-byte values), and prints the ratios and respite's CPU
 // time per operation.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -14,6 +12,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <sys/resource.h>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -52,7 +51,8 @@ cpu_times cpu_of(int who) {
 }
 
 double percentile_ms(std::vector<std::uint32_t>& us, double q) {
-    if (us.empty()) return 0;
+    if (us.empty())
+        return 0;
     auto k = static_cast<std::size_t>(q * static_cast<double>(us.size() - 1));
     std::nth_element(us.begin(), us.begin() + static_cast<std::ptrdiff_t>(k), us.end());
     return us[k] / 1000.0;
@@ -61,10 +61,12 @@ double percentile_ms(std::vector<std::uint32_t>& us, double q) {
 std::string run_capture(const std::string& command) {
     std::string out;
     FILE* p = popen(command.c_str(), "r");
-    if (!p) throw std::runtime_error("cannot run: " + command);
+    if (!p)
+        throw std::runtime_error("cannot run: " + command);
     std::array<char, 4096> buf;
     size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0)
+        out.append(buf.data(), n);
     pclose(p);
     return out;
 }
@@ -105,8 +107,8 @@ numbers redis_benchmark(const std::string& host, int port, const std::string& te
             r.p50_ms = std::stod(f[4]);
             r.p99_ms = std::stod(f[6]);
             auto cpu1 = cpu_of(RUSAGE_CHILDREN);
-            r.cpu_us_per_op = (cpu1.user - cpu0.user + cpu1.sys - cpu0.sys) * 1e6 /
-                              static_cast<double>(n);
+            r.cpu_us_per_op =
+                (cpu1.user - cpu0.user + cpu1.sys - cpu0.sys) * 1e6 / static_cast<double>(n);
             return r;
         }
     }
@@ -128,14 +130,16 @@ numbers respite_run(const std::string& host, int port, const std::string& test, 
     obs::registry reg;  // keep the benchmark's numbers apart from the global registry
     cfg.connection.metrics = &reg;
     std::vector<std::unique_ptr<client::client>> clients;
-    for (int i = 0; i < conns; ++i) clients.push_back(std::make_unique<client::client>(ioc, cfg));
+    for (int i = 0; i < conns; ++i)
+        clients.push_back(std::make_unique<client::client>(ioc, cfg));
 
     // Warm up: every connection established before timing starts.
     int ready = 0;
     for (auto& c : clients) {
         c->async_command(client::cmd("PING"), [&](client::result<resp::value>) { ++ready; });
     }
-    while (ready < conns) ioc.run_one();
+    while (ready < conns)
+        ioc.run_one();
 
     std::vector<std::uint32_t> latency;
     long requests_per_conn = std::max(1L, n / (static_cast<long>(conns) * pipeline));
@@ -164,7 +168,8 @@ numbers respite_run(const std::string& host, int port, const std::string& test, 
                     client::request r;
                     for (int p = 0; p < pipeline; ++p) {
                         unsigned v = key();
-                        for (int d = 15; d >= 10; --d, v /= 10) kbuf[d] = static_cast<char>('0' + v % 10);
+                        for (int d = 15; d >= 10; --d, v /= 10)
+                            kbuf[d] = static_cast<char>('0' + v % 10);
                         if (is_set) {
                             r.push("SET", k, "xxx");
                         } else {
@@ -174,10 +179,12 @@ numbers respite_run(const std::string& host, int port, const std::string& test, 
                     auto t0 = steady::now();
                     if (pipeline == 1) {
                         auto res = co_await c.async_command(std::move(r), asio::use_awaitable);
-                        if (!res) ++failures;
+                        if (!res)
+                            ++failures;
                     } else {
                         auto res = co_await c.async_exec(std::move(r), asio::use_awaitable);
-                        if (!res) ++failures;
+                        if (!res)
+                            ++failures;
                     }
                     latency.push_back(static_cast<std::uint32_t>(
                         std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0)
@@ -189,12 +196,15 @@ numbers respite_run(const std::string& host, int port, const std::string& test, 
     }
     auto cpu0 = cpu_seconds();
     auto t0 = steady::now();
-    while (finished < conns) ioc.run_one();
+    while (finished < conns)
+        ioc.run_one();
     auto secs = std::chrono::duration<double>(steady::now() - t0).count();
     auto cpu = cpu_seconds() - cpu0;
-    for (auto& c : clients) c->close();
+    for (auto& c : clients)
+        c->close();
     ioc.poll();
-    if (failures) fmt::print(stderr, "respite: {} failed requests\n", failures);
+    if (failures)
+        fmt::print(stderr, "respite: {} failed requests\n", failures);
     double total = static_cast<double>(requests_per_conn) * conns * pipeline;
     numbers r;
     r.ops = total / secs;
@@ -208,7 +218,8 @@ numbers respite_run(const std::string& host, int port, const std::string& test, 
 numbers median(std::vector<numbers> v) {
     auto med = [&](auto field) {
         std::vector<double> x;
-        for (const auto& n : v) x.push_back(n.*field);
+        for (const auto& n : v)
+            x.push_back(n.*field);
         std::sort(x.begin(), x.end());
         return x[x.size() / 2];
     };
@@ -245,19 +256,22 @@ int main(int argc, char** argv) {
         int conns;
         int pipeline;
     };
-    const config configs[] = {{"c50p1", 50, 1}, {"c50p16", 50, 16}, {"c1p1", 1, 1},
-                              {"c1p128", 1, 128}};
-    fmt::print("respite vs redis-benchmark, {} alternating runs per cell, medians; cpu/op is the "
-               "client process's user+system CPU per command\n\n",
-               repeats);
+    const config configs[] = {
+        {"c50p1", 50, 1}, {"c50p16", 50, 16}, {"c1p1", 1, 1}, {"c1p128", 1, 128}};
+    fmt::print(
+        "respite vs redis-benchmark, {} alternating runs per cell, medians; cpu/op is the "
+        "client process's user+system CPU per command\n\n",
+        repeats);
     fmt::print("{:<8} {:<4} {:>11} {:>11} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "config",
                "test", "rb ops/s", "rs ops/s", "ratio", "rb p50", "rs p50", "rb p99", "rs p99",
                "rb cpu/op", "rs cpu/op");
     double worst = 1e9;
     for (const auto& c : configs) {
-        if (!only.empty() && only != c.name) continue;
+        if (!only.empty() && only != c.name)
+            continue;
         long runs_n = c.conns == 1 && c.pipeline == 1 ? n / 4 : n;
-        if (c.pipeline > 1) runs_n = n * 4;
+        if (c.pipeline > 1)
+            runs_n = n * 4;
         for (const char* test : {"set", "get"}) {
             std::vector<numbers> rbs, rss;
             for (int i = 0; i < repeats; ++i) {

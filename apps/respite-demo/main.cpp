@@ -33,7 +33,8 @@ T wait(std::future<T> f) {
 }
 
 resp::value must(client::result<resp::value> r, const char* what) {
-    if (!r) throw std::runtime_error(fmt::format("{}: {}", what, r.error().message()));
+    if (!r)
+        throw std::runtime_error(fmt::format("{}: {}", what, r.error().message()));
     return std::move(*r);
 }
 
@@ -41,7 +42,9 @@ double seconds_since(steady::time_point t0) {
     return std::chrono::duration<double>(steady::now() - t0).count();
 }
 
-void section(const char* title) { fmt::print("\n== {}\n", title); }
+void section(const char* title) {
+    fmt::print("\n== {}\n", title);
+}
 
 }  // namespace
 
@@ -56,7 +59,8 @@ int main(int argc, char** argv) {
     app.add_option("--port", port, "Redis port")->check(CLI::Range(1, 65535));
     app.add_option("--password", password, "Redis password");
     app.add_option("--protocol", protocol, "RESP version to ask for")->check(CLI::IsMember({2, 3}));
-    app.add_option("-n,--requests", n, "Commands per throughput step")->check(CLI::Range(1, 10000000));
+    app.add_option("-n,--requests", n, "Commands per throughput step")
+        ->check(CLI::Range(1, 10000000));
     CLI11_PARSE(app, argc, argv);
 
     std::unique_ptr<test::redis_server> local;
@@ -79,12 +83,11 @@ int main(int argc, char** argv) {
         client::client c(cfg);
 
         section("connection");
-        auto hello = must(wait(c.async_command(cmd("HELLO", protocol), asio::use_future)),
-                          "HELLO");
-        if (const auto* v = hello.find("version")) fmt::print("server version  {}\n", v->str());
+        auto hello = must(wait(c.async_command(cmd("HELLO", protocol), asio::use_future)), "HELLO");
+        if (const auto* v = hello.find("version"))
+            fmt::print("server version  {}\n", v->str());
         fmt::print("protocol        RESP{}\n", c.connections()[0]->protocol());
-        fmt::print("HELLO reply     {} ({} fields)\n", resp::type_name(hello.type()),
-                   hello.size());
+        fmt::print("HELLO reply     {} ({} fields)\n", resp::type_name(hello.type()), hello.size());
 
         section("RESP3 types");
         c.async_exec(client::request{}
@@ -96,10 +99,11 @@ int main(int argc, char** argv) {
             .get();
         auto h = must(wait(c.async_command(cmd("HGETALL", "demo:h"), asio::use_future)), "HGETALL");
         fmt::print("HGETALL         {} of {} pairs\n", resp::type_name(h.type()), h.size());
-        auto s = must(wait(c.async_command(cmd("SMEMBERS", "demo:s"), asio::use_future)), "SMEMBERS");
+        auto s =
+            must(wait(c.async_command(cmd("SMEMBERS", "demo:s"), asio::use_future)), "SMEMBERS");
         fmt::print("SMEMBERS        {} of {} members\n", resp::type_name(s.type()), s.size());
-        auto z = must(wait(c.async_command(cmd("ZSCORE", "demo:z", "top"), asio::use_future)),
-                      "ZSCORE");
+        auto z =
+            must(wait(c.async_command(cmd("ZSCORE", "demo:z", "top"), asio::use_future)), "ZSCORE");
         fmt::print("ZSCORE top      {} {}\n", resp::type_name(z.type()),
                    z.type() == resp::type::double_ ? fmt::format("{}", z.double_value()) : z.str());
         auto e = must(wait(c.async_command(cmd("INCR", "demo:h"), asio::use_future)), "INCR");
@@ -111,10 +115,12 @@ int main(int argc, char** argv) {
         section("pipelining");
         {
             client::request r;
-            for (int i = 0; i < n; ++i) r.push("SET", fmt::format("demo:key:{}", i), i);
+            for (int i = 0; i < n; ++i)
+                r.push("SET", fmt::format("demo:key:{}", i), i);
             auto t0 = steady::now();
             auto rs = wait(c.async_exec(std::move(r), asio::use_future));
-            if (!rs) throw std::runtime_error(rs.error().message());
+            if (!rs)
+                throw std::runtime_error(rs.error().message());
             auto secs = seconds_since(t0);
             fmt::print("explicit        {} SETs in one request: {:.0f} ms, {:.0f} ops/s\n", n,
                        secs * 1000, n / secs);
@@ -132,7 +138,8 @@ int main(int argc, char** argv) {
                             auto r = co_await ac.async_command(
                                 cmd("INCR", fmt::format("demo:ctr:{}", w % 8)),
                                 asio::use_awaitable);
-                            if (!r) ++failed;
+                            if (!r)
+                                ++failed;
                         }
                         ++done;
                     },
@@ -140,20 +147,24 @@ int main(int argc, char** argv) {
             }
             auto t0 = steady::now();
             auto deadline = t0 + 120s;
-            while (done < workers && steady::now() < deadline) ioc.run_one_for(10ms);
+            while (done < workers && steady::now() < deadline)
+                ioc.run_one_for(10ms);
             auto secs = seconds_since(t0);
-            fmt::print("automatic       {} coroutines x {} INCR on one connection: {:.0f} ops/s, "
-                       "{} failed\n",
-                       workers, per, workers * per / secs, failed);
+            fmt::print(
+                "automatic       {} coroutines x {} INCR on one connection: {:.0f} ops/s, "
+                "{} failed\n",
+                workers, per, workers * per / secs, failed);
         }
 
         section("transaction");
         {
             client::request tx;
-            tx.push("SET", "demo:balance", 100).push("DECRBY", "demo:balance", 30).push(
-                "GET", "demo:balance");
+            tx.push("SET", "demo:balance", 100)
+                .push("DECRBY", "demo:balance", 30)
+                .push("GET", "demo:balance");
             auto r = wait(c.async_transaction(std::move(tx), asio::use_future));
-            if (!r) throw std::runtime_error(r.error().message());
+            if (!r)
+                throw std::runtime_error(r.error().message());
             fmt::print("MULTI/EXEC      balance after DECRBY 30: {}\n", (*r)[2].str());
         }
 
@@ -161,10 +172,12 @@ int main(int argc, char** argv) {
         {
             auto sub = wait(c.async_subscribe(client::subscription_kind::channel, {"demo:news"},
                                               asio::use_future));
-            if (!sub) throw std::runtime_error(sub.error().message());
-            auto psub = wait(c.async_subscribe(client::subscription_kind::pattern, {"demo:*:alerts"},
-                                               asio::use_future));
-            if (!psub) throw std::runtime_error(psub.error().message());
+            if (!sub)
+                throw std::runtime_error(sub.error().message());
+            auto psub = wait(c.async_subscribe(client::subscription_kind::pattern,
+                                               {"demo:*:alerts"}, asio::use_future));
+            if (!psub)
+                throw std::runtime_error(psub.error().message());
             client::request pubs;
             pubs.push("PUBLISH", "demo:news", "respite is up")
                 .push("PUBLISH", "demo:eu:alerts", "disk 91%")
@@ -172,7 +185,8 @@ int main(int argc, char** argv) {
             wait(c.async_exec(std::move(pubs), asio::use_future));
             for (int i = 0; i < 3; ++i) {
                 auto m = wait(c.async_receive(asio::use_future));
-                if (!m) throw std::runtime_error(m.error().message());
+                if (!m)
+                    throw std::runtime_error(m.error().message());
                 fmt::print("received        {:8} channel={} {}payload=\"{}\"\n",
                            m->kind == client::message::kind::pmessage ? "pmessage" : "message",
                            m->channel, m->pattern.empty() ? "" : "pattern=" + m->pattern + " ",

@@ -1,7 +1,5 @@
 // The client facade's core: connection selection, dedicated-connection pool, pub/sub tracking
 // and the bounded message queue. Everything here runs on the client's I/O executor.
-#include <respite/client/client.hpp>
-
 #include <atomic>
 #include <deque>
 #include <future>
@@ -9,6 +7,7 @@
 
 #include <asio/post.hpp>
 
+#include <respite/client/client.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/obs/metrics.hpp>
 
@@ -17,7 +16,7 @@ namespace respite::client {
 namespace detail {
 
 class core : public std::enable_shared_from_this<core> {
-public:
+  public:
     using executor = asio::io_context::executor_type;
 
     core(executor ex, client_config cfg)
@@ -30,8 +29,10 @@ public:
                                                 labels())),
           queue_gauge_(registry_.get_gauge("respite_client_push_queue_size",
                                            "Pub/Sub messages waiting in the queue", labels())) {
-        if (cfg_.connections == 0) cfg_.connections = 1;
-        if (cfg_.push_queue_capacity == 0) cfg_.push_queue_capacity = 1;
+        if (cfg_.connections == 0)
+            cfg_.connections = 1;
+        if (cfg_.push_queue_capacity == 0)
+            cfg_.push_queue_capacity = 1;
     }
 
     obs::labels labels() const {
@@ -46,7 +47,8 @@ public:
         for (std::size_t i = 0; i < cfg_.connections; ++i) {
             auto c = connection::create(ex_, cfg_.connection);
             c->set_push_handler([w = weak_from_this()](resp::value&& v) {
-                if (auto self = w.lock()) self->on_push(std::move(v));
+                if (auto self = w.lock())
+                    self->on_push(std::move(v));
             });
             c->start();
             conns_.push_back(std::move(c));
@@ -54,12 +56,16 @@ public:
     }
 
     void close() {
-        if (closed_) return;
+        if (closed_)
+            return;
         closed_ = true;
-        for (auto& c : conns_) c->close();
-        for (auto& c : idle_dedicated_) c->close();
+        for (auto& c : conns_)
+            c->close();
+        for (auto& c : idle_dedicated_)
+            c->close();
         idle_dedicated_.clear();
-        if (pubsub_) pubsub_->close();
+        if (pubsub_)
+            pubsub_->close();
         while (!receivers_.empty()) {
             auto cb = std::move(receivers_.front());
             receivers_.pop_front();
@@ -79,14 +85,17 @@ public:
 
     connection& next_connection() {
         auto& c = *conns_[rr_];
-        if (++rr_ == conns_.size()) rr_ = 0;
+        if (++rr_ == conns_.size())
+            rr_ = 0;
         return c;
     }
 
     static std::error_code check_request(const request& r) {
-        if (r.empty() || r.has_empty_command()) return make_error_code(error::invalid_argument);
+        if (r.empty() || r.has_empty_command())
+            return make_error_code(error::invalid_argument);
         // Pub/Sub commands go through the subscription API: their replies are pushes.
-        if (r.has_pubsub()) return make_error_code(error::invalid_argument);
+        if (r.has_pubsub())
+            return make_error_code(error::invalid_argument);
         return {};
     }
 
@@ -144,7 +153,8 @@ public:
     void transaction(request r, callback<std::vector<resp::value>> cb) {
         auto ec = check_request(r);
         // WATCH/SELECT/... inside would change the shared connection; use a session for those.
-        if (!ec && r.has_connection_state()) ec = make_error_code(error::invalid_argument);
+        if (!ec && r.has_connection_state())
+            ec = make_error_code(error::invalid_argument);
         if (ec) {
             cb(std::unexpected(ec));
             return;
@@ -155,31 +165,31 @@ public:
         tx.append(r);
         tx.push("EXEC");
         auto n = r.size();
-        next_connection().execute(tx,
-                    [cb = std::move(cb), n](std::error_code ec,
-                                            std::vector<resp::value>& replies) mutable {
-                        if (ec) {
-                            cb(std::unexpected(ec));
+        next_connection().execute(
+            tx,
+            [cb = std::move(cb), n](std::error_code ec, std::vector<resp::value>& replies) mutable {
+                if (ec) {
+                    cb(std::unexpected(ec));
+                    return;
+                }
+                auto& exec_reply = replies[n + 1];
+                if (exec_reply.is_null()) {
+                    cb(std::unexpected(make_error_code(error::transaction_aborted)));
+                    return;
+                }
+                if (exec_reply.is_error()) {
+                    // EXECABORT: report the first queued command's error, it says why.
+                    for (std::size_t i = 1; i <= n; ++i) {
+                        if (replies[i].is_error()) {
+                            cb(std::vector<resp::value>{std::move(replies[i])});
                             return;
                         }
-                        auto& exec_reply = replies[n + 1];
-                        if (exec_reply.is_null()) {
-                            cb(std::unexpected(make_error_code(error::transaction_aborted)));
-                            return;
-                        }
-                        if (exec_reply.is_error()) {
-                            // EXECABORT: report the first queued command's error, it says why.
-                            for (std::size_t i = 1; i <= n; ++i) {
-                                if (replies[i].is_error()) {
-                                    cb(std::vector<resp::value>{std::move(replies[i])});
-                                    return;
-                                }
-                            }
-                            cb(std::vector<resp::value>{std::move(exec_reply)});
-                            return;
-                        }
-                        cb(std::move(exec_reply.elements()));
-                    });
+                    }
+                    cb(std::vector<resp::value>{std::move(exec_reply)});
+                    return;
+                }
+                cb(std::move(exec_reply.elements()));
+            });
     }
 
     std::shared_ptr<connection> take_dedicated() {
@@ -190,7 +200,8 @@ public:
         }
         auto c = connection::create(ex_, cfg_.connection);
         c->set_push_handler([w = weak_from_this()](resp::value&& v) {
-            if (auto self = w.lock()) self->on_push(std::move(v));
+            if (auto self = w.lock())
+                self->on_push(std::move(v));
         });
         c->start();
         return c;
@@ -244,12 +255,14 @@ public:
             pubsub_ = connection::create(ex_, cfg_.connection);
             pubsub_->set_resp2_pubsub(true);
             pubsub_->set_push_handler([w = weak_from_this()](resp::value&& v) {
-                if (auto self = w.lock()) self->on_push(std::move(v));
+                if (auto self = w.lock())
+                    self->on_push(std::move(v));
             });
             pubsub_->set_on_ready([w = weak_from_this()] {
                 auto self = w.lock();
                 // The first connect sends the queued SUBSCRIBE itself; later ones restore.
-                if (self && self->pubsub_->connects() > 1) self->resubscribe();
+                if (self && self->pubsub_->connects() > 1)
+                    self->resubscribe();
             });
             pubsub_->start();
         }
@@ -261,15 +274,16 @@ public:
         for (auto k : {subscription_kind::channel, subscription_kind::pattern,
                        subscription_kind::shard_channel}) {
             auto& set = tracked(k);
-            if (set.empty()) continue;
+            if (set.empty())
+                continue;
             request r;
             std::vector<std::string_view> args{verb(k, true)};
-            for (const auto& n : set) args.push_back(n);
+            for (const auto& n : set)
+                args.push_back(n);
             r.push_args(args);
             pubsub_->execute_pubsub(r, [k](std::error_code ec, std::vector<resp::value>& rep) {
                 if (ec || (!rep.empty() && rep[0].is_error())) {
-                    obs::log().error("resubscribe_failed kind={} error=\"{}\"",
-                                     static_cast<int>(k),
+                    obs::log().error("resubscribe_failed kind={} error=\"{}\"", static_cast<int>(k),
                                      ec ? ec.message() : rep[0].str());
                 }
             });
@@ -292,11 +306,13 @@ public:
         } else if (names.empty()) {
             set.clear();
         } else {
-            for (const auto& n : names) set.erase(n);
+            for (const auto& n : names)
+                set.erase(n);
         }
         request r;
         std::vector<std::string_view> args{verb(k, subscribe)};
-        for (const auto& n : names) args.push_back(n);
+        for (const auto& n : names)
+            args.push_back(n);
         r.push_args(args);
         pubsub().execute_pubsub(
             r, [self = shared_from_this(), k, subscribe, names = std::move(names),
@@ -306,7 +322,8 @@ public:
                     obs::log().warn("subscribe_rejected error=\"{}\"", rep[0].str());
                 }
                 if (ec && subscribe) {
-                    for (const auto& n : names) self->tracked(k).erase(n);
+                    for (const auto& n : names)
+                        self->tracked(k).erase(n);
                 }
                 if (ec) {
                     cb(std::unexpected(ec));
@@ -346,7 +363,8 @@ public:
                 return;
             }
         }
-        if (push_handler_) push_handler_(v);
+        if (push_handler_)
+            push_handler_(v);
     }
 
     void deliver(message&& m) {
@@ -428,37 +446,43 @@ session& session::operator=(session&& o) noexcept {
     return *this;
 }
 
-session::~session() { release(); }
+session::~session() {
+    release();
+}
 
 void session::release() {
-    if (!conn_) return;
+    if (!conn_)
+        return;
     auto core = std::move(core_);
     auto conn = std::move(conn_);
     bool reusable = !dirty_;
     core->run([core, conn, reusable] { core->give_back(conn, reusable); });
 }
 
-asio::io_context::executor_type session::executor() const { return conn_->get_executor(); }
+asio::io_context::executor_type session::executor() const {
+    return conn_->get_executor();
+}
 
 void session::command(request r, detail::callback<resp::value> cb) {
     if (!conn_) {
         cb(std::unexpected(make_error_code(error::closed)));
         return;
     }
-    if (r.has_connection_state() || r.blocking()) dirty_ = true;
+    if (r.has_connection_state() || r.blocking())
+        dirty_ = true;
     core_->run([conn = conn_, r = std::move(r), cb = std::move(cb)]() mutable {
         if (r.size() != 1 || r.has_pubsub()) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
         }
-        conn->execute(r, [cb = std::move(cb)](std::error_code ec,
-                                              std::vector<resp::value>& rep) mutable {
-            if (ec) {
-                cb(std::unexpected(ec));
-            } else {
-                cb(std::move(rep[0]));
-            }
-        });
+        conn->execute(
+            r, [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
+                if (ec) {
+                    cb(std::unexpected(ec));
+                } else {
+                    cb(std::move(rep[0]));
+                }
+            });
     });
 }
 
@@ -467,20 +491,21 @@ void session::exec(request r, detail::callback<std::vector<resp::value>> cb) {
         cb(std::unexpected(make_error_code(error::closed)));
         return;
     }
-    if (r.has_connection_state() || r.blocking()) dirty_ = true;
+    if (r.has_connection_state() || r.blocking())
+        dirty_ = true;
     core_->run([conn = conn_, r = std::move(r), cb = std::move(cb)]() mutable {
         if (r.empty() || r.has_pubsub()) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
         }
-        conn->execute(r, [cb = std::move(cb)](std::error_code ec,
-                                              std::vector<resp::value>& rep) mutable {
-            if (ec) {
-                cb(std::unexpected(ec));
-            } else {
-                cb(std::move(rep));
-            }
-        });
+        conn->execute(
+            r, [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
+                if (ec) {
+                    cb(std::unexpected(ec));
+                } else {
+                    cb(std::move(rep));
+                }
+            });
     });
 }
 
@@ -505,12 +530,14 @@ client::~client() {
     if (own_ioc_) {
         // Let the connection loops observe the close, then stop.
         asio::post(*own_ioc_, [ioc = own_ioc_.get()] { ioc->stop(); });
-        if (thread_.joinable()) thread_.join();
+        if (thread_.joinable())
+            thread_.join();
     }
 }
 
 void client::close() {
-    if (own_ioc_ && !thread_.joinable()) return;
+    if (own_ioc_ && !thread_.joinable())
+        return;
     auto c = core_;
     if (c->ex_.running_in_this_thread() || !own_ioc_) {
         c->run([c] { c->close(); });
@@ -526,41 +553,43 @@ void client::close() {
     f.wait();
 }
 
+// Each entry point hands the work to the core on its executor. The core stays alive while work
+// for it is queued (the posted closure shares ownership), even if the client is being destroyed.
 void client::command(request r, detail::callback<resp::value> cb) {
-    core_->run([c = core_.get(), r = std::move(r), cb = std::move(cb)]() mutable {
+    core_->run([c = core_, r = std::move(r), cb = std::move(cb)]() mutable {
         c->command(std::move(r), std::move(cb));
     });
 }
 
 void client::exec(request r, detail::callback<std::vector<resp::value>> cb) {
-    core_->run([c = core_.get(), r = std::move(r), cb = std::move(cb)]() mutable {
+    core_->run([c = core_, r = std::move(r), cb = std::move(cb)]() mutable {
         c->exec(std::move(r), std::move(cb));
     });
 }
 
 void client::transaction(request r, detail::callback<std::vector<resp::value>> cb) {
-    core_->run([c = core_.get(), r = std::move(r), cb = std::move(cb)]() mutable {
+    core_->run([c = core_, r = std::move(r), cb = std::move(cb)]() mutable {
         c->transaction(std::move(r), std::move(cb));
     });
 }
 
 void client::lease(detail::callback<session> cb) {
-    core_->run([c = core_.get(), cb = std::move(cb)]() mutable { c->lease(std::move(cb)); });
+    core_->run([c = core_, cb = std::move(cb)]() mutable { c->lease(std::move(cb)); });
 }
 
 void client::subscription(subscription_kind k, bool subscribe, std::vector<std::string> names,
                           detail::callback<void> cb) {
-    core_->run([c = core_.get(), k, subscribe, n = std::move(names), cb = std::move(cb)]() mutable {
+    core_->run([c = core_, k, subscribe, n = std::move(names), cb = std::move(cb)]() mutable {
         c->subscription(k, subscribe, std::move(n), std::move(cb));
     });
 }
 
 void client::receive(detail::callback<message> cb) {
-    core_->run([c = core_.get(), cb = std::move(cb)]() mutable { c->receive(std::move(cb)); });
+    core_->run([c = core_, cb = std::move(cb)]() mutable { c->receive(std::move(cb)); });
 }
 
 void client::set_message_handler(std::function<void(const message&)> handler) {
-    core_->run([c = core_.get(), h = std::move(handler)]() mutable {
+    core_->run([c = core_, h = std::move(handler)]() mutable {
         c->message_handler_ = std::move(h);
         // Hand over what queued up before the handler existed.
         while (c->message_handler_ && !c->queue_.empty()) {
@@ -573,9 +602,7 @@ void client::set_message_handler(std::function<void(const message&)> handler) {
 }
 
 void client::set_push_handler(std::function<void(const resp::value&)> handler) {
-    core_->run([c = core_.get(), h = std::move(handler)]() mutable {
-        c->push_handler_ = std::move(h);
-    });
+    core_->run([c = core_, h = std::move(handler)]() mutable { c->push_handler_ = std::move(h); });
 }
 
 push_queue_stats client::push_stats() const {
@@ -583,9 +610,17 @@ push_queue_stats client::push_stats() const {
             core_->dropped_.load()};
 }
 
-asio::io_context::executor_type client::executor() const noexcept { return core_->ex_; }
-const client_config& client::config() const noexcept { return core_->cfg_; }
-std::vector<std::shared_ptr<connection>> client::connections() const { return core_->conns_; }
-std::shared_ptr<connection> client::pubsub_connection() const { return core_->pubsub_; }
+asio::io_context::executor_type client::executor() const noexcept {
+    return core_->ex_;
+}
+const client_config& client::config() const noexcept {
+    return core_->cfg_;
+}
+std::vector<std::shared_ptr<connection>> client::connections() const {
+    return core_->conns_;
+}
+std::shared_ptr<connection> client::pubsub_connection() const {
+    return core_->pubsub_;
+}
 
 }  // namespace respite::client

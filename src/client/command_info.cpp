@@ -1,15 +1,17 @@
 // Classification of commands by how they affect the connection (blocking, pub/sub, state).
-#include <respite/client/command_info.hpp>
-
 #include <charconv>
 #include <cmath>
 #include <string>
+
+#include <respite/client/command_info.hpp>
 
 namespace respite::client {
 
 namespace {
 
-char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+char lower(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 // How a blocking command says how long it blocks.
 enum class block_rule : unsigned char { none, last_seconds, second_seconds, last_millis, xread };
@@ -61,12 +63,15 @@ constexpr known_command known[] = {
 constexpr std::size_t shortest = 4, longest = 12;
 
 const known_command* find_known(std::string_view name) noexcept {
-    if (name.size() < shortest || name.size() > longest) return nullptr;
+    if (name.size() < shortest || name.size() > longest)
+        return nullptr;
     char buf[longest];
-    for (std::size_t i = 0; i < name.size(); ++i) buf[i] = lower(name[i]);
+    for (std::size_t i = 0; i < name.size(); ++i)
+        buf[i] = lower(name[i]);
     std::string_view lowered(buf, name.size());
     for (const auto& k : known) {
-        if (k.name.size() == lowered.size() && k.name == lowered) return &k;
+        if (k.name.size() == lowered.size() && k.name == lowered)
+            return &k;
     }
     return nullptr;
 }
@@ -83,8 +88,10 @@ std::optional<double> parse_number(std::string_view s) noexcept {
 
 block_time from_number(std::string_view s, double to_millis) noexcept {
     auto v = parse_number(s);
-    if (!v) return {true, std::chrono::milliseconds(0)};  // the server rejects it at once
-    if (*v == 0) return {true, std::nullopt};
+    if (!v)
+        return {true, std::chrono::milliseconds(0)};  // the server rejects it at once
+    if (*v == 0)
+        return {true, std::nullopt};
     return {true, std::chrono::milliseconds(static_cast<long long>(std::ceil(*v * to_millis)))};
 }
 
@@ -101,8 +108,10 @@ block_time block_of(const known_command& k, std::span<const std::string_view> ar
             return n >= 2 ? from_number(args[n - 1], 1.0) : block_time{true, std::nullopt};
         case block_rule::xread:
             for (std::size_t i = 1; i + 1 < n; ++i) {
-                if (iequals(args[i], "STREAMS")) break;
-                if (iequals(args[i], "BLOCK")) return from_number(args[i + 1], 1.0);
+                if (iequals(args[i], "STREAMS"))
+                    break;
+                if (iequals(args[i], "BLOCK"))
+                    return from_number(args[i + 1], 1.0);
             }
             return {};
     }
@@ -112,23 +121,28 @@ block_time block_of(const known_command& k, std::span<const std::string_view> ar
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
+    if (a.size() != b.size())
+        return false;
     for (std::size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
+        if (lower(a[i]) != lower(b[i]))
+            return false;
     }
     return true;
 }
 
 block_time blocking_time(std::span<const std::string_view> args) noexcept {
-    if (args.empty()) return {};
+    if (args.empty())
+        return {};
     const auto* k = find_known(args[0]);
     return k ? block_of(*k, args) : block_time{};
 }
 
 command_kind classify(std::span<const std::string_view> args) noexcept {
-    if (args.empty()) return command_kind::ordinary;
+    if (args.empty())
+        return command_kind::ordinary;
     const auto* k = find_known(args[0]);
-    if (!k) return command_kind::ordinary;
+    if (!k)
+        return command_kind::ordinary;
     // XREAD without BLOCK does not block.
     if (k->kind == command_kind::blocking && !block_of(*k, args).is_blocking) {
         return command_kind::ordinary;

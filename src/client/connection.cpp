@@ -1,6 +1,4 @@
 // The Asio shell around request_queue: connect, handshake, read/write loops, health, reconnect.
-#include <respite/client/connection.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <optional>
@@ -18,6 +16,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <respite/client/connection.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/obs/metrics.hpp>
 #include <respite/resp/parser.hpp>
@@ -60,7 +59,8 @@ struct client_metrics {
 
     static client_metrics make(obs::registry& r, const std::string& label) {
         obs::labels l;
-        if (!label.empty()) l.emplace_back("client", label);
+        if (!label.empty())
+            l.emplace_back("client", label);
         auto with = [&](const char* k, const char* v) {
             auto x = l;
             x.emplace_back(k, v);
@@ -68,13 +68,13 @@ struct client_metrics {
         };
         return client_metrics{
             r.get_counter("respite_client_commands_total", "Commands sent", l),
-            r.get_counter("respite_client_requests_total", "Requests (batches of commands) sent", l),
+            r.get_counter("respite_client_requests_total", "Requests (batches of commands) sent",
+                          l),
             r.get_counter("respite_client_request_errors_total", "Requests that failed, by cause",
                           with("cause", "timeout")),
             r.get_counter("respite_client_request_errors_total", "Requests that failed, by cause",
                           with("cause", "connection")),
-            r.get_counter("respite_client_server_error_replies_total", "Error replies received",
-                          l),
+            r.get_counter("respite_client_server_error_replies_total", "Error replies received", l),
             r.get_counter("respite_client_reconnects_total", "Connections re-established", l),
             r.get_counter("respite_client_connect_failures_total",
                           "Connect or handshake attempts that failed", l),
@@ -82,8 +82,7 @@ struct client_metrics {
             r.get_counter("respite_client_unsolicited_errors_total",
                           "Error replies that answered no request (e.g. MISCONF)", l),
             r.get_counter("respite_client_protocol_errors_total",
-                          "Connections dropped because the server's bytes could not be parsed",
-                          l),
+                          "Connections dropped because the server's bytes could not be parsed", l),
             r.get_counter("respite_client_bytes_written_total", "Bytes written to servers", l),
             r.get_counter("respite_client_bytes_read_total", "Bytes read from servers", l),
             r.get_histogram("respite_client_request_duration_seconds",
@@ -95,7 +94,8 @@ struct client_metrics {
 
 bool is_auth_error(const resp::value& v) {
     auto e = server_error_of(v);
-    if (!e) return false;
+    if (!e)
+        return false;
     auto k = e->kind();
     return k == server_error_kind::wrongpass || k == server_error_kind::noauth ||
            k == server_error_kind::noperm;
@@ -104,8 +104,10 @@ bool is_auth_error(const resp::value& v) {
 // HELLO unsupported by this server (pre-6 or NOPROTO): fall back to RESP2 + AUTH.
 bool is_hello_unsupported(const resp::value& v) {
     auto e = server_error_of(v);
-    if (!e) return false;
-    if (e->kind() == server_error_kind::noproto) return true;
+    if (!e)
+        return false;
+    if (e->kind() == server_error_kind::noproto)
+        return true;
     const auto& m = e->message();
     return m.find("unknown command") != std::string::npos ||
            m.find("unknown subcommand") != std::string::npos;
@@ -130,18 +132,21 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         rbuf_.resize(read_chunk);
         queue_.set_push_sink([this](resp::value&& v) {
             metrics_.pushes.inc();
-            if (push_handler_) push_handler_(std::move(v));
+            if (push_handler_)
+                push_handler_(std::move(v));
         });
     }
 
     // ---- requests -------------------------------------------------------------------------
 
     clock::time_point deadline_for(const request& req) const {
-        if (cfg_.command_timeout.count() == 0) return clock::time_point::max();
+        if (cfg_.command_timeout.count() == 0)
+            return clock::time_point::max();
         auto timeout = cfg_.command_timeout;
         if (req.blocking()) {
             auto block = req.block_duration();
-            if (!block) return clock::time_point::max();
+            if (!block)
+                return clock::time_point::max();
             timeout = std::max(timeout, *block + cfg_.blocking_margin);
         }
         return clock::now() + timeout;
@@ -161,8 +166,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         metrics_.commands.inc(commands);
         auto start = clock::now();
         queue_.push(bytes, opts,
-                    [this, start, done = std::move(done)](std::error_code ec,
-                                                          std::vector<resp::value>& replies) mutable {
+                    [this, start, done = std::move(done)](
+                        std::error_code ec, std::vector<resp::value>& replies) mutable {
                         auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                                       clock::now() - start)
                                       .count();
@@ -173,7 +178,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                             metrics_.connection_errors.inc();
                         }
                         for (const auto& r : replies) {
-                            if (r.is_error()) metrics_.server_errors.inc();
+                            if (r.is_error())
+                                metrics_.server_errors.inc();
                         }
                         done(ec, replies);
                     });
@@ -186,7 +192,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
     void wake_writer() {
         // While a read is being processed, the reader flushes everything at its end in one write.
-        if (in_process_) return;
+        if (in_process_)
+            return;
         if (state_ == connection_state::ready && writer_waiting_ && !writer_woken_) {
             writer_woken_ = true;
             write_signal_.cancel();
@@ -196,18 +203,23 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     // ---- lifecycle ------------------------------------------------------------------------
 
     void start() {
-        if (started_) return;
+        if (started_)
+            return;
         started_ = true;
         auto self = shared_from_this();
-        asio::co_spawn(ex_, [self]() { return self->run(); }, asio::detached);
-        asio::co_spawn(ex_, [self]() { return self->sweeper(); }, asio::detached);
+        asio::co_spawn(
+            ex_, [self]() { return self->run(); }, asio::detached);
+        asio::co_spawn(
+            ex_, [self]() { return self->sweeper(); }, asio::detached);
     }
 
     void close() {
-        if (state_ == connection_state::closed) return;
+        if (state_ == connection_state::closed)
+            return;
         bool was_ready = state_ == connection_state::ready;
         state_ = connection_state::closed;
-        if (was_ready) metrics_.connected.add(-1);
+        if (was_ready)
+            metrics_.connected.add(-1);
         close_stream();
         write_signal_.cancel();
         sweep_timer_.cancel();
@@ -219,7 +231,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     // Ends the current connection (the run loop reconnects): from here on nothing new is
     // written to it.
     void abort_connection(std::error_code why) {
-        if (state_ != connection_state::ready) return;
+        if (state_ != connection_state::ready)
+            return;
         last_error_ = why;
         state_ = connection_state::backoff;
         close_stream();
@@ -246,7 +259,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         auto base = std::max<long long>(1, cfg_.reconnect.initial.count());
         long long ceiling = base;
         cap = std::max<long long>(cap, 1);
-        for (int i = 0; i < attempt && ceiling < cap; ++i) ceiling *= 2;
+        for (int i = 0; i < attempt && ceiling < cap; ++i)
+            ceiling *= 2;
         ceiling = std::min(ceiling, cap);
         // "Equal jitter": half fixed, half random, so retries spread but never hammer.
         std::uniform_int_distribution<long long> d(ceiling / 2, ceiling);
@@ -259,7 +273,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         while (state_ != connection_state::closed) {
             state_ = connection_state::connecting;
             auto ec = co_await connect_and_handshake();
-            if (state_ == connection_state::closed) break;
+            if (state_ == connection_state::closed)
+                break;
             if (ec) {
                 last_error_ = ec;
                 metrics_.connect_failures.inc();
@@ -288,8 +303,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             state_ = connection_state::ready;
             metrics_.connected.add(1);
             last_read_ = clock::now();
-            if (on_ready_) on_ready_();
-            if (state_ != connection_state::ready) break;
+            if (on_ready_)
+                on_ready_();
+            if (state_ != connection_state::ready)
+                break;
 
             using namespace asio::experimental::awaitable_operators;
             if (tls_) {
@@ -299,7 +316,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             } else {
                 co_await (reader(*unix_) || writer(*unix_) || health());
             }
-            if (state_ == connection_state::closed) break;
+            if (state_ == connection_state::closed)
+                break;
             state_ = connection_state::backoff;
             metrics_.connected.add(-1);
             close_stream();
@@ -321,7 +339,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
 
     std::string endpoint() const {
-        if (!cfg_.unix_path.empty()) return "unix:" + cfg_.unix_path;
+        if (!cfg_.unix_path.empty())
+            return "unix:" + cfg_.unix_path;
         return cfg_.host + ":" + std::to_string(cfg_.port);
     }
 
@@ -350,22 +369,26 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             unix_.emplace(ex_);
             auto [e] = co_await unix_->async_connect(
                 asio::local::stream_protocol::endpoint(cfg_.unix_path), use_task);
-            if (e) co_return e;
+            if (e)
+                co_return e;
             unix_->non_blocking(true, ec);
             co_return co_await handshake(*unix_);
         }
         asio::ip::basic_resolver<asio::ip::tcp, executor> resolver(ex_);
         auto [re, results] =
             co_await resolver.async_resolve(cfg_.host, std::to_string(cfg_.port), use_task);
-        if (re) co_return re;
+        if (re)
+            co_return re;
         tcp_socket sock(ex_);
         auto [ce, ep] = co_await asio::async_connect(sock, results, use_task);
-        if (ce) co_return ce;
+        if (ce)
+            co_return ce;
         sock.set_option(asio::ip::tcp::no_delay(true), ec);
         if (cfg_.tls.enabled) {
             if (!ssl_ctx_) {
                 ec = make_tls_context();
-                if (ec) co_return ec;
+                if (ec)
+                    co_return ec;
             }
             tls_ = std::make_unique<tls_stream>(std::move(sock), *ssl_ctx_);
             const auto& name = cfg_.tls.server_name.empty() ? cfg_.host : cfg_.tls.server_name;
@@ -374,7 +397,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                 tls_->set_verify_callback(asio::ssl::host_name_verification(name));
             }
             auto [he] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_task);
-            if (he) co_return he;
+            if (he)
+                co_return he;
             co_return co_await handshake(*tls_);
         }
         tcp_.emplace(std::move(sock));
@@ -400,7 +424,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             ssl_ctx_->set_verify_mode(cfg_.tls.verify_peer ? asio::ssl::verify_peer
                                                            : asio::ssl::verify_none);
         }
-        if (ec) ssl_ctx_.reset();
+        if (ec)
+            ssl_ctx_.reset();
         return ec;
     }
 
@@ -418,14 +443,16 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         if (!resp2) {
             std::vector<std::string_view> hello{"HELLO", "3"};
             if (!cfg_.password.empty()) {
-                hello.insert(hello.end(),
-                             {"AUTH", cfg_.username.empty() ? std::string_view("default")
-                                                            : std::string_view(cfg_.username),
-                              cfg_.password});
+                hello.insert(hello.end(), {"AUTH",
+                                           cfg_.username.empty() ? std::string_view("default")
+                                                                 : std::string_view(cfg_.username),
+                                           cfg_.password});
             }
-            if (!cfg_.client_name.empty()) hello.insert(hello.end(), {"SETNAME", cfg_.client_name});
+            if (!cfg_.client_name.empty())
+                hello.insert(hello.end(), {"SETNAME", cfg_.client_name});
             auto r = co_await roundtrip(s, std::move(hello));
-            if (!r) co_return r.error();
+            if (!r)
+                co_return r.error();
             if (r->is_error()) {
                 if (is_hello_unsupported(*r)) {
                     resp2 = true;
@@ -437,17 +464,20 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                 }
             } else {
                 protocol_ = 3;
-                if (const auto* id = r->find("id")) server_id_ = id->integer();
+                if (const auto* id = r->find("id"))
+                    server_id_ = id->integer();
             }
         }
         if (resp2) {
             protocol_ = 2;
             if (!cfg_.password.empty()) {
                 std::vector<std::string_view> auth{"AUTH"};
-                if (!cfg_.username.empty()) auth.push_back(cfg_.username);
+                if (!cfg_.username.empty())
+                    auth.push_back(cfg_.username);
                 auth.push_back(cfg_.password);
                 auto r = co_await roundtrip(s, std::move(auth));
-                if (!r) co_return r.error();
+                if (!r)
+                    co_return r.error();
                 if (r->is_error()) {
                     auth_error_text_ = r->str();
                     co_return make_error_code(error::auth_failed);
@@ -456,15 +486,18 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             if (!cfg_.client_name.empty()) {
                 std::vector<std::string_view> setname{"CLIENT", "SETNAME", cfg_.client_name};
                 auto r = co_await roundtrip(s, std::move(setname));
-                if (!r) co_return r.error();
+                if (!r)
+                    co_return r.error();
             }
         }
         if (cfg_.database != 0) {
             auto db = std::to_string(cfg_.database);
             std::vector<std::string_view> select{"SELECT", db};
             auto r = co_await roundtrip(s, std::move(select));
-            if (!r) co_return r.error();
-            if (r->is_error()) co_return make_error_code(error::connect_failed);
+            if (!r)
+                co_return r.error();
+            if (r->is_error())
+                co_return make_error_code(error::connect_failed);
         }
         co_return std::error_code{};
     }
@@ -472,12 +505,15 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     template <class Stream>
     task<result<resp::value>> roundtrip_raw(Stream& s, const std::string& out) {
         auto [we, wn] = co_await asio::async_write(s, asio::buffer(out), use_task);
-        if (we) co_return std::unexpected(we);
+        if (we)
+            co_return std::unexpected(we);
         for (;;) {
             auto [re, n] = co_await s.async_read_some(asio::buffer(rbuf_), use_task);
-            if (re) co_return std::unexpected(re);
+            if (re)
+                co_return std::unexpected(re);
             auto r = parser_.feed(std::string_view(rbuf_.data(), n));
-            if (r.error) co_return std::unexpected(make_error_code(error::protocol_error));
+            if (r.error)
+                co_return std::unexpected(make_error_code(error::protocol_error));
             if (r.complete) {
                 // Nothing may follow a handshake reply before we ask for more.
                 if (r.consumed != n) {
@@ -495,7 +531,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         for (;;) {
             auto [ec, n] = co_await s.async_read_some(asio::buffer(rbuf_), use_task);
             if (ec) {
-                last_error_ = ec;
+                // Aborted: another loop ended the connection and already said why.
+                if (ec != asio::error::operation_aborted)
+                    last_error_ = ec;
                 co_return;
             }
             metrics_.bytes_read.inc(n);
@@ -503,7 +541,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             in_process_ = true;
             bool ok = process(std::string_view(rbuf_.data(), n));
             in_process_ = false;
-            if (!ok) co_return;
+            if (!ok)
+                co_return;
             flush_inline(s);
         }
     }
@@ -512,7 +551,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     // through the scheduler: a non-blocking write_some; whatever does not fit goes to the writer.
     template <class Stream>
     void flush_inline(Stream& s) {
-        if (!queue_.has_staged() || state_ != connection_state::ready) return;
+        if (!queue_.has_staged() || state_ != connection_state::ready)
+            return;
         if constexpr (!std::is_same_v<Stream, tls_stream>) {
             if (writer_waiting_ && wpos_ == wbuf_.size()) {
                 queue_.take_staged(wbuf_);
@@ -523,7 +563,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                 }
                 wpos_ = n;
                 metrics_.bytes_written.inc(n);
-                if (wpos_ == wbuf_.size()) return;
+                if (wpos_ == wbuf_.size())
+                    return;
             }
         }
         wake_writer();
@@ -540,9 +581,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                 last_error_ = make_error_code(error::protocol_error);
                 return false;
             }
-            if (!r.complete) break;
+            if (!r.complete)
+                break;
             auto route = queue_.on_value(parser_.take());
-            if (state_ != connection_state::ready) return false;
+            if (state_ != connection_state::ready)
+                return false;
             if (route == detail::request_queue::value_route::unsolicited_error) {
                 metrics_.unsolicited_errors.inc();
                 obs::log().warn("unsolicited_error endpoint={}", endpoint());
@@ -564,14 +607,16 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         for (;;) {
             for (;;) {
                 if (wpos_ == wbuf_.size()) {
-                    if (!queue_.has_staged() || state_ != connection_state::ready) break;
+                    if (!queue_.has_staged() || state_ != connection_state::ready)
+                        break;
                     queue_.take_staged(wbuf_);
                     wpos_ = 0;
                 }
                 auto [ec, n] = co_await asio::async_write(
                     s, asio::buffer(wbuf_.data() + wpos_, wbuf_.size() - wpos_), use_task);
                 if (ec) {
-                    last_error_ = ec;
+                    if (ec != asio::error::operation_aborted)
+                        last_error_ = ec;
                     co_return;
                 }
                 wpos_ = wbuf_.size();
@@ -581,7 +626,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             writer_woken_ = false;
             co_await write_signal_.async_wait(use_task);
             writer_waiting_ = false;
-            if (state_ != connection_state::ready) co_return;
+            if (state_ != connection_state::ready)
+                co_return;
         }
     }
 
@@ -596,8 +642,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         for (;;) {
             health_timer_.expires_after(interval);
             auto [ec] = co_await health_timer_.async_wait(use_task);
-            if (ec || state_ != connection_state::ready) co_return;
-            if (queue_.size() != 0 || clock::now() - last_read_ < interval) continue;
+            if (ec || state_ != connection_state::ready)
+                co_return;
+            if (queue_.size() != 0 || clock::now() - last_read_ < interval)
+                continue;
             auto answered = std::make_shared<int>(0);  // 0 pending, 1 ok, -1 failed
             request ping = cmd("PING");
             submit(ping.payload(), {1, clock::now() + interval, detail::reply_mode::normal}, 1,
@@ -606,7 +654,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                    });
             health_timer_.expires_after(interval);
             auto [ec2] = co_await health_timer_.async_wait(use_task);
-            if (ec2 || state_ != connection_state::ready) co_return;
+            if (ec2 || state_ != connection_state::ready)
+                co_return;
             if (*answered != 1) {
                 obs::log().warn("health_check_failed endpoint={}", endpoint());
                 last_error_ = make_error_code(error::timeout);
@@ -621,15 +670,16 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         auto self = shared_from_this();
         while (state_ != connection_state::closed) {
             co_await sweep_timer_.async_wait(use_task);
-            if (state_ == connection_state::closed) break;
+            if (state_ == connection_state::closed)
+                break;
             auto now = clock::now();
             if (now >= armed_deadline_ || armed_deadline_ == clock::time_point::max()) {
                 auto written_before = queue_.written();
                 queue_.expire(now, make_error_code(error::timeout));
                 (void)written_before;
                 if (state_ == connection_state::ready && queue_.written() > 0 &&
-                    cfg_.command_timeout.count() > 0 &&
-                    now - last_read_ >= cfg_.command_timeout && !blocking_written()) {
+                    cfg_.command_timeout.count() > 0 && now - last_read_ >= cfg_.command_timeout &&
+                    !blocking_written()) {
                     obs::log().warn("connection_unresponsive endpoint={} dropping", endpoint());
                     abort_connection(make_error_code(error::timeout));
                 }
@@ -683,7 +733,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 connection::connection(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
 
 connection::~connection() {
-    if (impl_) impl_->close();
+    if (impl_)
+        impl_->close();
 }
 
 std::shared_ptr<connection> connection::create(executor_type ex, connection_config cfg) {
@@ -691,8 +742,12 @@ std::shared_ptr<connection> connection::create(executor_type ex, connection_conf
     return std::shared_ptr<connection>(new connection(std::move(p)));
 }
 
-void connection::start() { impl_->start(); }
-void connection::close() { impl_->close(); }
+void connection::start() {
+    impl_->start();
+}
+void connection::close() {
+    impl_->close();
+}
 
 void connection::execute(const request& req, reply_handler done) {
     if (req.empty() || req.has_empty_command()) {
@@ -729,20 +784,42 @@ void connection::execute_pubsub(const request& req, reply_handler done) {
                   });
 }
 
-void connection::set_resp2_pubsub(bool on) { impl_->queue_.set_resp2_pubsub(on); }
+void connection::set_resp2_pubsub(bool on) {
+    impl_->queue_.set_resp2_pubsub(on);
+}
 void connection::set_push_handler(std::function<void(resp::value&&)> h) {
     impl_->push_handler_ = std::move(h);
 }
-void connection::set_on_ready(std::function<void()> h) { impl_->on_ready_ = std::move(h); }
-connection_state connection::state() const noexcept { return impl_->state_; }
-int connection::protocol() const noexcept { return impl_->protocol_; }
-std::size_t connection::pending() const noexcept { return impl_->queue_.size(); }
-connection::executor_type connection::get_executor() const noexcept { return impl_->ex_; }
-const connection_config& connection::config() const noexcept { return impl_->cfg_; }
-std::error_code connection::last_error() const noexcept { return impl_->last_error_; }
-long long connection::server_id() const noexcept { return impl_->server_id_; }
-std::uint64_t connection::connects() const noexcept { return impl_->connects_; }
+void connection::set_on_ready(std::function<void()> h) {
+    impl_->on_ready_ = std::move(h);
+}
+connection_state connection::state() const noexcept {
+    return impl_->state_;
+}
+int connection::protocol() const noexcept {
+    return impl_->protocol_;
+}
+std::size_t connection::pending() const noexcept {
+    return impl_->queue_.size();
+}
+connection::executor_type connection::get_executor() const noexcept {
+    return impl_->ex_;
+}
+const connection_config& connection::config() const noexcept {
+    return impl_->cfg_;
+}
+std::error_code connection::last_error() const noexcept {
+    return impl_->last_error_;
+}
+long long connection::server_id() const noexcept {
+    return impl_->server_id_;
+}
+std::uint64_t connection::connects() const noexcept {
+    return impl_->connects_;
+}
 
-void connection::drop() { impl_->abort_connection(make_error_code(error::connection_lost)); }
+void connection::drop() {
+    impl_->abort_connection(make_error_code(error::connection_lost));
+}
 
 }  // namespace respite::client

@@ -1,15 +1,15 @@
 // Client error category and parsing of server error replies into typed kinds.
-#include <respite/client/error.hpp>
-
 #include <array>
 #include <charconv>
+
+#include <respite/client/error.hpp>
 
 namespace respite::client {
 
 namespace {
 
 class category final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "respite.client"; }
     std::string message(int ev) const override {
         switch (static_cast<error>(ev)) {
@@ -81,7 +81,8 @@ std::error_code make_error_code(error e) noexcept {
 
 std::string_view to_string(server_error_kind k) noexcept {
     for (const auto& p : prefixes) {
-        if (p.kind == k) return p.prefix;
+        if (p.kind == k)
+            return p.prefix;
     }
     return "OTHER";
 }
@@ -103,28 +104,34 @@ std::string_view server_error::prefix() const noexcept {
 }
 
 std::optional<std::uint16_t> server_error::slot() const noexcept {
-    if (kind_ != server_error_kind::moved && kind_ != server_error_kind::ask) return std::nullopt;
+    if (kind_ != server_error_kind::moved && kind_ != server_error_kind::ask)
+        return std::nullopt;
     std::string_view m = message_;
     auto a = m.find(' ');
-    if (a == std::string_view::npos) return std::nullopt;
+    if (a == std::string_view::npos)
+        return std::nullopt;
     auto b = m.find(' ', a + 1);
     auto digits = m.substr(a + 1, b == std::string_view::npos ? m.npos : b - a - 1);
     unsigned v = 0;
     auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-    if (ec != std::errc{} || p != digits.data() + digits.size() || v > 16383) return std::nullopt;
+    if (ec != std::errc{} || p != digits.data() + digits.size() || v > 16383)
+        return std::nullopt;
     return static_cast<std::uint16_t>(v);
 }
 
 std::optional<std::string_view> server_error::endpoint() const noexcept {
-    if (!slot()) return std::nullopt;
+    if (!slot())
+        return std::nullopt;
     std::string_view m = message_;
     auto b = m.find(' ', m.find(' ') + 1);
-    if (b == std::string_view::npos || b + 1 >= m.size()) return std::nullopt;
+    if (b == std::string_view::npos || b + 1 >= m.size())
+        return std::nullopt;
     return m.substr(b + 1);
 }
 
 std::optional<server_error> server_error_of(const resp::value& v) {
-    if (!v.is_error()) return std::nullopt;
+    if (!v.is_error())
+        return std::nullopt;
     return server_error(v.str());
 }
 

@@ -1,9 +1,8 @@
 // Request encoding and the per-request facts the connection needs (blocking, pub/sub, state).
-#include <respite/client/request.hpp>
-
-#include <respite/resp/writer.hpp>
-
 #include <algorithm>
+
+#include <respite/client/request.hpp>
+#include <respite/resp/writer.hpp>
 
 namespace respite::client {
 

@@ -26,27 +26,33 @@ void request_queue::take_staged(std::string& out) {
 }
 
 bool request_queue::is_resp2_push(const resp::value& v) const noexcept {
-    if (!resp2_pubsub_ || v.type() != resp::type::array || v.elements().empty()) return false;
+    if (!resp2_pubsub_ || v.type() != resp::type::array || v.elements().empty())
+        return false;
     const auto& head = v.elements().front();
-    if (!head.is_string()) return false;
+    if (!head.is_string())
+        return false;
     const auto& k = head.str();
     for (std::string_view kind : {"message", "pmessage", "smessage", "subscribe", "psubscribe",
                                   "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe"}) {
-        if (iequals(k, kind)) return true;
+        if (iequals(k, kind))
+            return true;
     }
     return false;
 }
 
 void request_queue::finish(entry& e, std::error_code ec) {
-    if (e.abandoned || !e.done) return;
+    if (e.abandoned || !e.done)
+        return;
     auto done = std::move(e.done);
-    if (ec) e.replies.clear();
+    if (ec)
+        e.replies.clear();
     done(ec, e.replies);
 }
 
 request_queue::value_route request_queue::on_value(resp::value&& v) {
     if (v.type() == resp::type::push || is_resp2_push(v)) {
-        if (push_sink_) push_sink_(std::move(v));
+        if (push_sink_)
+            push_sink_(std::move(v));
         return value_route::push;
     }
     if (written_ == 0) {
@@ -63,7 +69,8 @@ request_queue::value_route request_queue::on_value(resp::value&& v) {
     } else {
         e.replies.push_back(std::move(v));
     }
-    if (++e.received < e.expected) return value_route::reply;
+    if (++e.received < e.expected)
+        return value_route::reply;
     entry done = std::move(e);
     entries_.pop_front();
     --written_;
@@ -97,17 +104,20 @@ std::size_t request_queue::expire(clock::time_point now, std::error_code timeout
             ++i;
         }
     }
-    for (auto& e : expired) finish(e, timeout_ec);
+    for (auto& e : expired)
+        finish(e, timeout_ec);
     return expired.size();
 }
 
 void request_queue::fail_written(std::error_code ec) {
     std::vector<entry> failed;
     failed.reserve(written_);
-    for (std::size_t i = 0; i < written_; ++i) failed.push_back(std::move(entries_[i]));
+    for (std::size_t i = 0; i < written_; ++i)
+        failed.push_back(std::move(entries_[i]));
     entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(written_));
     written_ = 0;
-    for (auto& e : failed) finish(e, ec);
+    for (auto& e : failed)
+        finish(e, ec);
 }
 
 void request_queue::fail_all(std::error_code ec) {
@@ -115,13 +125,15 @@ void request_queue::fail_all(std::error_code ec) {
     failed.swap(entries_);
     written_ = 0;
     staging_.clear();
-    for (auto& e : failed) finish(e, ec);
+    for (auto& e : failed)
+        finish(e, ec);
 }
 
 clock::time_point request_queue::next_deadline() const noexcept {
     auto best = clock::time_point::max();
     for (const auto& e : entries_) {
-        if (!e.abandoned && e.deadline < best) best = e.deadline;
+        if (!e.abandoned && e.deadline < best)
+            best = e.deadline;
     }
     return best;
 }

@@ -40,7 +40,7 @@ struct request_options {
 };
 
 class request_queue {
-public:
+  public:
     enum class value_route : std::uint8_t { reply, push, unsolicited_error, unexpected };
 
     // Stages `encoded` (one or more commands) for the next write.
@@ -74,14 +74,14 @@ public:
     // Earliest deadline among pending requests (max() when none).
     [[nodiscard]] clock::time_point next_deadline() const noexcept;
 
-private:
+  private:
     struct entry {
         completion done;
-        std::vector<resp::value> replies;   // one per command, in order
-        resp::value sub_error;              // subscribe_then_ping: the error reply, if any
+        std::vector<resp::value> replies;  // one per command, in order
+        resp::value sub_error;             // subscribe_then_ping: the error reply, if any
         std::uint32_t expected = 1;
         std::uint32_t received = 0;
-        std::uint32_t bytes = 0;            // encoded size while staged
+        std::uint32_t bytes = 0;  // encoded size while staged
         clock::time_point deadline;
         reply_mode mode = reply_mode::normal;
         bool abandoned = false;
@@ -91,7 +91,7 @@ private:
     bool is_resp2_push(const resp::value& v) const noexcept;
     void finish(entry& e, std::error_code ec);
 
-    std::deque<entry> entries_;   // written entries first, then staged ones
+    std::deque<entry> entries_;  // written entries first, then staged ones
     std::size_t written_ = 0;
     std::string staging_;
     bool resp2_pubsub_ = false;

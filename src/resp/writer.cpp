@@ -1,10 +1,10 @@
 // RESP encoders for commands and replies, with Redis's RESP3 -> RESP2 down-conversion.
-#include <respite/resp/writer.hpp>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
+
+#include <respite/resp/writer.hpp>
 
 namespace respite::resp {
 namespace {
@@ -81,7 +81,8 @@ void append_command(std::string& out, std::span<const std::string_view> args) {
         total += 1 + decimal_digits(a.size()) + 2 + a.size() + 2;
     }
     const std::size_t old = out.size();
-    if (out.capacity() < old + total) out.reserve(std::max(old + total, 2 * out.capacity()));
+    if (out.capacity() < old + total)
+        out.reserve(std::max(old + total, 2 * out.capacity()));
     out.resize(old + total);
     char* p = out.data() + old;
     *p++ = '*';
@@ -93,13 +94,13 @@ void append_command(std::string& out, std::span<const std::string_view> args) {
         p = write_decimal(p, a.size(), decimal_digits(a.size()));
         *p++ = '\r';
         *p++ = '\n';
-        if (!a.empty()) std::memcpy(p, a.data(), a.size());
+        if (!a.empty())
+            std::memcpy(p, a.data(), a.size());
         p += a.size();
         *p++ = '\r';
         *p++ = '\n';
     }
 }
-
 
 void append_command(std::string& out, std::initializer_list<std::string_view> args) {
     append_command(out, std::span<const std::string_view>(args.begin(), args.size()));

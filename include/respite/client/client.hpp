@@ -56,11 +56,20 @@ callback<T> bind_handler(Handler&& handler, asio::io_context::executor_type io) 
     auto work = asio::make_work_guard(ex);
     return [h = std::forward<Handler>(handler), w = std::move(work)](result<T> r) mutable {
         auto ex = asio::get_associated_executor(h, w.get_executor());
-        asio::dispatch(ex, [h = std::move(h), r = std::move(r)]() mutable {
-            std::move(h)(std::move(r));
-        });
+        asio::dispatch(
+            ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
         w.reset();
     };
+}
+
+// Starts an asynchronous operation completing with result<T>: `start` receives the callback.
+template <class T, class Token, class Start>
+auto initiate(Token&& token, asio::io_context::executor_type ex, Start&& start) {
+    return asio::async_initiate<Token, void(result<T>)>(
+        [ex](auto handler, auto start_fn) mutable {
+            std::move(start_fn)(bind_handler<T>(std::move(handler), ex));
+        },
+        token, std::forward<Start>(start));
 }
 
 class core;
@@ -71,7 +80,7 @@ class core;
 // changes connection state. Returned to the pool when destroyed (closed instead when its state
 // was changed, so no WATCH or SELECT leaks to the next user).
 class session {
-public:
+  public:
     session() = default;
     session(session&&) noexcept = default;
     session& operator=(session&&) noexcept;
@@ -79,27 +88,22 @@ public:
 
     template <class Token>
     auto async_command(request req, Token&& token) {
-        return asio::async_initiate<Token, void(result<resp::value>)>(
-            [this](auto handler, request r) {
-                command(std::move(r),
-                        detail::bind_handler<resp::value>(std::move(handler), executor()));
-            },
-            token, std::move(req));
+        return detail::initiate<resp::value>(
+            token, executor(),
+            [this, r = std::move(req)](auto cb) mutable { command(std::move(r), std::move(cb)); });
     }
 
     template <class Token>
     auto async_exec(request req, Token&& token) {
-        return asio::async_initiate<Token, void(result<std::vector<resp::value>>)>(
-            [this](auto handler, request r) {
-                exec(std::move(r), detail::bind_handler<std::vector<resp::value>>(
-                                       std::move(handler), executor()));
-            },
-            token, std::move(req));
+        return detail::initiate<std::vector<resp::value>>(
+            token, executor(),
+            [this, r = std::move(req)](auto cb) mutable { exec(std::move(r), std::move(cb)); });
     }
 
+    // False for a default-constructed or moved-from session; the operations require a valid one.
     [[nodiscard]] bool valid() const noexcept { return conn_ != nullptr; }
 
-private:
+  private:
     friend class detail::core;
     session(std::shared_ptr<detail::core> c, std::shared_ptr<connection> conn);
     void command(request r, detail::callback<resp::value> cb);
@@ -113,7 +117,7 @@ private:
 };
 
 class client {
-public:
+  public:
     // Runs its own I/O thread.
     explicit client(client_config cfg);
     // Runs on the caller's io_context (which the caller runs); no thread of its own.
@@ -128,45 +132,34 @@ public:
     // One command -> its reply. An error reply is a value (see server_error_of), not an error.
     template <class Token>
     auto async_command(request req, Token&& token) {
-        return asio::async_initiate<Token, void(result<resp::value>)>(
-            [this](auto handler, request r) {
-                command(std::move(r),
-                        detail::bind_handler<resp::value>(std::move(handler), executor()));
-            },
-            token, std::move(req));
+        return detail::initiate<resp::value>(
+            token, executor(),
+            [this, r = std::move(req)](auto cb) mutable { command(std::move(r), std::move(cb)); });
     }
 
     // A pipeline: every command's reply, in order, from one write.
     template <class Token>
     auto async_exec(request req, Token&& token) {
-        return asio::async_initiate<Token, void(result<std::vector<resp::value>>)>(
-            [this](auto handler, request r) {
-                exec(std::move(r), detail::bind_handler<std::vector<resp::value>>(
-                                       std::move(handler), executor()));
-            },
-            token, std::move(req));
+        return detail::initiate<std::vector<resp::value>>(
+            token, executor(),
+            [this, r = std::move(req)](auto cb) mutable { exec(std::move(r), std::move(cb)); });
     }
 
     // MULTI, the commands, EXEC as one write; the EXEC replies, or error::transaction_aborted,
     // or the error reply that made Redis discard the transaction (EXECABORT) as server_error.
     template <class Token>
     auto async_transaction(request req, Token&& token) {
-        return asio::async_initiate<Token, void(result<std::vector<resp::value>>)>(
-            [this](auto handler, request r) {
-                transaction(std::move(r), detail::bind_handler<std::vector<resp::value>>(
-                                              std::move(handler), executor()));
-            },
-            token, std::move(req));
+        return detail::initiate<std::vector<resp::value>>(
+            token, executor(), [this, r = std::move(req)](auto cb) mutable {
+                transaction(std::move(r), std::move(cb));
+            });
     }
 
     // A dedicated connection for WATCH flows and connection-state commands.
     template <class Token>
     auto async_session(Token&& token) {
-        return asio::async_initiate<Token, void(result<session>)>(
-            [this](auto handler) {
-                lease(detail::bind_handler<session>(std::move(handler), executor()));
-            },
-            token);
+        return detail::initiate<session>(token, executor(),
+                                         [this](auto cb) mutable { lease(std::move(cb)); });
     }
 
     // Subscribes (confirmations awaited); subscriptions are restored after every reconnect.
@@ -183,11 +176,8 @@ public:
     // The next Pub/Sub message from the bounded queue (used when no message handler is set).
     template <class Token>
     auto async_receive(Token&& token) {
-        return asio::async_initiate<Token, void(result<message>)>(
-            [this](auto handler) {
-                receive(detail::bind_handler<message>(std::move(handler), executor()));
-            },
-            token);
+        return detail::initiate<message>(token, executor(),
+                                         [this](auto cb) mutable { receive(std::move(cb)); });
     }
 
     // Messages go to this handler (on the client's I/O thread) instead of the queue. Must not
@@ -204,16 +194,14 @@ public:
     // The Pub/Sub connection, nullptr before the first subscription.
     [[nodiscard]] std::shared_ptr<connection> pubsub_connection() const;
 
-private:
+  private:
     template <class Token>
     auto subscription_op(subscription_kind k, bool subscribe, std::vector<std::string> names,
                          Token&& token) {
-        return asio::async_initiate<Token, void(result<void>)>(
-            [this, k, subscribe](auto handler, std::vector<std::string> n) {
-                subscription(k, subscribe, std::move(n),
-                             detail::bind_handler<void>(std::move(handler), executor()));
-            },
-            token, std::move(names));
+        return detail::initiate<void>(token, executor(),
+                                      [this, k, subscribe, n = std::move(names)](auto cb) mutable {
+                                          subscription(k, subscribe, std::move(n), std::move(cb));
+                                      });
     }
 
     void command(request r, detail::callback<resp::value> cb);

@@ -11,10 +11,11 @@ namespace respite::client {
 
 enum class command_kind : unsigned char {
     ordinary,
-    blocking,      // BLPOP, XREAD BLOCK, WAIT, ...: the reply may take as long as the block time
-    subscribe,     // SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE (replies are push confirmations)
-    unsubscribe,   // UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE
-    connection_state,  // SELECT, MULTI, EXEC, DISCARD, WATCH, UNWATCH, RESET, CLIENT, HELLO, AUTH, QUIT, MONITOR
+    blocking,     // BLPOP, XREAD BLOCK, WAIT, ...: the reply may take as long as the block time
+    subscribe,    // SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE (replies are push confirmations)
+    unsubscribe,  // UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE
+    connection_state,  // SELECT, MULTI, EXEC, DISCARD, WATCH, UNWATCH, RESET, CLIENT, HELLO, AUTH,
+                       // QUIT, MONITOR
 };
 
 // ASCII case-insensitive equality, as Redis matches command names.

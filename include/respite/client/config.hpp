@@ -18,10 +18,10 @@ using namespace std::chrono_literals;
 
 struct tls_config {
     bool enabled = false;
-    std::string ca_file;        // empty: system default paths
-    std::string cert_file;      // client certificate (mutual TLS), optional
+    std::string ca_file;    // empty: system default paths
+    std::string cert_file;  // client certificate (mutual TLS), optional
     std::string key_file;
-    std::string server_name;    // SNI and verification name; empty: the host
+    std::string server_name;  // SNI and verification name; empty: the host
     bool verify_peer = true;
 };
 
@@ -33,16 +33,16 @@ struct backoff_config {
 struct connection_config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 6379;
-    std::string unix_path;          // when set, used instead of host/port
-    std::string username;           // ACL user; empty means "default"
+    std::string unix_path;  // when set, used instead of host/port
+    std::string username;   // ACL user; empty means "default"
     std::string password;
-    std::string client_name;        // CLIENT SETNAME / HELLO SETNAME
+    std::string client_name;  // CLIENT SETNAME / HELLO SETNAME
     int database = 0;
-    int protocol = 3;               // 3: HELLO 3 with fallback to RESP2; 2: RESP2 only
+    int protocol = 3;  // 3: HELLO 3 with fallback to RESP2; 2: RESP2 only
     tls_config tls;
 
     std::chrono::milliseconds connect_timeout = 2s;
-    std::chrono::milliseconds command_timeout = 5s;   // 0: none
+    std::chrono::milliseconds command_timeout = 5s;  // 0: none
     // A blocking command (BLPOP 1.5, XREAD BLOCK 100, ...) gets its block time plus this margin;
     // a block of 0 waits without a deadline.
     std::chrono::milliseconds blocking_margin = 1s;

@@ -10,10 +10,10 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <vector>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include <asio/io_context.hpp>
 
@@ -37,7 +37,7 @@ inline void fail(reply_handler& done, std::error_code ec) {
 }
 
 class connection : public std::enable_shared_from_this<connection> {
-public:
+  public:
     using executor_type = asio::io_context::executor_type;
 
     static std::shared_ptr<connection> create(executor_type ex, connection_config cfg);
@@ -78,7 +78,7 @@ public:
 
     struct impl;
 
-private:
+  private:
     explicit connection(std::shared_ptr<impl> p);
     std::shared_ptr<impl> impl_;
 };

@@ -21,14 +21,14 @@ namespace detail {
 
 // Holds the text of one argument: strings by view, numbers formatted in a small buffer.
 class arg_text {
-public:
+  public:
     template <class T>
-        requires std::is_convertible_v<const T&, std::string_view>
-    arg_text(const T& s) : view_(s) {}  // NOLINT(google-explicit-constructor)
+    requires std::is_convertible_v<const T&, std::string_view> arg_text(const T& s)
+        : view_(s) {}  // NOLINT(google-explicit-constructor)
 
     template <std::integral T>
-        requires(!std::is_same_v<T, bool> && !std::is_same_v<T, char>)
-    arg_text(T n) {  // NOLINT(google-explicit-constructor)
+    requires(!std::is_same_v<T, bool> && !std::is_same_v<T, char>)
+        arg_text(T n) {  // NOLINT(google-explicit-constructor)
         auto [p, ec] = std::to_chars(buf_.data(), buf_.data() + buf_.size(), n);
         (void)ec;
         view_ = std::string_view(buf_.data(), static_cast<std::size_t>(p - buf_.data()));
@@ -41,7 +41,7 @@ public:
 
     [[nodiscard]] std::string_view view() const noexcept { return view_; }
 
-private:
+  private:
     std::array<char, 32> buf_{};
     std::string_view view_;
 };
@@ -49,7 +49,7 @@ private:
 }  // namespace detail
 
 class request {
-public:
+  public:
     request() = default;
 
     // Appends one command, e.g. push("SET", key, 42). Arguments are binary-safe.
@@ -58,7 +58,8 @@ public:
         if constexpr (sizeof...(Args) > 0) {
             const detail::arg_text texts[] = {detail::arg_text(args)...};
             std::array<std::string_view, sizeof...(Args)> views;
-            for (std::size_t i = 0; i < sizeof...(Args); ++i) views[i] = texts[i].view();
+            for (std::size_t i = 0; i < sizeof...(Args); ++i)
+                views[i] = texts[i].view();
             push_args(views);
         } else {
             push_args(std::span<const std::string_view>{});
@@ -91,7 +92,7 @@ public:
 
     void clear() noexcept;
 
-private:
+  private:
     std::string payload_;
     std::size_t commands_ = 0;
     bool blocking_ = false;

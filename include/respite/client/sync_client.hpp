@@ -8,7 +8,7 @@
 namespace respite::client {
 
 class sync_client {
-public:
+  public:
     explicit sync_client(client_config cfg) : client_(std::move(cfg)) {}
 
     // command("SET", "k", 1) -> the reply (an error reply is a value, see server_error_of).
@@ -28,7 +28,7 @@ public:
 
     client& async() noexcept { return client_; }
 
-private:
+  private:
     client client_;
 };
 

@@ -13,7 +13,7 @@ using client::cmd;
 namespace {
 
 class auth : public ::testing::TestWithParam<int> {
-protected:
+  protected:
     static void SetUpTestSuite() {
         redis_server_options o;
         o.requirepass = "topsecret";
@@ -87,12 +87,12 @@ TEST_P(auth, forbidden_channel_subscription_is_an_error_and_others_still_work) {
     ca.connection.username = "alice";
     ca.connection.password = "wonderland";
     client::client alice(ca);
-    auto bad = get(alice.async_subscribe(client::subscription_kind::channel, {"secret"},
-                                         asio::use_future));
+    auto bad = get(
+        alice.async_subscribe(client::subscription_kind::channel, {"secret"}, asio::use_future));
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error(), client::error::server_error);
-    auto good = get(alice.async_subscribe(client::subscription_kind::channel, {"news"},
-                                          asio::use_future));
+    auto good =
+        get(alice.async_subscribe(client::subscription_kind::channel, {"news"}, asio::use_future));
     ASSERT_TRUE(good) << good.error().message();
     server_->cli({"PUBLISH", "news", "ok"});
     auto m = get(alice.async_receive(asio::use_future));

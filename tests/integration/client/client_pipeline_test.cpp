@@ -18,7 +18,7 @@ using resp::value;
 namespace {
 
 class pipeline : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() { server_ = new redis_server(); }
     static void TearDownTestSuite() {
         delete server_;
@@ -35,11 +35,13 @@ TEST_F(pipeline, one_request_of_100k_commands) {
     client::sync_client c(config_for(*server_));
     client::request r;
     constexpr int n = 100000;
-    for (int i = 0; i < n; ++i) r.push("SET", "key:" + std::to_string(i), i);
+    for (int i = 0; i < n; ++i)
+        r.push("SET", "key:" + std::to_string(i), i);
     auto rs = c.exec(std::move(r));
     ASSERT_TRUE(rs) << rs.error().message();
     ASSERT_EQ(rs->size(), static_cast<std::size_t>(n));
-    for (const auto& v : *rs) ASSERT_EQ(v.str(), "OK");
+    for (const auto& v : *rs)
+        ASSERT_EQ(v.str(), "OK");
     EXPECT_EQ(server_->cli({"DBSIZE"}), std::to_string(n));
     EXPECT_EQ(server_->cli({"GET", "key:99999"}), "99999");
 }
@@ -53,7 +55,8 @@ TEST_F(pipeline, automatic_pipelining_of_100k_concurrent_commands_keeps_order) {
     for (int i = 0; i < n; ++i) {
         cl.async_command(cmd("INCR", "counter"), [&, i](client::result<value> r) {
             ++done;
-            if (r && r->integer() == i + 1) ++ok;
+            if (r && r->integer() == i + 1)
+                ++ok;
         });
     }
     EXPECT_TRUE(run_until(ioc, [&] { return done == n; }));
@@ -75,7 +78,8 @@ TEST_F(pipeline, coroutines_share_a_connection) {
                 for (int i = 0; i < per_worker; ++i) {
                     auto key = "w" + std::to_string(w);
                     auto r = co_await cl.async_command(cmd("RPUSH", key, i), asio::use_awaitable);
-                    if (!r || r->integer() != i + 1) ++failures;
+                    if (!r || r->integer() != i + 1)
+                        ++failures;
                 }
                 ++finished;
             },
@@ -129,7 +133,8 @@ TEST_F(pipeline, watch_session_aborts_when_the_key_changes) {
         ioc,
         [&]() -> asio::awaitable<void> {
             auto s = co_await cl.async_session(asio::use_awaitable);
-            if (!s) co_return;
+            if (!s)
+                co_return;
             co_await s->async_command(cmd("WATCH", "w"), asio::use_awaitable);
             // Someone else changes the key between WATCH and EXEC.
             co_await cl.async_command(cmd("SET", "w", "other"), asio::use_awaitable);
@@ -143,7 +148,8 @@ TEST_F(pipeline, watch_session_aborts_when_the_key_changes) {
             second = co_await s->async_exec(std::move(tx2), asio::use_awaitable);
         },
         asio::detached);
-    EXPECT_TRUE(run_until(ioc, [&] { return second.has_value(); }, 20s));
+    EXPECT_TRUE(run_until(
+        ioc, [&] { return second.has_value(); }, 20s));
     ASSERT_TRUE(first && *first);
     EXPECT_TRUE((**first)[2].is_null());  // EXEC null: aborted
     ASSERT_TRUE(second && *second);

@@ -13,7 +13,7 @@ using client::subscription_kind;
 namespace {
 
 class pubsub : public ::testing::TestWithParam<int> {
-protected:
+  protected:
     static void SetUpTestSuite() { server_ = new redis_server(); }
     static void TearDownTestSuite() {
         delete server_;
@@ -25,7 +25,8 @@ redis_server* pubsub::server_ = nullptr;
 
 client::message receive(client::client& c) {
     auto m = get(c.async_receive(asio::use_future), 10s);
-    if (!m) throw std::runtime_error("receive failed: " + m.error().message());
+    if (!m)
+        throw std::runtime_error("receive failed: " + m.error().message());
     return *m;
 }
 
@@ -33,7 +34,8 @@ client::message receive(client::client& c) {
 
 TEST_P(pubsub, channels_patterns_and_shard_channels) {
     client::client c(config_for(*server_, GetParam()));
-    auto s1 = get(c.async_subscribe(subscription_kind::channel, {"news", "Sport"}, asio::use_future));
+    auto s1 =
+        get(c.async_subscribe(subscription_kind::channel, {"news", "Sport"}, asio::use_future));
     ASSERT_TRUE(s1) << s1.error().message();
     auto s2 = get(c.async_subscribe(subscription_kind::pattern, {"p.*"}, asio::use_future));
     ASSERT_TRUE(s2);
@@ -96,13 +98,15 @@ TEST_P(pubsub, bounded_queue_drops_oldest_and_counts) {
     cfg.push_queue_capacity = 10;
     client::client c(cfg);
     ASSERT_TRUE(get(c.async_subscribe(subscription_kind::channel, {"flood"}, asio::use_future)));
-    for (int i = 0; i < 25; ++i) server_->cli({"PUBLISH", "flood", std::to_string(i)});
+    for (int i = 0; i < 25; ++i)
+        server_->cli({"PUBLISH", "flood", std::to_string(i)});
     ASSERT_TRUE(eventually([&] { return c.push_stats().delivered == 25; }));
     auto st = c.push_stats();
     EXPECT_EQ(st.size, 10u);
     EXPECT_EQ(st.dropped, 15u);
     // The newest ten remain, in order.
-    for (int i = 15; i < 25; ++i) EXPECT_EQ(receive(c).payload, std::to_string(i));
+    for (int i = 15; i < 25; ++i)
+        EXPECT_EQ(receive(c).payload, std::to_string(i));
     // Replies are never stalled by a full queue.
     auto p = get(c.async_command(cmd("PING"), asio::use_future));
     EXPECT_TRUE(p);
@@ -119,14 +123,16 @@ TEST_P(pubsub, message_handler_receives_in_order) {
     ASSERT_TRUE(get(c.async_subscribe(subscription_kind::channel, {"ordered"}, asio::use_future)));
     client::client pub(config_for(*server_, GetParam()));
     client::request r;
-    for (int i = 0; i < 1000; ++i) r.push("PUBLISH", "ordered", i);
+    for (int i = 0; i < 1000; ++i)
+        r.push("PUBLISH", "ordered", i);
     ASSERT_TRUE(get(pub.async_exec(std::move(r), asio::use_future)));
     ASSERT_TRUE(eventually([&] {
         std::lock_guard l(mu);
         return got.size() == 1000;
     }));
     std::lock_guard l(mu);
-    for (int i = 0; i < 1000; ++i) ASSERT_EQ(got[i], std::to_string(i));
+    for (int i = 0; i < 1000; ++i)
+        ASSERT_EQ(got[i], std::to_string(i));
 }
 
 INSTANTIATE_TEST_SUITE_P(resp, pubsub, ::testing::Values(2, 3),
@@ -138,7 +144,8 @@ TEST(pushes, invalidation_push_arrives_on_an_idle_connection) {
     std::promise<resp::value> got;
     std::atomic<bool> once{false};
     c.set_push_handler([&](const resp::value& v) {
-        if (v.size() > 0 && v[0].str() == "invalidate" && !once.exchange(true)) got.set_value(v);
+        if (v.size() > 0 && v[0].str() == "invalidate" && !once.exchange(true))
+            got.set_value(v);
     });
     // Tracking is connection state, so it runs on a session's dedicated connection.
     client::request r;

@@ -165,6 +165,24 @@ TEST(resilience, blackhole_times_out_then_reconnects) {
     EXPECT_GE(p.accepted_connections(), 2u);
 }
 
+TEST(resilience, health_check_replaces_a_silent_idle_connection) {
+    redis_server s;
+    fault_proxy p(s.host(), s.port());
+    auto cfg = via(p);
+    cfg.connection.health_check_interval = 100ms;
+    cfg.connection.connect_timeout = 300ms;
+    client::client c(cfg);
+    ASSERT_TRUE(works_again(c));
+    auto conn = c.connections()[0];
+    auto before = conn->connects();
+    p.blackhole(true);
+    // No command is issued: the health check's unanswered PING makes the client reconnect.
+    ASSERT_TRUE(eventually([&] { return p.accepted_connections() >= 2; }, 5s));
+    p.blackhole(false);
+    ASSERT_TRUE(eventually([&] { return conn->connects() > before; }));
+    EXPECT_TRUE(works_again(c));
+}
+
 TEST(resilience, commands_wait_for_reconnect_and_fail_when_queueing_is_off) {
     redis_server s;
     fault_proxy p(s.host(), s.port());

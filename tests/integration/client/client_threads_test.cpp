@@ -23,17 +23,20 @@ TEST(threads, many_threads_share_one_client) {
         ts.emplace_back([&, t] {
             for (int i = 0; i < per_thread; ++i) {
                 auto r = c.command("RPUSH", "list:" + std::to_string(t), i);
-                if (r && r->integer() == i + 1) ++ok;
+                if (r && r->integer() == i + 1)
+                    ++ok;
                 if (i % 50 == 0) {
                     client::request p;
                     p.push("INCR", "shared").push("GET", "shared");
                     auto rs = c.exec(std::move(p));
-                    if (!rs || rs->size() != 2) --ok;
+                    if (!rs || rs->size() != 2)
+                        --ok;
                 }
             }
         });
     }
-    for (auto& t : ts) t.join();
+    for (auto& t : ts)
+        t.join();
     EXPECT_EQ(ok.load(), threads * per_thread);
     EXPECT_EQ(s.cli({"GET", "shared"}), std::to_string(threads * (per_thread / 50)));
 }
@@ -43,17 +46,20 @@ TEST(threads, messages_and_commands_from_other_threads) {
     client::client c(config_for(s));
     std::atomic<int> received{0};
     c.set_message_handler([&](const client::message&) { ++received; });
-    ASSERT_TRUE(get(c.async_subscribe(client::subscription_kind::channel, {"t"}, asio::use_future)));
+    ASSERT_TRUE(
+        get(c.async_subscribe(client::subscription_kind::channel, {"t"}, asio::use_future)));
     std::vector<std::thread> ts;
     for (int t = 0; t < 4; ++t) {
         ts.emplace_back([&] {
             for (int i = 0; i < 200; ++i) {
                 auto r = get(c.async_command(cmd("PUBLISH", "t", i), asio::use_future));
-                if (!r) ADD_FAILURE() << r.error().message();
+                if (!r)
+                    ADD_FAILURE() << r.error().message();
             }
         });
     }
-    for (auto& t : ts) t.join();
+    for (auto& t : ts)
+        t.join();
     EXPECT_TRUE(eventually([&] { return received == 800; }));
     EXPECT_EQ(c.push_stats().delivered, 800u);
 }
@@ -69,7 +75,8 @@ TEST(threads, close_while_other_threads_issue_commands) {
             while (!stop) {
                 auto r = get(c->async_command(cmd("PING"), asio::use_future));
                 ++completed;
-                if (!r && r.error() == client::error::closed) ++closed_errors;
+                if (!r && r.error() == client::error::closed)
+                    ++closed_errors;
             }
         });
     }
@@ -77,5 +84,6 @@ TEST(threads, close_while_other_threads_issue_commands) {
     c->close();
     ASSERT_TRUE(eventually([&] { return closed_errors >= 4; }));
     stop = true;
-    for (auto& t : ts) t.join();
+    for (auto& t : ts)
+        t.join();
 }

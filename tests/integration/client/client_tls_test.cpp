@@ -34,14 +34,15 @@ struct test_pki {
             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca "
             "-keyout other.key -out other.crt";
         std::string cmdline = "sh -c \"" + script + "\" >/dev/null 2>&1";
-        if (std::system(cmdline.c_str()) != 0) throw std::runtime_error("openssl failed");
+        if (std::system(cmdline.c_str()) != 0)
+            throw std::runtime_error("openssl failed");
     }
     ~test_pki() { std::filesystem::remove_all(dir); }
     std::string file(const char* name) const { return (dir / name).string(); }
 };
 
 class tls : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() {
         pki_ = new test_pki();
         tls_port_ = free_port();
@@ -82,12 +83,13 @@ TEST_F(tls, commands_pipelines_and_pubsub_over_tls) {
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_EQ(server_->cli({"GET", "over-tls"}), "yes");
     client::request p;
-    for (int i = 0; i < 10000; ++i) p.push("INCR", "tls-counter");
+    for (int i = 0; i < 10000; ++i)
+        p.push("INCR", "tls-counter");
     auto rs = get(c.async_exec(std::move(p), asio::use_future));
     ASSERT_TRUE(rs);
     EXPECT_EQ(rs->back().integer(), 10000);
-    ASSERT_TRUE(get(c.async_subscribe(client::subscription_kind::channel, {"tls-news"},
-                                      asio::use_future)));
+    ASSERT_TRUE(
+        get(c.async_subscribe(client::subscription_kind::channel, {"tls-news"}, asio::use_future)));
     server_->cli({"PUBLISH", "tls-news", "secure"});
     auto m = get(c.async_receive(asio::use_future));
     ASSERT_TRUE(m);

@@ -17,7 +17,7 @@ using resp::value;
 namespace {
 
 class types : public ::testing::TestWithParam<int> {
-protected:
+  protected:
     static void SetUpTestSuite() { server_ = new redis_server(); }
     static void TearDownTestSuite() {
         delete server_;
@@ -29,7 +29,8 @@ redis_server* types::server_ = nullptr;
 
 value run(client::sync_client& c, client::request r) {
     auto v = c.run(std::move(r));
-    if (!v) throw std::runtime_error("command failed: " + v.error().message());
+    if (!v)
+        throw std::runtime_error("command failed: " + v.error().message());
     return std::move(*v);
 }
 
@@ -128,7 +129,8 @@ TEST(resp3, push_before_a_reply_is_not_taken_as_the_reply) {
     std::promise<value> pushed;
     std::atomic<int> pushes{0};
     cl.set_push_handler([&](const value& v) {
-        if (pushes++ == 0) pushed.set_value(v);
+        if (pushes++ == 0)
+            pushed.set_value(v);
     });
     auto r = get(cl.async_command(cmd("DEBUG", "PROTOCOL", "push"), asio::use_future));
     ASSERT_TRUE(r);
@@ -145,7 +147,8 @@ TEST(resp3, push_before_a_reply_is_not_taken_as_the_reply) {
 TEST_P(types, binary_safe_strings_and_int64_limits) {
     client::sync_client c(config_for(*server_, GetParam()));
     std::string bin;
-    for (int i = 0; i < 256; ++i) bin.push_back(static_cast<char>(i));
+    for (int i = 0; i < 256; ++i)
+        bin.push_back(static_cast<char>(i));
     bin += "\r\n$-1\r\n*3\r\n";
     ASSERT_TRUE(c.command("SET", "bin", bin));
     auto got = run(c, cmd("GET", "bin"));

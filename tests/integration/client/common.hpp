@@ -4,11 +4,10 @@
 
 #include <chrono>
 #include <future>
+#include <stdexcept>
 #include <thread>
 
 #include <asio/io_context.hpp>
-#include <stdexcept>
-
 #include <gtest/gtest.h>
 
 #include <respite/client/client.hpp>
@@ -47,7 +46,8 @@ template <class F>
 bool eventually(F&& cond, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     auto end = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < end) {
-        if (cond()) return true;
+        if (cond())
+            return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return cond();

@@ -1,9 +1,9 @@
 // request_queue: FIFO matching, push routing, subscribe confirmations, deadlines, failures.
+#include "request_queue.hpp"
+
 #include <gtest/gtest.h>
 
 #include <respite/client/error.hpp>
-
-#include "request_queue.hpp"
 
 namespace rc = respite::client;
 namespace rd = respite::client::detail;
@@ -26,8 +26,8 @@ rd::completion record(outcome& o) {
 }
 
 value push_msg(const char* kind, const char* ch, const char* payload) {
-    return value::push({value::bulk_string(kind), value::bulk_string(ch),
-                        value::bulk_string(payload)});
+    return value::push(
+        {value::bulk_string(kind), value::bulk_string(ch), value::bulk_string(payload)});
 }
 
 }  // namespace
@@ -103,8 +103,8 @@ TEST(request_queue, resp2_pubsub_arrays_are_pushes_only_in_pubsub_mode) {
     q.push("LRANGE", {}, record(a));
     std::string out;
     q.take_staged(out);
-    value arr = value::array({value::bulk_string("message"), value::bulk_string("c"),
-                              value::bulk_string("p")});
+    value arr = value::array(
+        {value::bulk_string("message"), value::bulk_string("c"), value::bulk_string("p")});
     q.on_value(value(arr));
     EXPECT_EQ(pushes, 0);
     EXPECT_EQ(a.calls, 1);
@@ -115,8 +115,8 @@ TEST(request_queue, resp2_pubsub_arrays_are_pushes_only_in_pubsub_mode) {
     outcome b;
     q.push("PING", {}, record(b));
     q.take_staged(out);
-    q.on_value(value::array({value::bulk_string("MESSAGE"), value::bulk_string("c"),
-                             value::bulk_string("p")}));
+    q.on_value(value::array(
+        {value::bulk_string("MESSAGE"), value::bulk_string("c"), value::bulk_string("p")}));
     EXPECT_EQ(pushes, 2);
     q.on_value(value::array({value::bulk_string("pong"), value::bulk_string("")}));
     EXPECT_EQ(b.calls, 1);
@@ -131,8 +131,8 @@ TEST(request_queue, subscribe_error_before_ping_reply_is_the_outcome) {
            record(denied));
     std::string out;
     q.take_staged(out);
-    q.on_value(value::push({value::bulk_string("subscribe"), value::bulk_string("a"),
-                            value::integer(1)}));
+    q.on_value(
+        value::push({value::bulk_string("subscribe"), value::bulk_string("a"), value::integer(1)}));
     q.on_value(value::simple_string("PONG"));
     ASSERT_EQ(ok.calls, 1);
     EXPECT_FALSE(ok.replies[0].is_error());

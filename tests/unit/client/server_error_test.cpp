@@ -11,24 +11,24 @@ TEST(server_error, prefixes_map_to_kinds) {
         const char* msg;
         server_error_kind kind;
     };
-    for (auto [msg, k] : {c{"ERR wrong", server_error_kind::err},
-                          c{"MOVED 3999 127.0.0.1:6381", server_error_kind::moved},
-                          c{"ASK 3999 127.0.0.1:6381", server_error_kind::ask},
-                          c{"TRYAGAIN Multiple keys", server_error_kind::tryagain},
-                          c{"CLUSTERDOWN The cluster is down", server_error_kind::clusterdown},
-                          c{"CROSSSLOT Keys", server_error_kind::crossslot},
-                          c{"LOADING Redis is loading", server_error_kind::loading},
-                          c{"BUSY Redis is busy", server_error_kind::busy},
-                          c{"READONLY You can't write", server_error_kind::readonly},
-                          c{"NOSCRIPT No matching script", server_error_kind::noscript},
-                          c{"NOAUTH Authentication required.", server_error_kind::noauth},
-                          c{"WRONGPASS invalid", server_error_kind::wrongpass},
-                          c{"NOPERM this user", server_error_kind::noperm},
-                          c{"NOPROTO unsupported", server_error_kind::noproto},
-                          c{"MISCONF Redis is configured", server_error_kind::misconf},
-                          c{"WRONGTYPE Operation", server_error_kind::wrongtype},
-                          c{"SOMETHING else", server_error_kind::other},
-                          c{"", server_error_kind::other}}) {
+    for (auto [msg, k] :
+         {c{"ERR wrong", server_error_kind::err},
+          c{"MOVED 3999 127.0.0.1:6381", server_error_kind::moved},
+          c{"ASK 3999 127.0.0.1:6381", server_error_kind::ask},
+          c{"TRYAGAIN Multiple keys", server_error_kind::tryagain},
+          c{"CLUSTERDOWN The cluster is down", server_error_kind::clusterdown},
+          c{"CROSSSLOT Keys", server_error_kind::crossslot},
+          c{"LOADING Redis is loading", server_error_kind::loading},
+          c{"BUSY Redis is busy", server_error_kind::busy},
+          c{"READONLY You can't write", server_error_kind::readonly},
+          c{"NOSCRIPT No matching script", server_error_kind::noscript},
+          c{"NOAUTH Authentication required.", server_error_kind::noauth},
+          c{"WRONGPASS invalid", server_error_kind::wrongpass},
+          c{"NOPERM this user", server_error_kind::noperm},
+          c{"NOPROTO unsupported", server_error_kind::noproto},
+          c{"MISCONF Redis is configured", server_error_kind::misconf},
+          c{"WRONGTYPE Operation", server_error_kind::wrongtype},
+          c{"SOMETHING else", server_error_kind::other}, c{"", server_error_kind::other}}) {
         server_error e(msg);
         EXPECT_EQ(e.kind(), k) << msg;
     }
