@@ -22,25 +22,13 @@ class core : public std::enable_shared_from_this<core> {
     core(executor ex, client_config cfg)
         : ex_(ex),
           cfg_(std::move(cfg)),
-          registry_(cfg_.connection.metrics ? *cfg_.connection.metrics : obs::registry::global()),
-          dropped_metric_(registry_.get_counter("respite_client_push_dropped_total",
-                                                "Pub/Sub messages dropped because the bounded "
-                                                "queue was full (oldest first)",
-                                                labels())),
-          queue_gauge_(registry_.get_gauge("respite_client_push_queue_size",
-                                           "Pub/Sub messages waiting in the queue", labels())) {
+          messages_(cfg_.push_queue_capacity,
+                    cfg_.connection.metrics ? *cfg_.connection.metrics : obs::registry::global(),
+                    cfg_.connection.metrics_label) {
         if (cfg_.connections == 0)
             cfg_.connections = 1;
         if (cfg_.push_queue_capacity == 0)
             cfg_.push_queue_capacity = 1;
-    }
-
-    obs::labels labels() const {
-        obs::labels l;
-        if (!cfg_.connection.metrics_label.empty()) {
-            l.emplace_back("client", cfg_.connection.metrics_label);
-        }
-        return l;
     }
 
     void start() {
@@ -66,11 +54,7 @@ class core : public std::enable_shared_from_this<core> {
         idle_dedicated_.clear();
         if (pubsub_)
             pubsub_->close();
-        while (!receivers_.empty()) {
-            auto cb = std::move(receivers_.front());
-            receivers_.pop_front();
-            cb(std::unexpected(make_error_code(error::closed)));
-        }
+        messages_.close();
     }
 
     // Runs f on the I/O executor: inline when already there, posted otherwise.
@@ -334,97 +318,25 @@ class core : public std::enable_shared_from_this<core> {
     }
 
     void on_push(resp::value&& v) {
-        const auto& e = v.elements();
-        if (!e.empty() && e[0].is_string()) {
-            std::string_view kind = e[0].str();
-            message m;
-            bool is_message = false;
-            if (kind == "message" && e.size() >= 3) {
-                m.kind = message::kind::message;
-                m.channel = std::move(v.elements()[1].str());
-                m.payload = std::move(v.elements()[2].str());
-                is_message = true;
-            } else if (kind == "smessage" && e.size() >= 3) {
-                m.kind = message::kind::smessage;
-                m.channel = std::move(v.elements()[1].str());
-                m.payload = std::move(v.elements()[2].str());
-                is_message = true;
-            } else if (kind == "pmessage" && e.size() >= 4) {
-                m.kind = message::kind::pmessage;
-                m.pattern = std::move(v.elements()[1].str());
-                m.channel = std::move(v.elements()[2].str());
-                m.payload = std::move(v.elements()[3].str());
-                is_message = true;
-            } else if (kind.find("subscribe") != std::string_view::npos) {
-                return;  // confirmations: the subscription API already answered the caller
-            }
-            if (is_message) {
-                deliver(std::move(m));
-                return;
-            }
+        if (auto m = to_message(std::move(v))) {
+            messages_.deliver(std::move(*m));
+            return;
         }
-        if (push_handler_)
-            push_handler_(v);
+        // Subscription confirmations: the subscription API already answered the caller.
+        if (push_kind(v).find("subscribe") != std::string_view::npos) return;
+        if (push_handler_) push_handler_(v);
     }
 
-    void deliver(message&& m) {
-        ++delivered_;
-        if (message_handler_) {
-            message_handler_(m);
-            return;
-        }
-        if (!receivers_.empty()) {
-            auto cb = std::move(receivers_.front());
-            receivers_.pop_front();
-            cb(std::move(m));
-            return;
-        }
-        if (queue_.size() >= cfg_.push_queue_capacity) {
-            queue_.pop_front();
-            auto dropped = ++dropped_;
-            dropped_metric_.inc();
-            if (dropped == 1 || dropped % 10000 == 0) {
-                obs::log().warn("push_queue_full capacity={} dropped_total={} (oldest dropped)",
-                                cfg_.push_queue_capacity, dropped);
-            }
-        }
-        queue_.push_back(std::move(m));
-        queue_size_ = queue_.size();
-        queue_gauge_.set(static_cast<double>(queue_.size()));
-    }
-
-    void receive(callback<message> cb) {
-        if (!queue_.empty()) {
-            auto m = std::move(queue_.front());
-            queue_.pop_front();
-            queue_size_ = queue_.size();
-            queue_gauge_.set(static_cast<double>(queue_.size()));
-            cb(std::move(m));
-            return;
-        }
-        if (closed_) {
-            cb(std::unexpected(make_error_code(error::closed)));
-            return;
-        }
-        receivers_.push_back(std::move(cb));
-    }
+    void receive(callback<message> cb) { messages_.receive(std::move(cb)); }
 
     executor ex_;
     client_config cfg_;
-    obs::registry& registry_;
-    obs::counter& dropped_metric_;
-    obs::gauge& queue_gauge_;
     std::vector<std::shared_ptr<connection>> conns_;
     std::vector<std::shared_ptr<connection>> idle_dedicated_;
     std::shared_ptr<connection> pubsub_;
     std::set<std::string> channels_, patterns_, shard_channels_;
-    std::deque<message> queue_;
-    std::deque<callback<message>> receivers_;
-    std::function<void(const message&)> message_handler_;
+    message_queue messages_;
     std::function<void(const resp::value&)> push_handler_;
-    std::atomic<std::uint64_t> delivered_{0};
-    std::atomic<std::uint64_t> dropped_{0};
-    std::atomic<std::size_t> queue_size_{0};
     std::size_t rr_ = 0;
     bool closed_ = false;
 };
@@ -590,14 +502,7 @@ void client::receive(detail::callback<message> cb) {
 
 void client::set_message_handler(std::function<void(const message&)> handler) {
     core_->run([c = core_, h = std::move(handler)]() mutable {
-        c->message_handler_ = std::move(h);
-        // Hand over what queued up before the handler existed.
-        while (c->message_handler_ && !c->queue_.empty()) {
-            auto m = std::move(c->queue_.front());
-            c->queue_.pop_front();
-            c->queue_size_ = c->queue_.size();
-            c->message_handler_(m);
-        }
+        c->messages_.set_handler(std::move(h));
     });
 }
 
@@ -606,8 +511,7 @@ void client::set_push_handler(std::function<void(const resp::value&)> handler) {
 }
 
 push_queue_stats client::push_stats() const {
-    return {core_->queue_size_.load(), core_->cfg_.push_queue_capacity, core_->delivered_.load(),
-            core_->dropped_.load()};
+    return core_->messages_.stats();
 }
 
 asio::io_context::executor_type client::executor() const noexcept {

@@ -57,10 +57,13 @@ struct client_metrics {
     obs::histogram& latency;
     obs::gauge& connected;
 
-    static client_metrics make(obs::registry& r, const std::string& label) {
+    static client_metrics make(obs::registry& r, const std::string& label,
+                               const std::string& node) {
         obs::labels l;
         if (!label.empty())
             l.emplace_back("client", label);
+        if (!node.empty())
+            l.emplace_back("node", node);
         auto with = [&](const char* k, const char* v) {
             auto x = l;
             x.emplace_back(k, v);
@@ -125,7 +128,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
           backoff_timer_(ex),
           health_timer_(ex),
           metrics_(client_metrics::make(cfg_.metrics ? *cfg_.metrics : obs::registry::global(),
-                                        cfg_.metrics_label)),
+                                        cfg_.metrics_label, cfg_.metrics_node)),
           rng_(std::random_device{}()) {
         write_signal_.expires_at(clock::time_point::max());
         sweep_timer_.expires_at(clock::time_point::max());
@@ -158,7 +161,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             fail(done, make_error_code(error::closed));
             return;
         }
-        if (state_ != connection_state::ready && !cfg_.queue_while_disconnected) {
+        if (state_ == connection_state::backoff && !cfg_.queue_while_disconnected) {
             fail(done, make_error_code(error::not_connected));
             return;
         }
@@ -498,6 +501,17 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                 co_return r.error();
             if (r->is_error())
                 co_return make_error_code(error::connect_failed);
+        }
+        for (const auto& command : cfg_.init_commands) {
+            std::vector<std::string_view> args(command.begin(), command.end());
+            auto r = co_await roundtrip(s, std::move(args));
+            if (!r)
+                co_return r.error();
+            if (r->is_error()) {
+                obs::log().warn("init_command_failed endpoint={} error=\"{}\"", endpoint(),
+                                r->str());
+                co_return make_error_code(error::connect_failed);
+            }
         }
         co_return std::error_code{};
     }

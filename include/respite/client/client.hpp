@@ -21,28 +21,13 @@
 #include <respite/client/config.hpp>
 #include <respite/client/connection.hpp>
 #include <respite/client/error.hpp>
+#include <respite/client/message_queue.hpp>
 #include <respite/client/request.hpp>
 #include <respite/resp/value.hpp>
 
 namespace respite::client {
 
-// A Pub/Sub delivery: message (SUBSCRIBE), pmessage (PSUBSCRIBE) or smessage (SSUBSCRIBE).
-struct message {
-    enum class kind : std::uint8_t { message, pmessage, smessage };
-    message::kind kind = kind::message;
-    std::string channel;
-    std::string pattern;  // pmessage only
-    std::string payload;
-};
-
 enum class subscription_kind : std::uint8_t { channel, pattern, shard_channel };
-
-struct push_queue_stats {
-    std::size_t size = 0;
-    std::size_t capacity = 0;
-    std::uint64_t delivered = 0;
-    std::uint64_t dropped = 0;
-};
 
 namespace detail {
 

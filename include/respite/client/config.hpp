@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <respite/resp/limits.hpp>
 
@@ -50,12 +51,17 @@ struct connection_config {
     std::chrono::milliseconds health_check_interval = 2s;
     backoff_config reconnect;
     // Commands issued while disconnected wait for the reconnect (until their deadline); when off
-    // they fail at once with error::not_connected.
+    // they fail at once with error::not_connected once a connect attempt has failed (commands
+    // issued during the very first connect still wait for it).
     bool queue_while_disconnected = true;
+    // Commands run during the handshake of every (re)connect, after SELECT, e.g. {"READONLY"}.
+    // An error reply fails the connect.
+    std::vector<std::vector<std::string>> init_commands;
 
     resp::limits limits;
     obs::registry* metrics = nullptr;  // nullptr: obs::registry::global()
     std::string metrics_label;         // value of the "client" label (keep it bounded)
+    std::string metrics_node;          // value of the "node" label (cluster: host:port)
 };
 
 struct client_config {
