@@ -1,0 +1,83 @@
+// Sharded Pub/Sub keeps delivering after its slot moves to another master; classic Pub/Sub
+// reaches subscribers through any node.
+#include <asio/use_future.hpp>
+
+#include <respite/cluster/slot.hpp>
+
+#include "cluster_common.hpp"
+
+using namespace respite;
+using namespace respite::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+class cluster_pubsub : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() { cluster_ = new redis_cluster(); }
+    static void TearDownTestSuite() {
+        delete cluster_;
+        cluster_ = nullptr;
+    }
+    static redis_cluster* cluster_;
+};
+redis_cluster* cluster_pubsub::cluster_ = nullptr;
+
+}  // namespace
+
+TEST_F(cluster_pubsub, shard_channel_follows_its_slot) {
+    cluster::cluster_client c(cluster_config_for(*cluster_));
+    const std::string channel = "orders";
+    auto slot = cluster::hash_slot(channel);
+    ASSERT_TRUE(get(c.async_subscribe(client::subscription_kind::shard_channel, {channel},
+                                      asio::use_future)));
+    auto publish = [&](const std::string& payload) {
+        return cluster_->cli(cluster_->master_of_slot(slot), {"SPUBLISH", channel, payload});
+    };
+    EXPECT_EQ(publish("before"), "1");
+    auto m = get(c.async_receive(asio::use_future));
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->kind, client::message::kind::smessage);
+    EXPECT_EQ(m->payload, "before");
+
+    // Move the slot away; the subscription must follow it to the new master.
+    auto from = cluster_->master_of_slot(slot);
+    std::size_t to = from;
+    for (auto candidate : cluster_->masters()) {
+        if (candidate != from) to = candidate;
+    }
+    cluster_->migrate_slot(slot, to);
+    ASSERT_TRUE(eventually([&] { return publish("after") == "1"; }, 20s));
+    bool got_after = false;
+    for (int i = 0; i < 50 && !got_after; ++i) {
+        auto next = get(c.async_receive(asio::use_future));
+        ASSERT_TRUE(next);
+        got_after = next->payload == "after";
+    }
+    EXPECT_TRUE(got_after);
+}
+
+TEST_F(cluster_pubsub, classic_channels_and_patterns) {
+    cluster::cluster_client c(cluster_config_for(*cluster_));
+    ASSERT_TRUE(get(c.async_subscribe(client::subscription_kind::channel, {"news"},
+                                      asio::use_future)));
+    ASSERT_TRUE(get(c.async_subscribe(client::subscription_kind::pattern, {"alerts.*"},
+                                      asio::use_future)));
+    // PUBLISH on any node reaches the subscriber (cluster-wide broadcast; the count it returns
+    // is only that node's own subscribers).
+    auto last = cluster_->size() - 1;
+    cluster_->cli(last, {"PUBLISH", "news", "n1"});
+    auto m = get(c.async_receive(asio::use_future));
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->payload, "n1");
+    cluster_->cli(0, {"PUBLISH", "alerts.disk", "a1"});
+    m = get(c.async_receive(asio::use_future));
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->kind, client::message::kind::pmessage);
+    EXPECT_EQ(m->pattern, "alerts.*");
+    ASSERT_TRUE(get(c.async_unsubscribe(client::subscription_kind::channel, {"news"},
+                                        asio::use_future)));
+    for (std::size_t n = 0; n < cluster_->size(); ++n) {
+        EXPECT_EQ(cluster_->cli(n, {"PUBLISH", "news", "gone"}), "0");
+    }
+}
