@@ -171,6 +171,10 @@ public:
         for (auto& [a, c] : conns_) c->close();
         for (auto& [a, c] : replica_conns_) c->close();
         for (auto& [a, c] : pubsub_conns_) c->close();
+        for (auto& [a, idle] : blocking_idle_) {
+            for (auto& c : idle) c->close();
+        }
+        blocking_idle_.clear();
         conns_.clear();
         replica_conns_.clear();
         pubsub_conns_.clear();
@@ -217,6 +221,29 @@ public:
             it = conns_.emplace(a, std::move(c)).first;
         }
         return *it->second;
+    }
+
+    std::shared_ptr<connection> take_blocking(const node_address& a) {
+        auto& idle = blocking_idle_[a];
+        if (!idle.empty()) {
+            auto c = std::move(idle.back());
+            idle.pop_back();
+            return c;
+        }
+        auto c = connection::create(ex_, node_config(a));
+        c->start();
+        return c;
+    }
+
+    void give_back_blocking(const node_address& a, const std::shared_ptr<connection>& c,
+                            bool reusable) {
+        auto& idle = blocking_idle_[a];
+        // A timed-out blocking command may still block server-side: never reuse that one.
+        if (closed_ || !reusable || idle.size() >= 16) {
+            c->close();
+            return;
+        }
+        idle.push_back(c);
     }
 
     connection& replica_conn(const node_address& a) {
@@ -328,6 +355,17 @@ public:
             to_send.push("ASKING");
             to_send.append(op->req);
             op->ask_to.reset();  // one shot: the next attempt follows the map again
+        }
+        if (op->req.blocking()) {
+            // A blocking command must not hold up the node's shared connection.
+            auto dedicated = take_blocking(*target);
+            dedicated->execute(asking ? to_send : op->req,
+                               [self = shared_from_this(), op, target = *target, dedicated](
+                                   std::error_code ec, std::vector<resp::value>& replies) mutable {
+                                   self->give_back_blocking(target, dedicated, !ec);
+                                   self->on_reply(op, target, ec, replies);
+                               });
+            return;
         }
         auto& c = replica ? replica_conn(*target) : conn(*target);
         c.execute(asking ? to_send : op->req,
@@ -1046,6 +1084,7 @@ public:
     std::map<node_address, std::shared_ptr<connection>> conns_;
     std::map<node_address, std::shared_ptr<connection>> replica_conns_;
     std::map<node_address, std::shared_ptr<connection>> pubsub_conns_;
+    std::map<node_address, std::vector<std::shared_ptr<connection>>> blocking_idle_;
     std::map<sub_key, node_address> subs_;
     std::optional<node_address> home_;
 };

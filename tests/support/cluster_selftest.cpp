@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -282,7 +284,7 @@ TEST(redis_cluster_selftest, lifecycle) {
                     const auto key = "{busy}:w" + std::to_string(n);
                     const auto reply = cluster.cli(0, {"-c", "SET", key, std::to_string(n)});
                     if (reply != "OK") {
-                        fail("SET " + key + " -> " + reply);
+                        fail(std::string("SET ").append(key).append(" -> ").append(reply));
                         return;
                     }
                     acknowledged = n + 1;

@@ -494,6 +494,14 @@ std::size_t redis_cluster::index_of(std::string_view id) const {
     return static_cast<std::size_t>(it - nodes_.begin());
 }
 
+std::string redis_cluster::label(std::string_view id) const {
+    const auto it = std::ranges::find(nodes_, id, &member::id);
+    if (it == nodes_.end()) {
+        return std::string(id);
+    }
+    return "node " + std::to_string(it - nodes_.begin());
+}
+
 std::size_t redis_cluster::first_running(std::size_t except) const {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
         if (i != except && nodes_[i].server->running()) {
@@ -680,7 +688,7 @@ void redis_cluster::finish_migration(std::uint16_t slot) {
                  const slot_range* range = range_of(snap.views.front().slots, slot);
                  if (range == nullptr || range->owner_id != m.target_id) {
                      return "slot " + s + " is still owned by " +
-                            (range != nullptr ? range->owner_id : "nobody");
+                            (range != nullptr ? label(range->owner_id) : "nobody");
                  }
                  return {};
              });
@@ -712,7 +720,7 @@ void redis_cluster::failover(std::size_t replica_index) {
                      return m.id == old_master_id && m.server->running();
                  });
                  if (old_running && (old == nullptr || old->master_id != id)) {
-                     return "the old master " + old_master_id + " is not its replica yet";
+                     return "the old master, " + label(old_master_id) + ", is not its replica yet";
                  }
                  return {};
              });
@@ -753,12 +761,12 @@ void redis_cluster::wait_for_failover_of(std::size_t killed_master) {
                      for (std::uint32_t s = first; s <= last; ++s) {
                          const slot_range* range =
                              range_of(snap.views.front().slots, static_cast<std::uint16_t>(s));
-                         owners.insert(range != nullptr ? range->owner_id : "nobody");
+                         owners.insert(range != nullptr ? label(range->owner_id) : "nobody");
                      }
                  }
-                 if (owners.size() > 1 || owners.contains(m.id)) {
-                     return "its slots are owned by " + std::to_string(owners.size()) +
-                            " node(s), including " + *owners.begin();
+                 if (owners.size() > 1 || owners.contains(label(m.id))) {
+                     std::vector<std::string> list(owners.begin(), owners.end());
+                     return "its slots are owned by " + join(list);
                  }
                  return {};
              });
@@ -792,7 +800,7 @@ std::size_t redis_cluster::add_node(bool as_replica_of_master, std::size_t maste
                  [&](const snapshot& snap) -> std::string {
                      const node_entry* entry = find_entry(snap.views.front().nodes, id);
                      if (entry == nullptr || entry->master_id != master_id) {
-                         return name + " is not a replica of " + master_id + " yet";
+                         return name + " is not a replica of " + label(master_id) + " yet";
                      }
                      return {};
                  });
@@ -889,67 +897,77 @@ std::string redis_cluster::convergence_problem(const snapshot& snap) const {
     if (!snap.problem.empty()) {
         return snap.problem;
     }
+    // All of them, not just the first: the first is often a consequence of a later one.
+    std::string problems;
+    const auto add = [&](std::initializer_list<std::string_view> parts) {
+        problems += problems.empty() ? "" : "; ";
+        problems += concat(parts);
+    };
     const node_view& ref = snap.views.front();
     const auto name = [](std::size_t i) { return "node " + std::to_string(i); };
     const std::string ref_name = name(ref.index);
     for (const node_view& view : snap.views) {
         const std::string who = name(view.index);
         if (const auto state = info_field(view.cluster_info, "cluster_state"); state != "ok") {
-            return concat({who, " reports cluster_state:", state});
+            add({who, " reports cluster_state:", state});
         }
         if (const auto assigned = info_field(view.cluster_info, "cluster_slots_assigned");
             assigned != std::to_string(slot_count)) {
-            return concat({who, " reports cluster_slots_assigned:", assigned});
+            add({who, " reports cluster_slots_assigned:", assigned});
         }
         if (view.slots != ref.slots) {
             std::size_t k = 0;
             while (k < view.slots.size() && k < ref.slots.size() && view.slots[k] == ref.slots[k]) {
                 ++k;
             }
-            return concat({who, " and ", ref_name, " disagree on the slot map: ",
-                           describe(view.slots, k), " vs ", describe(ref.slots, k)});
+            add({who, " and ", ref_name, " disagree on the slot map: ", describe(view.slots, k),
+                 " vs ", describe(ref.slots, k)});
         }
         for (const node_entry& entry : view.nodes) {
             if (std::ranges::find(nodes_, entry.id, &member::id) == nodes_.end()) {
-                return concat(
-                    {who, " knows a node that is not a member: ", entry.id, " ", entry.address});
+                add({who, " knows a node that is not a member: ", entry.id, " ", entry.address});
             }
         }
         for (std::size_t k = 0; k < nodes_.size(); ++k) {
             const node_entry* entry = find_entry(view.nodes, nodes_[k].id);
             if (entry == nullptr) {
-                return concat({who, " does not know ", name(k)});
+                add({who, " does not know ", name(k)});
+                continue;
             }
             if (!nodes_[k].server->running()) {
                 continue;
             }
             if (entry->failing()) {
-                return concat({who, " flags ", name(k), " as ", join(entry->flags)});
+                add({who, " flags ", name(k), " as ", join(entry->flags)});
             }
             if (entry->link_state != "connected") {
-                return concat({who, "'s link to ", name(k), " is ", entry->link_state});
+                add({who, "'s link to ", name(k), " is ", entry->link_state});
             }
             const node_entry* in_ref = find_entry(ref.nodes, nodes_[k].id);
             if (in_ref != nullptr && in_ref->role() != entry->role()) {
-                return concat({who, " sees ", name(k), " as ", entry->role(), ", ", ref_name,
-                               " as ", in_ref->role()});
+                add({who, " sees ", name(k), " as ", entry->role(), ", ", ref_name, " as ",
+                     in_ref->role()});
             }
         }
         if (info_field(view.replication_info, "role") == "slave") {
             if (const auto link = info_field(view.replication_info, "master_link_status");
                 link != "up") {
-                return concat({"replica ", who, " reports master_link_status:", link});
+                add({"replica ", who, " reports master_link_status:", link});
             }
         }
     }
     for (const slot_range& range : ref.slots) {
         const auto owner = std::ranges::find(nodes_, range.owner_id, &member::id);
-        if (owner == nodes_.end() || !owner->server->running()) {
-            return concat({"slots ", std::to_string(range.first), "-", std::to_string(range.last),
-                           " belong to ", range.owner_id, ", which is down"});
+        if (owner == nodes_.end()) {
+            add({"slots ", std::to_string(range.first), "-", std::to_string(range.last),
+                 " belong to ", range.owner_id, ", which is not a member"});
+        } else if (!owner->server->running()) {
+            add({"slots ", std::to_string(range.first), "-", std::to_string(range.last),
+                 " belong to ", name(static_cast<std::size_t>(owner - nodes_.begin())),
+                 ", which is down"});
         }
     }
-    return {};
+    return problems;
 }
 
 void redis_cluster::wait_for(std::string_view what,

@@ -10,7 +10,14 @@
 // Nodes are addressed by index (0 .. size()-1, in creation order); an index stays valid while the
 // node is killed and restarted, and remove_node() shifts the indices above it down by one.
 // Roles are not fixed: masters() and replicas() ask the nodes. Like redis_server, drive one cluster
-// from one thread (the thread that constructed it).
+// from one thread (the thread that constructed it); other threads may only use cli(), and only
+// while no node is being added or removed.
+//
+// Each node runs with cluster-enabled, its own nodes.conf, a bus port of its own (cluster-port;
+// the default port + 10000 may not exist), cluster-node-timeout from the options,
+// cluster-replica-validity-factor 0 (replicas may always fail over),
+// cluster-allow-replica-migration no (roles change only when asked), no persistence, and
+// repl-diskless-sync-delay 0 (the default 5 s would delay every replica's first sync).
 //
 // Depends only on redis_server and POSIX sockets; it talks RESP2 to the nodes itself and uses
 // redis-cli only for `redis-cli --cluster create` and cli().
@@ -120,6 +127,7 @@ class redis_cluster {
     [[nodiscard]] member start_member() const;
     [[nodiscard]] const member& at(std::size_t i) const;
     [[nodiscard]] std::size_t index_of(std::string_view id) const;
+    [[nodiscard]] std::string label(std::string_view id) const;  // "node <index>", or the id
     [[nodiscard]] std::size_t first_running(
         std::size_t except = static_cast<std::size_t>(-1)) const;
     static void check_slot(std::uint16_t slot);
@@ -133,7 +141,7 @@ class redis_cluster {
         const std::string& id, std::size_t ask) const;
     [[nodiscard]] std::string slot_owner_id(std::uint16_t slot) const;
     [[nodiscard]] snapshot take_snapshot() const;
-    // Empty if the snapshot shows a converged cluster, otherwise the first thing that is off.
+    // Empty if the snapshot shows a converged cluster, otherwise everything that is off.
     [[nodiscard]] std::string convergence_problem(const snapshot& snap) const;
     // Polls until the cluster has converged and `extra` (if any) returns an empty string.
     void wait_for(std::string_view what,

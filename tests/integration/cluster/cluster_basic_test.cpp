@@ -261,3 +261,68 @@ TEST_F(cluster_migration, slots_move_back_and_forth_under_load_without_failures)
     EXPECT_GT(reg.get_counter("respite_cluster_redirects_total", "", {{"kind", "moved"}}).value(),
               0u);
 }
+
+TEST_F(cluster_basic, blocking_commands_do_not_hold_up_the_node_connection) {
+    auto cfg = cluster_config_for(*cluster_);
+    cluster::cluster_client c(cfg);
+    auto pending = c.async_command(cmd("BLPOP", "{q}.jobs", 0), asio::use_future);
+    // Everything else keeps flowing, including keys on the same node and slot.
+    for (int i = 0; i < 20; ++i) {
+        auto r = get(c.async_command(cmd("INCR", "{q}.counter"), asio::use_future), 2s);
+        ASSERT_TRUE(r) << r.error().message();
+    }
+    EXPECT_EQ(pending.wait_for(200ms), std::future_status::timeout);
+    ASSERT_TRUE(get(c.async_command(cmd("RPUSH", "{q}.jobs", "job-1"), asio::use_future)));
+    auto got = get(std::move(pending));
+    ASSERT_TRUE(got) << got.error().message();
+    ASSERT_EQ(got->size(), 2u);
+    EXPECT_EQ((*got)[1].str(), "job-1");
+}
+
+TEST_F(cluster_basic, reads_can_go_to_replicas) {
+    auto cfg = cluster_config_for(*cluster_);
+    cfg.reads = cluster::read_preference::prefer_replica;
+    cluster::cluster_client c(cfg);
+    auto gets_on_replicas = [&] {
+        long n = 0;
+        for (auto r : cluster_->replicas()) {
+            auto stats = cluster_->cli(r, {"INFO", "commandstats"});
+            auto pos = stats.find("cmdstat_get:calls=");
+            if (pos != std::string::npos) n += std::stol(stats.substr(pos + 18));
+        }
+        return n;
+    };
+    auto before = gets_on_replicas();
+    ASSERT_TRUE(get(c.async_command(cmd("SET", "replicated", "v"), asio::use_future)));
+    // Writes still go to the master; wait until the replica has the key.
+    ASSERT_TRUE(get(c.async_command(cmd("WAIT", 1, 1000), asio::use_future)));
+    // Redis 7.0 reports a replica that has replicated nothing yet as "loading": refresh now that
+    // the replicas are "online".
+    ASSERT_TRUE(eventually([&] {
+        get(c.async_refresh(asio::use_future));
+        auto topo = c.topology();
+        const auto* sh = topo.shard_of(cluster::hash_slot("replicated"));
+        if (!sh) return false;
+        for (const auto& r : sh->replicas) {
+            if (r.healthy) return true;
+        }
+        return false;
+    }));
+    for (int i = 0; i < 20; ++i) {
+        auto r = get(c.async_command(cmd("GET", "replicated"), asio::use_future));
+        ASSERT_TRUE(r) << r.error().message();
+        EXPECT_EQ(r->str(), "v");
+    }
+    EXPECT_GE(gets_on_replicas(), before + 20) << [&] {
+        std::string t;
+        auto topo = c.topology();
+        for (const auto& sh : topo.shards()) {
+            t += sh.master.address.to_string() + " replicas:";
+            for (const auto& r : sh.replicas) {
+                t += " " + r.address.to_string() + (r.healthy ? "(ok)" : "(down)");
+            }
+            t += "\n";
+        }
+        return t;
+    }();
+}
