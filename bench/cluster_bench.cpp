@@ -1,7 +1,5 @@
 // Cluster client throughput against redis-benchmark --cluster on the same local Redis Cluster,
 // in the same run: 50 concurrent callers at P=1 and P=16, SET and GET on random keys.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -9,6 +7,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <sys/resource.h>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -31,10 +30,12 @@ namespace {
 std::string run_capture(const std::string& command) {
     std::string out;
     FILE* p = popen(command.c_str(), "r");
-    if (!p) throw std::runtime_error("cannot run: " + command);
+    if (!p)
+        throw std::runtime_error("cannot run: " + command);
     std::array<char, 4096> buf;
     size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0)
+        out.append(buf.data(), n);
     pclose(p);
     return out;
 }
@@ -47,9 +48,11 @@ double redis_benchmark(int port, const char* test, int conns, int pipeline, long
     std::istringstream in(out);
     std::string line;
     while (std::getline(in, line)) {
-        if (line.rfind("\"test\"", 0) == 0 || line.find(',') == std::string::npos) continue;
+        if (line.rfind("\"test\"", 0) == 0 || line.find(',') == std::string::npos)
+            continue;
         auto a = line.find("\",\"");
-        if (a == std::string::npos) continue;
+        if (a == std::string::npos)
+            continue;
         auto b = line.find('"', a + 3);
         return std::stod(line.substr(a + 3, b - a - 3));
     }
@@ -60,14 +63,16 @@ double respite_run(const test::redis_cluster& c, const char* test, int callers, 
                    long n) {
     asio::io_context ioc(1);
     cluster::cluster_config cfg;
-    for (auto p : c.ports()) cfg.seeds.push_back({"127.0.0.1", p});
+    for (auto p : c.ports())
+        cfg.seeds.push_back({"127.0.0.1", p});
     obs::registry reg;
     cfg.connection.metrics = &reg;
     cfg.connection.command_timeout = 30s;
     cluster::cluster_client cl(ioc, cfg);
     bool ready = false;
     cl.async_refresh([&](client::result<void>) { ready = true; });
-    while (!ready) ioc.run_one();
+    while (!ready)
+        ioc.run_one();
     long per = std::max(1L, n / (static_cast<long>(callers) * pipeline));
     int finished = 0;
     const bool is_set = std::string_view(test) == "set";
@@ -105,7 +110,8 @@ double respite_run(const test::redis_cluster& c, const char* test, int callers, 
             asio::detached);
     }
     auto t0 = steady::now();
-    while (finished < callers) ioc.run_one();
+    while (finished < callers)
+        ioc.run_one();
     auto secs = std::chrono::duration<double>(steady::now() - t0).count();
     cl.close();
     ioc.poll();

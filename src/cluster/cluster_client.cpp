@@ -1,8 +1,6 @@
 // The cluster client's core: slot routing, redirects and retries, slot-map refresh, pipelines
 // split per node, transactions pinned to a slot, fan-out, and sharded Pub/Sub placement. Runs on
 // one executor; the facade posts to it.
-#include <respite/cluster/cluster_client.hpp>
-
 #include <algorithm>
 #include <future>
 #include <map>
@@ -13,6 +11,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <respite/cluster/cluster_client.hpp>
 #include <respite/cluster/slot.hpp>
 #include <respite/commands/command_table.hpp>
 #include <respite/obs/log.hpp>
@@ -24,7 +23,7 @@ namespace respite::cluster {
 namespace {
 
 class category final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "respite.cluster"; }
     std::string message(int ev) const override {
         switch (static_cast<cluster_error>(ev)) {
@@ -66,14 +65,17 @@ bool split(const std::string& payload, std::vector<command_view>& out) {
     while (!rest.empty()) {
         command_view c;
         auto r = parser.parse(rest, c.args);
-        if (!r.complete || r.error) return false;
+        if (!r.complete || r.error)
+            return false;
         rest.remove_prefix(r.length);
         parser.reset();
-        if (const auto* spec = table.lookup(c.args)) c.readonly = commands::is_readonly(*spec);
+        if (const auto* spec = table.lookup(c.args))
+            c.readonly = commands::is_readonly(*spec);
         if (table.key_positions(c.args, keys)) {
             for (auto k : keys) {
                 auto s = hash_slot(c.args[k]);
-                if (c.slot && *c.slot != s) c.crossslot = true;
+                if (c.slot && *c.slot != s)
+                    c.crossslot = true;
                 c.slot = s;
             }
         }
@@ -144,14 +146,13 @@ struct operation {
 };
 
 class cluster_core : public std::enable_shared_from_this<cluster_core> {
-public:
+  public:
     using executor = asio::io_context::executor_type;
 
     cluster_core(executor ex, cluster_config cfg)
         : ex_(ex),
           cfg_(std::move(cfg)),
-          registry_(cfg_.connection.metrics ? *cfg_.connection.metrics
-                                            : obs::registry::global()),
+          registry_(cfg_.connection.metrics ? *cfg_.connection.metrics : obs::registry::global()),
           metrics_(cluster_metrics::make(registry_)),
           messages_(65536, registry_, cfg_.connection.metrics_label),
           refresh_timer_(ex),
@@ -165,14 +166,19 @@ public:
     }
 
     void close() {
-        if (closed_) return;
+        if (closed_)
+            return;
         closed_ = true;
         refresh_timer_.cancel();
-        for (auto& [a, c] : conns_) c->close();
-        for (auto& [a, c] : replica_conns_) c->close();
-        for (auto& [a, c] : pubsub_conns_) c->close();
+        for (auto& [a, c] : conns_)
+            c->close();
+        for (auto& [a, c] : replica_conns_)
+            c->close();
+        for (auto& [a, c] : pubsub_conns_)
+            c->close();
         for (auto& [a, idle] : blocking_idle_) {
-            for (auto& c : idle) c->close();
+            for (auto& c : idle)
+                c->close();
         }
         blocking_idle_.clear();
         conns_.clear();
@@ -180,7 +186,8 @@ public:
         pubsub_conns_.clear();
         messages_.close();
         auto waiters = std::move(refresh_waiters_);
-        for (auto& w : waiters) w(false);
+        for (auto& w : waiters)
+            w(false);
     }
 
     template <class F>
@@ -215,7 +222,8 @@ public:
         if (it == conns_.end()) {
             auto c = connection::create(ex_, node_config(a));
             c->set_push_handler([w = weak_from_this()](resp::value&& v) {
-                if (auto self = w.lock()) self->on_push(std::move(v), {});
+                if (auto self = w.lock())
+                    self->on_push(std::move(v), {});
             });
             c->start();
             it = conns_.emplace(a, std::move(c)).first;
@@ -262,7 +270,8 @@ public:
 
     std::optional<node_address> any_master() {
         auto masters = map_.masters();
-        if (masters.empty()) return std::nullopt;
+        if (masters.empty())
+            return std::nullopt;
         std::uniform_int_distribution<std::size_t> d(0, masters.size() - 1);
         return masters[d(rng_)];
     }
@@ -270,14 +279,18 @@ public:
     // Where a command goes: the slot's master, a replica for reads when asked for, some master
     // for keyless commands.
     std::pair<std::optional<node_address>, bool> route(const operation& op) {
-        if (op.ask_to) return {op.ask_to, false};
-        if (!op.slot) return {any_master(), false};
+        if (op.ask_to)
+            return {op.ask_to, false};
+        if (!op.slot)
+            return {any_master(), false};
         const auto* s = map_.shard_of(*op.slot);
-        if (!s) return {std::nullopt, false};
+        if (!s)
+            return {std::nullopt, false};
         if (op.readonly && cfg_.reads == read_preference::prefer_replica) {
             std::vector<const cluster_node*> healthy;
             for (const auto& r : s->replicas) {
-                if (r.healthy) healthy.push_back(&r);
+                if (r.healthy)
+                    healthy.push_back(&r);
             }
             if (!healthy.empty()) {
                 std::uniform_int_distribution<std::size_t> d(0, healthy.size() - 1);
@@ -289,10 +302,12 @@ public:
 
     clock::time_point deadline_for(const client::request& r) const {
         auto t = cfg_.connection.command_timeout;
-        if (t.count() == 0) t = std::chrono::hours(24 * 365);
+        if (t.count() == 0)
+            t = std::chrono::hours(24 * 365);
         if (r.blocking()) {
             auto b = r.block_duration();
-            if (!b) return clock::time_point::max();
+            if (!b)
+                return clock::time_point::max();
             t = std::max(t, *b + cfg_.connection.blocking_margin);
         }
         return clock::now() + t;
@@ -322,7 +337,8 @@ public:
     }
 
     void finish(const std::shared_ptr<operation>& op, result<resp::value> r) {
-        if (!op->done) return;
+        if (!op->done)
+            return;
         auto done = std::move(op->done);
         done(std::move(r));
     }
@@ -384,7 +400,8 @@ public:
                 retry_later(op);
                 return;
             }
-            if (ec == error::connection_lost) request_refresh();
+            if (ec == error::connection_lost)
+                request_refresh();
             finish(op, std::unexpected(ec));
             return;
         }
@@ -402,7 +419,8 @@ public:
                     finish(op, redirect_failure(v));
                     return;
                 }
-                if (auto slot = se->slot()) apply_moved(*slot, *ep);
+                if (auto slot = se->slot())
+                    apply_moved(*slot, *ep);
                 request_refresh();
                 execute(op);
                 return;
@@ -439,17 +457,21 @@ public:
 
     static std::optional<node_address> parse_endpoint(std::optional<std::string_view> ep,
                                                       const node_address& from) {
-        if (!ep) return std::nullopt;
+        if (!ep)
+            return std::nullopt;
         auto colon = ep->rfind(':');
-        if (colon == std::string_view::npos) return std::nullopt;
+        if (colon == std::string_view::npos)
+            return std::nullopt;
         node_address a;
         a.host = std::string(ep->substr(0, colon));
         // An empty host ("MOVED 1 :6380") means the node we asked.
-        if (a.host.empty()) a.host = from.host;
+        if (a.host.empty())
+            a.host = from.host;
         unsigned port = 0;
         auto digits = ep->substr(colon + 1);
         auto [p, e] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-        if (e != std::errc{} || port == 0 || port > 65535) return std::nullopt;
+        if (e != std::errc{} || port == 0 || port > 65535)
+            return std::nullopt;
         a.port = static_cast<std::uint16_t>(port);
         return a;
     }
@@ -461,7 +483,8 @@ public:
 
     std::chrono::milliseconds retry_delay(int attempt) {
         long long ms = cfg_.retry_initial.count();
-        for (int i = 0; i < attempt && ms < cfg_.retry_max.count(); ++i) ms *= 2;
+        for (int i = 0; i < attempt && ms < cfg_.retry_max.count(); ++i)
+            ms *= 2;
         ms = std::min<long long>(std::max<long long>(ms, 1), cfg_.retry_max.count());
         std::uniform_int_distribution<long long> d(ms / 2, ms);
         return std::chrono::milliseconds(d(rng_));
@@ -544,8 +567,7 @@ public:
             cb(std::unexpected(make_error_code(error::closed)));
             return;
         }
-        if (r.empty() || r.has_pubsub() || r.has_connection_state() ||
-            !split(r.payload(), cmds)) {
+        if (r.empty() || r.has_pubsub() || r.has_connection_state() || !split(r.payload(), cmds)) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
         }
@@ -555,7 +577,8 @@ public:
                 cb(std::unexpected(make_error_code(cluster_error::crossslot)));
                 return;
             }
-            if (c.slot) slot = c.slot;
+            if (c.slot)
+                slot = c.slot;
         }
         auto tx = std::make_shared<transaction_state>();
         tx->body = std::move(r);
@@ -580,7 +603,8 @@ public:
             return;
         }
         std::optional<node_address> target;
-        if (have_map_) target = tx->slot ? map_.master_of(*tx->slot) : any_master();
+        if (have_map_)
+            target = tx->slot ? map_.master_of(*tx->slot) : any_master();
         if (!target) {
             request_refresh();
             retry_transaction(tx, std::nullopt);
@@ -605,7 +629,8 @@ public:
             // A queued command redirected: Redis discarded the transaction; follow and retry.
             for (std::size_t i = 1; i <= n; ++i) {
                 auto se = client::server_error_of(replies[i]);
-                if (!se) continue;
+                if (!se)
+                    continue;
                 if (se->kind() == server_error_kind::moved) {
                     self->metrics_.moved.inc();
                     if (auto ep = parse_endpoint(se->endpoint(), target); ep && se->slot()) {
@@ -669,14 +694,14 @@ public:
             return;
         }
         if (!have_map_) {
-            when_refreshed([self = shared_from_this(), r = std::move(r),
-                            cb = std::move(cb)](bool ok) mutable {
-                if (!ok) {
-                    cb(std::unexpected(make_error_code(cluster_error::no_route)));
-                    return;
-                }
-                self->on_all_masters(std::move(r), std::move(cb));
-            });
+            when_refreshed(
+                [self = shared_from_this(), r = std::move(r), cb = std::move(cb)](bool ok) mutable {
+                    if (!ok) {
+                        cb(std::unexpected(make_error_code(cluster_error::no_route)));
+                        return;
+                    }
+                    self->on_all_masters(std::move(r), std::move(cb));
+                });
             return;
         }
         auto masters = map_.masters();
@@ -695,21 +720,22 @@ public:
             return;
         }
         for (std::size_t i = 0; i < masters.size(); ++i) {
-            conn(masters[i]).execute(r, [g, i](std::error_code ec,
-                                               std::vector<resp::value>& replies) {
-                if (ec) {
-                    if (!g->error) g->error = ec;
-                } else {
-                    g->replies[i] = std::move(replies[0]);
-                }
-                if (--g->pending == 0) {
-                    if (g->error) {
-                        g->cb(std::unexpected(*g->error));
+            conn(masters[i])
+                .execute(r, [g, i](std::error_code ec, std::vector<resp::value>& replies) {
+                    if (ec) {
+                        if (!g->error)
+                            g->error = ec;
                     } else {
-                        g->cb(std::move(g->replies));
+                        g->replies[i] = std::move(replies[0]);
                     }
-                }
-            });
+                    if (--g->pending == 0) {
+                        if (g->error) {
+                            g->cb(std::unexpected(*g->error));
+                        } else {
+                            g->cb(std::move(g->replies));
+                        }
+                    }
+                });
         }
     }
 
@@ -717,12 +743,14 @@ public:
 
     void when_refreshed(std::move_only_function<void(bool)> f) {
         refresh_waiters_.push_back(std::move(f));
-        if (!refreshing_) refresh_now();
+        if (!refreshing_)
+            refresh_now();
     }
 
     // Coalesced: a storm of MOVED replies causes one refresh (and at most one every 100 ms).
     void request_refresh() {
-        if (refreshing_ || refresh_pending_ || closed_) return;
+        if (refreshing_ || refresh_pending_ || closed_)
+            return;
         auto since = clock::now() - last_refresh_;
         auto gap = std::chrono::milliseconds(100);
         if (since >= gap) {
@@ -734,25 +762,30 @@ public:
             ex_, std::chrono::duration_cast<std::chrono::milliseconds>(gap - since));
         t->async_wait([self = shared_from_this(), t](std::error_code) {
             self->refresh_pending_ = false;
-            if (!self->refreshing_) self->refresh_now();
+            if (!self->refreshing_)
+                self->refresh_now();
         });
     }
 
     void schedule_periodic_refresh() {
-        if (cfg_.refresh_interval.count() == 0 || closed_) return;
+        if (cfg_.refresh_interval.count() == 0 || closed_)
+            return;
         auto base = cfg_.refresh_interval.count();
         std::uniform_int_distribution<long long> d(base * 8 / 10, base * 12 / 10);
         refresh_timer_.expires_after(std::chrono::milliseconds(d(rng_)));
         refresh_timer_.async_wait([w = weak_from_this()](std::error_code ec) {
             auto self = w.lock();
-            if (ec || !self || self->closed_) return;
-            if (!self->refreshing_) self->refresh_now();
+            if (ec || !self || self->closed_)
+                return;
+            if (!self->refreshing_)
+                self->refresh_now();
             self->schedule_periodic_refresh();
         });
     }
 
     void refresh_now() {
-        if (closed_) return;
+        if (closed_)
+            return;
         refreshing_ = true;
         metrics_.refreshes.inc();
         // Known masters first (shuffled), then the seeds.
@@ -768,7 +801,8 @@ public:
 
     void try_refresh(std::shared_ptr<std::vector<node_address>> candidates, std::size_t i,
                      bool shards) {
-        if (closed_) return;
+        if (closed_)
+            return;
         if (i >= candidates->size()) {
             metrics_.refresh_failures.inc();
             obs::log().warn("slot_map_refresh_failed tried={}", candidates->size());
@@ -811,7 +845,8 @@ public:
         last_refresh_ = clock::now();
         auto waiters = std::move(refresh_waiters_);
         refresh_waiters_.clear();
-        for (auto& w : waiters) w(ok);
+        for (auto& w : waiters)
+            w(ok);
     }
 
     void install(slot_map map) {
@@ -824,14 +859,15 @@ public:
         std::set<node_address> live;
         for (const auto& s : map_.shards()) {
             live.insert(s.master.address);
-            for (const auto& r : s.replicas) live.insert(r.address);
+            for (const auto& r : s.replicas)
+                live.insert(r.address);
         }
         metrics_.nodes.set(static_cast<double>(live.size()));
         // Nodes that left the cluster: close their idle connections.
         auto prune = [&](auto& conns) {
             for (auto it = conns.begin(); it != conns.end();) {
-                bool seed = std::find(cfg_.seeds.begin(), cfg_.seeds.end(), it->first) !=
-                            cfg_.seeds.end();
+                bool seed =
+                    std::find(cfg_.seeds.begin(), cfg_.seeds.end(), it->first) != cfg_.seeds.end();
                 if (!live.count(it->first) && !seed && it->second->pending() == 0) {
                     it->second->close();
                     it = conns.erase(it);
@@ -857,12 +893,14 @@ public:
             auto c = connection::create(ex_, node_config(a));
             c->set_resp2_pubsub(true);
             c->set_push_handler([w = weak_from_this(), a](resp::value&& v) {
-                if (auto self = w.lock()) self->on_push(std::move(v), a);
+                if (auto self = w.lock())
+                    self->on_push(std::move(v), a);
             });
             auto* raw = c.get();
             c->set_on_ready([w = weak_from_this(), a, raw] {
                 auto self = w.lock();
-                if (self && raw->connects() > 1) self->resubscribe_node(a);
+                if (self && raw->connects() > 1)
+                    self->resubscribe_node(a);
             });
             c->start();
             it = pubsub_conns_.emplace(a, std::move(c)).first;
@@ -885,11 +923,14 @@ public:
     // Where a subscription lives: shard channels at their slot's master, the rest at a "home"
     // master (PUBLISH reaches every node of a cluster).
     std::optional<node_address> placement(client::subscription_kind k, const std::string& name) {
-        if (!have_map_) return std::nullopt;
-        if (k == client::subscription_kind::shard_channel) return map_.master_of(hash_slot(name));
+        if (!have_map_)
+            return std::nullopt;
+        if (k == client::subscription_kind::shard_channel)
+            return map_.master_of(hash_slot(name));
         auto masters = map_.masters();
         if (!home_ || std::find(masters.begin(), masters.end(), *home_) == masters.end()) {
-            if (masters.empty()) return std::nullopt;
+            if (masters.empty())
+                return std::nullopt;
             home_ = masters.front();
         }
         return home_;
@@ -901,12 +942,12 @@ public:
                            std::vector<std::string> names,
                            std::move_only_function<void(std::error_code)> done) {
         std::vector<std::string_view> args{verb(k, subscribe)};
-        for (const auto& n : names) args.push_back(n);
+        for (const auto& n : names)
+            args.push_back(n);
         client::request r;
         r.push_args(std::span<const std::string_view>(args));
         pubsub_conn(at).execute_pubsub(
-            r, [done = std::move(done)](std::error_code ec,
-                                        std::vector<resp::value>& rep) mutable {
+            r, [done = std::move(done)](std::error_code ec, std::vector<resp::value>& rep) mutable {
                 if (!ec && !rep.empty() && rep[0].is_error()) {
                     obs::log().warn("subscription_rejected error=\"{}\"", rep[0].str());
                     ec = make_error_code(error::server_error);
@@ -928,7 +969,8 @@ public:
                 return;
             }
             for (const auto& [key, at] : subs_) {
-                if (key.first == k) names.push_back(key.second);
+                if (key.first == k)
+                    names.push_back(key.second);
             }
             if (names.empty()) {
                 cb(result<void>{});
@@ -952,7 +994,8 @@ public:
             std::optional<node_address> at;
             if (!subscribe) {
                 auto it = subs_.find({k, n});
-                if (it == subs_.end()) continue;
+                if (it == subs_.end())
+                    continue;
                 at = it->second;
                 subs_.erase(it);
             } else {
@@ -982,9 +1025,11 @@ public:
                               [self = shared_from_this(), g, k, subscribe,
                                names_copy = std::move(names_copy)](std::error_code ec) {
                                   if (ec && subscribe) {
-                                      for (const auto& n : names_copy) self->subs_.erase({k, n});
+                                      for (const auto& n : names_copy)
+                                          self->subs_.erase({k, n});
                                   }
-                                  if (ec && !g->first) g->first = ec;
+                                  if (ec && !g->first)
+                                      g->first = ec;
                                   if (--g->pending == 0) {
                                       if (g->first) {
                                           g->cb(std::unexpected(g->first));
@@ -998,12 +1043,12 @@ public:
 
     // After a refresh: every subscription whose place changed moves there.
     void place_subscriptions() {
-        std::map<std::tuple<node_address, client::subscription_kind, int>,
-                 std::vector<std::string>>
+        std::map<std::tuple<node_address, client::subscription_kind, int>, std::vector<std::string>>
             moves;
         for (auto& [key, at] : subs_) {
             auto want = placement(key.first, key.second);
-            if (!want || *want == at) continue;
+            if (!want || *want == at)
+                continue;
             // Leave the old place if it is still reachable (it may be gone for good). Shard
             // channels need not: the server dropped them itself when the slot left.
             auto old = pubsub_conns_.find(at);
@@ -1013,17 +1058,17 @@ public:
                 send_subscription(key.first, false, at, {key.second}, [](std::error_code) {});
             }
             at = *want;
-            int slot = key.first == client::subscription_kind::shard_channel
-                           ? hash_slot(key.second)
-                           : -1;
+            int slot =
+                key.first == client::subscription_kind::shard_channel ? hash_slot(key.second) : -1;
             moves[{*want, key.first, slot}].push_back(key.second);
         }
         for (auto& [where, names] : moves) {
-            obs::log().info("subscriptions_moved node={} count={}",
-                            std::get<0>(where).to_string(), names.size());
+            obs::log().info("subscriptions_moved node={} count={}", std::get<0>(where).to_string(),
+                            names.size());
             send_subscription(std::get<1>(where), true, std::get<0>(where), std::move(names),
                               [self = shared_from_this()](std::error_code ec) {
-                                  if (ec) self->request_refresh();
+                                  if (ec)
+                                      self->request_refresh();
                               });
         }
     }
@@ -1032,17 +1077,18 @@ public:
     void resubscribe_node(const node_address& a) {
         std::map<std::pair<client::subscription_kind, int>, std::vector<std::string>> groups;
         for (const auto& [key, at] : subs_) {
-            if (at != a) continue;
-            int slot = key.first == client::subscription_kind::shard_channel
-                           ? hash_slot(key.second)
-                           : -1;
+            if (at != a)
+                continue;
+            int slot =
+                key.first == client::subscription_kind::shard_channel ? hash_slot(key.second) : -1;
             groups[{key.first, slot}].push_back(key.second);
         }
         for (auto& [kind_slot, names] : groups) {
             send_subscription(kind_slot.first, true, a, std::move(names),
                               [self = shared_from_this()](std::error_code ec) {
                                   // E.g. MOVED: the node is a replica now; find the new owner.
-                                  if (ec) self->request_refresh();
+                                  if (ec)
+                                      self->request_refresh();
                               });
         }
         request_refresh();
@@ -1059,7 +1105,8 @@ public:
             }
             return;
         }
-        if (auto m = client::to_message(std::move(v))) messages_.deliver(std::move(*m));
+        if (auto m = client::to_message(std::move(v)))
+            messages_.deliver(std::move(*m));
     }
 
     void receive(std::move_only_function<void(result<client::message>)> cb) {
@@ -1112,7 +1159,8 @@ cluster_client::~cluster_client() {
     close();
     if (own_ioc_) {
         asio::post(*own_ioc_, [ioc = own_ioc_.get()] { ioc->stop(); });
-        if (thread_.joinable()) thread_.join();
+        if (thread_.joinable())
+            thread_.join();
     }
 }
 
@@ -1122,7 +1170,8 @@ void cluster_client::close() {
         c->run([c] { c->close(); });
         return;
     }
-    if (!thread_.joinable()) return;
+    if (!thread_.joinable())
+        return;
     std::promise<void> done;
     auto f = done.get_future();
     asio::post(c->ex_, [c, &done] {
@@ -1144,8 +1193,7 @@ void cluster_client::exec(request r, client::detail::callback<std::vector<resp::
     });
 }
 
-void cluster_client::transaction(request r,
-                                 client::detail::callback<std::vector<resp::value>> cb) {
+void cluster_client::transaction(request r, client::detail::callback<std::vector<resp::value>> cb) {
     core_->run([c = core_, r = std::move(r), cb = std::move(cb)]() mutable {
         c->transaction(std::move(r), std::move(cb));
     });
@@ -1170,9 +1218,8 @@ void cluster_client::receive(client::detail::callback<client::message> cb) {
 }
 
 void cluster_client::set_message_handler(std::function<void(const client::message&)> handler) {
-    core_->run([c = core_, h = std::move(handler)]() mutable {
-        c->messages_.set_handler(std::move(h));
-    });
+    core_->run(
+        [c = core_, h = std::move(handler)]() mutable { c->messages_.set_handler(std::move(h)); });
 }
 
 void cluster_client::refresh(client::detail::callback<void> cb) {
@@ -1187,8 +1234,12 @@ void cluster_client::refresh(client::detail::callback<void> cb) {
     });
 }
 
-slot_map cluster_client::topology() const { return core_->topology(); }
+slot_map cluster_client::topology() const {
+    return core_->topology();
+}
 
-asio::io_context::executor_type cluster_client::executor() const noexcept { return core_->ex_; }
+asio::io_context::executor_type cluster_client::executor() const noexcept {
+    return core_->ex_;
+}
 
 }  // namespace respite::cluster

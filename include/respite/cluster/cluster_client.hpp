@@ -47,10 +47,10 @@ struct cluster_config {
 
 enum class cluster_error {
     ok = 0,
-    crossslot = 1,        // a command's (or transaction's) keys hash to different slots
-    too_many_redirects,   // more MOVED/ASK than max_redirects
-    no_route,             // no node is known for the slot (no reachable seed, no map)
-    retries_exhausted,    // TRYAGAIN/CLUSTERDOWN/LOADING or an unreachable node until the deadline
+    crossslot = 1,       // a command's (or transaction's) keys hash to different slots
+    too_many_redirects,  // more MOVED/ASK than max_redirects
+    no_route,            // no node is known for the slot (no reachable seed, no map)
+    retries_exhausted,   // TRYAGAIN/CLUSTERDOWN/LOADING or an unreachable node until the deadline
 };
 
 const std::error_category& cluster_category() noexcept;
@@ -61,9 +61,9 @@ class cluster_core;
 }
 
 class cluster_client {
-public:
-    explicit cluster_client(cluster_config cfg);                        // own I/O thread
-    cluster_client(asio::io_context& ioc, cluster_config cfg);          // caller's io_context
+  public:
+    explicit cluster_client(cluster_config cfg);                // own I/O thread
+    cluster_client(asio::io_context& ioc, cluster_config cfg);  // caller's io_context
     ~cluster_client();
     cluster_client(const cluster_client&) = delete;
     cluster_client& operator=(const cluster_client&) = delete;
@@ -74,9 +74,8 @@ public:
     template <class Token>
     auto async_command(request req, Token&& token) {
         return client::detail::initiate<resp::value>(
-            token, executor(), [this, r = std::move(req)](auto cb) mutable {
-                command(std::move(r), std::move(cb));
-            });
+            token, executor(),
+            [this, r = std::move(req)](auto cb) mutable { command(std::move(r), std::move(cb)); });
     }
 
     // A pipeline: split per node, sent in parallel, replies reassembled in submission order.
@@ -134,15 +133,15 @@ public:
     // Forces a slot-map refresh now (coalesced with any refresh in flight).
     template <class Token>
     auto async_refresh(Token&& token) {
-        return client::detail::initiate<void>(
-            token, executor(), [this](auto cb) mutable { refresh(std::move(cb)); });
+        return client::detail::initiate<void>(token, executor(),
+                                              [this](auto cb) mutable { refresh(std::move(cb)); });
     }
 
     // A copy of the current slot map (safe from any thread).
     [[nodiscard]] slot_map topology() const;
     [[nodiscard]] asio::io_context::executor_type executor() const noexcept;
 
-private:
+  private:
     void command(request r, client::detail::callback<resp::value> cb);
     void exec(request r, client::detail::callback<std::vector<resp::value>> cb);
     void transaction(request r, client::detail::callback<std::vector<resp::value>> cb);

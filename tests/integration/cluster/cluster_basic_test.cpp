@@ -1,12 +1,13 @@
 // The cluster client against a real 3+3 Redis Cluster: data types across slots, hash tags,
 // client-side CROSSSLOT, pipelines split per node, transactions, fan-out, and slot migration
 // under concurrent load with a ledger of acknowledged writes.
+#include <map>
+
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
-#include <map>
 
 #include <respite/cluster/slot.hpp>
 #include <respite/obs/metrics.hpp>
@@ -21,7 +22,7 @@ using client::cmd;
 namespace {
 
 class cluster_basic : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() { cluster_ = new redis_cluster(); }
     static void TearDownTestSuite() {
         delete cluster_;
@@ -32,7 +33,8 @@ protected:
 redis_cluster* cluster_basic::cluster_ = nullptr;
 
 resp::value ok(client::result<resp::value> r) {
-    if (!r) throw std::runtime_error("command failed: " + r.error().message());
+    if (!r)
+        throw std::runtime_error("command failed: " + r.error().message());
     return std::move(*r);
 }
 
@@ -46,9 +48,8 @@ TEST_F(cluster_basic, every_data_type_across_slots) {
         EXPECT_EQ(ok(get(c.async_command(cmd("GET", k), asio::use_future))).str(),
                   std::to_string(i));
     }
-    EXPECT_EQ(ok(get(c.async_command(cmd("HSET", "h", "a", 1, "b", 2), asio::use_future)))
-                  .integer(),
-              2);
+    EXPECT_EQ(
+        ok(get(c.async_command(cmd("HSET", "h", "a", 1, "b", 2), asio::use_future))).integer(), 2);
     auto h = ok(get(c.async_command(cmd("HGETALL", "h"), asio::use_future)));
     EXPECT_EQ(h.size(), 2u);
     ok(get(c.async_command(cmd("RPUSH", "l", "x", "y", "z"), asio::use_future)));
@@ -56,9 +57,8 @@ TEST_F(cluster_basic, every_data_type_across_slots) {
     ok(get(c.async_command(cmd("SADD", "s", "m1", "m2"), asio::use_future)));
     EXPECT_EQ(ok(get(c.async_command(cmd("SCARD", "s"), asio::use_future))).integer(), 2);
     ok(get(c.async_command(cmd("ZADD", "z", "1.5", "m"), asio::use_future)));
-    EXPECT_DOUBLE_EQ(ok(get(c.async_command(cmd("ZSCORE", "z", "m"), asio::use_future)))
-                         .double_value(),
-                     1.5);
+    EXPECT_DOUBLE_EQ(
+        ok(get(c.async_command(cmd("ZSCORE", "z", "m"), asio::use_future))).double_value(), 1.5);
     auto id = ok(get(c.async_command(cmd("XADD", "st", "*", "f", "v"), asio::use_future)));
     EXPECT_FALSE(id.str().empty());
     EXPECT_EQ(ok(get(c.async_command(cmd("XLEN", "st"), asio::use_future))).integer(), 1);
@@ -107,8 +107,10 @@ TEST_F(cluster_basic, pipelines_split_per_node_and_keep_order) {
     cluster::cluster_client c(cluster_config_for(*cluster_));
     client::request p;
     constexpr int n = 10000;
-    for (int i = 0; i < n; ++i) p.push("SET", "p:" + std::to_string(i), i);
-    for (int i = 0; i < n; ++i) p.push("GET", "p:" + std::to_string(i));
+    for (int i = 0; i < n; ++i)
+        p.push("SET", "p:" + std::to_string(i), i);
+    for (int i = 0; i < n; ++i)
+        p.push("GET", "p:" + std::to_string(i));
     auto rs = get(c.async_exec(std::move(p), asio::use_future));
     ASSERT_TRUE(rs) << rs.error().message();
     ASSERT_EQ(rs->size(), 2u * n);
@@ -137,13 +139,16 @@ TEST_F(cluster_basic, transactions_and_fan_out) {
     ASSERT_TRUE(dbsizes);
     EXPECT_EQ(dbsizes->size(), 3u);
     long long total = 0;
-    for (auto& v : *dbsizes) total += v.integer();
+    for (auto& v : *dbsizes)
+        total += v.integer();
     long long expected = 0;
-    for (auto m : cluster_->masters()) expected += std::stoll(cluster_->cli(m, {"DBSIZE"}));
+    for (auto m : cluster_->masters())
+        expected += std::stoll(cluster_->cli(m, {"DBSIZE"}));
     EXPECT_EQ(total, expected);
     auto pings = get(c.async_on_all_masters(cmd("PING"), asio::use_future));
     ASSERT_TRUE(pings);
-    for (auto& v : *pings) EXPECT_EQ(v.str(), "PONG");
+    for (auto& v : *pings)
+        EXPECT_EQ(v.str(), "PONG");
 }
 
 namespace {
@@ -165,7 +170,8 @@ struct load {
 
     load(const redis_cluster& c, std::vector<std::string> k)
         : client(ioc, cluster_config_for(c)), keys(std::move(k)) {
-        for (const auto& key : keys) acked[key] = 0;
+        for (const auto& key : keys)
+            acked[key] = 0;
     }
 
     void start(int writers) {
@@ -177,16 +183,19 @@ struct load {
                     std::size_t i = static_cast<std::size_t>(w);
                     while (!stop) {
                         const auto& key = keys[i++ % keys.size()];
-                        auto r = co_await client.async_command(cmd("INCR", key),
-                                                               asio::use_awaitable);
+                        auto r =
+                            co_await client.async_command(cmd("INCR", key), asio::use_awaitable);
                         ++ops;
                         if (r && !r->is_error()) {
                             ++acked[key];
                         } else {
                             ++failed;
-                            if (!r && r.error() == client::error::connection_lost) ++unknown;
-                            if (r) ADD_FAILURE() << "error reply: " << r->str();
-                            if (!r) ADD_FAILURE() << "error: " << r.error().message();
+                            if (!r && r.error() == client::error::connection_lost)
+                                ++unknown;
+                            if (r)
+                                ADD_FAILURE() << "error reply: " << r->str();
+                            if (!r)
+                                ADD_FAILURE() << "error: " << r.error().message();
                         }
                     }
                     --running;
@@ -195,7 +204,8 @@ struct load {
         }
         io = std::thread([this] {
             auto work = asio::make_work_guard(ioc);
-            while (running > 0) ioc.run_one_for(std::chrono::milliseconds(20));
+            while (running > 0)
+                ioc.run_one_for(std::chrono::milliseconds(20));
         });
     }
 
@@ -214,11 +224,14 @@ TEST_F(cluster_migration, slots_move_back_and_forth_under_load_without_failures)
     for (int t = 0; slots.size() < 3; ++t) {
         auto tag = "{mig" + std::to_string(t) + "}";
         auto slot = cluster::hash_slot(tag.substr(1, tag.size() - 2));
-        if (std::find(slots.begin(), slots.end(), slot) != slots.end()) continue;
+        if (std::find(slots.begin(), slots.end(), slot) != slots.end())
+            continue;
         slots.push_back(slot);
-        for (int i = 0; i < 30; ++i) keys.push_back(tag + ":" + std::to_string(i));
+        for (int i = 0; i < 30; ++i)
+            keys.push_back(tag + ":" + std::to_string(i));
     }
-    for (int i = 0; i < 100; ++i) keys.push_back("spread:" + std::to_string(i));
+    for (int i = 0; i < 100; ++i)
+        keys.push_back("spread:" + std::to_string(i));
     load l(*cluster_, keys);
     l.start(8);
     ASSERT_TRUE(eventually([&] { return l.ops > 2000; }));
@@ -226,16 +239,17 @@ TEST_F(cluster_migration, slots_move_back_and_forth_under_load_without_failures)
         for (auto slot : slots) {
             auto from = cluster_->master_of_slot(slot);
             auto masters = cluster_->masters();
-            auto to = masters[(std::find(masters.begin(), masters.end(), from) - masters.begin() +
-                               1) %
-                              masters.size()];
+            auto to =
+                masters[(std::find(masters.begin(), masters.end(), from) - masters.begin() + 1) %
+                        masters.size()];
             // Move the keys a few at a time while the writers run: some keys of the slot are
             // on the target already (ASK), others not yet; then the slot changes hands (MOVED).
             cluster_->begin_migration(slot, to);
             for (;;) {
                 auto at = l.ops.load();
                 ASSERT_TRUE(eventually([&] { return l.ops > at + 100; }));
-                if (cluster_->migrate_keys(slot, 5) == 0) break;
+                if (cluster_->migrate_keys(slot, 5) == 0)
+                    break;
             }
             cluster_->finish_migration(slot);
             auto at = l.ops.load();
@@ -288,7 +302,8 @@ TEST_F(cluster_basic, reads_can_go_to_replicas) {
         for (auto r : cluster_->replicas()) {
             auto stats = cluster_->cli(r, {"INFO", "commandstats"});
             auto pos = stats.find("cmdstat_get:calls=");
-            if (pos != std::string::npos) n += std::stol(stats.substr(pos + 18));
+            if (pos != std::string::npos)
+                n += std::stol(stats.substr(pos + 18));
         }
         return n;
     };
@@ -302,9 +317,11 @@ TEST_F(cluster_basic, reads_can_go_to_replicas) {
         get(c.async_refresh(asio::use_future));
         auto topo = c.topology();
         const auto* sh = topo.shard_of(cluster::hash_slot("replicated"));
-        if (!sh) return false;
+        if (!sh)
+            return false;
         for (const auto& r : sh->replicas) {
-            if (r.healthy) return true;
+            if (r.healthy)
+                return true;
         }
         return false;
     }));
@@ -325,4 +342,43 @@ TEST_F(cluster_basic, reads_can_go_to_replicas) {
         }
         return t;
     }();
+}
+
+TEST_F(cluster_migration, multi_key_command_during_migration_retries_tryagain) {
+    cluster::cluster_client c(cluster_config_for(*cluster_));
+    std::vector<std::string> keys;
+    for (int i = 0; i < 10; ++i)
+        keys.push_back("{tryagain}:" + std::to_string(i));
+    for (const auto& k : keys) {
+        ASSERT_TRUE(get(c.async_command(cmd("SET", k, k), asio::use_future)));
+    }
+    auto slot = cluster::hash_slot("tryagain");
+    auto from = cluster_->master_of_slot(slot);
+    std::size_t to = from;
+    for (auto m : cluster_->masters()) {
+        if (m != from)
+            to = m;
+    }
+    // Half of the keys move: a multi-key command now spans both nodes and gets TRYAGAIN.
+    cluster_->begin_migration(slot, to);
+    cluster_->migrate_keys(slot, 5);
+    auto& retries = obs::registry::global().get_counter("respite_cluster_retries_total", "");
+    auto retries_before = retries.value();
+    std::vector<std::string> args{"MGET"};
+    args.insert(args.end(), keys.begin(), keys.end());
+    client::request r;
+    r.push_args(args);
+    auto pending = c.async_command(std::move(r), asio::use_future);
+    ASSERT_TRUE(eventually([&] { return retries.value() > retries_before; }, 5s));
+    EXPECT_EQ(pending.wait_for(100ms), std::future_status::timeout);
+    // Once the migration completes the retry succeeds with every value.
+    while (cluster_->migrate_keys(slot, 100) > 0) {
+    }
+    cluster_->finish_migration(slot);
+    auto v = get(std::move(pending));
+    ASSERT_TRUE(v) << v.error().message();
+    ASSERT_FALSE(v->is_error()) << v->str();
+    ASSERT_EQ(v->size(), keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        EXPECT_EQ((*v)[i].str(), keys[i]);
 }

@@ -1,10 +1,11 @@
 // Failover under load: a manual CLUSTER FAILOVER and a killed master. Acknowledged writes
 // survive, failures are clear errors, and no command outlives its deadline.
+#include <map>
+
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
-#include <map>
 
 #include <respite/cluster/slot.hpp>
 
@@ -18,7 +19,7 @@ using client::cmd;
 namespace {
 
 class cluster_chaos : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() { cluster_ = new redis_cluster(); }
     static void TearDownTestSuite() {
         delete cluster_;
@@ -42,7 +43,8 @@ struct ledger_load {
 
     ledger_load(const redis_cluster& c, const std::string& prefix, int nkeys)
         : client(ioc, config(c)) {
-        for (int i = 0; i < nkeys; ++i) keys.push_back(prefix + std::to_string(i));
+        for (int i = 0; i < nkeys; ++i)
+            keys.push_back(prefix + std::to_string(i));
     }
     static cluster::cluster_config config(const redis_cluster& c) {
         auto cfg = cluster_config_for(c);
@@ -60,8 +62,8 @@ struct ledger_load {
                     while (!stop) {
                         const auto& key = keys[i++ % keys.size()];
                         auto t0 = std::chrono::steady_clock::now();
-                        auto r = co_await client.async_command(cmd("INCR", key),
-                                                               asio::use_awaitable);
+                        auto r =
+                            co_await client.async_command(cmd("INCR", key), asio::use_awaitable);
                         longest = std::max(longest, std::chrono::steady_clock::now() - t0);
                         ++ops;
                         if (r && !r->is_error()) {
@@ -70,10 +72,12 @@ struct ledger_load {
                         }
                         ++failures;
                         // Outcome unknown unless the command surely never ran.
-                        bool never_ran = r ? false
-                                           : (r.error() == cluster::cluster_error::retries_exhausted ||
-                                              r.error() == client::error::not_connected);
-                        if (!never_ran) ++unknown[key];
+                        bool never_ran =
+                            r ? false
+                              : (r.error() == cluster::cluster_error::retries_exhausted ||
+                                 r.error() == client::error::not_connected);
+                        if (!never_ran)
+                            ++unknown[key];
                         ++clear_errors[r ? std::string(r->str().substr(0, 12))
                                          : r.error().message()];
                     }
@@ -83,7 +87,8 @@ struct ledger_load {
         }
         io = std::thread([this] {
             auto work = asio::make_work_guard(ioc);
-            while (running > 0) ioc.run_one_for(std::chrono::milliseconds(20));
+            while (running > 0)
+                ioc.run_one_for(std::chrono::milliseconds(20));
         });
     }
     void finish() {

@@ -16,7 +16,8 @@ namespace respite::test {
 
 inline cluster::cluster_config cluster_config_for(const redis_cluster& c) {
     cluster::cluster_config cfg;
-    for (auto p : c.ports()) cfg.seeds.push_back({"127.0.0.1", p});
+    for (auto p : c.ports())
+        cfg.seeds.push_back({"127.0.0.1", p});
     cfg.connection.command_timeout = std::chrono::seconds(5);
     cfg.connection.reconnect.initial = std::chrono::milliseconds(10);
     cfg.connection.reconnect.max = std::chrono::milliseconds(200);
@@ -36,7 +37,8 @@ template <class F>
 bool eventually(F&& cond, std::chrono::milliseconds limit = std::chrono::seconds(15)) {
     auto end = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < end) {
-        if (cond()) return true;
+        if (cond())
+            return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return cond();

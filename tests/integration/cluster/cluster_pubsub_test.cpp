@@ -13,7 +13,7 @@ using namespace std::chrono_literals;
 namespace {
 
 class cluster_pubsub : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() { cluster_ = new redis_cluster(); }
     static void TearDownTestSuite() {
         delete cluster_;
@@ -29,8 +29,8 @@ TEST_F(cluster_pubsub, shard_channel_follows_its_slot) {
     cluster::cluster_client c(cluster_config_for(*cluster_));
     const std::string channel = "orders";
     auto slot = cluster::hash_slot(channel);
-    ASSERT_TRUE(get(c.async_subscribe(client::subscription_kind::shard_channel, {channel},
-                                      asio::use_future)));
+    ASSERT_TRUE(get(
+        c.async_subscribe(client::subscription_kind::shard_channel, {channel}, asio::use_future)));
     auto publish = [&](const std::string& payload) {
         return cluster_->cli(cluster_->master_of_slot(slot), {"SPUBLISH", channel, payload});
     };
@@ -44,7 +44,8 @@ TEST_F(cluster_pubsub, shard_channel_follows_its_slot) {
     auto from = cluster_->master_of_slot(slot);
     std::size_t to = from;
     for (auto candidate : cluster_->masters()) {
-        if (candidate != from) to = candidate;
+        if (candidate != from)
+            to = candidate;
     }
     cluster_->migrate_slot(slot, to);
     ASSERT_TRUE(eventually([&] { return publish("after") == "1"; }, 20s));
@@ -59,10 +60,10 @@ TEST_F(cluster_pubsub, shard_channel_follows_its_slot) {
 
 TEST_F(cluster_pubsub, classic_channels_and_patterns) {
     cluster::cluster_client c(cluster_config_for(*cluster_));
-    ASSERT_TRUE(get(c.async_subscribe(client::subscription_kind::channel, {"news"},
-                                      asio::use_future)));
-    ASSERT_TRUE(get(c.async_subscribe(client::subscription_kind::pattern, {"alerts.*"},
-                                      asio::use_future)));
+    ASSERT_TRUE(
+        get(c.async_subscribe(client::subscription_kind::channel, {"news"}, asio::use_future)));
+    ASSERT_TRUE(
+        get(c.async_subscribe(client::subscription_kind::pattern, {"alerts.*"}, asio::use_future)));
     // PUBLISH on any node reaches the subscriber (cluster-wide broadcast; the count it returns
     // is only that node's own subscribers).
     auto last = cluster_->size() - 1;
@@ -75,8 +76,8 @@ TEST_F(cluster_pubsub, classic_channels_and_patterns) {
     ASSERT_TRUE(m);
     EXPECT_EQ(m->kind, client::message::kind::pmessage);
     EXPECT_EQ(m->pattern, "alerts.*");
-    ASSERT_TRUE(get(c.async_unsubscribe(client::subscription_kind::channel, {"news"},
-                                        asio::use_future)));
+    ASSERT_TRUE(
+        get(c.async_unsubscribe(client::subscription_kind::channel, {"news"}, asio::use_future)));
     for (std::size_t n = 0; n < cluster_->size(); ++n) {
         EXPECT_EQ(cluster_->cli(n, {"PUBLISH", "news", "gone"}), "0");
     }
