@@ -48,45 +48,60 @@ using client::connection;
 using client::error;
 using client::server_error_kind;
 
-// One command of a request: its arguments (views into the request's payload) and its slot.
+// One command of a request: where its arguments are in the flat argument list (views into the
+// request's payload), its slot, and whether it only reads.
 struct command_view {
-    std::vector<std::string_view> args;
+    std::uint32_t first = 0;
+    std::uint32_t count = 0;
     std::optional<std::uint16_t> slot;
     bool crossslot = false;
     bool readonly = false;
 };
 
+struct split_request {
+    std::vector<command_view> cmds;
+    std::vector<std::string_view> args;  // every command's arguments, back to back
+
+    [[nodiscard]] std::span<const std::string_view> args_of(const command_view& c) const {
+        return std::span<const std::string_view>(args).subspan(c.first, c.count);
+    }
+};
+
 // Splits an encoded request into its commands and computes each one's slot.
-bool split(const std::string& payload, std::vector<command_view>& out) {
+bool split(const std::string& payload, split_request& out) {
     resp::request_parser parser;
     std::string_view rest = payload;
     std::vector<std::size_t> keys;
+    std::vector<std::string_view> one;
     const auto& table = commands::command_table::builtin();
     while (!rest.empty()) {
         command_view c;
-        auto r = parser.parse(rest, c.args);
+        auto r = parser.parse(rest, one);
         if (!r.complete || r.error)
             return false;
         rest.remove_prefix(r.length);
         parser.reset();
-        if (const auto* spec = table.lookup(c.args))
+        c.first = static_cast<std::uint32_t>(out.args.size());
+        c.count = static_cast<std::uint32_t>(one.size());
+        out.args.insert(out.args.end(), one.begin(), one.end());
+        if (const auto* spec = table.lookup(one))
             c.readonly = commands::is_readonly(*spec);
-        if (table.key_positions(c.args, keys)) {
+        if (table.key_positions(one, keys)) {
             for (auto k : keys) {
-                auto s = hash_slot(c.args[k]);
-                if (c.slot && *c.slot != s)
+                auto slot = hash_slot(one[k]);
+                if (c.slot && *c.slot != slot)
                     c.crossslot = true;
-                c.slot = s;
+                c.slot = slot;
             }
         }
-        out.push_back(std::move(c));
+        out.cmds.push_back(c);
     }
     return true;
 }
 
-client::request to_request(const command_view& c) {
+client::request to_request(std::span<const std::string_view> args) {
     client::request r;
-    r.push_args(std::span<const std::string_view>(c.args));
+    r.push_args(args);
     return r;
 }
 
@@ -318,11 +333,12 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             cb(std::unexpected(make_error_code(error::closed)));
             return;
         }
-        std::vector<command_view> cmds;
-        if (r.size() != 1 || r.has_pubsub() || !split(r.payload(), cmds) || cmds.size() != 1) {
+        split_request sr;
+        if (r.size() != 1 || r.has_pubsub() || !split(r.payload(), sr) || sr.cmds.size() != 1) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
         }
+        auto& cmds = sr.cmds;
         if (cmds[0].crossslot) {
             cb(std::unexpected(make_error_code(cluster_error::crossslot)));
             return;
@@ -507,72 +523,141 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
 
     // ---- pipelines, transactions, fan-out ---------------------------------------------------
 
+    // A pipeline's shared state: the request (its payload backs every command_view), one reply
+    // slot per command, and the caller's completion.
+    struct pipeline_state {
+        client::request req;
+        split_request split;
+        std::vector<resp::value> replies;
+        std::size_t pending = 0;
+        std::optional<std::error_code> error;
+        clock::time_point deadline;
+        std::move_only_function<void(result<std::vector<resp::value>>)> cb;
+
+        void complete(std::size_t i, result<resp::value> v) {
+            if (v) {
+                replies[i] = std::move(*v);
+            } else if (!error) {
+                error = v.error();
+            }
+            if (--pending == 0) {
+                if (error) {
+                    cb(std::unexpected(*error));
+                } else {
+                    cb(std::move(replies));
+                }
+            }
+        }
+    };
+
     void exec(client::request r,
               std::move_only_function<void(result<std::vector<resp::value>>)> cb) {
-        std::vector<command_view> cmds;
         if (closed_) {
             cb(std::unexpected(make_error_code(error::closed)));
             return;
         }
-        if (r.empty() || r.has_pubsub() || !split(r.payload(), cmds)) {
+        auto p = std::make_shared<pipeline_state>();
+        p->req = std::move(r);
+        if (p->req.empty() || p->req.has_pubsub() || !split(p->req.payload(), p->split)) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
         }
-        // Each command becomes an operation; operations to the same node are sent back to back
-        // from here, so they share that connection's next write (one pipeline per node).
-        struct gather {
-            std::vector<resp::value> replies;
-            std::size_t pending;
-            std::optional<std::error_code> error;
-            std::move_only_function<void(result<std::vector<resp::value>>)> cb;
-        };
-        auto g = std::make_shared<gather>();
-        g->replies.resize(cmds.size());
-        g->pending = cmds.size();
-        g->cb = std::move(cb);
-        auto deadline = deadline_for(r);
-        for (std::size_t i = 0; i < cmds.size(); ++i) {
-            auto done = [g, i](result<resp::value> v) {
-                if (v) {
-                    g->replies[i] = std::move(*v);
-                } else if (!g->error) {
-                    g->error = v.error();
-                }
-                if (--g->pending == 0) {
-                    if (g->error) {
-                        g->cb(std::unexpected(*g->error));
-                    } else {
-                        g->cb(std::move(g->replies));
-                    }
-                }
-            };
-            if (cmds[i].crossslot) {
-                done(crossslot_reply());
+        p->replies.resize(p->split.cmds.size());
+        p->pending = p->split.cmds.size();
+        p->deadline = deadline_for(p->req);
+        p->cb = std::move(cb);
+        if (!have_map_ || p->req.blocking()) {
+            // No map yet (or blocking commands): every command takes the single-command path.
+            for (std::size_t i = 0; i < p->split.cmds.size(); ++i)
+                run_alone(p, i);
+            return;
+        }
+        // One request per node: the commands for a node go out together in one write.
+        std::map<std::pair<node_address, bool>, std::vector<std::size_t>> groups;
+        for (std::size_t i = 0; i < p->split.cmds.size(); ++i) {
+            const auto& c = p->split.cmds[i];
+            if (c.crossslot) {
+                p->complete(i, crossslot_reply());
                 continue;
             }
-            auto op = std::make_shared<operation>();
-            op->slot = cmds[i].slot;
-            op->readonly = cmds[i].readonly;
-            op->deadline = deadline;
-            op->req = to_request(cmds[i]);
-            op->done = std::move(done);
-            execute(op);
+            operation probe;
+            probe.slot = c.slot;
+            probe.readonly = c.readonly;
+            auto [target, replica] = route(probe);
+            if (!target) {
+                run_alone(p, i);
+                continue;
+            }
+            groups[{*target, replica}].push_back(i);
         }
+        for (auto& [where, indices] : groups) {
+            client::request batch;
+            for (auto i : indices) {
+                batch.push_args(p->split.args_of(p->split.cmds[i]));
+            }
+            auto& c = where.second ? replica_conn(where.first) : conn(where.first);
+            c.execute(batch, [self = shared_from_this(), p, indices = std::move(indices)](
+                                 std::error_code ec, std::vector<resp::value>& replies) {
+                if (ec) {
+                    // Never written: each command finds its way alone after a refresh.
+                    if (ec == error::not_connected || ec == error::connect_failed) {
+                        self->request_refresh();
+                        for (auto i : indices)
+                            self->run_alone(p, i);
+                    } else {
+                        for (auto i : indices)
+                            p->complete(i, std::unexpected(ec));
+                    }
+                    return;
+                }
+                for (std::size_t j = 0; j < indices.size(); ++j) {
+                    auto se = client::server_error_of(replies[j]);
+                    if (se && needs_rerouting(se->kind())) {
+                        // Redirected or asked to retry: follow it on the single-command path.
+                        self->run_alone(p, indices[j]);
+                    } else {
+                        p->complete(indices[j], std::move(replies[j]));
+                    }
+                }
+            });
+        }
+    }
+
+    static bool needs_rerouting(server_error_kind k) {
+        return k == server_error_kind::moved || k == server_error_kind::ask ||
+               k == server_error_kind::tryagain || k == server_error_kind::clusterdown ||
+               k == server_error_kind::loading;
+    }
+
+    // One command of a pipeline through redirects and retries on its own.
+    void run_alone(const std::shared_ptr<pipeline_state>& p, std::size_t i) {
+        const auto& c = p->split.cmds[i];
+        if (c.crossslot) {
+            p->complete(i, crossslot_reply());
+            return;
+        }
+        auto op = std::make_shared<operation>();
+        op->slot = c.slot;
+        op->readonly = c.readonly;
+        op->deadline = p->deadline;
+        op->req = to_request(p->split.args_of(c));
+        op->done = [p, i](result<resp::value> v) { p->complete(i, std::move(v)); };
+        execute(op);
     }
 
     void transaction(client::request r,
                      std::move_only_function<void(result<std::vector<resp::value>>)> cb) {
-        std::vector<command_view> cmds;
+        split_request sr;
         if (closed_) {
             cb(std::unexpected(make_error_code(error::closed)));
             return;
         }
-        if (r.empty() || r.has_pubsub() || r.has_connection_state() || !split(r.payload(), cmds)) {
+        if (r.empty() || r.has_pubsub() || r.has_connection_state() || !split(r.payload(), sr)) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
         }
         std::optional<std::uint16_t> slot;
-        for (const auto& c : cmds) {
+        for (const auto& c : sr.cmds) {
             if (c.crossslot || (c.slot && slot && *c.slot != *slot)) {
                 cb(std::unexpected(make_error_code(cluster_error::crossslot)));
                 return;

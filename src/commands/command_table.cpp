@@ -105,6 +105,48 @@ command_table::command_table(std::vector<command_spec> specs) : specs_(std::move
             unique.push_back(std::move(s));
     }
     specs_ = std::move(unique);
+    build_index();
+}
+
+namespace {
+
+// FNV-1a over the lower-cased key "name" or "name|sub", without building the string.
+std::uint32_t key_hash(std::string_view name, std::string_view sub) noexcept {
+    std::uint32_t h = 2166136261u;
+    auto mix = [&h](char c) {
+        h ^= static_cast<unsigned char>(detail::lower(c));
+        h *= 16777619u;
+    };
+    for (char c : name)
+        mix(c);
+    if (!sub.empty()) {
+        mix('|');
+        for (char c : sub)
+            mix(c);
+    }
+    return h;
+}
+
+}  // namespace
+
+// An open-addressing index over the sorted specs: find() is one hash and usually one compare,
+// not a binary search of case-insensitive compares (it runs for every routed command).
+void command_table::build_index() {
+    std::size_t size = 16;
+    while (size < specs_.size() * 2)
+        size *= 2;
+    index_.assign(size, 0);
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+        std::string_view name = specs_[i].name;
+        auto bar = name.find('|');
+        std::string_view base = name.substr(0, bar);
+        std::string_view sub =
+            bar == std::string_view::npos ? std::string_view{} : name.substr(bar + 1);
+        auto slot = key_hash(base, sub) & (size - 1);
+        while (index_[slot] != 0)
+            slot = (slot + 1) & (size - 1);
+        index_[slot] = static_cast<std::uint32_t>(i + 1);
+    }
 }
 
 command_table command_table::from_command_reply(const resp::value& reply, std::string* error) {
@@ -140,12 +182,15 @@ command_table command_table::from_command_reply(const resp::value& reply, std::s
 const command_spec* command_table::find(std::string_view name,
                                         std::string_view sub) const noexcept {
     auto exact = [this](std::string_view n, std::string_view s) -> const command_spec* {
-        auto it = std::lower_bound(
-            specs_.begin(), specs_.end(), 0,
-            [n, s](const command_spec& spec, int) { return compare_key(spec.name, n, s) < 0; });
-        if (it == specs_.end() || compare_key(it->name, n, s) != 0)
+        if (index_.empty())
             return nullptr;
-        return &*it;
+        const std::size_t mask = index_.size() - 1;
+        for (auto slot = key_hash(n, s) & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
+            const auto& spec = specs_[index_[slot] - 1];
+            if (compare_key(spec.name, n, s) == 0)
+                return &spec;
+        }
+        return nullptr;
     };
     const command_spec* spec = exact(name, {});
     if (spec == nullptr || sub.empty() || !has_flag(*spec, flag::has_subcommands))

@@ -149,7 +149,10 @@ class command_table {
     [[nodiscard]] bool empty() const noexcept { return specs_.empty(); }
 
   private:
-    std::vector<command_spec> specs_;  // sorted by name
+    void build_index();
+
+    std::vector<command_spec> specs_;   // sorted by name
+    std::vector<std::uint32_t> index_;  // open addressing: 1 + position in specs_, 0 = empty
 };
 
 }  // namespace respite::commands
