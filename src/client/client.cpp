@@ -323,8 +323,10 @@ class core : public std::enable_shared_from_this<core> {
             return;
         }
         // Subscription confirmations: the subscription API already answered the caller.
-        if (push_kind(v).find("subscribe") != std::string_view::npos) return;
-        if (push_handler_) push_handler_(v);
+        if (push_kind(v).find("subscribe") != std::string_view::npos)
+            return;
+        if (push_handler_)
+            push_handler_(v);
     }
 
     void receive(callback<message> cb) { messages_.receive(std::move(cb)); }
@@ -501,9 +503,8 @@ void client::receive(detail::callback<message> cb) {
 }
 
 void client::set_message_handler(std::function<void(const message&)> handler) {
-    core_->run([c = core_, h = std::move(handler)]() mutable {
-        c->messages_.set_handler(std::move(h));
-    });
+    core_->run(
+        [c = core_, h = std::move(handler)]() mutable { c->messages_.set_handler(std::move(h)); });
 }
 
 void client::set_push_handler(std::function<void(const resp::value&)> handler) {

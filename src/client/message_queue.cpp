@@ -1,6 +1,5 @@
 // Pub/Sub message decoding and the bounded, observable message queue.
 #include <respite/client/message_queue.hpp>
-
 #include <respite/obs/log.hpp>
 #include <respite/obs/metrics.hpp>
 
@@ -8,7 +7,8 @@ namespace respite::client {
 
 std::string_view push_kind(const resp::value& push) noexcept {
     const auto& e = push.elements();
-    if (e.empty() || !e[0].is_string()) return {};
+    if (e.empty() || !e[0].is_string())
+        return {};
     return e[0].str();
 }
 
@@ -35,13 +35,13 @@ std::optional<message> to_message(resp::value&& push) {
 namespace {
 obs::labels labels_for(const std::string& label) {
     obs::labels l;
-    if (!label.empty()) l.emplace_back("client", label);
+    if (!label.empty())
+        l.emplace_back("client", label);
     return l;
 }
 }  // namespace
 
-message_queue::message_queue(std::size_t capacity, obs::registry& metrics,
-                             const std::string& label)
+message_queue::message_queue(std::size_t capacity, obs::registry& metrics, const std::string& label)
     : capacity_(capacity == 0 ? 1 : capacity),
       dropped_metric_(metrics.get_counter(
           "respite_client_push_dropped_total",

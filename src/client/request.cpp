@@ -60,6 +60,12 @@ request& request::append(const request& o) {
     return *this;
 }
 
+request& request::append_encoded(std::string_view bytes, std::size_t commands) {
+    payload_.append(bytes);
+    commands_ += commands;
+    return *this;
+}
+
 void request::clear() noexcept {
     payload_.clear();
     commands_ = 0;

@@ -53,6 +53,7 @@ using client::server_error_kind;
 struct command_view {
     std::uint32_t first = 0;
     std::uint32_t count = 0;
+    std::string_view bytes;  // the encoded command
     std::optional<std::uint16_t> slot;
     bool crossslot = false;
     bool readonly = false;
@@ -79,6 +80,7 @@ bool split(const std::string& payload, split_request& out) {
         auto r = parser.parse(rest, one);
         if (!r.complete || r.error)
             return false;
+        c.bytes = rest.substr(0, r.length);
         rest.remove_prefix(r.length);
         parser.reset();
         c.first = static_cast<std::uint32_t>(out.args.size());
@@ -593,7 +595,7 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         for (auto& [where, indices] : groups) {
             client::request batch;
             for (auto i : indices) {
-                batch.push_args(p->split.args_of(p->split.cmds[i]));
+                batch.append_encoded(p->split.cmds[i].bytes, 1);
             }
             auto& c = where.second ? replica_conn(where.first) : conn(where.first);
             c.execute(batch, [self = shared_from_this(), p, indices = std::move(indices)](

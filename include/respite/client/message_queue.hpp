@@ -44,7 +44,7 @@ std::optional<message> to_message(resp::value&& push);
 std::string_view push_kind(const resp::value& push) noexcept;
 
 class message_queue {
-public:
+  public:
     message_queue(std::size_t capacity, obs::registry& metrics, const std::string& label);
 
     void deliver(message&& m);
@@ -55,7 +55,7 @@ public:
 
     [[nodiscard]] push_queue_stats stats() const noexcept;
 
-private:
+  private:
     std::size_t capacity_;
     obs::counter& dropped_metric_;
     obs::gauge& size_gauge_;

@@ -89,6 +89,9 @@ class request {
 
     // Appends every command of another request.
     request& append(const request& other);
+    // Appends already-encoded commands (complete RESP arrays, e.g. a slice of another request's
+    // payload). No flags are derived from them: use it for ordinary, non-blocking commands.
+    request& append_encoded(std::string_view bytes, std::size_t commands);
 
     void clear() noexcept;
 

@@ -19,7 +19,8 @@ TEST(connection, pushes_interleave_with_pipelined_replies_on_one_resp3_connectio
     auto conn = client::connection::create(ioc.get_executor(), cc);
     int messages = 0;
     conn->set_push_handler([&](resp::value&& v) {
-        if (v.size() == 3 && v[0].str() == "message") ++messages;
+        if (v.size() == 3 && v[0].str() == "message")
+            ++messages;
     });
     conn->start();
     bool subscribed = false;
@@ -34,14 +35,16 @@ TEST(connection, pushes_interleave_with_pipelined_replies_on_one_resp3_connectio
     client::client publisher(config_for(s));
     constexpr int published = 5000;
     client::request pubs;
-    for (int i = 0; i < published; ++i) pubs.push("PUBLISH", "mix", i);
+    for (int i = 0; i < published; ++i)
+        pubs.push("PUBLISH", "mix", i);
     auto pub_done = publisher.async_exec(std::move(pubs), asio::use_future);
 
     constexpr int batches = 200, per_batch = 100;
     int next_expected = 1, wrong = 0, finished = 0;
     for (int b = 0; b < batches; ++b) {
         client::request r;
-        for (int i = 0; i < per_batch; ++i) r.push("INCR", "mixed-counter");
+        for (int i = 0; i < per_batch; ++i)
+            r.push("INCR", "mixed-counter");
         conn->execute(r, [&](std::error_code ec, std::vector<resp::value>& replies) {
             ++finished;
             if (ec || replies.size() != per_batch) {
@@ -49,7 +52,8 @@ TEST(connection, pushes_interleave_with_pipelined_replies_on_one_resp3_connectio
                 return;
             }
             for (auto& v : replies) {
-                if (v.type() != resp::type::integer || v.integer() != next_expected++) ++wrong;
+                if (v.type() != resp::type::integer || v.integer() != next_expected++)
+                    ++wrong;
             }
         });
     }
@@ -58,6 +62,7 @@ TEST(connection, pushes_interleave_with_pipelined_replies_on_one_resp3_connectio
     EXPECT_EQ(wrong, 0);
     auto pr = get(pub_done);
     ASSERT_TRUE(pr);
-    for (auto& v : *pr) EXPECT_EQ(v.integer(), 1);  // one subscriber received each
+    for (auto& v : *pr)
+        EXPECT_EQ(v.integer(), 1);  // one subscriber received each
     conn->close();
 }
