@@ -86,14 +86,15 @@ bool split(const std::string& payload, split_request& out) {
         c.first = static_cast<std::uint32_t>(out.args.size());
         c.count = static_cast<std::uint32_t>(one.size());
         out.args.insert(out.args.end(), one.begin(), one.end());
-        if (const auto* spec = table.lookup(one))
+        if (const auto* spec = table.lookup(one)) {
             c.readonly = commands::is_readonly(*spec);
-        if (table.key_positions(one, keys)) {
-            for (auto k : keys) {
-                auto slot = hash_slot(one[k]);
-                if (c.slot && *c.slot != slot)
-                    c.crossslot = true;
-                c.slot = slot;
+            if (table.key_positions(*spec, one, keys)) {
+                for (auto k : keys) {
+                    auto slot = hash_slot(one[k]);
+                    if (c.slot && *c.slot != slot)
+                        c.crossslot = true;
+                    c.slot = slot;
+                }
             }
         }
         out.cmds.push_back(c);
@@ -574,8 +575,15 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
                 run_alone(p, i);
             return;
         }
-        // One request per node: the commands for a node go out together in one write.
-        std::map<std::pair<node_address, bool>, std::vector<std::size_t>> groups;
+        // One request per node: the commands for a node go out together in one write. A cluster
+        // has few nodes, so the groups are found by a linear search.
+        struct group {
+            node_address target;
+            bool replica;
+            std::vector<std::size_t> indices;
+            client::request batch;
+        };
+        std::vector<group> groups;
         for (std::size_t i = 0; i < p->split.cmds.size(); ++i) {
             const auto& c = p->split.cmds[i];
             if (c.crossslot) {
@@ -590,16 +598,20 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
                 run_alone(p, i);
                 continue;
             }
-            groups[{*target, replica}].push_back(i);
-        }
-        for (auto& [where, indices] : groups) {
-            client::request batch;
-            for (auto i : indices) {
-                batch.append_encoded(p->split.cmds[i].bytes, 1);
+            auto g = std::find_if(groups.begin(), groups.end(), [&](const group& x) {
+                return x.replica == replica && x.target == *target;
+            });
+            if (g == groups.end()) {
+                groups.push_back(group{*target, replica, {}, {}});
+                g = std::prev(groups.end());
             }
-            auto& c = where.second ? replica_conn(where.first) : conn(where.first);
-            c.execute(batch, [self = shared_from_this(), p, indices = std::move(indices)](
-                                 std::error_code ec, std::vector<resp::value>& replies) {
+            g->indices.push_back(i);
+            g->batch.append_encoded(c.bytes, 1);
+        }
+        for (auto& g : groups) {
+            auto& c = g.replica ? replica_conn(g.target) : conn(g.target);
+            c.execute(g.batch, [self = shared_from_this(), p, indices = std::move(g.indices)](
+                                   std::error_code ec, std::vector<resp::value>& replies) {
                 if (ec) {
                     // Never written: each command finds its way alone after a refresh.
                     if (ec == error::not_connected || ec == error::connect_failed) {

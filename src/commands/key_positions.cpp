@@ -255,7 +255,13 @@ bool command_table::key_positions(std::span<const std::string_view> args,
     const command_spec* spec = lookup(args);
     if (spec == nullptr)
         return false;  // unknown command, or unknown subcommand of a container
-    if (!extract(*spec, args, out)) {
+    return key_positions(*spec, args, out);
+}
+
+bool command_table::key_positions(const command_spec& spec, std::span<const std::string_view> args,
+                                  std::vector<std::size_t>& out) const {
+    out.clear();
+    if (!extract(spec, args, out)) {
         out.clear();
         return false;
     }

@@ -143,6 +143,9 @@ class command_table {
     // STREAMS in XREAD; ...) — such a request would be rejected by the server. True with `out`
     // empty for a valid request without keys.
     bool key_positions(std::span<const std::string_view> args, std::vector<std::size_t>& out) const;
+    // The same for a spec already found with lookup(args), saving the second lookup.
+    bool key_positions(const command_spec& spec, std::span<const std::string_view> args,
+                       std::vector<std::size_t>& out) const;
 
     [[nodiscard]] std::span<const command_spec> specs() const noexcept { return specs_; }
     [[nodiscard]] std::size_t size() const noexcept { return specs_.size(); }
