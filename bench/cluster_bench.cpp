@@ -124,6 +124,8 @@ int main(int argc, char** argv) {
     CLI::App app{"respite cluster client vs redis-benchmark --cluster (same cluster, same run)"};
     long n = 400000;
     int repeats = 3;
+    int only_pipeline = 0;
+    app.add_option("--pipeline", only_pipeline, "Run only this pipeline depth (1 or 16)");
     app.add_option("-n,--requests", n, "Commands per run")->check(CLI::Range(1000L, 100000000L));
     app.add_option("--repeats", repeats, "Alternating runs per cell; medians are printed")
         ->check(CLI::Range(1, 50));
@@ -137,6 +139,8 @@ int main(int argc, char** argv) {
     fmt::print("{:<6} {:<4} {:>12} {:>12} {:>7}\n", "P", "test", "rb ops/s", "respite", "ratio");
     double worst = 1e9;
     for (int pipeline : {1, 16}) {
+        if (only_pipeline != 0 && pipeline != only_pipeline)
+            continue;
         for (const char* test : {"set", "get"}) {
             std::vector<double> rb, rs;
             long runs_n = pipeline == 1 ? n : n * 4;

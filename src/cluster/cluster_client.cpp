@@ -68,21 +68,61 @@ struct split_request {
     }
 };
 
+// Reads one `*N $len arg ...` command as our own writer encodes it (the common case), without
+// the general request parser. Returns its length, or 0 to let the general parser decide.
+std::size_t parse_own_encoding(std::string_view in, std::vector<std::string_view>& args) {
+    auto number = [&in](std::size_t& pos, std::size_t& value) {
+        value = 0;
+        std::size_t start = pos;
+        while (pos < in.size() && in[pos] >= '0' && in[pos] <= '9' && pos - start < 10) {
+            value = value * 10 + static_cast<std::size_t>(in[pos++] - '0');
+        }
+        if (pos == start || pos + 1 >= in.size() || in[pos] != '\r' || in[pos + 1] != '\n') {
+            return false;
+        }
+        pos += 2;
+        return true;
+    };
+    args.clear();
+    std::size_t pos = 1, n = 0;
+    if (in.empty() || in[0] != '*' || !number(pos, n) || n == 0)
+        return 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        std::size_t len = 0;
+        if (pos >= in.size() || in[pos] != '$')
+            return 0;
+        ++pos;
+        if (!number(pos, len) || in.size() - pos < len + 2)
+            return 0;
+        if (in[pos + len] != '\r' || in[pos + len + 1] != '\n')
+            return 0;
+        args.push_back(in.substr(pos, len));
+        pos += len + 2;
+    }
+    return pos;
+}
+
 // Splits an encoded request into its commands and computes each one's slot.
-bool split(const std::string& payload, split_request& out) {
+bool split(const std::string& payload, std::size_t commands, split_request& out) {
     resp::request_parser parser;
     std::string_view rest = payload;
     std::vector<std::size_t> keys;
     std::vector<std::string_view> one;
     const auto& table = commands::command_table::builtin();
+    out.cmds.reserve(commands);
+    out.args.reserve(commands * 3);
     while (!rest.empty()) {
         command_view c;
-        auto r = parser.parse(rest, one);
-        if (!r.complete || r.error)
-            return false;
-        c.bytes = rest.substr(0, r.length);
-        rest.remove_prefix(r.length);
-        parser.reset();
+        std::size_t length = parse_own_encoding(rest, one);
+        if (length == 0) {
+            auto r = parser.parse(rest, one);
+            if (!r.complete || r.error)
+                return false;
+            parser.reset();
+            length = r.length;
+        }
+        c.bytes = rest.substr(0, length);
+        rest.remove_prefix(length);
         c.first = static_cast<std::uint32_t>(out.args.size());
         c.count = static_cast<std::uint32_t>(one.size());
         out.args.insert(out.args.end(), one.begin(), one.end());
@@ -337,7 +377,8 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             return;
         }
         split_request sr;
-        if (r.size() != 1 || r.has_pubsub() || !split(r.payload(), sr) || sr.cmds.size() != 1) {
+        if (r.size() != 1 || r.has_pubsub() || !split(r.payload(), r.size(), sr) ||
+            sr.cmds.size() != 1) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
         }
@@ -561,7 +602,8 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         }
         auto p = std::make_shared<pipeline_state>();
         p->req = std::move(r);
-        if (p->req.empty() || p->req.has_pubsub() || !split(p->req.payload(), p->split)) {
+        if (p->req.empty() || p->req.has_pubsub() ||
+            !split(p->req.payload(), p->req.size(), p->split)) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
         }
@@ -584,6 +626,7 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             client::request batch;
         };
         std::vector<group> groups;
+        groups.reserve(4);
         for (std::size_t i = 0; i < p->split.cmds.size(); ++i) {
             const auto& c = p->split.cmds[i];
             if (c.crossslot) {
@@ -604,6 +647,7 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             if (g == groups.end()) {
                 groups.push_back(group{*target, replica, {}, {}});
                 g = std::prev(groups.end());
+                g->indices.reserve(p->split.cmds.size());
             }
             g->indices.push_back(i);
             g->batch.append_encoded(c.bytes, 1);
@@ -666,7 +710,8 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             cb(std::unexpected(make_error_code(error::closed)));
             return;
         }
-        if (r.empty() || r.has_pubsub() || r.has_connection_state() || !split(r.payload(), sr)) {
+        if (r.empty() || r.has_pubsub() || r.has_connection_state() ||
+            !split(r.payload(), r.size(), sr)) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
         }
