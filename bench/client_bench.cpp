@@ -24,6 +24,7 @@
 #include <respite/client/client.hpp>
 #include <respite/obs/metrics.hpp>
 
+#include "peer.hpp"
 #include "support/redis_server.hpp"
 
 using namespace respite;
@@ -58,19 +59,6 @@ double percentile_ms(std::vector<std::uint32_t>& us, double q) {
     return us[k] / 1000.0;
 }
 
-std::string run_capture(const std::string& command) {
-    std::string out;
-    FILE* p = popen(command.c_str(), "r");
-    if (!p)
-        throw std::runtime_error("cannot run: " + command);
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0)
-        out.append(buf.data(), n);
-    pclose(p);
-    return out;
-}
-
 std::vector<std::string> csv_fields(const std::string& line) {
     std::vector<std::string> f;
     std::string cur;
@@ -94,7 +82,7 @@ std::vector<std::string> csv_fields(const std::string& line) {
 numbers redis_benchmark(const std::string& host, int port, const std::string& test, int conns,
                         int pipeline, long n) {
     auto cpu0 = cpu_of(RUSAGE_CHILDREN);
-    auto out = run_capture(fmt::format(
+    auto out = bench::run_capture(fmt::format(
         "redis-benchmark -h {} -p {} -c {} -P {} -n {} -r 100000 -d 3 -t {} --csv 2>/dev/null",
         host, port, conns, pipeline, n, test));
     std::istringstream in(out);

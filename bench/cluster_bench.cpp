@@ -19,6 +19,7 @@
 #include <respite/cluster/cluster_client.hpp>
 #include <respite/obs/metrics.hpp>
 
+#include "peer.hpp"
 #include "support/redis_cluster.hpp"
 
 using namespace respite;
@@ -27,21 +28,8 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-std::string run_capture(const std::string& command) {
-    std::string out;
-    FILE* p = popen(command.c_str(), "r");
-    if (!p)
-        throw std::runtime_error("cannot run: " + command);
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0)
-        out.append(buf.data(), n);
-    pclose(p);
-    return out;
-}
-
 double redis_benchmark(int port, const char* test, int conns, int pipeline, long n) {
-    auto out = run_capture(fmt::format(
+    auto out = bench::run_capture(fmt::format(
         "redis-benchmark --cluster -h 127.0.0.1 -p {} -c {} -P {} -n {} -r 100000 -d 3 -t {} "
         "--csv 2>/dev/null",
         port, conns, pipeline, n, test));

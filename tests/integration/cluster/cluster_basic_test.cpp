@@ -155,66 +155,6 @@ namespace {
 
 class cluster_migration : public cluster_basic {};
 
-// Writers INCR many keys and keep a ledger of acknowledged increments while slots move.
-struct load {
-    asio::io_context ioc;
-    cluster::cluster_client client;
-    std::vector<std::string> keys;
-    std::map<std::string, long> acked;
-    long failed = 0;
-    long unknown = 0;  // failures whose outcome is unknown (may have applied)
-    std::atomic<bool> stop{false};
-    std::atomic<int> running{0};
-    std::atomic<long> ops{0};
-    std::thread io;
-
-    load(const redis_cluster& c, std::vector<std::string> k)
-        : client(ioc, cluster_config_for(c)), keys(std::move(k)) {
-        for (const auto& key : keys)
-            acked[key] = 0;
-    }
-
-    void start(int writers) {
-        for (int w = 0; w < writers; ++w) {
-            ++running;
-            asio::co_spawn(
-                ioc,
-                [this, w]() -> asio::awaitable<void> {
-                    std::size_t i = static_cast<std::size_t>(w);
-                    while (!stop) {
-                        const auto& key = keys[i++ % keys.size()];
-                        auto r =
-                            co_await client.async_command(cmd("INCR", key), asio::use_awaitable);
-                        ++ops;
-                        if (r && !r->is_error()) {
-                            ++acked[key];
-                        } else {
-                            ++failed;
-                            if (!r && r.error() == client::error::connection_lost)
-                                ++unknown;
-                            if (r)
-                                ADD_FAILURE() << "error reply: " << r->str();
-                            if (!r)
-                                ADD_FAILURE() << "error: " << r.error().message();
-                        }
-                    }
-                    --running;
-                },
-                asio::detached);
-        }
-        io = std::thread([this] {
-            auto work = asio::make_work_guard(ioc);
-            while (running > 0)
-                ioc.run_one_for(std::chrono::milliseconds(20));
-        });
-    }
-
-    void finish() {
-        stop = true;
-        io.join();
-    }
-};
-
 }  // namespace
 
 TEST_F(cluster_migration, slots_move_back_and_forth_under_load_without_failures) {
@@ -232,7 +172,7 @@ TEST_F(cluster_migration, slots_move_back_and_forth_under_load_without_failures)
     }
     for (int i = 0; i < 100; ++i)
         keys.push_back("spread:" + std::to_string(i));
-    load l(*cluster_, keys);
+    ledger_load l(*cluster_, keys);
     l.start(8);
     ASSERT_TRUE(eventually([&] { return l.ops > 2000; }));
     for (int round = 0; round < 2; ++round) {
@@ -257,7 +197,7 @@ TEST_F(cluster_migration, slots_move_back_and_forth_under_load_without_failures)
         }
     }
     l.finish();
-    EXPECT_EQ(l.failed, 0);
+    EXPECT_EQ(l.failures.load(), 0);
     // Every key ends equal to the ledger: nothing lost, nothing applied twice.
     cluster::cluster_client check(cluster_config_for(*cluster_));
     long total = 0;
