@@ -52,6 +52,10 @@ class core : public std::enable_shared_from_this<core> {
         for (auto& c : idle_dedicated_)
             c->close();
         idle_dedicated_.clear();
+        // Dedicated connections in use (a blocking command, a session) fail their work too.
+        auto busy = std::move(busy_dedicated_);
+        for (const auto& c : busy)
+            c->close();
         if (pubsub_)
             pubsub_->close();
         messages_.close();
@@ -180,6 +184,7 @@ class core : public std::enable_shared_from_this<core> {
         if (!idle_dedicated_.empty()) {
             auto c = std::move(idle_dedicated_.back());
             idle_dedicated_.pop_back();
+            busy_dedicated_.insert(c);
             return c;
         }
         auto c = connection::create(ex_, cfg_.connection);
@@ -188,10 +193,12 @@ class core : public std::enable_shared_from_this<core> {
                 self->on_push(std::move(v));
         });
         c->start();
+        busy_dedicated_.insert(c);
         return c;
     }
 
     void give_back(const std::shared_ptr<connection>& c, bool reusable) {
+        busy_dedicated_.erase(c);
         if (closed_ || !reusable || idle_dedicated_.size() >= cfg_.max_dedicated ||
             c->state() == connection_state::closed) {
             c->close();
@@ -331,6 +338,10 @@ class core : public std::enable_shared_from_this<core> {
 
     void receive(callback<message> cb) { messages_.receive(std::move(cb)); }
 
+    // With its own io_context, the client shares it with the core, so a session that outlives
+    // the client still finds the io_context its connection was made on. Declared first: it must
+    // be destroyed after every connection of the core.
+    std::shared_ptr<asio::io_context> keep_alive_;
     executor ex_;
     client_config cfg_;
     std::vector<std::shared_ptr<connection>> conns_;
@@ -340,7 +351,8 @@ class core : public std::enable_shared_from_this<core> {
     message_queue messages_;
     std::function<void(const resp::value&)> push_handler_;
     std::size_t rr_ = 0;
-    bool closed_ = false;
+    std::set<std::shared_ptr<connection>> busy_dedicated_;
+    std::atomic<bool> closed_{false};
 };
 
 }  // namespace detail
@@ -370,6 +382,10 @@ void session::release() {
     auto core = std::move(core_);
     auto conn = std::move(conn_);
     bool reusable = !dirty_;
+    // After the client closed, the connection is closed already and its executor may no longer
+    // run: just let go of it.
+    if (core->closed_)
+        return;
     core->run([core, conn, reusable] { core->give_back(conn, reusable); });
 }
 
@@ -425,8 +441,9 @@ void session::exec(request r, detail::callback<std::vector<resp::value>> cb) {
 
 // ---- client ---------------------------------------------------------------------------------
 
-client::client(client_config cfg) : own_ioc_(std::make_unique<asio::io_context>(1)) {
+client::client(client_config cfg) : own_ioc_(std::make_shared<asio::io_context>(1)) {
     core_ = std::make_shared<detail::core>(own_ioc_->get_executor(), std::move(cfg));
+    core_->keep_alive_ = own_ioc_;
     core_->start();
     thread_ = std::thread([ioc = own_ioc_.get()] {
         auto work = asio::make_work_guard(*ioc);
@@ -444,8 +461,18 @@ client::~client() {
     if (own_ioc_) {
         // Let the connection loops observe the close, then stop.
         asio::post(*own_ioc_, [ioc = own_ioc_.get()] { ioc->stop(); });
-        if (thread_.joinable())
+        if (thread_.joinable()) {
+            // Destroyed by one of its own completion handlers: cannot join itself.
+            if (thread_.get_id() == std::this_thread::get_id()) {
+                thread_.detach();
+                return;
+            }
             thread_.join();
+        }
+        // Run what is left (closing loops, posted releases) so nothing keeps the core alive
+        // through the io_context.
+        own_ioc_->restart();
+        own_ioc_->poll();
     }
 }
 

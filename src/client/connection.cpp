@@ -640,7 +640,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             writer_woken_ = false;
             co_await write_signal_.async_wait(use_task);
             writer_waiting_ = false;
-            if (state_ != connection_state::ready)
+            // Not woken by wake_writer(): the connection is ending; take nothing more from the
+            // queue, so unsent requests stay staged for the next connection.
+            if (!writer_woken_ || state_ != connection_state::ready)
                 co_return;
         }
     }

@@ -239,6 +239,9 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
                 c->close();
         }
         blocking_idle_.clear();
+        auto busy = std::move(busy_);
+        for (const auto& c : busy)
+            c->close();
         conns_.clear();
         replica_conns_.clear();
         pubsub_conns_.clear();
@@ -291,18 +294,21 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
 
     std::shared_ptr<connection> take_blocking(const node_address& a) {
         auto& idle = blocking_idle_[a];
+        std::shared_ptr<connection> c;
         if (!idle.empty()) {
-            auto c = std::move(idle.back());
+            c = std::move(idle.back());
             idle.pop_back();
-            return c;
+        } else {
+            c = connection::create(ex_, node_config(a));
+            c->start();
         }
-        auto c = connection::create(ex_, node_config(a));
-        c->start();
+        busy_.insert(c);
         return c;
     }
 
     void give_back_blocking(const node_address& a, const std::shared_ptr<connection>& c,
                             bool reusable) {
+        busy_.erase(c);
         auto& idle = blocking_idle_[a];
         // A timed-out blocking command may still block server-side: never reuse that one.
         if (closed_ || !reusable || idle.size() >= 16) {
@@ -432,13 +438,15 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             to_send.append(op->req);
             op->ask_to.reset();  // one shot: the next attempt follows the map again
         }
-        if (op->req.blocking()) {
-            // A blocking command must not hold up the node's shared connection.
+        if (op->req.blocking() || op->req.has_connection_state()) {
+            // A blocking command must not hold up the node's shared connection, and a command
+            // that changes connection state (CLIENT, SELECT, ...) must not change it.
             auto dedicated = take_blocking(*target);
             dedicated->execute(asking ? to_send : op->req,
                                [self = shared_from_this(), op, target = *target, dedicated](
                                    std::error_code ec, std::vector<resp::value>& replies) mutable {
-                                   self->give_back_blocking(target, dedicated, !ec);
+                                   self->give_back_blocking(target, dedicated,
+                                                            !ec && !op->req.has_connection_state());
                                    self->on_reply(op, target, ec, replies);
                                });
             return;
@@ -551,6 +559,10 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
     }
 
     void retry_later(const std::shared_ptr<operation>& op) {
+        if (closed_) {
+            finish(op, std::unexpected(make_error_code(error::closed)));
+            return;
+        }
         auto delay = retry_delay(op->attempts++);
         if (clock::now() + delay >= op->deadline) {
             if (op->last_error_reply) {
@@ -602,7 +614,9 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         }
         auto p = std::make_shared<pipeline_state>();
         p->req = std::move(r);
-        if (p->req.empty() || p->req.has_pubsub() ||
+        // Connection-state commands (MULTI, WATCH, CLIENT, ...) would change the node's shared
+        // connection: transactions have async_transaction, single commands async_command.
+        if (p->req.empty() || p->req.has_pubsub() || p->req.has_connection_state() ||
             !split(p->req.payload(), p->req.size(), p->split)) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
@@ -812,6 +826,10 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
 
     void retry_transaction(const std::shared_ptr<transaction_state>& tx,
                            std::optional<resp::value> last) {
+        if (closed_) {
+            tx->cb(std::unexpected(make_error_code(error::closed)));
+            return;
+        }
         auto delay = retry_delay(tx->attempts++);
         if (clock::now() + delay >= tx->deadline) {
             if (last) {
@@ -833,7 +851,7 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             cb(std::unexpected(make_error_code(error::closed)));
             return;
         }
-        if (r.size() != 1 || r.has_pubsub()) {
+        if (r.size() != 1 || r.has_pubsub() || r.has_connection_state() || r.blocking()) {
             cb(std::unexpected(make_error_code(error::invalid_argument)));
             return;
         }
@@ -886,6 +904,10 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
     // ---- slot map refresh -------------------------------------------------------------------
 
     void when_refreshed(std::move_only_function<void(bool)> f) {
+        if (closed_) {
+            f(false);
+            return;
+        }
         refresh_waiters_.push_back(std::move(f));
         if (!refreshing_)
             refresh_now();
@@ -893,7 +915,14 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
 
     // Coalesced: a storm of MOVED replies causes one refresh (and at most one every 100 ms).
     void request_refresh() {
-        if (refreshing_ || refresh_pending_ || closed_)
+        if (closed_)
+            return;
+        if (refreshing_) {
+            // The running refresh may have read the old topology: run one more after it.
+            refresh_again_ = true;
+            return;
+        }
+        if (refresh_pending_)
             return;
         auto since = clock::now() - last_refresh_;
         auto gap = std::chrono::milliseconds(100);
@@ -991,6 +1020,10 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         refresh_waiters_.clear();
         for (auto& w : waiters)
             w(ok);
+        if (refresh_again_) {
+            refresh_again_ = false;
+            request_refresh();
+        }
     }
 
     void install(slot_map map) {
@@ -1022,11 +1055,31 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         };
         prune(conns_);
         prune(replica_conns_);
+        for (auto it = blocking_idle_.begin(); it != blocking_idle_.end();) {
+            if (!live.count(it->first)) {
+                for (auto& c : it->second)
+                    c->close();
+                it = blocking_idle_.erase(it);
+            } else {
+                ++it;
+            }
+        }
         if (changed) {
             obs::log().info("slot_map_changed shards={} nodes={}", map_.shards().size(),
                             live.size());
         }
         place_subscriptions();
+        // Pub/Sub connections to nodes that left the map and hold no subscription any more.
+        for (auto it = pubsub_conns_.begin(); it != pubsub_conns_.end();) {
+            bool used = std::any_of(subs_.begin(), subs_.end(),
+                                    [&](const auto& e) { return e.second == it->first; });
+            if (!live.count(it->first) && !used) {
+                it->second->close();
+                it = pubsub_conns_.erase(it);
+            } else {
+                ++it;
+            }
+        }
     }
 
     // ---- pub/sub ----------------------------------------------------------------------------
@@ -1209,11 +1262,14 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         for (auto& [where, names] : moves) {
             obs::log().info("subscriptions_moved node={} count={}", std::get<0>(where).to_string(),
                             names.size());
-            send_subscription(std::get<1>(where), true, std::get<0>(where), std::move(names),
-                              [self = shared_from_this()](std::error_code ec) {
-                                  if (ec)
-                                      self->request_refresh();
-                              });
+            auto kind = std::get<1>(where);
+            auto copy = names;
+            send_subscription(
+                kind, true, std::get<0>(where), std::move(names),
+                [self = shared_from_this(), kind, copy = std::move(copy)](std::error_code ec) {
+                    if (ec)
+                        self->unplace(kind, copy);
+                });
         }
     }
 
@@ -1228,12 +1284,26 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             groups[{key.first, slot}].push_back(key.second);
         }
         for (auto& [kind_slot, names] : groups) {
-            send_subscription(kind_slot.first, true, a, std::move(names),
-                              [self = shared_from_this()](std::error_code ec) {
-                                  // E.g. MOVED: the node is a replica now; find the new owner.
-                                  if (ec)
-                                      self->request_refresh();
-                              });
+            auto kind = kind_slot.first;
+            auto copy = names;
+            send_subscription(
+                kind, true, a, std::move(names),
+                [self = shared_from_this(), kind, copy = std::move(copy)](std::error_code ec) {
+                    // E.g. MOVED: the node is a replica now; find the new owner.
+                    if (ec)
+                        self->unplace(kind, copy);
+                });
+        }
+        request_refresh();
+    }
+
+    // Subscriptions that could not be (re)placed: the next refresh places them again, so a
+    // failed move never leaves a subscription recorded where it does not exist.
+    void unplace(client::subscription_kind kind, const std::vector<std::string>& names) {
+        for (const auto& n : names) {
+            auto it = subs_.find({kind, n});
+            if (it != subs_.end())
+                it->second = node_address{};
         }
         request_refresh();
     }
@@ -1276,6 +1346,8 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
     std::map<node_address, std::shared_ptr<connection>> replica_conns_;
     std::map<node_address, std::shared_ptr<connection>> pubsub_conns_;
     std::map<node_address, std::vector<std::shared_ptr<connection>>> blocking_idle_;
+    std::set<std::shared_ptr<connection>> busy_;  // dedicated connections in use
+    bool refresh_again_ = false;
     std::map<sub_key, node_address> subs_;
     std::optional<node_address> home_;
 };

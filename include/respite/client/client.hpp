@@ -197,7 +197,7 @@ class client {
                       detail::callback<void> cb);
     void receive(detail::callback<message> cb);
 
-    std::unique_ptr<asio::io_context> own_ioc_;
+    std::shared_ptr<asio::io_context> own_ioc_;
     std::shared_ptr<detail::core> core_;
     std::thread thread_;
 };

@@ -218,3 +218,25 @@ TEST_F(pipeline, invalid_requests_fail_cleanly) {
     two.push("PING").push("PING");
     EXPECT_EQ(c.run(two).error(), client::error::invalid_argument);
 }
+
+TEST_F(pipeline, close_fails_a_pending_blocking_command) {
+    client::client cl(config_for(*server_));
+    auto pending = cl.async_command(cmd("BLPOP", "never-filled", 0), asio::use_future);
+    EXPECT_EQ(pending.wait_for(200ms), std::future_status::timeout);
+    cl.close();
+    auto r = get(pending);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), client::error::closed);
+}
+
+TEST_F(pipeline, a_session_may_outlive_its_client) {
+    std::optional<client::session> kept;
+    {
+        client::client cl(config_for(*server_));
+        auto s = get(cl.async_session(asio::use_future));
+        ASSERT_TRUE(s);
+        kept.emplace(std::move(*s));
+    }
+    kept.reset();  // must not touch the destroyed client's io_context
+    SUCCEED();
+}

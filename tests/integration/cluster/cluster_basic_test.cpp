@@ -322,3 +322,21 @@ TEST_F(cluster_migration, multi_key_command_during_migration_retries_tryagain) {
     for (std::size_t i = 0; i < keys.size(); ++i)
         EXPECT_EQ((*v)[i].str(), keys[i]);
 }
+
+TEST_F(cluster_basic, connection_state_commands_never_touch_shared_connections) {
+    cluster::cluster_client c(cluster_config_for(*cluster_));
+    // CLIENT runs on a dedicated connection: the shared ones keep their replies in order.
+    auto name = get(c.async_command(cmd("CLIENT", "SETNAME", "x"), asio::use_future));
+    ASSERT_TRUE(name) << name.error().message();
+    for (int i = 0; i < 10; ++i) {
+        auto e = get(c.async_command(cmd("ECHO", i), asio::use_future));
+        ASSERT_TRUE(e);
+        EXPECT_EQ(e->str(), std::to_string(i));
+    }
+    // MULTI/WATCH in a pipeline would change a shared connection: refused.
+    client::request p;
+    p.push("MULTI").push("SET", "k", 1);
+    auto r = get(c.async_exec(std::move(p), asio::use_future));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), client::error::invalid_argument);
+}
