@@ -292,10 +292,16 @@ class core : public std::enable_shared_from_this<core> {
             return;
         }
         auto& set = tracked(k);
+        if (!subscribe && names.empty()) {
+            // "Everything of that kind": name them, so each confirmation can be counted.
+            names.assign(set.begin(), set.end());
+            if (names.empty()) {
+                cb(result<void>{});
+                return;
+            }
+        }
         if (subscribe) {
             set.insert(names.begin(), names.end());
-        } else if (names.empty()) {
-            set.clear();
         } else {
             for (const auto& n : names)
                 set.erase(n);

@@ -16,10 +16,12 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <respite/client/command_info.hpp>
 #include <respite/client/connection.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/obs/metrics.hpp>
 #include <respite/resp/parser.hpp>
+#include <respite/resp/request_parser.hpp>
 #include <respite/resp/writer.hpp>
 
 #include "request_queue.hpp"
@@ -785,19 +787,32 @@ void connection::execute(const request& req, reply_handler done) {
 }
 
 void connection::execute_pubsub(const request& req, reply_handler done) {
-    if (req.size() != 1) {
+    // One (un)subscribe command with explicit names: its confirmations are counted.
+    resp::request_parser parser;
+    std::vector<std::string_view> args;
+    auto parsed = parser.parse(req.payload(), args);
+    if (req.size() != 1 || !parsed.complete || args.size() < 2 ||
+        classify(args) == command_kind::ordinary) {
         fail(done, make_error_code(error::invalid_argument));
         return;
     }
-    std::string bytes = req.payload();
-    resp::append_command(bytes, {"PING"});
-    impl_->submit(bytes, {1, impl_->deadline_for(req), detail::reply_mode::subscribe_then_ping}, 2,
-                  [d = std::move(done)](std::error_code ec, std::vector<resp::value>& r) mutable {
-                      if (!ec && !r.empty() && !r[0].is_error()) {
-                          r[0] = resp::value::simple_string("OK");
-                      }
-                      d(ec, r);
-                  });
+    static constexpr std::string_view kinds[] = {"subscribe",   "psubscribe",   "ssubscribe",
+                                                 "unsubscribe", "punsubscribe", "sunsubscribe"};
+    std::string_view confirm;
+    for (auto k : kinds) {
+        if (iequals(args[0], k))
+            confirm = k;
+    }
+    if (confirm.empty()) {
+        fail(done, make_error_code(error::invalid_argument));
+        return;
+    }
+    detail::request_options opts;
+    opts.replies = static_cast<std::uint32_t>(args.size() - 1);
+    opts.deadline = impl_->deadline_for(req);
+    opts.mode = detail::reply_mode::confirmations;
+    opts.confirm = confirm;
+    impl_->submit(req.payload(), opts, 1, std::move(done));
 }
 
 void connection::set_resp2_pubsub(bool on) {

@@ -14,6 +14,7 @@ void request_queue::push(std::string_view encoded, request_options opts, complet
     e.bytes = static_cast<std::uint32_t>(encoded.size());
     e.deadline = opts.deadline;
     e.mode = opts.mode;
+    e.confirm = opts.confirm;
     e.replies.reserve(e.expected);
     staging_.append(encoded);
     entries_.push_back(std::move(e));
@@ -49,8 +50,31 @@ void request_queue::finish(entry& e, std::error_code ec) {
     done(ec, e.replies);
 }
 
+// Redis answers an (un)subscribe with one confirmation per name, in order with the replies of the
+// commands around it, so the confirmations of the oldest written request are counted here.
+bool request_queue::is_confirmation_for_head(const resp::value& v) const noexcept {
+    if (written_ == 0)
+        return false;
+    const entry& e = entries_.front();
+    if (e.mode != reply_mode::confirmations || v.elements().empty())
+        return false;
+    const auto& kind = v.elements().front();
+    return kind.is_string() && iequals(kind.str(), e.confirm);
+}
+
 request_queue::value_route request_queue::on_value(resp::value&& v) {
     if (v.type() == resp::type::push || is_resp2_push(v)) {
+        if (is_confirmation_for_head(v)) {
+            entry& e = entries_.front();
+            if (++e.received < e.expected)
+                return value_route::push;
+            e.replies.push_back(resp::value::simple_string("OK"));
+            entry done = std::move(e);
+            entries_.pop_front();
+            --written_;
+            finish(done, {});
+            return value_route::push;
+        }
         if (push_sink_)
             push_sink_(std::move(v));
         return value_route::push;
@@ -59,17 +83,9 @@ request_queue::value_route request_queue::on_value(resp::value&& v) {
         return v.is_error() ? value_route::unsolicited_error : value_route::unexpected;
     }
     entry& e = entries_.front();
-    if (e.mode == reply_mode::subscribe_then_ping && v.is_error() && !e.has_sub_error) {
-        e.sub_error = std::move(v);
-        e.has_sub_error = true;
-        return value_route::reply;
-    }
-    if (e.mode == reply_mode::subscribe_then_ping && e.has_sub_error) {
-        e.replies.push_back(std::move(e.sub_error));  // the (un)subscribe's error is the outcome
-    } else {
-        e.replies.push_back(std::move(v));
-    }
-    if (++e.received < e.expected)
+    e.replies.push_back(std::move(v));
+    // An error reply ends an (un)subscribe at once: Redis sends it instead of every confirmation.
+    if (e.mode != reply_mode::confirmations && ++e.received < e.expected)
         return value_route::reply;
     entry done = std::move(e);
     entries_.pop_front();

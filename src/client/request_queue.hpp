@@ -28,15 +28,17 @@ using completion = std::move_only_function<void(std::error_code, std::vector<res
 
 enum class reply_mode : std::uint8_t {
     normal,
-    // (Un)subscribe followed by a PING in the same request: confirmations come as pushes, an
-    // error reply before the PING's reply belongs to the (un)subscribe; the PING reply ends it.
-    subscribe_then_ping,
+    // (Un)subscribe: one confirmation push per name (kind given in request_options::confirm)
+    // ends it with +OK; an error reply (ACL NOPERM, CROSSSLOT, ...) ends it with that error.
+    confirmations,
 };
 
 struct request_options {
     std::uint32_t replies = 1;
     clock::time_point deadline = clock::time_point::max();
     reply_mode mode = reply_mode::normal;
+    // confirmations mode: the push kind to count ("subscribe", "sunsubscribe", ...), lower case.
+    std::string_view confirm{};
 };
 
 class request_queue {
@@ -78,17 +80,17 @@ class request_queue {
     struct entry {
         completion done;
         std::vector<resp::value> replies;  // one per command, in order
-        resp::value sub_error;             // subscribe_then_ping: the error reply, if any
+        std::string_view confirm;          // confirmations: the push kind counted
         std::uint32_t expected = 1;
         std::uint32_t received = 0;
         std::uint32_t bytes = 0;  // encoded size while staged
         clock::time_point deadline;
         reply_mode mode = reply_mode::normal;
         bool abandoned = false;
-        bool has_sub_error = false;
     };
 
     bool is_resp2_push(const resp::value& v) const noexcept;
+    bool is_confirmation_for_head(const resp::value& v) const noexcept;
     void finish(entry& e, std::error_code ec);
 
     std::deque<entry> entries_;  // written entries first, then staged ones

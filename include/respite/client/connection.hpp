@@ -51,7 +51,9 @@ class connection : public std::enable_shared_from_this<connection> {
     // Sends a request; `done` gets one reply per command, or an error. The deadline is the
     // configured command timeout, extended for blocking commands.
     void execute(const request& req, reply_handler done);
-    // (Un)subscribe commands: confirmations arrive as pushes; `done` gets +OK or the error reply.
+    // One (un)subscribe command with explicit names: it completes with +OK when the server has
+    // confirmed every name (confirmation pushes are counted, in order with other replies), or
+    // with the error reply Redis sent instead (ACL NOPERM, CROSSSLOT, MOVED, ...).
     void execute_pubsub(const request& req, reply_handler done);
 
     // RESP2 pub/sub mode: arrays that look like pub/sub events are pushes (dedicated connections).

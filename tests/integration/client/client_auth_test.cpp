@@ -18,7 +18,8 @@ class auth : public ::testing::TestWithParam<int> {
         redis_server_options o;
         o.requirepass = "topsecret";
         o.acl_users = {"alice on >wonderland ~app:* &news +@all -flushall",
-                       "reader on >r ~* +get +ping +hello"};
+                       "reader on >r ~* +get +ping +hello",
+                       "listener on >l &* +subscribe +unsubscribe +hello +get -ping"};
         server_ = new redis_server(o);
     }
     static void TearDownTestSuite() {
@@ -98,6 +99,24 @@ TEST_P(auth, forbidden_channel_subscription_is_an_error_and_others_still_work) {
     auto m = get(alice.async_receive(asio::use_future));
     ASSERT_TRUE(m);
     EXPECT_EQ(m->payload, "ok");
+}
+
+TEST_P(auth, subscriptions_need_no_other_command_than_subscribe) {
+    // A user allowed to SUBSCRIBE but not to PING: confirmations alone complete the call, and
+    // the connection stays in step.
+    auto cfg = config_for(*server_, GetParam());
+    cfg.connection.username = "listener";
+    cfg.connection.password = "l";
+    cfg.connection.health_check_interval = std::chrono::milliseconds(0);
+    client::client c(cfg);
+    ASSERT_TRUE(get(c.async_subscribe(client::subscription_kind::channel, {"a", "b"},
+                                      asio::use_future)));
+    server_->cli({"PUBLISH", "b", "hi"});
+    auto m = get(c.async_receive(asio::use_future));
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->payload, "hi");
+    ASSERT_TRUE(get(c.async_unsubscribe(client::subscription_kind::channel, {}, asio::use_future)));
+    EXPECT_EQ(server_->cli({"PUBLISH", "b", "gone"}), "0");
 }
 
 INSTANTIATE_TEST_SUITE_P(resp, auth, ::testing::Values(2, 3),

@@ -122,26 +122,37 @@ TEST(request_queue, resp2_pubsub_arrays_are_pushes_only_in_pubsub_mode) {
     EXPECT_EQ(b.calls, 1);
 }
 
-TEST(request_queue, subscribe_error_before_ping_reply_is_the_outcome) {
+TEST(request_queue, subscribe_completes_after_one_confirmation_per_name) {
     rd::request_queue q;
-    outcome ok, denied;
-    q.push("SUB+PING", {1, rd::clock::time_point::max(), rd::reply_mode::subscribe_then_ping},
-           record(ok));
-    q.push("SUB+PING", {1, rd::clock::time_point::max(), rd::reply_mode::subscribe_then_ping},
-           record(denied));
+    int pushes = 0;
+    q.set_push_sink([&](value&&) { ++pushes; });
+    outcome sub, denied, after;
+    rd::request_options two{2, rd::clock::time_point::max(), rd::reply_mode::confirmations,
+                            "subscribe"};
+    rd::request_options one{1, rd::clock::time_point::max(), rd::reply_mode::confirmations,
+                            "ssubscribe"};
+    q.push("SUBSCRIBE a b", two, record(sub));
+    q.push("SSUBSCRIBE x", one, record(denied));
+    q.push("GET k", {}, record(after));
     std::string out;
     q.take_staged(out);
+    // A message for another subscription is a push, not a confirmation.
+    q.on_value(push_msg("message", "old", "m"));
+    EXPECT_EQ(pushes, 1);
     q.on_value(
         value::push({value::bulk_string("subscribe"), value::bulk_string("a"), value::integer(1)}));
-    q.on_value(value::simple_string("PONG"));
-    ASSERT_EQ(ok.calls, 1);
-    EXPECT_FALSE(ok.replies[0].is_error());
+    EXPECT_EQ(sub.calls, 0);
+    q.on_value(
+        value::push({value::bulk_string("SUBSCRIBE"), value::bulk_string("b"), value::integer(2)}));
+    ASSERT_EQ(sub.calls, 1);
+    EXPECT_EQ(sub.replies[0].str(), "OK");
+    // The error reply replaces every confirmation of that command.
     q.on_value(value::simple_error("NOPERM no"));
-    EXPECT_EQ(denied.calls, 0);
-    q.on_value(value::simple_string("PONG"));
     ASSERT_EQ(denied.calls, 1);
-    EXPECT_TRUE(denied.replies[0].is_error());
     EXPECT_EQ(denied.replies[0].str(), "NOPERM no");
+    q.on_value(value::bulk_string("v"));
+    ASSERT_EQ(after.calls, 1);
+    EXPECT_EQ(after.replies[0].str(), "v");
 }
 
 TEST(request_queue, expired_staged_requests_are_never_sent) {
