@@ -2,6 +2,7 @@
 // split per node, transactions pinned to a slot, fan-out, and sharded Pub/Sub placement. Runs on
 // one executor; the facade posts to it.
 #include <algorithm>
+#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
@@ -588,6 +589,10 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         std::size_t pending = 0;
         std::optional<std::error_code> error;
         clock::time_point deadline;
+        // Commands to send again (redirected, TRYAGAIN, node unreachable), one at a time in
+        // submission order, so two commands on one key never swap places.
+        std::deque<std::size_t> reroutes;
+        bool rerouting = false;
         std::move_only_function<void(result<std::vector<resp::value>>)> cb;
 
         void complete(std::size_t i, result<resp::value> v) {
@@ -675,7 +680,7 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
                     if (ec == error::not_connected || ec == error::connect_failed) {
                         self->request_refresh();
                         for (auto i : indices)
-                            self->run_alone(p, i);
+                            self->reroute(p, i);
                     } else {
                         for (auto i : indices)
                             p->complete(i, std::unexpected(ec));
@@ -686,7 +691,7 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
                     auto se = client::server_error_of(replies[j]);
                     if (se && needs_rerouting(se->kind())) {
                         // Redirected or asked to retry: follow it on the single-command path.
-                        self->run_alone(p, indices[j]);
+                        self->reroute(p, indices[j]);
                     } else {
                         p->complete(indices[j], std::move(replies[j]));
                     }
@@ -701,11 +706,31 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
                k == server_error_kind::loading;
     }
 
+    void reroute(const std::shared_ptr<pipeline_state>& p, std::size_t i) {
+        p->reroutes.push_back(i);
+        if (!p->rerouting)
+            next_reroute(p);
+    }
+
+    void next_reroute(const std::shared_ptr<pipeline_state>& p) {
+        if (p->reroutes.empty()) {
+            p->rerouting = false;
+            return;
+        }
+        p->rerouting = true;
+        auto i = p->reroutes.front();
+        p->reroutes.pop_front();
+        run_alone(p, i, [self = shared_from_this(), p] { self->next_reroute(p); });
+    }
+
     // One command of a pipeline through redirects and retries on its own.
-    void run_alone(const std::shared_ptr<pipeline_state>& p, std::size_t i) {
+    void run_alone(const std::shared_ptr<pipeline_state>& p, std::size_t i,
+                   std::move_only_function<void()> then = {}) {
         const auto& c = p->split.cmds[i];
         if (c.crossslot) {
             p->complete(i, crossslot_reply());
+            if (then)
+                then();
             return;
         }
         auto op = std::make_shared<operation>();
@@ -713,7 +738,11 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         op->readonly = c.readonly;
         op->deadline = p->deadline;
         op->req = to_request(p->split.args_of(c));
-        op->done = [p, i](result<resp::value> v) { p->complete(i, std::move(v)); };
+        op->done = [p, i, then = std::move(then)](result<resp::value> v) mutable {
+            p->complete(i, std::move(v));
+            if (then)
+                then();
+        };
         execute(op);
     }
 
