@@ -343,26 +343,33 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
 
     // Where a command goes: the slot's master, a replica for reads when asked for, some master
     // for keyless commands.
-    std::pair<std::optional<node_address>, bool> route(const operation& op) {
-        if (op.ask_to)
-            return {op.ask_to, false};
-        if (!op.slot)
-            return {any_master(), false};
-        const auto* s = map_.shard_of(*op.slot);
+    // Where a command goes: the slot's master, a replica for reads when asked for, some master
+    // for keyless commands. The address points into the slot map (valid until it changes).
+    std::pair<const node_address*, bool> route(std::optional<std::uint16_t> slot, bool readonly) {
+        if (!slot) {
+            const auto& shards = map_.shards();
+            if (shards.empty())
+                return {nullptr, false};
+            std::uniform_int_distribution<std::size_t> d(0, shards.size() - 1);
+            return {&shards[d(rng_)].master.address, false};
+        }
+        const auto* s = map_.shard_of(*slot);
         if (!s)
-            return {std::nullopt, false};
-        if (op.readonly && cfg_.reads == read_preference::prefer_replica) {
-            std::vector<const cluster_node*> healthy;
-            for (const auto& r : s->replicas) {
-                if (r.healthy)
-                    healthy.push_back(&r);
-            }
-            if (!healthy.empty()) {
-                std::uniform_int_distribution<std::size_t> d(0, healthy.size() - 1);
-                return {healthy[d(rng_)]->address, true};
+            return {nullptr, false};
+        if (readonly && cfg_.reads == read_preference::prefer_replica) {
+            std::size_t healthy = 0;
+            for (const auto& r : s->replicas)
+                healthy += r.healthy ? 1 : 0;
+            if (healthy > 0) {
+                std::uniform_int_distribution<std::size_t> d(0, healthy - 1);
+                auto pick = d(rng_);
+                for (const auto& r : s->replicas) {
+                    if (r.healthy && pick-- == 0)
+                        return {&r.address, true};
+                }
             }
         }
-        return {s->master.address, false};
+        return {&s->master.address, false};
     }
 
     clock::time_point deadline_for(const client::request& r) const {
@@ -426,7 +433,14 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             });
             return;
         }
-        auto [target, replica] = route(*op);
+        std::optional<node_address> target;
+        bool replica = false;
+        if (op->ask_to) {
+            target = op->ask_to;
+        } else if (auto [where, to_replica] = route(op->slot, op->readonly); where) {
+            target = *where;
+            replica = to_replica;
+        }
         if (!target) {
             request_refresh();
             retry_later(op);
@@ -652,10 +666,7 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
                 p->complete(i, crossslot_reply());
                 continue;
             }
-            operation probe;
-            probe.slot = c.slot;
-            probe.readonly = c.readonly;
-            auto [target, replica] = route(probe);
+            auto [target, replica] = route(c.slot, c.readonly);
             if (!target) {
                 run_alone(p, i);
                 continue;
