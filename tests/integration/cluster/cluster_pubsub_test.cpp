@@ -82,3 +82,39 @@ TEST_F(cluster_pubsub, classic_channels_and_patterns) {
         EXPECT_EQ(cluster_->cli(n, {"PUBLISH", "news", "gone"}), "0");
     }
 }
+
+TEST_F(cluster_pubsub, shard_channel_follows_a_failover) {
+    cluster::cluster_client c(cluster_config_for(*cluster_));
+    const std::string channel = "failover-news";
+    auto slot = cluster::hash_slot(channel);
+    ASSERT_TRUE(get(
+        c.async_subscribe(client::subscription_kind::shard_channel, {channel}, asio::use_future)));
+    auto publish = [&](const std::string& payload) {
+        return cluster_->cli(cluster_->master_of_slot(slot), {"SPUBLISH", channel, payload});
+    };
+    EXPECT_EQ(publish("before"), "1");
+    auto m = get(c.async_receive(asio::use_future));
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->payload, "before");
+    // Promote the replica of the slot's master: the old master becomes a replica and drops the
+    // subscription; the client must re-subscribe at the new master.
+    auto old_master = cluster_->master_of_slot(slot);
+    auto old_port = cluster_->node(old_master).port();
+    std::size_t replica = cluster_->size();
+    for (auto r : cluster_->replicas()) {
+        auto info = cluster_->cli(r, {"INFO", "replication"});
+        if (info.find("master_port:" + std::to_string(old_port)) != std::string::npos)
+            replica = r;
+    }
+    ASSERT_LT(replica, cluster_->size());
+    cluster_->failover(replica);
+    ASSERT_EQ(cluster_->master_of_slot(slot), replica);
+    ASSERT_TRUE(eventually([&] { return publish("after") == "1"; }, 20s));
+    bool got_after = false;
+    for (int i = 0; i < 50 && !got_after; ++i) {
+        auto next = get(c.async_receive(asio::use_future));
+        ASSERT_TRUE(next);
+        got_after = next->payload == "after";
+    }
+    EXPECT_TRUE(got_after);
+}
