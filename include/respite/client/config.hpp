@@ -19,10 +19,10 @@ using namespace std::chrono_literals;
 
 struct tls_config {
     bool enabled = false;
-    std::string ca_file;    // empty: system default paths
-    std::string cert_file;  // client certificate (mutual TLS), optional
-    std::string key_file;
-    std::string server_name;  // SNI and verification name; empty: the host
+    std::string ca_file{};    // empty: system default paths
+    std::string cert_file{};  // client certificate (mutual TLS), optional
+    std::string key_file{};
+    std::string server_name{};  // SNI and verification name; empty: the host
     bool verify_peer = true;
 };
 
@@ -34,13 +34,13 @@ struct backoff_config {
 struct connection_config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 6379;
-    std::string unix_path;  // when set, used instead of host/port
-    std::string username;   // ACL user; empty means "default"
-    std::string password;
-    std::string client_name;  // CLIENT SETNAME / HELLO SETNAME
+    std::string unix_path{};  // when set, used instead of host/port
+    std::string username{};   // ACL user; empty means "default"
+    std::string password{};
+    std::string client_name{};  // CLIENT SETNAME / HELLO SETNAME
     int database = 0;
     int protocol = 3;  // 3: HELLO 3 with fallback to RESP2; 2: RESP2 only
-    tls_config tls;
+    tls_config tls{};
 
     std::chrono::milliseconds connect_timeout = 2s;
     std::chrono::milliseconds command_timeout = 5s;  // 0: none
@@ -49,23 +49,23 @@ struct connection_config {
     std::chrono::milliseconds blocking_margin = 1s;
     // PING when nothing was read for this long; no reply within it again -> reconnect. 0: off.
     std::chrono::milliseconds health_check_interval = 2s;
-    backoff_config reconnect;
+    backoff_config reconnect{};
     // Commands issued while disconnected wait for the reconnect (until their deadline); when off
     // they fail at once with error::not_connected once a connect attempt has failed (commands
     // issued during the very first connect still wait for it).
     bool queue_while_disconnected = true;
     // Commands run during the handshake of every (re)connect, after SELECT, e.g. {"READONLY"}.
     // An error reply fails the connect.
-    std::vector<std::vector<std::string>> init_commands;
+    std::vector<std::vector<std::string>> init_commands{};
 
-    resp::limits limits;
+    resp::limits limits{};
     obs::registry* metrics = nullptr;  // nullptr: obs::registry::global()
-    std::string metrics_label;         // value of the "client" label (keep it bounded)
-    std::string metrics_node;          // value of the "node" label (cluster: host:port)
+    std::string metrics_label{};       // value of the "client" label (keep it bounded)
+    std::string metrics_node{};        // value of the "node" label (cluster: host:port)
 };
 
 struct client_config {
-    connection_config connection;
+    connection_config connection{};
     // Multiplexed connections for ordinary commands; commands are spread round-robin.
     std::size_t connections = 1;
     // Upper bound of dedicated connections (blocking commands, WATCH sessions).

@@ -31,9 +31,9 @@ enum class read_preference : std::uint8_t {
 
 struct cluster_config {
     // Nodes to learn the topology from ("host", port); any one reachable node is enough.
-    std::vector<node_address> seeds;
+    std::vector<node_address> seeds{};
     // Settings for every node connection (host/port are replaced per node).
-    client::connection_config connection;
+    client::connection_config connection{};
     read_preference reads = read_preference::primary;
     // Redirects (MOVED/ASK) one command may follow before it fails with too_many_redirects.
     int max_redirects = 5;
