@@ -1,8 +1,11 @@
 // The Asio shell around request_queue: connect, handshake, read/write loops, health, reconnect.
 #include <algorithm>
 #include <atomic>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
 #include <random>
+#include <sys/socket.h>
 
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
@@ -389,6 +392,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         if (ce)
             co_return ce;
         sock.set_option(asio::ip::tcp::no_delay(true), ec);
+        enable_keepalive(sock);
         if (cfg_.tls.enabled) {
             if (!ssl_ctx_) {
                 ec = make_tls_context();
@@ -409,6 +413,17 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         tcp_.emplace(std::move(sock));
         tcp_->non_blocking(true, ec);
         co_return co_await handshake(*tcp_);
+    }
+
+    // TCP keepalive finds a peer that vanished while requests are outstanding and no command
+    // timeout is set (the health check only probes idle connections): ~30 s to detect.
+    static void enable_keepalive(tcp_socket& sock) {
+        std::error_code ec;
+        sock.set_option(asio::socket_base::keep_alive(true), ec);
+        int idle = 15, interval = 5, count = 3;
+        ::setsockopt(sock.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        ::setsockopt(sock.native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        ::setsockopt(sock.native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
     }
 
     std::error_code make_tls_context() {
