@@ -6,6 +6,7 @@
 #include <set>
 
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <respite/client/client.hpp>
 #include <respite/obs/log.hpp>
@@ -56,6 +57,12 @@ class core : public std::enable_shared_from_this<core> {
         auto busy = std::move(busy_dedicated_);
         for (const auto& c : busy)
             c->close();
+        auto waiters = std::move(dedicated_waiters_);
+        for (auto& w : waiters) {
+            w->timer.cancel();
+            if (auto callback = std::move(w->cb))
+                callback(std::unexpected(make_error_code(error::closed)));
+        }
         if (pubsub_)
             pubsub_->close();
         messages_.close();
@@ -128,13 +135,20 @@ class core : public std::enable_shared_from_this<core> {
             next_connection().execute(r, std::move(done));
             return;
         }
-        auto conn = take_dedicated();
-        bool reusable = !r.has_connection_state();
-        conn->execute(r, [self = shared_from_this(), conn, reusable, done = std::move(done)](
-                             std::error_code ec, std::vector<resp::value>& replies) mutable {
-            // A timed-out blocking command may still be blocked server-side: do not reuse.
-            self->give_back(conn, reusable && !ec);
-            done(ec, replies);
+        with_dedicated([self = shared_from_this(), r = std::move(r),
+                        done = std::move(done)](result<std::shared_ptr<connection>> conn) mutable {
+            if (!conn) {
+                fail(done, conn.error());
+                return;
+            }
+            bool reusable = !r.has_connection_state();
+            auto c = *conn;
+            c->execute(r, [self, c, reusable, done = std::move(done)](
+                              std::error_code ec, std::vector<resp::value>& replies) mutable {
+                // A timed-out blocking command may still be blocked server-side: do not reuse.
+                self->give_back(c, reusable && !ec);
+                done(ec, replies);
+            });
         });
     }
 
@@ -180,13 +194,9 @@ class core : public std::enable_shared_from_this<core> {
             });
     }
 
-    std::shared_ptr<connection> take_dedicated() {
-        if (!idle_dedicated_.empty()) {
-            auto c = std::move(idle_dedicated_.back());
-            idle_dedicated_.pop_back();
-            busy_dedicated_.insert(c);
-            return c;
-        }
+    using dedicated_callback = std::move_only_function<void(result<std::shared_ptr<connection>>)>;
+
+    std::shared_ptr<connection> new_dedicated() {
         auto c = connection::create(ex_, cfg_.connection);
         c->set_push_handler([w = weak_from_this()](resp::value&& v) {
             if (auto self = w.lock())
@@ -197,10 +207,58 @@ class core : public std::enable_shared_from_this<core> {
         return c;
     }
 
+    // Hands out a dedicated connection: an idle one, a new one while fewer than max_dedicated
+    // exist, or the next one returned (waiting at most the command timeout, then error::timeout).
+    void with_dedicated(dedicated_callback cb) {
+        if (!idle_dedicated_.empty()) {
+            auto c = std::move(idle_dedicated_.back());
+            idle_dedicated_.pop_back();
+            busy_dedicated_.insert(c);
+            cb(std::move(c));
+            return;
+        }
+        if (busy_dedicated_.size() < std::max<std::size_t>(cfg_.max_dedicated, 1)) {
+            cb(new_dedicated());
+            return;
+        }
+        auto waiter = std::make_shared<dedicated_waiter>(ex_);
+        waiter->cb = std::move(cb);
+        dedicated_waiters_.push_back(waiter);
+        if (cfg_.connection.command_timeout.count() > 0) {
+            waiter->timer.expires_after(cfg_.connection.command_timeout);
+            waiter->timer.async_wait([w = std::weak_ptr(waiter)](std::error_code ec) {
+                auto waiting = w.lock();
+                if (ec || !waiting || !waiting->cb)
+                    return;
+                auto callback = std::move(waiting->cb);
+                waiting->cb = nullptr;
+                obs::log().warn("dedicated_connections_exhausted (max_dedicated reached)");
+                callback(std::unexpected(make_error_code(error::timeout)));
+            });
+        }
+    }
+
     void give_back(const std::shared_ptr<connection>& c, bool reusable) {
         busy_dedicated_.erase(c);
-        if (closed_ || !reusable || idle_dedicated_.size() >= cfg_.max_dedicated ||
-            c->state() == connection_state::closed) {
+        reusable = reusable && !closed_ && c->state() != connection_state::closed;
+        // Someone is waiting: hand this connection over (or a fresh one in its place).
+        while (!dedicated_waiters_.empty()) {
+            auto waiter = std::move(dedicated_waiters_.front());
+            dedicated_waiters_.pop_front();
+            if (!waiter->cb)
+                continue;  // timed out already
+            waiter->timer.cancel();
+            auto callback = std::move(waiter->cb);
+            waiter->cb = nullptr;
+            if (!reusable)
+                c->close();
+            std::shared_ptr<connection> next = reusable ? c : new_dedicated();
+            if (reusable)
+                busy_dedicated_.insert(next);
+            callback(std::move(next));
+            return;
+        }
+        if (!reusable || idle_dedicated_.size() >= cfg_.max_dedicated) {
             c->close();
             return;
         }
@@ -212,7 +270,14 @@ class core : public std::enable_shared_from_this<core> {
             cb(std::unexpected(make_error_code(error::closed)));
             return;
         }
-        cb(session(shared_from_this(), take_dedicated()));
+        with_dedicated([self = shared_from_this(),
+                        cb = std::move(cb)](result<std::shared_ptr<connection>> conn) mutable {
+            if (!conn) {
+                cb(std::unexpected(conn.error()));
+                return;
+            }
+            cb(session(self, std::move(*conn)));
+        });
     }
 
     // ---- pub/sub ----------------------------------------------------------------------------
@@ -358,6 +423,12 @@ class core : public std::enable_shared_from_this<core> {
     std::function<void(const resp::value&)> push_handler_;
     std::size_t rr_ = 0;
     std::set<std::shared_ptr<connection>> busy_dedicated_;
+    struct dedicated_waiter {
+        explicit dedicated_waiter(executor ex) : timer(ex) {}
+        asio::steady_timer timer;
+        dedicated_callback cb;
+    };
+    std::deque<std::shared_ptr<dedicated_waiter>> dedicated_waiters_;
     std::atomic<bool> closed_{false};
 };
 

@@ -68,7 +68,8 @@ struct client_config {
     connection_config connection{};
     // Multiplexed connections for ordinary commands; commands are spread round-robin.
     std::size_t connections = 1;
-    // Upper bound of dedicated connections (blocking commands, WATCH sessions).
+    // Upper bound of dedicated connections (blocking commands, WATCH sessions), busy or idle.
+    // Beyond it a request waits for one to come back, at most the command timeout.
     std::size_t max_dedicated = 64;
     // Pub/Sub messages buffered for async_receive; beyond it the oldest is dropped and counted.
     std::size_t push_queue_capacity = 65536;

@@ -240,3 +240,43 @@ TEST_F(pipeline, a_session_may_outlive_its_client) {
     kept.reset();  // must not touch the destroyed client's io_context
     SUCCEED();
 }
+
+TEST_F(pipeline, dedicated_connections_are_bounded) {
+    auto cfg = config_for(*server_);
+    cfg.max_dedicated = 2;
+    cfg.connection.command_timeout = 3s;
+    cfg.connection.client_name = "bounded";
+    client::client cl(cfg);
+    // Four blocking commands, two connections: two wait for a connection, none fails.
+    std::vector<std::future<client::result<resp::value>>> pending;
+    for (int i = 0; i < 4; ++i) {
+        pending.push_back(
+            cl.async_command(cmd("BLPOP", "bounded:" + std::to_string(i), 0.3), asio::use_future));
+    }
+    for (auto& f : pending) {
+        auto r = get(f);
+        ASSERT_TRUE(r) << r.error().message();
+        EXPECT_TRUE(r->is_null());
+    }
+    // One multiplexed connection and at most two dedicated ones.
+    auto clients = server_->cli({"CLIENT", "LIST"});
+    std::size_t named = 0;
+    for (std::size_t pos = 0; (pos = clients.find("name=bounded", pos)) != std::string::npos;
+         ++pos) {
+        ++named;
+    }
+    EXPECT_LE(named, 3u);
+
+    // The only dedicated connection held by BLPOP 0: the next one gives up after the timeout.
+    cfg.max_dedicated = 1;
+    cfg.connection.command_timeout = 300ms;
+    client::client one(cfg);
+    auto holder = one.async_command(cmd("BLPOP", "bounded:never", 0), asio::use_future);
+    auto t0 = std::chrono::steady_clock::now();
+    auto starved = get(one.async_command(cmd("BLPOP", "bounded:other", 5), asio::use_future));
+    ASSERT_FALSE(starved);
+    EXPECT_EQ(starved.error(), client::error::timeout);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    one.close();
+    EXPECT_EQ(get(holder).error(), client::error::closed);
+}
