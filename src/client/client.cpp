@@ -276,7 +276,16 @@ class core : public std::enable_shared_from_this<core> {
                 cb(std::unexpected(conn.error()));
                 return;
             }
-            cb(session(self, std::move(*conn)));
+            std::weak_ptr<core> pool = self;
+            cb(session(self, std::move(*conn),
+                       [pool](std::shared_ptr<connection> c, bool reusable) {
+                           auto p = pool.lock();
+                           // After the client closed, the connection is closed already and the
+                           // executor may no longer run: just let go of it.
+                           if (!p || p->closed_)
+                               return;
+                           p->run([p, c = std::move(c), reusable] { p->give_back(c, reusable); });
+                       }));
         });
     }
 
@@ -436,14 +445,15 @@ class core : public std::enable_shared_from_this<core> {
 
 // ---- session --------------------------------------------------------------------------------
 
-session::session(std::shared_ptr<detail::core> c, std::shared_ptr<connection> conn)
-    : core_(std::move(c)), conn_(std::move(conn)) {}
+session::session(std::shared_ptr<void> owner, std::shared_ptr<connection> conn, release_fn release)
+    : owner_(std::move(owner)), conn_(std::move(conn)), release_(std::move(release)) {}
 
 session& session::operator=(session&& o) noexcept {
     if (this != &o) {
         release();
-        core_ = std::move(o.core_);
+        owner_ = std::move(o.owner_);
         conn_ = std::move(o.conn_);
+        release_ = std::move(o.release_);
         dirty_ = o.dirty_;
     }
     return *this;
@@ -456,14 +466,11 @@ session::~session() {
 void session::release() {
     if (!conn_)
         return;
-    auto core = std::move(core_);
     auto conn = std::move(conn_);
-    bool reusable = !dirty_;
-    // After the client closed, the connection is closed already and its executor may no longer
-    // run: just let go of it.
-    if (core->closed_)
-        return;
-    core->run([core, conn, reusable] { core->give_back(conn, reusable); });
+    if (release_) {
+        auto fn = std::move(release_);
+        fn(std::move(conn), !dirty_);
+    }
 }
 
 asio::io_context::executor_type session::executor() const {
@@ -477,20 +484,21 @@ void session::command(request r, detail::callback<resp::value> cb) {
     }
     if (r.has_connection_state() || r.blocking())
         dirty_ = true;
-    core_->run([conn = conn_, r = std::move(r), cb = std::move(cb)]() mutable {
-        if (r.size() != 1 || r.has_pubsub()) {
-            cb(std::unexpected(make_error_code(error::invalid_argument)));
-            return;
-        }
-        conn->execute(
-            r, [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
-                if (ec) {
-                    cb(std::unexpected(ec));
-                } else {
-                    cb(std::move(rep[0]));
-                }
-            });
-    });
+    asio::dispatch(
+        conn_->get_executor(), [conn = conn_, r = std::move(r), cb = std::move(cb)]() mutable {
+            if (r.size() != 1 || r.has_pubsub()) {
+                cb(std::unexpected(make_error_code(error::invalid_argument)));
+                return;
+            }
+            conn->execute(
+                r, [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
+                    if (ec) {
+                        cb(std::unexpected(ec));
+                    } else {
+                        cb(std::move(rep[0]));
+                    }
+                });
+        });
 }
 
 void session::exec(request r, detail::callback<std::vector<resp::value>> cb) {
@@ -500,20 +508,21 @@ void session::exec(request r, detail::callback<std::vector<resp::value>> cb) {
     }
     if (r.has_connection_state() || r.blocking())
         dirty_ = true;
-    core_->run([conn = conn_, r = std::move(r), cb = std::move(cb)]() mutable {
-        if (r.empty() || r.has_pubsub()) {
-            cb(std::unexpected(make_error_code(error::invalid_argument)));
-            return;
-        }
-        conn->execute(
-            r, [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
-                if (ec) {
-                    cb(std::unexpected(ec));
-                } else {
-                    cb(std::move(rep));
-                }
-            });
-    });
+    asio::dispatch(
+        conn_->get_executor(), [conn = conn_, r = std::move(r), cb = std::move(cb)]() mutable {
+            if (r.empty() || r.has_pubsub()) {
+                cb(std::unexpected(make_error_code(error::invalid_argument)));
+                return;
+            }
+            conn->execute(
+                r, [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
+                    if (ec) {
+                        cb(std::unexpected(ec));
+                    } else {
+                        cb(std::move(rep));
+                    }
+                });
+        });
 }
 
 // ---- client ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // split per node, transactions pinned to a slot, fan-out, and sharded Pub/Sub placement. Runs on
 // one executor; the facade posts to it.
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <future>
 #include <map>
@@ -1363,6 +1364,40 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             messages_.deliver(std::move(*m));
     }
 
+    void session(std::string key, std::move_only_function<void(result<client::session>)> cb) {
+        if (closed_) {
+            cb(std::unexpected(make_error_code(error::closed)));
+            return;
+        }
+        if (!have_map_) {
+            when_refreshed([self = shared_from_this(), key = std::move(key),
+                            cb = std::move(cb)](bool ok) mutable {
+                if (!ok) {
+                    cb(std::unexpected(make_error_code(cluster_error::no_route)));
+                    return;
+                }
+                self->session(std::move(key), std::move(cb));
+            });
+            return;
+        }
+        auto target = map_.master_of(hash_slot(key));
+        if (!target) {
+            cb(std::unexpected(make_error_code(cluster_error::no_route)));
+            return;
+        }
+        auto c = take_blocking(*target);
+        std::weak_ptr<cluster_core> pool = shared_from_this();
+        cb(client::session(shared_from_this(), std::move(c),
+                           [pool, at = *target](std::shared_ptr<connection> conn, bool reusable) {
+                               auto p = pool.lock();
+                               if (!p || p->closed_)
+                                   return;
+                               p->run([p, at, conn = std::move(conn), reusable] {
+                                   p->give_back_blocking(at, conn, reusable);
+                               });
+                           }));
+    }
+
     void receive(std::move_only_function<void(result<client::message>)> cb) {
         messages_.receive(std::move(cb));
     }
@@ -1379,7 +1414,7 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
     bool have_map_ = false;
     bool refreshing_ = false;
     bool refresh_pending_ = false;
-    bool closed_ = false;
+    std::atomic<bool> closed_{false};
     clock::time_point last_refresh_{};
     std::vector<std::move_only_function<void(bool)>> refresh_waiters_;
     std::map<node_address, std::shared_ptr<connection>> conns_;
@@ -1476,6 +1511,12 @@ void cluster_client::receive(client::detail::callback<client::message> cb) {
 void cluster_client::set_message_handler(std::function<void(const client::message&)> handler) {
     core_->run(
         [c = core_, h = std::move(handler)]() mutable { c->messages_.set_handler(std::move(h)); });
+}
+
+void cluster_client::session(std::string key, client::detail::callback<client::session> cb) {
+    core_->run([c = core_, k = std::move(key), cb = std::move(cb)]() mutable {
+        c->session(std::move(k), std::move(cb));
+    });
 }
 
 void cluster_client::refresh(client::detail::callback<void> cb) {

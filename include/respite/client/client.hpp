@@ -88,16 +88,23 @@ class session {
     // False for a default-constructed or moved-from session; the operations require a valid one.
     [[nodiscard]] bool valid() const noexcept { return conn_ != nullptr; }
 
+    // How a pool takes its connection back: (connection, reusable). Called on any thread; the
+    // pool hops onto its executor itself. Not called once the pool has closed.
+    using release_fn = std::move_only_function<void(std::shared_ptr<connection>, bool)>;
+
+    // For connection pools (client, cluster_client): `owner` keeps the pool and its io_context
+    // alive while the session lives.
+    session(std::shared_ptr<void> owner, std::shared_ptr<connection> conn, release_fn release);
+
   private:
-    friend class detail::core;
-    session(std::shared_ptr<detail::core> c, std::shared_ptr<connection> conn);
     void command(request r, detail::callback<resp::value> cb);
     void exec(request r, detail::callback<std::vector<resp::value>> cb);
     asio::io_context::executor_type executor() const;
     void release();
 
-    std::shared_ptr<detail::core> core_;
+    std::shared_ptr<void> owner_;  // first: destroyed last, after the connection
     std::shared_ptr<connection> conn_;
+    release_fn release_;
     bool dirty_ = false;
 };
 

@@ -95,6 +95,15 @@ class cluster_client {
             });
     }
 
+    // A dedicated connection to the master of `key`'s slot, for WATCH/MULTI/EXEC flows on keys
+    // of that slot (use hash tags). Redirect replies inside a session are returned as values.
+    template <class Token>
+    auto async_session(std::string key, Token&& token) {
+        return client::detail::initiate<client::session>(
+            token, executor(),
+            [this, k = std::move(key)](auto cb) mutable { session(std::move(k), std::move(cb)); });
+    }
+
     // One command on every master (SCAN 0, DBSIZE, KEYS, FLUSHALL, SCRIPT LOAD, ...); one reply
     // per master, in slot-map order.
     template <class Token>
@@ -150,6 +159,7 @@ class cluster_client {
                       client::detail::callback<void> cb);
     void receive(client::detail::callback<client::message> cb);
     void refresh(client::detail::callback<void> cb);
+    void session(std::string key, client::detail::callback<client::session> cb);
 
     std::unique_ptr<asio::io_context> own_ioc_;
     std::shared_ptr<detail::cluster_core> core_;

@@ -109,8 +109,8 @@ TEST_P(auth, subscriptions_need_no_other_command_than_subscribe) {
     cfg.connection.password = "l";
     cfg.connection.health_check_interval = std::chrono::milliseconds(0);
     client::client c(cfg);
-    ASSERT_TRUE(get(c.async_subscribe(client::subscription_kind::channel, {"a", "b"},
-                                      asio::use_future)));
+    ASSERT_TRUE(
+        get(c.async_subscribe(client::subscription_kind::channel, {"a", "b"}, asio::use_future)));
     server_->cli({"PUBLISH", "b", "hi"});
     auto m = get(c.async_receive(asio::use_future));
     ASSERT_TRUE(m);

@@ -340,3 +340,29 @@ TEST_F(cluster_basic, connection_state_commands_never_touch_shared_connections) 
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), client::error::invalid_argument);
 }
+
+TEST_F(cluster_basic, watch_session_on_a_slot) {
+    cluster::cluster_client c(cluster_config_for(*cluster_));
+    ASSERT_TRUE(get(c.async_command(cmd("SET", "{acct:7}.balance", 100), asio::use_future)));
+    auto s = get(c.async_session("{acct:7}", asio::use_future));
+    ASSERT_TRUE(s) << s.error().message();
+    ASSERT_TRUE(get(s->async_command(cmd("WATCH", "{acct:7}.balance"), asio::use_future)));
+    auto balance = get(s->async_command(cmd("GET", "{acct:7}.balance"), asio::use_future));
+    ASSERT_TRUE(balance);
+    EXPECT_EQ(balance->str(), "100");
+    // Another writer changes the watched key: EXEC returns null.
+    ASSERT_TRUE(get(c.async_command(cmd("INCR", "{acct:7}.balance"), asio::use_future)));
+    client::request tx;
+    tx.push("MULTI").push("DECRBY", "{acct:7}.balance", 10).push("EXEC");
+    auto r = get(s->async_exec(std::move(tx), asio::use_future));
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_TRUE((*r)[2].is_null());
+    // Without interference the same flow commits.
+    ASSERT_TRUE(get(s->async_command(cmd("WATCH", "{acct:7}.balance"), asio::use_future)));
+    client::request tx2;
+    tx2.push("MULTI").push("DECRBY", "{acct:7}.balance", 10).push("EXEC");
+    auto r2 = get(s->async_exec(std::move(tx2), asio::use_future));
+    ASSERT_TRUE(r2);
+    ASSERT_EQ((*r2)[2].type(), resp::type::array);
+    EXPECT_EQ((*r2)[2][0].integer(), 91);
+}
