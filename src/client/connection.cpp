@@ -707,9 +707,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                 break;
             auto now = clock::now();
             if (now >= armed_deadline_ || armed_deadline_ == clock::time_point::max()) {
-                auto written_before = queue_.written();
                 queue_.expire(now, make_error_code(error::timeout));
-                (void)written_before;
                 if (state_ == connection_state::ready && queue_.written() > 0 &&
                     cfg_.command_timeout.count() > 0 && now - last_read_ >= cfg_.command_timeout &&
                     !blocking_written()) {
