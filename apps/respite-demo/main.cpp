@@ -13,8 +13,11 @@
 #include <fmt/core.h>
 
 #include <respite/client/client.hpp>
+#include <respite/cluster/cluster_client.hpp>
+#include <respite/cluster/slot.hpp>
 #include <respite/obs/metrics.hpp>
 
+#include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 
 using namespace respite;
@@ -55,10 +58,13 @@ int main(int argc, char** argv) {
     std::string password;
     int protocol = 3;
     int n = 100000;
+    bool with_cluster = false;
     app.add_option("--host", host, "Redis host (default: start a local redis-server)");
     app.add_option("--port", port, "Redis port")->check(CLI::Range(1, 65535));
     app.add_option("--password", password, "Redis password");
     app.add_option("--protocol", protocol, "RESP version to ask for")->check(CLI::IsMember({2, 3}));
+    app.add_flag("--cluster", with_cluster,
+                 "Also start a local 3+3 Redis Cluster and show the cluster client moving a slot");
     app.add_option("-n,--requests", n, "Commands per throughput step")
         ->check(CLI::Range(1, 10000000));
     CLI11_PARSE(app, argc, argv);
@@ -192,6 +198,44 @@ int main(int argc, char** argv) {
                            m->channel, m->pattern.empty() ? "" : "pattern=" + m->pattern + " ",
                            m->payload);
             }
+        }
+
+        if (with_cluster) {
+            section("cluster");
+            fmt::print("starting a local 3 masters + 3 replicas cluster ... ");
+            std::fflush(stdout);
+            test::redis_cluster rc;
+            fmt::print("ok\n");
+            cluster::cluster_config ccfg;
+            for (auto p : rc.ports())
+                ccfg.seeds.push_back({"127.0.0.1", p});
+            cluster::cluster_client cc(ccfg);
+            client::request writes;
+            for (int i = 0; i < 1000; ++i)
+                writes.push("SET", fmt::format("demo:key:{}", i), i);
+            writes.push("SET", "demo:{tag}:moved", "still here");
+            auto t0 = steady::now();
+            auto wr = wait(cc.async_exec(std::move(writes), asio::use_future));
+            if (!wr)
+                throw std::runtime_error(wr.error().message());
+            fmt::print("pipeline        1001 SETs split over {} masters in {:.1f} ms\n",
+                       cc.topology().masters().size(), seconds_since(t0) * 1000);
+            auto slot = cluster::hash_slot("tag");
+            auto from = rc.master_of_slot(slot);
+            std::size_t to = from;
+            for (auto m : rc.masters())
+                if (m != from)
+                    to = m;
+            rc.migrate_slot(slot, to);
+            fmt::print("resharding      slot {} moved from node {} to node {}\n", slot, from, to);
+            auto v = must(
+                wait(cc.async_command(client::cmd("GET", "demo:{tag}:moved"), asio::use_future)),
+                "GET after the move");
+            auto& moved = obs::registry::global().get_counter("respite_cluster_redirects_total",
+                                                              "Redirects followed, by kind",
+                                                              {{"kind", "moved"}});
+            fmt::print("after the move  GET demo:{{tag}}:moved = \"{}\" (MOVED followed: {})\n",
+                       v.str(), moved.value());
         }
 
         section("metrics (Prometheus, excerpt)");
