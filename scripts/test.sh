@@ -21,9 +21,10 @@ cmake --build build/fuzz -j "$jobs"
 # 2. Where threads meet (client facade, fault proxy, metrics), under ThreadSanitizer.
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_TSAN=ON -DRESPITE_BENCH=OFF \
   >/dev/null
-cmake --build build/tsan -j "$jobs" --target threads_client support_selftest unit_obs
+cmake --build build/tsan -j "$jobs" --target threads_client threads_cluster support_selftest unit_obs
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
-for t in tests/integration/client/threads_client tests/support/support_selftest tests/unit/obs/unit_obs; do
+for t in tests/integration/client/threads_client tests/integration/cluster/threads_cluster \
+         tests/support/support_selftest tests/unit/obs/unit_obs; do
   echo "tsan: $t"
   "build/tsan/$t" --gtest_brief=1
 done
