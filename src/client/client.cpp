@@ -2,7 +2,6 @@
 // and the bounded message queue. Everything here runs on the client's I/O executor.
 #include <atomic>
 #include <deque>
-#include <future>
 #include <set>
 
 #include <asio/post.hpp>
@@ -478,63 +477,55 @@ asio::io_context::executor_type session::executor() const {
 }
 
 void session::command(request r, detail::callback<resp::value> cb) {
-    if (!conn_) {
-        cb(std::unexpected(make_error_code(error::closed)));
+    if (r.size() != 1) {
+        cb(std::unexpected(make_error_code(error::invalid_argument)));
         return;
     }
-    if (r.has_connection_state() || r.blocking())
-        dirty_ = true;
-    asio::dispatch(
-        conn_->get_executor(), [conn = conn_, r = std::move(r), cb = std::move(cb)]() mutable {
-            if (r.size() != 1 || r.has_pubsub()) {
-                cb(std::unexpected(make_error_code(error::invalid_argument)));
-                return;
-            }
-            conn->execute(
-                r, [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
-                    if (ec) {
-                        cb(std::unexpected(ec));
-                    } else {
-                        cb(std::move(rep[0]));
-                    }
-                });
-        });
+    submit(std::move(r),
+           [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
+               if (ec) {
+                   cb(std::unexpected(ec));
+               } else {
+                   cb(std::move(rep[0]));
+               }
+           });
 }
 
 void session::exec(request r, detail::callback<std::vector<resp::value>> cb) {
+    submit(std::move(r),
+           [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
+               if (ec) {
+                   cb(std::unexpected(ec));
+               } else {
+                   cb(std::move(rep));
+               }
+           });
+}
+
+// Both operations: on the connection's executor, pub/sub refused, state changes remembered.
+void session::submit(request r, reply_handler done) {
     if (!conn_) {
-        cb(std::unexpected(make_error_code(error::closed)));
+        fail(done, make_error_code(error::closed));
+        return;
+    }
+    if (r.empty() || r.has_pubsub()) {
+        fail(done, make_error_code(error::invalid_argument));
         return;
     }
     if (r.has_connection_state() || r.blocking())
         dirty_ = true;
-    asio::dispatch(
-        conn_->get_executor(), [conn = conn_, r = std::move(r), cb = std::move(cb)]() mutable {
-            if (r.empty() || r.has_pubsub()) {
-                cb(std::unexpected(make_error_code(error::invalid_argument)));
-                return;
-            }
-            conn->execute(
-                r, [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& rep) mutable {
-                    if (ec) {
-                        cb(std::unexpected(ec));
-                    } else {
-                        cb(std::move(rep));
-                    }
-                });
-        });
+    asio::dispatch(conn_->get_executor(),
+                   [conn = conn_, r = std::move(r), done = std::move(done)]() mutable {
+                       conn->execute(r, std::move(done));
+                   });
 }
 
 // ---- client ---------------------------------------------------------------------------------
 
-client::client(client_config cfg) : own_ioc_(std::make_shared<asio::io_context>(1)) {
-    core_ = std::make_shared<detail::core>(own_ioc_->get_executor(), std::move(cfg));
-    core_->keep_alive_ = own_ioc_;
+client::client(client_config cfg) : io_(std::make_unique<detail::io_thread>()) {
+    core_ = std::make_shared<detail::core>(io_->context()->get_executor(), std::move(cfg));
+    core_->keep_alive_ = io_->context();
     core_->start();
-    thread_ = std::thread([ioc = own_ioc_.get()] {
-        auto work = asio::make_work_guard(*ioc);
-        ioc->run();
-    });
 }
 
 client::client(asio::io_context& ioc, client_config cfg)
@@ -544,40 +535,17 @@ client::client(asio::io_context& ioc, client_config cfg)
 
 client::~client() {
     close();
-    if (own_ioc_) {
-        // Let the connection loops observe the close, then stop.
-        asio::post(*own_ioc_, [ioc = own_ioc_.get()] { ioc->stop(); });
-        if (thread_.joinable()) {
-            // Destroyed by one of its own completion handlers: cannot join itself.
-            if (thread_.get_id() == std::this_thread::get_id()) {
-                thread_.detach();
-                return;
-            }
-            thread_.join();
-        }
-        // Run what is left (closing loops, posted releases) so nothing keeps the core alive
-        // through the io_context.
-        own_ioc_->restart();
-        own_ioc_->poll();
-    }
+    io_.reset();
 }
 
 void client::close() {
-    if (own_ioc_ && !thread_.joinable())
-        return;
     auto c = core_;
-    if (c->ex_.running_in_this_thread() || !own_ioc_) {
+    if (io_) {
+        // Wait until the close has run so no completion races the destructor.
+        io_->run_and_wait([c] { c->close(); });
+    } else {
         c->run([c] { c->close(); });
-        return;
     }
-    // Wait until the close has run so no completion races the destructor.
-    std::promise<void> done;
-    auto f = done.get_future();
-    asio::post(c->ex_, [c, &done] {
-        c->close();
-        done.set_value();
-    });
-    f.wait();
 }
 
 // Each entry point hands the work to the core on its executor. The core stays alive while work

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
-#include <future>
 #include <map>
 #include <mutex>
 #include <random>
@@ -1402,6 +1401,9 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         messages_.receive(std::move(cb));
     }
 
+    // The facade's own io_context when it has one: sessions may outlive the facade. Declared
+    // first, so it is destroyed after every connection of the core.
+    std::shared_ptr<asio::io_context> keep_alive_;
     executor ex_;
     cluster_config cfg_;
     obs::registry& registry_;
@@ -1432,13 +1434,10 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
 // ---- facade ---------------------------------------------------------------------------------
 
 cluster_client::cluster_client(cluster_config cfg)
-    : own_ioc_(std::make_unique<asio::io_context>(1)) {
-    core_ = std::make_shared<detail::cluster_core>(own_ioc_->get_executor(), std::move(cfg));
-    asio::post(*own_ioc_, [c = core_] { c->start(); });
-    thread_ = std::thread([ioc = own_ioc_.get()] {
-        auto work = asio::make_work_guard(*ioc);
-        ioc->run();
-    });
+    : io_(std::make_unique<client::detail::io_thread>()) {
+    core_ = std::make_shared<detail::cluster_core>(io_->context()->get_executor(), std::move(cfg));
+    core_->keep_alive_ = io_->context();
+    asio::post(*io_->context(), [c = core_] { c->start(); });
 }
 
 cluster_client::cluster_client(asio::io_context& ioc, cluster_config cfg)
@@ -1448,28 +1447,16 @@ cluster_client::cluster_client(asio::io_context& ioc, cluster_config cfg)
 
 cluster_client::~cluster_client() {
     close();
-    if (own_ioc_) {
-        asio::post(*own_ioc_, [ioc = own_ioc_.get()] { ioc->stop(); });
-        if (thread_.joinable())
-            thread_.join();
-    }
+    io_.reset();
 }
 
 void cluster_client::close() {
     auto c = core_;
-    if (!own_ioc_ || c->ex_.running_in_this_thread()) {
+    if (io_) {
+        io_->run_and_wait([c] { c->close(); });
+    } else {
         c->run([c] { c->close(); });
-        return;
     }
-    if (!thread_.joinable())
-        return;
-    std::promise<void> done;
-    auto f = done.get_future();
-    asio::post(c->ex_, [c, &done] {
-        c->close();
-        done.set_value();
-    });
-    f.wait();
 }
 
 void cluster_client::command(request r, client::detail::callback<resp::value> cb) {

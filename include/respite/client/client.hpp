@@ -9,7 +9,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <asio/associated_executor.hpp>
@@ -21,6 +20,7 @@
 #include <respite/client/config.hpp>
 #include <respite/client/connection.hpp>
 #include <respite/client/error.hpp>
+#include <respite/client/io_thread.hpp>
 #include <respite/client/message_queue.hpp>
 #include <respite/client/request.hpp>
 #include <respite/resp/value.hpp>
@@ -99,6 +99,7 @@ class session {
   private:
     void command(request r, detail::callback<resp::value> cb);
     void exec(request r, detail::callback<std::vector<resp::value>> cb);
+    void submit(request r, reply_handler done);
     asio::io_context::executor_type executor() const;
     void release();
 
@@ -204,9 +205,8 @@ class client {
                       detail::callback<void> cb);
     void receive(detail::callback<message> cb);
 
-    std::shared_ptr<asio::io_context> own_ioc_;
+    std::unique_ptr<detail::io_thread> io_;  // null when running on the caller's io_context
     std::shared_ptr<detail::core> core_;
-    std::thread thread_;
 };
 
 }  // namespace respite::client

@@ -11,7 +11,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <asio/io_context.hpp>
@@ -161,9 +160,8 @@ class cluster_client {
     void refresh(client::detail::callback<void> cb);
     void session(std::string key, client::detail::callback<client::session> cb);
 
-    std::unique_ptr<asio::io_context> own_ioc_;
+    std::unique_ptr<client::detail::io_thread> io_;  // null on the caller's io_context
     std::shared_ptr<detail::cluster_core> core_;
-    std::thread thread_;
 };
 
 }  // namespace respite::cluster
