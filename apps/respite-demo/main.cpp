@@ -222,10 +222,7 @@ int main(int argc, char** argv) {
                        cc.topology().masters().size(), seconds_since(t0) * 1000);
             auto slot = cluster::hash_slot("tag");
             auto from = rc.master_of_slot(slot);
-            std::size_t to = from;
-            for (auto m : rc.masters())
-                if (m != from)
-                    to = m;
+            auto to = rc.another_master(from);
             rc.migrate_slot(slot, to);
             fmt::print("resharding      slot {} moved from node {} to node {}\n", slot, from, to);
             auto v = must(

@@ -600,6 +600,14 @@ std::string redis_cluster::slot_owner_id(std::uint16_t slot) const {
     return range->owner_id;
 }
 
+std::size_t redis_cluster::another_master(std::size_t node) const {
+    for (auto m : masters()) {
+        if (m != node)
+            return m;
+    }
+    throw std::runtime_error("redis_cluster: no master other than node " + std::to_string(node));
+}
+
 std::size_t redis_cluster::master_of_slot(std::uint16_t slot) const {
     return index_of(slot_owner_id(slot));
 }

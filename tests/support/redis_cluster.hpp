@@ -71,6 +71,8 @@ class redis_cluster {
     [[nodiscard]] std::vector<std::size_t> replicas() const;
     // The node that owns the slot in the slot map of the first running node.
     [[nodiscard]] std::size_t master_of_slot(std::uint16_t slot) const;
+    // A running master other than `node` (to move a slot to); throws when there is none.
+    [[nodiscard]] std::size_t another_master(std::size_t node) const;
     // CLUSTER MYID; remembered, so it is also known while the node is down.
     [[nodiscard]] std::string node_id(std::size_t i) const;
     // The hash slot of a key (CRC16-XMODEM of the key or of its hash tag, mod 16384).

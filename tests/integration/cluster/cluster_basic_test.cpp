@@ -21,16 +21,7 @@ using client::cmd;
 
 namespace {
 
-class cluster_basic : public ::testing::Test {
-  protected:
-    static void SetUpTestSuite() { cluster_ = new redis_cluster(); }
-    static void TearDownTestSuite() {
-        delete cluster_;
-        cluster_ = nullptr;
-    }
-    static redis_cluster* cluster_;
-};
-redis_cluster* cluster_basic::cluster_ = nullptr;
+class cluster_basic : public shared_cluster_suite<cluster_basic> {};
 
 resp::value ok(client::result<resp::value> r) {
     if (!r)
@@ -293,12 +284,7 @@ TEST_F(cluster_migration, multi_key_command_during_migration_retries_tryagain) {
         ASSERT_TRUE(get(c.async_command(cmd("SET", k, k), asio::use_future)));
     }
     auto slot = cluster::hash_slot("tryagain");
-    auto from = cluster_->master_of_slot(slot);
-    std::size_t to = from;
-    for (auto m : cluster_->masters()) {
-        if (m != from)
-            to = m;
-    }
+    auto to = cluster_->another_master(cluster_->master_of_slot(slot));
     // Half of the keys move: a multi-key command now spans both nodes and gets TRYAGAIN.
     cluster_->begin_migration(slot, to);
     cluster_->migrate_keys(slot, 5);
@@ -365,4 +351,16 @@ TEST_F(cluster_basic, watch_session_on_a_slot) {
     ASSERT_TRUE(r2);
     ASSERT_EQ((*r2)[2].type(), resp::type::array);
     EXPECT_EQ((*r2)[2][0].integer(), 91);
+}
+
+TEST_F(cluster_basic, a_session_may_outlive_its_cluster_client) {
+    std::optional<client::session> kept;
+    {
+        cluster::cluster_client c(cluster_config_for(*cluster_));
+        auto s = get(c.async_session("{outlive}", asio::use_future));
+        ASSERT_TRUE(s) << s.error().message();
+        kept.emplace(std::move(*s));
+    }
+    kept.reset();  // must not touch the destroyed client's io_context
+    SUCCEED();
 }

@@ -18,16 +18,7 @@ using client::cmd;
 
 namespace {
 
-class cluster_chaos : public ::testing::Test {
-  protected:
-    static void SetUpTestSuite() { cluster_ = new redis_cluster(); }
-    static void TearDownTestSuite() {
-        delete cluster_;
-        cluster_ = nullptr;
-    }
-    static redis_cluster* cluster_;
-};
-redis_cluster* cluster_chaos::cluster_ = nullptr;
+class cluster_chaos : public shared_cluster_suite<cluster_chaos> {};
 
 }  // namespace
 

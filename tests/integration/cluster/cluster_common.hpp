@@ -32,6 +32,19 @@ inline cluster::cluster_config cluster_config_for(const redis_cluster& c) {
     return cfg;
 }
 
+// A test suite sharing one real 3+3 cluster, started once per process (each suite runs in its
+// own process, see CMakeLists.txt). Suite: class name : public shared_cluster_suite<name> {}.
+template <class Suite>
+class shared_cluster_suite : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() { cluster_ = new redis_cluster(); }
+    static void TearDownTestSuite() {
+        delete cluster_;
+        cluster_ = nullptr;
+    }
+    static inline redis_cluster* cluster_ = nullptr;
+};
+
 template <class T>
 T get(std::future<T>&& f, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
     if (f.wait_for(limit) != std::future_status::ready) {
