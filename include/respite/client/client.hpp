@@ -74,14 +74,14 @@ class session {
     template <class Token>
     auto async_command(request req, Token&& token) {
         return detail::initiate<resp::value>(
-            token, executor(),
+            std::forward<Token>(token), executor(),
             [this, r = std::move(req)](auto cb) mutable { command(std::move(r), std::move(cb)); });
     }
 
     template <class Token>
     auto async_exec(request req, Token&& token) {
         return detail::initiate<std::vector<resp::value>>(
-            token, executor(),
+            std::forward<Token>(token), executor(),
             [this, r = std::move(req)](auto cb) mutable { exec(std::move(r), std::move(cb)); });
     }
 
@@ -126,7 +126,7 @@ class client {
     template <class Token>
     auto async_command(request req, Token&& token) {
         return detail::initiate<resp::value>(
-            token, executor(),
+            std::forward<Token>(token), executor(),
             [this, r = std::move(req)](auto cb) mutable { command(std::move(r), std::move(cb)); });
     }
 
@@ -134,7 +134,7 @@ class client {
     template <class Token>
     auto async_exec(request req, Token&& token) {
         return detail::initiate<std::vector<resp::value>>(
-            token, executor(),
+            std::forward<Token>(token), executor(),
             [this, r = std::move(req)](auto cb) mutable { exec(std::move(r), std::move(cb)); });
     }
 
@@ -143,7 +143,7 @@ class client {
     template <class Token>
     auto async_transaction(request req, Token&& token) {
         return detail::initiate<std::vector<resp::value>>(
-            token, executor(), [this, r = std::move(req)](auto cb) mutable {
+            std::forward<Token>(token), executor(), [this, r = std::move(req)](auto cb) mutable {
                 transaction(std::move(r), std::move(cb));
             });
     }
@@ -151,7 +151,7 @@ class client {
     // A dedicated connection for WATCH flows and connection-state commands.
     template <class Token>
     auto async_session(Token&& token) {
-        return detail::initiate<session>(token, executor(),
+        return detail::initiate<session>(std::forward<Token>(token), executor(),
                                          [this](auto cb) mutable { lease(std::move(cb)); });
     }
 
@@ -169,7 +169,7 @@ class client {
     // The next Pub/Sub message from the bounded queue (used when no message handler is set).
     template <class Token>
     auto async_receive(Token&& token) {
-        return detail::initiate<message>(token, executor(),
+        return detail::initiate<message>(std::forward<Token>(token), executor(),
                                          [this](auto cb) mutable { receive(std::move(cb)); });
     }
 
@@ -191,7 +191,7 @@ class client {
     template <class Token>
     auto subscription_op(subscription_kind k, bool subscribe, std::vector<std::string> names,
                          Token&& token) {
-        return detail::initiate<void>(token, executor(),
+        return detail::initiate<void>(std::forward<Token>(token), executor(),
                                       [this, k, subscribe, n = std::move(names)](auto cb) mutable {
                                           subscription(k, subscribe, std::move(n), std::move(cb));
                                       });

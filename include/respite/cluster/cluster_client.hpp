@@ -73,7 +73,7 @@ class cluster_client {
     template <class Token>
     auto async_command(request req, Token&& token) {
         return client::detail::initiate<resp::value>(
-            token, executor(),
+            std::forward<Token>(token), executor(),
             [this, r = std::move(req)](auto cb) mutable { command(std::move(r), std::move(cb)); });
     }
 
@@ -81,7 +81,7 @@ class cluster_client {
     template <class Token>
     auto async_exec(request req, Token&& token) {
         return client::detail::initiate<std::vector<resp::value>>(
-            token, executor(),
+            std::forward<Token>(token), executor(),
             [this, r = std::move(req)](auto cb) mutable { exec(std::move(r), std::move(cb)); });
     }
 
@@ -89,7 +89,7 @@ class cluster_client {
     template <class Token>
     auto async_transaction(request req, Token&& token) {
         return client::detail::initiate<std::vector<resp::value>>(
-            token, executor(), [this, r = std::move(req)](auto cb) mutable {
+            std::forward<Token>(token), executor(), [this, r = std::move(req)](auto cb) mutable {
                 transaction(std::move(r), std::move(cb));
             });
     }
@@ -99,7 +99,7 @@ class cluster_client {
     template <class Token>
     auto async_session(std::string key, Token&& token) {
         return client::detail::initiate<client::session>(
-            token, executor(),
+            std::forward<Token>(token), executor(),
             [this, k = std::move(key)](auto cb) mutable { session(std::move(k), std::move(cb)); });
     }
 
@@ -108,7 +108,7 @@ class cluster_client {
     template <class Token>
     auto async_on_all_masters(request req, Token&& token) {
         return client::detail::initiate<std::vector<resp::value>>(
-            token, executor(), [this, r = std::move(req)](auto cb) mutable {
+            std::forward<Token>(token), executor(), [this, r = std::move(req)](auto cb) mutable {
                 on_all_masters(std::move(r), std::move(cb));
             });
     }
@@ -119,7 +119,7 @@ class cluster_client {
     auto async_subscribe(client::subscription_kind k, std::vector<std::string> names,
                          Token&& token) {
         return client::detail::initiate<void>(
-            token, executor(), [this, k, n = std::move(names)](auto cb) mutable {
+            std::forward<Token>(token), executor(), [this, k, n = std::move(names)](auto cb) mutable {
                 subscription(k, true, std::move(n), std::move(cb));
             });
     }
@@ -127,21 +127,21 @@ class cluster_client {
     auto async_unsubscribe(client::subscription_kind k, std::vector<std::string> names,
                            Token&& token) {
         return client::detail::initiate<void>(
-            token, executor(), [this, k, n = std::move(names)](auto cb) mutable {
+            std::forward<Token>(token), executor(), [this, k, n = std::move(names)](auto cb) mutable {
                 subscription(k, false, std::move(n), std::move(cb));
             });
     }
     template <class Token>
     auto async_receive(Token&& token) {
         return client::detail::initiate<client::message>(
-            token, executor(), [this](auto cb) mutable { receive(std::move(cb)); });
+            std::forward<Token>(token), executor(), [this](auto cb) mutable { receive(std::move(cb)); });
     }
     void set_message_handler(std::function<void(const client::message&)> handler);
 
     // Forces a slot-map refresh now (coalesced with any refresh in flight).
     template <class Token>
     auto async_refresh(Token&& token) {
-        return client::detail::initiate<void>(token, executor(),
+        return client::detail::initiate<void>(std::forward<Token>(token), executor(),
                                               [this](auto cb) mutable { refresh(std::move(cb)); });
     }
 

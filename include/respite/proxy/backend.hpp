@@ -1,0 +1,47 @@
+// An upstream the proxy talks to off the client's hot path (secondary writes, shadow reads,
+// repairs): a standalone Redis through respite::client or a Redis Cluster through
+// respite::cluster. The hot path forwards raw frames on its own per-worker connections.
+//
+// Module boundary: backend depends on client and cluster; the rest of the proxy sees only this
+// interface, so tests can run the replayer or the shadow reader against either kind.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <respite/client/client.hpp>
+#include <respite/client/config.hpp>
+#include <respite/client/error.hpp>
+#include <respite/client/request.hpp>
+#include <respite/cluster/cluster_client.hpp>
+#include <respite/resp/value.hpp>
+
+namespace respite::proxy {
+
+using replies = std::vector<resp::value>;
+using replies_callback = std::move_only_function<void(client::result<replies>)>;
+
+class backend {
+  public:
+    virtual ~backend() = default;
+
+    // Runs the commands as one pipeline: one reply per command, in order (error replies are
+    // values). Thread-safe. The callback runs on the backend's I/O thread and must not block.
+    virtual void exec(client::request req, replies_callback cb) = 0;
+    // MULTI, the commands, EXEC: the EXEC replies (a cluster backend needs one slot).
+    virtual void transaction(client::request req, replies_callback cb) = 0;
+    // "primary" or "secondary" (the role, not an address: addresses stay out of errors).
+    [[nodiscard]] virtual const std::string& name() const noexcept = 0;
+    [[nodiscard]] virtual bool is_cluster() const noexcept = 0;
+    // Fails everything pending with client::error::closed.
+    virtual void close() = 0;
+};
+
+// A standalone Redis (own I/O thread).
+std::shared_ptr<backend> make_standalone_backend(std::string name, client::client_config cfg);
+// A Redis Cluster (own I/O thread).
+std::shared_ptr<backend> make_cluster_backend(std::string name, cluster::cluster_config cfg);
+
+}  // namespace respite::proxy
