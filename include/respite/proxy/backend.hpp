@@ -43,5 +43,19 @@ class backend {
 std::shared_ptr<backend> make_standalone_backend(std::string name, client::client_config cfg);
 // A Redis Cluster (own I/O thread).
 std::shared_ptr<backend> make_cluster_backend(std::string name, cluster::cluster_config cfg);
+// The same on the caller's io_context (which the caller runs; no thread of its own).
+std::shared_ptr<backend> make_standalone_backend(asio::io_context& ioc, std::string name,
+                                                 client::client_config cfg);
+std::shared_ptr<backend> make_cluster_backend(asio::io_context& ioc, std::string name,
+                                              cluster::cluster_config cfg);
+
+// Where a backend is and how to reach it; one of these per side in the proxy's config.
+struct backend_config {
+    bool cluster = false;  // `connection` host/port is then a seed of a Redis Cluster
+    client::connection_config connection{};
+};
+std::shared_ptr<backend> make_backend(std::string name, const backend_config& cfg);
+std::shared_ptr<backend> make_backend(asio::io_context& ioc, std::string name,
+                                      const backend_config& cfg);
 
 }  // namespace respite::proxy

@@ -1,6 +1,6 @@
-#include <respite/proxy/backend.hpp>
-
 #include <utility>
+
+#include <respite/proxy/backend.hpp>
 
 namespace respite::proxy {
 namespace {
@@ -9,6 +9,8 @@ class standalone_backend final : public backend {
   public:
     standalone_backend(std::string name, client::client_config cfg)
         : name_(std::move(name)), client_(std::move(cfg)) {}
+    standalone_backend(asio::io_context& ioc, std::string name, client::client_config cfg)
+        : name_(std::move(name)), client_(ioc, std::move(cfg)) {}
     ~standalone_backend() override { client_.close(); }
 
     void exec(client::request req, replies_callback cb) override {
@@ -30,6 +32,8 @@ class cluster_backend final : public backend {
   public:
     cluster_backend(std::string name, cluster::cluster_config cfg)
         : name_(std::move(name)), client_(std::move(cfg)) {}
+    cluster_backend(asio::io_context& ioc, std::string name, cluster::cluster_config cfg)
+        : name_(std::move(name)), client_(ioc, std::move(cfg)) {}
     ~cluster_backend() override { client_.close(); }
 
     void exec(client::request req, replies_callback cb) override {
@@ -55,6 +59,43 @@ std::shared_ptr<backend> make_standalone_backend(std::string name, client::clien
 
 std::shared_ptr<backend> make_cluster_backend(std::string name, cluster::cluster_config cfg) {
     return std::make_shared<cluster_backend>(std::move(name), std::move(cfg));
+}
+
+std::shared_ptr<backend> make_standalone_backend(asio::io_context& ioc, std::string name,
+                                                 client::client_config cfg) {
+    return std::make_shared<standalone_backend>(ioc, std::move(name), std::move(cfg));
+}
+
+std::shared_ptr<backend> make_cluster_backend(asio::io_context& ioc, std::string name,
+                                              cluster::cluster_config cfg) {
+    return std::make_shared<cluster_backend>(ioc, std::move(name), std::move(cfg));
+}
+
+namespace {
+cluster::cluster_config cluster_config_of(const backend_config& cfg) {
+    cluster::cluster_config c;
+    c.seeds.push_back(cluster::node_address{cfg.connection.host, cfg.connection.port});
+    c.connection = cfg.connection;
+    return c;
+}
+client::client_config client_config_of(const backend_config& cfg) {
+    client::client_config c;
+    c.connection = cfg.connection;
+    return c;
+}
+}  // namespace
+
+std::shared_ptr<backend> make_backend(std::string name, const backend_config& cfg) {
+    if (cfg.cluster)
+        return make_cluster_backend(std::move(name), cluster_config_of(cfg));
+    return make_standalone_backend(std::move(name), client_config_of(cfg));
+}
+
+std::shared_ptr<backend> make_backend(asio::io_context& ioc, std::string name,
+                                      const backend_config& cfg) {
+    if (cfg.cluster)
+        return make_cluster_backend(ioc, std::move(name), cluster_config_of(cfg));
+    return make_standalone_backend(ioc, std::move(name), client_config_of(cfg));
 }
 
 }  // namespace respite::proxy
