@@ -1,0 +1,128 @@
+// respite-proxy: a Redis-protocol proxy that moves an application from one Redis to another live.
+//
+// Module boundary: the server depends on resp, obs, client, cluster, commands and the other proxy
+// libraries (backend, effects, shadow, replay, http); nothing in respite depends on it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <respite/proxy/backend.hpp>
+
+namespace respite::proxy {
+
+using namespace std::chrono_literals;
+
+// Who serves the client and who follows (the five migration steps, in order).
+enum class mode : std::uint8_t {
+    primary_only,       // primary serves; the secondary gets nothing
+    dual_write,         // primary serves; its writes are replayed on the secondary
+    dual_write_shadow,  // ... and sampled reads are compared against the secondary
+    secondary_primary,  // secondary serves; its writes are replayed on the primary (rollback);
+                        // sampled reads are compared against the primary
+    secondary_only,     // secondary serves; the primary gets nothing
+};
+
+std::string_view mode_name(mode m) noexcept;
+std::optional<mode> parse_mode(std::string_view name) noexcept;
+
+struct downstream_user {
+    std::string name;  // "default" for the plain password
+    std::string password;
+};
+
+struct proxy_config {
+    std::string listen_host = "127.0.0.1";
+    std::uint16_t listen_port = 6479;
+    std::string unix_socket{};  // also listen here when set
+    std::size_t threads = 0;    // 0: one per core
+
+    backend_config primary{};
+    std::optional<backend_config> secondary{};
+    mode initial_mode = mode::dual_write;
+
+    // Downstream (client-facing) security and limits.
+    std::vector<downstream_user> users{};  // empty: no AUTH required
+    std::string tls_cert_file{};           // client-facing TLS when both are set
+    std::string tls_key_file{};
+    std::size_t max_clients = 10000;
+    std::size_t max_query_buffer = 1U << 30;  // bytes of unparsed input per client (Redis: 1 GiB)
+    std::size_t max_bulk = 512U << 20;        // one argument (Redis proto-max-bulk-len)
+    std::size_t max_args = 1U << 20;
+    std::chrono::seconds idle_timeout{0};  // 0: never (Redis "timeout 0")
+    // Pub/Sub and MONITOR clients whose unsent output exceeds this are disconnected.
+    std::size_t pubsub_output_limit = 32U << 20;
+    // Ordinary clients: input is no longer read while this much output waits.
+    std::size_t output_pause_bytes = 8U << 20;
+    std::size_t upstream_connections = 1;  // shared, pipelined, per worker and protocol
+
+    // Shadow reads.
+    double shadow_percent = 100.0;
+    std::chrono::milliseconds shadow_timeout = 2s;
+    std::size_t shadow_max_inflight = 1024;  // per worker; beyond: not shadowed (counted)
+    std::chrono::milliseconds ttl_tolerance = 2s;
+    std::chrono::milliseconds pubsub_compare_window = 2s;
+
+    // Secondary writes.
+    std::size_t replay_lanes = 4;
+    std::size_t replay_max_queued_bytes = 64U << 20;
+    std::size_t replay_max_dirty_keys = 1'000'000;
+    bool copy_scripts = false;  // scripts: copy their KEYS instead of replaying them
+
+    // Reports.
+    std::string sentry_dsn{};
+    std::string sentry_environment{};
+
+    // HTTP: /metrics, /healthz, /readyz, /mode, /status. Empty host: disabled.
+    std::string admin_host = "127.0.0.1";
+    std::uint16_t admin_port = 9191;
+
+    std::chrono::milliseconds shutdown_timeout = 10s;
+    // Mode switches wait this long for in-flight writes and the follower's queue to drain.
+    std::chrono::milliseconds switch_timeout = 10s;
+    std::string log_level = "info";
+};
+
+// Parses the command line (and the --config file it names; same option names). On --help or
+// --version the text is returned in the error with `exit_ok` set.
+struct config_error {
+    std::string message;
+    bool exit_ok = false;
+};
+std::expected<proxy_config, config_error> parse_config(int argc, const char* const* argv);
+
+class proxy_server {
+  public:
+    explicit proxy_server(proxy_config cfg);
+    ~proxy_server();
+    proxy_server(const proxy_server&) = delete;
+    proxy_server& operator=(const proxy_server&) = delete;
+
+    // Binds the listeners and the admin endpoint, connects the backends and starts the workers.
+    std::expected<void, std::string> start();
+    // Stops accepting, drains clients and the follower's queue within shutdown_timeout.
+    void stop();
+
+    // Switches the mode (what PROXY MODE SET and POST /mode do). Waits for writes in flight and
+    // the follower queue (switch_timeout) when the serving side changes; error text otherwise.
+    std::expected<void, std::string> set_mode(mode m, bool force = false);
+    [[nodiscard]] mode current_mode() const noexcept;
+
+    [[nodiscard]] std::uint16_t port() const noexcept;        // bound client port
+    [[nodiscard]] std::uint16_t admin_port() const noexcept;  // bound admin port (0: off)
+    // The INFO proxy section text.
+    [[nodiscard]] std::string info() const;
+
+    class impl;
+
+  private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace respite::proxy

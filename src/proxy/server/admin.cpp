@@ -1,0 +1,103 @@
+// INFO proxy and the PROXY command.
+#include "admin.hpp"
+
+#include <charconv>
+
+#include <respite/client/command_info.hpp>
+#include <respite/resp/writer.hpp>
+
+namespace respite::proxy::server {
+
+namespace {
+
+using client::iequals;
+
+std::string bulk_text(std::string_view text, int protocol) {
+    std::string out;
+    if (protocol == 3) {
+        out = "=" + std::to_string(text.size() + 4) + "\r\ntxt:";
+        out.append(text);
+        out += "\r\n";
+    } else {
+        resp::append_bulk(out, text);
+    }
+    return out;
+}
+
+std::string error(std::string_view m) {
+    std::string out;
+    resp::append_error(out, m);
+    return out;
+}
+
+}  // namespace
+
+std::string info_reply(shared_state& st, int protocol) {
+    return bulk_text(st.info_text ? st.info_text() : std::string("# Proxy\r\n"), protocol);
+}
+
+proxy_command_result run_proxy_command(shared_state& st, std::span<const std::string_view> args,
+                                       int protocol) {
+    proxy_command_result r;
+    if (args.size() < 2 || iequals(args[1], "help")) {
+        std::string out;
+        const std::string_view lines[] = {
+            "PROXY MODE GET",
+            "PROXY MODE SET <primary-only|dual-write|dual-write-shadow|secondary-primary|"
+            "secondary-only> [FORCE]",
+            "PROXY SHADOW PERCENT <0-100>",
+            "PROXY INFO",
+        };
+        resp::append_array_header(out, std::size(lines));
+        for (auto l : lines)
+            resp::append_simple_string(out, l);
+        r.reply = out;
+        return r;
+    }
+    if (iequals(args[1], "mode")) {
+        if (args.size() == 2 || (args.size() == 3 && iequals(args[2], "get"))) {
+            std::string out;
+            resp::append_bulk(out, mode_name(st.current.load()));
+            r.reply = out;
+            return r;
+        }
+        if (iequals(args[2], "set") && (args.size() == 4 || args.size() == 5)) {
+            auto m = parse_mode(args[3]);
+            if (!m) {
+                r.reply = error("ERR unknown mode '" + std::string(args[3]) +
+                                "' (primary-only, dual-write, dual-write-shadow, "
+                                "secondary-primary, secondary-only)");
+                return r;
+            }
+            if (args.size() == 5 && !iequals(args[4], "force")) {
+                r.reply = error("ERR syntax error");
+                return r;
+            }
+            r.switch_to = m;
+            r.force = args.size() == 5;
+            return r;
+        }
+        r.reply = error("ERR syntax error, try PROXY HELP");
+        return r;
+    }
+    if (iequals(args[1], "shadow") && args.size() == 4 && iequals(args[2], "percent")) {
+        double p = -1;
+        const auto s = args[3];
+        auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), p);
+        if (ec != std::errc() || ptr != s.data() + s.size() || p < 0 || p > 100) {
+            r.reply = error("ERR percent must be a number from 0 to 100");
+            return r;
+        }
+        st.shadow_percent.store(p);
+        r.reply = "+OK\r\n";
+        return r;
+    }
+    if (iequals(args[1], "info")) {
+        r.reply = info_reply(st, protocol);
+        return r;
+    }
+    r.reply = error("ERR unknown PROXY subcommand, try PROXY HELP");
+    return r;
+}
+
+}  // namespace respite::proxy::server

@@ -1,0 +1,37 @@
+// The HTTP admin endpoint: /metrics, /healthz, /readyz, /mode, /status.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <asio/io_context.hpp>
+
+#include "worker.hpp"
+
+namespace respite::proxy {
+class http_server;
+}
+
+namespace respite::proxy::server {
+
+class admin_http {
+  public:
+    using switch_fn = std::function<std::expected<void, std::string>(mode, bool)>;
+    admin_http(shared_state& st, asio::io_context& ioc);
+    ~admin_http();
+    std::expected<void, std::string> start(const std::string& host, std::uint16_t port,
+                                           switch_fn switch_mode);
+    void stop();
+    [[nodiscard]] std::uint16_t port() const noexcept;
+
+  private:
+    shared_state& st_;
+    asio::io_context& ioc_;
+    std::shared_ptr<void> http_;  // the http_server (wired when respite_proxy_http lands)
+    switch_fn switch_;
+};
+
+}  // namespace respite::proxy::server

@@ -1,0 +1,140 @@
+// Command routing for the proxy (see classify.hpp).
+#include "classify.hpp"
+
+#include <array>
+
+#include <respite/client/command_info.hpp>
+
+namespace respite::proxy::server {
+
+namespace {
+
+using client::iequals;
+
+bool any_of(std::string_view name, std::initializer_list<std::string_view> names) {
+    for (auto n : names)
+        if (iequals(name, n))
+            return true;
+    return false;
+}
+
+std::string_view label_of(const commands::command_spec* spec) {
+    if (spec == nullptr)
+        return "other";
+    std::string_view n = spec->name;
+    if (auto bar = n.find('|'); bar != std::string_view::npos)
+        n = n.substr(0, bar);
+    return n;
+}
+
+}  // namespace
+
+std::string_view route_name(route r) noexcept {
+    switch (r) {
+        case route::read:
+            return "read";
+        case route::write:
+            return "write";
+        case route::blocking:
+            return "blocking";
+        case route::transaction:
+            return "transaction";
+        case route::subscribe:
+            return "subscribe";
+        case route::local:
+            return "local";
+        case route::pinning:
+            return "pinning";
+        case route::admin:
+            return "admin";
+    }
+    return "admin";
+}
+
+command_class classify(std::span<const std::string_view> args, const commands::command_table& t) {
+    command_class c;
+    if (args.empty())
+        return c;
+    const auto name = args[0];
+    c.spec = t.lookup(args);
+    if (c.spec == nullptr && args.size() > 1)
+        c.spec = t.find(name);  // unknown subcommand: still the container's label
+    c.label = label_of(c.spec);
+
+    if (any_of(name, {"ping", "echo", "quit", "hello", "auth", "select", "reset", "readonly",
+                      "readwrite", "asking", "proxy"})) {
+        c.kind = route::local;
+        return c;
+    }
+    if (iequals(name, "client")) {
+        // Per-connection state the proxy cannot share lives on a pinned connection.
+        if (args.size() > 1 && any_of(args[1], {"tracking", "caching", "reply", "no-evict",
+                                                "no-touch", "trackinginfo", "getredir"}))
+            c.kind = route::pinning;
+        else if (args.size() > 1 &&
+                 any_of(args[1], {"setname", "getname", "id", "info", "setinfo", "unblock"}))
+            c.kind = route::local;
+        else
+            c.kind = route::admin;
+        return c;
+    }
+    if (iequals(name, "info")) {
+        c.kind = (args.size() == 2 && iequals(args[1], "proxy")) ? route::local : route::admin;
+        return c;
+    }
+    if (any_of(name, {"multi", "exec", "discard", "watch", "unwatch"})) {
+        c.kind = route::transaction;
+        return c;
+    }
+    if (any_of(name, {"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe",
+                      "sunsubscribe"})) {
+        c.kind = route::subscribe;
+        return c;
+    }
+    if (iequals(name, "monitor")) {
+        c.kind = route::pinning;
+        return c;
+    }
+    if (c.spec == nullptr) {
+        // Unknown (module) commands: forwarded as writes so a follower never misses an effect.
+        c.kind = route::write;
+        return c;
+    }
+    const auto bt = client::blocking_time(args);
+    if (bt.is_blocking || commands::is_blocking(*c.spec)) {
+        // XREAD / XREADGROUP without BLOCK are not blocking; the table flags them anyway.
+        if (bt.is_blocking || !any_of(name, {"xread", "xreadgroup"})) {
+            c.kind = route::blocking;
+            return c;
+        }
+    }
+    if (any_of(name, {"eval", "evalsha", "fcall"})) {
+        c.kind = route::write;
+        return c;
+    }
+    if (any_of(name, {"eval_ro", "evalsha_ro", "fcall_ro"})) {
+        c.kind = route::read;
+        return c;
+    }
+    if (iequals(name, "script")) {
+        c.kind =
+            (args.size() > 1 && any_of(args[1], {"load", "flush"})) ? route::write : route::admin;
+        return c;
+    }
+    if (commands::is_write(*c.spec) || commands::has_flag(*c.spec, commands::flag::may_replicate)) {
+        c.kind = route::write;
+        return c;
+    }
+    if (commands::is_readonly(*c.spec) && !commands::is_admin(*c.spec)) {
+        c.kind = route::read;
+        c.shadowable = !commands::is_nondeterministic(*c.spec) &&
+                       !any_of(name, {"scan", "sscan", "hscan", "zscan", "object", "dump", "memory",
+                                      "pubsub", "lastsave", "dbsize", "keys", "randomkey", "time",
+                                      "command", "lolwut", "role"});
+        return c;
+    }
+    c.kind = route::admin;
+    return c;
+}
+
+}  // namespace respite::proxy::server

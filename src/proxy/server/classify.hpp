@@ -1,0 +1,37 @@
+// How the proxy serves each command: answered locally, forwarded as a read or a write, on a pinned
+// connection, through the pub/sub hub. Derived from the shared command table.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include <respite/commands/command_table.hpp>
+
+namespace respite::proxy::server {
+
+enum class route : std::uint8_t {
+    read,         // serving backend; may be shadowed
+    write,        // serving backend; replayed on the follower
+    blocking,     // dedicated connection for its duration; replayed by effect
+    transaction,  // MULTI / EXEC / DISCARD / WATCH / UNWATCH
+    subscribe,    // (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE: the pub/sub hub
+    local,        // answered by the proxy (PING, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT ...)
+    pinning,      // switches the session to a pinned connection (MONITOR, CLIENT TRACKING ...)
+    admin,        // serving backend only, never replayed nor shadowed (CONFIG, INFO, SCAN ...)
+};
+
+std::string_view route_name(route r) noexcept;
+
+struct command_class {
+    route kind = route::admin;
+    const commands::command_spec* spec = nullptr;  // nullptr: unknown to the table
+    // Bounded metric label: the table's name of the command (container for subcommands) or
+    // "other" for anything the table does not know.
+    std::string_view label = "other";
+    bool shadowable = false;  // a deterministic read the shadow compare understands
+};
+
+command_class classify(std::span<const std::string_view> args, const commands::command_table& t);
+
+}  // namespace respite::proxy::server

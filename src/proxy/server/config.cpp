@@ -1,0 +1,202 @@
+// Command-line flags and the config file (same names) for respite-proxy.
+#include <charconv>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include <respite/proxy/proxy.hpp>
+
+namespace respite::proxy {
+
+namespace {
+
+// "host:port", "[v6]:port" or ":port".
+bool split_address(const std::string& s, std::string& host, std::uint16_t& port) {
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos)
+        return false;
+    host = s.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    if (host.empty())
+        host = "0.0.0.0";
+    unsigned v = 0;
+    const auto p = s.substr(colon + 1);
+    auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+    if (ec != std::errc() || ptr != p.data() + p.size() || v > 65535)
+        return false;
+    port = static_cast<std::uint16_t>(v);
+    return true;
+}
+
+}  // namespace
+
+std::expected<proxy_config, config_error> parse_config(int argc, const char* const* argv) {
+    proxy_config cfg;
+    CLI::App app{
+        "respite-proxy: live migration between two Redis deployments without downtime. "
+        "Every option can also be set in the --config file (same names)."};
+    app.set_config("--config", "", "INI/TOML file with the same option names");
+    app.set_version_flag("--version", "respite-proxy 0.1.0");
+
+    std::string listen = "127.0.0.1:6479", primary = "127.0.0.1:6379", secondary,
+                admin = "127.0.0.1:9191";
+    std::string mode_text = "dual-write";
+    std::vector<std::string> users;
+    std::string password;
+    double idle_timeout = 0, shutdown_timeout = 10, switch_timeout = 10, shadow_timeout = 2;
+    double ttl_tolerance = 2, pubsub_window = 2;
+    bool primary_cluster = false, secondary_cluster = false;
+
+    app.add_option("--listen", listen, "Client address host:port")->capture_default_str();
+    app.add_option("--unix-socket", cfg.unix_socket, "Also listen on this unix socket");
+    app.add_option("--threads", cfg.threads, "Worker threads (0: one per core)")
+        ->capture_default_str();
+    app.add_option("--primary", primary, "Primary backend host:port")->capture_default_str();
+    app.add_flag("--primary-cluster", primary_cluster, "The primary is a Redis Cluster (seed)");
+    app.add_option("--primary-user", cfg.primary.connection.username, "Primary ACL user");
+    app.add_option("--primary-password", cfg.primary.connection.password, "Primary password");
+    app.add_option("--primary-db", cfg.primary.connection.database, "Primary database")
+        ->check(CLI::Range(0, 1'000'000));
+    app.add_option("--secondary", secondary, "Secondary backend host:port (migration target)");
+    app.add_flag("--secondary-cluster", secondary_cluster, "The secondary is a Redis Cluster");
+    backend_config sec;
+    app.add_option("--secondary-user", sec.connection.username, "Secondary ACL user");
+    app.add_option("--secondary-password", sec.connection.password, "Secondary password");
+    app.add_option("--secondary-db", sec.connection.database, "Secondary database")
+        ->check(CLI::Range(0, 1'000'000));
+    app.add_option("--mode", mode_text,
+                   "primary-only | dual-write | dual-write-shadow | secondary-primary | "
+                   "secondary-only")
+        ->capture_default_str();
+    app.add_option("--password", password, "Password clients must AUTH with (user default)");
+    app.add_option("--user", users, "Client user name:password (repeatable)");
+    app.add_option("--tls-cert", cfg.tls_cert_file, "Client-facing TLS certificate (PEM)");
+    app.add_option("--tls-key", cfg.tls_key_file, "Client-facing TLS key (PEM)");
+    app.add_option("--max-clients", cfg.max_clients, "Connections accepted at most")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--max-query-buffer", cfg.max_query_buffer, "Unparsed input per client, bytes")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--max-bulk", cfg.max_bulk, "Largest argument, bytes")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--idle-timeout", idle_timeout, "Close idle clients after seconds (0: never)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--pubsub-output-limit", cfg.pubsub_output_limit,
+                   "Unsent bytes before a Pub/Sub or MONITOR client is disconnected")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--upstream-connections", cfg.upstream_connections,
+                   "Shared pipelined connections per worker and backend")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 64));
+    app.add_option("--shadow-percent", cfg.shadow_percent, "Reads shadowed, 0-100 (by key hash)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 100.0));
+    app.add_option("--shadow-timeout", shadow_timeout, "Seconds a shadow read may take")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--ttl-tolerance", ttl_tolerance, "Seconds TTLs may differ in a shadow read")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--pubsub-compare-window", pubsub_window,
+                   "Seconds a Pub/Sub message may wait for its shadow twin")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--replay-lanes", cfg.replay_lanes, "Ordered lanes to the follower")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 256));
+    app.add_option("--replay-max-queued-bytes", cfg.replay_max_queued_bytes,
+                   "Follower queue budget; beyond it keys are marked dirty and repaired")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--replay-max-dirty-keys", cfg.replay_max_dirty_keys,
+                   "Dirty keys remembered; beyond it a full resync is reported")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_flag("--copy-scripts", cfg.copy_scripts,
+                 "Copy the keys scripts touch instead of replaying scripts");
+    app.add_option("--sentry-dsn", cfg.sentry_dsn, "Send divergences to this Sentry DSN");
+    app.add_option("--sentry-environment", cfg.sentry_environment, "Sentry environment tag");
+    app.add_option("--admin", admin, "HTTP admin host:port ('' disables)")->capture_default_str();
+    app.add_option("--shutdown-timeout", shutdown_timeout,
+                   "Seconds to drain clients and the follower on shutdown")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--switch-timeout", switch_timeout,
+                   "Seconds a serving-side switch waits for the follower to catch up")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error, off")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        return std::unexpected(config_error{app.help(), true});
+    } catch (const CLI::CallForAllHelp&) {
+        return std::unexpected(config_error{app.help(), true});
+    } catch (const CLI::CallForVersion&) {
+        return std::unexpected(config_error{"respite-proxy 0.1.0", true});
+    } catch (const CLI::ParseError& e) {
+        return std::unexpected(config_error{e.what(), false});
+    }
+
+    if (!split_address(listen, cfg.listen_host, cfg.listen_port))
+        return std::unexpected(config_error{"--listen: expected host:port, got '" + listen + "'"});
+    if (!split_address(primary, cfg.primary.connection.host, cfg.primary.connection.port) ||
+        cfg.primary.connection.port == 0)
+        return std::unexpected(
+            config_error{"--primary: expected host:port, got '" + primary + "'"});
+    cfg.primary.cluster = primary_cluster;
+    if (!secondary.empty()) {
+        if (!split_address(secondary, sec.connection.host, sec.connection.port) ||
+            sec.connection.port == 0)
+            return std::unexpected(
+                config_error{"--secondary: expected host:port, got '" + secondary + "'"});
+        sec.cluster = secondary_cluster;
+        cfg.secondary = sec;
+        if (cfg.secondary->connection.host == cfg.primary.connection.host &&
+            cfg.secondary->connection.port == cfg.primary.connection.port)
+            return std::unexpected(config_error{"--primary and --secondary are the same address"});
+    }
+    auto m = parse_mode(mode_text);
+    if (!m)
+        return std::unexpected(config_error{
+            "--mode: unknown mode '" + mode_text +
+            "' (primary-only, dual-write, dual-write-shadow, secondary-primary, secondary-only)"});
+    cfg.initial_mode = *m;
+    if (*m != mode::primary_only && !cfg.secondary)
+        return std::unexpected(config_error{"--mode " + mode_text + " needs --secondary"});
+    if (!password.empty())
+        cfg.users.push_back({"default", password});
+    for (const auto& u : users) {
+        auto colon = u.find(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == u.size())
+            return std::unexpected(config_error{"--user: expected name:password, got '" + u + "'"});
+        cfg.users.push_back({u.substr(0, colon), u.substr(colon + 1)});
+    }
+    if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
+        return std::unexpected(config_error{"--tls-cert and --tls-key go together"});
+    if (admin.empty()) {
+        cfg.admin_host.clear();
+    } else if (!split_address(admin, cfg.admin_host, cfg.admin_port)) {
+        return std::unexpected(config_error{"--admin: expected host:port, got '" + admin + "'"});
+    }
+    auto secs = [](double s) {
+        return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+    };
+    cfg.idle_timeout = std::chrono::seconds(static_cast<std::int64_t>(idle_timeout));
+    cfg.shutdown_timeout = secs(shutdown_timeout);
+    cfg.switch_timeout = secs(switch_timeout);
+    cfg.shadow_timeout = secs(shadow_timeout);
+    cfg.ttl_tolerance = secs(ttl_tolerance);
+    cfg.pubsub_compare_window = secs(pubsub_window);
+    return cfg;
+}
+
+}  // namespace respite::proxy

@@ -1,0 +1,51 @@
+// The glue between a session's hot path and the off-path work: the follower (effects +
+// replayer) and the shadow reader. Every function is cheap when the mode does not need it.
+#pragma once
+
+#include <chrono>
+#include <expected>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "classify.hpp"
+#include "worker.hpp"
+
+namespace respite::proxy::server {
+
+// Before a write goes to the serving side: records its keys in flight on the follower.
+// False (keys untouched) when no follower runs in this mode.
+bool follow_begin(shared_state& st, side serving, const command_class& c,
+                  std::span<const std::string_view> args, std::vector<std::string>& keys);
+// The write's reply arrived (raw frame in `protocol`): derive its effect and queue it.
+void follow_reply(shared_state& st, side serving, const std::vector<std::string>& args,
+                  const std::vector<std::string>& keys, std::string_view frame, int protocol);
+// EXEC's reply arrived: the transaction's effect, applied atomically, only if it ran.
+void follow_transaction(shared_state& st, side serving,
+                        const std::vector<std::vector<std::string>>& queued,
+                        const std::vector<std::string>& keys, std::string_view frame, int protocol);
+// The write failed before a reply: `outcome_unknown` when it may have run.
+void follow_abandon(shared_state& st, side serving, const std::vector<std::string>& keys,
+                    bool outcome_unknown);
+// A read reply arrived: compare it against the other side when sampled (never blocks).
+bool shadow_wanted(shared_state& st, const command_class& c,
+                   std::span<const std::string_view> args);
+void shadow_read(shared_state& st, side serving, std::vector<std::string> args,
+                 std::string_view frame, int protocol);
+
+// A client left while blocked and its pop happened anyway: undo the pop on the serving side
+// (LPUSH / RPUSH / LMOVE back / ZADD), through the follower like any write.
+void push_back_popped(worker& w, side serving, const std::vector<std::string>& args,
+                      std::string_view frame, int protocol);
+
+// Start-up and shutdown of the replayers, shadow reader and reporters.
+std::expected<void, std::string> start_follow(shared_state& st);
+void stop_follow(shared_state& st, std::chrono::steady_clock::time_point deadline);
+// What the side about to serve still misses (queued writes, dirty keys); empty when caught up.
+// `serving`: the side that serves now (its follower is the one that must be drained).
+std::string follower_backlog(shared_state& st, side serving);
+// INFO proxy lines about followers, shadows and divergences.
+std::string follow_info(const shared_state& st);
+
+}  // namespace respite::proxy::server

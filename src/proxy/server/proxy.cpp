@@ -1,0 +1,348 @@
+// proxy_server: start-up (backends, command table, listeners, workers), mode switches, shutdown.
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+
+#include <respite/obs/log.hpp>
+#include <respite/proxy/proxy.hpp>
+
+#include "admin_http.hpp"
+#include "follow.hpp"
+#include "worker.hpp"
+
+namespace respite::proxy {
+
+using server::plan_of;
+using server::shared_state;
+using server::side;
+
+std::string_view mode_name(mode m) noexcept {
+    switch (m) {
+        case mode::primary_only:
+            return "primary-only";
+        case mode::dual_write:
+            return "dual-write";
+        case mode::dual_write_shadow:
+            return "dual-write-shadow";
+        case mode::secondary_primary:
+            return "secondary-primary";
+        case mode::secondary_only:
+            return "secondary-only";
+    }
+    return "primary-only";
+}
+
+std::optional<mode> parse_mode(std::string_view name) noexcept {
+    for (auto m : {mode::primary_only, mode::dual_write, mode::dual_write_shadow,
+                   mode::secondary_primary, mode::secondary_only})
+        if (mode_name(m) == name)
+            return m;
+    return std::nullopt;
+}
+
+class proxy_server::impl {
+  public:
+    explicit impl(proxy_config cfg) { st_.cfg = std::move(cfg); }
+    ~impl() { stop(); }
+
+    std::expected<void, std::string> start();
+    void stop();
+    std::expected<void, std::string> set_mode(mode m, bool force);
+    std::string info() const;
+
+    shared_state st_;
+    std::vector<std::unique_ptr<server::worker>> workers_;
+    std::uint16_t port_ = 0;
+    std::unique_ptr<server::admin_http> admin_;
+    asio::io_context control_;
+    std::thread control_thread_;
+    std::mutex switch_mu_;
+    bool started_ = false;
+    bool stopped_ = false;
+
+  private:
+    void load_server_facts();
+    void init_metrics();
+};
+
+namespace {
+
+// Waits for one backend call (start-up only).
+client::result<server::replies_t> call(backend& b, client::request req,
+                                       std::chrono::milliseconds timeout) {
+    auto p = std::make_shared<std::promise<client::result<server::replies_t>>>();
+    auto f = p->get_future();
+    b.exec(std::move(req),
+           [p](client::result<server::replies_t> r) { p->set_value(std::move(r)); });
+    if (f.wait_for(timeout) != std::future_status::ready)
+        return std::unexpected(make_error_code(client::error::timeout));
+    return f.get();
+}
+
+}  // namespace
+
+void proxy_server::impl::init_metrics() {
+    auto& m = *st_.metrics;
+    st_.mode_switches = &m.get_counter("respite_proxy_mode_switches_total", "Mode switches");
+    st_.rejected_clients = &m.get_counter("respite_proxy_rejected_clients_total",
+                                          "Connections refused (max clients, draining)");
+    st_.protocol_errors = &m.get_counter("respite_proxy_protocol_errors_total",
+                                         "Clients disconnected for malformed or oversized input");
+    st_.upstream_errors = &m.get_counter("respite_proxy_upstream_errors_total",
+                                         "Commands failed by a lost or unreachable backend");
+    st_.cancelled_blocking = &m.get_counter("respite_proxy_blocking_cancelled_total",
+                                            "Blocking commands cancelled by a client disconnect");
+    st_.pushed_back = &m.get_counter("respite_proxy_popped_pushed_back_total",
+                                     "Values popped for a client that had left, put back");
+    st_.output_limit_disconnects =
+        &m.get_counter("respite_proxy_output_limit_disconnects_total",
+                       "Pub/Sub or MONITOR clients disconnected for unsent output");
+    st_.connected_clients = &m.get_gauge("respite_proxy_connected_clients", "Connected clients");
+}
+
+void proxy_server::impl::load_server_facts() {
+    auto& primary = *st_.backends[0];
+    client::request req;
+    req.push("COMMAND");
+    req.push("INFO", "server");
+    auto r = call(primary, std::move(req), std::chrono::seconds(5));
+    if (!r || r->size() != 2) {
+        obs::log().warn("proxy command_table source=builtin reason=\"primary did not answer\"");
+        st_.table = commands::command_table::builtin();
+        return;
+    }
+    std::string why;
+    auto t = commands::command_table::from_command_reply((*r)[0], &why);
+    if (t.empty()) {
+        obs::log().warn("proxy command_table source=builtin reason=\"{}\"", why);
+        st_.table = commands::command_table::builtin();
+    } else {
+        obs::log().info("proxy command_table source=primary commands={}", t.size());
+        st_.table = std::move(t);
+    }
+    const auto& info = (*r)[1].str();
+    if (auto pos = info.find("redis_version:"); pos != std::string::npos) {
+        auto end = info.find_first_of("\r\n", pos);
+        st_.server_version = info.substr(pos + 14, end - pos - 14);
+    }
+}
+
+std::expected<void, std::string> proxy_server::impl::start() {
+    if (started_)
+        return {};
+    auto& cfg = st_.cfg;
+    if (!cfg.log_level.empty() && !obs::set_log_level(cfg.log_level))
+        return std::unexpected("unknown log level '" + cfg.log_level + "'");
+    const auto m = cfg.initial_mode;
+    if (m != mode::primary_only && !cfg.secondary)
+        return std::unexpected(std::string("mode ") + std::string(mode_name(m)) +
+                               " needs a secondary (--secondary)");
+    st_.current.store(m);
+    st_.shadow_percent.store(cfg.shadow_percent);
+    st_.metrics = &obs::registry::global();
+    init_metrics();
+
+    st_.backends[0] = make_backend("primary", cfg.primary);
+    if (cfg.secondary)
+        st_.backends[1] = make_backend("secondary", *cfg.secondary);
+    load_server_facts();
+    if (auto r = server::start_follow(st_); !r)
+        return std::unexpected(r.error());
+
+    const std::size_t n =
+        cfg.threads != 0 ? cfg.threads : std::max(1U, std::thread::hardware_concurrency());
+    // One acceptor per worker on the same port (SO_REUSEPORT): the kernel spreads connections.
+    std::error_code ec;
+    auto addr = asio::ip::make_address(cfg.listen_host, ec);
+    if (ec)
+        return std::unexpected("invalid listen address '" + cfg.listen_host + "'");
+    std::uint16_t port = cfg.listen_port;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto w = std::make_unique<server::worker>(st_, i);
+        asio::ip::tcp::acceptor acc(w->ioc());
+        asio::ip::tcp::endpoint ep(addr, port);
+        acc.open(ep.protocol(), ec);
+        if (!ec)
+            acc.set_option(asio::socket_base::reuse_address(true), ec);
+        if (!ec) {
+            using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+            acc.set_option(reuse_port(true), ec);
+        }
+        if (!ec)
+            acc.bind(ep, ec);
+        if (!ec)
+            acc.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec)
+            return std::unexpected("cannot listen on " + cfg.listen_host + ":" +
+                                   std::to_string(port) + ": " + ec.message());
+        port = acc.local_endpoint().port();
+        w->start_accepting(std::move(acc));
+        if (!cfg.unix_socket.empty() && i == 0) {
+            ::unlink(cfg.unix_socket.c_str());
+            asio::local::stream_protocol::acceptor uacc(w->ioc());
+            asio::local::stream_protocol::endpoint uep(cfg.unix_socket);
+            uacc.open(uep.protocol(), ec);
+            if (!ec)
+                uacc.bind(uep, ec);
+            if (!ec)
+                uacc.listen(asio::socket_base::max_listen_connections, ec);
+            if (ec)
+                return std::unexpected("cannot listen on " + cfg.unix_socket + ": " + ec.message());
+            w->start_accepting_unix(std::move(uacc));
+        }
+        workers_.push_back(std::move(w));
+    }
+    port_ = port;
+
+    st_.info_text = [this] { return info(); };
+    st_.switch_mode_async = [this](mode to, bool force, std::function<void(std::string)> done) {
+        asio::post(control_, [this, to, force, done = std::move(done)] {
+            auto r = set_mode(to, force);
+            done(r ? std::string("+OK\r\n") : "-ERR " + r.error() + "\r\n");
+        });
+    };
+    control_thread_ = std::thread([this] {
+        auto guard = asio::make_work_guard(control_);
+        control_.run();
+    });
+    if (!cfg.admin_host.empty()) {
+        admin_ = std::make_unique<server::admin_http>(st_, control_);
+        auto r = admin_->start(cfg.admin_host, cfg.admin_port,
+                               [this](mode to, bool force) { return set_mode(to, force); });
+        if (!r)
+            return std::unexpected(r.error());
+    }
+    for (auto& w : workers_)
+        w->run_thread();
+    started_ = true;
+    obs::log().info("proxy started port={} workers={} mode={} admin_port={}", port_, n,
+                    mode_name(m), admin_ ? admin_->port() : 0);
+    return {};
+}
+
+std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool force) {
+    std::lock_guard lock(switch_mu_);
+    const mode from = st_.current.load();
+    if (from == to)
+        return {};
+    if (to != mode::primary_only && !st_.has_secondary())
+        return std::unexpected("no secondary is configured");
+    const auto before = plan_of(from);
+    const auto after = plan_of(to);
+    if (before.serving != after.serving) {
+        // Moving the serving side: hold new writes, let those in flight finish and the side
+        // that is about to serve catch up, then flip.
+        st_.writes_paused.store(true);
+        const auto deadline = std::chrono::steady_clock::now() + st_.cfg.switch_timeout;
+        std::string why;
+        while (true) {
+            const bool idle = st_.writes_in_flight.load() == 0;
+            const auto lag = server::follower_backlog(st_, before.serving);
+            if (idle && lag.empty())
+                break;
+            if (std::chrono::steady_clock::now() >= deadline) {
+                why = idle ? lag : "writes still in flight";
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        if (!why.empty() && !force) {
+            st_.writes_paused.store(false);
+            obs::log().warn("proxy mode_switch_refused from={} to={} reason=\"{}\"",
+                            mode_name(from), mode_name(to), why);
+            return std::unexpected("switch refused: " + why +
+                                   " (retry, or add FORCE to switch anyway)");
+        }
+        st_.current.store(to);
+        st_.writes_paused.store(false);
+    } else {
+        if (!before.follower && after.follower)
+            obs::log().warn(
+                "proxy follower_started mode={} note=\"keys written before now are "
+                "not on the follower; copy them first (see docs/proxy.md)\"",
+                mode_name(to));
+        st_.current.store(to);
+    }
+    st_.mode_switches->inc();
+    obs::log().info("proxy mode_switch from={} to={}{}", mode_name(from), mode_name(to),
+                    force ? " forced=true" : "");
+    return {};
+}
+
+std::string proxy_server::impl::info() const {
+    std::string s = "# Proxy\r\n";
+    auto line = [&](std::string_view k, const std::string& v) {
+        s.append(k);
+        s += ':';
+        s += v;
+        s += "\r\n";
+    };
+    line("proxy_version", "respite-proxy 0.1.0");
+    line("mode", std::string(mode_name(st_.current.load())));
+    line("uptime_in_seconds", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                 std::chrono::steady_clock::now() - st_.started)
+                                                 .count()));
+    line("workers", std::to_string(workers_.size()));
+    line("connected_clients", std::to_string(st_.clients.load()));
+    line("writes_in_flight", std::to_string(st_.writes_in_flight.load()));
+    line("shadow_percent", std::to_string(st_.shadow_percent.load()));
+    line("primary_cluster", st_.cfg.primary.cluster ? "1" : "0");
+    line("secondary_configured", st_.has_secondary() ? "1" : "0");
+    s += server::follow_info(st_);
+    return s;
+}
+
+void proxy_server::impl::stop() {
+    if (!started_ || stopped_)
+        return;
+    stopped_ = true;
+    st_.draining.store(true);
+    for (auto& w : workers_)
+        w->stop_accepting();
+    for (auto& w : workers_)
+        w->close_clients();
+    const auto deadline = std::chrono::steady_clock::now() + st_.cfg.shutdown_timeout;
+    while (st_.clients.load() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (auto& w : workers_)
+        w->join();
+    server::stop_follow(st_, deadline);
+    if (admin_)
+        admin_->stop();
+    control_.stop();
+    if (control_thread_.joinable())
+        control_thread_.join();
+    for (auto& b : st_.backends)
+        if (b)
+            b->close();
+    obs::log().info("proxy stopped");
+}
+
+proxy_server::proxy_server(proxy_config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
+proxy_server::~proxy_server() = default;
+std::expected<void, std::string> proxy_server::start() {
+    return impl_->start();
+}
+void proxy_server::stop() {
+    impl_->stop();
+}
+std::expected<void, std::string> proxy_server::set_mode(mode m, bool force) {
+    return impl_->set_mode(m, force);
+}
+mode proxy_server::current_mode() const noexcept {
+    return impl_->st_.current.load();
+}
+std::uint16_t proxy_server::port() const noexcept {
+    return impl_->port_;
+}
+std::uint16_t proxy_server::admin_port() const noexcept {
+    return impl_->admin_ ? impl_->admin_->port() : 0;
+}
+std::string proxy_server::info() const {
+    return impl_->info();
+}
+
+}  // namespace respite::proxy

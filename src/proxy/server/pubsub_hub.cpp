@@ -1,0 +1,178 @@
+// The per-worker Pub/Sub hub (see pubsub_hub.hpp).
+#include "pubsub_hub.hpp"
+
+#include <algorithm>
+
+#include <asio/steady_timer.hpp>
+
+#include <respite/obs/log.hpp>
+#include <respite/resp/parser.hpp>
+#include <respite/resp/writer.hpp>
+
+#include "session.hpp"
+#include "worker.hpp"
+
+namespace respite::proxy::server {
+
+namespace {
+constexpr std::string_view k_sub_verb[3] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"};
+constexpr std::string_view k_unsub_verb[3] = {"UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
+}  // namespace
+
+pubsub_hub::pubsub_hub(worker& w, side s) : w_(w), side_(s) {}
+
+pubsub_hub::~pubsub_hub() {
+    if (conn_) {
+        conn_->set_close_handler(nullptr);
+        conn_->close();
+    }
+}
+
+void pubsub_hub::ensure_connection() {
+    if (conn_ && conn_->usable())
+        return;
+    const auto& c = w_.shared().backend_cfg(side_).connection;
+    upstream_endpoint ep;
+    ep.host = c.host;
+    ep.port = c.port;
+    ep.username = c.username;
+    ep.password = c.password;
+    ep.database = c.database;
+    ep.protocol = 3;  // confirmations and messages arrive as pushes
+    ep.connect_timeout = c.connect_timeout;
+    conn_ = std::make_shared<upstream>(w_.ioc(), ep);
+    conn_->set_push_handler([this](std::string_view frame) { on_push(frame); });
+    conn_->set_close_handler([this] {
+        // Every upstream subscription is gone: subscribe again after a short pause.
+        for (auto& per_kind : entries_)
+            for (auto& [name, e] : per_kind)
+                e.confirmed = e.requested = false;
+        auto timer = std::make_shared<asio::steady_timer>(w_.ioc(), std::chrono::milliseconds(100));
+        timer->async_wait([this, timer](std::error_code ec) {
+            if (!ec)
+                resubscribe_all();
+        });
+    });
+    conn_->start();
+}
+
+void pubsub_hub::resubscribe_all() {
+    bool any = false;
+    for (auto& per_kind : entries_)
+        any = any || !per_kind.empty();
+    if (!any)
+        return;
+    ensure_connection();
+    for (int k = 0; k < 3; ++k)
+        for (auto& [name, e] : entries_[k])
+            if (!e.requested) {
+                e.requested = true;
+                send(k_sub_verb[k], name);
+            }
+}
+
+void pubsub_hub::send(std::string_view verb, const std::string& name) {
+    std::string cmd;
+    resp::append_command(cmd, {verb, name});
+    conn_->send_unreplied(cmd);
+}
+
+bool pubsub_hub::subscribe(const std::shared_ptr<session>& s, sub_kind k, const std::string& name) {
+    auto& e = entries_[static_cast<int>(k)][name];
+    e.subscribers.push_back(s);
+    e.raw.push_back(s.get());
+    if (e.confirmed)
+        return true;
+    if (!e.requested) {
+        ensure_connection();
+        e.requested = true;
+        send(k_sub_verb[static_cast<int>(k)], name);
+    }
+    return false;
+}
+
+void pubsub_hub::unsubscribe(session* s, sub_kind k, const std::string& name) {
+    auto& per_kind = entries_[static_cast<int>(k)];
+    auto it = per_kind.find(name);
+    if (it == per_kind.end())
+        return;
+    auto& e = it->second;
+    for (std::size_t i = 0; i < e.raw.size(); ++i) {
+        if (e.raw[i] == s) {
+            e.raw.erase(e.raw.begin() + static_cast<std::ptrdiff_t>(i));
+            e.subscribers.erase(e.subscribers.begin() + static_cast<std::ptrdiff_t>(i));
+            break;
+        }
+    }
+    if (e.raw.empty()) {
+        if (e.requested && conn_ && conn_->usable())
+            send(k_unsub_verb[static_cast<int>(k)], name);
+        per_kind.erase(it);
+    }
+}
+
+void pubsub_hub::drop(session* s) {
+    for (int k = 0; k < 3; ++k) {
+        std::vector<std::string> names;
+        for (auto& [name, e] : entries_[k])
+            if (std::find(e.raw.begin(), e.raw.end(), s) != e.raw.end())
+                names.push_back(name);
+        for (auto& n : names)
+            unsubscribe(s, static_cast<sub_kind>(k), n);
+    }
+}
+
+std::size_t pubsub_hub::upstream_subscriptions() const noexcept {
+    std::size_t n = 0;
+    for (const auto& per_kind : entries_)
+        n += per_kind.size();
+    return n;
+}
+
+void pubsub_hub::on_push(std::string_view frame) {
+    resp::parser p;
+    auto r = p.feed(frame);
+    if (!r.complete)
+        return;
+    const auto v = p.take();
+    if (!v.is_aggregate() || v.size() < 3 || !v[0].is_string())
+        return;
+    const auto& kind = v[0].str();
+    auto deliver = [&](sub_kind k, const std::string& name) {
+        auto& per_kind = entries_[static_cast<int>(k)];
+        auto it = per_kind.find(name);
+        if (it == per_kind.end())
+            return;
+        ++messages_;
+        // Copy: a delivery may close a session (output limit) and change the list.
+        auto subs = it->second.subscribers;
+        for (auto& weak : subs)
+            if (auto s = weak.lock())
+                s->deliver_push(frame);
+    };
+    auto confirm = [&](sub_kind k, const std::string& name) {
+        auto& per_kind = entries_[static_cast<int>(k)];
+        auto it = per_kind.find(name);
+        if (it == per_kind.end())
+            return;
+        it->second.confirmed = true;
+        auto subs = it->second.subscribers;
+        for (auto& weak : subs)
+            if (auto s = weak.lock())
+                s->subscription_confirmed(static_cast<std::uint8_t>(k), name);
+    };
+    if (kind == "message")
+        deliver(sub_kind::channel, v[1].str());
+    else if (kind == "pmessage")
+        deliver(sub_kind::pattern, v[1].str());
+    else if (kind == "smessage")
+        deliver(sub_kind::shard, v[1].str());
+    else if (kind == "subscribe")
+        confirm(sub_kind::channel, v[1].str());
+    else if (kind == "psubscribe")
+        confirm(sub_kind::pattern, v[1].str());
+    else if (kind == "ssubscribe")
+        confirm(sub_kind::shard, v[1].str());
+}
+
+}  // namespace respite::proxy::server

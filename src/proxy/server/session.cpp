@@ -1,0 +1,600 @@
+// The client session: ordered replies over raw forwarding, local commands, pinning.
+#include "session.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include <respite/client/command_info.hpp>
+#include <respite/obs/log.hpp>
+#include <respite/resp/parser.hpp>
+#include <respite/resp/writer.hpp>
+
+#include "follow.hpp"
+#include "pubsub_hub.hpp"
+
+namespace respite::proxy::server {
+
+namespace {
+
+using client::iequals;
+
+constexpr std::size_t k_read_chunk = 16 * 1024;
+// Unprocessed input kept while processing is held (blocked, paused, output full).
+constexpr std::size_t k_held_input = 256 * 1024;
+constexpr std::size_t k_max_pipeline = 8192;  // replies outstanding before input is held
+
+std::atomic<std::uint64_t> next_session_id{1};
+
+resp::limits limits_of(const proxy_config& cfg) {
+    resp::limits l;
+    l.max_bulk_length = cfg.max_bulk;
+    l.max_aggregate_elements = cfg.max_args;
+    return l;
+}
+
+std::vector<std::string> copy_args(std::span<const std::string_view> args) {
+    return {args.begin(), args.end()};
+}
+
+std::optional<std::int64_t> to_int(std::string_view s) {
+    std::int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size())
+        return std::nullopt;
+    return v;
+}
+
+std::string lower(std::string_view s) {
+    std::string r(s);
+    for (auto& ch : r)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return r;
+}
+
+}  // namespace
+
+session::session(worker& w, socket_type socket)
+    : w_(w),
+      st_(w.shared()),
+      socket_(std::move(socket)),
+      id_(next_session_id++),
+      parser_(limits_of(w.shared().cfg)),
+      last_activity_(std::chrono::steady_clock::now()) {
+    authenticated_ = st_.cfg.users.empty();
+}
+
+session::~session() = default;
+
+void session::start() {
+    arm_idle_timer();
+    do_read();
+}
+
+void session::arm_idle_timer() {
+    if (st_.cfg.idle_timeout.count() == 0)
+        return;
+    if (!idle_timer_)
+        idle_timer_ = std::make_unique<asio::steady_timer>(w_.ioc());
+    idle_timer_->expires_after(st_.cfg.idle_timeout);
+    idle_timer_->async_wait([self = shared_from_this()](std::error_code ec) {
+        if (ec || self->closed_)
+            return;
+        const auto idle = std::chrono::steady_clock::now() - self->last_activity_;
+        // Like Redis: subscribers, blocked clients and MONITOR are not idle.
+        if (idle >= self->st_.cfg.idle_timeout && !self->subscribed() && !self->blocked_ &&
+            !self->monitor_ && self->slots_.empty()) {
+            self->close_now();
+            return;
+        }
+        self->arm_idle_timer();
+    });
+}
+
+void session::do_read() {
+    if (reading_ || closed_ || closing_)
+        return;
+    const bool held = blocked_ || waiting_pause_ || slots_.size() > k_max_pipeline ||
+                      out_.size() > st_.cfg.output_pause_bytes;
+    if (held && in_len_ - in_start_ > k_held_input)
+        return;  // backpressure: resumed by resume_processing()
+    if (in_.size() < in_len_ + k_read_chunk)
+        in_.resize(in_len_ + k_read_chunk);
+    reading_ = true;
+    socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+                            [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                                self->reading_ = false;
+                                if (ec) {
+                                    self->close_now();
+                                    return;
+                                }
+                                self->in_len_ += n;
+                                self->last_activity_ = std::chrono::steady_clock::now();
+                                self->process();
+                                self->do_read();
+                            });
+}
+
+void session::process() {
+    while (!closed_ && !closing_ && !blocked_ && !waiting_pause_ && in_start_ < in_len_) {
+        if (slots_.size() > k_max_pipeline || out_.size() > st_.cfg.output_pause_bytes)
+            break;
+        std::string_view input(in_.data() + in_start_, in_len_ - in_start_);
+        auto r = parser_.parse(input, args_);
+        if (r.error) {
+            st_.protocol_errors->inc();
+            std::string msg = "ERR Protocol error: ";
+            msg += r.reason.empty() ? std::string_view("invalid request") : r.reason;
+            reply_error(msg);
+            closing_ = true;
+            start_write();
+            return;
+        }
+        if (!r.complete) {
+            if (input.size() > st_.cfg.max_query_buffer) {
+                st_.protocol_errors->inc();
+                reply_error("ERR Protocol error: query buffer limit exceeded");
+                closing_ = true;
+                start_write();
+                return;
+            }
+            break;
+        }
+        const std::string_view raw = r.is_inline ? std::string_view{} : input.substr(0, r.length);
+        // handle() copies what it keeps; the bytes may go once it took the command.
+        if (!args_.empty() && !handle(args_, raw))
+            break;  // held (mode switch): parsed again when processing resumes
+        in_start_ += r.length;
+    }
+    if (in_start_ == in_len_) {
+        in_start_ = in_len_ = 0;
+        if (in_.size() > 4 * k_read_chunk)
+            in_.resize(k_read_chunk), in_.shrink_to_fit();
+    } else if (in_start_ > 0 && in_start_ >= (in_len_ - in_start_)) {
+        std::memmove(in_.data(), in_.data() + in_start_, in_len_ - in_start_);
+        in_len_ -= in_start_;
+        in_start_ = 0;
+    }
+    start_write();
+}
+
+void session::resume_processing() {
+    if (closed_)
+        return;
+    process();
+    do_read();
+}
+
+// ---- replies in order ----
+
+std::uint64_t session::alloc_slot(std::unique_ptr<slot_ctx> ctx) {
+    slots_.push_back(slot{false, {}, std::move(ctx)});
+    return next_seq_++;
+}
+
+void session::complete(std::uint64_t seq, std::string_view bytes) {
+    if (seq < head_seq_ || seq >= next_seq_)
+        return;
+    if (seq == head_seq_) {
+        out_.append(bytes);
+        slots_.pop_front();
+        ++head_seq_;
+        while (!slots_.empty() && slots_.front().done) {
+            out_.append(slots_.front().data);
+            slots_.pop_front();
+            ++head_seq_;
+        }
+    } else {
+        auto& s = slots_[seq - head_seq_];
+        s.data.assign(bytes);
+        s.done = true;
+    }
+}
+
+void session::reply(std::string_view bytes) {
+    complete(alloc_slot(), bytes);
+}
+
+void session::reply_error(std::string_view message) {
+    std::string e;
+    resp::append_error(e, message);
+    reply(e);
+}
+
+void session::reply_ok() {
+    reply("+OK\r\n");
+}
+
+void session::start_write() {
+    if (write_in_progress_ || closed_)
+        return;
+    if (out_.empty()) {
+        if (closing_ && slots_.empty())
+            close_now();
+        return;
+    }
+    check_output_limit();
+    if (closed_)
+        return;
+    write_in_progress_ = true;
+    writing_.swap(out_);
+    out_.clear();
+    asio::async_write(socket_, asio::buffer(writing_),
+                      [self = shared_from_this()](std::error_code ec, std::size_t) {
+                          self->write_in_progress_ = false;
+                          self->writing_.clear();
+                          if (ec) {
+                              self->close_now();
+                              return;
+                          }
+                          if (self->writing_.capacity() > (1U << 20))
+                              self->writing_.shrink_to_fit();
+                          self->start_write();
+                          self->resume_processing();
+                      });
+}
+
+void session::check_output_limit() {
+    if ((subscribed() || monitor_) && out_.size() + writing_.size() > st_.cfg.pubsub_output_limit) {
+        st_.output_limit_disconnects->inc();
+        obs::log().warn("proxy client_output_limit id={} bytes={}", id_, out_.size());
+        close_now();
+    }
+}
+
+void session::close_gracefully() {
+    if (closed_)
+        return;
+    closing_ = true;
+    start_write();
+}
+
+void session::close_now() {
+    if (closed_)
+        return;
+    closed_ = true;
+    closing_ = true;
+    std::error_code ignored;
+    socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+    socket_.close(ignored);
+    if (idle_timer_)
+        idle_timer_->cancel();
+    if (pause_timer_)
+        pause_timer_->cancel();
+    if (blocked_)
+        cancel_blocking();
+    if (subscribed()) {
+        auto& hub = w_.hub(pubsub_side_);
+        hub.drop(this);
+    }
+    if (pinned_) {
+        pinned_->close();  // it holds state (MULTI, WATCH, TRACKING ...): never reused
+        pinned_.reset();
+    }
+    w_.session_closed(this);
+}
+
+// ---- upstream replies ----
+
+void session::on_reply(std::uint64_t tag, std::string_view frame) {
+    if (tag < head_seq_ || tag >= next_seq_)
+        return;
+    auto& s = slots_[tag - head_seq_];
+    if (s.ctx)
+        after_reply(*s.ctx, frame);
+    if (closed_)
+        return;
+    complete(tag, frame);
+    start_write();
+    if (!blocked_ && !waiting_pause_)
+        resume_processing();
+}
+
+void session::on_failure(std::uint64_t tag, bool written) {
+    if (tag < head_seq_ || tag >= next_seq_)
+        return;
+    auto& s = slots_[tag - head_seq_];
+    st_.upstream_errors->inc();
+    if (s.ctx) {
+        auto& c = *s.ctx;
+        if (c.kind == ctx_kind::write || c.kind == ctx_kind::exec || c.kind == ctx_kind::blocking) {
+            follow_abandon(st_, c.serving, c.keys, written);
+            st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
+        }
+        if (c.kind == ctx_kind::blocking) {
+            blocked_ = false;
+            blocking_conn_.reset();
+        }
+    }
+    // The pinned connection is gone with its state: MULTI / WATCH are over.
+    if (pinned_ && !pinned_->usable()) {
+        pinned_.reset();
+        in_multi_ = watching_ = sticky_pin_ = monitor_ = false;
+    }
+    if (closed_)
+        return;
+    complete(tag, written ? "-ERR proxy: connection to the serving backend lost; the command "
+                            "may have run\r\n"
+                          : "-ERR proxy: serving backend unavailable\r\n");
+    start_write();
+    resume_processing();
+}
+
+void session::after_reply(slot_ctx& c, std::string_view frame) {
+    switch (c.kind) {
+        case ctx_kind::none:
+            break;
+        case ctx_kind::write:
+            follow_reply(st_, c.serving, c.args, c.keys, frame, proto_);
+            st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
+            break;
+        case ctx_kind::read_shadow:
+            if (frame.empty() || (frame[0] != '-' && frame[0] != '!'))
+                shadow_read(st_, c.serving, std::move(c.args), frame, proto_);
+            break;
+        case ctx_kind::blocking: {
+            blocked_ = false;
+            if (blocking_conn_) {
+                // A dedicated connection returns to the pool; a pinned one stays.
+                if (blocking_conn_ != pinned_)
+                    w_.release(std::move(blocking_conn_), blocking_side_, true);
+                blocking_conn_.reset();
+            }
+            follow_reply(st_, c.serving, c.args, c.keys, frame, proto_);
+            st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
+            if (closed_) {
+                // The client left while blocked and the pop happened anyway: put it back.
+                push_back_popped(w_, c.serving, c.args, frame, proto_);
+            }
+            break;
+        }
+        case ctx_kind::exec:
+            follow_transaction(st_, c.serving, c.queued, c.keys, frame, proto_);
+            st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
+            break;
+        case ctx_kind::discard:
+        case ctx_kind::pin_end:
+            release_pin_if_unused();
+            break;
+    }
+}
+
+// ---- dispatch ----
+
+bool session::handle(std::span<const std::string_view> args, std::string_view raw) {
+    const auto c = classify(args, st_.table);
+    const auto name = args[0];
+
+    if (!authenticated_ && !iequals(name, "auth") && !iequals(name, "hello") &&
+        !iequals(name, "quit")) {
+        reply_error("NOAUTH Authentication required.");
+        return true;
+    }
+    if (monitor_ && !iequals(name, "quit") && !iequals(name, "reset")) {
+        return true;  // Redis ignores commands on a MONITOR connection
+    }
+    if (subscribed() && proto_ == 2 && c.kind != route::subscribe && !iequals(name, "ping") &&
+        !iequals(name, "quit") && !iequals(name, "reset")) {
+        reply_error("ERR Can't execute '" + lower(name) +
+                    "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+                    "allowed in this context");
+        return true;
+    }
+    w_.count_command(c, 0);
+
+    // Inside MULTI, or with WATCHed keys, everything goes to the pinned connection (Redis
+    // validates and queues), except what the proxy itself owns.
+    if (in_multi_ && c.kind != route::local && c.kind != route::subscribe &&
+        c.kind != route::transaction) {
+        if (st_.follower_of(pinned_side_) != nullptr && multi_replay_ &&
+            (c.kind == route::write || c.kind == route::blocking))
+            queued_.push_back(copy_args(args));
+        forward(*pinned_, args, raw, nullptr);
+        return true;
+    }
+
+    switch (c.kind) {
+        case route::local:
+            handle_local(c, args);
+            return true;
+        case route::transaction:
+            handle_transaction(c, args, raw);
+            return true;
+        case route::subscribe:
+            handle_subscribe(args);
+            return true;
+        default:
+            break;
+    }
+
+    const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
+    const side serving = pinned_ ? pinned_side_ : plan.serving;
+
+    if ((c.kind == route::write || c.kind == route::blocking) &&
+        st_.writes_paused.load(std::memory_order_acquire)) {
+        // A mode switch is moving the serving side: hold this write and what follows it.
+        waiting_pause_ = true;
+        if (!pause_timer_)
+            pause_timer_ = std::make_unique<asio::steady_timer>(w_.ioc());
+        pause_timer_->expires_after(std::chrono::milliseconds(1));
+        pause_timer_->async_wait([self = shared_from_this()](std::error_code ec) {
+            if (ec || self->closed_)
+                return true;
+            self->waiting_pause_ = false;
+            self->resume_processing();
+        });
+        return false;
+    }
+
+    if (c.kind == route::pinning) {
+        if (!pinned_ && !acquire_pin(serving))
+            return true;
+        sticky_pin_ = true;
+        if (iequals(name, "monitor")) {
+            monitor_ = true;
+            pinned_->set_push_handler([weak = weak_from_this()](std::string_view frame) {
+                if (auto self = weak.lock(); self && !self->closed_) {
+                    self->reply(frame);
+                    self->start_write();
+                }
+            });
+        }
+        forward(*pinned_, args, raw, nullptr);
+        return true;
+    }
+
+    if (c.kind == route::blocking) {
+        auto ctx = write_ctx(c, serving, args);
+        ctx->kind = ctx_kind::blocking;
+        if (pinned_) {
+            blocking_conn_ = pinned_;
+        } else {
+            blocking_conn_ = w_.dedicated(serving, proto_);
+            if (!blocking_conn_) {
+                if (!ctx->keys.empty() || ctx->kind == ctx_kind::blocking) {
+                    follow_abandon(st_, serving, ctx->keys, false);
+                    st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
+                }
+                reply_error("ERR proxy: serving backend unavailable");
+                return true;
+            }
+        }
+        blocking_side_ = serving;
+        blocked_ = true;
+        forward(*blocking_conn_, args, raw, std::move(ctx));
+        return true;
+    }
+
+    if (st_.backend_cfg(serving).cluster) {
+        std::unique_ptr<slot_ctx> ctx;
+        if (c.kind == route::write)
+            ctx = write_ctx(c, serving, args);
+        forward_decoded(serving, args, std::move(ctx));
+        return true;
+    }
+
+    auto u = pinned_ ? pinned_ : w_.shared_upstream(serving, proto_);
+    if (!u) {
+        reply_error("ERR proxy: serving backend unavailable");
+        return true;
+    }
+    std::unique_ptr<slot_ctx> ctx;
+    if (c.kind == route::write) {
+        ctx = write_ctx(c, serving, args);
+    } else if (c.kind == route::read && plan.shadow && shadow_wanted(st_, c, args)) {
+        ctx = std::make_unique<slot_ctx>();
+        ctx->kind = ctx_kind::read_shadow;
+        ctx->serving = serving;
+        ctx->args = copy_args(args);
+    }
+    forward(*u, args, raw, std::move(ctx));
+    return true;
+}
+
+std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, side serving,
+                                                      std::span<const std::string_view> args) {
+    auto ctx = std::make_unique<slot_ctx>();
+    ctx->kind = ctx_kind::write;
+    ctx->serving = serving;
+    if (follow_begin(st_, serving, c, args, ctx->keys)) {
+        ctx->args = copy_args(args);
+    }
+    st_.writes_in_flight.fetch_add(1, std::memory_order_acq_rel);
+    return ctx;
+}
+
+void session::forward(upstream& u, std::span<const std::string_view> args, std::string_view raw,
+                      std::unique_ptr<slot_ctx> ctx) {
+    const auto seq = alloc_slot(std::move(ctx));
+    if (!raw.empty()) {
+        u.send(raw, shared_from_this(), seq);
+    } else {
+        std::string encoded;
+        resp::append_command(encoded, args);
+        u.send(encoded, shared_from_this(), seq);
+    }
+}
+
+bool session::acquire_pin(side s) {
+    if (pinned_)
+        return true;
+    if (st_.backend_cfg(s).cluster) {
+        reply_error(
+            "ERR proxy: this command needs a pinned connection, which a Redis Cluster "
+            "backend does not support yet");
+        return false;
+    }
+    pinned_ = w_.dedicated(s, proto_);
+    if (!pinned_) {
+        reply_error("ERR proxy: serving backend unavailable");
+        return false;
+    }
+    pinned_side_ = s;
+    return true;
+}
+
+void session::release_pin_if_unused() {
+    if (pinned_ && !in_multi_ && !watching_ && !sticky_pin_ && !blocked_) {
+        w_.release(std::move(pinned_), pinned_side_, true);
+        pinned_.reset();
+    }
+}
+
+}  // namespace respite::proxy::server
+
+namespace respite::proxy::server {
+
+namespace {
+// Replies nobody waits for (CLIENT UNBLOCK of a departed client's blocked command).
+class discard_sink final : public reply_sink {
+  public:
+    void on_reply(std::uint64_t, std::string_view) override {}
+    void on_failure(std::uint64_t, bool) override {}
+};
+}  // namespace
+
+void session::cancel_blocking() {
+    // The client is gone while its command blocks upstream. Unblock it (its reply, a timeout or
+    // a value popped in the meantime, still comes here and a value is put back).
+    st_.cancelled_blocking->inc();
+    if (!blocking_conn_)
+        return;
+    const auto id = blocking_conn_->client_id();
+    auto u = id != 0 ? w_.shared_upstream(blocking_side_, 2) : nullptr;
+    if (!u) {
+        blocking_conn_->close();
+        return;
+    }
+    std::string cmd;
+    const auto id_text = std::to_string(id);
+    resp::append_command(cmd, {"CLIENT", "UNBLOCK", id_text});
+    u->send(cmd, std::make_shared<discard_sink>(), 0);
+}
+
+void session::forward_decoded(side s, std::span<const std::string_view> args,
+                              std::unique_ptr<slot_ctx> ctx) {
+    // Cluster backends: the cluster client routes and follows redirects; its decoded reply is
+    // written back in this client's protocol.
+    const auto seq = alloc_slot(std::move(ctx));
+    client::request req;
+    req.push_args(args);
+    auto& ioc = w_.ioc();
+    st_.backends[static_cast<int>(s)]->exec(std::move(req), [self = shared_from_this(), seq,
+                                                             &ioc](client::result<replies_t> r) {
+        asio::post(ioc, [self, seq, r = std::move(r)]() mutable {
+            if (!r || r->empty()) {
+                self->on_failure(seq, true);
+                return;
+            }
+            std::string out;
+            resp::append_value(out, r->front(),
+                               self->proto_ == 3 ? resp::protocol::resp3 : resp::protocol::resp2);
+            self->on_reply(seq, out);
+        });
+    });
+}
+
+}  // namespace respite::proxy::server

@@ -1,0 +1,164 @@
+// One client connection: parses its commands, forwards them (raw) in order, answers the ones the
+// proxy owns, pins an upstream connection when the client holds server-side state.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <asio/generic/stream_protocol.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <respite/resp/request_parser.hpp>
+
+#include "classify.hpp"
+#include "upstream.hpp"
+#include "worker.hpp"
+
+namespace respite::proxy::server {
+
+class session final : public reply_sink, public std::enable_shared_from_this<session> {
+  public:
+    using socket_type = asio::generic::stream_protocol::socket;
+
+    session(worker& w, socket_type socket);
+    ~session() override;
+
+    void start();
+    // Closes after what was already answered is written (server shutdown, CLIENT KILL ...).
+    void close_gracefully();
+    void close_now();
+
+    void on_reply(std::uint64_t tag, std::string_view frame) override;
+    void on_failure(std::uint64_t tag, bool written) override;
+
+    // From the pub/sub hub: a push frame in RESP3 form ('>'), converted for RESP2 clients.
+    void deliver_push(std::string_view resp3_push);
+    // From the hub: the upstream confirmed a subscription this session asked for.
+    void subscription_confirmed(std::uint8_t kind, std::string_view name);
+
+    [[nodiscard]] int protocol() const noexcept { return proto_; }
+    [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+
+  private:
+    enum class ctx_kind : std::uint8_t {
+        none,
+        write,
+        read_shadow,
+        blocking,
+        exec,
+        discard,
+        pin_end
+    };
+    struct slot_ctx {
+        ctx_kind kind = ctx_kind::none;
+        side serving = side::primary;
+        std::vector<std::string> args;                 // the command (write / shadow / blocking)
+        std::vector<std::string> keys;                 // keys begun in the follower (writes)
+        std::vector<std::vector<std::string>> queued;  // EXEC: the transaction's commands
+        std::chrono::steady_clock::time_point sent{};
+        const command_class* cls = nullptr;
+        command_class c{};
+    };
+    struct slot {
+        bool done = false;
+        std::string data;
+        std::unique_ptr<slot_ctx> ctx;
+    };
+
+    void do_read();
+    void process();
+    // False when the command was not taken (held until a mode switch ends).
+    bool handle(std::span<const std::string_view> args, std::string_view raw);
+    void handle_local(const command_class& c, std::span<const std::string_view> args);
+    void handle_transaction(const command_class& c, std::span<const std::string_view> args,
+                            std::string_view raw);
+    void handle_subscribe(std::span<const std::string_view> args);
+    void handle_proxy_command(std::span<const std::string_view> args);
+    void handle_hello(std::span<const std::string_view> args);
+    bool handle_auth(std::string_view user, std::string_view pass);
+
+    // Sends the command to `u` with a fresh slot; ctx may be null.
+    void forward(upstream& u, std::span<const std::string_view> args, std::string_view raw,
+                 std::unique_ptr<slot_ctx> ctx);
+    void forward_decoded(side s, std::span<const std::string_view> args,
+                         std::unique_ptr<slot_ctx> ctx);
+    std::unique_ptr<slot_ctx> write_ctx(const command_class& c, side serving,
+                                        std::span<const std::string_view> args);
+    bool acquire_pin(side s);
+    void release_pin_if_unused();
+    void after_reply(slot_ctx& ctx, std::string_view frame);
+    void cancel_blocking();
+
+    std::uint64_t alloc_slot(std::unique_ptr<slot_ctx> ctx = nullptr);
+    void complete(std::uint64_t seq, std::string_view bytes);
+    void reply(std::string_view bytes);  // a local reply in order
+    void reply_error(std::string_view message);
+    void reply_ok();
+    void start_write();
+    void check_output_limit();
+    void resume_processing();
+    void arm_idle_timer();
+
+    worker& w_;
+    shared_state& st_;
+    socket_type socket_;
+    std::uint64_t id_;
+    resp::request_parser parser_;
+    std::vector<std::string_view> args_;
+    std::string in_;
+    std::size_t in_start_ = 0;
+    std::size_t in_len_ = 0;
+    bool reading_ = false;
+    std::string out_;
+    std::string writing_;
+    bool write_in_progress_ = false;
+    std::deque<slot> slots_;
+    std::uint64_t head_seq_ = 0;
+    std::uint64_t next_seq_ = 0;
+    bool closing_ = false;  // no more input is processed; close when output is written
+    bool closed_ = false;
+
+    int proto_ = 2;
+    bool authenticated_ = false;
+    std::string name_;
+    int db_ = 0;
+    // Server-side state held on a pinned connection.
+    std::shared_ptr<upstream> pinned_;
+    side pinned_side_ = side::primary;
+    bool in_multi_ = false;
+    bool watching_ = false;
+    bool sticky_pin_ = false;  // CLIENT TRACKING, MONITOR, SELECT n: until RESET / disconnect
+    bool monitor_ = false;
+    std::vector<std::vector<std::string>> queued_;  // MULTI: commands for the follower
+    bool multi_replay_ = false;
+    // A blocking command in flight: input is not processed until its reply.
+    bool blocked_ = false;
+    std::shared_ptr<upstream> blocking_conn_;
+    side blocking_side_ = side::primary;
+    bool waiting_pause_ = false;  // a write waits for a mode switch to finish
+    std::unique_ptr<asio::steady_timer> pause_timer_;
+    std::unique_ptr<asio::steady_timer> idle_timer_;
+    std::chrono::steady_clock::time_point last_activity_;
+
+    // Pub/Sub.
+    std::set<std::string, std::less<>> channels_, patterns_, shard_channels_;
+    [[nodiscard]] bool subscribed() const noexcept {
+        return !channels_.empty() || !patterns_.empty() || !shard_channels_.empty();
+    }
+    side pubsub_side_ = side::primary;
+    struct pending_sub {
+        std::uint8_t kind;
+        std::string name;
+        std::uint64_t seq;
+    };
+    std::vector<pending_sub> pending_subs_;  // confirmations waiting for the upstream's
+};
+
+}  // namespace respite::proxy::server

@@ -1,0 +1,475 @@
+// The commands a session answers itself: connection commands, transactions, pub/sub, PROXY.
+#include <charconv>
+
+#include <asio/post.hpp>
+
+#include <respite/client/command_info.hpp>
+#include <respite/resp/writer.hpp>
+
+#include "admin.hpp"
+#include "follow.hpp"
+#include "pubsub_hub.hpp"
+#include "session.hpp"
+
+namespace respite::proxy::server {
+
+namespace {
+
+using client::iequals;
+
+std::optional<std::int64_t> to_int(std::string_view s) {
+    std::int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || s.empty())
+        return std::nullopt;
+    return v;
+}
+
+std::string lower_copy(std::string_view s) {
+    std::string r(s);
+    for (auto& ch : r)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return r;
+}
+
+std::string wrong_args(std::string_view name) {
+    return "ERR wrong number of arguments for '" + lower_copy(name) + "' command";
+}
+
+resp::protocol proto_of(int p) {
+    return p == 3 ? resp::protocol::resp3 : resp::protocol::resp2;
+}
+
+}  // namespace
+
+void session::handle_local(const command_class& c, std::span<const std::string_view> args) {
+    (void)c;
+    const auto name = args[0];
+    std::string out;
+    if (iequals(name, "ping")) {
+        if (args.size() > 2)
+            return reply_error(wrong_args(name));
+        if (subscribed() && proto_ == 2) {
+            resp::append_array_header(out, 2);
+            resp::append_bulk(out, "pong");
+            resp::append_bulk(out, args.size() == 2 ? args[1] : std::string_view{});
+            return reply(out);
+        }
+        if (args.size() == 2) {
+            resp::append_bulk(out, args[1]);
+            return reply(out);
+        }
+        return reply("+PONG\r\n");
+    }
+    if (iequals(name, "echo")) {
+        if (args.size() != 2)
+            return reply_error(wrong_args(name));
+        resp::append_bulk(out, args[1]);
+        return reply(out);
+    }
+    if (iequals(name, "quit")) {
+        reply_ok();
+        closing_ = true;
+        return;
+    }
+    if (iequals(name, "hello"))
+        return handle_hello(args);
+    if (iequals(name, "auth")) {
+        if (args.size() < 2 || args.size() > 3)
+            return reply_error(wrong_args(name));
+        if (st_.cfg.users.empty())
+            return reply_error(
+                "ERR AUTH <password> called without any password configured for "
+                "the default user. Are you sure your configuration is correct?");
+        const bool ok =
+            args.size() == 2 ? handle_auth("default", args[1]) : handle_auth(args[1], args[2]);
+        if (!ok)
+            return reply_error("WRONGPASS invalid username-password pair or user is disabled.");
+        return reply_ok();
+    }
+    if (iequals(name, "select")) {
+        if (args.size() != 2)
+            return reply_error(wrong_args(name));
+        auto db = to_int(args[1]);
+        if (!db || *db < 0 || *db > 1'000'000)
+            return reply_error("ERR value is not an integer or out of range");
+        const auto plan = plan_of(st_.current.load());
+        const side serving = pinned_ ? pinned_side_ : plan.serving;
+        const int configured = st_.backend_cfg(serving).connection.database;
+        if (*db == configured && !pinned_) {
+            db_ = static_cast<int>(*db);
+            return reply_ok();
+        }
+        if (plan.follower && *db != configured)
+            return reply_error(
+                "ERR proxy: SELECT of another database is not supported while "
+                "writes are replayed (configure the backends' databases)");
+        if (!acquire_pin(serving))
+            return;
+        sticky_pin_ = true;
+        db_ = static_cast<int>(*db);
+        forward(*pinned_, args, {}, nullptr);
+        return;
+    }
+    if (iequals(name, "reset")) {
+        if (in_multi_ || watching_ || sticky_pin_) {
+            if (pinned_)
+                pinned_->close();
+            pinned_.reset();
+        }
+        in_multi_ = watching_ = sticky_pin_ = monitor_ = false;
+        queued_.clear();
+        if (subscribed()) {
+            w_.hub(pubsub_side_).drop(this);
+            channels_.clear();
+            patterns_.clear();
+            shard_channels_.clear();
+        }
+        proto_ = 2;
+        name_.clear();
+        db_ = 0;
+        authenticated_ = st_.cfg.users.empty();
+        return reply("+RESET\r\n");
+    }
+    if (iequals(name, "readonly") || iequals(name, "readwrite") || iequals(name, "asking"))
+        return reply_ok();
+    if (iequals(name, "client")) {
+        if (args.size() < 2)
+            return reply_error(wrong_args(name));
+        const auto sub = args[1];
+        if (iequals(sub, "id")) {
+            resp::append_integer(out, static_cast<std::int64_t>(id_));
+            return reply(out);
+        }
+        if (iequals(sub, "setname")) {
+            if (args.size() != 3)
+                return reply_error(wrong_args("client|setname"));
+            for (char ch : args[2])
+                if (ch <= ' ' || ch > '~')
+                    return reply_error(
+                        "ERR Client names cannot contain spaces, newlines or "
+                        "special characters.");
+            name_.assign(args[2]);
+            return reply_ok();
+        }
+        if (iequals(sub, "getname")) {
+            if (name_.empty())
+                resp::append_null(out, proto_of(proto_));
+            else
+                resp::append_bulk(out, name_);
+            return reply(out);
+        }
+        if (iequals(sub, "setinfo"))
+            return reply_ok();
+        if (iequals(sub, "info")) {
+            const std::string text = "id=" + std::to_string(id_) + " name=" + name_ +
+                                     " db=" + std::to_string(db_) +
+                                     " resp=" + std::to_string(proto_) + " proxy=respite\n";
+            if (proto_ == 3)
+                out = "=" + std::to_string(text.size() + 4) + "\r\ntxt:" + text + "\r\n";
+            else
+                resp::append_bulk(out, text);
+            return reply(out);
+        }
+        if (iequals(sub, "unblock"))
+            return reply(":0\r\n");
+        return reply_error("ERR unknown subcommand");
+    }
+    if (iequals(name, "info"))
+        return reply(info_reply(st_, proto_));
+    if (iequals(name, "proxy"))
+        return handle_proxy_command(args);
+    reply_error("ERR unknown command");
+}
+
+bool session::handle_auth(std::string_view user, std::string_view pass) {
+    for (const auto& u : st_.cfg.users) {
+        if (u.name == user && u.password.size() == pass.size()) {
+            // Constant-time compare: no early exit on the first differing byte.
+            unsigned char diff = 0;
+            for (std::size_t i = 0; i < pass.size(); ++i)
+                diff |= static_cast<unsigned char>(u.password[i] ^ pass[i]);
+            if (diff == 0) {
+                authenticated_ = true;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+void session::handle_hello(std::span<const std::string_view> args) {
+    int want = proto_;
+    std::size_t i = 1;
+    if (args.size() > 1) {
+        auto v = to_int(args[1]);
+        if (!v)
+            return reply_error("ERR Protocol version is not an integer or out of range");
+        if (*v != 2 && *v != 3)
+            return reply_error("NOPROTO unsupported protocol version");
+        want = static_cast<int>(*v);
+        i = 2;
+    }
+    std::string_view setname;
+    bool has_setname = false;
+    for (; i < args.size(); ++i) {
+        if (iequals(args[i], "auth") && i + 2 < args.size()) {
+            if (st_.cfg.users.empty() && !(args[i + 1] == "default")) {
+                return reply_error("WRONGPASS invalid username-password pair or user is disabled.");
+            }
+            if (!st_.cfg.users.empty() && !handle_auth(args[i + 1], args[i + 2]))
+                return reply_error("WRONGPASS invalid username-password pair or user is disabled.");
+            i += 2;
+        } else if (iequals(args[i], "setname") && i + 1 < args.size()) {
+            setname = args[i + 1];
+            has_setname = true;
+            ++i;
+        } else {
+            return reply_error("ERR Syntax error in HELLO option '" + std::string(args[i]) + "'");
+        }
+    }
+    if (!authenticated_)
+        return reply_error(
+            "NOAUTH HELLO must be called with the client already authenticated, "
+            "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+            "authenticate the client and select the RESP protocol version at the "
+            "same time");
+    if (want != proto_ && (pinned_ || subscribed())) {
+        return reply_error(
+            "ERR proxy: cannot change the protocol while the connection holds "
+            "server-side state (MULTI, WATCH, subscriptions, ...)");
+    }
+    proto_ = want;
+    if (has_setname)
+        name_.assign(setname);
+    const auto p = proto_of(proto_);
+    std::string out;
+    resp::append_map_header(out, 7, p);
+    resp::append_bulk(out, "server");
+    resp::append_bulk(out, "redis");
+    resp::append_bulk(out, "version");
+    resp::append_bulk(out, st_.server_version);
+    resp::append_bulk(out, "proto");
+    resp::append_integer(out, proto_);
+    resp::append_bulk(out, "id");
+    resp::append_integer(out, static_cast<std::int64_t>(id_));
+    resp::append_bulk(out, "mode");
+    resp::append_bulk(out, "standalone");
+    resp::append_bulk(out, "role");
+    resp::append_bulk(out, "master");
+    resp::append_bulk(out, "modules");
+    resp::append_array_header(out, 0);
+    reply(out);
+}
+
+void session::handle_transaction(const command_class& c, std::span<const std::string_view> args,
+                                 std::string_view raw) {
+    (void)c;
+    const auto name = args[0];
+    const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
+    const side serving = pinned_ ? pinned_side_ : plan.serving;
+
+    if (iequals(name, "multi")) {
+        if (in_multi_)
+            return reply_error("ERR MULTI calls can not be nested");
+        if (!acquire_pin(serving))
+            return;
+        in_multi_ = true;
+        queued_.clear();
+        multi_replay_ = st_.follower_of(serving) != nullptr && plan.follower;
+        forward(*pinned_, args, raw, nullptr);
+        return;
+    }
+    if (iequals(name, "exec")) {
+        if (!in_multi_)
+            return reply_error("ERR EXEC without MULTI");
+        in_multi_ = false;
+        watching_ = false;  // EXEC always unwatches
+        auto ctx = std::make_unique<slot_ctx>();
+        ctx->kind = ctx_kind::exec;
+        ctx->serving = pinned_side_;
+        ctx->queued = std::move(queued_);
+        queued_.clear();
+        if (multi_replay_ && !ctx->queued.empty()) {
+            std::vector<std::string> keys;
+            for (const auto& q : ctx->queued) {
+                std::vector<std::string_view> views(q.begin(), q.end());
+                const auto qc = classify(views, st_.table);
+                std::vector<std::string> k;
+                follow_begin(st_, pinned_side_, qc, views, k);
+                keys.insert(keys.end(), std::make_move_iterator(k.begin()),
+                            std::make_move_iterator(k.end()));
+            }
+            ctx->keys = std::move(keys);
+        } else {
+            ctx->queued.clear();
+        }
+        st_.writes_in_flight.fetch_add(1, std::memory_order_acq_rel);
+        // Redis runs what follows on this connection after EXEC, so it is clean for the next
+        // user at once; FIFO matching still brings EXEC's reply here.
+        auto pin = pinned_;
+        forward(*pin, args, raw, std::move(ctx));
+        release_pin_if_unused();
+        return;
+    }
+    if (iequals(name, "discard")) {
+        if (!in_multi_)
+            return reply_error("ERR DISCARD without MULTI");
+        in_multi_ = false;
+        watching_ = false;
+        queued_.clear();
+        auto pin = pinned_;
+        forward(*pin, args, raw, nullptr);
+        release_pin_if_unused();
+        return;
+    }
+    if (iequals(name, "watch")) {
+        if (in_multi_)
+            return reply_error("ERR WATCH inside MULTI is not allowed");
+        if (args.size() < 2)
+            return reply_error(wrong_args(name));
+        if (!acquire_pin(serving))
+            return;
+        watching_ = true;
+        forward(*pinned_, args, raw, nullptr);
+        return;
+    }
+    // UNWATCH
+    if (pinned_) {
+        watching_ = false;
+        auto pin = pinned_;
+        forward(*pin, args, raw, nullptr);
+        release_pin_if_unused();
+        return;
+    }
+    reply_ok();
+}
+
+void session::handle_subscribe(std::span<const std::string_view> args) {
+    const auto name = lower_copy(args[0]);
+    const bool sub = name.find("unsubscribe") == std::string::npos;
+    const sub_kind k = (name == "subscribe" || name == "unsubscribe") ? sub_kind::channel
+                       : name[0] == 'p'                               ? sub_kind::pattern
+                                                                      : sub_kind::shard;
+    auto& set = k == sub_kind::channel   ? channels_
+                : k == sub_kind::pattern ? patterns_
+                                         : shard_channels_;
+    const std::string_view verb = name;
+    if (sub && args.size() < 2)
+        return reply_error(wrong_args(name));
+    if (in_multi_)
+        return reply_error("ERR Command not allowed inside a transaction");
+    if (!subscribed())
+        pubsub_side_ = plan_of(st_.current.load()).serving;
+    auto& hub = w_.hub(pubsub_side_);
+    const auto p = proto_of(proto_);
+
+    auto confirmation = [&](std::string_view n, bool null_name) {
+        std::string out;
+        if (p == resp::protocol::resp3)
+            out = ">3\r\n";
+        else
+            resp::append_array_header(out, 3);
+        resp::append_bulk(out, verb);
+        if (null_name)
+            resp::append_null(out, p);
+        else
+            resp::append_bulk(out, n);
+        const auto count =
+            k == sub_kind::shard ? shard_channels_.size() : channels_.size() + patterns_.size();
+        resp::append_integer(out, static_cast<std::int64_t>(count));
+        return out;
+    };
+
+    if (sub) {
+        for (std::size_t i = 1; i < args.size(); ++i) {
+            std::string n(args[i]);
+            const bool added = set.insert(n).second;
+            const auto out = confirmation(n, false);
+            if (!added) {
+                reply(out);
+                continue;
+            }
+            if (hub.subscribe(shared_from_this(), k, n)) {
+                reply(out);
+            } else {
+                const auto seq = alloc_slot();
+                slots_.back().data = out;
+                pending_subs_.push_back({static_cast<std::uint8_t>(k), std::move(n), seq});
+            }
+        }
+        return;
+    }
+    std::vector<std::string> names;
+    if (args.size() > 1)
+        names.assign(args.begin() + 1, args.end());
+    else
+        names.assign(set.begin(), set.end());
+    if (names.empty()) {
+        reply(confirmation({}, true));
+        return;
+    }
+    for (auto& n : names) {
+        if (set.erase(n) > 0)
+            hub.unsubscribe(this, k, n);
+        reply(confirmation(n, false));
+    }
+}
+
+void session::subscription_confirmed(std::uint8_t kind, std::string_view name) {
+    for (auto it = pending_subs_.begin(); it != pending_subs_.end();) {
+        if (it->kind == kind && it->name == name) {
+            if (it->seq >= head_seq_ && it->seq < next_seq_) {
+                auto data = std::move(slots_[it->seq - head_seq_].data);
+                complete(it->seq, data);
+            }
+            it = pending_subs_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    start_write();
+}
+
+void session::deliver_push(std::string_view resp3_push) {
+    if (closed_)
+        return;
+    if (proto_ == 3) {
+        if (slots_.empty())
+            out_.append(resp3_push);
+        else
+            reply(resp3_push);
+    } else {
+        // A message push holds only bulk strings: its RESP2 form differs in the first byte.
+        std::string conv(resp3_push);
+        conv[0] = '*';
+        if (slots_.empty())
+            out_.append(conv);
+        else
+            reply(conv);
+    }
+    start_write();
+}
+
+void session::handle_proxy_command(std::span<const std::string_view> args) {
+    auto r = run_proxy_command(st_, args, proto_);
+    if (!r.switch_to) {
+        reply(r.reply);
+        return;
+    }
+    // A mode switch waits for writes in flight: answered when it is done, off this thread.
+    const auto seq = alloc_slot();
+    auto& ioc = w_.ioc();
+    st_.switch_mode_async(*r.switch_to, r.force,
+                          [weak = weak_from_this(), seq, &ioc, p = proto_](std::string result) {
+                              asio::post(ioc, [weak, seq, result = std::move(result)] {
+                                  if (auto self = weak.lock(); self && !self->closed_) {
+                                      self->complete(seq, result);
+                                      self->start_write();
+                                  }
+                              });
+                              (void)p;
+                          });
+}
+
+}  // namespace respite::proxy::server

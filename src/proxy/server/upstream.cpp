@@ -1,0 +1,254 @@
+// The raw upstream connection: handshake, coalesced writes, FIFO reply matching.
+#include "upstream.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include <asio/connect.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include <respite/obs/log.hpp>
+#include <respite/resp/writer.hpp>
+
+namespace respite::proxy::server {
+
+namespace {
+constexpr std::size_t k_read_chunk = 64 * 1024;
+}
+
+upstream::upstream(asio::io_context& ioc, upstream_endpoint ep, resp::limits limits)
+    : ioc_(ioc), ep_(std::move(ep)), socket_(ioc), connect_timer_(ioc), scanner_(limits) {}
+
+upstream::~upstream() = default;
+
+void upstream::start() {
+    if (started_)
+        return;
+    started_ = true;
+    // The handshake goes first in the output buffer; its replies are consumed here.
+    std::string hs;
+    if (ep_.protocol == 3) {
+        if (!ep_.password.empty())
+            resp::append_command(
+                hs, {"HELLO", "3", "AUTH", ep_.username.empty() ? "default" : ep_.username,
+                     ep_.password});
+        else
+            resp::append_command(hs, {"HELLO", "3"});
+        ++handshake_left_;
+    } else if (!ep_.password.empty()) {
+        if (ep_.username.empty())
+            resp::append_command(hs, {"AUTH", ep_.password});
+        else
+            resp::append_command(hs, {"AUTH", ep_.username, ep_.password});
+        ++handshake_left_;
+    }
+    if (ep_.database != 0) {
+        const auto db = std::to_string(ep_.database);
+        resp::append_command(hs, {"SELECT", db});
+        ++handshake_left_;
+    }
+    resp::append_command(hs, {"CLIENT", "ID"});
+    ++handshake_left_;
+    for (std::size_t i = 0; i < handshake_left_; ++i)
+        pending_.push_back(waiter{});
+    unwritten_waiters_ += handshake_left_;
+    out_.insert(0, hs);
+    connect();
+}
+
+void upstream::connect() {
+    auto self = shared_from_this();
+    asio::ip::tcp::resolver resolver(ioc_);
+    std::error_code ec;
+    auto endpoints = resolver.resolve(ep_.host, std::to_string(ep_.port), ec);
+    if (ec) {
+        fail("resolve failed");
+        return;
+    }
+    connect_timer_.expires_after(ep_.connect_timeout);
+    connect_timer_.async_wait([self](std::error_code e) {
+        if (!e && self->state_ == state::connecting)
+            self->fail("connect timeout");
+    });
+    asio::async_connect(socket_, endpoints,
+                        [self](std::error_code e, const asio::ip::tcp::endpoint&) {
+                            self->connect_timer_.cancel();
+                            if (self->state_ == state::closed)
+                                return;
+                            if (e) {
+                                self->fail("connect failed");
+                                return;
+                            }
+                            std::error_code ignored;
+                            self->socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+                            self->state_ = state::ready;
+                            self->flush();
+                            self->read();
+                        });
+}
+
+void upstream::send(std::string_view command, std::shared_ptr<reply_sink> sink, std::uint64_t tag) {
+    if (state_ == state::closed) {
+        sink->on_failure(tag, false);
+        return;
+    }
+    out_.append(command);
+    pending_.push_back(waiter{std::move(sink), tag, false});
+    ++unwritten_waiters_;
+    schedule_flush();
+}
+
+void upstream::send_unreplied(std::string_view command) {
+    if (state_ == state::closed)
+        return;
+    out_.append(command);
+    schedule_flush();
+}
+
+void upstream::set_push_handler(std::function<void(std::string_view)> handler) {
+    on_push_ = std::move(handler);
+}
+
+void upstream::set_close_handler(std::function<void()> handler) {
+    on_close_ = std::move(handler);
+}
+
+void upstream::schedule_flush() {
+    if (flush_scheduled_ || writing_ || state_ != state::ready)
+        return;
+    flush_scheduled_ = true;
+    // One write per event-loop turn: every command queued in this turn goes together.
+    asio::post(ioc_, [self = shared_from_this()] {
+        self->flush_scheduled_ = false;
+        self->flush();
+    });
+}
+
+void upstream::flush() {
+    if (writing_ || out_.empty() || state_ != state::ready)
+        return;
+    writing_ = true;
+    writing_buf_.swap(out_);
+    out_.clear();
+    unwritten_waiters_ = 0;
+    asio::async_write(socket_, asio::buffer(writing_buf_),
+                      [self = shared_from_this()](std::error_code ec, std::size_t) {
+                          self->writing_ = false;
+                          self->writing_buf_.clear();
+                          if (ec) {
+                              self->fail("write failed");
+                              return;
+                          }
+                          self->flush();
+                      });
+}
+
+void upstream::read() {
+    if (in_.size() < in_start_ + k_read_chunk)
+        in_.resize(in_start_ + k_read_chunk * 2);
+    auto self = shared_from_this();
+    const std::size_t have = in_len_;
+    socket_.async_read_some(
+        asio::buffer(in_.data() + have, in_.size() - have),
+        [self](std::error_code ec, std::size_t n) {
+            if (ec) {
+                self->fail(ec == asio::error::eof ? "closed by server" : "read failed");
+                return;
+            }
+            self->in_len_ += n;
+            while (self->state_ != state::closed) {
+                std::string_view avail(self->in_.data() + self->in_start_,
+                                       self->in_len_ - self->in_start_);
+                if (avail.empty())
+                    break;
+                auto r = self->scanner_.scan(avail);
+                if (r.error) {
+                    self->fail("protocol error from server");
+                    return;
+                }
+                if (!r.complete)
+                    break;
+                const auto frame = avail.substr(0, r.frame.length);
+                self->in_start_ += r.frame.length;
+                self->handle_frame(frame, r.frame.type_byte);
+            }
+            if (self->state_ == state::closed)
+                return;
+            // Keep the partial frame at the front of the buffer.
+            if (self->in_start_ == self->in_len_) {
+                self->in_start_ = self->in_len_ = 0;
+            } else if (self->in_start_ > 0 && self->in_len_ + k_read_chunk > self->in_.size()) {
+                std::memmove(self->in_.data(), self->in_.data() + self->in_start_,
+                             self->in_len_ - self->in_start_);
+                self->in_len_ -= self->in_start_;
+                self->in_start_ = 0;
+            }
+            if (self->in_len_ + k_read_chunk > self->in_.size())
+                self->in_.resize(self->in_len_ + k_read_chunk);
+            self->read();
+        });
+}
+
+void upstream::handle_frame(std::string_view frame, char type) {
+    if (type == '>' || (pending_.empty() && on_push_)) {
+        if (on_push_)
+            on_push_(frame);
+        return;
+    }
+    if (pending_.empty()) {
+        fail("unexpected reply");
+        return;
+    }
+    waiter w = std::move(pending_.front());
+    pending_.pop_front();
+    if (!w.sink) {
+        // A handshake reply.
+        --handshake_left_;
+        if (type == '-' || type == '!') {
+            obs::log().error("proxy upstream_handshake_failed reply={}",
+                             frame.substr(0, std::min<std::size_t>(frame.size(), 120)));
+            fail("handshake failed");
+            return;
+        }
+        if (handshake_left_ == 0 && type == ':') {
+            std::int64_t id = 0;
+            std::from_chars(frame.data() + 1, frame.data() + frame.size() - 2, id);
+            client_id_ = id;
+        }
+        return;
+    }
+    w.sink->on_reply(w.tag, frame);
+}
+
+void upstream::close() {
+    fail("closed");
+}
+
+void upstream::fail(std::string_view why) {
+    if (state_ == state::closed)
+        return;
+    const bool was_ready = state_ == state::ready;
+    state_ = state::closed;
+    if (why != "closed")
+        obs::log().warn("proxy upstream_failed reason=\"{}\" pending={} connected={}", why,
+                        pending_.size(), was_ready);
+    std::error_code ignored;
+    connect_timer_.cancel();
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    auto waiters = std::move(pending_);
+    pending_.clear();
+    const std::size_t unwritten = std::min(unwritten_waiters_, waiters.size());
+    const std::size_t written_end = waiters.size() - unwritten;
+    for (std::size_t i = 0; i < waiters.size(); ++i) {
+        if (waiters[i].sink)
+            waiters[i].sink->on_failure(waiters[i].tag, i < written_end);
+    }
+    if (on_close_) {
+        auto h = std::move(on_close_);
+        h();
+    }
+}
+
+}  // namespace respite::proxy::server

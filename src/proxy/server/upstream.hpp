@@ -1,0 +1,109 @@
+// A pipelined upstream connection that forwards raw RESP frames (no decode, no re-encode).
+//
+// Commands are appended to one output buffer and written once per event-loop turn; replies are
+// matched to their senders in FIFO order and handed over as byte views valid during the call.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <respite/resp/frame_scanner.hpp>
+#include <respite/resp/limits.hpp>
+
+namespace respite::proxy::server {
+
+// Receives the replies of the commands it sent.
+class reply_sink {
+  public:
+    virtual ~reply_sink() = default;
+    // The reply frame of the command sent with `tag` (bytes valid during the call).
+    virtual void on_reply(std::uint64_t tag, std::string_view frame) = 0;
+    // The connection ended before the reply; `written`: the command may have run.
+    virtual void on_failure(std::uint64_t tag, bool written) = 0;
+};
+
+struct upstream_endpoint {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 6379;
+    std::string username{};
+    std::string password{};
+    int database = 0;
+    int protocol = 2;  // 2 or 3: the frames forwarded are in this protocol
+    std::chrono::milliseconds connect_timeout{2000};
+};
+
+class upstream : public std::enable_shared_from_this<upstream> {
+  public:
+    enum class state : std::uint8_t { connecting, ready, closed };
+
+    upstream(asio::io_context& ioc, upstream_endpoint ep, resp::limits limits = {});
+    ~upstream();
+    upstream(const upstream&) = delete;
+    upstream& operator=(const upstream&) = delete;
+
+    // Starts connecting (commands sent before it completes are written after the handshake).
+    void start();
+    // One command, as complete RESP bytes; its reply goes to sink->on_reply(tag, ...).
+    void send(std::string_view command, std::shared_ptr<reply_sink> sink, std::uint64_t tag);
+    // Bytes that expect no reply in the FIFO (RESP3 pub/sub commands answered by pushes).
+    void send_unreplied(std::string_view command);
+    // Push frames ('>') and, on a RESP2 pub/sub connection, every frame when no command waits.
+    void set_push_handler(std::function<void(std::string_view)> handler);
+    // Called once when the connection ends (after every pending sink was failed).
+    void set_close_handler(std::function<void()> handler);
+    void close();
+
+    [[nodiscard]] state current_state() const noexcept { return state_; }
+    [[nodiscard]] bool usable() const noexcept { return state_ != state::closed; }
+    [[nodiscard]] std::size_t pending() const noexcept { return pending_.size(); }
+    // The server's CLIENT ID of this connection (0 until the handshake finished).
+    [[nodiscard]] std::int64_t client_id() const noexcept { return client_id_; }
+    [[nodiscard]] int protocol() const noexcept { return ep_.protocol; }
+
+  private:
+    struct waiter {
+        std::shared_ptr<reply_sink> sink;  // nullptr: a handshake reply
+        std::uint64_t tag = 0;
+        bool written = false;
+    };
+
+    void connect();
+    void schedule_flush();
+    void flush();
+    void read();
+    void handle_frame(std::string_view frame, char type);
+    void fail(std::string_view why);
+
+    asio::io_context& ioc_;
+    upstream_endpoint ep_;
+    asio::ip::tcp::socket socket_;
+    asio::steady_timer connect_timer_;
+    resp::frame_scanner scanner_;
+    state state_ = state::connecting;
+    bool started_ = false;
+    bool flush_scheduled_ = false;
+    bool writing_ = false;
+    std::string out_;                    // waiting to be written
+    std::string writing_buf_;            // being written
+    std::size_t unwritten_waiters_ = 0;  // waiters at the back of pending_ whose bytes are in out_
+    std::string in_;
+    std::size_t in_start_ = 0;  // first unconsumed byte
+    std::size_t in_len_ = 0;    // bytes read into in_
+    std::deque<waiter> pending_;
+    std::size_t handshake_left_ = 0;
+    std::int64_t client_id_ = 0;
+    std::function<void(std::string_view)> on_push_;
+    std::function<void()> on_close_;
+};
+
+}  // namespace respite::proxy::server

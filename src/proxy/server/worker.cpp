@@ -1,0 +1,233 @@
+// Worker threads: accept loops, upstream pools, per-command metrics.
+#include "worker.hpp"
+
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include <respite/obs/log.hpp>
+
+#include "pubsub_hub.hpp"
+#include "session.hpp"
+
+namespace respite::proxy::server {
+
+namespace {
+// After a failed connect, new connections to that side are not tried for this long (commands
+// fail fast with "backend unavailable" instead of piling up).
+constexpr auto k_retry_after = std::chrono::milliseconds(200);
+constexpr std::size_t k_idle_pool = 64;
+}  // namespace
+
+mode_plan plan_of(mode m) noexcept {
+    switch (m) {
+        case mode::primary_only:
+            return {side::primary, false, false};
+        case mode::dual_write:
+            return {side::primary, true, false};
+        case mode::dual_write_shadow:
+            return {side::primary, true, true};
+        case mode::secondary_primary:
+            return {side::secondary, true, true};
+        case mode::secondary_only:
+            return {side::secondary, false, false};
+    }
+    return {};
+}
+
+worker::worker(shared_state& st, std::size_t index) : st_(st), index_(index), ioc_(1) {
+    other_counter_ = &st_.metrics->get_counter(
+        "respite_proxy_commands_total", "Commands received, by command", {{"command", "other"}});
+    for (int r = 0; r < 8; ++r)
+        route_latency_[r] = &st_.metrics->get_histogram(
+            "respite_proxy_route_commands", "Commands by route",
+            {{"route", std::string(route_name(static_cast<route>(r)))}});
+}
+
+worker::~worker() = default;
+
+upstream_endpoint worker::endpoint_of(side s, int protocol) const {
+    const auto& c = st_.backend_cfg(s).connection;
+    upstream_endpoint ep;
+    ep.host = c.host;
+    ep.port = c.port;
+    ep.username = c.username;
+    ep.password = c.password;
+    ep.database = c.database;
+    ep.protocol = protocol;
+    ep.connect_timeout = c.connect_timeout;
+    return ep;
+}
+
+std::shared_ptr<upstream> worker::shared_upstream(side s, int protocol) {
+    auto& pool = shared_pool_[static_cast<int>(s)][protocol == 3 ? 1 : 0];
+    const std::size_t n = std::max<std::size_t>(1, st_.cfg.upstream_connections);
+    if (pool.size() < n)
+        pool.resize(n);
+    auto& slot = pool[next_shared_++ % n];
+    if (slot && slot->usable())
+        return slot;
+    const auto now = std::chrono::steady_clock::now();
+    if (slot && now - last_failure_[static_cast<int>(s)] < k_retry_after)
+        return nullptr;
+    slot = std::make_shared<upstream>(ioc_, endpoint_of(s, protocol));
+    slot->set_close_handler(
+        [this, s] { last_failure_[static_cast<int>(s)] = std::chrono::steady_clock::now(); });
+    slot->start();
+    return slot;
+}
+
+std::shared_ptr<upstream> worker::dedicated(side s, int protocol) {
+    auto& idle = idle_[static_cast<int>(s)][protocol == 3 ? 1 : 0];
+    while (!idle.empty()) {
+        auto u = std::move(idle.back());
+        idle.pop_back();
+        if (u->usable())
+            return u;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_failure_[static_cast<int>(s)] < k_retry_after)
+        return nullptr;
+    auto u = std::make_shared<upstream>(ioc_, endpoint_of(s, protocol));
+    u->start();
+    return u;
+}
+
+void worker::release(std::shared_ptr<upstream> u, side s, bool clean) {
+    if (!u)
+        return;
+    auto& idle = idle_[static_cast<int>(s)][u->protocol() == 3 ? 1 : 0];
+    if (!clean || !u->usable() || idle.size() >= k_idle_pool) {
+        u->close();
+        return;
+    }
+    u->set_push_handler(nullptr);
+    idle.push_back(std::move(u));
+}
+
+pubsub_hub& worker::hub(side s) {
+    auto& h = hubs_[static_cast<int>(s)];
+    if (!h)
+        h = std::make_unique<pubsub_hub>(*this, s);
+    return *h;
+}
+
+void worker::count_command(const command_class& c, std::uint64_t micros) {
+    (void)micros;
+    route_latency_[static_cast<int>(c.kind)]->observe_us(0);
+    if (c.spec == nullptr) {
+        other_counter_->inc();
+        return;
+    }
+    auto it = command_counters_.find(c.spec);
+    if (it == command_counters_.end()) {
+        auto& counter = st_.metrics->get_counter("respite_proxy_commands_total",
+                                                 "Commands received, by command",
+                                                 {{"command", std::string(c.label)}});
+        it = command_counters_.emplace(c.spec, &counter).first;
+    }
+    it->second->inc();
+}
+
+void worker::session_opened(const std::shared_ptr<session>& s) {
+    sessions_.emplace(s.get(), s);
+    st_.clients.fetch_add(1);
+    st_.connected_clients->add(1);
+}
+
+void worker::session_closed(session* s) {
+    if (sessions_.erase(s) > 0) {
+        st_.clients.fetch_sub(1);
+        st_.connected_clients->add(-1);
+    }
+}
+
+template <class Acceptor>
+void worker::accept_loop(std::shared_ptr<Acceptor> acc) {
+    acc->async_accept([this, acc](std::error_code ec, typename Acceptor::protocol_type::socket s) {
+        if (ec) {
+            if (ec == asio::error::operation_aborted || !acc->is_open())
+                return;
+            obs::log().warn("proxy accept_failed error=\"{}\"", ec.message());
+            accept_loop(acc);
+            return;
+        }
+        if constexpr (std::is_same_v<Acceptor, asio::ip::tcp::acceptor>) {
+            std::error_code ignored;
+            s.set_option(asio::ip::tcp::no_delay(true), ignored);
+        }
+        session::socket_type sock(std::move(s));
+        if (st_.draining.load() || st_.clients.load() >= st_.cfg.max_clients) {
+            st_.rejected_clients->inc();
+            static constexpr std::string_view msg = "-ERR max number of clients reached\r\n";
+            std::error_code ignored;
+            asio::write(sock, asio::buffer(msg), ignored);
+            sock.close(ignored);
+        } else {
+            auto sess = std::make_shared<session>(*this, std::move(sock));
+            session_opened(sess);
+            sess->start();
+        }
+        accept_loop(acc);
+    });
+}
+
+void worker::start_accepting(asio::ip::tcp::acceptor acceptor) {
+    tcp_acceptor_ = std::make_shared<asio::ip::tcp::acceptor>(std::move(acceptor));
+    accept_loop(tcp_acceptor_);
+}
+
+void worker::start_accepting_unix(asio::local::stream_protocol::acceptor acceptor) {
+    unix_acceptor_ = std::make_shared<asio::local::stream_protocol::acceptor>(std::move(acceptor));
+    accept_loop(unix_acceptor_);
+}
+
+void worker::run_thread() {
+    thread_ = std::thread([this] {
+        auto guard = asio::make_work_guard(ioc_);
+        ioc_.run();
+    });
+}
+
+void worker::stop_accepting() {
+    asio::post(ioc_, [this] {
+        std::error_code ignored;
+        if (tcp_acceptor_)
+            tcp_acceptor_->close(ignored);
+        if (unix_acceptor_)
+            unix_acceptor_->close(ignored);
+    });
+}
+
+void worker::close_clients() {
+    asio::post(ioc_, [this] {
+        auto copy = sessions_;
+        for (auto& [p, weak] : copy)
+            if (auto s = weak.lock())
+                s->close_gracefully();
+    });
+}
+
+void worker::join() {
+    asio::post(ioc_, [this] {
+        auto copy = sessions_;
+        for (auto& [p, weak] : copy)
+            if (auto s = weak.lock())
+                s->close_now();
+        for (auto& per_side : shared_pool_)
+            for (auto& per_proto : per_side)
+                for (auto& u : per_proto)
+                    if (u)
+                        u->close();
+        for (auto& per_side : idle_)
+            for (auto& per_proto : per_side)
+                for (auto& u : per_proto)
+                    u->close();
+        hubs_[0].reset();
+        hubs_[1].reset();
+        ioc_.stop();
+    });
+    if (thread_.joinable())
+        thread_.join();
+}
+
+}  // namespace respite::proxy::server

@@ -1,0 +1,144 @@
+// A worker: one thread, one io_context, its clients, and its own upstream connections.
+// Workers share nothing on the hot path but `shared_state` (read-mostly, atomics).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
+
+#include <respite/commands/command_table.hpp>
+#include <respite/obs/metrics.hpp>
+#include <respite/proxy/proxy.hpp>
+
+#include "classify.hpp"
+#include "upstream.hpp"
+
+namespace respite::proxy {
+class replayer;
+class divergence_reporter;
+}  // namespace respite::proxy
+
+namespace respite::proxy::server {
+
+enum class side : std::uint8_t { primary = 0, secondary = 1 };
+using replies_t = std::vector<resp::value>;
+
+// Which side serves clients, which side follows, and whether reads are shadowed.
+struct mode_plan {
+    side serving = side::primary;
+    bool follower = false;  // writes are replayed on the other side
+    bool shadow = false;    // sampled reads are compared against the other side
+};
+mode_plan plan_of(mode m) noexcept;
+
+class session;
+class pubsub_hub;
+class shadow_reader;
+
+// Process-wide state every worker reads.
+struct shared_state {
+    proxy_config cfg;
+    commands::command_table table;  // the primary's COMMAND reply, or the builtin table
+    std::atomic<mode> current{mode::dual_write};
+    // Set during a mode switch that changes the serving side: new writes wait.
+    std::atomic<bool> writes_paused{false};
+    std::atomic<std::int64_t> writes_in_flight{0};
+    std::atomic<std::size_t> clients{0};
+    std::atomic<bool> draining{false};
+    std::atomic<double> shadow_percent{100.0};  // PROXY SHADOW PERCENT changes it at run time
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+    std::shared_ptr<backend> backends[2];    // decoded access (shadow reads, cluster, repairs)
+    std::shared_ptr<replayer> replay_to[2];  // replay_to[s]: the replayer whose target is side s
+    std::shared_ptr<divergence_reporter> divergences;
+    std::shared_ptr<shadow_reader> shadows;
+    std::string server_version = "7.0.0";
+    // PROXY MODE SET: runs the switch off the worker threads, then calls back with the reply.
+    std::function<void(mode, bool, std::function<void(std::string)>)> switch_mode_async;
+    std::function<std::string()> info_text;  // the INFO proxy section
+
+    obs::registry* metrics = nullptr;
+    obs::counter* mode_switches = nullptr;
+    obs::counter* rejected_clients = nullptr;
+    obs::counter* protocol_errors = nullptr;
+    obs::counter* upstream_errors = nullptr;
+    obs::counter* cancelled_blocking = nullptr;
+    obs::counter* pushed_back = nullptr;
+    obs::counter* output_limit_disconnects = nullptr;
+    obs::gauge* connected_clients = nullptr;
+
+    [[nodiscard]] bool has_secondary() const noexcept { return cfg.secondary.has_value(); }
+    [[nodiscard]] const backend_config& backend_cfg(side s) const {
+        return s == side::primary ? cfg.primary : *cfg.secondary;
+    }
+    // The replayer that follows writes served by `serving` (nullptr when none).
+    [[nodiscard]] replayer* follower_of(side serving) const noexcept {
+        return replay_to[serving == side::primary ? 1 : 0].get();
+    }
+};
+
+class worker {
+  public:
+    worker(shared_state& st, std::size_t index);
+    ~worker();
+
+    void start_accepting(asio::ip::tcp::acceptor acceptor);
+    void start_accepting_unix(asio::local::stream_protocol::acceptor acceptor);
+    void run_thread();
+    void stop_accepting();
+    // Closes every client (after its pending replies were written, within the bound).
+    void close_clients();
+    void join();
+
+    [[nodiscard]] asio::io_context& ioc() noexcept { return ioc_; }
+    [[nodiscard]] shared_state& shared() noexcept { return st_; }
+    [[nodiscard]] std::size_t index() const noexcept { return index_; }
+
+    // The shared pipelined connection to a side in a protocol (reconnected on demand), or
+    // nullptr when that side is unreachable right now (recent connect failure).
+    std::shared_ptr<upstream> shared_upstream(side s, int protocol);
+    // A connection of its own (from the idle pool or new).
+    std::shared_ptr<upstream> dedicated(side s, int protocol);
+    // Back to the pool when its state is clean, else closed.
+    void release(std::shared_ptr<upstream> u, side s, bool clean);
+
+    pubsub_hub& hub(side s);
+
+    // Per-command metrics, cached per worker (no registry lock on the hot path).
+    void count_command(const command_class& c, std::uint64_t micros);
+    void session_closed(session* s);
+    void session_opened(const std::shared_ptr<session>& s);
+    [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
+
+  private:
+    template <class Acceptor>
+    void accept_loop(std::shared_ptr<Acceptor> acc);
+    upstream_endpoint endpoint_of(side s, int protocol) const;
+
+    shared_state& st_;
+    std::size_t index_;
+    asio::io_context ioc_;
+    std::thread thread_;
+    std::shared_ptr<asio::ip::tcp::acceptor> tcp_acceptor_;
+    std::shared_ptr<asio::local::stream_protocol::acceptor> unix_acceptor_;
+    std::size_t next_shared_ = 0;
+    std::vector<std::shared_ptr<upstream>> shared_pool_[2][2];  // [side][protocol 2/3]
+    std::chrono::steady_clock::time_point last_failure_[2]{};
+    std::vector<std::shared_ptr<upstream>> idle_[2][2];
+    std::unique_ptr<pubsub_hub> hubs_[2];
+    std::unordered_map<session*, std::weak_ptr<session>> sessions_;
+    std::unordered_map<const commands::command_spec*, obs::counter*> command_counters_;
+    obs::counter* other_counter_ = nullptr;
+    obs::histogram* route_latency_[8]{};
+};
+
+}  // namespace respite::proxy::server
