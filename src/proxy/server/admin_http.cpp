@@ -1,22 +1,106 @@
 // The HTTP admin endpoint (see admin_http.hpp).
 #include "admin_http.hpp"
 
+#include <future>
+
+#include <respite/obs/log.hpp>
+#include <respite/obs/metrics.hpp>
+#include <respite/proxy/divergence.hpp>
+
 namespace respite::proxy::server {
 
+namespace {
+http_response text(int status, std::string body) {
+    http_response r;
+    r.status = status;
+    r.body = std::move(body);
+    if (!r.body.empty() && r.body.back() != '\n')
+        r.body += '\n';
+    return r;
+}
+}  // namespace
+
 admin_http::admin_http(shared_state& st, asio::io_context& ioc) : st_(st), ioc_(ioc) {}
-admin_http::~admin_http() = default;
+admin_http::~admin_http() {
+    stop();
+}
 
 std::expected<void, std::string> admin_http::start(const std::string& host, std::uint16_t port,
                                                    switch_fn switch_mode) {
-    (void)host, (void)port;
     switch_ = std::move(switch_mode);
+    http_ = std::make_unique<http_server>(ioc_);
+    http_->route("GET", "/metrics", [this](const http_request&) {
+        http_response r;
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = st_.metrics->prometheus_text();
+        return r;
+    });
+    http_->route("GET", "/healthz", [](const http_request&) { return text(200, "ok"); });
+    http_->route("GET", "/readyz", [this](const http_request&) {
+        if (st_.draining.load())
+            return text(503, "draining");
+        // Ready when the serving side answers PING.
+        const auto serving = plan_of(st_.current.load()).serving;
+        auto b = st_.backends[static_cast<int>(serving)];
+        if (!b)
+            return text(503, "no serving backend");
+        auto p = std::make_shared<std::promise<bool>>();
+        auto f = p->get_future();
+        client::request req;
+        req.push("PING");
+        b->exec(std::move(req), [p](client::result<replies_t> r) {
+            p->set_value(r.has_value() && !r->empty() && !r->front().is_error());
+        });
+        if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready || !f.get())
+            return text(503, "serving backend unreachable");
+        return text(200, "ready");
+    });
+    http_->route("GET", "/mode", [this](const http_request&) {
+        return text(200, std::string(mode_name(st_.current.load())));
+    });
+    http_->route("POST", "/mode", [this](const http_request& req) {
+        auto name = req.param("set");
+        if (name.empty())
+            name = req.body;
+        while (!name.empty() && (name.back() == '\n' || name.back() == '\r'))
+            name.remove_suffix(1);
+        auto m = parse_mode(name);
+        if (!m)
+            return text(400, "unknown mode '" + std::string(name) +
+                                 "' (primary-only, dual-write, dual-write-shadow, "
+                                 "secondary-primary, secondary-only)");
+        const bool force = req.param("force") == "1" || req.param("force") == "true";
+        auto r = switch_(*m, force);
+        if (!r)
+            return text(409, r.error());
+        return text(200, std::string(mode_name(*m)));
+    });
+    http_->route("GET", "/status", [this](const http_request&) {
+        return text(200, st_.info_text ? st_.info_text() : std::string());
+    });
+    http_->route("GET", "/divergences", [this](const http_request&) {
+        std::string body;
+        if (st_.divergences) {
+            for (const auto& d : st_.divergences->recent()) {
+                body += std::string(name(d.kind)) + " command=" + d.command + " key=" + d.key +
+                        " primary=" + d.primary + " secondary=" + d.secondary + "\n";
+            }
+        }
+        return text(200, body);
+    });
+    if (auto ec = http_->listen(host, port))
+        return std::unexpected("cannot listen on admin address " + host + ":" +
+                               std::to_string(port) + ": " + ec.message());
     return {};
 }
 
-void admin_http::stop() {}
+void admin_http::stop() {
+    if (http_)
+        http_->stop();
+}
 
 std::uint16_t admin_http::port() const noexcept {
-    return 0;
+    return http_ ? http_->port() : 0;
 }
 
 }  // namespace respite::proxy::server

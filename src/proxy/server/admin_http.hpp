@@ -9,6 +9,8 @@
 
 #include <asio/io_context.hpp>
 
+#include <respite/proxy/http.hpp>
+
 #include "worker.hpp"
 
 namespace respite::proxy {
@@ -30,7 +32,7 @@ class admin_http {
   private:
     shared_state& st_;
     asio::io_context& ioc_;
-    std::shared_ptr<void> http_;  // the http_server (wired when respite_proxy_http lands)
+    std::unique_ptr<http_server> http_;
     switch_fn switch_;
 };
 

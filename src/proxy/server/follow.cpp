@@ -1,64 +1,387 @@
-// Glue to the follower and the shadow reader (see follow.hpp).
+// Glue to the follower (effects + replayer) and the shadow reader (see follow.hpp).
 #include "follow.hpp"
+
+#include <respite/obs/log.hpp>
+#include <respite/proxy/divergence.hpp>
+#include <respite/proxy/effects.hpp>
+#include <respite/proxy/replayer.hpp>
+#include <respite/resp/parser.hpp>
+
+#include "shadow_reader.hpp"
 
 namespace respite::proxy::server {
 
+namespace {
+
+std::vector<std::string_view> views_of(const std::vector<std::string>& v) {
+    return {v.begin(), v.end()};
+}
+
+std::optional<resp::value> decode(std::string_view frame) {
+    resp::parser p;
+    auto r = p.feed(frame);
+    if (!r.complete || r.error)
+        return std::nullopt;
+    return p.take();
+}
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+replay_item item_of(secondary_write&& w) {
+    replay_item item;
+    for (const auto& c : w.commands)
+        item.commands.push_args(c);
+    item.keys = std::move(w.keys);
+    item.copy = w.copy;
+    item.global = w.global;
+    return item;
+}
+
+std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
+    const side source = target == side::primary ? side::secondary : side::primary;
+    replayer_config rc;
+    rc.lanes = st.cfg.replay_lanes;
+    rc.max_queued_bytes = st.cfg.replay_max_queued_bytes;
+    rc.max_dirty_keys = st.cfg.replay_max_dirty_keys;
+    // metrics_target: see the replayer label note
+    const backend_config bc = st.backend_cfg(target);
+    auto factory = [bc, target](asio::io_context& ioc, std::size_t lane) {
+        client::client_config cc;
+        cc.connection = bc.connection;
+        cc.connection.queue_while_disconnected = false;
+        cc.connections = 1;
+        (void)lane;
+        if (bc.cluster) {
+            cluster::cluster_config k;
+            k.seeds.push_back({bc.connection.host, bc.connection.port});
+            k.connection = cc.connection;
+            return make_cluster_backend(ioc, target == side::primary ? "primary" : "secondary",
+                                        std::move(k));
+        }
+        return make_standalone_backend(ioc, target == side::primary ? "primary" : "secondary",
+                                       std::move(cc));
+    };
+    return std::make_shared<replayer>(rc, st.backends[static_cast<int>(source)], factory,
+                                      st.metrics);
+}
+
+}  // namespace
+
+std::expected<void, std::string> start_follow(shared_state& st) {
+    if (!st.has_secondary())
+        return {};
+    st.replay_to[1] = make_replayer(st, side::secondary);
+    st.replay_to[0] = make_replayer(st, side::primary);
+    auto sink = make_divergence_sink(st);
+    if (!sink && !st.cfg.sentry_dsn.empty())
+        return std::unexpected("invalid --sentry-dsn");
+    st.divergences = std::make_shared<divergence_reporter>(reporter_options{}, sink, *st.metrics);
+    st.shadows = std::make_shared<shadow_reader>(st);
+    return {};
+}
+
+void stop_follow(shared_state& st, std::chrono::steady_clock::time_point deadline) {
+    for (auto& r : st.replay_to) {
+        if (!r)
+            continue;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        const bool drained = r->drain(std::max(left, std::chrono::milliseconds(100)));
+        const auto s = r->snapshot();
+        if (!drained)
+            obs::log().warn("proxy follower_not_drained queued={} dirty={}", s.queued_items,
+                            s.dirty_keys);
+    }
+    if (st.shadows)
+        st.shadows->stop();
+    st.replay_to[0].reset();
+    st.replay_to[1].reset();
+}
+
 bool follow_begin(shared_state& st, side serving, const command_class& c,
-                  std::span<const std::string_view> args, std::vector<std::string>& keys) {
-    (void)st, (void)serving, (void)c, (void)args, (void)keys;
-    return false;
+                  std::span<const std::string_view> args, std::vector<std::string>& keys,
+                  std::uint64_t origin) {
+    const auto plan = plan_of(st.current.load(std::memory_order_acquire));
+    if (!plan.follower || plan.serving != serving)
+        return false;
+    replayer* r = st.follower_of(serving);
+    if (r == nullptr)
+        return false;
+    thread_local std::vector<std::size_t> positions;
+    positions.clear();
+    if (c.spec != nullptr)
+        st.table.key_positions(*c.spec, args, positions);
+    for (auto i : positions)
+        keys.emplace_back(args[i]);
+    if (keys.empty() && c.spec != nullptr && args.size() > 1 &&
+        (c.spec->name == "publish" || c.spec->name == "spublish"))
+        keys.emplace_back(args[1]);  // the channel orders its messages
+    const auto views = views_of(keys);
+    r->begin_write(views, origin, keys.empty());
+    return true;
 }
 
 void follow_reply(shared_state& st, side serving, const std::vector<std::string>& args,
                   const std::vector<std::string>& keys, std::string_view frame, int protocol) {
-    (void)st, (void)serving, (void)args, (void)keys, (void)frame, (void)protocol;
+    (void)protocol;
+    if (args.empty())
+        return;
+    replayer* r = st.follower_of(serving);
+    if (r == nullptr)
+        return;
+    const auto begun = views_of(keys);
+    auto reply = decode(frame);
+    if (!reply) {
+        r->abandon(begun, true, keys.empty());
+        return;
+    }
+    effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts};
+    const auto av = views_of(args);
+    auto w = translate(av, *reply, ctx);
+    if (w.none()) {
+        r->abandon(begun, false, keys.empty());
+        return;
+    }
+    r->submit(item_of(std::move(w)), begun);
 }
 
 void follow_transaction(shared_state& st, side serving,
                         const std::vector<std::vector<std::string>>& queued,
                         const std::vector<std::string>& keys, std::string_view frame,
                         int protocol) {
-    (void)st, (void)serving, (void)queued, (void)keys, (void)frame, (void)protocol;
+    (void)protocol;
+    replayer* r = st.follower_of(serving);
+    if (r == nullptr || queued.empty())
+        return;
+    const auto begun = views_of(keys);
+    auto reply = decode(frame);
+    if (!reply) {
+        r->abandon(begun, true, keys.empty());
+        return;
+    }
+    // Only a transaction that ran has an effect (an aborted WATCH is nil, EXECABORT an error).
+    if (reply->type() != resp::type::array) {
+        r->abandon(begun, false, keys.empty());
+        return;
+    }
+    effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts};
+    auto w = translate_transaction(queued, *reply, ctx);
+    if (w.none()) {
+        r->abandon(begun, false, keys.empty());
+        return;
+    }
+    auto item = item_of(std::move(w));
+    item.atomic = true;
+    r->submit(std::move(item), begun);
 }
 
 void follow_abandon(shared_state& st, side serving, const std::vector<std::string>& keys,
                     bool outcome_unknown) {
-    (void)st, (void)serving, (void)keys, (void)outcome_unknown;
+    replayer* r = st.follower_of(serving);
+    if (r == nullptr)
+        return;
+    const auto begun = views_of(keys);
+    r->abandon(begun, outcome_unknown, keys.empty());
 }
 
 bool shadow_wanted(shared_state& st, const command_class& c,
                    std::span<const std::string_view> args) {
-    (void)st, (void)c, (void)args;
-    return false;
+    return st.shadows && st.shadows->wanted(c, args);
 }
 
 void shadow_read(shared_state& st, side serving, std::vector<std::string> args,
                  std::string_view frame, int protocol) {
-    (void)st, (void)serving, (void)args, (void)frame, (void)protocol;
-}
-
-void push_back_popped(worker& w, side serving, const std::vector<std::string>& args,
-                      std::string_view frame, int protocol) {
-    (void)w, (void)serving, (void)args, (void)frame, (void)protocol;
-}
-
-std::expected<void, std::string> start_follow(shared_state& st) {
-    (void)st;
-    return {};
-}
-
-void stop_follow(shared_state& st, std::chrono::steady_clock::time_point deadline) {
-    (void)st, (void)deadline;
+    (void)protocol;
+    if (!st.shadows)
+        return;
+    auto reply = decode(frame);
+    if (!reply)
+        return;
+    st.shadows->compare(serving, std::move(args), std::move(*reply));
 }
 
 std::string follower_backlog(shared_state& st, side serving) {
-    (void)st, (void)serving;
+    replayer* r = st.follower_of(serving);
+    if (r == nullptr)
+        return {};
+    const auto s = r->snapshot();
+    if (s.full_resync_needed)
+        return "the follower needs a full resync";
+    if (s.queued_items > 0 || s.dirty_keys > 0)
+        return "the follower is behind: " + std::to_string(s.queued_items) + " writes queued, " +
+               std::to_string(s.dirty_keys) + " dirty keys";
     return {};
 }
 
 std::string follow_info(const shared_state& st) {
-    (void)st;
-    return {};
+    std::string s;
+    auto line = [&](std::string_view k, const std::string& v) {
+        s.append(k);
+        s += ':';
+        s += v;
+        s += "\r\n";
+    };
+    const char* names[2] = {"primary", "secondary"};
+    for (int t = 0; t < 2; ++t) {
+        if (!st.replay_to[t])
+            continue;
+        const auto x = st.replay_to[t]->snapshot();
+        const std::string p = std::string("follow_") + names[t] + "_";
+        line(p + "queued_items", std::to_string(x.queued_items));
+        line(p + "queued_bytes", std::to_string(x.queued_bytes));
+        line(p + "lag_seconds", std::to_string(x.lag_seconds));
+        line(p + "applied", std::to_string(x.applied));
+        line(p + "failed", std::to_string(x.failed));
+        line(p + "dirty_keys", std::to_string(x.dirty_keys));
+        line(p + "repaired", std::to_string(x.repaired));
+        line(p + "dropped_to_dirty", std::to_string(x.dropped_to_dirty));
+        line(p + "up", x.secondary_up ? "1" : "0");
+        line(p + "full_resync_needed", x.full_resync_needed ? "1" : "0");
+    }
+    if (st.divergences) {
+        const auto c = st.divergences->counts();
+        line("divergence_migration_gap", std::to_string(c[0]));
+        line("divergence_data_mismatch", std::to_string(c[1]));
+        line("divergence_extra_data", std::to_string(c[2]));
+        line("divergence_secondary_error", std::to_string(c[3]));
+    }
+    if (st.shadows)
+        s += st.shadows->info();
+    return s;
+}
+
+}  // namespace respite::proxy::server
+
+#include <respite/resp/writer.hpp>
+
+#include "upstream.hpp"
+
+namespace respite::proxy::server {
+
+namespace {
+
+// A write the proxy makes on its own (putting a popped value back): replayed like any other.
+class system_write final : public reply_sink {
+  public:
+    system_write(shared_state& st, side serving, std::vector<std::string> args,
+                 std::vector<std::string> keys)
+        : st_(st), serving_(serving), args_(std::move(args)), keys_(std::move(keys)) {}
+    void on_reply(std::uint64_t, std::string_view frame) override {
+        if (!frame.empty() && frame[0] == '-')
+            obs::log().error("proxy push_back_failed command={} key={} reply={}", args_[0],
+                             args_.size() > 1 ? args_[1] : "", frame.substr(0, 100));
+        else
+            st_.pushed_back->inc();
+        follow_reply(st_, serving_, args_, keys_, frame, 2);
+        st_.writes_in_flight.fetch_sub(1);
+    }
+    void on_failure(std::uint64_t, bool written) override {
+        obs::log().error("proxy push_back_failed command={} key={} reason=\"backend lost\"",
+                         args_[0], args_.size() > 1 ? args_[1] : "");
+        follow_abandon(st_, serving_, keys_, written);
+        st_.writes_in_flight.fetch_sub(1);
+    }
+
+  private:
+    shared_state& st_;
+    side serving_;
+    std::vector<std::string> args_;
+    std::vector<std::string> keys_;
+};
+
+std::string lower(std::string_view s) {
+    std::string r(s);
+    for (auto& c : r)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return r;
+}
+
+// The commands that undo a blocking pop whose reply nobody received.
+std::vector<std::vector<std::string>> undo_pop(const std::vector<std::string>& args,
+                                               const resp::value& v) {
+    std::vector<std::vector<std::string>> out;
+    if (args.empty() || v.is_null() || v.is_error())
+        return out;
+    const auto name = lower(args[0]);
+    auto str = [](const resp::value& x) {
+        if (x.type() == resp::type::double_)
+            return resp::format_double(x.double_value());
+        if (x.type() == resp::type::integer)
+            return std::to_string(x.integer());
+        return x.str();
+    };
+    if ((name == "blpop" || name == "brpop") && v.size() == 2) {
+        out.push_back({name == "blpop" ? "LPUSH" : "RPUSH", str(v[0]), str(v[1])});
+    } else if (name == "blmove" && args.size() >= 5 && v.is_string()) {
+        out.push_back({"LMOVE", args[2], args[1], args[4], args[3]});
+    } else if (name == "brpoplpush" && args.size() >= 3 && v.is_string()) {
+        out.push_back({"LMOVE", args[2], args[1], "LEFT", "RIGHT"});
+    } else if ((name == "bzpopmin" || name == "bzpopmax") && v.size() == 3) {
+        out.push_back({"ZADD", str(v[0]), str(v[2]), str(v[1])});
+    } else if (name == "blmpop" && v.size() == 2 && v[1].is_aggregate()) {
+        bool left = false;
+        for (const auto& a : args)
+            if (lower(a) == "left")
+                left = true;
+        std::vector<std::string> cmd{left ? "LPUSH" : "RPUSH", str(v[0])};
+        const auto& elems = v[1].elements();
+        for (auto it = elems.rbegin(); it != elems.rend(); ++it)
+            cmd.push_back(str(*it));
+        out.push_back(std::move(cmd));
+    } else if (name == "bzmpop" && v.size() == 2 && v[1].is_aggregate()) {
+        std::vector<std::string> cmd{"ZADD", str(v[0])};
+        const auto& elems = v[1].elements();
+        for (std::size_t i = 0; i < elems.size(); ++i) {
+            if (elems[i].is_aggregate() && elems[i].size() == 2) {
+                cmd.push_back(str(elems[i][1]));
+                cmd.push_back(str(elems[i][0]));
+            } else if (i + 1 < elems.size()) {  // flat member, score pairs
+                cmd.push_back(str(elems[i + 1]));
+                cmd.push_back(str(elems[i]));
+                ++i;
+            }
+        }
+        if (cmd.size() > 2)
+            out.push_back(std::move(cmd));
+    }
+    return out;
+}
+
+}  // namespace
+
+void push_back_popped(worker& w, side serving, const std::vector<std::string>& args,
+                      std::string_view frame, int protocol) {
+    (void)protocol;
+    auto v = decode(frame);
+    if (!v)
+        return;
+    auto& st = w.shared();
+    for (auto& cmd : undo_pop(args, *v)) {
+        auto u = w.shared_upstream(serving, 2);
+        if (!u) {
+            obs::log().error(
+                "proxy push_back_failed command={} key={} reason=\"backend "
+                "unavailable\"",
+                cmd[0], cmd[1]);
+            continue;
+        }
+        std::vector<std::string_view> views(cmd.begin(), cmd.end());
+        const auto c = classify(views, st.table);
+        std::vector<std::string> keys;
+        std::vector<std::string> copy;
+        if (follow_begin(st, serving, c, views, keys, reinterpret_cast<std::uintptr_t>(u.get())))
+            copy = cmd;
+        st.writes_in_flight.fetch_add(1);
+        std::string encoded;
+        resp::append_command(encoded, views);
+        u->send(encoded,
+                std::make_shared<system_write>(st, serving, std::move(copy), std::move(keys)), 0);
+        obs::log().info("proxy popped_value_restored command={} key={}", cmd[0], cmd[1]);
+    }
 }
 
 }  // namespace respite::proxy::server

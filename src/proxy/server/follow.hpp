@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <expected>
 #include <span>
 #include <string>
@@ -16,8 +17,10 @@ namespace respite::proxy::server {
 
 // Before a write goes to the serving side: records its keys in flight on the follower.
 // False (keys untouched) when no follower runs in this mode.
+// `origin`: the upstream connection (writes of one origin reach the server in order).
 bool follow_begin(shared_state& st, side serving, const command_class& c,
-                  std::span<const std::string_view> args, std::vector<std::string>& keys);
+                  std::span<const std::string_view> args, std::vector<std::string>& keys,
+                  std::uint64_t origin);
 // The write's reply arrived (raw frame in `protocol`): derive its effect and queue it.
 void follow_reply(shared_state& st, side serving, const std::vector<std::string>& args,
                   const std::vector<std::string>& keys, std::string_view frame, int protocol);

@@ -149,6 +149,7 @@ std::expected<void, std::string> proxy_server::impl::start() {
     if (cfg.secondary)
         st_.backends[1] = make_backend("secondary", *cfg.secondary);
     load_server_facts();
+    st_.control = &control_;
     if (auto r = server::start_follow(st_); !r)
         return std::unexpected(r.error());
 
@@ -198,6 +199,7 @@ std::expected<void, std::string> proxy_server::impl::start() {
     port_ = port;
 
     st_.info_text = [this] { return info(); };
+    st_.control = &control_;
     st_.switch_mode_async = [this](mode to, bool force, std::function<void(std::string)> done) {
         asio::post(control_, [this, to, force, done = std::move(done)] {
             auto r = set_mode(to, force);

@@ -40,14 +40,6 @@ std::vector<std::string> copy_args(std::span<const std::string_view> args) {
     return {args.begin(), args.end()};
 }
 
-std::optional<std::int64_t> to_int(std::string_view s) {
-    std::int64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size())
-        return std::nullopt;
-    return v;
-}
-
 std::string lower(std::string_view s) {
     std::string r(s);
     for (auto& ch : r)
@@ -422,7 +414,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         pause_timer_->expires_after(std::chrono::milliseconds(1));
         pause_timer_->async_wait([self = shared_from_this()](std::error_code ec) {
             if (ec || self->closed_)
-                return true;
+                return;
             self->waiting_pause_ = false;
             self->resume_processing();
         });
@@ -447,21 +439,18 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
 
     if (c.kind == route::blocking) {
-        auto ctx = write_ctx(c, serving, args);
-        ctx->kind = ctx_kind::blocking;
         if (pinned_) {
             blocking_conn_ = pinned_;
         } else {
             blocking_conn_ = w_.dedicated(serving, proto_);
             if (!blocking_conn_) {
-                if (!ctx->keys.empty() || ctx->kind == ctx_kind::blocking) {
-                    follow_abandon(st_, serving, ctx->keys, false);
-                    st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
-                }
                 reply_error("ERR proxy: serving backend unavailable");
                 return true;
             }
         }
+        auto ctx =
+            write_ctx(c, serving, args, reinterpret_cast<std::uintptr_t>(blocking_conn_.get()));
+        ctx->kind = ctx_kind::blocking;
         blocking_side_ = serving;
         blocked_ = true;
         forward(*blocking_conn_, args, raw, std::move(ctx));
@@ -471,7 +460,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     if (st_.backend_cfg(serving).cluster) {
         std::unique_ptr<slot_ctx> ctx;
         if (c.kind == route::write)
-            ctx = write_ctx(c, serving, args);
+            ctx = write_ctx(c, serving, args, id_);
         forward_decoded(serving, args, std::move(ctx));
         return true;
     }
@@ -483,7 +472,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
     std::unique_ptr<slot_ctx> ctx;
     if (c.kind == route::write) {
-        ctx = write_ctx(c, serving, args);
+        ctx = write_ctx(c, serving, args, reinterpret_cast<std::uintptr_t>(u.get()));
     } else if (c.kind == route::read && plan.shadow && shadow_wanted(st_, c, args)) {
         ctx = std::make_unique<slot_ctx>();
         ctx->kind = ctx_kind::read_shadow;
@@ -495,11 +484,12 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
 }
 
 std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, side serving,
-                                                      std::span<const std::string_view> args) {
+                                                      std::span<const std::string_view> args,
+                                                      std::uint64_t origin) {
     auto ctx = std::make_unique<slot_ctx>();
     ctx->kind = ctx_kind::write;
     ctx->serving = serving;
-    if (follow_begin(st_, serving, c, args, ctx->keys)) {
+    if (follow_begin(st_, serving, c, args, ctx->keys, origin)) {
         ctx->args = copy_args(args);
     }
     st_.writes_in_flight.fetch_add(1, std::memory_order_acq_rel);

@@ -90,7 +90,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void forward_decoded(side s, std::span<const std::string_view> args,
                          std::unique_ptr<slot_ctx> ctx);
     std::unique_ptr<slot_ctx> write_ctx(const command_class& c, side serving,
-                                        std::span<const std::string_view> args);
+                                        std::span<const std::string_view> args,
+                                        std::uint64_t origin);
     bool acquire_pin(side s);
     void release_pin_if_unused();
     void after_reply(slot_ctx& ctx, std::string_view frame);

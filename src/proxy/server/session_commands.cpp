@@ -296,7 +296,8 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
                 std::vector<std::string_view> views(q.begin(), q.end());
                 const auto qc = classify(views, st_.table);
                 std::vector<std::string> k;
-                follow_begin(st_, pinned_side_, qc, views, k);
+                follow_begin(st_, pinned_side_, qc, views, k,
+                             reinterpret_cast<std::uintptr_t>(pinned_.get()));
                 keys.insert(keys.end(), std::make_move_iterator(k.begin()),
                             std::make_move_iterator(k.end()));
             }

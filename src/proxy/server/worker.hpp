@@ -65,6 +65,7 @@ struct shared_state {
     // PROXY MODE SET: runs the switch off the worker threads, then calls back with the reply.
     std::function<void(mode, bool, std::function<void(std::string)>)> switch_mode_async;
     std::function<std::string()> info_text;  // the INFO proxy section
+    asio::io_context* control = nullptr;     // admin thread: HTTP, mode switches, reports
 
     obs::registry* metrics = nullptr;
     obs::counter* mode_switches = nullptr;

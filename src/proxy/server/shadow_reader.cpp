@@ -1,0 +1,219 @@
+// The shadow reader (see shadow_reader.hpp).
+#include "shadow_reader.hpp"
+
+#include <respite/obs/log.hpp>
+#include <respite/proxy/replayer.hpp>
+
+namespace respite::proxy::server {
+
+struct shadow_reader::job {
+    side serving;
+    side other;
+    std::vector<std::string> args;
+    std::string key;
+    shadow_rule rule;
+    resp::value served;
+    resp::value served_again;
+};
+
+namespace {
+client::request request_of(const std::vector<std::string>& args) {
+    client::request r;
+    r.push_args(args);
+    return r;
+}
+}  // namespace
+
+shadow_reader::shadow_reader(shared_state& st) : st_(st) {
+    const char* names[5] = {"match", "match_after_recheck", "divergence", "error", "skipped_busy"};
+    for (int i = 0; i < 5; ++i)
+        results_[i] = &st_.metrics->get_counter("respite_proxy_shadow_reads_total",
+                                                "Shadow reads by outcome", {{"result", names[i]}});
+}
+
+bool shadow_reader::wanted(const command_class& c, std::span<const std::string_view> args) {
+    if (!c.shadowable || stopped_.load(std::memory_order_relaxed))
+        return false;
+    const double percent = st_.shadow_percent.load(std::memory_order_relaxed);
+    if (percent <= 0)
+        return false;
+    thread_local std::vector<std::size_t> positions;
+    positions.clear();
+    if (c.spec != nullptr)
+        st_.table.key_positions(*c.spec, args, positions);
+    const bool sample =
+        positions.empty() ? keyless_.next(percent) : sampled(args[positions.front()], percent);
+    if (!sample)
+        return false;
+    if (in_flight_.load(std::memory_order_relaxed) >= st_.cfg.shadow_max_inflight) {
+        skipped_busy_.fetch_add(1, std::memory_order_relaxed);
+        results_[4]->inc();
+        return false;
+    }
+    return rule_for(args, st_.table).shadowed();
+}
+
+void shadow_reader::compare(side serving, std::vector<std::string> args, resp::value served) {
+    const side other = serving == side::primary ? side::secondary : side::primary;
+    auto b = st_.backends[static_cast<int>(other)];
+    if (!b)
+        return;
+    auto j = std::make_shared<job>();
+    j->serving = serving;
+    j->other = other;
+    j->args = std::move(args);
+    std::vector<std::string_view> views(j->args.begin(), j->args.end());
+    j->rule = rule_for(views, st_.table);
+    std::vector<std::size_t> positions;
+    if (auto spec = st_.table.lookup(views); spec != nullptr)
+        st_.table.key_positions(*spec, views, positions);
+    if (!positions.empty())
+        j->key = j->args[positions.front()];
+    j->served = std::move(served);
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    compared_.fetch_add(1, std::memory_order_relaxed);
+    b->exec(request_of(j->args), [self = shared_from_this(), j](client::result<replies_t> r) {
+        self->first_compare(j, std::move(r));
+    });
+}
+
+void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<replies_t> other) {
+    if (!other || other->empty()) {
+        results_[3]->inc();
+        if (auto k = compare_transport_failure(j->rule))
+            report(*j, *k, &j->served, nullptr);
+        finish();
+        return;
+    }
+    compare_options opts;
+    opts.ttl_tolerance_ms = st_.cfg.ttl_tolerance.count();
+    if (!proxy::compare(j->rule, j->served, other->front(), opts)) {
+        matched_.fetch_add(1, std::memory_order_relaxed);
+        results_[0]->inc();
+        finish();
+        return;
+    }
+    // A write may be on its way to the other side: look again once the follower applied what
+    // was queued for this key, before calling it a divergence.
+    replayer* r = st_.follower_of(j->serving);
+    if (r == nullptr || j->key.empty()) {
+        recheck(j);
+        return;
+    }
+    r->when_applied(j->key, [self = shared_from_this(), j] { self->recheck(j); });
+}
+
+void shadow_reader::recheck(const std::shared_ptr<job>& j) {
+    auto served_b = st_.backends[static_cast<int>(j->serving)];
+    auto self = shared_from_this();
+    served_b->exec(request_of(j->args), [self, j](client::result<replies_t> again) {
+        if (!again || again->empty()) {
+            self->results_[3]->inc();
+            self->finish();
+            return;
+        }
+        j->served_again = std::move(again->front());
+        auto then_other = [self, j] {
+            auto other_b = self->st_.backends[static_cast<int>(j->other)];
+            other_b->exec(request_of(j->args), [self, j](client::result<replies_t> o) {
+                if (!o || o->empty()) {
+                    self->results_[3]->inc();
+                    if (auto k = compare_transport_failure(j->rule))
+                        self->report(*j, *k, &j->served_again, nullptr);
+                    self->finish();
+                    return;
+                }
+                compare_options opts;
+                opts.ttl_tolerance_ms = self->st_.cfg.ttl_tolerance.count();
+                if (auto k = proxy::compare(j->rule, j->served_again, o->front(), opts)) {
+                    self->results_[2]->inc();
+                    self->report(*j, *k, &j->served_again, &o->front());
+                } else {
+                    self->cleared_on_recheck_.fetch_add(1, std::memory_order_relaxed);
+                    self->results_[1]->inc();
+                }
+                self->finish();
+            });
+        };
+        replayer* r = self->st_.follower_of(j->serving);
+        if (r == nullptr || j->key.empty())
+            then_other();
+        else
+            r->when_applied(j->key, then_other);
+    });
+}
+
+void shadow_reader::report(const job& j, divergence_kind k, const resp::value* served,
+                           const resp::value* other) {
+    if (!st_.divergences)
+        return;
+    reported_.fetch_add(1, std::memory_order_relaxed);
+    divergence d;
+    d.kind = k;
+    d.command = command_label(j.args.empty() ? std::string_view{} : j.args[0]);
+    d.key = display(j.key);
+    // Reported from the migration's point of view: "primary" is the serving side's value.
+    d.primary = served ? display(*served) : std::string("(none)");
+    d.secondary = other ? display(*other) : std::string("(error or timeout)");
+    d.at = std::chrono::system_clock::now();
+    st_.divergences->report(d);
+}
+
+void shadow_reader::finish() {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::string shadow_reader::info() const {
+    std::string s;
+    auto line = [&](std::string_view k, std::uint64_t v) {
+        s.append(k);
+        s += ':';
+        s += std::to_string(v);
+        s += "\r\n";
+    };
+    line("shadow_compared", compared_.load());
+    line("shadow_matched", matched_.load());
+    line("shadow_cleared_on_recheck", cleared_on_recheck_.load());
+    line("shadow_reported", reported_.load());
+    line("shadow_skipped_busy", skipped_busy_.load());
+    line("shadow_in_flight", in_flight_.load());
+    return s;
+}
+
+}  // namespace respite::proxy::server
+
+#include <respite/proxy/http.hpp>
+
+namespace respite::proxy::server {
+
+std::shared_ptr<divergence_sink> make_divergence_sink(shared_state& st) {
+    if (st.cfg.sentry_dsn.empty() || st.control == nullptr)
+        return nullptr;
+    auto dsn = parse_sentry_dsn(st.cfg.sentry_dsn);
+    if (!dsn) {
+        obs::log().error("proxy sentry_dsn_invalid reason=\"{}\"", dsn.error());
+        return nullptr;
+    }
+    auto holder = std::make_shared<std::weak_ptr<sentry_sink>>();
+    auto* ioc = st.control;
+    auto transport = [ioc, holder](const std::string& url, const sentry_sink::header_list& headers,
+                                   std::string body) {
+        http_post_options o;
+        o.headers = headers;
+        http_post(*ioc, url, std::move(body), std::move(o),
+                  [holder](std::error_code ec, int status) {
+                      if (ec || status >= 300)
+                          obs::log().warn("proxy sentry_send_failed status={} error=\"{}\"", status,
+                                          ec ? ec.message() : std::string());
+                      if (auto s = holder->lock())
+                          s->complete();
+                  });
+    };
+    sentry_options so;
+    so.environment = st.cfg.sentry_environment;
+    auto sink = std::make_shared<sentry_sink>(*dsn, transport, so);
+    *holder = sink;
+    return sink;
+}
+
+}  // namespace respite::proxy::server

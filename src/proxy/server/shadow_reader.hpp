@@ -1,0 +1,52 @@
+// Shadow reads: a sampled read served by one side is read again on the other side, compared
+// after normalisation, re-checked once the follower has applied the key's in-flight writes, and
+// only then reported. Never on the client's path: runs on the backends' threads.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <respite/proxy/divergence.hpp>
+#include <respite/proxy/shadow.hpp>
+#include <respite/resp/value.hpp>
+
+#include "classify.hpp"
+#include "worker.hpp"
+
+namespace respite::proxy::server {
+
+class shadow_reader : public std::enable_shared_from_this<shadow_reader> {
+  public:
+    explicit shadow_reader(shared_state& st);
+
+    // Sampled (by key hash), understood by the compare, and under the in-flight bound.
+    bool wanted(const command_class& c, std::span<const std::string_view> args);
+    void compare(side serving, std::vector<std::string> args, resp::value served);
+    void stop() noexcept { stopped_.store(true); }
+    [[nodiscard]] std::string info() const;
+
+  private:
+    struct job;
+    void first_compare(const std::shared_ptr<job>& j, client::result<replies_t> other);
+    void recheck(const std::shared_ptr<job>& j);
+    void report(const job& j, divergence_kind k, const resp::value* served,
+                const resp::value* other);
+    void finish();
+
+    shared_state& st_;
+    keyless_sampler keyless_;
+    std::atomic<bool> stopped_{false};
+    std::atomic<std::size_t> in_flight_{0};
+    std::atomic<std::uint64_t> compared_{0}, matched_{0}, cleared_on_recheck_{0}, reported_{0},
+        skipped_busy_{0};
+    obs::counter* results_[5]{};
+};
+
+// The Sentry sink for --sentry-dsn (nullptr when none is configured or the DSN is invalid).
+std::shared_ptr<divergence_sink> make_divergence_sink(shared_state& st);
+
+}  // namespace respite::proxy::server
