@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The README's main command: builds respite (Release) and runs the demo. Without an address it
-# starts a throwaway local redis-server. Usage: scripts/demo.sh [--host H --port P]
+# The README's main command: builds respite (Release) and runs the demo: a live migration through
+# respite-proxy between two throwaway local redis-servers (apps/respite-demo/migration.cpp).
+# Usage: scripts/demo.sh                                  the migration demo
+#        scripts/demo.sh --client-tour [--cluster]        the client tour on a throwaway server
+#        scripts/demo.sh --host H --port P [--password X] the client tour against your server
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

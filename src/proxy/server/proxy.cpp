@@ -56,9 +56,10 @@ class proxy_server::impl {
     shared_state st_;
     std::vector<std::unique_ptr<server::worker>> workers_;
     std::uint16_t port_ = 0;
-    std::unique_ptr<server::admin_http> admin_;
+    // The control thread runs HTTP, mode switches and reports; admin_ lives inside its lifetime.
     asio::io_context control_;
     std::thread control_thread_;
+    std::unique_ptr<server::admin_http> admin_;
     std::mutex switch_mu_;
     bool started_ = false;
     bool stopped_ = false;
@@ -238,6 +239,11 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         // Moving the serving side: hold new writes, let those in flight finish and the side
         // that is about to serve catch up, then flip.
         st_.writes_paused.store(true);
+        std::size_t closed = 0;
+        for (auto& w : workers_)
+            closed += w->close_stateful(before.serving);
+        if (closed > 0)
+            obs::log().info("proxy mode_switch_closed_stateful_clients count={}", closed);
         const auto deadline = std::chrono::steady_clock::now() + st_.cfg.switch_timeout;
         std::string why;
         while (true) {
@@ -317,6 +323,7 @@ void proxy_server::impl::stop() {
     control_.stop();
     if (control_thread_.joinable())
         control_thread_.join();
+    admin_.reset();
     for (auto& b : st_.backends)
         if (b)
             b->close();

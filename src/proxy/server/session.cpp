@@ -91,19 +91,20 @@ void session::do_read() {
         return;
     const bool held = blocked_ || waiting_pause_ || slots_.size() > k_max_pipeline ||
                       out_.size() > st_.cfg.output_pause_bytes;
-    if (held && in_len_ - in_start_ > k_held_input)
+    if (held && in_.size() - in_start_ > k_held_input)
         return;  // backpressure: resumed by resume_processing()
-    if (in_.size() < in_len_ + k_read_chunk)
-        in_.resize(in_len_ + k_read_chunk);
+    // Reads land in their own buffer: in_ may be compacted while a read is pending.
+    if (read_buf_.size() < k_read_chunk)
+        read_buf_.resize(k_read_chunk);
     reading_ = true;
-    socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+    socket_.async_read_some(asio::buffer(read_buf_),
                             [self = shared_from_this()](std::error_code ec, std::size_t n) {
                                 self->reading_ = false;
                                 if (ec) {
                                     self->close_now();
                                     return;
                                 }
-                                self->in_len_ += n;
+                                self->in_.append(self->read_buf_.data(), n);
                                 self->last_activity_ = std::chrono::steady_clock::now();
                                 self->process();
                                 self->do_read();
@@ -111,10 +112,15 @@ void session::do_read() {
 }
 
 void session::process() {
-    while (!closed_ && !closing_ && !blocked_ && !waiting_pause_ && in_start_ < in_len_) {
+    // Replies can arrive synchronously from handle() (an upstream that is already closed fails
+    // at once); the outer call keeps going instead of a nested one moving `in_` under it.
+    if (processing_)
+        return;
+    processing_ = true;
+    while (!closed_ && !closing_ && !blocked_ && !waiting_pause_ && in_start_ < in_.size()) {
         if (slots_.size() > k_max_pipeline || out_.size() > st_.cfg.output_pause_bytes)
             break;
-        std::string_view input(in_.data() + in_start_, in_len_ - in_start_);
+        std::string_view input(in_.data() + in_start_, in_.size() - in_start_);
         auto r = parser_.parse(input, args_);
         if (r.error) {
             st_.protocol_errors->inc();
@@ -122,6 +128,7 @@ void session::process() {
             msg += r.reason.empty() ? std::string_view("invalid request") : r.reason;
             reply_error(msg);
             closing_ = true;
+            processing_ = false;
             start_write();
             return;
         }
@@ -130,6 +137,7 @@ void session::process() {
                 st_.protocol_errors->inc();
                 reply_error("ERR Protocol error: query buffer limit exceeded");
                 closing_ = true;
+                processing_ = false;
                 start_write();
                 return;
             }
@@ -141,15 +149,16 @@ void session::process() {
             break;  // held (mode switch): parsed again when processing resumes
         in_start_ += r.length;
     }
-    if (in_start_ == in_len_) {
-        in_start_ = in_len_ = 0;
-        if (in_.size() > 4 * k_read_chunk)
-            in_.resize(k_read_chunk), in_.shrink_to_fit();
-    } else if (in_start_ > 0 && in_start_ >= (in_len_ - in_start_)) {
-        std::memmove(in_.data(), in_.data() + in_start_, in_len_ - in_start_);
-        in_len_ -= in_start_;
+    if (in_start_ == in_.size()) {
+        in_.clear();
+        in_start_ = 0;
+        if (in_.capacity() > 4 * k_read_chunk)
+            in_.shrink_to_fit();
+    } else if (in_start_ > 0 && in_start_ >= in_.size() - in_start_) {
+        in_.erase(0, in_start_);
         in_start_ = 0;
     }
+    processing_ = false;
     start_write();
 }
 
@@ -377,12 +386,12 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
     w_.count_command(c, 0);
 
-    // Inside MULTI, or with WATCHed keys, everything goes to the pinned connection (Redis
-    // validates and queues), except what the proxy itself owns.
-    if (in_multi_ && c.kind != route::local && c.kind != route::subscribe &&
-        c.kind != route::transaction) {
-        if (st_.follower_of(pinned_side_) != nullptr && multi_replay_ &&
-            (c.kind == route::write || c.kind == route::blocking))
+    // Inside MULTI everything goes to the pinned connection: Redis validates and queues it
+    // (PING and ECHO too: their replies belong in EXEC's array). The follower gets every queued
+    // command so that EXEC's reply elements line up with them.
+    if (in_multi_ && c.kind != route::transaction && c.kind != route::subscribe &&
+        !iequals(name, "quit") && !iequals(name, "reset") && !iequals(name, "proxy")) {
+        if (multi_replay_)
             queued_.push_back(copy_args(args));
         forward(*pinned_, args, raw, nullptr);
         return true;

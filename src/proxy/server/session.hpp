@@ -44,6 +44,12 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void subscription_confirmed(std::uint8_t kind, std::string_view name);
 
     [[nodiscard]] int protocol() const noexcept { return proto_; }
+    [[nodiscard]] bool blocked() const noexcept { return blocked_; }
+    // Server-side state on side `s` that a switch of the serving side cannot carry over.
+    [[nodiscard]] bool holds_state_on(side s) const noexcept {
+        return (pinned_ && pinned_side_ == s) || (blocked_ && blocking_side_ == s) ||
+               (subscribed() && pubsub_side_ == s);
+    }
     [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
 
   private:
@@ -113,10 +119,11 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::uint64_t id_;
     resp::request_parser parser_;
     std::vector<std::string_view> args_;
-    std::string in_;
+    std::string read_buf_;  // the pending read's target (in_ may move meanwhile)
+    std::string in_;        // received, not yet processed from in_start_
     std::size_t in_start_ = 0;
-    std::size_t in_len_ = 0;
     bool reading_ = false;
+    bool processing_ = false;
     std::string out_;
     std::string writing_;
     bool write_in_progress_ = false;

@@ -25,8 +25,9 @@ client::request request_of(const std::vector<std::string>& args) {
 }  // namespace
 
 shadow_reader::shadow_reader(shared_state& st) : st_(st) {
-    const char* names[5] = {"match", "match_after_recheck", "divergence", "error", "skipped_busy"};
-    for (int i = 0; i < 5; ++i)
+    const char* names[6] = {"match", "match_after_recheck", "divergence",
+                            "error", "skipped_busy",        "skipped_unstable"};
+    for (int i = 0; i < 6; ++i)
         results_[i] = &st_.metrics->get_counter("respite_proxy_shadow_reads_total",
                                                 "Shadow reads by outcome", {{"result", names[i]}});
 }
@@ -104,11 +105,21 @@ void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<
 }
 
 void shadow_reader::recheck(const std::shared_ptr<job>& j) {
-    auto served_b = st_.backends[static_cast<int>(j->serving)];
+    // Report only what is stable: the serving side must read the same before and after the
+    // follower caught up with the key; a key still being written is skipped, not reported.
     auto self = shared_from_this();
+    auto served_b = st_.backends[static_cast<int>(j->serving)];
     served_b->exec(request_of(j->args), [self, j](client::result<replies_t> again) {
         if (!again || again->empty()) {
             self->results_[3]->inc();
+            self->finish();
+            return;
+        }
+        compare_options opts;
+        opts.ttl_tolerance_ms = self->st_.cfg.ttl_tolerance.count();
+        if (proxy::compare(j->rule, j->served, again->front(), opts)) {
+            self->unstable_.fetch_add(1, std::memory_order_relaxed);
+            self->results_[5]->inc();
             self->finish();
             return;
         }
@@ -123,16 +134,28 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                     self->finish();
                     return;
                 }
-                compare_options opts;
-                opts.ttl_tolerance_ms = self->st_.cfg.ttl_tolerance.count();
-                if (auto k = proxy::compare(j->rule, j->served_again, o->front(), opts)) {
-                    self->results_[2]->inc();
-                    self->report(*j, *k, &j->served_again, &o->front());
-                } else {
-                    self->cleared_on_recheck_.fetch_add(1, std::memory_order_relaxed);
-                    self->results_[1]->inc();
-                }
-                self->finish();
+                auto other_value = std::make_shared<resp::value>(std::move(o->front()));
+                auto served_b = self->st_.backends[static_cast<int>(j->serving)];
+                served_b->exec(
+                    request_of(j->args), [self, j, other_value](client::result<replies_t> third) {
+                        compare_options opts;
+                        opts.ttl_tolerance_ms = self->st_.cfg.ttl_tolerance.count();
+                        if (!third || third->empty() ||
+                            proxy::compare(j->rule, j->served_again, third->front(), opts)) {
+                            self->unstable_.fetch_add(1, std::memory_order_relaxed);
+                            self->results_[5]->inc();
+                            self->finish();
+                            return;
+                        }
+                        if (auto k = proxy::compare(j->rule, j->served_again, *other_value, opts)) {
+                            self->results_[2]->inc();
+                            self->report(*j, *k, &j->served_again, other_value.get());
+                        } else {
+                            self->cleared_on_recheck_.fetch_add(1, std::memory_order_relaxed);
+                            self->results_[1]->inc();
+                        }
+                        self->finish();
+                    });
             });
         };
         replayer* r = self->st_.follower_of(j->serving);
@@ -176,6 +199,7 @@ std::string shadow_reader::info() const {
     line("shadow_cleared_on_recheck", cleared_on_recheck_.load());
     line("shadow_reported", reported_.load());
     line("shadow_skipped_busy", skipped_busy_.load());
+    line("shadow_skipped_unstable", unstable_.load());
     line("shadow_in_flight", in_flight_.load());
     return s;
 }

@@ -42,8 +42,8 @@ class shadow_reader : public std::enable_shared_from_this<shadow_reader> {
     std::atomic<bool> stopped_{false};
     std::atomic<std::size_t> in_flight_{0};
     std::atomic<std::uint64_t> compared_{0}, matched_{0}, cleared_on_recheck_{0}, reported_{0},
-        skipped_busy_{0};
-    obs::counter* results_[5]{};
+        skipped_busy_{0}, unstable_{0};
+    obs::counter* results_[6]{};
 };
 
 // The Sentry sink for --sentry-dsn (nullptr when none is configured or the DSN is invalid).

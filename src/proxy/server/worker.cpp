@@ -1,6 +1,8 @@
 // Worker threads: accept loops, upstream pools, per-command metrics.
 #include "worker.hpp"
 
+#include <future>
+
 #include <asio/post.hpp>
 #include <asio/write.hpp>
 
@@ -205,6 +207,29 @@ void worker::close_clients() {
             if (auto s = weak.lock())
                 s->close_gracefully();
     });
+}
+
+std::size_t worker::close_stateful(side s) {
+    auto done = std::make_shared<std::promise<std::size_t>>();
+    auto f = done->get_future();
+    asio::post(ioc_, [this, s, done] {
+        std::size_t n = 0;
+        auto copy = sessions_;
+        for (auto& [p, weak] : copy)
+            if (auto sess = weak.lock(); sess && sess->holds_state_on(s)) {
+                // A blocked client is unblocked now (a popped value is put back); the others
+                // get their pending replies first.
+                if (sess->blocked())
+                    sess->close_now();
+                else
+                    sess->close_gracefully();
+                ++n;
+            }
+        done->set_value(n);
+    });
+    if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+        return 0;
+    return f.get();
 }
 
 void worker::join() {

@@ -98,6 +98,10 @@ class worker {
     void stop_accepting();
     // Closes every client (after its pending replies were written, within the bound).
     void close_clients();
+    // A mode switch moves the serving side away from `s`: clients holding state there (MULTI,
+    // WATCH, SELECT, blocked, subscribed, MONITOR, TRACKING) are closed once their replies are
+    // written; they reconnect to the new side. Waits until the worker did it.
+    std::size_t close_stateful(side s);
     void join();
 
     [[nodiscard]] asio::io_context& ioc() noexcept { return ioc_; }

@@ -1,0 +1,491 @@
+// respite-proxy's cost: redis-benchmark against redis-server directly, through nutcracker, and
+// through respite-proxy (primary-only and dual-write), in one run, with the proxies' peak RSS.
+//
+// Every target fronts the same primary redis-server; dual-write also writes to a second one.
+// Targets take turns within each repeat (the order rotates between repeats) and medians are
+// printed, because this VM's run-to-run noise is larger than some of the differences measured.
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "peer.hpp"
+#include "support/redis_server.hpp"
+
+using namespace respite;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+
+// A peer process (nutcracker, respite-proxy) with its output in a log file. It gets SIGKILL if
+// this program dies (PR_SET_PDEATHSIG), and SIGTERM then SIGKILL when the object is destroyed
+// (normal end or an exception), so no run leaves a proxy behind.
+class child_process {
+  public:
+    child_process(std::string name, const std::vector<std::string>& args, const fs::path& log)
+        : name_(std::move(name)), log_(log) {
+        std::vector<char*> argv;
+        for (const auto& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out < 0)
+            throw std::runtime_error("cannot create " + log.string());
+        const pid_t parent = ::getpid();
+        pid_ = ::fork();
+        if (pid_ < 0) {
+            ::close(out);
+            throw std::runtime_error("fork failed");
+        }
+        if (pid_ == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent)
+                ::_exit(127);
+            ::signal(SIGPIPE, SIG_DFL);  // undo this program's SIG_IGN for the peer
+            const int null_in = ::open("/dev/null", O_RDONLY);
+            ::dup2(null_in, 0);
+            ::dup2(out, 1);
+            ::dup2(out, 2);
+            ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
+        ::close(out);
+    }
+    ~child_process() { stop(); }
+    child_process(const child_process&) = delete;
+    child_process& operator=(const child_process&) = delete;
+
+    [[nodiscard]] pid_t pid() const { return pid_; }
+    [[nodiscard]] const std::string& name() const { return name_; }
+
+    // False once the process has exited (and reaps it).
+    bool alive() {
+        if (pid_ <= 0)
+            return false;
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            return false;
+        }
+        return true;
+    }
+
+    void stop() {
+        if (pid_ <= 0)
+            return;
+        ::kill(pid_, SIGTERM);
+        const auto deadline = steady::now() + 5s;
+        while (steady::now() < deadline) {
+            if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+                pid_ = -1;
+                return;
+            }
+            std::this_thread::sleep_for(10ms);
+        }
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+
+    [[nodiscard]] std::string log_tail(std::size_t max = 2000) const {
+        std::ifstream in(log_);
+        std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        return all.size() > max ? all.substr(all.size() - max) : all;
+    }
+
+  private:
+    std::string name_;
+    fs::path log_;
+    pid_t pid_ = -1;
+};
+
+// Waits until the port answers PING, or throws with the process's log.
+void wait_ready(child_process& p, int port, std::chrono::seconds limit = 15s) {
+    const auto deadline = steady::now() + limit;
+    while (steady::now() < deadline) {
+        if (!p.alive())
+            throw std::runtime_error(p.name() + " exited during start-up:\n" + p.log_tail());
+        auto out = bench::run_capture(
+            fmt::format("timeout 2 redis-cli -h 127.0.0.1 -p {} PING 2>/dev/null", port));
+        if (out.starts_with("PONG"))
+            return;
+        std::this_thread::sleep_for(50ms);
+    }
+    throw std::runtime_error(p.name() + " did not answer PING within " +
+                             std::to_string(limit.count()) + " s:\n" + p.log_tail());
+}
+
+// Peak VmRSS (kB) of each watched process, sampled every 50 ms on a thread of its own.
+class rss_sampler {
+  public:
+    rss_sampler() : thread_([this](std::stop_token st) { run(st); }) {}
+    ~rss_sampler() {
+        thread_.request_stop();
+        thread_.join();
+    }
+    void watch(const std::string& name, pid_t pid) {
+        std::lock_guard lock(mutex_);
+        watched_[name] = pid;
+        peak_kb_.try_emplace(name, 0);
+    }
+    long peak_kb(const std::string& name) {
+        std::lock_guard lock(mutex_);
+        auto it = peak_kb_.find(name);
+        return it == peak_kb_.end() ? 0 : it->second;
+    }
+
+  private:
+    static long vm_rss_kb(pid_t pid) {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.starts_with("VmRSS:"))
+                return std::stol(line.substr(6));
+        }
+        return 0;
+    }
+    void run(const std::stop_token& st) {
+        while (!st.stop_requested()) {
+            {
+                std::lock_guard lock(mutex_);
+                for (const auto& [name, pid] : watched_) {
+                    auto& peak = peak_kb_[name];
+                    peak = std::max(peak, vm_rss_kb(pid));
+                }
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+    std::mutex mutex_;
+    std::map<std::string, pid_t> watched_;
+    std::map<std::string, long> peak_kb_;
+    std::jthread thread_;
+};
+
+std::vector<std::string> csv_fields(const std::string& line) {
+    std::vector<std::string> f;
+    std::string cur;
+    bool q = false;
+    for (char ch : line) {
+        if (ch == '"') {
+            q = !q;
+        } else if (ch == ',' && !q) {
+            f.push_back(cur);
+            cur.clear();
+        } else if (ch != '\r') {
+            cur.push_back(ch);
+        }
+    }
+    f.push_back(cur);
+    return f;
+}
+
+struct numbers {
+    double rps = nan;
+    double p50_ms = nan;
+    double p99_ms = nan;
+};
+
+// One redis-benchmark run of several tests; rows keyed by test name ("SET"). A run that fails
+// (a target that crashed or hung) leaves its rows out and prints why, so the table shows n/a.
+std::map<std::string, numbers> redis_benchmark(int port, const std::string& tests, int clients,
+                                               int pipeline, long n) {
+    const auto cmd = fmt::format(
+        "timeout 600 redis-benchmark -h 127.0.0.1 -p {} -c {} -P {} -n {} -r 100000 -d 3 -t {} "
+        "--csv 2>&1",
+        port, clients, pipeline, n, tests);
+    auto out = bench::run_capture(cmd);
+    std::map<std::string, numbers> rows;
+    std::istringstream in(out);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.starts_with("\""))
+            continue;
+        auto f = csv_fields(line);
+        if (f.size() < 7 || f[0] == "test")
+            continue;
+        try {
+            rows[f[0]] = {std::stod(f[1]), std::stod(f[4]), std::stod(f[6])};
+        } catch (const std::exception&) {
+        }
+    }
+    if (rows.empty())
+        fmt::print(stderr, "redis-benchmark on port {} gave no results:\n{}\n", port, out);
+    return rows;
+}
+
+double median(std::vector<double> v) {
+    std::erase_if(v, [](double x) { return std::isnan(x); });
+    if (v.empty())
+        return nan;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+std::string cell(double v, const char* fmt_spec) {
+    return std::isnan(v) ? std::string("n/a") : fmt::format(fmt::runtime(fmt_spec), v);
+}
+
+struct target {
+    std::string name;
+    int port;
+};
+
+fs::path default_proxy_path() {
+    std::error_code ec;
+    const auto self = fs::read_symlink("/proc/self/exe", ec);
+    if (ec)
+        return "apps/respite-proxy/respite-proxy";
+    // <tree>/bench/proxy_bench -> <tree>/apps/respite-proxy/respite-proxy
+    return self.parent_path().parent_path() / "apps" / "respite-proxy" / "respite-proxy";
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    std::string part;
+    while (std::getline(in, part, sep))
+        if (!part.empty())
+            out.push_back(part);
+    return out;
+}
+
+std::string upper(std::string s) {
+    for (auto& c : s)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+
+int run(int argc, char** argv) {
+    CLI::App app{"redis-benchmark direct vs nutcracker vs respite-proxy (same server, same run)"};
+    std::string proxy = default_proxy_path().string();
+    std::string nutcracker = "/usr/sbin/nutcracker";
+    std::string tests = "set,get,incr,lpush,rpop,hset";
+    std::string pipelines = "1,16";
+    long n = 200000;
+    int repeats = 3;
+    int clients = 50;
+    int threads = 1;
+    app.add_option("--proxy", proxy, "respite-proxy binary (default: this build tree's)");
+    app.add_option("--nutcracker", nutcracker, "nutcracker binary");
+    app.add_option("-t,--tests", tests, "redis-benchmark -t list");
+    app.add_option("--pipelines", pipelines, "Comma-separated -P values");
+    app.add_option("-n,--requests", n, "Requests per test at P=1 (x4 at P>1)")
+        ->check(CLI::Range(1000L, 100000000L));
+    app.add_option("-c,--clients", clients, "redis-benchmark connections")
+        ->check(CLI::Range(1, 10000));
+    app.add_option("--repeat,--repeats", repeats, "Rounds (target order rotates); medians shown")
+        ->check(CLI::Range(1, 50));
+    app.add_option("--threads", threads, "respite-proxy --threads")->check(CLI::Range(1, 64));
+    CLI11_PARSE(app, argc, argv);
+
+    std::vector<int> pipeline_list;
+    for (const auto& p : split(pipelines, ','))
+        pipeline_list.push_back(std::stoi(p));
+    const auto test_list = split(tests, ',');
+
+    // Servers first, from this thread (the fixture's children die with the thread that started
+    // them).
+    test::redis_server primary;
+    test::redis_server secondary;
+    auto tmp = fs::temp_directory_path() / fmt::format("respite-proxy-bench-{}", ::getpid());
+    fs::create_directories(tmp);
+    struct cleanup {
+        fs::path dir;
+        ~cleanup() {
+            std::error_code ec;
+            fs::remove_all(dir, ec);
+        }
+    } remove_tmp{tmp};
+
+    rss_sampler rss;
+    std::vector<target> targets{{"direct", primary.port()}};
+    std::vector<std::unique_ptr<child_process>> peers;
+
+    if (::access(nutcracker.c_str(), X_OK) == 0) {
+        const int port = test::free_port();
+        const int stats_port = test::free_port();
+        const auto conf = tmp / "nutcracker.yml";
+        std::ofstream(conf) << fmt::format(
+            "bench:\n  listen: 127.0.0.1:{}\n  redis: true\n  hash: fnv1a_64\n"
+            "  distribution: ketama\n  auto_eject_hosts: false\n  timeout: 10000\n"
+            "  server_connections: 1\n  servers:\n    - 127.0.0.1:{}:1\n",
+            port, primary.port());
+        peers.push_back(std::make_unique<child_process>(
+            "nutcracker",
+            std::vector<std::string>{nutcracker, "-c", conf.string(), "-s",
+                                     std::to_string(stats_port), "-a", "127.0.0.1", "-o",
+                                     (tmp / "nutcracker.log").string(), "-v", "4"},
+            tmp / "nutcracker.out"));
+        wait_ready(*peers.back(), port);
+        rss.watch("nutcracker", peers.back()->pid());
+        targets.push_back({"nutcracker", port});
+    } else {
+        fmt::print("nutcracker not found at {} (Debian: apt-get install nutcracker); skipping it\n",
+                   nutcracker);
+    }
+
+    const bool have_proxy = ::access(proxy.c_str(), X_OK) == 0;
+    if (have_proxy) {
+        for (const std::string mode : {"primary-only", "dual-write"}) {
+            const int port = test::free_port();
+            peers.push_back(std::make_unique<child_process>(
+                mode,
+                std::vector<std::string>{
+                    proxy, "--listen", fmt::format("127.0.0.1:{}", port), "--primary",
+                    fmt::format("127.0.0.1:{}", primary.port()), "--secondary",
+                    fmt::format("127.0.0.1:{}", secondary.port()), "--mode", mode, "--threads",
+                    std::to_string(threads), "--admin", "127.0.0.1:0", "--log-level", "warn"},
+                tmp / (mode + ".log")));
+            wait_ready(*peers.back(), port);
+            rss.watch(mode, peers.back()->pid());
+            targets.push_back({mode, port});
+        }
+    } else {
+        fmt::print(
+            "respite-proxy not found at {}: build it (ninja respite-proxy) or pass --proxy PATH; "
+            "measuring only redis-server directly and nutcracker\n",
+            proxy);
+    }
+
+    fmt::print(
+        "{} clients, -n {} per test at P=1 (x4 when pipelined), {} rounds with rotating "
+        "order, medians; respite-proxy --threads {}\n",
+        clients, n, repeats, threads);
+    std::fflush(stdout);
+
+    // results[pipeline][test][target] -> one sample per round
+    std::map<int, std::map<std::string, std::map<std::string, std::vector<numbers>>>> results;
+    for (int round = 0; round < repeats; ++round) {
+        for (int pipeline : pipeline_list) {
+            const long requests = pipeline > 1 ? n * 4 : n;
+            for (std::size_t i = 0; i < targets.size(); ++i) {
+                const auto& t = targets[(i + static_cast<std::size_t>(round)) % targets.size()];
+                for (auto& p : peers) {
+                    if (!p->alive())
+                        throw std::runtime_error(p->name() + " exited:\n" + p->log_tail());
+                }
+                // The same data set for everyone: lists and counters do not grow across runs.
+                primary.cli({"FLUSHALL"});
+                secondary.cli({"FLUSHALL"});
+                const auto t0 = steady::now();
+                auto rows = redis_benchmark(t.port, tests, clients, pipeline, requests);
+                fmt::print(stderr, "round {} P={} {}: {:.1f} s\n", round + 1, pipeline, t.name,
+                           std::chrono::duration<double>(steady::now() - t0).count());
+                for (const auto& test : test_list) {
+                    const auto it = rows.find(upper(test));
+                    results[pipeline][upper(test)][t.name].push_back(it == rows.end() ? numbers{}
+                                                                                      : it->second);
+                }
+            }
+        }
+    }
+
+    const auto med = [&](int p, const std::string& test, const std::string& tgt,
+                         double numbers::*field) {
+        std::vector<double> v;
+        for (const auto& s : results[p][test][tgt])
+            v.push_back(s.*field);
+        return median(v);
+    };
+    const auto has = [&](const std::string& name) {
+        return std::any_of(targets.begin(), targets.end(),
+                           [&](const target& t) { return t.name == name; });
+    };
+
+    fmt::print("\nthroughput (requests/s) and ratios\n");
+    fmt::print("{:<3} {:<6} {:>10} {:>10} {:>8} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}\n", "P",
+               "test", "direct", "nutcrckr", "nut/dir", "prim-only", "po/dir", "po/nut", "dual-wr",
+               "dw/dir", "dw/nut", "dw/po");
+    for (int p : pipeline_list) {
+        for (const auto& test : test_list) {
+            const auto T = upper(test);
+            const double d = med(p, T, "direct", &numbers::rps);
+            const double nc = has("nutcracker") ? med(p, T, "nutcracker", &numbers::rps) : nan;
+            const double po = has("primary-only") ? med(p, T, "primary-only", &numbers::rps) : nan;
+            const double dw = has("dual-write") ? med(p, T, "dual-write", &numbers::rps) : nan;
+            fmt::print(
+                "{:<3} {:<6} {:>10} {:>10} {:>8} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}\n", p,
+                T, cell(d, "{:.0f}"), cell(nc, "{:.0f}"), cell(nc / d, "{:.2f}x"),
+                cell(po, "{:.0f}"), cell(po / d, "{:.2f}x"), cell(po / nc, "{:.2f}x"),
+                cell(dw, "{:.0f}"), cell(dw / d, "{:.2f}x"), cell(dw / nc, "{:.2f}x"),
+                cell(dw / po, "{:.2f}x"));
+        }
+    }
+
+    fmt::print("\np50 latency in ms (added over direct in parentheses); p99 for reference\n");
+    fmt::print("{:<3} {:<6} {:>8} {:>17} {:>17} {:>17} {:>8} {:>8} {:>8} {:>8}\n", "P", "test",
+               "direct", "nutcracker", "primary-only", "dual-write", "p99 dir", "p99 nut", "p99 po",
+               "p99 dw");
+    for (int p : pipeline_list) {
+        for (const auto& test : test_list) {
+            const auto T = upper(test);
+            const double d = med(p, T, "direct", &numbers::p50_ms);
+            const auto with_added = [&](const std::string& tgt) {
+                if (!has(tgt))
+                    return std::string("n/a");
+                const double v = med(p, T, tgt, &numbers::p50_ms);
+                return std::isnan(v) ? std::string("n/a")
+                                     : fmt::format("{:.3f} ({:+.3f})", v, v - d);
+            };
+            const auto p99 = [&](const std::string& tgt) {
+                return has(tgt) ? cell(med(p, T, tgt, &numbers::p99_ms), "{:.3f}")
+                                : std::string("n/a");
+            };
+            fmt::print("{:<3} {:<6} {:>8} {:>17} {:>17} {:>17} {:>8} {:>8} {:>8} {:>8}\n", p, T,
+                       cell(d, "{:.3f}"), with_added("nutcracker"), with_added("primary-only"),
+                       with_added("dual-write"), p99("direct"), p99("nutcracker"),
+                       p99("primary-only"), p99("dual-write"));
+        }
+    }
+
+    fmt::print("\npeak RSS (VmRSS sampled every 50 ms over the whole run)\n");
+    for (const std::string name : {"nutcracker", "primary-only", "dual-write"}) {
+        if (has(name))
+            fmt::print("  {:<13} {:>8.1f} MiB\n", name,
+                       static_cast<double>(rss.peak_kb(name)) / 1024);
+    }
+    return 0;
+}
+
+}  // namespace
+
+// No signal handlers: Ctrl-C or kill ends the process, and every peer and redis-server it started
+// was started with PR_SET_PDEATHSIG, so the kernel ends them with it.
+int main(int argc, char** argv) {
+    // A closed stdout (| head) then fails a print, which unwinds and stops the peers cleanly.
+    ::signal(SIGPIPE, SIG_IGN);
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "proxy_bench: {}\n", e.what());
+        return 1;
+    }
+}

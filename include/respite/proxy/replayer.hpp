@@ -1,0 +1,133 @@
+// The secondary write engine of respite-proxy: ordered per key, bounded, never silently lossy.
+//
+// Writes the primary accepted are replayed on the secondary in per-key FIFO lanes, off the
+// client's critical path. What cannot be replayed (over budget, secondary down, error replies,
+// outcome unknown, effects the proxy cannot derive) becomes a dirty key, which a rate-limited
+// repair loop copies from the primary (DUMP/PTTL -> RESTORE ... REPLACE) once the secondary
+// answers again. Nothing is dropped without being counted and logged.
+//
+// Module boundary: replay depends on proxy/backend (the upstreams), obs and the cluster key hash
+// only; it knows nothing about client sessions, the RESP front or command semantics (the caller
+// says which keys an item writes and what to run).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <asio/io_context.hpp>
+
+#include <respite/client/request.hpp>
+#include <respite/proxy/backend.hpp>
+
+namespace respite::obs {
+class registry;
+}
+
+namespace respite::proxy {
+
+using namespace std::chrono_literals;
+
+// One write to repeat on the secondary.
+struct replay_item {
+    std::vector<std::string> keys;  // keys written (lane choice); empty + !global: lane 0
+    client::request commands;       // run on the secondary, in order (may be empty when copy)
+    bool atomic = false;            // wrap in MULTI/EXEC on the secondary (transactions)
+    bool copy = false;    // also copy `keys` from the primary (DUMP+PTTL -> RESTORE / DEL)
+    bool global = false;  // keyspace-wide (FLUSHALL...): ordered against every lane
+};
+
+struct replayer_config {
+    std::size_t lanes = 8;                    // each lane: its own backend (one connection), FIFO
+    std::size_t max_queued_bytes = 64 << 20;  // bounded memory across lanes
+    std::size_t max_dirty_keys = 1'000'000;   // beyond: "full resync needed" (keeps serving)
+    std::size_t max_batch = 256;              // items per pipelined write per lane
+    std::chrono::milliseconds probe_interval = 500ms;  // PING period while a lane is down
+    std::size_t repair_rate = 5000;                    // keys/s repaired at most (0: unlimited)
+    std::chrono::milliseconds item_timeout = 10s;      // a lane call older than this: lane down
+    // Value of the metrics' "target" label ("secondary", or "primary" for the rollback follower).
+    std::string metrics_target = "secondary";
+};
+
+// The ordered source of writes (e.g. a client connection's serial number): writes of one origin
+// reach submit() in the order the primary applied them. Origins equal modulo 2^24 count as one.
+using write_origin = std::uint64_t;
+
+class replayer {
+  public:
+    // Builds the secondary backend of a lane on the replayer's io_context. Create it with
+    // client_config.connections = 1 (one ordered connection per lane) and
+    // connection.queue_while_disconnected = false: a write parked during an outage could land
+    // after a restart that lost the secondary's data, instead of turning its keys dirty.
+    using secondary_factory =
+        std::function<std::shared_ptr<backend>(asio::io_context&, std::size_t lane)>;
+
+    // primary: read for copies and repairs (shared with the proxy; never closed here).
+    // metrics: nullptr -> obs::registry::global().
+    replayer(replayer_config cfg, std::shared_ptr<backend> primary,
+             secondary_factory make_secondary, obs::registry* metrics = nullptr);
+    // Stops the thread. Pending items are not silently lost: they are counted as abandoned and
+    // logged with their keys' count (the dirty set dies with the replayer).
+    ~replayer();
+    replayer(const replayer&) = delete;
+    replayer& operator=(const replayer&) = delete;
+
+    // --- Hot path: thread-safe, called by the proxy's workers. ---
+
+    // Before a write is sent to the primary: marks the keys' stripes in flight (and the keyspace
+    // when global). Atomics only; it allocates only when a write of another origin to the same
+    // stripe is still in flight: their order on the primary is unknown, so the keys turn dirty.
+    void begin_write(std::span<const std::string_view> keys, write_origin origin,
+                     bool global = false) noexcept;
+    // The primary's reply arrived: enqueues the item (or, over budget / lane down / draining,
+    // records its keys dirty), then ends the in-flight marks of begun_keys (and of the keyspace
+    // when item.global). Allocates; never blocks on the secondary.
+    void submit(replay_item item, std::span<const std::string_view> begun_keys);
+    // The primary write failed: the in-flight marks end; outcome_unknown (connection lost after
+    // the write was sent) -> the keys are dirty (global: full resync needed).
+    void abandon(std::span<const std::string_view> begun_keys, bool outcome_unknown,
+                 bool global = false);
+    void mark_dirty(std::span<const std::string_view> keys);
+
+    // Calls fn on the replayer's thread once every item enqueued for key's lane before this call
+    // has been applied or has failed (at once if none); also at shutdown. Must not block.
+    void when_applied(std::string_view key, std::move_only_function<void()> fn);
+
+    // Graceful shutdown: later submits become dirty keys; what is queued is applied until the
+    // deadline; then done(true when nothing is queued or in flight), on the replayer's thread.
+    void drain(std::chrono::milliseconds budget, std::move_only_function<void(bool)> done);
+    // The same, waiting (not from the replayer's thread).
+    bool drain(std::chrono::milliseconds budget);
+
+    struct stats {
+        std::uint64_t queued_items = 0;  // enqueued, not yet applied or failed
+        std::uint64_t queued_bytes = 0;
+        std::uint64_t applied = 0;           // items (and repairs) the secondary accepted
+        std::uint64_t failed = 0;            // items the secondary answered with an error reply
+        std::uint64_t dirty_keys = 0;        // recorded, or being repaired
+        std::uint64_t repaired = 0;          // keys copied from the primary
+        std::uint64_t repair_retries = 0;    // a write began during the copy: copied again later
+        std::uint64_t dropped_to_dirty = 0;  // items not replayed (budget, lane down, transport)
+        std::uint64_t abandoned = 0;         // items pending at shutdown
+        double lag_seconds = 0;              // age of the oldest unapplied item
+        bool secondary_up = true;            // every lane answers
+        bool full_resync_needed = false;     // dirty set overflowed or a global write was lost
+    };
+    [[nodiscard]] stats snapshot() const;
+
+    // The lane of a key (Redis Cluster hash slot, with hash tags, modulo lanes).
+    [[nodiscard]] std::size_t lane_of(std::string_view key) const noexcept;
+
+    struct engine;
+
+  private:
+    std::unique_ptr<engine> engine_;
+};
+
+}  // namespace respite::proxy

@@ -1,0 +1,86 @@
+// Small pacing helpers of the replayer: the repair token bucket and rate-limited logging.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace respite::proxy::replay {
+
+using steady = std::chrono::steady_clock;
+
+// Tokens at `rate` per second, bursts of up to a tenth of a second's worth (at least one).
+// rate 0: unlimited. Not thread-safe.
+class token_bucket {
+  public:
+    token_bucket(std::size_t rate, steady::time_point now)
+        : rate_(static_cast<double>(rate)),
+          burst_(std::max(1.0, static_cast<double>(rate) / 10)),
+          tokens_(burst_),
+          last_(now) {}
+
+    // Takes up to `want` whole tokens; returns how many.
+    std::size_t take(steady::time_point now, std::size_t want) {
+        if (rate_ <= 0)
+            return want;
+        refill(now);
+        const auto n = std::min<std::size_t>(want, static_cast<std::size_t>(tokens_));
+        tokens_ -= static_cast<double>(n);
+        return n;
+    }
+    void give_back(std::size_t n) {
+        if (rate_ > 0)
+            tokens_ = std::min(burst_, tokens_ + static_cast<double>(n));
+    }
+    // How long until a whole token is available.
+    [[nodiscard]] steady::duration wait_for_one(steady::time_point now) {
+        if (rate_ <= 0)
+            return steady::duration::zero();
+        refill(now);
+        if (tokens_ >= 1)
+            return steady::duration::zero();
+        return std::chrono::duration_cast<steady::duration>(
+            std::chrono::duration<double>((1 - tokens_) / rate_));
+    }
+
+  private:
+    void refill(steady::time_point now) {
+        const double dt = std::chrono::duration<double>(now - last_).count();
+        last_ = now;
+        if (dt > 0)
+            tokens_ = std::min(burst_, tokens_ + dt * rate_);
+    }
+
+    double rate_;
+    double burst_;
+    double tokens_;
+    steady::time_point last_;
+};
+
+// At most one log line per period; counts what it suppressed. Thread-safe.
+class log_limiter {
+  public:
+    explicit log_limiter(std::chrono::milliseconds period) : period_(period) {}
+
+    // True when a line may be logged now; `suppressed` gets the count skipped since the last.
+    bool allow(std::uint64_t& suppressed) noexcept {
+        const auto now = steady::now().time_since_epoch().count();
+        auto last = last_.load(std::memory_order_relaxed);
+        const auto period = std::chrono::duration_cast<steady::duration>(period_).count();
+        if ((last != 0 && now - last < period) ||
+            !last_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+            skipped_.fetch_add(1, std::memory_order_relaxed);
+            return false;
+        }
+        suppressed = skipped_.exchange(0, std::memory_order_relaxed);
+        return true;
+    }
+
+  private:
+    std::chrono::milliseconds period_;
+    std::atomic<steady::rep> last_{0};
+    std::atomic<std::uint64_t> skipped_{0};
+};
+
+}  // namespace respite::proxy::replay

@@ -1,0 +1,438 @@
+// The replayer against two real redis-servers: writes go to the primary first (as the proxy does),
+// then to the replayer; the secondary must end equal (DEBUG DIGEST) through replay and repair.
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <respite/obs/metrics.hpp>
+#include <respite/proxy/backend.hpp>
+#include <respite/proxy/replayer.hpp>
+
+#include "support/redis_server.hpp"
+
+using namespace respite;
+using namespace respite::proxy;
+using namespace std::chrono_literals;
+using respite::test::redis_server;
+
+namespace {
+
+client::client_config config_for(const redis_server& s) {
+    client::client_config cfg;
+    cfg.connection.host = s.host();
+    cfg.connection.port = s.port();
+    cfg.connection.command_timeout = 1s;
+    cfg.connection.connect_timeout = 500ms;
+    cfg.connection.reconnect.initial = 10ms;
+    cfg.connection.reconnect.max = 100ms;
+    return cfg;
+}
+
+// Polls `cond` until it holds or the deadline passes.
+template <class F>
+bool eventually(F&& cond, std::chrono::milliseconds limit = 30s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (cond())
+            return true;
+        std::this_thread::sleep_for(5ms);
+    }
+    return cond();
+}
+
+client::result<replies> run(backend& b, client::request r) {
+    auto p = std::make_shared<std::promise<client::result<replies>>>();
+    auto f = p->get_future();
+    b.exec(std::move(r), [p](client::result<replies> res) { p->set_value(std::move(res)); });
+    if (f.wait_for(20s) != std::future_status::ready)
+        throw std::runtime_error("primary did not answer within its deadline");
+    return f.get();
+}
+
+struct pair_of_servers : ::testing::Test {
+    redis_server primary_server;
+    redis_server secondary_server;
+    obs::registry registry;
+    std::shared_ptr<backend> primary =
+        make_standalone_backend("primary", config_for(primary_server));
+    std::unique_ptr<replayer> rep;
+    std::chrono::milliseconds secondary_timeout = 1s;
+    bool park_while_disconnected = false;
+
+    replayer_config fast_config() {
+        replayer_config cfg;
+        cfg.lanes = 4;
+        cfg.probe_interval = 50ms;
+        cfg.item_timeout = 3s;
+        cfg.repair_rate = 0;
+        return cfg;
+    }
+
+    void start(replayer_config cfg) {
+        auto secondary_cfg = config_for(secondary_server);
+        secondary_cfg.connections = 1;
+        secondary_cfg.connection.command_timeout = secondary_timeout;
+        // A write parked during an outage would land after a restart that lost the secondary's
+        // data: fail it instead, so its keys turn dirty and get copied.
+        secondary_cfg.connection.queue_while_disconnected = park_while_disconnected;
+        rep = std::make_unique<replayer>(
+            cfg, primary,
+            [secondary_cfg](asio::io_context& ioc, std::size_t) {
+                return make_standalone_backend(ioc, "secondary", secondary_cfg);
+            },
+            &registry);
+    }
+
+    void TearDown() override { rep.reset(); }
+
+    // As the proxy does: begin, write on the primary, then submit (or abandon on failure).
+    void write(std::vector<std::string> args, std::vector<std::string> keys,
+               write_origin origin = 1, bool atomic = false) {
+        std::vector<std::string_view> views(keys.begin(), keys.end());
+        rep->begin_write(views, origin);
+        client::request r;
+        r.push_args(args);
+        auto res = atomic ? run_tx(r) : run(*primary, r);
+        ASSERT_TRUE(res.has_value()) << res.error().message();
+        replay_item item;
+        item.keys = keys;
+        item.commands = std::move(r);
+        item.atomic = atomic;
+        rep->submit(std::move(item), views);
+    }
+
+    client::result<replies> run_tx(client::request r) {
+        auto p = std::make_shared<std::promise<client::result<replies>>>();
+        auto f = p->get_future();
+        primary->transaction(std::move(r),
+                             [p](client::result<replies> res) { p->set_value(std::move(res)); });
+        return f.get();
+    }
+
+    bool caught_up() {
+        auto s = rep->snapshot();
+        return s.queued_items == 0 && s.dirty_keys == 0;
+    }
+
+    void expect_equal() {
+        ASSERT_TRUE(eventually([&] { return caught_up(); }))
+            << "queued=" << rep->snapshot().queued_items << " dirty=" << rep->snapshot().dirty_keys;
+        const auto a = primary_server.cli({"DEBUG", "DIGEST"});
+        const auto b = secondary_server.cli({"DEBUG", "DIGEST"});
+        EXPECT_NE(a, std::string(40, '0')) << "the primary is empty: the test wrote nothing";
+        EXPECT_EQ(a, b);
+    }
+
+    // A key of the given lane (names by index until one hashes there).
+    std::string key_in_lane(std::size_t lane, const std::string& prefix) {
+        for (int i = 0;; ++i) {
+            auto k = prefix + std::to_string(i);
+            if (rep->lane_of(k) == lane)
+                return k;
+        }
+    }
+};
+
+}  // namespace
+
+// One origin pipelining writes (no waiting for each reply): the secondary applies them in the
+// primary's order, with no repair needed.
+TEST_F(pair_of_servers, one_origin_pipelined_writes_replay_in_order) {
+    start(fast_config());
+    constexpr int n = 3000;
+    std::atomic<int> replied{0};
+    for (int i = 0; i < n; ++i) {
+        auto key = "list:" + std::to_string(i % 7);
+        std::string_view kv[] = {key};
+        rep->begin_write(kv, 42);
+        auto args = std::vector<std::string>{"RPUSH", key, std::to_string(i)};
+        if (i % 5 == 0)
+            args = {"DEL", key};
+        client::request r;
+        r.push_args(args);
+        replay_item item;
+        item.keys = {key};
+        item.commands = r;
+        // Callbacks of one connection run in reply order: submits follow the primary's order.
+        primary->exec(std::move(r), [this, &replied,
+                                     item = std::move(item)](client::result<replies> res) mutable {
+            std::string_view k[] = {item.keys.front()};
+            if (res)
+                rep->submit(std::move(item), k);
+            else
+                rep->abandon(k, true);
+            ++replied;
+        });
+    }
+    ASSERT_TRUE(eventually([&] { return replied == n; }));
+    expect_equal();
+    const auto s = rep->snapshot();
+    EXPECT_EQ(s.applied, static_cast<std::uint64_t>(n));
+    EXPECT_EQ(s.repaired, 0u);
+    EXPECT_EQ(s.dropped_to_dirty, 0u);
+    EXPECT_EQ(s.failed, 0u);
+}
+
+// Several threads (origins) writing the same keys: writes of different origins racing on a key
+// make it dirty (their order on the primary is unknown); the repair settles it.
+TEST_F(pair_of_servers, many_threads_same_keys_end_equal) {
+    start(fast_config());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([this, t] {
+            for (int i = 0; i < 400; ++i) {
+                const auto k = std::to_string(i % 13);
+                switch (i % 4) {
+                    case 0:
+                        write({"SET", "s:" + k, std::to_string(t * 1000 + i)}, {"s:" + k}, t);
+                        break;
+                    case 1:
+                        write({"RPUSH", "l:" + k, std::to_string(t)}, {"l:" + k}, t);
+                        break;
+                    case 2:
+                        write({"HINCRBY", "h:" + k, std::to_string(t), "1"}, {"h:" + k}, t);
+                        break;
+                    default:
+                        write({"INCR", "n:" + k}, {"n:" + k}, t);
+                        break;
+                }
+            }
+        });
+    for (auto& th : threads)
+        th.join();
+    expect_equal();
+    EXPECT_GT(rep->snapshot().applied, 0u);
+}
+
+// Multi-lane items (MSET across lanes, RENAME, a transaction) interleaved with single-key writes.
+TEST_F(pair_of_servers, multi_key_items_are_barriers) {
+    start(fast_config());
+    const auto a = key_in_lane(0, "a");
+    const auto b = key_in_lane(1, "b");
+    const auto c = key_in_lane(2, "c");
+    for (int i = 0; i < 300; ++i) {
+        const auto v = std::to_string(i);
+        write({"APPEND", a, v}, {a});
+        write({"APPEND", b, v}, {b});
+        write({"MSET", a, "m" + v, b, "n" + v}, {a, b});
+        write({"APPEND", b, "x"}, {b});
+        write({"RENAME", b, c}, {b, c});
+        write({"SET", b, v}, {b});
+        client::request tx;
+        write({"INCR", "counter"}, {"counter"});
+        std::vector<std::string> keys = {a, c};
+        std::vector<std::string_view> views(keys.begin(), keys.end());
+        rep->begin_write(views, 1);
+        tx.push("APPEND", a, "t");
+        tx.push("APPEND", c, "t");
+        auto res = run_tx(tx);
+        ASSERT_TRUE(res.has_value());
+        replay_item item;
+        item.keys = keys;
+        item.commands = std::move(tx);
+        item.atomic = true;
+        rep->submit(std::move(item), views);
+    }
+    expect_equal();
+    const auto s = rep->snapshot();
+    EXPECT_EQ(s.repaired, 0u);
+    EXPECT_EQ(s.failed, 0u);
+    EXPECT_EQ(s.dropped_to_dirty, 0u);
+}
+
+TEST_F(pair_of_servers, global_item_is_ordered_against_every_lane) {
+    start(fast_config());
+    for (int i = 0; i < 50; ++i)
+        write({"SET", "g" + std::to_string(i), "v"}, {"g" + std::to_string(i)});
+    rep->begin_write({}, 1, true);
+    ASSERT_TRUE(run(*primary, client::cmd("FLUSHALL")).has_value());
+    replay_item flush;
+    flush.commands = client::cmd("FLUSHALL");
+    flush.global = true;
+    rep->submit(std::move(flush), {});
+    for (int i = 0; i < 10; ++i)
+        write({"SET", "after" + std::to_string(i), "v"}, {"after" + std::to_string(i)});
+    expect_equal();
+    EXPECT_EQ(secondary_server.cli({"DBSIZE"}), "10");
+    EXPECT_FALSE(rep->snapshot().full_resync_needed);
+}
+
+// The secondary stops mid-stream and comes back empty (nothing saved): every key written while
+// it was away is repaired from the primary.
+TEST_F(pair_of_servers, secondary_down_then_repaired) {
+    start(fast_config());
+    constexpr int keys = 40;
+    std::atomic<bool> stop{false};
+    std::atomic<int> rounds{0};
+    std::thread writer([&] {
+        for (int i = 0; !stop; ++i) {
+            const auto k = "k" + std::to_string(i % keys);
+            write({"RPUSH", k, std::to_string(i)}, {k}, 7);
+            if (i % keys == keys - 1)
+                ++rounds;
+        }
+    });
+    ASSERT_TRUE(eventually([&] { return rounds >= 3; }));
+    secondary_server.stop();
+    ASSERT_TRUE(eventually([&] { return !rep->snapshot().secondary_up; }));
+    // Every key is written at least twice while the secondary is away.
+    const int seen = rounds;
+    ASSERT_TRUE(eventually([&] { return rounds >= seen + 2; }));
+    EXPECT_GT(rep->snapshot().dirty_keys, 0u);
+    secondary_server.start();
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().secondary_up; }));
+    const int back = rounds;
+    ASSERT_TRUE(eventually([&] { return rounds >= back + 2; }));
+    stop = true;
+    writer.join();
+    expect_equal();
+    const auto s = rep->snapshot();
+    EXPECT_GT(s.repaired, 0u);
+    EXPECT_GT(s.dropped_to_dirty, 0u);
+    EXPECT_FALSE(s.full_resync_needed);
+    const auto text = registry.prometheus_text();
+    for (auto name : {"respite_proxy_follower_queue_items", "respite_proxy_follower_queue_bytes",
+                      "respite_proxy_follower_lag_seconds", "respite_proxy_follower_applied_total",
+                      "respite_proxy_follower_failed_total", "respite_proxy_follower_dirty_keys",
+                      "respite_proxy_follower_repaired_total",
+                      "respite_proxy_follower_dropped_to_dirty_total", "respite_proxy_follower_up"})
+        EXPECT_NE(text.find(name), std::string::npos) << name;
+}
+
+TEST_F(pair_of_servers, tiny_queue_budget_turns_writes_dirty_then_repairs) {
+    auto cfg = fast_config();
+    cfg.max_queued_bytes = 600;
+    cfg.repair_rate = 2000;
+    start(cfg);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t)
+        threads.emplace_back([this, t] {
+            for (int i = 0; i < 300; ++i) {
+                const auto k = "b" + std::to_string(t) + ":" + std::to_string(i % 17);
+                write({"RPUSH", k, std::to_string(i)}, {k}, t);
+            }
+        });
+    for (auto& th : threads)
+        th.join();
+    expect_equal();
+    const auto s = rep->snapshot();
+    EXPECT_GT(s.dropped_to_dirty, 0u);
+    EXPECT_GT(s.repaired, 0u);
+}
+
+// The secondary's copy diverged (a string where the primary has a list): the error reply is
+// counted and the key repaired.
+TEST_F(pair_of_servers, error_reply_marks_dirty_and_repairs) {
+    start(fast_config());
+    secondary_server.cli({"SET", "wrong", "string"});
+    write({"RPUSH", "wrong", "a"}, {"wrong"});
+    write({"RPUSH", "wrong", "b"}, {"wrong"});
+    expect_equal();
+    const auto s = rep->snapshot();
+    EXPECT_GE(s.failed, 1u);
+    EXPECT_GE(s.repaired, 1u);
+    EXPECT_EQ(secondary_server.cli({"LRANGE", "wrong", "0", "-1"}), "a\nb");
+}
+
+// Effects the proxy cannot derive (XADD *, XREADGROUP ...): the keys are copied instead.
+TEST_F(pair_of_servers, copy_item_copies_from_primary) {
+    start(fast_config());
+    std::string_view k[] = {"stream"};
+    for (int i = 0; i < 5; ++i) {
+        rep->begin_write(k, 3);
+        ASSERT_TRUE(run(*primary, client::cmd("XADD", "stream", "*", "f", i)).has_value());
+        replay_item item;
+        item.keys = {"stream"};
+        item.copy = true;
+        rep->submit(std::move(item), k);
+    }
+    // A key with a TTL keeps it.
+    std::string_view t[] = {"ttl"};
+    rep->begin_write(t, 3);
+    ASSERT_TRUE(run(*primary, client::cmd("SET", "ttl", "v", "EX", 1000)).has_value());
+    replay_item item;
+    item.keys = {"ttl"};
+    item.copy = true;
+    rep->submit(std::move(item), t);
+    expect_equal();
+    EXPECT_GE(rep->snapshot().repaired, 2u);
+    const auto ttl = std::stoi(secondary_server.cli({"TTL", "ttl"}));
+    EXPECT_GT(ttl, 900);
+    // The key disappears on the primary: the copy deletes it.
+    rep->begin_write(t, 3);
+    ASSERT_TRUE(run(*primary, client::cmd("DEL", "ttl")).has_value());
+    replay_item gone;
+    gone.keys = {"ttl"};
+    gone.copy = true;
+    rep->submit(std::move(gone), t);
+    expect_equal();
+    EXPECT_EQ(secondary_server.cli({"EXISTS", "ttl"}), "0");
+}
+
+// The primary's connection broke after the write was sent: the key is copied.
+TEST_F(pair_of_servers, outcome_unknown_marks_dirty) {
+    start(fast_config());
+    std::string_view k[] = {"unknown"};
+    rep->begin_write(k, 1);
+    ASSERT_TRUE(run(*primary, client::cmd("SET", "unknown", "maybe")).has_value());
+    rep->abandon(k, true);
+    expect_equal();
+    EXPECT_EQ(secondary_server.cli({"GET", "unknown"}), "maybe");
+    // A write that surely failed changes nothing.
+    rep->begin_write(k, 1);
+    rep->abandon(k, false);
+    EXPECT_EQ(rep->snapshot().dirty_keys, 0u);
+}
+
+TEST_F(pair_of_servers, when_applied_runs_after_earlier_items) {
+    start(fast_config());
+    for (int i = 0; i < 200; ++i)
+        write({"SET", "w", std::to_string(i)}, {"w"});
+    std::promise<void> p;
+    rep->when_applied("w", [&p] { p.set_value(); });
+    ASSERT_EQ(p.get_future().wait_for(20s), std::future_status::ready);
+    EXPECT_EQ(secondary_server.cli({"GET", "w"}), "199");
+    // Nothing queued: at once (on the replayer's thread).
+    std::promise<void> q;
+    rep->when_applied("w", [&q] { q.set_value(); });
+    EXPECT_EQ(q.get_future().wait_for(20s), std::future_status::ready);
+}
+
+TEST_F(pair_of_servers, drain_applies_what_is_queued_then_refuses) {
+    start(fast_config());
+    for (int i = 0; i < 500; ++i)
+        write({"RPUSH", "d" + std::to_string(i % 9), std::to_string(i)},
+              {"d" + std::to_string(i % 9)});
+    EXPECT_TRUE(rep->drain(20s));
+    EXPECT_EQ(rep->snapshot().queued_items, 0u);
+    EXPECT_EQ(primary_server.cli({"DEBUG", "DIGEST"}), secondary_server.cli({"DEBUG", "DIGEST"}));
+    const auto before = rep->snapshot().dropped_to_dirty;
+    write({"SET", "late", "1"}, {"late"});
+    const auto s = rep->snapshot();
+    EXPECT_EQ(s.dropped_to_dirty, before + 1);
+    EXPECT_EQ(s.dirty_keys, 1u);
+}
+
+// Items pending when the replayer stops are counted as abandoned, never silently lost.
+TEST_F(pair_of_servers, shutdown_counts_abandoned_items) {
+    secondary_server.stop();
+    auto cfg = fast_config();
+    cfg.item_timeout = 30s;
+    secondary_timeout = 30s;
+    park_while_disconnected = true;  // the writes wait for a server that never comes
+    start(cfg);
+    for (int i = 0; i < 20; ++i)
+        write({"SET", "a" + std::to_string(i), "v"}, {"a" + std::to_string(i)});
+    EXPECT_TRUE(eventually([&] { return rep->snapshot().queued_items > 0; }));
+    rep.reset();
+    const auto text = registry.prometheus_text();
+    EXPECT_EQ(text.find("respite_proxy_follower_abandoned_total 0"), std::string::npos) << text;
+    EXPECT_NE(text.find("respite_proxy_follower_abandoned_total"), std::string::npos);
+    secondary_server.start();
+}

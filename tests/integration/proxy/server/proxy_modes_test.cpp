@@ -1,0 +1,130 @@
+// Modes: who serves, who follows; runtime switches through PROXY MODE and HTTP.
+#include <asio/read_until.hpp>
+
+#include "proxy_fixture.hpp"
+
+namespace respite::test {
+namespace {
+
+using proxy::mode;
+
+class proxy_modes : public proxy_fixture {};
+
+TEST_F(proxy_modes, primary_only_touches_only_the_primary) {
+    start(mode::primary_only);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"GET", "k"}), "$1\r\nv\r\n");
+    EXPECT_EQ(primary_.cli({"GET", "k"}), "v");
+    EXPECT_EQ(secondary_.cli({"EXISTS", "k"}), "0");
+}
+
+TEST_F(proxy_modes, dual_write_replays_writes_and_reads_from_the_primary) {
+    start(mode::dual_write);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"RPUSH", "l", "a", "b", "c"}), ":3\r\n");
+    EXPECT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "v"; }));
+    EXPECT_TRUE(converged());
+    // Reads come from the primary: a key only the secondary has is not visible.
+    secondary_.cli({"SET", "only-secondary", "1"});
+    EXPECT_EQ(c.call({"GET", "only-secondary"}), "$-1\r\n");
+}
+
+TEST_F(proxy_modes, secondary_primary_serves_from_the_secondary_and_replays_to_the_primary) {
+    start(mode::secondary_primary);
+    raw_conn c(proxy_->port());
+    secondary_.cli({"SET", "s", "from-secondary"});
+    EXPECT_EQ(c.call({"GET", "s"}), "$14\r\nfrom-secondary\r\n");
+    EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
+    EXPECT_EQ(secondary_.cli({"GET", "k"}), "v");
+    EXPECT_TRUE(eventually([&] { return primary_.cli({"GET", "k"}) == "v"; }));
+}
+
+TEST_F(proxy_modes, secondary_only_touches_only_the_secondary) {
+    start(mode::secondary_only);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
+    EXPECT_EQ(secondary_.cli({"GET", "k"}), "v");
+    // Nothing reaches the primary: give a replay every chance to show up, then check.
+    EXPECT_EQ(c.call({"SET", "k2", "v2"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"GET", "k2"}), "$2\r\nv2\r\n");
+    EXPECT_EQ(primary_.cli({"DBSIZE"}), "0");
+}
+
+TEST_F(proxy_modes, proxy_mode_command_switches_at_runtime_and_counts) {
+    start(mode::primary_only);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"PROXY", "MODE", "GET"}), "$12\r\nprimary-only\r\n");
+    EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "dual-write"}), "+OK\r\n");
+    EXPECT_EQ(proxy_->current_mode(), mode::dual_write);
+    EXPECT_EQ(c.call({"SET", "k", "1"}), "+OK\r\n");
+    EXPECT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "1"; }));
+    EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "secondary-primary"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"INCR", "k"}), ":2\r\n");
+    EXPECT_EQ(secondary_.cli({"GET", "k"}), "2");
+    EXPECT_TRUE(eventually([&] { return primary_.cli({"GET", "k"}) == "2"; }));
+    EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "nonsense"}).substr(0, 18), "-ERR unknown mode ");
+    EXPECT_EQ(c.call({"PROXY", "MODE", "GET"}), "$17\r\nsecondary-primary\r\n");
+    const auto metrics = http(proxy_->admin_port(), "GET", "/metrics");
+    EXPECT_NE(metrics.find("respite_proxy_mode_switches_total"), std::string::npos);
+}
+
+TEST_F(proxy_modes, http_admin_reports_health_and_switches_mode) {
+    start(mode::dual_write);
+    const auto port = proxy_->admin_port();
+    ASSERT_NE(port, 0);
+    EXPECT_EQ(http(port, "GET", "/healthz"), "200 ok\n");
+    EXPECT_EQ(http(port, "GET", "/readyz"), "200 ready\n");
+    EXPECT_EQ(http(port, "GET", "/mode"), "200 dual-write\n");
+    EXPECT_EQ(http(port, "POST", "/mode?set=dual-write-shadow"), "200 dual-write-shadow\n");
+    EXPECT_EQ(proxy_->current_mode(), mode::dual_write_shadow);
+    EXPECT_EQ(http(port, "POST", "/mode?set=bogus").substr(0, 4), "400 ");
+    const auto status = http(port, "GET", "/status");
+    EXPECT_NE(status.find("mode:dual-write-shadow"), std::string::npos) << status;
+    const auto metrics = http(port, "GET", "/metrics");
+    EXPECT_NE(metrics.find("respite_proxy_connected_clients"), std::string::npos);
+    EXPECT_EQ(http(port, "GET", "/nope").substr(0, 4), "404 ");
+}
+
+TEST_F(proxy_modes, readyz_fails_when_the_serving_backend_is_down) {
+    start(mode::primary_only);
+    primary_.stop();
+    EXPECT_TRUE(eventually(
+        [&] { return http(proxy_->admin_port(), "GET", "/readyz").substr(0, 3) == "503"; }));
+    primary_.start();
+    EXPECT_TRUE(eventually(
+        [&] { return http(proxy_->admin_port(), "GET", "/readyz").substr(0, 3) == "200"; }));
+}
+
+TEST_F(proxy_modes, a_switch_of_the_serving_side_waits_for_the_follower) {
+    start(mode::dual_write,
+          [](proxy::proxy_config& c) { c.switch_timeout = std::chrono::seconds(20); });
+    client::sync_client cl(client_config());
+    // A burst of writes, then an immediate cut-over: every write must be on the secondary
+    // when the secondary starts serving.
+    client::request req;
+    for (int i = 0; i < 5000; ++i)
+        req.push("INCR", "counter");
+    auto r = cl.exec(std::move(req));
+    ASSERT_TRUE(r.has_value());
+    ASSERT_TRUE(proxy_->set_mode(mode::secondary_primary).has_value());
+    auto v = cl.command("GET", "counter");
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(v->str(), "5000");
+}
+
+TEST_F(proxy_modes, info_proxy_describes_the_proxy) {
+    start(mode::dual_write_shadow);
+    raw_conn c(proxy_->port());
+    const auto info = c.call({"INFO", "proxy"});
+    EXPECT_NE(info.find("# Proxy"), std::string::npos);
+    EXPECT_NE(info.find("mode:dual-write-shadow"), std::string::npos);
+    EXPECT_NE(info.find("follow_secondary_queued_items:"), std::string::npos);
+    EXPECT_NE(info.find("shadow_compared:"), std::string::npos);
+    // Plain INFO is the serving server's.
+    EXPECT_NE(c.call({"INFO", "server"}).find("redis_version"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace respite::test

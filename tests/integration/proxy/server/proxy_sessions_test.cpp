@@ -1,0 +1,262 @@
+// Session semantics: the same bytes get the same replies through the proxy as from Redis itself
+// (transactions, WATCH, RESP2/RESP3), deep pipelines in order, blocking commands.
+#include "proxy_fixture.hpp"
+
+namespace respite::test {
+namespace {
+
+using proxy::mode;
+
+class proxy_sessions : public proxy_fixture {
+  protected:
+    // In primary-only mode the secondary is idle: it serves as the "Redis directly" reference.
+    void SetUp() override { start(mode::primary_only); }
+
+    // Runs the same commands on a direct connection and through the proxy; expects equal frames.
+    void same_as_redis(const std::vector<std::vector<std::string>>& script,
+                       const std::function<void(raw_conn&, bool direct)>& between = {}) {
+        raw_conn direct(secondary_.port());
+        raw_conn proxied(proxy_->port());
+        for (std::size_t i = 0; i < script.size(); ++i) {
+            const auto& cmd = script[i];
+            if (cmd.size() == 1 && cmd[0] == "<between>") {
+                if (between) {
+                    between(direct, true);
+                    between(proxied, false);
+                }
+                continue;
+            }
+            std::string out = "*" + std::to_string(cmd.size()) + "\r\n";
+            for (const auto& a : cmd)
+                out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+            direct.send(out);
+            proxied.send(out);
+            auto a = direct.frame();
+            auto b = proxied.frame();
+            ASSERT_TRUE(a.has_value()) << "step " << i;
+            ASSERT_TRUE(b.has_value()) << "step " << i << " (proxy gave no reply)";
+            if (cmd[0] == "HELLO") {
+                // Connection ids differ between two connections; nothing else may.
+                const auto id_of = [](std::string& f) {
+                    auto p = f.find("id\r\n:");
+                    if (p != std::string::npos)
+                        f.erase(p + 5, f.find("\r\n", p + 5) - (p + 5));
+                };
+                id_of(*a);
+                id_of(*b);
+            }
+            EXPECT_EQ(*b, *a) << "step " << i << ": " << cmd[0];
+        }
+    }
+};
+
+TEST_F(proxy_sessions, transactions_behave_as_in_redis) {
+    same_as_redis({{"MULTI"},
+                   {"SET", "t", "1"},
+                   {"INCR", "t"},
+                   {"GET", "t"},
+                   {"EXEC"},
+                   {"EXEC"},
+                   {"DISCARD"},
+                   {"MULTI"},
+                   {"MULTI"},
+                   {"SET", "t"},
+                   {"INCR", "t"},
+                   {"EXEC"},
+                   {"GET", "t"},
+                   {"MULTI"},
+                   {"INCR", "t"},
+                   {"DISCARD"},
+                   {"GET", "t"},
+                   {"MULTI"},
+                   {"LPUSH", "t", "x"},
+                   {"INCR", "t"},
+                   {"EXEC"},
+                   {"MULTI"},
+                   {"BLPOP", "nolist", "0"},
+                   {"EXEC"}});
+}
+
+TEST_F(proxy_sessions, watch_aborts_like_redis_and_does_not_leak_to_other_clients) {
+    same_as_redis({{"SET", "w", "0"},
+                   {"WATCH", "w"},
+                   {"<between>"},
+                   {"MULTI"},
+                   {"SET", "w", "mine"},
+                   {"EXEC"},
+                   {"GET", "w"},
+                   {"WATCH", "w"},
+                   {"UNWATCH"},
+                   {"<between>"},
+                   {"MULTI"},
+                   {"SET", "w", "mine"},
+                   {"EXEC"},
+                   {"MULTI"},
+                   {"WATCH", "w"},
+                   {"DISCARD"}},
+                  [&](raw_conn& c, bool direct) {
+                      // Another client changes the watched key.
+                      raw_conn other(direct ? secondary_.port() : proxy_->port());
+                      EXPECT_EQ(other.call({"SET", "w", "theirs"}), "+OK\r\n");
+                      (void)c;
+                  });
+    // A WATCH that aborted one client's EXEC must not touch another client's transaction.
+    raw_conn a(proxy_->port()), b(proxy_->port());
+    EXPECT_EQ(a.call({"WATCH", "x"}), "+OK\r\n");
+    EXPECT_EQ(b.call({"SET", "x", "1"}), "+OK\r\n");
+    EXPECT_EQ(b.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(b.call({"SET", "y", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(b.call({"EXEC"}), "*1\r\n+OK\r\n");
+    EXPECT_EQ(a.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"SET", "x", "2"}), "+QUEUED\r\n");
+    EXPECT_EQ(a.call({"EXEC"}), "*-1\r\n");
+}
+
+TEST_F(proxy_sessions, resp3_replies_are_forwarded_as_redis_sends_them) {
+    same_as_redis({{"HELLO", "3"},
+                   {"HSET", "h", "f", "v"},
+                   {"HGETALL", "h"},
+                   {"SADD", "s", "a"},
+                   {"SMEMBERS", "s"},
+                   {"ZADD", "z", "1.5", "m"},
+                   {"ZSCORE", "z", "m"},
+                   {"GET", "missing"},
+                   {"MULTI"},
+                   {"HGETALL", "h"},
+                   {"EXEC"},
+                   {"HELLO", "2"},
+                   {"HGETALL", "h"},
+                   {"GET", "missing"},
+                   {"HELLO", "4"},
+                   {"TYPE", "h"}},
+                  {});
+}
+
+TEST_F(proxy_sessions, hello_replies_with_a_server_map) {
+    raw_conn c(proxy_->port());
+    c.command({"HELLO", "3", "SETNAME", "app"});
+    auto f = c.frame();
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(f->substr(0, 4), "%7\r\n");
+    EXPECT_NE(f->find("proto\r\n:3"), std::string::npos) << *f;
+    EXPECT_EQ(c.call({"CLIENT", "GETNAME"}), "$3\r\napp\r\n");
+    EXPECT_EQ(c.call({"GET", "nothing"}), "_\r\n");
+}
+
+TEST_F(proxy_sessions, deep_pipelines_keep_their_order) {
+    raw_conn c(proxy_->port());
+    std::string batch;
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) {
+        if (i % 7 == 3)
+            batch += "*2\r\n$4\r\nECHO\r\n$" + std::to_string(std::to_string(i).size()) + "\r\n" +
+                     std::to_string(i) + "\r\n";
+        else
+            batch += "*2\r\n$4\r\nINCR\r\n$3\r\nctr\r\n";
+    }
+    c.send(batch);
+    int expect = 0;
+    for (int i = 0; i < n; ++i) {
+        auto f = c.frame();
+        ASSERT_TRUE(f.has_value()) << "reply " << i;
+        if (i % 7 == 3) {
+            EXPECT_EQ(*f, "$" + std::to_string(std::to_string(i).size()) + "\r\n" +
+                              std::to_string(i) + "\r\n");
+        } else {
+            ++expect;
+            ASSERT_EQ(*f, ":" + std::to_string(expect) + "\r\n") << "reply " << i;
+        }
+    }
+}
+
+TEST_F(proxy_sessions, many_clients_pipelining_at_once_get_their_own_replies) {
+    std::vector<std::thread> ts;
+    std::atomic<int> bad{0};
+    for (int t = 0; t < 8; ++t) {
+        ts.emplace_back([&, t] {
+            raw_conn c(proxy_->port());
+            const std::string key = "k" + std::to_string(t);
+            std::string batch;
+            for (int i = 0; i < 2000; ++i)
+                batch +=
+                    "*2\r\n$4\r\nINCR\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n";
+            c.send(batch);
+            for (int i = 1; i <= 2000; ++i)
+                if (c.frame() != ":" + std::to_string(i) + "\r\n")
+                    ++bad;
+        });
+    }
+    for (auto& t : ts)
+        t.join();
+    EXPECT_EQ(bad.load(), 0);
+}
+
+TEST_F(proxy_sessions, blocking_commands_block_without_stalling_others) {
+    raw_conn blocked(proxy_->port());
+    blocked.command({"BLPOP", "q", "5"});
+    raw_conn other(proxy_->port());
+    EXPECT_EQ(other.call({"SET", "x", "1"}), "+OK\r\n");
+    EXPECT_EQ(other.call({"RPUSH", "q", "v"}), ":1\r\n");
+    EXPECT_EQ(blocked.frame(), "*2\r\n$1\r\nq\r\n$1\r\nv\r\n");
+    // A timeout is Redis's nil array.
+    EXPECT_EQ(blocked.call({"BLPOP", "q", "0.05"}), "*-1\r\n");
+    // Commands pipelined behind a blocking one wait for it, like in Redis.
+    blocked.send("*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n5\r\n*1\r\n$4\r\nPING\r\n");
+    EXPECT_EQ(other.call({"RPUSH", "q", "w"}), ":1\r\n");
+    EXPECT_EQ(blocked.frame(), "*2\r\n$1\r\nq\r\n$1\r\nw\r\n");
+    EXPECT_EQ(blocked.frame(), "+PONG\r\n");
+}
+
+TEST_F(proxy_sessions, a_blocked_client_that_leaves_loses_no_value) {
+    for (int round = 0; round < 5; ++round) {
+        const std::string key = "lq" + std::to_string(round);
+        {
+            raw_conn blocked(proxy_->port());
+            blocked.command({"BLPOP", key, "0"});
+            // Make sure the command reached Redis before the client goes away.
+            EXPECT_TRUE(eventually([&] {
+                return primary_.cli({"INFO", "clients"}).find("blocked_clients:1") !=
+                       std::string::npos;
+            }));
+            blocked.close();
+        }
+        // Right after the disconnect (racing with the cancellation), a value arrives.
+        primary_.cli({"RPUSH", key, "precious"});
+        EXPECT_TRUE(eventually([&] {
+            return primary_.cli({"INFO", "clients"}).find("blocked_clients:0") != std::string::npos;
+        }));
+        EXPECT_TRUE(eventually([&] {
+            return primary_.cli({"LRANGE", key, "0", "-1"}) == "precious";
+        })) << "round "
+            << round << ": " << primary_.cli({"LRANGE", key, "0", "-1"});
+    }
+}
+
+TEST_F(proxy_sessions, select_pins_a_connection_in_single_backend_modes) {
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SELECT", "0"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SELECT", "2"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "in2", "v"}), "+OK\r\n");
+    EXPECT_EQ(primary_.cli({"-n", "2", "GET", "in2"}), "v");
+    EXPECT_EQ(primary_.cli({"EXISTS", "in2"}), "0");
+    raw_conn d(proxy_->port());
+    EXPECT_EQ(d.call({"GET", "in2"}), "$-1\r\n");
+    EXPECT_EQ(c.call({"SELECT", "abc"}), "-ERR value is not an integer or out of range\r\n");
+}
+
+TEST_F(proxy_sessions, connection_commands_are_answered_locally) {
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
+    EXPECT_EQ(c.call({"PING", "hi"}), "$2\r\nhi\r\n");
+    EXPECT_EQ(c.call({"ECHO", "e"}), "$1\r\ne\r\n");
+    EXPECT_EQ(c.call({"CLIENT", "SETNAME", "n1"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"CLIENT", "GETNAME"}), "$2\r\nn1\r\n");
+    EXPECT_EQ(c.call({"CLIENT", "SETNAME", "bad name"}).substr(0, 4), "-ERR");
+    EXPECT_EQ(c.call({"RESET"}), "+RESET\r\n");
+    EXPECT_EQ(c.call({"CLIENT", "GETNAME"}), "$-1\r\n");
+    EXPECT_EQ(c.call({"QUIT"}), "+OK\r\n");
+    EXPECT_TRUE(c.closed_by_peer());
+}
+
+}  // namespace
+}  // namespace respite::test
