@@ -276,7 +276,11 @@ request_result request_parser::parse(std::string_view input, std::vector<std::st
             }
             case phase::arg_type:
                 if (data[pos] != '$') {
-                    return fail(error::invalid_request, "expected '$'");
+                    // Redis names the byte it found: "expected '$', got ':'".
+                    reason_storage_ = "expected '$', got '";
+                    reason_storage_ += data[pos];
+                    reason_storage_ += '\'';
+                    return fail(error::invalid_request, reason_storage_);
                 }
                 line_start_ = ++pos;
                 line_cr_ = false;

@@ -24,7 +24,8 @@ struct request_result {
     bool is_inline = false;
     std::error_code error;
     // With an error: Redis's wording for it ("unbalanced quotes in request", "invalid bulk
-    // length", ...), static text for a "-ERR Protocol error: <reason>" reply. Empty otherwise.
+    // length", ...), valid until the next parse() call, for a "-ERR Protocol error: <reason>"
+    // reply. Empty otherwise.
     std::string_view reason;
 };
 
@@ -66,6 +67,7 @@ class request_parser {
     std::size_t inline_args_ = 0;
     std::error_code error_;
     std::string_view reason_;
+    std::string reason_storage_;  // a reason built from the input ("got ':'")
 };
 
 }  // namespace respite::resp

@@ -210,6 +210,10 @@ void session::reply_ok() {
 }
 
 void session::start_write() {
+    if (closed_)
+        return;
+    // Checked on every call: a client that stopped reading keeps a write pending forever.
+    check_output_limit();
     if (write_in_progress_ || closed_)
         return;
     if (out_.empty()) {
@@ -217,9 +221,6 @@ void session::start_write() {
             close_now();
         return;
     }
-    check_output_limit();
-    if (closed_)
-        return;
     write_in_progress_ = true;
     writing_.swap(out_);
     out_.clear();

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -102,6 +103,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void release_pin_if_unused();
     void after_reply(slot_ctx& ctx, std::string_view frame);
     void cancel_blocking();
+    // Completes subscription confirmations still waiting for the upstream (all when no kind).
+    void flush_pending_subs(std::optional<std::uint8_t> kind, std::string_view name);
 
     std::uint64_t alloc_slot(std::unique_ptr<slot_ctx> ctx = nullptr);
     void complete(std::uint64_t seq, std::string_view bytes);

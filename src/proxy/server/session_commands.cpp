@@ -75,8 +75,10 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
     if (iequals(name, "hello"))
         return handle_hello(args);
     if (iequals(name, "auth")) {
-        if (args.size() < 2 || args.size() > 3)
+        if (args.size() < 2)
             return reply_error(wrong_args(name));
+        if (args.size() > 3)
+            return reply_error("ERR syntax error");
         if (st_.cfg.users.empty())
             return reply_error(
                 "ERR AUTH <password> called without any password configured for "
@@ -121,6 +123,7 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         queued_.clear();
         if (subscribed()) {
             w_.hub(pubsub_side_).drop(this);
+            flush_pending_subs(std::nullopt, {});
             channels_.clear();
             patterns_.clear();
             shard_channels_.clear();
@@ -411,9 +414,26 @@ void session::handle_subscribe(std::span<const std::string_view> args) {
         return;
     }
     for (auto& n : names) {
-        if (set.erase(n) > 0)
+        if (set.erase(n) > 0) {
             hub.unsubscribe(this, k, n);
+            // A confirmation still waiting for the upstream goes out now, before this one.
+            flush_pending_subs(static_cast<std::uint8_t>(k), n);
+        }
         reply(confirmation(n, false));
+    }
+}
+
+void session::flush_pending_subs(std::optional<std::uint8_t> kind, std::string_view name) {
+    for (auto it = pending_subs_.begin(); it != pending_subs_.end();) {
+        if (!kind || (it->kind == *kind && it->name == name)) {
+            if (it->seq >= head_seq_ && it->seq < next_seq_) {
+                auto data = std::move(slots_[it->seq - head_seq_].data);
+                complete(it->seq, data);
+            }
+            it = pending_subs_.erase(it);
+        } else {
+            ++it;
+        }
     }
 }
 

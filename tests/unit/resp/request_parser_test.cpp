@@ -15,7 +15,7 @@ struct request_outcome {
     std::vector<std::size_t> lengths;
     std::vector<bool> inline_flags;
     std::error_code error;
-    std::string_view reason;
+    std::string reason;  // copied: the parser's text lives only as long as the parser
 };
 
 // Passes the buffer from the start of the current request each time, as the proxy does.
@@ -30,7 +30,7 @@ request_outcome parse_requests(const std::vector<std::string_view>& chunks, limi
             const request_result r = p.parse(buffer, args);
             if (r.error) {
                 out.error = r.error;
-                out.reason = r.reason;
+                out.reason = std::string(r.reason);
                 return out;
             }
             if (!r.complete) {
@@ -136,8 +136,8 @@ TEST(request_parser, errors_at_every_split) {
         {"echo 'abc\n", {}, error::invalid_request, "unbalanced quotes in request"},
         {"echo \"a\"b\n", {}, error::invalid_request, "unbalanced quotes in request"},
         {"echo 'a'b\n", {}, error::invalid_request, "unbalanced quotes in request"},
-        {"*1\r\n:1\r\n", {}, error::invalid_request, "expected '$'"},
-        {"*2\r\n$3\r\nGET\r\n+key\r\n", {}, error::invalid_request, "expected '$'"},
+        {"*1\r\n:1\r\n", {}, error::invalid_request, "expected '$', got ':'"},
+        {"*2\r\n$3\r\nGET\r\n+key\r\n", {}, error::invalid_request, "expected '$', got '+'"},
         {"*abc\r\n", {}, error::invalid_length, "invalid multibulk length"},
         {"*1\r\n$-1\r\n", {}, error::invalid_length, "invalid bulk length"},
         {"*1\r\n$x\r\n", {}, error::invalid_length, "invalid bulk length"},
