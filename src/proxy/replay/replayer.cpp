@@ -1,6 +1,8 @@
 // The replay engine: the inbox, the lanes, dirty keys and their repair, on one io_context thread.
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -24,8 +26,46 @@
 #include "lane_scheduler.hpp"
 #include "pacing.hpp"
 #include "stripe_table.hpp"
-
 namespace respite::proxy {
+namespace dbg {
+inline FILE* out() {
+    static FILE* f = [] {
+        const char* p = std::getenv("RESPITE_TRACE");
+        return p ? std::fopen(p, "w") : nullptr;
+    }();
+    return f;
+}
+inline std::mutex mu;
+inline long long now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+template <class... A>
+void tr(const char* fmt, A... a) {
+    if (!out())
+        return;
+    std::lock_guard l(mu);
+    std::fprintf(out(), "%lld ", now_us());
+    std::fprintf(out(), fmt, a...);
+    std::fputc('\n', out());
+    std::fflush(out());
+}
+inline std::string cmds(const client::request& r) {
+    std::string s;
+    for (char c : r.payload())
+        s += (c == '\r' || c == '\n') ? ' ' : c;
+    return s;
+}
+inline std::string keys(const std::vector<std::string>& k) {
+    std::string s;
+    for (auto& x : k) {
+        s += x;
+        s += ',';
+    }
+    return s;
+}
+}  // namespace dbg
 
 using replay::dirty_set;
 using replay::entry_id;
@@ -257,6 +297,7 @@ struct replayer::engine {
     }
 
     void add_dirty(std::string_view key, bool urgent = false) {
+        dbg::tr("DIRTY %.*s", (int)key.size(), key.data());
         dirty_set::add_result r;
         {
             std::lock_guard lock(dirty_mu);
@@ -293,7 +334,11 @@ struct replayer::engine {
         for (auto k : keys) {
             // Another origin's write to the stripe is in flight: the primary may apply the two
             // in either order, so the replayed order is a guess; the copy settles it.
-            if (stripes.begin(stripe_table::stripe_of(k), origin) || global_busy)
+            const bool cf = stripes.begin(stripe_table::stripe_of(k), origin);
+            dbg::tr("BEGIN %.*s origin=%llx conflict=%d gen=%u", (int)k.size(), k.data(),
+                    (unsigned long long)origin, (int)cf,
+                    stripes.load(stripe_table::stripe_of(k)).generation);
+            if (cf || global_busy)
                 add_dirty(k);
         }
         if (global) {
@@ -306,6 +351,8 @@ struct replayer::engine {
     }
 
     void end(std::span<const std::string_view> keys, bool global) {
+        for (auto k : keys)
+            dbg::tr("END %.*s", (int)k.size(), k.data());
         for (auto k : keys)
             stripes.end(stripe_table::stripe_of(k));
         if (global)
@@ -339,6 +386,8 @@ struct replayer::engine {
 
     void submit(replay_item item, std::span<const std::string_view> begun) {
         const bool global = item.global;
+        dbg::tr("SUBMIT keys=%s atomic=%d copy=%d cmds=%s", dbg::keys(item.keys).c_str(),
+                (int)item.atomic, (int)item.copy, dbg::cmds(item.commands).c_str());
         if (!item.commands.empty() && !replayable(item.commands)) {
             failed.fetch_add(1);
             metrics.failed.inc();
@@ -478,6 +527,7 @@ struct replayer::engine {
         }
         const auto l = lanes_for(p.item);
         const entry_id id = sched.push(l);
+        dbg::tr("PUSH id=%llu keys=%s", (unsigned long long)id, dbg::keys(p.item.keys).c_str());
         items.emplace(id, std::move(p));
     }
 
@@ -533,6 +583,8 @@ struct replayer::engine {
     void issue(std::size_t l, bool atomic, client::request req, std::vector<entry_id> ids) {
         auto& ln = *lanes[l];
         const auto seq = ++call_seq;
+        for (auto id : ids)
+            dbg::tr("SEND id=%llu lane=%zu atomic=%d", (unsigned long long)id, l, (int)atomic);
         ln.calls.push_back({seq, steady::now()});
         auto cb = [this, b = box, l, epoch = ln.epoch, seq, atomic,
                    ids = std::move(ids)](client::result<replies> r) mutable {
@@ -593,6 +645,8 @@ struct replayer::engine {
     }
 
     void finish(entry_id id, outcome o, std::string_view why) {
+        dbg::tr("FINISH id=%llu o=%d why=%.*s", (unsigned long long)id, (int)o, (int)why.size(),
+                why.data());
         sched.complete(id);
         auto node = items.extract(id);
         if (node.empty())
@@ -799,6 +853,7 @@ struct replayer::engine {
                     deferred.push_back(std::move(*key));
                     continue;
                 }
+                dbg::tr("PICK %s gen=%u", key->c_str(), st.generation);
                 picked.push_back({std::move(*key), st.generation, gst.generation});
             }
             for (auto& k : deferred)
@@ -847,6 +902,7 @@ struct replayer::engine {
             if (stripes.load(s).generation != c.generation ||
                 stripes.load(stripe_table::global_stripe).generation != c.global_generation) {
                 // A write began since the read: the copy may predate it.
+                dbg::tr("REPAIRRETRY %s", c.key.c_str());
                 repair_retries.fetch_add(1);
                 metrics.repair_retries.inc();
                 redirty_repairing(c.key);
@@ -875,7 +931,11 @@ struct replayer::engine {
             queued_items.fetch_add(1);
             // Same thread as the inbox: no submit can slip between the check and this push.
             const std::size_t lane_list[] = {l};
-            items.emplace(sched.push(lane_list), std::move(p));
+            const auto rid = sched.push(lane_list);
+            dbg::tr("REPAIRPUSH id=%llu %s gen=%u now=%u cmd=%s", (unsigned long long)rid,
+                    p.item.keys[0].c_str(), c.generation, stripes.load(s).generation,
+                    dbg::cmds(p.item.commands).substr(0, 60).c_str());
+            items.emplace(rid, std::move(p));
         }
         pump_all();
         kick_repair();

@@ -108,7 +108,8 @@ command_class classify(std::span<const std::string_view> args, const commands::c
             return c;
         }
     }
-    if (any_of(name, {"eval", "evalsha", "fcall"})) {
+    // PUBLISH reaches the follower too, so that its subscribers (and the shadow compare) see it.
+    if (any_of(name, {"eval", "evalsha", "fcall", "publish", "spublish"})) {
         c.kind = route::write;
         return c;
     }

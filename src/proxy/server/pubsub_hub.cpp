@@ -6,6 +6,7 @@
 #include <asio/steady_timer.hpp>
 
 #include <respite/obs/log.hpp>
+#include <respite/proxy/replayer.hpp>
 #include <respite/resp/parser.hpp>
 #include <respite/resp/writer.hpp>
 
@@ -19,13 +20,124 @@ constexpr std::string_view k_sub_verb[3] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRI
 constexpr std::string_view k_unsub_verb[3] = {"UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
 }  // namespace
 
-pubsub_hub::pubsub_hub(worker& w, side s) : w_(w), side_(s) {}
+pubsub_hub::pubsub_hub(worker& w, side s) : w_(w), side_(s), shadow_timer_(w.ioc()) {
+    shadow_.set_window(w.shared().cfg.pubsub_compare_window);
+}
 
 pubsub_hub::~pubsub_hub() {
-    if (conn_) {
-        conn_->set_close_handler(nullptr);
-        conn_->close();
+    shadow_timer_.cancel();
+    for (auto* c : {&conn_, &shadow_conn_}) {
+        if (*c) {
+            (*c)->set_close_handler(nullptr);
+            (*c)->set_push_handler(nullptr);
+            (*c)->close();
+        }
     }
+}
+
+namespace {
+upstream_endpoint endpoint_for(const shared_state& st, side s) {
+    const auto& c = st.backend_cfg(s).connection;
+    upstream_endpoint ep;
+    ep.host = c.host;
+    ep.port = c.port;
+    ep.username = c.username;
+    ep.password = c.password;
+    ep.database = c.database;
+    ep.protocol = 3;  // confirmations and messages arrive as pushes
+    ep.connect_timeout = c.connect_timeout;
+    return ep;
+}
+}  // namespace
+
+void pubsub_hub::shadow_tick() {
+    auto& st = w_.shared();
+    const auto plan = plan_of(st.current.load());
+    bool any = false;
+    for (auto& per_kind : entries_)
+        any = any || !per_kind.empty();
+    shadow_on(plan.shadow && plan.serving == side_ && any && st.has_secondary());
+    if (shadowing_) {
+        // The other side gets PUBLISH through the follower: wait as long as it lags, at least.
+        auto window = st.cfg.pubsub_compare_window;
+        if (auto* r = st.follower_of(side_)) {
+            const auto lag = std::chrono::milliseconds(
+                static_cast<std::int64_t>(r->snapshot().lag_seconds * 1000));
+            window += lag;
+        }
+        shadow_.set_window(window);
+        report(shadow_.sweep(std::chrono::steady_clock::now()));
+    }
+    if (any) {
+        timer_armed_ = true;
+        shadow_timer_.expires_after(std::chrono::milliseconds(500));
+        shadow_timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](std::error_code ec) {
+            if (alive.expired())
+                return;
+            timer_armed_ = false;
+            if (!ec)
+                shadow_tick();
+        });
+    }
+}
+
+void pubsub_hub::shadow_on(bool on) {
+    if (on == shadowing_ && (!on || (shadow_conn_ && shadow_conn_->usable())))
+        return;
+    if (!on) {
+        shadowing_ = false;
+        report(shadow_.close(std::chrono::steady_clock::now()));
+        if (shadow_conn_) {
+            shadow_conn_->set_close_handler(nullptr);
+            shadow_conn_->close();
+            shadow_conn_.reset();
+        }
+        return;
+    }
+    const side other = side_ == side::primary ? side::secondary : side::primary;
+    shadow_conn_ = std::make_shared<upstream>(w_.ioc(), endpoint_for(w_.shared(), other));
+    shadow_conn_->set_push_handler([this](std::string_view f) { on_shadow_push(f); });
+    shadow_conn_->set_close_handler([this] {
+        // Messages in the window can no longer be verified; resubscribed at the next tick.
+        report(shadow_.close(std::chrono::steady_clock::now()));
+        shadowing_ = false;
+    });
+    shadow_conn_->start();
+    shadowing_ = true;
+    for (int k = 0; k < 3; ++k)
+        for (auto& [name, e] : entries_[k]) {
+            std::string cmd;
+            resp::append_command(cmd, {k_sub_verb[k], name});
+            shadow_conn_->send_unreplied(cmd);
+            shadow_.subscribe(name);
+        }
+}
+
+void pubsub_hub::report(std::vector<divergence> ds) {
+    auto& st = w_.shared();
+    if (!st.divergences)
+        return;
+    // Reported from the migration's point of view: "primary" is the serving side.
+    for (auto& d : ds)
+        st.divergences->report(d);
+}
+
+void pubsub_hub::on_shadow_push(std::string_view frame) {
+    if (!shadowing_)
+        return;
+    resp::parser p;
+    auto r = p.feed(frame);
+    if (!r.complete)
+        return;
+    const auto v = p.take();
+    if (!v.is_aggregate() || v.size() < 3 || !v[0].is_string())
+        return;
+    const auto& kind = v[0].str();
+    const auto now = std::chrono::steady_clock::now();
+    if (kind == "message" || kind == "smessage")
+        shadow_.record_secondary({}, v[1].str(), v[2].str(), now);
+    else if (kind == "pmessage" && v.size() >= 4)
+        shadow_.record_secondary(v[1].str(), v[2].str(), v[3].str(), now);
 }
 
 void pubsub_hub::ensure_connection() {
@@ -75,6 +187,13 @@ void pubsub_hub::send(std::string_view verb, const std::string& name) {
     std::string cmd;
     resp::append_command(cmd, {verb, name});
     conn_->send_unreplied(cmd);
+    if (shadowing_ && shadow_conn_ && shadow_conn_->usable()) {
+        shadow_conn_->send_unreplied(cmd);
+        if (verb.find("UNSUB") == std::string_view::npos)
+            shadow_.subscribe(name);
+    }
+    if (!timer_armed_)
+        shadow_tick();
 }
 
 bool pubsub_hub::subscribe(const std::shared_ptr<session>& s, sub_kind k, const std::string& name) {
@@ -107,6 +226,8 @@ void pubsub_hub::unsubscribe(session* s, sub_kind k, const std::string& name) {
     if (e.raw.empty()) {
         if (e.requested && conn_ && conn_->usable())
             send(k_unsub_verb[static_cast<int>(k)], name);
+        if (shadowing_)
+            report(shadow_.unsubscribe(name, std::chrono::steady_clock::now()));
         per_kind.erase(it);
     }
 }
@@ -161,13 +282,20 @@ void pubsub_hub::on_push(std::string_view frame) {
             if (auto s = weak.lock())
                 s->subscription_confirmed(static_cast<std::uint8_t>(k), name);
     };
-    if (kind == "message")
+    const auto now = std::chrono::steady_clock::now();
+    if (kind == "message") {
         deliver(sub_kind::channel, v[1].str());
-    else if (kind == "pmessage")
+        if (shadowing_)
+            shadow_.record_primary({}, v[1].str(), v[2].str(), now);
+    } else if (kind == "pmessage" && v.size() >= 4) {
         deliver(sub_kind::pattern, v[1].str());
-    else if (kind == "smessage")
+        if (shadowing_)
+            shadow_.record_primary(v[1].str(), v[2].str(), v[3].str(), now);
+    } else if (kind == "smessage") {
         deliver(sub_kind::shard, v[1].str());
-    else if (kind == "subscribe")
+        if (shadowing_)
+            shadow_.record_primary({}, v[1].str(), v[2].str(), now);
+    } else if (kind == "subscribe")
         confirm(sub_kind::channel, v[1].str());
     else if (kind == "psubscribe")
         confirm(sub_kind::pattern, v[1].str());

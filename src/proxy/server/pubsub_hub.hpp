@@ -10,6 +10,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include <asio/steady_timer.hpp>
+
+#include <respite/proxy/pubsub_shadow.hpp>
+
 #include "upstream.hpp"
 
 namespace respite::proxy::server {
@@ -34,6 +38,9 @@ class pubsub_hub {
 
     [[nodiscard]] std::size_t upstream_subscriptions() const noexcept;
     [[nodiscard]] std::uint64_t messages() const noexcept { return messages_; }
+    [[nodiscard]] const pubsub_shadow::stats& shadow_stats() const noexcept {
+        return shadow_.counters();
+    }
 
   private:
     struct entry {
@@ -46,12 +53,23 @@ class pubsub_hub {
     void on_push(std::string_view frame);
     void resubscribe_all();
     void send(std::string_view verb, const std::string& name);
+    // Shadow modes: the same subscriptions on the other side, messages matched in a window.
+    void shadow_tick();
+    void shadow_on(bool on);
+    void on_shadow_push(std::string_view frame);
+    void report(std::vector<divergence> ds);
 
     worker& w_;
     side side_;
     std::shared_ptr<upstream> conn_;
     std::unordered_map<std::string, entry> entries_[3];
     std::uint64_t messages_ = 0;
+    std::shared_ptr<upstream> shadow_conn_;
+    bool shadowing_ = false;
+    pubsub_shadow shadow_;
+    asio::steady_timer shadow_timer_;
+    bool timer_armed_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // timer handlers check it
 };
 
 }  // namespace respite::proxy::server

@@ -378,3 +378,51 @@ TEST_F(proxy_pubsub, subscriptions_come_back_after_the_primary_restarts) {
 
 }  // namespace
 }  // namespace respite::test
+
+namespace respite::test {
+namespace {
+
+class proxy_pubsub_shadow : public proxy_fixture {};
+
+TEST_F(proxy_pubsub_shadow, messages_are_compared_across_both_sides) {
+    start(proxy::mode::dual_write_shadow, [](proxy::proxy_config& c) {
+        c.threads = 1;
+        c.pubsub_compare_window = std::chrono::milliseconds(300);
+    });
+    raw_conn sub(proxy_->port());
+    EXPECT_EQ(sub.call({"SUBSCRIBE", "news"}), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    // The shadow subscription on the secondary is made right after the first one.
+    EXPECT_TRUE(eventually([&] {
+        return secondary_.cli({"PUBSUB", "NUMSUB", "news"}).find("\n1") != std::string::npos;
+    }));
+    raw_conn pub(proxy_->port());
+    for (int i = 0; i < 20; ++i)
+        EXPECT_EQ(pub.call({"PUBLISH", "news", "m" + std::to_string(i)}), ":1\r\n");
+    for (int i = 0; i < 20; ++i)
+        EXPECT_TRUE(sub.frame().has_value());
+    // Published through the proxy: reaches both sides, nothing to report.
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));  // let two windows pass
+    EXPECT_EQ(info_field("divergence_data_mismatch"), "0") << recent_divergences();
+    EXPECT_EQ(info_field("divergence_extra_data"), "0") << recent_divergences();
+    // A publisher that bypasses the proxy: the secondary misses the message.
+    primary_.cli({"PUBLISH", "news", "only-primary"});
+    EXPECT_TRUE(sub.frame().has_value());
+    EXPECT_TRUE(eventually([&] { return info_field("divergence_data_mismatch") == "1"; }))
+        << recent_divergences();
+    // A message only the secondary saw.
+    secondary_.cli({"PUBLISH", "news", "only-secondary"});
+    EXPECT_TRUE(eventually([&] { return info_field("divergence_extra_data") == "1"; }))
+        << recent_divergences();
+    // Unsubscribing with a message still inside its window is not a divergence.
+    EXPECT_EQ(pub.call({"PUBLISH", "news", "last"}), ":1\r\n");
+    EXPECT_TRUE(sub.frame().has_value());
+    sub.command({"UNSUBSCRIBE"});
+    EXPECT_TRUE(sub.frame().has_value());
+    sub.close();
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    EXPECT_EQ(info_field("divergence_data_mismatch"), "1") << recent_divergences();
+    EXPECT_EQ(info_field("divergence_extra_data"), "1") << recent_divergences();
+}
+
+}  // namespace
+}  // namespace respite::test

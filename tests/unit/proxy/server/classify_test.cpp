@@ -1,0 +1,99 @@
+// The proxy's routing table: every Redis 7.0 command lands where it must.
+#include "classify.hpp"
+
+#include <gtest/gtest.h>
+
+namespace respite::proxy::server {
+namespace {
+
+route of(std::initializer_list<std::string_view> args) {
+    std::vector<std::string_view> v(args);
+    return classify(v, commands::command_table::builtin()).kind;
+}
+
+TEST(proxy_classify, commands_the_original_missed_are_routed_by_the_table) {
+    EXPECT_EQ(of({"BZMPOP", "1", "1", "z", "MIN"}), route::blocking);
+    EXPECT_EQ(of({"BLMPOP", "0", "1", "l", "LEFT"}), route::blocking);
+    EXPECT_EQ(of({"LMPOP", "1", "l", "LEFT"}), route::write);
+    EXPECT_EQ(of({"ZMPOP", "1", "z", "MIN"}), route::write);
+    EXPECT_EQ(of({"BITFIELD", "k", "INCRBY", "u8", "0", "1"}), route::write);
+    EXPECT_EQ(of({"BITFIELD_RO", "k", "GET", "u8", "0"}), route::read);
+    EXPECT_EQ(of({"EXPIRETIME", "k"}), route::read);
+    EXPECT_EQ(of({"PEXPIRETIME", "k"}), route::read);
+    EXPECT_EQ(of({"SPUBLISH", "ch", "m"}), route::write);
+    EXPECT_EQ(of({"PUBLISH", "ch", "m"}), route::write);
+    EXPECT_EQ(of({"LCS", "a", "b"}), route::read);
+    EXPECT_EQ(of({"ZRANDMEMBER", "z"}), route::read);
+    EXPECT_EQ(of({"SETBIT", "k", "1", "1"}), route::write);
+    EXPECT_EQ(of({"GETEX", "k", "EX", "1"}), route::write);
+}
+
+TEST(proxy_classify, blocking_is_decided_by_the_block_option_not_a_key_named_block) {
+    EXPECT_EQ(of({"XREAD", "COUNT", "1", "STREAMS", "block", "0"}), route::read);
+    EXPECT_EQ(of({"XREAD", "BLOCK", "100", "STREAMS", "s", "$"}), route::blocking);
+    EXPECT_EQ(of({"GET", "block"}), route::read);
+    // XREADGROUP moves the group's cursor and PEL: a write even without BLOCK.
+    EXPECT_EQ(of({"XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"}), route::write);
+    EXPECT_EQ(of({"XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"}),
+              route::blocking);
+    EXPECT_EQ(of({"BLPOP", "l", "0"}), route::blocking);
+    EXPECT_EQ(of({"WAIT", "1", "0"}), route::blocking);
+}
+
+TEST(proxy_classify, session_state_is_pinned_or_local) {
+    EXPECT_EQ(of({"MULTI"}), route::transaction);
+    EXPECT_EQ(of({"WATCH", "k"}), route::transaction);
+    EXPECT_EQ(of({"UNWATCH"}), route::transaction);
+    EXPECT_EQ(of({"CLIENT", "TRACKING", "on"}), route::pinning);
+    EXPECT_EQ(of({"CLIENT", "REPLY", "OFF"}), route::pinning);
+    EXPECT_EQ(of({"MONITOR"}), route::pinning);
+    EXPECT_EQ(of({"CLIENT", "SETNAME", "x"}), route::local);
+    EXPECT_EQ(of({"CLIENT", "LIST"}), route::admin);
+    EXPECT_EQ(of({"SELECT", "1"}), route::local);
+    EXPECT_EQ(of({"HELLO", "3"}), route::local);
+    EXPECT_EQ(of({"AUTH", "pw"}), route::local);
+    EXPECT_EQ(of({"RESET"}), route::local);
+    EXPECT_EQ(of({"INFO", "proxy"}), route::local);
+    EXPECT_EQ(of({"INFO"}), route::admin);
+    EXPECT_EQ(of({"SSUBSCRIBE", "c"}), route::subscribe);
+    EXPECT_EQ(of({"PUNSUBSCRIBE"}), route::subscribe);
+}
+
+TEST(proxy_classify, scripts_and_keyspace_writes) {
+    EXPECT_EQ(of({"EVAL", "return 1", "0"}), route::write);
+    EXPECT_EQ(of({"EVALSHA_RO", "abc", "0"}), route::read);
+    EXPECT_EQ(of({"FCALL", "f", "0"}), route::write);
+    EXPECT_EQ(of({"SCRIPT", "LOAD", "return 1"}), route::write);
+    EXPECT_EQ(of({"SCRIPT", "EXISTS", "abc"}), route::admin);
+    EXPECT_EQ(of({"FLUSHALL"}), route::write);
+    EXPECT_EQ(of({"FUNCTION", "LOAD", "x"}), route::write);
+    EXPECT_EQ(of({"CONFIG", "GET", "x"}), route::admin);
+}
+
+TEST(proxy_classify, unknown_commands_are_writes_under_one_label) {
+    std::vector<std::string_view> v{"MODULE.DOTHING", "k"};
+    const auto c = classify(v, commands::command_table::builtin());
+    EXPECT_EQ(c.kind, route::write);
+    EXPECT_EQ(c.label, "other");
+    std::vector<std::string_view> sub{"CONFIG", "NOSUCHSUB"};
+    EXPECT_EQ(classify(sub, commands::command_table::builtin()).label, "config");
+    std::vector<std::string_view> get{"get", "k"};
+    EXPECT_EQ(classify(get, commands::command_table::builtin()).label, "get");
+}
+
+TEST(proxy_classify, only_deterministic_reads_are_shadowed) {
+    auto shadowed = [](std::initializer_list<std::string_view> args) {
+        std::vector<std::string_view> v(args);
+        return classify(v, commands::command_table::builtin()).shadowable;
+    };
+    EXPECT_TRUE(shadowed({"GET", "k"}));
+    EXPECT_TRUE(shadowed({"SMEMBERS", "s"}));
+    EXPECT_FALSE(shadowed({"SRANDMEMBER", "s"}));
+    EXPECT_FALSE(shadowed({"RANDOMKEY"}));
+    EXPECT_FALSE(shadowed({"SCAN", "0"}));
+    EXPECT_FALSE(shadowed({"SET", "k", "v"}));
+    EXPECT_FALSE(shadowed({"OBJECT", "ENCODING", "k"}));
+}
+
+}  // namespace
+}  // namespace respite::proxy::server
