@@ -21,13 +21,19 @@ cmake --build build/fuzz -j "$jobs"
 # 2. Where threads meet (client facade, fault proxy, metrics), under ThreadSanitizer.
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_TSAN=ON -DRESPITE_BENCH=OFF \
   >/dev/null
-cmake --build build/tsan -j "$jobs" --target threads_client threads_cluster support_selftest unit_obs
+cmake --build build/tsan -j "$jobs" --target threads_client threads_cluster support_selftest unit_obs \
+  unit_proxy_replay integration_proxy_replay integration_proxy
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 for t in tests/integration/client/threads_client tests/integration/cluster/threads_cluster \
-         tests/support/support_selftest tests/unit/obs/unit_obs; do
+         tests/support/support_selftest tests/unit/obs/unit_obs tests/unit/proxy/replay/unit_proxy_replay \
+         tests/integration/proxy/replay/integration_proxy_replay; do
   echo "tsan: $t"
   "build/tsan/$t" --gtest_brief=1
 done
+# The proxy where its threads meet: workers, the follower's thread, backends, mode switches.
+echo "tsan: integration_proxy (threaded cases)"
+build/tsan/tests/integration/proxy/server/integration_proxy --gtest_brief=1 \
+  --gtest_filter='proxy_sessions.many_clients*:proxy_sessions.a_blocked*:proxy_modes.a_switch*:proxy_modes.proxy_mode*:proxy_consistency.random_workload*:proxy_consistency.writes_during*'
 
 # 3. Everything else with g++ under ASan+UBSan; the fuzz run is one of its ctest tests.
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_SANITIZE=ON \

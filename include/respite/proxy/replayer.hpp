@@ -123,6 +123,9 @@ class replayer {
 
     // The lane of a key (Redis Cluster hash slot, with hash tags, modulo lanes).
     [[nodiscard]] std::size_t lane_of(std::string_view key) const noexcept;
+    // A write to key's stripe (or a keyspace-wide one) was sent to the primary and its reply
+    // was not submitted yet: the primary may already show an effect the queue does not hold.
+    [[nodiscard]] bool writes_in_flight(std::string_view key) const noexcept;
 
     struct engine;
 

@@ -1,14 +1,13 @@
 // The replay engine: the inbox, the lanes, dirty keys and their repair, on one io_context thread.
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 
@@ -26,46 +25,8 @@
 #include "lane_scheduler.hpp"
 #include "pacing.hpp"
 #include "stripe_table.hpp"
+
 namespace respite::proxy {
-namespace dbg {
-inline FILE* out() {
-    static FILE* f = [] {
-        const char* p = std::getenv("RESPITE_TRACE");
-        return p ? std::fopen(p, "w") : nullptr;
-    }();
-    return f;
-}
-inline std::mutex mu;
-inline long long now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-template <class... A>
-void tr(const char* fmt, A... a) {
-    if (!out())
-        return;
-    std::lock_guard l(mu);
-    std::fprintf(out(), "%lld ", now_us());
-    std::fprintf(out(), fmt, a...);
-    std::fputc('\n', out());
-    std::fflush(out());
-}
-inline std::string cmds(const client::request& r) {
-    std::string s;
-    for (char c : r.payload())
-        s += (c == '\r' || c == '\n') ? ' ' : c;
-    return s;
-}
-inline std::string keys(const std::vector<std::string>& k) {
-    std::string s;
-    for (auto& x : k) {
-        s += x;
-        s += ',';
-    }
-    return s;
-}
-}  // namespace dbg
 
 using replay::dirty_set;
 using replay::entry_id;
@@ -245,7 +206,8 @@ struct replayer::engine {
     asio::steady_timer repair_timer{ioc};
     asio::steady_timer drain_timer{ioc};
     token_bucket bucket;
-    bool repair_reading = false;  // a DUMP/PTTL batch is out on the primary
+    bool repair_reading = false;                   // a DUMP/PTTL batch is out on the primary
+    std::unordered_set<std::string> reading_keys;  // its keys (still wrong on the secondary)
     bool repair_timer_armed = false;
     std::uint64_t call_seq = 0;
     std::uint64_t progress_logged_at = 0;
@@ -297,7 +259,6 @@ struct replayer::engine {
     }
 
     void add_dirty(std::string_view key, bool urgent = false) {
-        dbg::tr("DIRTY %.*s", (int)key.size(), key.data());
         dirty_set::add_result r;
         {
             std::lock_guard lock(dirty_mu);
@@ -334,11 +295,7 @@ struct replayer::engine {
         for (auto k : keys) {
             // Another origin's write to the stripe is in flight: the primary may apply the two
             // in either order, so the replayed order is a guess; the copy settles it.
-            const bool cf = stripes.begin(stripe_table::stripe_of(k), origin);
-            dbg::tr("BEGIN %.*s origin=%llx conflict=%d gen=%u", (int)k.size(), k.data(),
-                    (unsigned long long)origin, (int)cf,
-                    stripes.load(stripe_table::stripe_of(k)).generation);
-            if (cf || global_busy)
+            if (stripes.begin(stripe_table::stripe_of(k), origin) || global_busy)
                 add_dirty(k);
         }
         if (global) {
@@ -351,8 +308,6 @@ struct replayer::engine {
     }
 
     void end(std::span<const std::string_view> keys, bool global) {
-        for (auto k : keys)
-            dbg::tr("END %.*s", (int)k.size(), k.data());
         for (auto k : keys)
             stripes.end(stripe_table::stripe_of(k));
         if (global)
@@ -386,8 +341,6 @@ struct replayer::engine {
 
     void submit(replay_item item, std::span<const std::string_view> begun) {
         const bool global = item.global;
-        dbg::tr("SUBMIT keys=%s atomic=%d copy=%d cmds=%s", dbg::keys(item.keys).c_str(),
-                (int)item.atomic, (int)item.copy, dbg::cmds(item.commands).c_str());
         if (!item.commands.empty() && !replayable(item.commands)) {
             failed.fetch_add(1);
             metrics.failed.inc();
@@ -527,7 +480,6 @@ struct replayer::engine {
         }
         const auto l = lanes_for(p.item);
         const entry_id id = sched.push(l);
-        dbg::tr("PUSH id=%llu keys=%s", (unsigned long long)id, dbg::keys(p.item.keys).c_str());
         items.emplace(id, std::move(p));
     }
 
@@ -583,8 +535,6 @@ struct replayer::engine {
     void issue(std::size_t l, bool atomic, client::request req, std::vector<entry_id> ids) {
         auto& ln = *lanes[l];
         const auto seq = ++call_seq;
-        for (auto id : ids)
-            dbg::tr("SEND id=%llu lane=%zu atomic=%d", (unsigned long long)id, l, (int)atomic);
         ln.calls.push_back({seq, steady::now()});
         auto cb = [this, b = box, l, epoch = ln.epoch, seq, atomic,
                    ids = std::move(ids)](client::result<replies> r) mutable {
@@ -645,8 +595,6 @@ struct replayer::engine {
     }
 
     void finish(entry_id id, outcome o, std::string_view why) {
-        dbg::tr("FINISH id=%llu o=%d why=%.*s", (unsigned long long)id, (int)o, (int)why.size(),
-                why.data());
         sched.complete(id);
         auto node = items.extract(id);
         if (node.empty())
@@ -662,6 +610,10 @@ struct replayer::engine {
                     repaired.fetch_add(1);
                     metrics.repaired.inc();
                     end_repair();
+                } else if (read_a_dirty_key(p.item)) {
+                    // What it wrote may derive from a wrong value (RENAME, LMOVE, SINTERSTORE, a
+                    // transaction ...): its other keys need the copy too.
+                    add_dirty_keys(p.item.keys, false);
                 }
                 break;
             case outcome::error_reply: {
@@ -693,6 +645,24 @@ struct replayer::engine {
                 }
                 break;
         }
+    }
+
+    // A multi-key write just applied on the secondary while one of its keys was dirty there (a
+    // race of origins marks the contended key when the second write begins, so before either
+    // completes; an error reply, a lost write or a pending repair too). The other keys' values
+    // may have been computed from it on the secondary. Checked when the item completes: every
+    // mark that concerns the state it ran on has been made by then, and the dirty key cannot
+    // have been repaired meanwhile (its stripe was in flight or queued throughout).
+    [[nodiscard]] bool read_a_dirty_key(const replay_item& item) {
+        if (std::getenv("NOFIX_TMP")) return false;
+        if (item.keys.size() < 2)
+            return false;  // a single key is already dirty, or nothing spreads
+        for (const auto& k : item.keys)
+            if (reading_keys.contains(k))
+                return true;
+        std::lock_guard lock(dirty_mu);
+        return std::ranges::any_of(item.keys,
+                                   [this](const std::string& k) { return dirty.contains(k); });
     }
 
     void after_completions() {
@@ -853,7 +823,6 @@ struct replayer::engine {
                     deferred.push_back(std::move(*key));
                     continue;
                 }
-                dbg::tr("PICK %s gen=%u", key->c_str(), st.generation);
                 picked.push_back({std::move(*key), st.generation, gst.generation});
             }
             for (auto& k : deferred)
@@ -871,6 +840,8 @@ struct replayer::engine {
             req.push("PTTL", c.key);
         }
         repair_reading = true;
+        for (const auto& c : picked)
+            reading_keys.insert(c.key);
         primary->exec(std::move(req), [this, b = box, picked = std::move(picked)](
                                           client::result<replies> r) mutable {
             b->post([this, picked = std::move(picked), r = std::move(r)]() mutable {
@@ -881,6 +852,7 @@ struct replayer::engine {
 
     void on_repair_read(std::vector<candidate> picked, client::result<replies> r) {
         repair_reading = false;
+        reading_keys.clear();
         if (stopping)
             return;
         const bool ok = r && r->size() == picked.size() * 2;
@@ -902,7 +874,6 @@ struct replayer::engine {
             if (stripes.load(s).generation != c.generation ||
                 stripes.load(stripe_table::global_stripe).generation != c.global_generation) {
                 // A write began since the read: the copy may predate it.
-                dbg::tr("REPAIRRETRY %s", c.key.c_str());
                 repair_retries.fetch_add(1);
                 metrics.repair_retries.inc();
                 redirty_repairing(c.key);
@@ -931,11 +902,7 @@ struct replayer::engine {
             queued_items.fetch_add(1);
             // Same thread as the inbox: no submit can slip between the check and this push.
             const std::size_t lane_list[] = {l};
-            const auto rid = sched.push(lane_list);
-            dbg::tr("REPAIRPUSH id=%llu %s gen=%u now=%u cmd=%s", (unsigned long long)rid,
-                    p.item.keys[0].c_str(), c.generation, stripes.load(s).generation,
-                    dbg::cmds(p.item.commands).substr(0, 60).c_str());
-            items.emplace(rid, std::move(p));
+            items.emplace(sched.push(lane_list), std::move(p));
         }
         pump_all();
         kick_repair();
@@ -1141,6 +1108,11 @@ replayer::stats replayer::snapshot() const {
 
 std::size_t replayer::lane_of(std::string_view key) const noexcept {
     return engine_->lane_of(key);
+}
+
+bool replayer::writes_in_flight(std::string_view key) const noexcept {
+    return engine_->stripes.load(stripe_table::stripe_of(key)).in_flight > 0 ||
+           engine_->stripes.load(stripe_table::global_stripe).in_flight > 0;
 }
 
 }  // namespace respite::proxy

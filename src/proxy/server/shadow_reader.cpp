@@ -2,6 +2,8 @@
 #include "shadow_reader.hpp"
 
 #include <respite/obs/log.hpp>
+#include <asio/steady_timer.hpp>
+
 #include <respite/proxy/replayer.hpp>
 
 namespace respite::proxy::server {
@@ -21,6 +23,35 @@ client::request request_of(const std::vector<std::string>& args) {
     client::request r;
     r.push_args(args);
     return r;
+}
+
+// Calls fn(true) once no write to the key is between the primary and the follower's queue and
+// the queue applied what it held for the key; fn(false) when the key never settles (hot key).
+void settle(asio::io_context* ioc, replayer* r, std::string key,
+            std::move_only_function<void(bool)> fn,
+            std::chrono::steady_clock::time_point deadline) {
+    if (r == nullptr || key.empty()) {
+        fn(true);
+        return;
+    }
+    if (!r->writes_in_flight(key)) {
+        auto shared = std::make_shared<std::move_only_function<void(bool)>>(std::move(fn));
+        r->when_applied(key, [shared] { (*shared)(true); });
+        return;
+    }
+    if (ioc == nullptr || std::chrono::steady_clock::now() >= deadline) {
+        fn(false);
+        return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(*ioc, std::chrono::milliseconds(1));
+    timer->async_wait([ioc, r, key = std::move(key), fn = std::move(fn), deadline,
+                       timer](std::error_code ec) mutable {
+        if (ec) {
+            fn(false);
+            return;
+        }
+        settle(ioc, r, std::move(key), std::move(fn), deadline);
+    });
 }
 }  // namespace
 
@@ -96,12 +127,17 @@ void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<
     }
     // A write may be on its way to the other side: look again once the follower applied what
     // was queued for this key, before calling it a divergence.
-    replayer* r = st_.follower_of(j->serving);
-    if (r == nullptr || j->key.empty()) {
-        recheck(j);
-        return;
-    }
-    r->when_applied(j->key, [self = shared_from_this(), j] { self->recheck(j); });
+    settle(st_.control, st_.follower_of(j->serving), j->key,
+           [self = shared_from_this(), j](bool settled) {
+               if (!settled) {
+                   self->unstable_.fetch_add(1, std::memory_order_relaxed);
+                   self->results_[5]->inc();
+                   self->finish();
+                   return;
+               }
+               self->recheck(j);
+           },
+           std::chrono::steady_clock::now() + std::chrono::seconds(2));
 }
 
 void shadow_reader::recheck(const std::shared_ptr<job>& j) {
@@ -158,11 +194,17 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                     });
             });
         };
-        replayer* r = self->st_.follower_of(j->serving);
-        if (r == nullptr || j->key.empty())
-            then_other();
-        else
-            r->when_applied(j->key, then_other);
+        settle(self->st_.control, self->st_.follower_of(j->serving), j->key,
+               [self, then_other](bool settled) mutable {
+                   if (!settled) {
+                       self->unstable_.fetch_add(1, std::memory_order_relaxed);
+                       self->results_[5]->inc();
+                       self->finish();
+                       return;
+                   }
+                   then_other();
+               },
+               std::chrono::steady_clock::now() + std::chrono::seconds(2));
     });
 }
 

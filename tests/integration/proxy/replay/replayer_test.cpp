@@ -246,6 +246,77 @@ TEST_F(pair_of_servers, multi_key_items_are_barriers) {
     EXPECT_EQ(s.dropped_to_dirty, 0u);
 }
 
+// Two origins race on a key and one of the writes also writes another key from it (RENAME):
+// their order on the primary is unknown, so the secondary may apply them the other way round.
+// Not only the contended key but every key the racing writes wrote must be copied. Here the
+// primary runs RENAME then INCR, the secondary gets INCR then RENAME; `b` would keep 2.
+TEST_F(pair_of_servers, race_spreads_to_every_key_a_racing_write_wrote) {
+    start(fast_config());
+    const auto a = key_in_lane(0, "ra");
+    const auto b = key_in_lane(1, "rb");
+    write({"SET", a, "1"}, {a});
+    for (bool rename_first : {true, false}) {
+        std::vector<std::string> rk = {a, b};
+        std::vector<std::string> ik = {a};
+        std::vector<std::string_view> rv(rk.begin(), rk.end()), iv(ik.begin(), ik.end());
+        // Either write may begin first; the other one sees the race.
+        if (rename_first) {
+            rep->begin_write(rv, 1);
+            rep->begin_write(iv, 2);
+        } else {
+            rep->begin_write(iv, 2);
+            rep->begin_write(rv, 1);
+        }
+        // The primary: RENAME, then INCR (b = 1, a = 1)...
+        ASSERT_TRUE(run(*primary, client::cmd("RENAME", a, b)).has_value());
+        ASSERT_TRUE(run(*primary, client::cmd("INCR", a)).has_value());
+        // ... replies in the other order: the secondary gets INCR, then RENAME (b = 2).
+        replay_item incr;
+        incr.keys = ik;
+        incr.commands = client::cmd("INCR", a);
+        rep->submit(std::move(incr), iv);
+        replay_item rename;
+        rename.keys = rk;
+        rename.commands = client::cmd("RENAME", a, b);
+        rep->submit(std::move(rename), rv);
+        expect_equal();
+        EXPECT_EQ(secondary_server.cli({"GET", b}), "1");
+        write({"DEL", b}, {b});
+    }
+}
+
+// A key whose secondary copy is known to be wrong (dirty, not repaired yet) feeds a multi-key
+// write (RENAME inside a transaction): the keys it writes inherit the doubt and are copied too.
+TEST_F(pair_of_servers, dirty_key_read_by_a_transaction_spreads_to_its_keys) {
+    start(fast_config());
+    const auto a = key_in_lane(2, "ta");
+    const auto b = key_in_lane(3, "tb");
+    write({"SET", a, "1"}, {a});
+    std::vector<std::string> tk = {a, b};
+    std::vector<std::string> ik = {a};
+    std::vector<std::string_view> tv(tk.begin(), tk.end()), iv(ik.begin(), ik.end());
+    rep->begin_write(iv, 2);
+    rep->begin_write(tv, 1);  // races with the INCR: `a` turns dirty
+    ASSERT_TRUE(run(*primary, client::cmd("INCR", a)).has_value());
+    client::request tx;
+    tx.push("INCR", a);
+    tx.push("RENAME", a, b);
+    ASSERT_TRUE(run_tx(tx).has_value());  // primary: a gone, b = 3
+    // Replies the other way round: the secondary runs the transaction first (b = 2, then a = 1).
+    replay_item t;
+    t.keys = tk;
+    t.commands = std::move(tx);
+    t.atomic = true;
+    rep->submit(std::move(t), tv);
+    replay_item incr;
+    incr.keys = ik;
+    incr.commands = client::cmd("INCR", a);
+    rep->submit(std::move(incr), iv);
+    expect_equal();
+    EXPECT_EQ(secondary_server.cli({"GET", b}), "3");
+    EXPECT_EQ(secondary_server.cli({"EXISTS", a}), "0");
+}
+
 TEST_F(pair_of_servers, global_item_is_ordered_against_every_lane) {
     start(fast_config());
     for (int i = 0; i < 50; ++i)

@@ -13,21 +13,11 @@ using proxy::mode;
 // One random write (or read) over a small shared keyspace, so clients contend on keys.
 std::vector<std::string> random_command(std::mt19937& rng) {
     auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
-    static const int nkeys = std::getenv("DV_KEYS") ? std::atoi(std::getenv("DV_KEYS")) : 40;
     auto key = [&](std::string_view prefix) {
-        return std::string(prefix) + std::to_string(pick(nkeys));
+        return std::string(prefix) + std::to_string(pick(40));
     };
     auto val = [&] { return "v" + std::to_string(pick(1000)); };
-    int which = pick(46);
-    if (const char* f = std::getenv("DV_CMDS")) {
-        std::vector<int> allowed;
-        std::stringstream ss(f);
-        std::string t;
-        while (std::getline(ss, t, ','))
-            allowed.push_back(std::atoi(t.c_str()));
-        which = allowed[rng() % allowed.size()];
-    }
-    switch (which) {
+    switch (pick(46)) {
         case 0:
             return {"SET", key("s:"), val()};
         case 1:
@@ -135,9 +125,7 @@ void run_workload(const client::client_config& cfg, int threads, int batches,
                 client::request req;
                 for (int i = 0; i < 40; ++i)
                     req.push_args(random_command(rng));
-                static const bool notxn = std::getenv("DV_NOTXN") != nullptr;
-                auto r =
-                    (b % 5 == 4 && !notxn) ? c.transaction(std::move(req)) : c.exec(std::move(req));
+                auto r = (b % 5 == 4) ? c.transaction(std::move(req)) : c.exec(std::move(req));
                 if (!r && r.error() != client::error::transaction_aborted)
                     ++transport_errors;
             }
@@ -152,12 +140,19 @@ class proxy_consistency : public proxy_fixture {};
 TEST_F(proxy_consistency, random_workload_leaves_both_backends_identical) {
     start(mode::dual_write);
     std::atomic<int> errors{0};
-    run_workload(client_config(), 4,
-                 std::getenv("DV_BATCHES") ? std::atoi(std::getenv("DV_BATCHES")) : 150, errors);
+    run_workload(client_config(), 4, 150, errors);
     EXPECT_EQ(errors.load(), 0);
     EXPECT_NE(primary_.cli({"DBSIZE"}), "0");
     EXPECT_TRUE(converged());
-    EXPECT_EQ(info_field("follow_secondary_failed"), "0");
+    // Error replies on the secondary are expected: writes of different clients racing on a key
+    // may reach it in another order than the primary ran them (RENAME then finds no key). They
+    // turn the keys dirty and the repair copies them; what must hold is convergence, with
+    // nothing left behind and no full resync.
+    EXPECT_TRUE(eventually([&] {
+        return info_field("follow_secondary_queued_items") == "0" &&
+               info_field("follow_secondary_dirty_keys") == "0";
+    })) << proxy_->info();
+    EXPECT_EQ(info_field("follow_secondary_full_resync_needed"), "0");
 }
 
 TEST_F(proxy_consistency, a_secondary_outage_is_repaired) {
