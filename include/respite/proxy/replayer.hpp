@@ -126,6 +126,8 @@ class replayer {
     // A write to key's stripe (or a keyspace-wide one) was sent to the primary and its reply
     // was not submitted yet: the primary may already show an effect the queue does not hold.
     [[nodiscard]] bool writes_in_flight(std::string_view key) const noexcept;
+    // The key is known to differ on the secondary and waits for (or is in) its repair.
+    [[nodiscard]] bool awaiting_repair(std::string_view key) const;
 
     struct engine;
 

@@ -206,8 +206,9 @@ struct replayer::engine {
     asio::steady_timer repair_timer{ioc};
     asio::steady_timer drain_timer{ioc};
     token_bucket bucket;
-    bool repair_reading = false;                   // a DUMP/PTTL batch is out on the primary
-    std::unordered_set<std::string> reading_keys;  // its keys (still wrong on the secondary)
+    bool repair_reading = false;  // a DUMP/PTTL batch is out on the primary
+    // Its keys (still wrong on the secondary). Written on the replayer thread under dirty_mu.
+    std::unordered_set<std::string> reading_keys;
     bool repair_timer_armed = false;
     std::uint64_t call_seq = 0;
     std::uint64_t progress_logged_at = 0;
@@ -654,7 +655,6 @@ struct replayer::engine {
     // mark that concerns the state it ran on has been made by then, and the dirty key cannot
     // have been repaired meanwhile (its stripe was in flight or queued throughout).
     [[nodiscard]] bool read_a_dirty_key(const replay_item& item) {
-        if (std::getenv("NOFIX_TMP")) return false;
         if (item.keys.size() < 2)
             return false;  // a single key is already dirty, or nothing spreads
         for (const auto& k : item.keys)
@@ -840,8 +840,11 @@ struct replayer::engine {
             req.push("PTTL", c.key);
         }
         repair_reading = true;
-        for (const auto& c : picked)
-            reading_keys.insert(c.key);
+        {
+            std::lock_guard lock(dirty_mu);  // awaiting_repair() reads it from other threads
+            for (const auto& c : picked)
+                reading_keys.insert(c.key);
+        }
         primary->exec(std::move(req), [this, b = box, picked = std::move(picked)](
                                           client::result<replies> r) mutable {
             b->post([this, picked = std::move(picked), r = std::move(r)]() mutable {
@@ -852,7 +855,10 @@ struct replayer::engine {
 
     void on_repair_read(std::vector<candidate> picked, client::result<replies> r) {
         repair_reading = false;
-        reading_keys.clear();
+        {
+            std::lock_guard lock(dirty_mu);
+            reading_keys.clear();
+        }
         if (stopping)
             return;
         const bool ok = r && r->size() == picked.size() * 2;
@@ -1108,6 +1114,11 @@ replayer::stats replayer::snapshot() const {
 
 std::size_t replayer::lane_of(std::string_view key) const noexcept {
     return engine_->lane_of(key);
+}
+
+bool replayer::awaiting_repair(std::string_view key) const {
+    std::lock_guard lock(engine_->dirty_mu);
+    return engine_->dirty.contains(key) || engine_->reading_keys.contains(std::string(key));
 }
 
 bool replayer::writes_in_flight(std::string_view key) const noexcept {

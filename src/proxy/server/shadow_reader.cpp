@@ -1,9 +1,9 @@
 // The shadow reader (see shadow_reader.hpp).
 #include "shadow_reader.hpp"
 
-#include <respite/obs/log.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <respite/obs/log.hpp>
 #include <respite/proxy/replayer.hpp>
 
 namespace respite::proxy::server {
@@ -34,7 +34,7 @@ void settle(asio::io_context* ioc, replayer* r, std::string key,
         fn(true);
         return;
     }
-    if (!r->writes_in_flight(key)) {
+    if (!r->writes_in_flight(key) && !r->awaiting_repair(key)) {
         auto shared = std::make_shared<std::move_only_function<void(bool)>>(std::move(fn));
         r->when_applied(key, [shared] { (*shared)(true); });
         return;
@@ -127,17 +127,18 @@ void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<
     }
     // A write may be on its way to the other side: look again once the follower applied what
     // was queued for this key, before calling it a divergence.
-    settle(st_.control, st_.follower_of(j->serving), j->key,
-           [self = shared_from_this(), j](bool settled) {
-               if (!settled) {
-                   self->unstable_.fetch_add(1, std::memory_order_relaxed);
-                   self->results_[5]->inc();
-                   self->finish();
-                   return;
-               }
-               self->recheck(j);
-           },
-           std::chrono::steady_clock::now() + std::chrono::seconds(2));
+    settle(
+        st_.control, st_.follower_of(j->serving), j->key,
+        [self = shared_from_this(), j](bool settled) {
+            if (!settled) {
+                self->unstable_.fetch_add(1, std::memory_order_relaxed);
+                self->results_[5]->inc();
+                self->finish();
+                return;
+            }
+            self->recheck(j);
+        },
+        std::chrono::steady_clock::now() + std::chrono::seconds(2));
 }
 
 void shadow_reader::recheck(const std::shared_ptr<job>& j) {
@@ -194,17 +195,18 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                     });
             });
         };
-        settle(self->st_.control, self->st_.follower_of(j->serving), j->key,
-               [self, then_other](bool settled) mutable {
-                   if (!settled) {
-                       self->unstable_.fetch_add(1, std::memory_order_relaxed);
-                       self->results_[5]->inc();
-                       self->finish();
-                       return;
-                   }
-                   then_other();
-               },
-               std::chrono::steady_clock::now() + std::chrono::seconds(2));
+        settle(
+            self->st_.control, self->st_.follower_of(j->serving), j->key,
+            [self, then_other](bool settled) mutable {
+                if (!settled) {
+                    self->unstable_.fetch_add(1, std::memory_order_relaxed);
+                    self->results_[5]->inc();
+                    self->finish();
+                    return;
+                }
+                then_other();
+            },
+            std::chrono::steady_clock::now() + std::chrono::seconds(2));
     });
 }
 
