@@ -61,6 +61,12 @@ struct secondary_write {
 // args[0] is the command name in any case; `reply` is the primary's reply to it, RESP2 or RESP3.
 // An error reply applies nothing (except for scripts, which may have written before failing:
 // their KEYS are copied). A read applies nothing. MULTI/EXEC go through translate_transaction.
+// The command's effect does not depend on its reply: any non-error reply means "replay it as
+// written" (SET k v, HSET, LPUSH, INCR, DEL ...). The proxy's fast path forwards such writes'
+// request bytes to the follower without decoding the reply.
+[[nodiscard]] bool reply_independent(std::span<const std::string_view> args,
+                                     const commands::command_table& table) noexcept;
+
 [[nodiscard]] secondary_write translate(std::span<const std::string_view> args,
                                         const resp::value& reply, const effect_context& ctx);
 

@@ -124,6 +124,20 @@ bool is_replayable_write(const commands::command_spec* spec) noexcept {
            is_script_cache_write(name) || name == "pfcount";
 }
 
+bool reply_independent(std::span<const std::string_view> args,
+                       const commands::command_table& table) noexcept {
+    if (args.empty())
+        return false;
+    const commands::command_spec* spec = table.lookup(args);
+    if (spec == nullptr || !is_replayable_write(spec))
+        return false;
+    const std::string_view name = spec->name;
+    if (is_script(name) || is_publish(name) || find_rule(name) != nullptr)
+        return false;
+    // Keyless writes (FLUSHALL, SCRIPT LOAD ...) are ordered against every lane: slow path.
+    return spec->first_key > 0 && !commands::has_movable_keys(*spec);
+}
+
 secondary_write translate(std::span<const std::string_view> args, const resp::value& reply,
                           const effect_context& ctx) {
     secondary_write out;

@@ -138,4 +138,38 @@ command_class classify(std::span<const std::string_view> args, const commands::c
     return c;
 }
 
+classifier::classifier(const commands::command_table& t) : table_(&t) {
+    const auto specs = t.specs();
+    cache_.resize(specs.size());
+    dynamic_.assign(specs.size(), false);
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        const std::string_view name = specs[i].name;
+        const auto bar = name.find('|');
+        const auto container = name.substr(0, bar);
+        if (any_of(container, {"info", "xread", "xreadgroup"})) {
+            dynamic_[i] = true;
+            continue;
+        }
+        std::vector<std::string_view> args{container};
+        if (bar != std::string_view::npos)
+            args.push_back(name.substr(bar + 1));
+        cache_[i] = classify(args, t);
+        // The cache is only valid for the entry that lookup() finds for such a request.
+        if (cache_[i].spec != &specs[i])
+            dynamic_[i] = true;
+    }
+}
+
+command_class classifier::operator()(std::span<const std::string_view> args) const {
+    if (args.empty())
+        return {};
+    const auto* spec = table_->lookup(args);
+    if (spec == nullptr)
+        return classify(args, *table_);
+    const auto i = static_cast<std::size_t>(spec - table_->specs().data());
+    if (i >= cache_.size() || dynamic_[i])
+        return classify(args, *table_);
+    return cache_[i];
+}
+
 }  // namespace respite::proxy::server

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include <respite/commands/command_table.hpp>
 
@@ -33,5 +34,19 @@ struct command_class {
 };
 
 command_class classify(std::span<const std::string_view> args, const commands::command_table& t);
+
+// classify() with the answer precomputed per table entry: one hashed lookup per command on the
+// hot path. Commands whose route depends on their arguments (INFO, XREAD, XREADGROUP) and
+// commands the table does not know take the full path.
+class classifier {
+  public:
+    explicit classifier(const commands::command_table& t);
+    [[nodiscard]] command_class operator()(std::span<const std::string_view> args) const;
+
+  private:
+    const commands::command_table* table_;
+    std::vector<command_class> cache_;  // by position in table_->specs()
+    std::vector<bool> dynamic_;
+};
 
 }  // namespace respite::proxy::server

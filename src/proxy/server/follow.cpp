@@ -6,6 +6,8 @@
 #include <respite/proxy/effects.hpp>
 #include <respite/proxy/replayer.hpp>
 #include <respite/resp/parser.hpp>
+#include <respite/resp/request_parser.hpp>
+#include <respite/resp/writer.hpp>
 
 #include "shadow_reader.hpp"
 
@@ -125,23 +127,43 @@ bool follow_begin(shared_state& st, side serving, const command_class& c,
     return true;
 }
 
-void follow_reply(shared_state& st, side serving, const std::vector<std::string>& args,
+void follow_reply(shared_state& st, side serving, std::string_view request,
                   const std::vector<std::string>& keys, std::string_view frame, int protocol) {
     (void)protocol;
-    if (args.empty())
+    if (request.empty())
         return;
     replayer* r = st.follower_of(serving);
     if (r == nullptr)
         return;
     const auto begun = views_of(keys);
+    thread_local resp::request_parser parser;
+    thread_local std::vector<std::string_view> args;
+    parser.reset();
+    auto pr = parser.parse(request, args);
+    if (!pr.complete || args.empty()) {
+        r->abandon(begun, true, keys.empty());
+        return;
+    }
+    const bool error_reply = !frame.empty() && (frame[0] == '-' || frame[0] == '!');
+    if (reply_independent(args, st.table)) {
+        // Fast path: the request bytes are the effect; nothing to decode.
+        if (error_reply) {
+            r->abandon(begun, false, false);
+            return;
+        }
+        replay_item item;
+        item.keys = keys;
+        item.commands.append_encoded(request, 1);
+        r->submit(std::move(item), begun);
+        return;
+    }
     auto reply = decode(frame);
     if (!reply) {
         r->abandon(begun, true, keys.empty());
         return;
     }
     effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts};
-    const auto av = views_of(args);
-    auto w = translate(av, *reply, ctx);
+    auto w = translate(args, *reply, ctx);
     if (w.none()) {
         r->abandon(begun, false, keys.empty());
         return;
@@ -268,15 +290,22 @@ namespace {
 class system_write final : public reply_sink {
   public:
     system_write(shared_state& st, side serving, std::vector<std::string> args,
-                 std::vector<std::string> keys)
-        : st_(st), serving_(serving), args_(std::move(args)), keys_(std::move(keys)) {}
+                 std::vector<std::string> keys, bool follow)
+        : st_(st),
+          serving_(serving),
+          args_(std::move(args)),
+          keys_(std::move(keys)),
+          follow_(follow) {}
     void on_reply(std::uint64_t, std::string_view frame) override {
         if (!frame.empty() && frame[0] == '-')
             obs::log().error("proxy push_back_failed command={} key={} reply={}", args_[0],
                              args_.size() > 1 ? args_[1] : "", frame.substr(0, 100));
         else
             st_.pushed_back->inc();
-        follow_reply(st_, serving_, args_, keys_, frame, 2);
+        std::string request;
+        if (follow_)
+            resp::append_command(request, views_of(args_));
+        follow_reply(st_, serving_, request, keys_, frame, 2);
         st_.writes_in_flight.fetch_sub(1);
     }
     void on_failure(std::uint64_t, bool written) override {
@@ -291,6 +320,7 @@ class system_write final : public reply_sink {
     side serving_;
     std::vector<std::string> args_;
     std::vector<std::string> keys_;
+    bool follow_;
 };
 
 std::string lower(std::string_view s) {
@@ -372,14 +402,13 @@ void push_back_popped(worker& w, side serving, const std::vector<std::string>& a
         std::vector<std::string_view> views(cmd.begin(), cmd.end());
         const auto c = classify(views, st.table);
         std::vector<std::string> keys;
-        std::vector<std::string> copy;
-        if (follow_begin(st, serving, c, views, keys, reinterpret_cast<std::uintptr_t>(u.get())))
-            copy = cmd;
+        const bool follow =
+            follow_begin(st, serving, c, views, keys, reinterpret_cast<std::uintptr_t>(u.get()));
         st.writes_in_flight.fetch_add(1);
         std::string encoded;
         resp::append_command(encoded, views);
-        u->send(encoded,
-                std::make_shared<system_write>(st, serving, std::move(copy), std::move(keys)), 0);
+        u->send(encoded, std::make_shared<system_write>(st, serving, cmd, std::move(keys), follow),
+                0);
         obs::log().info("proxy popped_value_restored command={} key={}", cmd[0], cmd[1]);
     }
 }

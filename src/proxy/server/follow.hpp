@@ -22,7 +22,8 @@ bool follow_begin(shared_state& st, side serving, const command_class& c,
                   std::span<const std::string_view> args, std::vector<std::string>& keys,
                   std::uint64_t origin);
 // The write's reply arrived (raw frame in `protocol`): derive its effect and queue it.
-void follow_reply(shared_state& st, side serving, const std::vector<std::string>& args,
+// `request`: the command as RESP bytes (empty: follow_begin returned false).
+void follow_reply(shared_state& st, side serving, std::string_view request,
                   const std::vector<std::string>& keys, std::string_view frame, int protocol);
 // EXEC's reply arrived: the transaction's effect, applied atomically, only if it ran.
 void follow_transaction(shared_state& st, side serving,

@@ -150,6 +150,7 @@ std::expected<void, std::string> proxy_server::impl::start() {
     if (cfg.secondary)
         st_.backends[1] = make_backend("secondary", *cfg.secondary);
     load_server_facts();
+    st_.classes = std::make_unique<server::classifier>(st_.table);
     st_.control = &control_;
     if (auto r = server::start_follow(st_); !r)
         return std::unexpected(r.error());

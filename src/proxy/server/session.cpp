@@ -330,7 +330,7 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
         case ctx_kind::none:
             break;
         case ctx_kind::write:
-            follow_reply(st_, c.serving, c.args, c.keys, frame, proto_);
+            follow_reply(st_, c.serving, c.request, c.keys, frame, proto_);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             break;
         case ctx_kind::read_shadow:
@@ -345,7 +345,7 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
                     w_.release(std::move(blocking_conn_), blocking_side_, true);
                 blocking_conn_.reset();
             }
-            follow_reply(st_, c.serving, c.args, c.keys, frame, proto_);
+            follow_reply(st_, c.serving, c.request, c.keys, frame, proto_);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             if (closed_) {
                 // The client left while blocked and the pop happened anyway: put it back.
@@ -367,7 +367,7 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
 // ---- dispatch ----
 
 bool session::handle(std::span<const std::string_view> args, std::string_view raw) {
-    const auto c = classify(args, st_.table);
+    const auto c = (*st_.classes)(args);
     const auto name = args[0];
 
     if (!authenticated_ && !iequals(name, "auth") && !iequals(name, "hello") &&
@@ -458,9 +458,10 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
                 return true;
             }
         }
-        auto ctx =
-            write_ctx(c, serving, args, reinterpret_cast<std::uintptr_t>(blocking_conn_.get()));
+        auto ctx = write_ctx(c, serving, args, raw,
+                             reinterpret_cast<std::uintptr_t>(blocking_conn_.get()));
         ctx->kind = ctx_kind::blocking;
+        ctx->args = copy_args(args);  // to put a popped value back if the client leaves
         blocking_side_ = serving;
         blocked_ = true;
         forward(*blocking_conn_, args, raw, std::move(ctx));
@@ -470,7 +471,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     if (st_.backend_cfg(serving).cluster) {
         std::unique_ptr<slot_ctx> ctx;
         if (c.kind == route::write)
-            ctx = write_ctx(c, serving, args, id_);
+            ctx = write_ctx(c, serving, args, raw, id_);
         forward_decoded(serving, args, std::move(ctx));
         return true;
     }
@@ -482,7 +483,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
     std::unique_ptr<slot_ctx> ctx;
     if (c.kind == route::write) {
-        ctx = write_ctx(c, serving, args, reinterpret_cast<std::uintptr_t>(u.get()));
+        ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(u.get()));
     } else if (c.kind == route::read && plan.shadow && shadow_wanted(st_, c, args)) {
         ctx = std::make_unique<slot_ctx>();
         ctx->kind = ctx_kind::read_shadow;
@@ -495,12 +496,15 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
 
 std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, side serving,
                                                       std::span<const std::string_view> args,
-                                                      std::uint64_t origin) {
+                                                      std::string_view raw, std::uint64_t origin) {
     auto ctx = std::make_unique<slot_ctx>();
     ctx->kind = ctx_kind::write;
     ctx->serving = serving;
     if (follow_begin(st_, serving, c, args, ctx->keys, origin)) {
-        ctx->args = copy_args(args);
+        if (raw.empty())
+            resp::append_command(ctx->request, args);
+        else
+            ctx->request.assign(raw);
     }
     st_.writes_in_flight.fetch_add(1, std::memory_order_acq_rel);
     return ctx;

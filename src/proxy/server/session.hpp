@@ -66,8 +66,9 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     struct slot_ctx {
         ctx_kind kind = ctx_kind::none;
         side serving = side::primary;
-        std::vector<std::string> args;                 // the command (write / shadow / blocking)
-        std::vector<std::string> keys;                 // keys begun in the follower (writes)
+        std::vector<std::string> args;  // the command (shadow / blocking)
+        std::string request;            // the command as RESP bytes, for the follower
+        std::vector<std::string> keys;  // keys begun in the follower (writes)
         std::vector<std::vector<std::string>> queued;  // EXEC: the transaction's commands
         std::chrono::steady_clock::time_point sent{};
         const command_class* cls = nullptr;
@@ -98,7 +99,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
                          std::unique_ptr<slot_ctx> ctx);
     std::unique_ptr<slot_ctx> write_ctx(const command_class& c, side serving,
                                         std::span<const std::string_view> args,
-                                        std::uint64_t origin);
+                                        std::string_view raw, std::uint64_t origin);
     bool acquire_pin(side s);
     void release_pin_if_unused();
     void after_reply(slot_ctx& ctx, std::string_view frame);

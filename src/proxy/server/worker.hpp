@@ -47,7 +47,8 @@ class shadow_reader;
 // Process-wide state every worker reads.
 struct shared_state {
     proxy_config cfg;
-    commands::command_table table;  // the primary's COMMAND reply, or the builtin table
+    commands::command_table table;        // the primary's COMMAND reply, or the builtin table
+    std::unique_ptr<classifier> classes;  // routes precomputed from `table`
     std::atomic<mode> current{mode::dual_write};
     // Set during a mode switch that changes the serving side: new writes wait.
     std::atomic<bool> writes_paused{false};

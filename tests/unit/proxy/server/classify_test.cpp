@@ -97,3 +97,31 @@ TEST(proxy_classify, only_deterministic_reads_are_shadowed) {
 
 }  // namespace
 }  // namespace respite::proxy::server
+
+namespace respite::proxy::server {
+namespace {
+
+TEST(proxy_classifier, the_cache_agrees_with_the_full_classification_for_every_command) {
+    const auto& t = commands::command_table::builtin();
+    const classifier fast(t);
+    for (const auto& spec : t.specs()) {
+        const std::string_view name = spec.name;
+        const auto bar = name.find('|');
+        std::vector<std::string_view> args{name.substr(0, bar)};
+        if (bar != std::string_view::npos)
+            args.push_back(name.substr(bar + 1));
+        args.push_back("k");
+        const auto a = fast(args);
+        const auto b = classify(args, t);
+        EXPECT_EQ(a.kind, b.kind) << name;
+        EXPECT_EQ(a.label, b.label) << name;
+        EXPECT_EQ(a.shadowable, b.shadowable) << name;
+    }
+    std::vector<std::string_view> x{"XREAD", "BLOCK", "0", "STREAMS", "s", "$"};
+    EXPECT_EQ(fast(x).kind, route::blocking);
+    std::vector<std::string_view> info{"INFO", "proxy"};
+    EXPECT_EQ(fast(info).kind, route::local);
+}
+
+}  // namespace
+}  // namespace respite::proxy::server
