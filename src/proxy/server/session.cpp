@@ -459,7 +459,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
             }
         }
         auto ctx = write_ctx(c, serving, args, raw,
-                             reinterpret_cast<std::uintptr_t>(blocking_conn_.get()));
+                             reinterpret_cast<std::uintptr_t>(blocking_conn_.get()), true);
         ctx->kind = ctx_kind::blocking;
         ctx->args = copy_args(args);  // to put a popped value back if the client leaves
         blocking_side_ = serving;
@@ -471,7 +471,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     if (st_.backend_cfg(serving).cluster) {
         std::unique_ptr<slot_ctx> ctx;
         if (c.kind == route::write)
-            ctx = write_ctx(c, serving, args, raw, id_);
+            ctx = write_ctx(c, serving, args, raw, id_, false);
         forward_decoded(serving, args, std::move(ctx));
         return true;
     }
@@ -483,7 +483,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
     std::unique_ptr<slot_ctx> ctx;
     if (c.kind == route::write) {
-        ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(u.get()));
+        ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(u.get()), false);
     } else if (c.kind == route::read && plan.shadow && shadow_wanted(st_, c, args)) {
         ctx = std::make_unique<slot_ctx>();
         ctx->kind = ctx_kind::read_shadow;
@@ -496,11 +496,20 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
 
 std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, side serving,
                                                       std::span<const std::string_view> args,
-                                                      std::string_view raw, std::uint64_t origin) {
+                                                      std::string_view raw, std::uint64_t origin,
+                                                      bool always) {
+    // Without a follower a plain write needs no context at all (the common primary-only path).
+    thread_local std::vector<std::string> keys;
+    keys.clear();
+    const bool follow = follow_begin(st_, serving, c, args, keys, origin);
+    if (!follow && !always)
+        return nullptr;
     auto ctx = std::make_unique<slot_ctx>();
     ctx->kind = ctx_kind::write;
     ctx->serving = serving;
-    if (follow_begin(st_, serving, c, args, ctx->keys, origin)) {
+    if (follow) {
+        ctx->keys = std::move(keys);
+        keys = {};
         if (raw.empty())
             resp::append_command(ctx->request, args);
         else

@@ -99,7 +99,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
                          std::unique_ptr<slot_ctx> ctx);
     std::unique_ptr<slot_ctx> write_ctx(const command_class& c, side serving,
                                         std::span<const std::string_view> args,
-                                        std::string_view raw, std::uint64_t origin);
+                                        std::string_view raw, std::uint64_t origin, bool always);
     bool acquire_pin(side s);
     void release_pin_if_unused();
     void after_reply(slot_ctx& ctx, std::string_view frame);
