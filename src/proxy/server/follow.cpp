@@ -390,6 +390,13 @@ void push_back_popped(worker& w, side serving, const std::vector<std::string>& a
     if (!v)
         return;
     auto& st = w.shared();
+    if (st.backend_cfg(serving).cluster) {
+        if (!v->is_null() && !v->is_error())
+            obs::log().error(
+                "proxy popped_value_not_restored command={} reason=cluster_backend reply={}",
+                args.empty() ? std::string() : args[0], v->to_display());
+        return;
+    }
     for (auto& cmd : undo_pop(args, *v)) {
         auto u = w.shared_upstream(serving, 2);
         if (!u) {

@@ -448,6 +448,18 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         return true;
     }
 
+    if (c.kind == route::blocking && st_.backend_cfg(serving).cluster) {
+        // The cluster client blocks on a dedicated connection of the slot's owner. A client
+        // that leaves meanwhile is not cancelled upstream (docs/proxy.md, limitations).
+        auto ctx = write_ctx(c, serving, args, raw, id_, true);
+        ctx->kind = ctx_kind::blocking;
+        ctx->args = copy_args(args);
+        blocking_side_ = serving;
+        blocked_ = true;
+        forward_decoded(serving, args, std::move(ctx));
+        return true;
+    }
+
     if (c.kind == route::blocking) {
         if (pinned_) {
             blocking_conn_ = pinned_;

@@ -1,0 +1,187 @@
+// A Redis Cluster behind the proxy: migrating a standalone Redis into a cluster (the cluster as
+// the follower), and serving from a cluster (the proxy looks like one standalone server).
+#include <random>
+
+#include "proxy_fixture.hpp"
+#include "support/redis_cluster.hpp"
+
+namespace respite::test {
+namespace {
+
+using proxy::mode;
+
+class proxy_cluster : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        redis_cluster_options o;
+        o.replicas_per_master = 0;
+        cluster_ = new redis_cluster(o);
+    }
+    static void TearDownTestSuite() {
+        delete cluster_;
+        cluster_ = nullptr;
+    }
+    void SetUp() override {
+        for (auto i : cluster_->masters())
+            cluster_->node(i).cli({"FLUSHALL"});
+    }
+    void TearDown() override {
+        if (proxy_)
+            proxy_->stop();
+    }
+
+    proxy::backend_config cluster_backend() const {
+        proxy::backend_config b;
+        b.cluster = true;
+        b.connection.host = cluster_->seed_host();
+        b.connection.port = cluster_->seed_port();
+        return b;
+    }
+    void start(proxy::proxy_config cfg) {
+        cfg.listen_port = 0;
+        cfg.threads = 2;
+        cfg.admin_host.clear();
+        cfg.log_level = "warn";
+        proxy_ = std::make_unique<proxy::proxy_server>(cfg);
+        auto r = proxy_->start();
+        ASSERT_TRUE(r.has_value()) << r.error();
+    }
+    redis_server& owner_of(const std::string& key) {
+        return cluster_->node(cluster_->master_of_slot(redis_cluster::key_slot(key)));
+    }
+
+    static redis_cluster* cluster_;
+    redis_server standalone_;
+    std::unique_ptr<proxy::proxy_server> proxy_;
+};
+redis_cluster* proxy_cluster::cluster_ = nullptr;
+
+// Single-key writes (a cluster refuses multi-key commands across slots).
+std::vector<std::string> single_key_command(std::mt19937& rng) {
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+    auto key = [&](std::string_view p) { return std::string(p) + std::to_string(pick(50)); };
+    auto val = [&] { return "v" + std::to_string(pick(100)); };
+    switch (pick(14)) {
+        case 0:
+            return {"SET", key("s:"), val()};
+        case 1:
+            return {"INCR", key("n:")};
+        case 2:
+            return {"INCRBYFLOAT", key("f:"), "0.5"};
+        case 3:
+            return {"LPUSH", key("l:"), val(), val()};
+        case 4:
+            return {"RPOP", key("l:")};
+        case 5:
+            return {"SADD", key("st:"), val(), val()};
+        case 6:
+            return {"SPOP", key("st:")};
+        case 7:
+            return {"HSET", key("h:"), "f" + std::to_string(pick(5)), val()};
+        case 8:
+            return {"ZADD", key("z:"), std::to_string(pick(50)), val()};
+        case 9:
+            return {"ZPOPMIN", key("z:")};
+        case 10:
+            return {"XADD", key("x:"), "*", "f", val()};
+        case 11:
+            return {"SETEX", key("s:"), "200", val()};
+        case 12:
+            return {"DEL", key("s:")};
+        default:
+            return {"GET", key("s:")};
+    }
+}
+
+TEST_F(proxy_cluster, a_standalone_redis_migrates_into_a_cluster) {
+    proxy::proxy_config cfg;
+    cfg.primary.connection.host = standalone_.host();
+    cfg.primary.connection.port = standalone_.port();
+    cfg.secondary = cluster_backend();
+    cfg.initial_mode = mode::dual_write_shadow;
+    start(cfg);
+    std::vector<std::thread> ts;
+    std::atomic<int> errors{0};
+    for (int t = 0; t < 3; ++t) {
+        ts.emplace_back([&, t] {
+            client::client_config c;
+            c.connection.port = proxy_->port();
+            client::sync_client cl(c);
+            std::mt19937 rng(77U + static_cast<unsigned>(t));
+            for (int b = 0; b < 60; ++b) {
+                client::request req;
+                for (int i = 0; i < 30; ++i)
+                    req.push_args(single_key_command(rng));
+                if (!cl.exec(std::move(req)))
+                    ++errors;
+            }
+        });
+    }
+    for (auto& t : ts)
+        t.join();
+    EXPECT_EQ(errors.load(), 0);
+    // Every key of the standalone server has the same value on the cluster node that owns it.
+    std::vector<std::string> keys;
+    {
+        std::stringstream ss(standalone_.cli({"KEYS", "*"}));
+        std::string k;
+        while (std::getline(ss, k))
+            if (!k.empty())
+                keys.push_back(k);
+    }
+    ASSERT_FALSE(keys.empty());
+    std::size_t cluster_keys = 0;
+    EXPECT_TRUE(eventually(
+        [&] {
+            cluster_keys = 0;
+            for (auto i : cluster_->masters())
+                cluster_keys += std::stoul(cluster_->node(i).cli({"DBSIZE"}));
+            if (cluster_keys != keys.size())
+                return false;
+            for (const auto& k : keys)
+                if (standalone_.cli({"DEBUG", "DIGEST-VALUE", k}) !=
+                    owner_of(k).cli({"DEBUG", "DIGEST-VALUE", k}))
+                    return false;
+            return true;
+        },
+        std::chrono::seconds(30)))
+        << "standalone keys " << keys.size() << ", cluster keys " << cluster_keys << "\n"
+        << proxy_->info();
+    const auto info = proxy_->info();
+    EXPECT_NE(info.find("divergence_data_mismatch:0"), std::string::npos) << info;
+}
+
+TEST_F(proxy_cluster, a_cluster_serves_clients_as_one_server) {
+    proxy::proxy_config cfg;
+    cfg.primary = cluster_backend();
+    cfg.initial_mode = mode::primary_only;
+    start(cfg);
+    raw_conn c(proxy_->port());
+    std::string batch;
+    for (int i = 0; i < 500; ++i) {
+        const auto k = "key" + std::to_string(i);
+        batch += "*3\r\n$3\r\nSET\r\n$" + std::to_string(k.size()) + "\r\n" + k + "\r\n$1\r\nv\r\n";
+        batch += "*2\r\n$3\r\nGET\r\n$" + std::to_string(k.size()) + "\r\n" + k + "\r\n";
+    }
+    c.send(batch);
+    for (int i = 0; i < 500; ++i) {
+        ASSERT_EQ(c.frame(), "+OK\r\n") << i;
+        ASSERT_EQ(c.frame(), "$1\r\nv\r\n") << i;
+    }
+    EXPECT_EQ(owner_of("key7").cli({"GET", "key7"}), "v");
+    // HELLO 3 clients get RESP3 replies re-encoded from the cluster client's values.
+    EXPECT_EQ(c.call({"HELLO", "3"}).substr(0, 2), "%7");
+    EXPECT_EQ(c.call({"HSET", "h", "a", "1"}), ":1\r\n");
+    EXPECT_EQ(c.call({"HGETALL", "h"}), "%1\r\n$1\r\na\r\n$1\r\n1\r\n");
+    // A blocking command through the cluster client.
+    raw_conn b(proxy_->port());
+    b.command({"BLPOP", "q", "5"});
+    EXPECT_EQ(c.call({"RPUSH", "q", "x"}), ":1\r\n");
+    EXPECT_EQ(b.frame(), "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+    // What needs a pinned connection is refused with a clear error, not mis-served.
+    EXPECT_EQ(c.call({"MULTI"}).substr(0, 10), "-ERR proxy");
+    EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
+}
+
+}  // namespace
+}  // namespace respite::test
