@@ -145,7 +145,8 @@ inline std::string http(std::uint16_t port, std::string_view method, std::string
 class proxy_fixture : public ::testing::Test {
   protected:
     redis_server primary_;
-    redis_server secondary_;
+    // With an append-only file: a secondary that restarts keeps its data, like a real one.
+    redis_server secondary_{redis_server_options{.config = {{"appendonly", "yes"}}}};
     std::unique_ptr<proxy::proxy_server> proxy_;
 
     proxy::proxy_config config(proxy::mode m) const {

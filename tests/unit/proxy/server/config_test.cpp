@@ -1,0 +1,110 @@
+// respite-proxy's flags and config file: same names, clear errors.
+#include <cstdio>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include <respite/proxy/proxy.hpp>
+
+namespace respite::proxy {
+namespace {
+
+std::expected<proxy_config, config_error> parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "respite-proxy");
+    std::vector<const char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.c_str());
+    return parse_config(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(proxy_config_parse, defaults_are_production_sane) {
+    auto c = parse({"--secondary", "10.0.0.2:6379"});
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    EXPECT_EQ(c->initial_mode, mode::dual_write);
+    EXPECT_EQ(c->listen_host, "127.0.0.1");
+    EXPECT_EQ(c->listen_port, 6479);
+    EXPECT_EQ(c->primary.connection.port, 6379);
+    EXPECT_EQ(c->secondary->connection.host, "10.0.0.2");
+    EXPECT_EQ(c->admin_port, 9191);
+    EXPECT_TRUE(c->users.empty());
+}
+
+TEST(proxy_config_parse, flags_map_onto_the_config) {
+    auto c = parse({"--listen",
+                    ":7000",
+                    "--primary",
+                    "[::1]:7001",
+                    "--primary-cluster",
+                    "--secondary",
+                    "h:7002",
+                    "--mode",
+                    "dual-write-shadow",
+                    "--password",
+                    "pw",
+                    "--user",
+                    "alice:a:b",
+                    "--shadow-percent",
+                    "12.5",
+                    "--idle-timeout",
+                    "30",
+                    "--admin",
+                    "",
+                    "--threads",
+                    "3"});
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    EXPECT_EQ(c->listen_host, "0.0.0.0");
+    EXPECT_EQ(c->listen_port, 7000);
+    EXPECT_EQ(c->primary.connection.host, "::1");
+    EXPECT_TRUE(c->primary.cluster);
+    EXPECT_EQ(c->initial_mode, mode::dual_write_shadow);
+    ASSERT_EQ(c->users.size(), 2U);
+    EXPECT_EQ(c->users[1].name, "alice");
+    EXPECT_EQ(c->users[1].password, "a:b");
+    EXPECT_DOUBLE_EQ(c->shadow_percent, 12.5);
+    EXPECT_EQ(c->idle_timeout, std::chrono::seconds(30));
+    EXPECT_TRUE(c->admin_host.empty());
+    EXPECT_EQ(c->threads, 3U);
+}
+
+TEST(proxy_config_parse, a_config_file_takes_the_same_names_and_flags_win) {
+    const std::string path = ::testing::TempDir() + "respite-proxy-test.conf";
+    {
+        std::ofstream f(path);
+        f << "primary = \"127.0.0.1:7100\"\nsecondary = \"127.0.0.1:7200\"\nmode = "
+             "\"primary-only\"\nthreads = 5\nreplay-lanes = 16\n";
+    }
+    auto c = parse({"--config", path, "--threads", "2"});
+    std::remove(path.c_str());
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    EXPECT_EQ(c->primary.connection.port, 7100);
+    EXPECT_EQ(c->secondary->connection.port, 7200);
+    EXPECT_EQ(c->initial_mode, mode::primary_only);
+    EXPECT_EQ(c->replay_lanes, 16U);
+    EXPECT_EQ(c->threads, 2U);
+}
+
+TEST(proxy_config_parse, mistakes_get_clear_errors) {
+    auto expect_error = [](std::vector<std::string> args, std::string_view part) {
+        auto c = parse(args);
+        ASSERT_FALSE(c.has_value());
+        EXPECT_FALSE(c.error().exit_ok);
+        EXPECT_NE(c.error().message.find(part), std::string::npos) << c.error().message;
+    };
+    expect_error({"--mode", "tripe-write", "--secondary", "h:1"}, "unknown mode");
+    expect_error({"--mode", "dual-write"}, "needs --secondary");
+    expect_error({"--primary", "nohostport"}, "--primary");
+    expect_error({"--primary", "h:99999"}, "--primary");
+    expect_error({"--secondary", "127.0.0.1:6379"}, "same address");
+    expect_error({"--secondary", "h:1", "--user", "nopassword"}, "--user");
+    expect_error({"--secondary", "h:1", "--shadow-percent", "150"}, "shadow-percent");
+    expect_error({"--secondary", "h:1", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, "TLS");
+    expect_error({"--secondary", "h:1", "--log-level", "chatty"}, "log-level");
+    expect_error({"--no-such-flag"}, "no-such-flag");
+    auto help = parse({"--help"});
+    ASSERT_FALSE(help.has_value());
+    EXPECT_TRUE(help.error().exit_ok);
+    EXPECT_NE(help.error().message.find("--mode"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace respite::proxy
