@@ -180,10 +180,8 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
             return std::unexpected(config_error{"--user: expected name:password, got '" + u + "'"});
         cfg.users.push_back({u.substr(0, colon), u.substr(colon + 1)});
     }
-    if (!cfg.tls_cert_file.empty() || !cfg.tls_key_file.empty())
-        return std::unexpected(config_error{
-            "--tls-cert/--tls-key: client-facing TLS is not implemented yet; terminate TLS in "
-            "front of the proxy (see docs/proxy.md)"});
+    if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
+        return std::unexpected(config_error{"--tls-cert and --tls-key go together"});
     if (admin.empty()) {
         cfg.admin_host.clear();
     } else if (!split_address(admin, cfg.admin_host, cfg.admin_port)) {

@@ -102,6 +102,8 @@ void proxy_server::impl::init_metrics() {
         &m.get_counter("respite_proxy_output_limit_disconnects_total",
                        "Pub/Sub or MONITOR clients disconnected for unsent output");
     st_.connected_clients = &m.get_gauge("respite_proxy_connected_clients", "Connected clients");
+    st_.tls_handshake_failures = &m.get_counter("respite_proxy_tls_handshake_failures_total",
+                                                "Client TLS handshakes that failed or timed out");
 }
 
 void proxy_server::impl::load_server_facts() {
@@ -146,6 +148,22 @@ std::expected<void, std::string> proxy_server::impl::start() {
     st_.metrics = &obs::registry::global();
     init_metrics();
 
+    if (!cfg.tls_cert_file.empty()) {
+        auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+        ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                         asio::ssl::context::no_tlsv1_1);
+        std::error_code ec;
+        ctx->use_certificate_chain_file(cfg.tls_cert_file, ec);
+        if (ec)
+            return std::unexpected("cannot load --tls-cert " + cfg.tls_cert_file + ": " +
+                                   ec.message());
+        ctx->use_private_key_file(cfg.tls_key_file, asio::ssl::context::pem, ec);
+        if (ec)
+            return std::unexpected("cannot load --tls-key " + cfg.tls_key_file + ": " +
+                                   ec.message());
+        st_.tls = std::move(ctx);
+    }
     st_.backends[0] = make_backend("primary", cfg.primary);
     if (cfg.secondary)
         st_.backends[1] = make_backend("secondary", *cfg.secondary);

@@ -224,19 +224,19 @@ void session::start_write() {
     write_in_progress_ = true;
     writing_.swap(out_);
     out_.clear();
-    asio::async_write(socket_, asio::buffer(writing_),
-                      [self = shared_from_this()](std::error_code ec, std::size_t) {
-                          self->write_in_progress_ = false;
-                          self->writing_.clear();
-                          if (ec) {
-                              self->close_now();
-                              return;
-                          }
-                          if (self->writing_.capacity() > (1U << 20))
-                              self->writing_.shrink_to_fit();
-                          self->start_write();
-                          self->resume_processing();
-                      });
+    socket_.async_write(asio::buffer(writing_),
+                        [self = shared_from_this()](std::error_code ec, std::size_t) {
+                            self->write_in_progress_ = false;
+                            self->writing_.clear();
+                            if (ec) {
+                                self->close_now();
+                                return;
+                            }
+                            if (self->writing_.capacity() > (1U << 20))
+                                self->writing_.shrink_to_fit();
+                            self->start_write();
+                            self->resume_processing();
+                        });
 }
 
 void session::check_output_limit() {
@@ -259,9 +259,7 @@ void session::close_now() {
         return;
     closed_ = true;
     closing_ = true;
-    std::error_code ignored;
-    socket_.shutdown(asio::socket_base::shutdown_both, ignored);
-    socket_.close(ignored);
+    socket_.close();
     if (idle_timer_)
         idle_timer_->cancel();
     if (pause_timer_)

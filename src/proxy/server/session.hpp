@@ -19,6 +19,7 @@
 #include <respite/resp/request_parser.hpp>
 
 #include "classify.hpp"
+#include "client_stream.hpp"
 #include "upstream.hpp"
 #include "worker.hpp"
 
@@ -26,9 +27,9 @@ namespace respite::proxy::server {
 
 class session final : public reply_sink, public std::enable_shared_from_this<session> {
   public:
-    using socket_type = asio::generic::stream_protocol::socket;
+    using socket_type = client_stream;
 
-    session(worker& w, socket_type socket);
+    session(worker& w, client_stream stream);
     ~session() override;
 
     void start();

@@ -4,6 +4,7 @@
 #include <future>
 
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
 #include <respite/obs/log.hpp>
@@ -157,20 +158,51 @@ void worker::accept_loop(std::shared_ptr<Acceptor> acc) {
             std::error_code ignored;
             s.set_option(asio::ip::tcp::no_delay(true), ignored);
         }
-        session::socket_type sock(std::move(s));
         if (st_.draining.load() || st_.clients.load() >= st_.cfg.max_clients) {
             st_.rejected_clients->inc();
             static constexpr std::string_view msg = "-ERR max number of clients reached\r\n";
             std::error_code ignored;
-            asio::write(sock, asio::buffer(msg), ignored);
-            sock.close(ignored);
+            // Over TLS the client would not understand plain bytes: just close.
+            if (!(st_.tls && std::is_same_v<Acceptor, asio::ip::tcp::acceptor>))
+                asio::write(s, asio::buffer(msg), ignored);
+            s.close(ignored);
+        } else if constexpr (std::is_same_v<Acceptor, asio::ip::tcp::acceptor>) {
+            if (st_.tls)
+                handshake(std::move(s));
+            else
+                open_session(client_stream(client_stream::plain(std::move(s))));
         } else {
-            auto sess = std::make_shared<session>(*this, std::move(sock));
-            session_opened(sess);
-            sess->start();
+            open_session(client_stream(client_stream::plain(std::move(s))));
         }
         accept_loop(acc);
     });
+}
+
+void worker::open_session(client_stream stream) {
+    auto sess = std::make_shared<session>(*this, std::move(stream));
+    session_opened(sess);
+    sess->start();
+}
+
+void worker::handshake(asio::ip::tcp::socket s) {
+    auto stream = std::make_shared<client_stream::tls>(std::move(s), *st_.tls);
+    // A client that never finishes its handshake is dropped.
+    auto timer = std::make_shared<asio::steady_timer>(ioc_, std::chrono::seconds(10));
+    timer->async_wait([stream](std::error_code ec) {
+        if (!ec) {
+            std::error_code ignored;
+            stream->lowest_layer().close(ignored);
+        }
+    });
+    stream->async_handshake(asio::ssl::stream_base::server,
+                            [this, stream, timer](std::error_code ec) {
+                                timer->cancel();
+                                if (ec) {
+                                    st_.tls_handshake_failures->inc();
+                                    return;
+                                }
+                                open_session(client_stream(std::move(*stream)));
+                            });
 }
 
 void worker::start_accepting(asio::ip::tcp::acceptor acceptor) {

@@ -20,6 +20,7 @@
 #include <respite/proxy/proxy.hpp>
 
 #include "classify.hpp"
+#include "client_stream.hpp"
 #include "upstream.hpp"
 
 namespace respite::proxy {
@@ -77,6 +78,8 @@ struct shared_state {
     obs::counter* pushed_back = nullptr;
     obs::counter* output_limit_disconnects = nullptr;
     obs::gauge* connected_clients = nullptr;
+    obs::counter* tls_handshake_failures = nullptr;
+    std::shared_ptr<asio::ssl::context> tls;  // client-facing TLS (nullptr: plain)
 
     [[nodiscard]] bool has_secondary() const noexcept { return cfg.secondary.has_value(); }
     [[nodiscard]] const backend_config& backend_cfg(side s) const {
@@ -128,6 +131,8 @@ class worker {
   private:
     template <class Acceptor>
     void accept_loop(std::shared_ptr<Acceptor> acc);
+    void handshake(asio::ip::tcp::socket s);
+    void open_session(client_stream stream);
     upstream_endpoint endpoint_of(side s, int protocol) const;
 
     shared_state& st_;

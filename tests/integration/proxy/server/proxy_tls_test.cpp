@@ -1,0 +1,68 @@
+// Client-facing TLS: a TLS client is served; a plain client on the TLS port is dropped and the
+// proxy keeps serving.
+#include <asio/use_future.hpp>
+
+#include "proxy_fixture.hpp"
+#include "support/test_pki.hpp"
+
+namespace respite::test {
+namespace {
+
+class proxy_tls : public proxy_fixture {
+  protected:
+    test_pki pki_;
+};
+
+TEST_F(proxy_tls, tls_clients_are_served_and_plain_bytes_are_refused) {
+    start(proxy::mode::dual_write, [&](proxy::proxy_config& c) {
+        c.tls_cert_file = pki_.file("server.crt");
+        c.tls_key_file = pki_.file("server.key");
+    });
+    auto cfg = client_config();
+    cfg.connection.tls.enabled = true;
+    cfg.connection.tls.ca_file = pki_.file("ca.crt");
+    cfg.connection.tls.server_name = "localhost";
+    {
+        client::sync_client c(cfg);
+        auto r = c.command("SET", "over-tls", "yes");
+        ASSERT_TRUE(r.has_value()) << r.error().message();
+        EXPECT_EQ(r->str(), "OK");
+        client::request pipeline;
+        for (int i = 0; i < 1000; ++i)
+            pipeline.push("INCR", "tls-counter");
+        auto p = c.exec(std::move(pipeline));
+        ASSERT_TRUE(p.has_value());
+        EXPECT_EQ(p->back().integer(), 1000);
+    }
+    EXPECT_EQ(primary_.cli({"GET", "over-tls"}), "yes");
+    EXPECT_TRUE(converged());
+    // Plain RESP on the TLS port: the handshake fails, the connection is closed.
+    raw_conn plain(proxy_->port());
+    plain.send("*1\r\n$4\r\nPING\r\n");
+    EXPECT_TRUE(plain.closed_by_peer());
+    // A client that trusts another CA is refused by its own verification.
+    auto wrong = cfg;
+    wrong.connection.tls.ca_file = pki_.file("other.crt");
+    wrong.connection.connect_timeout = std::chrono::milliseconds(500);
+    wrong.connection.command_timeout = std::chrono::milliseconds(1000);
+    client::sync_client bad(wrong);
+    EXPECT_FALSE(bad.command("PING").has_value());
+    // Still serving.
+    client::sync_client again(cfg);
+    EXPECT_TRUE(again.command("PING").has_value());
+}
+
+TEST_F(proxy_tls, a_bad_certificate_path_is_a_clear_start_error) {
+    auto cfg = config(proxy::mode::primary_only);
+    cfg.listen_port = 0;
+    cfg.admin_host.clear();
+    cfg.tls_cert_file = "/nonexistent/cert.pem";
+    cfg.tls_key_file = "/nonexistent/key.pem";
+    proxy::proxy_server p(cfg);
+    auto r = p.start();
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("--tls-cert"), std::string::npos) << r.error();
+}
+
+}  // namespace
+}  // namespace respite::test
