@@ -58,6 +58,11 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--primary-password", cfg.primary.connection.password, "Primary password");
     app.add_option("--primary-db", cfg.primary.connection.database, "Primary database")
         ->check(CLI::Range(0, 1'000'000));
+    app.add_flag("--primary-tls", cfg.primary.connection.tls.enabled, "TLS to the primary");
+    app.add_option("--primary-tls-ca", cfg.primary.connection.tls.ca_file,
+                   "CA file for the primary's certificate (default: system CAs)");
+    app.add_option("--primary-tls-server-name", cfg.primary.connection.tls.server_name,
+                   "Name to verify on the primary's certificate (default: its host)");
     app.add_option("--secondary", secondary, "Secondary backend host:port (migration target)");
     app.add_flag("--secondary-cluster", secondary_cluster, "The secondary is a Redis Cluster");
     backend_config sec;
@@ -65,6 +70,11 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--secondary-password", sec.connection.password, "Secondary password");
     app.add_option("--secondary-db", sec.connection.database, "Secondary database")
         ->check(CLI::Range(0, 1'000'000));
+    app.add_flag("--secondary-tls", sec.connection.tls.enabled, "TLS to the secondary");
+    app.add_option("--secondary-tls-ca", sec.connection.tls.ca_file,
+                   "CA file for the secondary's certificate (default: system CAs)");
+    app.add_option("--secondary-tls-server-name", sec.connection.tls.server_name,
+                   "Name to verify on the secondary's certificate (default: its host)");
     app.add_option("--mode", mode_text,
                    "primary-only | dual-write | dual-write-shadow | secondary-primary | "
                    "secondary-only")

@@ -164,6 +164,15 @@ std::expected<void, std::string> proxy_server::impl::start() {
                                    ec.message());
         st_.tls = std::move(ctx);
     }
+    for (int s = 0; s < 2; ++s) {
+        if (s == 1 && !cfg.secondary)
+            break;
+        std::string why;
+        st_.upstream_tls[s] =
+            server::make_upstream_tls(st_.backend_cfg(static_cast<side>(s)).connection.tls, why);
+        if (!why.empty())
+            return std::unexpected(std::string(s == 0 ? "primary" : "secondary") + ": " + why);
+    }
     st_.backends[0] = make_backend("primary", cfg.primary);
     if (cfg.secondary)
         st_.backends[1] = make_backend("secondary", *cfg.secondary);

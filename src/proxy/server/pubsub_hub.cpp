@@ -35,21 +35,6 @@ pubsub_hub::~pubsub_hub() {
     }
 }
 
-namespace {
-upstream_endpoint endpoint_for(const shared_state& st, side s) {
-    const auto& c = st.backend_cfg(s).connection;
-    upstream_endpoint ep;
-    ep.host = c.host;
-    ep.port = c.port;
-    ep.username = c.username;
-    ep.password = c.password;
-    ep.database = c.database;
-    ep.protocol = 3;  // confirmations and messages arrive as pushes
-    ep.connect_timeout = c.connect_timeout;
-    return ep;
-}
-}  // namespace
-
 void pubsub_hub::shadow_tick() {
     auto& st = w_.shared();
     const auto plan = plan_of(st.current.load());
@@ -95,7 +80,7 @@ void pubsub_hub::shadow_on(bool on) {
         return;
     }
     const side other = side_ == side::primary ? side::secondary : side::primary;
-    shadow_conn_ = std::make_shared<upstream>(w_.ioc(), endpoint_for(w_.shared(), other));
+    shadow_conn_ = std::make_shared<upstream>(w_.ioc(), w_.shared().endpoint(other, 3));
     shadow_conn_->set_push_handler([this](std::string_view f) { on_shadow_push(f); });
     shadow_conn_->set_close_handler([this] {
         // Messages in the window can no longer be verified; resubscribed at the next tick.
@@ -143,15 +128,8 @@ void pubsub_hub::on_shadow_push(std::string_view frame) {
 void pubsub_hub::ensure_connection() {
     if (conn_ && conn_->usable())
         return;
-    const auto& c = w_.shared().backend_cfg(side_).connection;
-    upstream_endpoint ep;
-    ep.host = c.host;
-    ep.port = c.port;
-    ep.username = c.username;
-    ep.password = c.password;
-    ep.database = c.database;
-    ep.protocol = 3;  // confirmations and messages arrive as pushes
-    ep.connect_timeout = c.connect_timeout;
+    // Confirmations and messages arrive as pushes.
+    const auto ep = w_.shared().endpoint(side_, 3);
     conn_ = std::make_shared<upstream>(w_.ioc(), ep);
     conn_->set_push_handler([this](std::string_view frame) { on_push(frame); });
     conn_->set_close_handler([this] {

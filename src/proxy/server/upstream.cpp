@@ -82,10 +82,67 @@ void upstream::connect() {
                             }
                             std::error_code ignored;
                             self->socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-                            self->state_ = state::ready;
-                            self->flush();
-                            self->read();
+                            self->on_connected();
                         });
+}
+
+void upstream::on_connected() {
+    if (!ep_.tls) {
+        state_ = state::ready;
+        flush();
+        read();
+        return;
+    }
+    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *ep_.tls);
+    const auto& name = ep_.tls_server_name.empty() ? ep_.host : ep_.tls_server_name;
+    SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
+    tls_->set_verify_callback(asio::ssl::host_name_verification(name));
+    connect_timer_.expires_after(ep_.connect_timeout);
+    connect_timer_.async_wait([self = shared_from_this()](std::error_code e) {
+        if (!e && self->state_ == state::connecting)
+            self->fail("TLS handshake timeout");
+    });
+    tls_->async_handshake(
+        asio::ssl::stream_base::client, [self = shared_from_this()](std::error_code ec) {
+            self->connect_timer_.cancel();
+            if (self->state_ == state::closed)
+                return;
+            if (ec) {
+                obs::log().error("proxy upstream_tls_failed error=\"{}\"", ec.message());
+                self->fail("TLS handshake failed");
+                return;
+            }
+            self->state_ = state::ready;
+            self->flush();
+            self->read();
+        });
+}
+
+std::shared_ptr<asio::ssl::context> make_upstream_tls(const client::tls_config& cfg,
+                                                      std::string& error) {
+    if (!cfg.enabled)
+        return nullptr;
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    std::error_code ec;
+    if (cfg.ca_file.empty())
+        ctx->set_default_verify_paths(ec);
+    else
+        ctx->load_verify_file(cfg.ca_file, ec);
+    if (ec) {
+        error = "cannot load the backend CA " + cfg.ca_file + ": " + ec.message();
+        return nullptr;
+    }
+    ctx->set_verify_mode(cfg.verify_peer ? asio::ssl::verify_peer : asio::ssl::verify_none);
+    if (!cfg.cert_file.empty()) {
+        ctx->use_certificate_chain_file(cfg.cert_file, ec);
+        if (!ec)
+            ctx->use_private_key_file(cfg.key_file, asio::ssl::context::pem, ec);
+        if (ec) {
+            error = "cannot load the backend client certificate: " + ec.message();
+            return nullptr;
+        }
+    }
+    return ctx;
 }
 
 void upstream::send(std::string_view command, std::shared_ptr<reply_sink> sink, std::uint64_t tag) {
@@ -132,16 +189,19 @@ void upstream::flush() {
     writing_buf_.swap(out_);
     out_.clear();
     unwritten_waiters_ = 0;
-    asio::async_write(socket_, asio::buffer(writing_buf_),
-                      [self = shared_from_this()](std::error_code ec, std::size_t) {
-                          self->writing_ = false;
-                          self->writing_buf_.clear();
-                          if (ec) {
-                              self->fail("write failed");
-                              return;
-                          }
-                          self->flush();
-                      });
+    auto done = [self = shared_from_this()](std::error_code ec, std::size_t) {
+        self->writing_ = false;
+        self->writing_buf_.clear();
+        if (ec) {
+            self->fail("write failed");
+            return;
+        }
+        self->flush();
+    };
+    if (tls_)
+        asio::async_write(*tls_, asio::buffer(writing_buf_), std::move(done));
+    else
+        asio::async_write(socket_, asio::buffer(writing_buf_), std::move(done));
 }
 
 void upstream::read() {
@@ -149,45 +209,44 @@ void upstream::read() {
         in_.resize(in_start_ + k_read_chunk * 2);
     auto self = shared_from_this();
     const std::size_t have = in_len_;
-    socket_.async_read_some(
-        asio::buffer(in_.data() + have, in_.size() - have),
-        [self](std::error_code ec, std::size_t n) {
-            if (ec) {
-                self->fail(ec == asio::error::eof ? "closed by server" : "read failed");
+    async_read_some(asio::buffer(in_.data() + have, in_.size() - have), [self](std::error_code ec,
+                                                                               std::size_t n) {
+        if (ec) {
+            self->fail(ec == asio::error::eof ? "closed by server" : "read failed");
+            return;
+        }
+        self->in_len_ += n;
+        while (self->state_ != state::closed) {
+            std::string_view avail(self->in_.data() + self->in_start_,
+                                   self->in_len_ - self->in_start_);
+            if (avail.empty())
+                break;
+            auto r = self->scanner_.scan(avail);
+            if (r.error) {
+                self->fail("protocol error from server");
                 return;
             }
-            self->in_len_ += n;
-            while (self->state_ != state::closed) {
-                std::string_view avail(self->in_.data() + self->in_start_,
-                                       self->in_len_ - self->in_start_);
-                if (avail.empty())
-                    break;
-                auto r = self->scanner_.scan(avail);
-                if (r.error) {
-                    self->fail("protocol error from server");
-                    return;
-                }
-                if (!r.complete)
-                    break;
-                const auto frame = avail.substr(0, r.frame.length);
-                self->in_start_ += r.frame.length;
-                self->handle_frame(frame, r.frame.type_byte);
-            }
-            if (self->state_ == state::closed)
-                return;
-            // Keep the partial frame at the front of the buffer.
-            if (self->in_start_ == self->in_len_) {
-                self->in_start_ = self->in_len_ = 0;
-            } else if (self->in_start_ > 0 && self->in_len_ + k_read_chunk > self->in_.size()) {
-                std::memmove(self->in_.data(), self->in_.data() + self->in_start_,
-                             self->in_len_ - self->in_start_);
-                self->in_len_ -= self->in_start_;
-                self->in_start_ = 0;
-            }
-            if (self->in_len_ + k_read_chunk > self->in_.size())
-                self->in_.resize(self->in_len_ + k_read_chunk);
-            self->read();
-        });
+            if (!r.complete)
+                break;
+            const auto frame = avail.substr(0, r.frame.length);
+            self->in_start_ += r.frame.length;
+            self->handle_frame(frame, r.frame.type_byte);
+        }
+        if (self->state_ == state::closed)
+            return;
+        // Keep the partial frame at the front of the buffer.
+        if (self->in_start_ == self->in_len_) {
+            self->in_start_ = self->in_len_ = 0;
+        } else if (self->in_start_ > 0 && self->in_len_ + k_read_chunk > self->in_.size()) {
+            std::memmove(self->in_.data(), self->in_.data() + self->in_start_,
+                         self->in_len_ - self->in_start_);
+            self->in_len_ -= self->in_start_;
+            self->in_start_ = 0;
+        }
+        if (self->in_len_ + k_read_chunk > self->in_.size())
+            self->in_.resize(self->in_len_ + k_read_chunk);
+        self->read();
+    });
 }
 
 void upstream::handle_frame(std::string_view frame, char type) {

@@ -15,8 +15,10 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/ssl.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <respite/client/config.hpp>
 #include <respite/resp/frame_scanner.hpp>
 #include <respite/resp/limits.hpp>
 
@@ -40,7 +42,15 @@ struct upstream_endpoint {
     int database = 0;
     int protocol = 2;  // 2 or 3: the frames forwarded are in this protocol
     std::chrono::milliseconds connect_timeout{2000};
+    // TLS to the backend (nullptr: plain TCP); the name is for SNI and verification.
+    std::shared_ptr<asio::ssl::context> tls{};
+    std::string tls_server_name{};
 };
+
+// The client-side TLS context for a backend's tls_config (CA, optional client certificate).
+// Empty optional + message on a file that cannot be loaded.
+std::shared_ptr<asio::ssl::context> make_upstream_tls(const client::tls_config& cfg,
+                                                      std::string& error);
 
 class upstream : public std::enable_shared_from_this<upstream> {
   public:
@@ -86,7 +96,18 @@ class upstream : public std::enable_shared_from_this<upstream> {
 
     asio::io_context& ioc_;
     upstream_endpoint ep_;
+    asio::ip::tcp::socket& tcp() noexcept { return tls_ ? tls_->next_layer() : socket_; }
+    template <class Buffers, class Handler>
+    void async_read_some(const Buffers& b, Handler&& h) {
+        if (tls_)
+            tls_->async_read_some(b, std::forward<Handler>(h));
+        else
+            socket_.async_read_some(b, std::forward<Handler>(h));
+    }
+    void on_connected();
+
     asio::ip::tcp::socket socket_;
+    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
     asio::steady_timer connect_timer_;
     resp::frame_scanner scanner_;
     state state_ = state::connecting;

@@ -48,8 +48,8 @@ worker::worker(shared_state& st, std::size_t index) : st_(st), index_(index), io
 
 worker::~worker() = default;
 
-upstream_endpoint worker::endpoint_of(side s, int protocol) const {
-    const auto& c = st_.backend_cfg(s).connection;
+upstream_endpoint shared_state::endpoint(side s, int protocol) const {
+    const auto& c = backend_cfg(s).connection;
     upstream_endpoint ep;
     ep.host = c.host;
     ep.port = c.port;
@@ -58,7 +58,13 @@ upstream_endpoint worker::endpoint_of(side s, int protocol) const {
     ep.database = c.database;
     ep.protocol = protocol;
     ep.connect_timeout = c.connect_timeout;
+    ep.tls = upstream_tls[static_cast<int>(s)];
+    ep.tls_server_name = c.tls.server_name;
     return ep;
+}
+
+upstream_endpoint worker::endpoint_of(side s, int protocol) const {
+    return st_.endpoint(s, protocol);
 }
 
 std::shared_ptr<upstream> worker::shared_upstream(side s, int protocol) {

@@ -79,7 +79,10 @@ struct shared_state {
     obs::counter* output_limit_disconnects = nullptr;
     obs::gauge* connected_clients = nullptr;
     obs::counter* tls_handshake_failures = nullptr;
-    std::shared_ptr<asio::ssl::context> tls;  // client-facing TLS (nullptr: plain)
+    std::shared_ptr<asio::ssl::context> tls;              // client-facing TLS (nullptr: plain)
+    std::shared_ptr<asio::ssl::context> upstream_tls[2];  // to each backend (nullptr: plain)
+    // A raw upstream endpoint for side s in a protocol (address, credentials, TLS).
+    [[nodiscard]] upstream_endpoint endpoint(side s, int protocol) const;
 
     [[nodiscard]] bool has_secondary() const noexcept { return cfg.secondary.has_value(); }
     [[nodiscard]] const backend_config& backend_cfg(side s) const {

@@ -66,3 +66,58 @@ TEST_F(proxy_tls, a_bad_certificate_path_is_a_clear_start_error) {
 
 }  // namespace
 }  // namespace respite::test
+
+namespace respite::test {
+namespace {
+
+TEST_F(proxy_tls, backends_can_be_reached_over_tls) {
+    const auto tls_port = free_port();
+    redis_server_options o;
+    o.config = {{"tls-port", std::to_string(tls_port)},
+                {"tls-cert-file", pki_.file("server.crt")},
+                {"tls-key-file", pki_.file("server.key")},
+                {"tls-ca-cert-file", pki_.file("ca.crt")},
+                {"tls-auth-clients", "no"}};
+    redis_server tls_primary(o);
+    start(proxy::mode::dual_write, [&](proxy::proxy_config& c) {
+        c.primary.connection.port = tls_port;
+        c.primary.connection.tls.enabled = true;
+        c.primary.connection.tls.ca_file = pki_.file("ca.crt");
+        c.primary.connection.tls.server_name = "localhost";
+    });
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"GET", "k"}), "$1\r\nv\r\n");
+    EXPECT_EQ(tls_primary.cli({"GET", "k"}), "v");
+    EXPECT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "v"; }));
+    // Pub/Sub through the hub's TLS connection.
+    raw_conn sub(proxy_->port());
+    EXPECT_EQ(sub.call({"SUBSCRIBE", "ch"}), "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    EXPECT_EQ(c.call({"PUBLISH", "ch", "hi"}), ":1\r\n");
+    EXPECT_EQ(sub.frame(), "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+}
+
+TEST_F(proxy_tls, a_backend_certificate_that_does_not_verify_is_not_used) {
+    const auto tls_port = free_port();
+    redis_server_options o;
+    o.config = {{"tls-port", std::to_string(tls_port)},
+                {"tls-cert-file", pki_.file("server.crt")},
+                {"tls-key-file", pki_.file("server.key")},
+                {"tls-ca-cert-file", pki_.file("ca.crt")},
+                {"tls-auth-clients", "no"}};
+    redis_server tls_primary(o);
+    start(proxy::mode::primary_only, [&](proxy::proxy_config& c) {
+        c.primary.connection.port = tls_port;
+        c.primary.connection.tls.enabled = true;
+        c.primary.connection.tls.ca_file = pki_.file("other.crt");  // the wrong CA
+        c.primary.connection.tls.server_name = "localhost";
+    });
+    raw_conn c(proxy_->port());
+    const auto r = c.call({"SET", "k", "v"});
+    EXPECT_EQ(r.substr(0, 10), "-ERR proxy") << r;
+    EXPECT_EQ(r.find(std::to_string(tls_port)), std::string::npos) << r;
+    EXPECT_EQ(tls_primary.cli({"EXISTS", "k"}), "0");
+}
+
+}  // namespace
+}  // namespace respite::test
