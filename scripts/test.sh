@@ -13,7 +13,7 @@ fuzz_seconds=${RESPITE_FUZZ_SECONDS:-60}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/respite-ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 
-# 1. The fuzz target (clang 14 + libFuzzer), built in its own tree.
+# 1. The fuzz targets (clang 14 + libFuzzer: RESP parsers, HTTP parser), built in their own tree.
 CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DRESPITE_FUZZ_ONLY=ON >/dev/null
 cmake --build build/fuzz -j "$jobs"
@@ -38,6 +38,7 @@ build/tsan/tests/integration/proxy/server/integration_proxy --gtest_brief=1 \
 # 3. Everything else with g++ under ASan+UBSan; the fuzz run is one of its ctest tests.
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_SANITIZE=ON \
   -DRESPITE_FUZZ_BINARY="$root/build/fuzz/fuzz/fuzz_resp" -DRESPITE_FUZZ_SECONDS="$fuzz_seconds" \
+  -DRESPITE_FUZZ_HTTP_BINARY="$root/build/fuzz/fuzz/fuzz_http" \
   >/dev/null
 cmake --build build/asan -j "$jobs"
 

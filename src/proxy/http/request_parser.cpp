@@ -287,3 +287,17 @@ request_parser::state request_parser::parse_head(std::string_view head) {
 }
 
 }  // namespace respite::proxy::http_detail
+
+namespace respite::proxy {
+
+std::string_view http_request::header(std::string_view name) const {
+    const auto it = headers.find(name);
+    return it == headers.end() ? std::string_view{} : std::string_view(it->second);
+}
+
+std::string_view http_request::param(std::string_view name, std::string_view fallback) const {
+    const auto it = query.find(name);
+    return it == query.end() ? fallback : std::string_view(it->second);
+}
+
+}  // namespace respite::proxy

@@ -77,16 +77,6 @@ http_response error_response(int status) {
 
 }  // namespace
 
-std::string_view http_request::header(std::string_view name) const {
-    const auto it = headers.find(name);
-    return it == headers.end() ? std::string_view{} : std::string_view(it->second);
-}
-
-std::string_view http_request::param(std::string_view name, std::string_view fallback) const {
-    const auto it = query.find(name);
-    return it == query.end() ? fallback : std::string_view(it->second);
-}
-
 struct http_server::impl : std::enable_shared_from_this<impl> {
     impl(asio::io_context& ioc, http_server_options opts)
         : ioc_(ioc), opts_(opts), acceptor_(ioc) {}
