@@ -2,6 +2,7 @@
 #include "pubsub_hub.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <asio/steady_timer.hpp>
 
@@ -107,16 +108,27 @@ void pubsub_hub::report(std::vector<divergence> ds) {
         st.divergences->report(d);
 }
 
-void pubsub_hub::on_shadow_push(std::string_view frame) {
-    if (!shadowing_)
-        return;
+namespace {
+// A pub/sub push (["message", channel, payload], confirmations, ...), or nullopt.
+std::optional<resp::value> decode_push(std::string_view frame) {
     resp::parser p;
     auto r = p.feed(frame);
     if (!r.complete)
-        return;
-    const auto v = p.take();
+        return std::nullopt;
+    auto v = p.take();
     if (!v.is_aggregate() || v.size() < 3 || !v[0].is_string())
+        return std::nullopt;
+    return v;
+}
+}  // namespace
+
+void pubsub_hub::on_shadow_push(std::string_view frame) {
+    if (!shadowing_)
         return;
+    const auto decoded = decode_push(frame);
+    if (!decoded)
+        return;
+    const auto& v = *decoded;
     const auto& kind = v[0].str();
     const auto now = std::chrono::steady_clock::now();
     if (kind == "message" || kind == "smessage")
@@ -229,13 +241,10 @@ std::size_t pubsub_hub::upstream_subscriptions() const noexcept {
 }
 
 void pubsub_hub::on_push(std::string_view frame) {
-    resp::parser p;
-    auto r = p.feed(frame);
-    if (!r.complete)
+    const auto decoded = decode_push(frame);
+    if (!decoded)
         return;
-    const auto v = p.take();
-    if (!v.is_aggregate() || v.size() < 3 || !v[0].is_string())
-        return;
+    const auto& v = *decoded;
     const auto& kind = v[0].str();
     auto deliver = [&](sub_kind k, const std::string& name) {
         auto& per_kind = entries_[static_cast<int>(k)];

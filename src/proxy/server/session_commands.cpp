@@ -438,17 +438,7 @@ void session::flush_pending_subs(std::optional<std::uint8_t> kind, std::string_v
 }
 
 void session::subscription_confirmed(std::uint8_t kind, std::string_view name) {
-    for (auto it = pending_subs_.begin(); it != pending_subs_.end();) {
-        if (it->kind == kind && it->name == name) {
-            if (it->seq >= head_seq_ && it->seq < next_seq_) {
-                auto data = std::move(slots_[it->seq - head_seq_].data);
-                complete(it->seq, data);
-            }
-            it = pending_subs_.erase(it);
-        } else {
-            ++it;
-        }
-    }
+    flush_pending_subs(kind, name);
     start_write();
 }
 

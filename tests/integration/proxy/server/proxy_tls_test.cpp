@@ -10,6 +10,16 @@ namespace {
 
 class proxy_tls : public proxy_fixture {
   protected:
+    // A redis-server that also listens with TLS on tls_port (certificate from pki_).
+    redis_server_options tls_server_options(std::uint16_t tls_port) const {
+        redis_server_options o;
+        o.config = {{"tls-port", std::to_string(tls_port)},
+                    {"tls-cert-file", pki_.file("server.crt")},
+                    {"tls-key-file", pki_.file("server.key")},
+                    {"tls-ca-cert-file", pki_.file("ca.crt")},
+                    {"tls-auth-clients", "no"}};
+        return o;
+    }
     test_pki pki_;
 };
 
@@ -72,13 +82,7 @@ namespace {
 
 TEST_F(proxy_tls, backends_can_be_reached_over_tls) {
     const auto tls_port = free_port();
-    redis_server_options o;
-    o.config = {{"tls-port", std::to_string(tls_port)},
-                {"tls-cert-file", pki_.file("server.crt")},
-                {"tls-key-file", pki_.file("server.key")},
-                {"tls-ca-cert-file", pki_.file("ca.crt")},
-                {"tls-auth-clients", "no"}};
-    redis_server tls_primary(o);
+    redis_server tls_primary(tls_server_options(tls_port));
     start(proxy::mode::dual_write, [&](proxy::proxy_config& c) {
         c.primary.connection.port = tls_port;
         c.primary.connection.tls.enabled = true;
@@ -99,13 +103,7 @@ TEST_F(proxy_tls, backends_can_be_reached_over_tls) {
 
 TEST_F(proxy_tls, a_backend_certificate_that_does_not_verify_is_not_used) {
     const auto tls_port = free_port();
-    redis_server_options o;
-    o.config = {{"tls-port", std::to_string(tls_port)},
-                {"tls-cert-file", pki_.file("server.crt")},
-                {"tls-key-file", pki_.file("server.key")},
-                {"tls-ca-cert-file", pki_.file("ca.crt")},
-                {"tls-auth-clients", "no"}};
-    redis_server tls_primary(o);
+    redis_server tls_primary(tls_server_options(tls_port));
     start(proxy::mode::primary_only, [&](proxy::proxy_config& c) {
         c.primary.connection.port = tls_port;
         c.primary.connection.tls.enabled = true;
