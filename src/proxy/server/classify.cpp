@@ -68,11 +68,11 @@ command_class classify(std::span<const std::string_view> args, const commands::c
     }
     if (iequals(name, "client")) {
         // Per-connection state the proxy cannot share lives on a pinned connection.
-        if (args.size() > 1 && any_of(args[1], {"tracking", "caching", "reply", "no-evict",
-                                                "no-touch", "trackinginfo", "getredir"}))
+        if (args.size() > 1 && any_of(args[1], {"tracking", "caching", "no-evict", "no-touch",
+                                                "trackinginfo", "getredir"}))
             c.kind = route::pinning;
-        else if (args.size() > 1 &&
-                 any_of(args[1], {"setname", "getname", "id", "info", "setinfo", "unblock"}))
+        else if (args.size() > 1 && any_of(args[1], {"setname", "getname", "id", "info", "setinfo",
+                                                     "unblock", "reply"}))
             c.kind = route::local;
         else
             c.kind = route::admin;

@@ -100,8 +100,8 @@ void stop_follow(shared_state& st, std::chrono::steady_clock::time_point deadlin
     }
     if (st.shadows)
         st.shadows->stop();
-    st.replay_to[0].reset();
-    st.replay_to[1].reset();
+    // The replayers live on until shared_state goes: shadow callbacks and the control thread
+    // may still hold them until the backends are closed and the control thread joined.
 }
 
 bool follow_begin(shared_state& st, side serving, const command_class& c,
@@ -128,7 +128,8 @@ bool follow_begin(shared_state& st, side serving, const command_class& c,
 }
 
 void follow_reply(shared_state& st, side serving, std::string_view request,
-                  const std::vector<std::string>& keys, std::string_view frame, int protocol) {
+                  const std::vector<std::string>& keys, bool global, std::string_view frame,
+                  int protocol) {
     (void)protocol;
     if (request.empty())
         return;
@@ -141,39 +142,72 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
     parser.reset();
     auto pr = parser.parse(request, args);
     if (!pr.complete || args.empty()) {
-        r->abandon(begun, true, keys.empty());
+        r->abandon(begun, true, global);
         return;
     }
     const bool error_reply = !frame.empty() && (frame[0] == '-' || frame[0] == '!');
     if (reply_independent(args, st.table)) {
         // Fast path: the request bytes are the effect; nothing to decode.
         if (error_reply) {
-            r->abandon(begun, false, false);
+            r->abandon(begun, false, global);
             return;
         }
         replay_item item;
         item.keys = keys;
+        item.global = global;
         item.commands.append_encoded(request, 1);
         r->submit(std::move(item), begun);
         return;
     }
     auto reply = decode(frame);
     if (!reply) {
-        r->abandon(begun, true, keys.empty());
+        r->abandon(begun, true, global);
         return;
     }
     effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts};
     auto w = translate(args, *reply, ctx);
     if (w.none()) {
-        r->abandon(begun, false, keys.empty());
+        r->abandon(begun, false, global);
         return;
     }
-    r->submit(item_of(std::move(w)), begun);
+    auto item = item_of(std::move(w));
+    item.global = global;  // end exactly what was begun
+    r->submit(std::move(item), begun);
+}
+
+bool follow_begin_transaction(shared_state& st, side serving,
+                              const std::vector<std::vector<std::string>>& queued,
+                              std::vector<std::string>& keys, bool& global, std::uint64_t origin) {
+    const auto plan = plan_of(st.current.load(std::memory_order_acquire));
+    replayer* r = st.follower_of(serving);
+    if (!plan.follower || plan.serving != serving || r == nullptr)
+        return false;
+    global = false;
+    std::vector<std::size_t> positions;
+    for (const auto& q : queued) {
+        std::vector<std::string_view> views(q.begin(), q.end());
+        const auto c = (*st.classes)(views);
+        if (c.kind != route::write && c.kind != route::blocking)
+            continue;
+        positions.clear();
+        if (c.spec != nullptr)
+            st.table.key_positions(*c.spec, views, positions);
+        if (positions.empty() && c.spec != nullptr && views.size() > 1 &&
+            (c.spec->name == "publish" || c.spec->name == "spublish"))
+            positions.push_back(1);
+        if (positions.empty())
+            global = true;
+        for (auto i : positions)
+            keys.emplace_back(views[i]);
+    }
+    const auto begun = views_of(keys);
+    r->begin_write(begun, origin, global);
+    return true;
 }
 
 void follow_transaction(shared_state& st, side serving,
                         const std::vector<std::vector<std::string>>& queued,
-                        const std::vector<std::string>& keys, std::string_view frame,
+                        const std::vector<std::string>& keys, bool global, std::string_view frame,
                         int protocol) {
     (void)protocol;
     replayer* r = st.follower_of(serving);
@@ -182,32 +216,33 @@ void follow_transaction(shared_state& st, side serving,
     const auto begun = views_of(keys);
     auto reply = decode(frame);
     if (!reply) {
-        r->abandon(begun, true, keys.empty());
+        r->abandon(begun, true, global);
         return;
     }
     // Only a transaction that ran has an effect (an aborted WATCH is nil, EXECABORT an error).
     if (reply->type() != resp::type::array) {
-        r->abandon(begun, false, keys.empty());
+        r->abandon(begun, false, global);
         return;
     }
     effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts};
     auto w = translate_transaction(queued, *reply, ctx);
     if (w.none()) {
-        r->abandon(begun, false, keys.empty());
+        r->abandon(begun, false, global);
         return;
     }
     auto item = item_of(std::move(w));
     item.atomic = true;
+    item.global = global;  // end exactly what was begun
     r->submit(std::move(item), begun);
 }
 
 void follow_abandon(shared_state& st, side serving, const std::vector<std::string>& keys,
-                    bool outcome_unknown) {
+                    bool global, bool outcome_unknown) {
     replayer* r = st.follower_of(serving);
     if (r == nullptr)
         return;
     const auto begun = views_of(keys);
-    r->abandon(begun, outcome_unknown, keys.empty());
+    r->abandon(begun, outcome_unknown, global);
 }
 
 bool shadow_wanted(shared_state& st, const command_class& c,
@@ -302,16 +337,18 @@ class system_write final : public reply_sink {
                              args_.size() > 1 ? args_[1] : "", frame.substr(0, 100));
         else
             st_.pushed_back->inc();
-        std::string request;
-        if (follow_)
+        if (follow_) {
+            std::string request;
             resp::append_command(request, views_of(args_));
-        follow_reply(st_, serving_, request, keys_, frame, 2);
+            follow_reply(st_, serving_, request, keys_, keys_.empty(), frame, 2);
+        }
         st_.writes_in_flight.fetch_sub(1);
     }
     void on_failure(std::uint64_t, bool written) override {
         obs::log().error("proxy push_back_failed command={} key={} reason=\"backend lost\"",
                          args_[0], args_.size() > 1 ? args_[1] : "");
-        follow_abandon(st_, serving_, keys_, written);
+        if (follow_)
+            follow_abandon(st_, serving_, keys_, keys_.empty(), written);
         st_.writes_in_flight.fetch_sub(1);
     }
 

@@ -23,15 +23,23 @@ bool follow_begin(shared_state& st, side serving, const command_class& c,
                   std::uint64_t origin);
 // The write's reply arrived (raw frame in `protocol`): derive its effect and queue it.
 // `request`: the command as RESP bytes (empty: follow_begin returned false).
+// `global`: what follow_begin began for it (keys.empty() for one command).
 void follow_reply(shared_state& st, side serving, std::string_view request,
-                  const std::vector<std::string>& keys, std::string_view frame, int protocol);
+                  const std::vector<std::string>& keys, bool global, std::string_view frame,
+                  int protocol);
+// Before EXEC goes out: begins the keys of the transaction's writes (and the keyspace once when
+// a write has no key). False when nothing is followed.
+bool follow_begin_transaction(shared_state& st, side serving,
+                              const std::vector<std::vector<std::string>>& queued,
+                              std::vector<std::string>& keys, bool& global, std::uint64_t origin);
 // EXEC's reply arrived: the transaction's effect, applied atomically, only if it ran.
 void follow_transaction(shared_state& st, side serving,
                         const std::vector<std::vector<std::string>>& queued,
-                        const std::vector<std::string>& keys, std::string_view frame, int protocol);
+                        const std::vector<std::string>& keys, bool global, std::string_view frame,
+                        int protocol);
 // The write failed before a reply: `outcome_unknown` when it may have run.
 void follow_abandon(shared_state& st, side serving, const std::vector<std::string>& keys,
-                    bool outcome_unknown);
+                    bool global, bool outcome_unknown);
 // A read reply arrived: compare it against the other side when sampled (never blocks).
 bool shadow_wanted(shared_state& st, const command_class& c,
                    std::span<const std::string_view> args);

@@ -149,6 +149,7 @@ void pubsub_hub::ensure_connection() {
         for (auto& per_kind : entries_)
             for (auto& [name, e] : per_kind)
                 e.confirmed = e.requested = false;
+        unconfirmed_.clear();
         auto timer = std::make_shared<asio::steady_timer>(w_.ioc(), std::chrono::milliseconds(100));
         timer->async_wait([this, timer](std::error_code ec) {
             if (!ec)
@@ -169,6 +170,7 @@ void pubsub_hub::resubscribe_all() {
         for (auto& [name, e] : entries_[k])
             if (!e.requested) {
                 e.requested = true;
+                unconfirmed_.emplace_back(static_cast<sub_kind>(k), name);
                 send(k_sub_verb[k], name);
             }
 }
@@ -195,6 +197,7 @@ bool pubsub_hub::subscribe(const std::shared_ptr<session>& s, sub_kind k, const 
     if (!e.requested) {
         ensure_connection();
         e.requested = true;
+        unconfirmed_.emplace_back(k, name);
         send(k_sub_verb[static_cast<int>(k)], name);
     }
     return false;
@@ -240,7 +243,28 @@ std::size_t pubsub_hub::upstream_subscriptions() const noexcept {
     return n;
 }
 
+void pubsub_hub::fail_oldest(std::string_view error_frame) {
+    if (unconfirmed_.empty())
+        return;
+    auto [k, name] = std::move(unconfirmed_.front());
+    unconfirmed_.pop_front();
+    auto& per_kind = entries_[static_cast<int>(k)];
+    auto it = per_kind.find(name);
+    if (it == per_kind.end())
+        return;
+    auto subs = std::move(it->second.subscribers);
+    per_kind.erase(it);
+    for (auto& weak : subs)
+        if (auto s = weak.lock())
+            s->subscription_failed(static_cast<std::uint8_t>(k), name, error_frame);
+}
+
 void pubsub_hub::on_push(std::string_view frame) {
+    if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
+        // The server refused a subscription (NOPERM, unknown command ...).
+        fail_oldest(frame);
+        return;
+    }
     const auto decoded = decode_push(frame);
     if (!decoded)
         return;
@@ -264,6 +288,11 @@ void pubsub_hub::on_push(std::string_view frame) {
         if (it == per_kind.end())
             return;
         it->second.confirmed = true;
+        for (auto u = unconfirmed_.begin(); u != unconfirmed_.end(); ++u)
+            if (u->first == k && u->second == name) {
+                unconfirmed_.erase(u);
+                break;
+            }
         auto subs = it->second.subscribers;
         for (auto& weak : subs)
             if (auto s = weak.lock())

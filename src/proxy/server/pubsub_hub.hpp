@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -64,6 +65,9 @@ class pubsub_hub {
     std::shared_ptr<upstream> conn_;
     std::unordered_map<std::string, entry> entries_[3];
     std::uint64_t messages_ = 0;
+    // Subscriptions sent and not confirmed yet, in order: an error reply fails the oldest.
+    std::deque<std::pair<sub_kind, std::string>> unconfirmed_;
+    void fail_oldest(std::string_view error_frame);
     std::shared_ptr<upstream> shadow_conn_;
     bool shadowing_ = false;
     pubsub_shadow shadow_;

@@ -301,7 +301,8 @@ void session::on_failure(std::uint64_t tag, bool written) {
     if (s.ctx) {
         auto& c = *s.ctx;
         if (c.kind == ctx_kind::write || c.kind == ctx_kind::exec || c.kind == ctx_kind::blocking) {
-            follow_abandon(st_, c.serving, c.keys, written);
+            if (c.followed)
+                follow_abandon(st_, c.serving, c.keys, c.global, written);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
         }
         if (c.kind == ctx_kind::blocking) {
@@ -328,7 +329,7 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
         case ctx_kind::none:
             break;
         case ctx_kind::write:
-            follow_reply(st_, c.serving, c.request, c.keys, frame, proto_);
+            follow_reply(st_, c.serving, c.request, c.keys, c.global, frame, proto_);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             break;
         case ctx_kind::read_shadow:
@@ -343,7 +344,7 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
                     w_.release(std::move(blocking_conn_), blocking_side_, true);
                 blocking_conn_.reset();
             }
-            follow_reply(st_, c.serving, c.request, c.keys, frame, proto_);
+            follow_reply(st_, c.serving, c.request, c.keys, c.global, frame, proto_);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             if (closed_) {
                 // The client left while blocked and the pop happened anyway: put it back.
@@ -352,7 +353,8 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
             break;
         }
         case ctx_kind::exec:
-            follow_transaction(st_, c.serving, c.queued, c.keys, frame, proto_);
+            if (c.followed)
+                follow_transaction(st_, c.serving, c.queued, c.keys, c.global, frame, proto_);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             break;
         case ctx_kind::discard:
@@ -392,9 +394,19 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         !iequals(name, "quit") && !iequals(name, "reset") && !iequals(name, "proxy")) {
         if (multi_replay_)
             queued_.push_back(copy_args(args));
+        // Connection state changed at EXEC (database, protocol, user, tracking ...): this
+        // connection must not go back to the pool.
+        if (c.kind == route::local || c.kind == route::pinning || iequals(name, "client"))
+            sticky_pin_ = true;
         forward(*pinned_, args, raw, nullptr);
         return true;
     }
+
+    // A mode switch that moves the serving side also holds new transactions and pins: they would
+    // otherwise start on the side that is about to stop serving.
+    if ((c.kind == route::transaction || c.kind == route::pinning) && !pinned_ &&
+        st_.writes_paused.load(std::memory_order_acquire))
+        return hold_for_switch();
 
     switch (c.kind) {
         case route::local:
@@ -414,34 +426,15 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     const side serving = pinned_ ? pinned_side_ : plan.serving;
 
     if ((c.kind == route::write || c.kind == route::blocking) &&
-        st_.writes_paused.load(std::memory_order_acquire)) {
-        // A mode switch is moving the serving side: hold this write and what follows it.
-        waiting_pause_ = true;
-        if (!pause_timer_)
-            pause_timer_ = std::make_unique<asio::steady_timer>(w_.ioc());
-        pause_timer_->expires_after(std::chrono::milliseconds(1));
-        pause_timer_->async_wait([self = shared_from_this()](std::error_code ec) {
-            if (ec || self->closed_)
-                return;
-            self->waiting_pause_ = false;
-            self->resume_processing();
-        });
-        return false;
-    }
+        st_.writes_paused.load(std::memory_order_acquire))
+        return hold_for_switch();
 
     if (c.kind == route::pinning) {
         if (!pinned_ && !acquire_pin(serving))
             return true;
         sticky_pin_ = true;
-        if (iequals(name, "monitor")) {
-            monitor_ = true;
-            pinned_->set_push_handler([weak = weak_from_this()](std::string_view frame) {
-                if (auto self = weak.lock(); self && !self->closed_) {
-                    self->reply(frame);
-                    self->start_write();
-                }
-            });
-        }
+        if (iequals(name, "monitor"))
+            monitor_ = true;  // its stream arrives through the pinned connection's push handler
         forward(*pinned_, args, raw, nullptr);
         return true;
     }
@@ -504,6 +497,21 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     return true;
 }
 
+bool session::hold_for_switch() {
+    // A mode switch is moving the serving side: hold this command and what follows it.
+    waiting_pause_ = true;
+    if (!pause_timer_)
+        pause_timer_ = std::make_unique<asio::steady_timer>(w_.ioc());
+    pause_timer_->expires_after(std::chrono::milliseconds(1));
+    pause_timer_->async_wait([self = shared_from_this()](std::error_code ec) {
+        if (ec || self->closed_)
+            return;
+        self->waiting_pause_ = false;
+        self->resume_processing();
+    });
+    return false;
+}
+
 std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, side serving,
                                                       std::span<const std::string_view> args,
                                                       std::string_view raw, std::uint64_t origin,
@@ -518,6 +526,8 @@ std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, si
     ctx->kind = ctx_kind::write;
     ctx->serving = serving;
     if (follow) {
+        ctx->followed = true;
+        ctx->global = keys.empty();
         ctx->keys = std::move(keys);
         keys = {};
         if (raw.empty())
@@ -556,6 +566,14 @@ bool session::acquire_pin(side s) {
         return false;
     }
     pinned_side_ = s;
+    // Pushes on the pinned connection (RESP3 invalidations with CLIENT TRACKING, MONITOR's
+    // stream) belong to this client.
+    pinned_->set_push_handler([weak = weak_from_this()](std::string_view frame) {
+        if (auto self = weak.lock(); self && !self->closed_) {
+            self->reply(frame);
+            self->start_write();
+        }
+    });
     return true;
 }
 

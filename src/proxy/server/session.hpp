@@ -44,6 +44,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void deliver_push(std::string_view resp3_push);
     // From the hub: the upstream confirmed a subscription this session asked for.
     void subscription_confirmed(std::uint8_t kind, std::string_view name);
+    // From the hub: the server refused that subscription; the client gets its error.
+    void subscription_failed(std::uint8_t kind, std::string_view name, std::string_view error);
 
     [[nodiscard]] int protocol() const noexcept { return proto_; }
     [[nodiscard]] bool blocked() const noexcept { return blocked_; }
@@ -70,6 +72,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
         std::vector<std::string> args;  // the command (shadow / blocking)
         std::string request;            // the command as RESP bytes, for the follower
         std::vector<std::string> keys;  // keys begun in the follower (writes)
+        bool followed = false;          // follow_begin began it
+        bool global = false;            // ... keyspace-wide
         std::vector<std::vector<std::string>> queued;  // EXEC: the transaction's commands
         std::chrono::steady_clock::time_point sent{};
         const command_class* cls = nullptr;
@@ -102,6 +106,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
                                         std::span<const std::string_view> args,
                                         std::string_view raw, std::uint64_t origin, bool always);
     bool acquire_pin(side s);
+    bool hold_for_switch();
     void release_pin_if_unused();
     void after_reply(slot_ctx& ctx, std::string_view frame);
     void cancel_blocking();

@@ -176,6 +176,9 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         }
         if (iequals(sub, "unblock"))
             return reply(":0\r\n");
+        if (iequals(sub, "reply"))
+            // Replies the server leaves out would desynchronise the pipelined upstream.
+            return reply_error("ERR proxy: CLIENT REPLY is not supported through the proxy");
         return reply_error("ERR unknown subcommand");
     }
     if (iequals(name, "info"))
@@ -293,18 +296,10 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
         ctx->serving = pinned_side_;
         ctx->queued = std::move(queued_);
         queued_.clear();
-        if (multi_replay_ && !ctx->queued.empty()) {
-            std::vector<std::string> keys;
-            for (const auto& q : ctx->queued) {
-                std::vector<std::string_view> views(q.begin(), q.end());
-                const auto qc = classify(views, st_.table);
-                std::vector<std::string> k;
-                follow_begin(st_, pinned_side_, qc, views, k,
-                             reinterpret_cast<std::uintptr_t>(pinned_.get()));
-                keys.insert(keys.end(), std::make_move_iterator(k.begin()),
-                            std::make_move_iterator(k.end()));
-            }
-            ctx->keys = std::move(keys);
+        if (multi_replay_ && !ctx->queued.empty() &&
+            follow_begin_transaction(st_, pinned_side_, ctx->queued, ctx->keys, ctx->global,
+                                     reinterpret_cast<std::uintptr_t>(pinned_.get()))) {
+            ctx->followed = true;
         } else {
             ctx->queued.clear();
         }
@@ -435,6 +430,23 @@ void session::flush_pending_subs(std::optional<std::uint8_t> kind, std::string_v
             ++it;
         }
     }
+}
+
+void session::subscription_failed(std::uint8_t kind, std::string_view name,
+                                  std::string_view error) {
+    auto& set = kind == 0 ? channels_ : kind == 1 ? patterns_ : shard_channels_;
+    if (auto it = set.find(name); it != set.end())
+        set.erase(it);
+    for (auto it = pending_subs_.begin(); it != pending_subs_.end();) {
+        if (it->kind == kind && it->name == name) {
+            if (it->seq >= head_seq_ && it->seq < next_seq_)
+                complete(it->seq, error);
+            it = pending_subs_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    start_write();
 }
 
 void session::subscription_confirmed(std::uint8_t kind, std::string_view name) {

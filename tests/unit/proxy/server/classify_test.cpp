@@ -45,7 +45,7 @@ TEST(proxy_classify, session_state_is_pinned_or_local) {
     EXPECT_EQ(of({"WATCH", "k"}), route::transaction);
     EXPECT_EQ(of({"UNWATCH"}), route::transaction);
     EXPECT_EQ(of({"CLIENT", "TRACKING", "on"}), route::pinning);
-    EXPECT_EQ(of({"CLIENT", "REPLY", "OFF"}), route::pinning);
+    EXPECT_EQ(of({"CLIENT", "REPLY", "OFF"}), route::local);  // refused by the session
     EXPECT_EQ(of({"MONITOR"}), route::pinning);
     EXPECT_EQ(of({"CLIENT", "SETNAME", "x"}), route::local);
     EXPECT_EQ(of({"CLIENT", "LIST"}), route::admin);

@@ -1,0 +1,94 @@
+// Regressions found by review: each case once hung a client, leaked connection state or left the
+// follower's bookkeeping unbalanced.
+#include "proxy_fixture.hpp"
+
+namespace respite::test {
+namespace {
+
+using proxy::mode;
+
+class proxy_regressions : public proxy_fixture {};
+
+TEST_F(proxy_regressions, client_reply_is_refused_instead_of_desynchronising_the_pipeline) {
+    start(mode::primary_only);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"CLIENT", "REPLY", "OFF"}).substr(0, 10), "-ERR proxy");
+    EXPECT_EQ(c.call({"SET", "x", "1"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
+}
+
+TEST_F(proxy_regressions, select_inside_multi_does_not_leak_into_the_connection_pool) {
+    start(mode::primary_only, [](proxy::proxy_config& c) { c.threads = 1; });
+    raw_conn a(proxy_->port());
+    EXPECT_EQ(a.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"SELECT", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(a.call({"EXEC"}), "*1\r\n+OK\r\n");
+    raw_conn b(proxy_->port());
+    EXPECT_EQ(b.call({"WATCH", "w"}), "+OK\r\n");
+    EXPECT_EQ(b.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(b.call({"SET", "poison", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(b.call({"EXEC"}), "*1\r\n+OK\r\n");
+    EXPECT_EQ(primary_.cli({"GET", "poison"}), "1");  // database 0
+    EXPECT_EQ(b.call({"GET", "poison"}), "$1\r\n1\r\n");
+}
+
+TEST_F(proxy_regressions, keyless_commands_in_a_transaction_leave_the_follower_balanced) {
+    start(mode::dual_write);
+    raw_conn a(proxy_->port());
+    EXPECT_EQ(a.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"PING"}), "+QUEUED\r\n");
+    EXPECT_EQ(a.call({"DBSIZE"}), "+QUEUED\r\n");
+    EXPECT_EQ(a.call({"SET", "ta", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(a.call({"EXEC"}).substr(0, 4), "*3\r\n");
+    raw_conn b(proxy_->port());
+    EXPECT_EQ(b.call({"SET", "tb", "2"}), "+OK\r\n");
+    EXPECT_TRUE(converged());
+    EXPECT_TRUE(eventually([&] { return info_field("follow_secondary_dirty_keys") == "0"; }));
+    EXPECT_EQ(b.call({"PROXY", "MODE", "SET", "secondary-primary"}), "+OK\r\n");
+}
+
+TEST_F(proxy_regressions, a_failed_blocking_command_without_a_follower_touches_no_follower) {
+    start(mode::primary_only);
+    raw_conn blocked(proxy_->port());
+    blocked.command({"BLPOP", "nolist", "0"});
+    ASSERT_TRUE(eventually([&] {
+        return primary_.cli({"INFO", "clients"}).find("blocked_clients:1") != std::string::npos;
+    }));
+    primary_.cli({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+    auto f = blocked.frame();
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(f->substr(0, 10), "-ERR proxy");
+    EXPECT_EQ(info_field("follow_secondary_full_resync_needed"), "0");
+    raw_conn c(proxy_->port());
+    EXPECT_TRUE(eventually([&] {
+        return c.call({"PROXY", "MODE", "SET", "dual-write"}) == "+OK\r\n";
+    }));
+    EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
+    EXPECT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "v"; }));
+    EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "secondary-primary"}), "+OK\r\n");
+}
+
+TEST_F(proxy_regressions, tracking_invalidations_reach_the_client) {
+    start(mode::primary_only);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"HELLO", "3"}).substr(0, 2), "%7");
+    EXPECT_EQ(c.call({"CLIENT", "TRACKING", "ON"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"GET", "tk"}), "_\r\n");
+    raw_conn other(proxy_->port());
+    EXPECT_EQ(other.call({"SET", "tk", "v"}), "+OK\r\n");
+    EXPECT_EQ(c.frame(), ">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\ntk\r\n");
+}
+
+TEST_F(proxy_regressions, a_refused_subscription_answers_with_the_servers_error) {
+    primary_.cli({"ACL", "SETUSER", "default", "resetchannels", "&allowed*"});
+    start(mode::primary_only);
+    raw_conn c(proxy_->port());
+    const auto r = c.call({"SUBSCRIBE", "forbidden"});
+    EXPECT_EQ(r.substr(0, 7), "-NOPERM") << r;
+    EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
+    EXPECT_EQ(c.call({"SUBSCRIBE", "allowed1"}),
+              "*3\r\n$9\r\nsubscribe\r\n$8\r\nallowed1\r\n:1\r\n");
+}
+
+}  // namespace
+}  // namespace respite::test
