@@ -33,7 +33,7 @@ done
 # The proxy where its threads meet: workers, the follower's thread, backends, mode switches.
 echo "tsan: integration_proxy (threaded cases)"
 build/tsan/tests/integration/proxy/server/integration_proxy --gtest_brief=1 \
-  --gtest_filter='proxy_sessions.many_clients*:proxy_sessions.a_blocked*:proxy_modes.a_switch*:proxy_modes.proxy_mode*:proxy_consistency.random_workload*:proxy_consistency.writes_during*'
+  --gtest_filter='proxy_sessions.many_clients*:proxy_sessions.a_blocked*:proxy_modes.a_switch*:proxy_modes.proxy_mode*:proxy_consistency.random_workload*:proxy_consistency.writes_during*:proxy_regressions.*'
 
 # 3. Everything else with g++ under ASan+UBSan; the fuzz run is one of its ctest tests.
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_SANITIZE=ON \
