@@ -71,7 +71,14 @@ void session::arm_idle_timer() {
         return;
     if (!idle_timer_)
         idle_timer_ = std::make_unique<asio::steady_timer>(w_.ioc());
-    idle_timer_->expires_after(st_.cfg.idle_timeout);
+    // Fire when the client will have been idle for the whole timeout (not a full period later).
+    const bool exempt = subscribed() || blocked_ || monitor_ || !slots_.empty();
+    const auto idle_for = std::chrono::steady_clock::now() - last_activity_;
+    const auto left = exempt ? std::chrono::steady_clock::duration(st_.cfg.idle_timeout)
+                             : st_.cfg.idle_timeout - idle_for;
+    idle_timer_->expires_after(left > std::chrono::milliseconds(10)
+                                   ? std::chrono::duration_cast<std::chrono::milliseconds>(left)
+                                   : std::chrono::milliseconds(10));
     idle_timer_->async_wait([self = shared_from_this()](std::error_code ec) {
         if (ec || self->closed_)
             return;
@@ -172,13 +179,22 @@ void session::resume_processing() {
 // ---- replies in order ----
 
 std::uint64_t session::alloc_slot(std::unique_ptr<slot_ctx> ctx) {
-    slots_.push_back(slot{false, {}, std::move(ctx)});
+    slots_.push_back(slot{false, {}, std::move(ctx), std::chrono::steady_clock::now(), route_});
     return next_seq_++;
 }
 
 void session::complete(std::uint64_t seq, std::string_view bytes) {
     if (seq < head_seq_ || seq >= next_seq_)
         return;
+    {
+        // Latency as the client sees it, from the command's arrival to its reply being ready.
+        const auto& s = slots_[seq - head_seq_];
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - s.started)
+                            .count();
+        if (s.route != k_push_route)
+            w_.observe_latency(s.route, static_cast<std::uint64_t>(us));
+    }
     if (seq == head_seq_) {
         out_.append(bytes);
         slots_.pop_front();
@@ -197,6 +213,18 @@ void session::complete(std::uint64_t seq, std::string_view bytes) {
 
 void session::reply(std::string_view bytes) {
     complete(alloc_slot(), bytes);
+}
+
+void session::push_out(std::string_view bytes) {
+    // Pushes are not replies: straight out when nothing waits, else in order behind the
+    // replies still pending (a message must not overtake its subscription's confirmation).
+    if (slots_.empty()) {
+        out_.append(bytes);
+        return;
+    }
+    const auto seq = alloc_slot();
+    slots_.back().route = k_push_route;
+    complete(seq, bytes);
 }
 
 void session::reply_error(std::string_view message) {
@@ -385,7 +413,8 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
                     "allowed in this context");
         return true;
     }
-    w_.count_command(c, 0);
+    w_.count_command(c);
+    route_ = static_cast<std::uint8_t>(c.kind);
 
     // Inside MULTI everything goes to the pinned connection: Redis validates and queues it
     // (PING and ECHO too: their replies belong in EXEC's array). The follower gets every queued
@@ -570,7 +599,7 @@ bool session::acquire_pin(side s) {
     // stream) belong to this client.
     pinned_->set_push_handler([weak = weak_from_this()](std::string_view frame) {
         if (auto self = weak.lock(); self && !self->closed_) {
-            self->reply(frame);
+            self->push_out(frame);
             self->start_write();
         }
     });

@@ -83,6 +83,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
         bool done = false;
         std::string data;
         std::unique_ptr<slot_ctx> ctx;
+        std::chrono::steady_clock::time_point started{};
+        std::uint8_t route = 0;  // route of the command (latency histogram label)
     };
 
     void do_read();
@@ -115,7 +117,9 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
 
     std::uint64_t alloc_slot(std::unique_ptr<slot_ctx> ctx = nullptr);
     void complete(std::uint64_t seq, std::string_view bytes);
-    void reply(std::string_view bytes);  // a local reply in order
+    void reply(std::string_view bytes);     // a local reply in order
+    void push_out(std::string_view bytes);  // a push (message, invalidation, MONITOR line)
+    static constexpr std::uint8_t k_push_route = 0xff;
     void reply_error(std::string_view message);
     void reply_ok();
     void start_write();
@@ -134,6 +138,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::size_t in_start_ = 0;
     bool reading_ = false;
     bool processing_ = false;
+    std::uint8_t route_ = 0;  // route of the command being handled
     std::string out_;
     std::string writing_;
     bool write_in_progress_ = false;

@@ -458,18 +458,12 @@ void session::deliver_push(std::string_view resp3_push) {
     if (closed_)
         return;
     if (proto_ == 3) {
-        if (slots_.empty())
-            out_.append(resp3_push);
-        else
-            reply(resp3_push);
+        push_out(resp3_push);
     } else {
         // A message push holds only bulk strings: its RESP2 form differs in the first byte.
         std::string conv(resp3_push);
         conv[0] = '*';
-        if (slots_.empty())
-            out_.append(conv);
-        else
-            reply(conv);
+        push_out(conv);
     }
     start_write();
 }

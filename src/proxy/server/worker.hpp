@@ -126,7 +126,10 @@ class worker {
     pubsub_hub& hub(side s);
 
     // Per-command metrics, cached per worker (no registry lock on the hot path).
-    void count_command(const command_class& c, std::uint64_t micros);
+    void count_command(const command_class& c);
+    void observe_latency(std::uint8_t route, std::uint64_t micros) {
+        route_latency_[route & 7]->observe_us(micros);
+    }
     void session_closed(session* s);
     void session_opened(const std::shared_ptr<session>& s);
     [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }

@@ -82,8 +82,22 @@ TEST_F(proxy_modes, http_admin_reports_health_and_switches_mode) {
     EXPECT_EQ(http(port, "POST", "/mode?set=bogus").substr(0, 4), "400 ");
     const auto status = http(port, "GET", "/status");
     EXPECT_NE(status.find("mode:dual-write-shadow"), std::string::npos) << status;
+    {
+        raw_conn c(proxy_->port());
+        EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
+        EXPECT_EQ(c.call({"GET", "k"}), "$1\r\nv\r\n");
+    }
     const auto metrics = http(port, "GET", "/metrics");
     EXPECT_NE(metrics.find("respite_proxy_connected_clients"), std::string::npos);
+    // Real latencies per route: the write and the read above were measured.
+    auto count_of = [&](std::string_view route) {
+        const auto key =
+            "respite_proxy_command_latency_count{route=\"" + std::string(route) + "\"} ";
+        const auto pos = metrics.find(key);
+        return pos == std::string::npos ? 0L : std::stol(metrics.substr(pos + key.size()));
+    };
+    EXPECT_GE(count_of("write"), 1) << metrics;
+    EXPECT_GE(count_of("read"), 1);
     EXPECT_EQ(http(port, "GET", "/nope").substr(0, 4), "404 ");
 }
 
