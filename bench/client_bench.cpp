@@ -59,24 +59,6 @@ double percentile_ms(std::vector<std::uint32_t>& us, double q) {
     return us[k] / 1000.0;
 }
 
-std::vector<std::string> csv_fields(const std::string& line) {
-    std::vector<std::string> f;
-    std::string cur;
-    bool q = false;
-    for (char ch : line) {
-        if (ch == '"') {
-            q = !q;
-        } else if (ch == ',' && !q) {
-            f.push_back(cur);
-            cur.clear();
-        } else if (ch != '\r') {
-            cur.push_back(ch);
-        }
-    }
-    f.push_back(cur);
-    return f;
-}
-
 // redis-benchmark --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
 // "p95_latency_ms","p99_latency_ms","max_latency_ms"
 numbers redis_benchmark(const std::string& host, int port, const std::string& test, int conns,
@@ -88,7 +70,7 @@ numbers redis_benchmark(const std::string& host, int port, const std::string& te
     std::istringstream in(out);
     std::string line;
     while (std::getline(in, line)) {
-        auto f = csv_fields(line);
+        auto f = bench::csv_fields(line);
         if (f.size() >= 7 && f[0] != "test") {
             numbers r;
             r.ops = std::stod(f[1]);

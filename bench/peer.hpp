@@ -5,10 +5,30 @@
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace respite::bench {
 
 // Runs a shell command (a peer such as redis-benchmark) and returns its standard output.
+// The fields of one redis-benchmark --csv line (quoted, comma-separated).
+inline std::vector<std::string> csv_fields(const std::string& line) {
+    std::vector<std::string> f;
+    std::string cur;
+    bool q = false;
+    for (char ch : line) {
+        if (ch == '"') {
+            q = !q;
+        } else if (ch == ',' && !q) {
+            f.push_back(cur);
+            cur.clear();
+        } else if (ch != '\r') {
+            cur.push_back(ch);
+        }
+    }
+    f.push_back(cur);
+    return f;
+}
+
 inline std::string run_capture(const std::string& command) {
     std::string out;
     FILE* p = popen(command.c_str(), "r");

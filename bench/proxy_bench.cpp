@@ -189,24 +189,6 @@ class rss_sampler {
     std::jthread thread_;
 };
 
-std::vector<std::string> csv_fields(const std::string& line) {
-    std::vector<std::string> f;
-    std::string cur;
-    bool q = false;
-    for (char ch : line) {
-        if (ch == '"') {
-            q = !q;
-        } else if (ch == ',' && !q) {
-            f.push_back(cur);
-            cur.clear();
-        } else if (ch != '\r') {
-            cur.push_back(ch);
-        }
-    }
-    f.push_back(cur);
-    return f;
-}
-
 struct numbers {
     double rps = nan;
     double p50_ms = nan;
@@ -228,7 +210,7 @@ std::map<std::string, numbers> redis_benchmark(int port, const std::string& test
     while (std::getline(in, line)) {
         if (!line.starts_with("\""))
             continue;
-        auto f = csv_fields(line);
+        auto f = bench::csv_fields(line);
         if (f.size() < 7 || f[0] == "test")
             continue;
         try {
