@@ -419,6 +419,9 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     // Inside MULTI everything goes to the pinned connection: Redis validates and queues it
     // (PING and ECHO too: their replies belong in EXEC's array). The follower gets every queued
     // command so that EXEC's reply elements line up with them.
+    if (in_multi_ && cluster_multi_ && c.kind != route::transaction && !iequals(name, "quit") &&
+        !iequals(name, "reset") && !iequals(name, "proxy"))
+        return queue_cluster_command(args);
     if (in_multi_ && c.kind != route::transaction && c.kind != route::subscribe &&
         !iequals(name, "quit") && !iequals(name, "reset") && !iequals(name, "proxy")) {
         if (multi_replay_)

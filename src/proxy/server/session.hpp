@@ -95,6 +95,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void handle_transaction(const command_class& c, std::span<const std::string_view> args,
                             std::string_view raw);
     void handle_subscribe(std::span<const std::string_view> args);
+    void handle_cluster_transaction(std::span<const std::string_view> args, side serving);
+    bool queue_cluster_command(std::span<const std::string_view> args);
     void handle_proxy_command(std::span<const std::string_view> args);
     void handle_hello(std::span<const std::string_view> args);
     bool handle_auth(std::string_view user, std::string_view pass);
@@ -161,6 +163,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     bool monitor_ = false;
     std::vector<std::vector<std::string>> queued_;  // MULTI: commands for the follower
     bool multi_replay_ = false;
+    bool cluster_multi_ = false;  // MULTI queued here for a cluster backend
+    bool multi_failed_ = false;   // a queued command was refused: EXEC aborts
     // A blocking command in flight: input is not processed until its reply.
     bool blocked_ = false;
     std::shared_ptr<upstream> blocking_conn_;

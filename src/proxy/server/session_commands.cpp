@@ -4,6 +4,7 @@
 #include <asio/post.hpp>
 
 #include <respite/client/command_info.hpp>
+#include <respite/cluster/cluster_client.hpp>
 #include <respite/resp/writer.hpp>
 
 #include "admin.hpp"
@@ -119,7 +120,7 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
                 pinned_->close();
             pinned_.reset();
         }
-        in_multi_ = watching_ = sticky_pin_ = monitor_ = false;
+        in_multi_ = watching_ = sticky_pin_ = monitor_ = cluster_multi_ = false;
         queued_.clear();
         if (subscribed()) {
             w_.hub(pubsub_side_).drop(this);
@@ -275,6 +276,9 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
     const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
     const side serving = pinned_ ? pinned_side_ : plan.serving;
 
+    if (!pinned_ && st_.backend_cfg(serving).cluster &&
+        (iequals(name, "multi") || (in_multi_ && cluster_multi_)))
+        return handle_cluster_transaction(args, serving);
     if (iequals(name, "multi")) {
         if (in_multi_)
             return reply_error("ERR MULTI calls can not be nested");
@@ -342,6 +346,94 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
         return;
     }
     reply_ok();
+}
+
+// MULTI/EXEC in front of a Redis Cluster: the commands are queued here (checked against the
+// command table the way Redis checks them) and EXEC runs them as one MULTI/EXEC on the node that
+// owns their slot, through the cluster client. WATCH needs a pinned connection and is refused.
+void session::handle_cluster_transaction(std::span<const std::string_view> args, side serving) {
+    const auto name = args[0];
+    if (iequals(name, "multi")) {
+        if (in_multi_)
+            return reply_error("ERR MULTI calls can not be nested");
+        in_multi_ = true;
+        cluster_multi_ = true;
+        multi_failed_ = false;
+        queued_.clear();
+        return reply_ok();
+    }
+    if (iequals(name, "discard")) {
+        in_multi_ = cluster_multi_ = false;
+        queued_.clear();
+        return reply_ok();
+    }
+    if (iequals(name, "watch") || iequals(name, "unwatch"))
+        return reply_error(
+            "ERR proxy: WATCH needs a pinned connection, which a Redis Cluster "
+            "backend does not support yet");
+    // EXEC
+    in_multi_ = cluster_multi_ = false;
+    auto queued = std::move(queued_);
+    queued_.clear();
+    if (multi_failed_)
+        return reply_error("EXECABORT Transaction discarded because of previous errors.");
+    if (queued.empty())
+        return reply("*0\r\n");
+    auto ctx = std::make_unique<slot_ctx>();
+    ctx->kind = ctx_kind::exec;
+    ctx->serving = serving;
+    ctx->followed = follow_begin_transaction(st_, serving, queued, ctx->keys, ctx->global, id_);
+    ctx->queued = ctx->followed ? queued : std::vector<std::vector<std::string>>{};
+    st_.writes_in_flight.fetch_add(1, std::memory_order_acq_rel);
+    const auto seq = alloc_slot(std::move(ctx));
+    client::request req;
+    for (const auto& q : queued)
+        req.push_args(q);
+    auto& ioc = w_.ioc();
+    st_.backends[static_cast<int>(serving)]->transaction(
+        std::move(req), [self = shared_from_this(), seq, &ioc](client::result<replies_t> r) {
+            asio::post(ioc, [self, seq, r = std::move(r)]() mutable {
+                const auto p = self->proto_ == 3 ? resp::protocol::resp3 : resp::protocol::resp2;
+                std::string out;
+                if (r) {
+                    resp::append_array_header(out, r->size());
+                    for (const auto& v : *r)
+                        resp::append_value(out, v, p);
+                } else if (r.error() == cluster::cluster_error::crossslot) {
+                    resp::append_error(out,
+                                       "CROSSSLOT Keys in request don't hash to the same slot");
+                } else if (r.error() == client::error::server_error) {
+                    resp::append_error(
+                        out, "EXECABORT Transaction discarded because of previous errors.");
+                } else if (r.error() == client::error::transaction_aborted) {
+                    resp::append_null(out, p);
+                } else {
+                    self->on_failure(seq, r.error() == client::error::connection_lost ||
+                                              r.error() == client::error::timeout);
+                    return;
+                }
+                self->on_reply(seq, out);
+            });
+        });
+}
+
+bool session::queue_cluster_command(std::span<const std::string_view> args) {
+    // Redis's checks at queue time: an unknown command or a wrong arity aborts the transaction.
+    const auto* spec = st_.table.lookup(args);
+    if (spec == nullptr) {
+        multi_failed_ = true;
+        reply_error("ERR unknown command '" + std::string(args[0]) + "'");
+        return true;
+    }
+    const auto n = static_cast<int>(args.size());
+    if ((spec->arity > 0 && n != spec->arity) || (spec->arity < 0 && n < -spec->arity)) {
+        multi_failed_ = true;
+        reply_error("ERR wrong number of arguments for '" + lower_copy(args[0]) + "' command");
+        return true;
+    }
+    queued_.push_back({args.begin(), args.end()});
+    reply("+QUEUED\r\n");
+    return true;
 }
 
 void session::handle_subscribe(std::span<const std::string_view> args) {

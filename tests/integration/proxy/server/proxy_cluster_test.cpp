@@ -178,8 +178,26 @@ TEST_F(proxy_cluster, a_cluster_serves_clients_as_one_server) {
     b.command({"BLPOP", "q", "5"});
     EXPECT_EQ(c.call({"RPUSH", "q", "x"}), ":1\r\n");
     EXPECT_EQ(b.frame(), "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+    // Transactions run on the node that owns their slot.
+    EXPECT_EQ(c.call({"HELLO", "2"}).substr(0, 3), "*14");
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "{t}a", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"INCR", "{t}a"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"GET", "{t}b"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"EXEC"}), "*3\r\n+OK\r\n:2\r\n$-1\r\n");
+    EXPECT_EQ(owner_of("{t}a").cli({"GET", "{t}a"}), "2");
+    // Redis's queue-time checks abort the transaction.
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "{t}a"}), "-ERR wrong number of arguments for 'set' command\r\n");
+    EXPECT_EQ(c.call({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    // Keys of different slots cannot share a transaction in a cluster.
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "a", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"SET", "b", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"EXEC"}).substr(0, 9), "-CROSSSLO");
+    EXPECT_EQ(c.call({"DISCARD"}), "-ERR DISCARD without MULTI\r\n");
     // What needs a pinned connection is refused with a clear error, not mis-served.
-    EXPECT_EQ(c.call({"MULTI"}).substr(0, 10), "-ERR proxy");
+    EXPECT_EQ(c.call({"WATCH", "k"}).substr(0, 10), "-ERR proxy");
     EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
 }
 
