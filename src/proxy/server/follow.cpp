@@ -10,6 +10,7 @@
 #include <respite/resp/writer.hpp>
 
 #include "shadow_reader.hpp"
+#include "text.hpp"
 
 namespace respite::proxy::server {
 
@@ -41,6 +42,28 @@ replay_item item_of(secondary_write&& w) {
     item.copy = w.copy;
     item.global = w.global;
     return item;
+}
+
+// The follower of `serving` when the current mode follows that side, else nullptr.
+replayer* active_follower(shared_state& st, side serving) {
+    const auto plan = plan_of(st.current.load(std::memory_order_acquire));
+    return plan.follower && plan.serving == serving ? st.follower_of(serving) : nullptr;
+}
+
+// Appends the keys a write touches (for PUBLISH/SPUBLISH the channel, which orders its
+// messages); false when it names none (it is then ordered against every lane).
+bool append_keys(const shared_state& st, const command_class& c,
+                 std::span<const std::string_view> args, std::vector<std::string>& keys) {
+    thread_local std::vector<std::size_t> positions;
+    positions.clear();
+    if (c.spec != nullptr)
+        st.table.key_positions(*c.spec, args, positions);
+    if (positions.empty() && c.spec != nullptr && args.size() > 1 &&
+        (c.spec->name == "publish" || c.spec->name == "spublish"))
+        positions.push_back(1);
+    for (auto i : positions)
+        keys.emplace_back(args[i]);
+    return !positions.empty();
 }
 
 std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
@@ -106,30 +129,21 @@ void stop_follow(shared_state& st, std::chrono::steady_clock::time_point deadlin
 
 bool follow_begin(shared_state& st, side serving, const command_class& c,
                   std::span<const std::string_view> args, std::vector<std::string>& keys,
-                  std::uint64_t origin) {
-    const auto plan = plan_of(st.current.load(std::memory_order_acquire));
-    if (!plan.follower || plan.serving != serving)
-        return false;
-    replayer* r = st.follower_of(serving);
+                  std::uint64_t origin, bool* verbatim) {
+    replayer* r = active_follower(st, serving);
     if (r == nullptr)
         return false;
-    thread_local std::vector<std::size_t> positions;
-    positions.clear();
-    if (c.spec != nullptr)
-        st.table.key_positions(*c.spec, args, positions);
-    for (auto i : positions)
-        keys.emplace_back(args[i]);
-    if (keys.empty() && c.spec != nullptr && args.size() > 1 &&
-        (c.spec->name == "publish" || c.spec->name == "spublish"))
-        keys.emplace_back(args[1]);  // the channel orders its messages
+    append_keys(st, c, args, keys);
     const auto views = views_of(keys);
     r->begin_write(views, origin, keys.empty());
+    if (verbatim != nullptr)
+        *verbatim = reply_independent(args, st.table);
     return true;
 }
 
 void follow_reply(shared_state& st, side serving, std::string_view request,
-                  const std::vector<std::string>& keys, bool global, std::string_view frame,
-                  int protocol) {
+                  const std::vector<std::string>& keys, bool global, bool verbatim,
+                  std::string_view frame, int protocol) {
     (void)protocol;
     if (request.empty())
         return;
@@ -137,18 +151,9 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
     if (r == nullptr)
         return;
     const auto begun = views_of(keys);
-    thread_local resp::request_parser parser;
-    thread_local std::vector<std::string_view> args;
-    parser.reset();
-    auto pr = parser.parse(request, args);
-    if (!pr.complete || args.empty()) {
-        r->abandon(begun, true, global);
-        return;
-    }
-    const bool error_reply = !frame.empty() && (frame[0] == '-' || frame[0] == '!');
-    if (reply_independent(args, st.table)) {
-        // Fast path: the request bytes are the effect; nothing to decode.
-        if (error_reply) {
+    if (verbatim) {
+        // Fast path: the request bytes are the effect; nothing to parse or decode.
+        if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
             r->abandon(begun, false, global);
             return;
         }
@@ -157,6 +162,14 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
         item.global = global;
         item.commands.append_encoded(request, 1);
         r->submit(std::move(item), begun);
+        return;
+    }
+    thread_local resp::request_parser parser;
+    thread_local std::vector<std::string_view> args;
+    parser.reset();
+    auto pr = parser.parse(request, args);
+    if (!pr.complete || args.empty()) {
+        r->abandon(begun, true, global);
         return;
     }
     auto reply = decode(frame);
@@ -178,27 +191,16 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
 bool follow_begin_transaction(shared_state& st, side serving,
                               const std::vector<std::vector<std::string>>& queued,
                               std::vector<std::string>& keys, bool& global, std::uint64_t origin) {
-    const auto plan = plan_of(st.current.load(std::memory_order_acquire));
-    replayer* r = st.follower_of(serving);
-    if (!plan.follower || plan.serving != serving || r == nullptr)
+    replayer* r = active_follower(st, serving);
+    if (r == nullptr)
         return false;
     global = false;
-    std::vector<std::size_t> positions;
     for (const auto& q : queued) {
         std::vector<std::string_view> views(q.begin(), q.end());
         const auto c = (*st.classes)(views);
-        if (c.kind != route::write && c.kind != route::blocking)
-            continue;
-        positions.clear();
-        if (c.spec != nullptr)
-            st.table.key_positions(*c.spec, views, positions);
-        if (positions.empty() && c.spec != nullptr && views.size() > 1 &&
-            (c.spec->name == "publish" || c.spec->name == "spublish"))
-            positions.push_back(1);
-        if (positions.empty())
+        if ((c.kind == route::write || c.kind == route::blocking) &&
+            !append_keys(st, c, views, keys))
             global = true;
-        for (auto i : positions)
-            keys.emplace_back(views[i]);
     }
     const auto begun = views_of(keys);
     r->begin_write(begun, origin, global);
@@ -340,7 +342,7 @@ class system_write final : public reply_sink {
         if (follow_) {
             std::string request;
             resp::append_command(request, views_of(args_));
-            follow_reply(st_, serving_, request, keys_, keys_.empty(), frame, 2);
+            follow_reply(st_, serving_, request, keys_, keys_.empty(), false, frame, 2);
         }
         st_.writes_in_flight.fetch_sub(1);
     }
@@ -360,20 +362,13 @@ class system_write final : public reply_sink {
     bool follow_;
 };
 
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return r;
-}
-
 // The commands that undo a blocking pop whose reply nobody received.
 std::vector<std::vector<std::string>> undo_pop(const std::vector<std::string>& args,
                                                const resp::value& v) {
     std::vector<std::vector<std::string>> out;
     if (args.empty() || v.is_null() || v.is_error())
         return out;
-    const auto name = lower(args[0]);
+    const auto name = lower_copy(args[0]);
     auto str = [](const resp::value& x) {
         if (x.type() == resp::type::double_)
             return resp::format_double(x.double_value());
@@ -392,7 +387,7 @@ std::vector<std::vector<std::string>> undo_pop(const std::vector<std::string>& a
     } else if (name == "blmpop" && v.size() == 2 && v[1].is_aggregate()) {
         bool left = false;
         for (const auto& a : args)
-            if (lower(a) == "left")
+            if (lower_copy(a) == "left")
                 left = true;
         std::vector<std::string> cmd{left ? "LPUSH" : "RPUSH", str(v[0])};
         const auto& elems = v[1].elements();

@@ -18,15 +18,16 @@ namespace respite::proxy::server {
 // Before a write goes to the serving side: records its keys in flight on the follower.
 // False (keys untouched) when no follower runs in this mode.
 // `origin`: the upstream connection (writes of one origin reach the server in order).
+// `verbatim` (optional): set when any non-error reply means "replay the request as written".
 bool follow_begin(shared_state& st, side serving, const command_class& c,
                   std::span<const std::string_view> args, std::vector<std::string>& keys,
-                  std::uint64_t origin);
+                  std::uint64_t origin, bool* verbatim = nullptr);
 // The write's reply arrived (raw frame in `protocol`): derive its effect and queue it.
 // `request`: the command as RESP bytes (empty: follow_begin returned false).
 // `global`: what follow_begin began for it (keys.empty() for one command).
 void follow_reply(shared_state& st, side serving, std::string_view request,
-                  const std::vector<std::string>& keys, bool global, std::string_view frame,
-                  int protocol);
+                  const std::vector<std::string>& keys, bool global, bool verbatim,
+                  std::string_view frame, int protocol);
 // Before EXEC goes out: begins the keys of the transaction's writes (and the keyspace once when
 // a write has no key). False when nothing is followed.
 bool follow_begin_transaction(shared_state& st, side serving,

@@ -15,6 +15,7 @@
 
 #include "follow.hpp"
 #include "pubsub_hub.hpp"
+#include "text.hpp"
 
 namespace respite::proxy::server {
 
@@ -38,13 +39,6 @@ resp::limits limits_of(const proxy_config& cfg) {
 
 std::vector<std::string> copy_args(std::span<const std::string_view> args) {
     return {args.begin(), args.end()};
-}
-
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (auto& ch : r)
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return r;
 }
 
 }  // namespace
@@ -357,7 +351,7 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
         case ctx_kind::none:
             break;
         case ctx_kind::write:
-            follow_reply(st_, c.serving, c.request, c.keys, c.global, frame, proto_);
+            follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             break;
         case ctx_kind::read_shadow:
@@ -372,7 +366,7 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
                     w_.release(std::move(blocking_conn_), blocking_side_, true);
                 blocking_conn_.reset();
             }
-            follow_reply(st_, c.serving, c.request, c.keys, c.global, frame, proto_);
+            follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             if (closed_) {
                 // The client left while blocked and the pop happened anyway: put it back.
@@ -408,7 +402,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
     if (subscribed() && proto_ == 2 && c.kind != route::subscribe && !iequals(name, "ping") &&
         !iequals(name, "quit") && !iequals(name, "reset")) {
-        reply_error("ERR Can't execute '" + lower(name) +
+        reply_error("ERR Can't execute '" + lower_copy(name) +
                     "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
                     "allowed in this context");
         return true;
@@ -551,7 +545,8 @@ std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, si
     // Without a follower a plain write needs no context at all (the common primary-only path).
     thread_local std::vector<std::string> keys;
     keys.clear();
-    const bool follow = follow_begin(st_, serving, c, args, keys, origin);
+    bool verbatim = false;
+    const bool follow = follow_begin(st_, serving, c, args, keys, origin, &verbatim);
     if (!follow && !always)
         return nullptr;
     auto ctx = std::make_unique<slot_ctx>();
@@ -560,6 +555,7 @@ std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, si
     if (follow) {
         ctx->followed = true;
         ctx->global = keys.empty();
+        ctx->verbatim = verbatim;
         ctx->keys = std::move(keys);
         keys = {};
         if (raw.empty())

@@ -74,6 +74,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
         std::vector<std::string> keys;  // keys begun in the follower (writes)
         bool followed = false;          // follow_begin began it
         bool global = false;            // ... keyspace-wide
+        bool verbatim = false;          // ... and its request bytes are its effect
         std::vector<std::vector<std::string>> queued;  // EXEC: the transaction's commands
         std::chrono::steady_clock::time_point sent{};
         const command_class* cls = nullptr;

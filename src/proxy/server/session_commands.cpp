@@ -11,27 +11,13 @@
 #include "follow.hpp"
 #include "pubsub_hub.hpp"
 #include "session.hpp"
+#include "text.hpp"
 
 namespace respite::proxy::server {
 
 namespace {
 
 using client::iequals;
-
-std::optional<std::int64_t> to_int(std::string_view s) {
-    std::int64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-        return std::nullopt;
-    return v;
-}
-
-std::string lower_copy(std::string_view s) {
-    std::string r(s);
-    for (auto& ch : r)
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return r;
-}
 
 std::string wrong_args(std::string_view name) {
     return "ERR wrong number of arguments for '" + lower_copy(name) + "' command";

@@ -64,10 +64,6 @@ upstream_endpoint shared_state::endpoint(side s, int protocol) const {
     return ep;
 }
 
-upstream_endpoint worker::endpoint_of(side s, int protocol) const {
-    return st_.endpoint(s, protocol);
-}
-
 std::shared_ptr<upstream> worker::shared_upstream(side s, int protocol) {
     auto& pool = shared_pool_[static_cast<int>(s)][protocol == 3 ? 1 : 0];
     const std::size_t n = std::max<std::size_t>(1, st_.cfg.upstream_connections);
@@ -79,7 +75,7 @@ std::shared_ptr<upstream> worker::shared_upstream(side s, int protocol) {
     const auto now = std::chrono::steady_clock::now();
     if (slot && now - last_failure_[static_cast<int>(s)] < k_retry_after)
         return nullptr;
-    slot = std::make_shared<upstream>(ioc_, endpoint_of(s, protocol));
+    slot = std::make_shared<upstream>(ioc_, st_.endpoint(s, protocol));
     slot->set_close_handler(
         [this, s] { last_failure_[static_cast<int>(s)] = std::chrono::steady_clock::now(); });
     slot->start();
@@ -97,7 +93,7 @@ std::shared_ptr<upstream> worker::dedicated(side s, int protocol) {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_failure_[static_cast<int>(s)] < k_retry_after)
         return nullptr;
-    auto u = std::make_shared<upstream>(ioc_, endpoint_of(s, protocol));
+    auto u = std::make_shared<upstream>(ioc_, st_.endpoint(s, protocol));
     u->start();
     return u;
 }

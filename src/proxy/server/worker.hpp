@@ -139,7 +139,6 @@ class worker {
     void accept_loop(std::shared_ptr<Acceptor> acc);
     void handshake(asio::ip::tcp::socket s);
     void open_session(client_stream stream);
-    upstream_endpoint endpoint_of(side s, int protocol) const;
 
     shared_state& st_;
     std::size_t index_;
