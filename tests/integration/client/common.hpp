@@ -13,6 +13,7 @@
 #include <respite/client/client.hpp>
 #include <respite/obs/metrics.hpp>
 
+#include "support/eventually.hpp"
 #include "support/redis_server.hpp"
 
 namespace respite::test {
@@ -39,18 +40,6 @@ T get(std::future<T>& f, std::chrono::milliseconds limit = std::chrono::seconds(
 template <class T>
 T get(std::future<T>&& f, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
     return get(f, limit);
-}
-
-// Polls `cond` until it holds or the deadline passes.
-template <class F>
-bool eventually(F&& cond, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (cond())
-            return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return cond();
 }
 
 // Runs `ioc` until `done()` holds or the deadline passes (the client's connections keep the

@@ -22,21 +22,10 @@
 #include <respite/proxy/proxy.hpp>
 #include <respite/resp/frame_scanner.hpp>
 
+#include "support/eventually.hpp"
 #include "support/redis_server.hpp"
 
 namespace respite::test {
-
-// Polls `cond` until it holds or the deadline passes.
-template <class F>
-bool eventually(F&& cond, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (cond())
-            return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return cond();
-}
 
 // A blocking RESP connection for byte-exact checks: send raw bytes, read whole frames.
 class raw_conn {
