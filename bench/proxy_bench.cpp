@@ -193,7 +193,23 @@ struct numbers {
     double rps = nan;
     double p50_ms = nan;
     double p99_ms = nan;
+    double avg_ms = nan;
+    double cpu_us = nan;  // the peer's CPU time per request (all its threads), µs
 };
+
+// CPU time of every thread of `pid` so far, in ns (sum of /proc/pid/task/*/schedstat field 1).
+// Robust where requests/s is not: it does not depend on what else runs on the machine.
+double cpu_ns(pid_t pid) {
+    double total = 0;
+    std::error_code ec;
+    for (const auto& task : fs::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+        std::ifstream in(task.path() / "schedstat");
+        double ns = 0;
+        if (in >> ns)
+            total += ns;
+    }
+    return total;
+}
 
 // One redis-benchmark run of several tests; rows keyed by test name ("SET"). A run that fails
 // (a target that crashed or hung) leaves its rows out and prints why, so the table shows n/a.
@@ -214,7 +230,7 @@ std::map<std::string, numbers> redis_benchmark(int port, const std::string& test
         if (f.size() < 7 || f[0] == "test")
             continue;
         try {
-            rows[f[0]] = {std::stod(f[1]), std::stod(f[4]), std::stod(f[6])};
+            rows[f[0]] = {std::stod(f[1]), std::stod(f[4]), std::stod(f[6]), std::stod(f[2])};
         } catch (const std::exception&) {
         }
     }
@@ -238,6 +254,7 @@ std::string cell(double v, const char* fmt_spec) {
 struct target {
     std::string name;
     int port;
+    pid_t pid = 0;  // the peer measured for CPU per request (0: direct)
 };
 
 fs::path default_proxy_path() {
@@ -275,6 +292,8 @@ int run(int argc, char** argv) {
     int repeats = 3;
     int clients = 50;
     int threads = 1;
+    long latency_n = 20000;
+    std::string latency_tests = "set,get";
     app.add_option("--proxy", proxy, "respite-proxy binary (default: this build tree's)");
     app.add_option("--nutcracker", nutcracker, "nutcracker binary");
     app.add_option("-t,--tests", tests, "redis-benchmark -t list");
@@ -286,12 +305,17 @@ int run(int argc, char** argv) {
     app.add_option("--repeat,--repeats", repeats, "Rounds (target order rotates); medians shown")
         ->check(CLI::Range(1, 50));
     app.add_option("--threads", threads, "respite-proxy --threads")->check(CLI::Range(1, 64));
+    app.add_option("--latency-requests", latency_n,
+                   "Requests per test of the one-client latency run (0: skip it)")
+        ->check(CLI::Range(0L, 10000000L));
+    app.add_option("--latency-tests", latency_tests, "redis-benchmark -t list, one-client run");
     CLI11_PARSE(app, argc, argv);
 
     std::vector<int> pipeline_list;
     for (const auto& p : split(pipelines, ','))
         pipeline_list.push_back(std::stoi(p));
     const auto test_list = split(tests, ',');
+    const auto latency_list = split(latency_tests, ',');
 
     // Servers first, from this thread (the fixture's children die with the thread that started
     // them).
@@ -328,7 +352,7 @@ int run(int argc, char** argv) {
             tmp / "nutcracker.out"));
         wait_ready(*peers.back(), port);
         rss.watch("nutcracker", peers.back()->pid());
-        targets.push_back({"nutcracker", port});
+        targets.push_back({"nutcracker", port, peers.back()->pid()});
     } else {
         fmt::print("nutcracker not found at {} (Debian: apt-get install nutcracker); skipping it\n",
                    nutcracker);
@@ -348,7 +372,7 @@ int run(int argc, char** argv) {
                 tmp / (mode + ".log")));
             wait_ready(*peers.back(), port);
             rss.watch(mode, peers.back()->pid());
-            targets.push_back({mode, port});
+            targets.push_back({mode, port, peers.back()->pid()});
         }
     } else {
         fmt::print(
@@ -363,30 +387,45 @@ int run(int argc, char** argv) {
         clients, n, repeats, threads);
     std::fflush(stdout);
 
-    // results[pipeline][test][target] -> one sample per round
+    // results[pipeline][test][target] -> one sample per round; each test is its own
+    // redis-benchmark run so that the peer's CPU time can be charged to it.
     std::map<int, std::map<std::string, std::map<std::string, std::vector<numbers>>>> results;
+    const auto sample = [&](const target& t, const std::string& test, int conns, int pipeline,
+                            long requests) {
+        for (auto& p : peers) {
+            if (!p->alive())
+                throw std::runtime_error(p->name() + " exited:\n" + p->log_tail());
+        }
+        // The same data set for everyone: lists and counters do not grow across runs.
+        primary.cli({"FLUSHALL"});
+        secondary.cli({"FLUSHALL"});
+        const double cpu0 = t.pid != 0 ? cpu_ns(t.pid) : nan;
+        auto rows = redis_benchmark(t.port, test, conns, pipeline, requests);
+        const auto it = rows.find(upper(test));
+        numbers r = it == rows.end() ? numbers{} : it->second;
+        if (t.pid != 0 && it != rows.end())
+            r.cpu_us = (cpu_ns(t.pid) - cpu0) / 1000.0 / static_cast<double>(requests);
+        return r;
+    };
     for (int round = 0; round < repeats; ++round) {
         for (int pipeline : pipeline_list) {
             const long requests = pipeline > 1 ? n * 4 : n;
             for (std::size_t i = 0; i < targets.size(); ++i) {
                 const auto& t = targets[(i + static_cast<std::size_t>(round)) % targets.size()];
-                for (auto& p : peers) {
-                    if (!p->alive())
-                        throw std::runtime_error(p->name() + " exited:\n" + p->log_tail());
-                }
-                // The same data set for everyone: lists and counters do not grow across runs.
-                primary.cli({"FLUSHALL"});
-                secondary.cli({"FLUSHALL"});
                 const auto t0 = steady::now();
-                auto rows = redis_benchmark(t.port, tests, clients, pipeline, requests);
+                for (const auto& test : test_list)
+                    results[pipeline][upper(test)][t.name].push_back(
+                        sample(t, test, clients, pipeline, requests));
                 fmt::print(stderr, "round {} P={} {}: {:.1f} s\n", round + 1, pipeline, t.name,
                            std::chrono::duration<double>(steady::now() - t0).count());
-                for (const auto& test : test_list) {
-                    const auto it = rows.find(upper(test));
-                    results[pipeline][upper(test)][t.name].push_back(it == rows.end() ? numbers{}
-                                                                                      : it->second);
-                }
             }
+        }
+        // One client, P=1: the latency a hop adds when nothing queues (redis-benchmark's own
+        // p50 under 50 clients is mostly the wait behind the other 49).
+        for (std::size_t i = 0; i < targets.size() && latency_n > 0; ++i) {
+            const auto& t = targets[(i + static_cast<std::size_t>(round)) % targets.size()];
+            for (const auto& test : latency_list)
+                results[0][upper(test)][t.name].push_back(sample(t, test, 1, 1, latency_n));
         }
     }
 
@@ -445,6 +484,46 @@ int run(int argc, char** argv) {
                        cell(d, "{:.3f}"), with_added("nutcracker"), with_added("primary-only"),
                        with_added("dual-write"), p99("direct"), p99("nutcracker"),
                        p99("primary-only"), p99("dual-write"));
+        }
+    }
+
+    fmt::print("\nCPU time per request of the proxy process (all threads, µs; lower is better)\n");
+    fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>8} {:>8}\n", "P", "test", "nutcrckr",
+               "prim-only", "dual-wr", "po/nut", "dw/po");
+    for (int p : pipeline_list) {
+        for (const auto& test : test_list) {
+            const auto T = upper(test);
+            const auto cpu = [&](const std::string& tgt) {
+                return has(tgt) ? med(p, T, tgt, &numbers::cpu_us) : nan;
+            };
+            const double nc = cpu("nutcracker");
+            const double po = cpu("primary-only");
+            const double dw = cpu("dual-write");
+            fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>8} {:>8}\n", p, T, cell(nc, "{:.2f}"),
+                       cell(po, "{:.2f}"), cell(dw, "{:.2f}"), cell(po / nc, "{:.2f}x"),
+                       cell(dw / po, "{:.2f}x"));
+        }
+    }
+
+    if (latency_n > 0) {
+        fmt::print("\none client, P=1, {} requests: mean / p50 latency in µs (added over direct)\n",
+                   latency_n);
+        fmt::print("{:<6} {:>10} {:>22} {:>22} {:>22}\n", "test", "direct", "nutcracker",
+                   "primary-only", "dual-write");
+        for (const auto& test : latency_list) {
+            const auto T = upper(test);
+            const double da = med(0, T, "direct", &numbers::avg_ms) * 1000;
+            const double dp = med(0, T, "direct", &numbers::p50_ms) * 1000;
+            const auto lat = [&](const std::string& tgt) {
+                if (!has(tgt))
+                    return std::string("n/a");
+                const double a = med(0, T, tgt, &numbers::avg_ms) * 1000;
+                const double p = med(0, T, tgt, &numbers::p50_ms) * 1000;
+                return fmt::format("{:.0f} / {:.0f} ({:+.0f} / {:+.0f})", a, p, a - da, p - dp);
+            };
+            fmt::print("{:<6} {:>10} {:>22} {:>22} {:>22}\n", T,
+                       fmt::format("{:.0f} / {:.0f}", da, dp), lat("nutcracker"),
+                       lat("primary-only"), lat("dual-write"));
         }
     }
 
