@@ -3,16 +3,16 @@
 //
 //   (1) primary-only       preloaded data on the primary; the workload reads through the proxy
 //   (2) dual-write         the workload writes too; the proxy follows every write on the secondary
-//   (3) copy               SCAN + DUMP/PTTL on the primary -> RESTORE ... REPLACE on the secondary
-//                          for the keys that existed before (the proxy has no bulk copy yet)
+//   (3) PROXY SYNC         the proxy copies the keys that existed before, under live traffic:
+//                          SCAN of the primary, each key copied by the follower's repair loop
 //   (4) dual-write-shadow  sampled reads are compared against the secondary
 //   (5) secondary-primary  cut-over: PROXY MODE SET waits for the follower, then flips
 //   (6) secondary-only     the primary is retired
 //   (7) verify             DEBUG DIGEST of both servers must be equal
 //
-// The copy and the workload never touch the same keys: the workload writes only under "live:",
-// the preloaded data lives under "demo:". A copy of a key racing a live write to it could
-// overwrite the newer value on the secondary; see docs/proxy.md, "Copying the existing data".
+// The workload writes only under "live:", the preloaded data lives under "demo:"; PROXY SYNC copies
+// both (a copy never overwrites a newer followed write: it waits for the key's writes in flight
+// and copies again when one begins meanwhile; docs/proxy.md, runbook step 3).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -412,55 +412,6 @@ preload_result preload(client::sync_client& primary, std::size_t per_type) {
     return out;
 }
 
-struct copy_result {
-    std::size_t copied = 0;
-    std::size_t with_ttl = 0;
-    std::size_t skipped_live = 0;
-    std::size_t vanished = 0;
-};
-
-// SCAN the primary; DUMP + PTTL the keys the workload does not write; RESTORE ... REPLACE them on
-// the secondary. Pipelined per SCAN page.
-copy_result copy_existing(client::sync_client& primary, client::sync_client& secondary) {
-    copy_result out;
-    std::string cursor = "0";
-    do {
-        auto page = must(primary.command("SCAN", cursor, "COUNT", 1000), "SCAN");
-        cursor = page.elements().at(0).str();
-        std::vector<std::string> names;
-        client::request dump;
-        for (const auto& k : page.elements().at(1).elements()) {
-            if (k.str().starts_with(k_live_prefix)) {
-                ++out.skipped_live;
-                continue;
-            }
-            names.push_back(k.str());
-            dump.push("DUMP", k.str()).push("PTTL", k.str());
-        }
-        if (names.empty())
-            continue;
-        auto dumped = must_all(primary.exec(std::move(dump)), "DUMP/PTTL");
-        client::request restore;
-        for (std::size_t i = 0; i < names.size(); ++i) {
-            const auto& payload = dumped[2 * i];
-            const auto pttl = dumped[2 * i + 1].integer();
-            if (payload.is_null() || pttl == -2) {
-                ++out.vanished;  // expired or deleted since SCAN saw it
-                continue;
-            }
-            if (pttl > 0)
-                ++out.with_ttl;
-            restore.push("RESTORE", names[i], pttl > 0 ? pttl : 0, payload.str(), "REPLACE");
-        }
-        if (!restore.empty()) {
-            const auto n = restore.size();
-            must_all(secondary.exec(std::move(restore)), "RESTORE");
-            out.copied += n;
-        }
-    } while (cursor != "0");
-    return out;
-}
-
 std::int64_t dbsize(client::sync_client& c) {
     return must(c.command("DBSIZE"), "DBSIZE").integer();
 }
@@ -547,6 +498,7 @@ int run_migration(const migration_options& opts) {
         pc.initial_mode = proxy::mode::primary_only;
         pc.admin_host = "127.0.0.1";
         pc.admin_port = 0;
+        pc.repair_rate = 0;  // PROXY SYNC copies as fast as the servers take it
         pc.log_level = "warn";
         proxy::proxy_server proxy(pc);
         if (auto r = proxy.start(); !r)
@@ -619,22 +571,33 @@ int run_migration(const migration_options& opts) {
         }
 
         // ---- (3) ----
-        step(3, "copy the keys that existed before dual-write (traffic keeps running)");
-        say("the proxy has no bulk copy command yet; the demo copies: SCAN + DUMP/PTTL on the "
+        step(3,
+             "PROXY SYNC: the proxy copies the keys that existed before (traffic keeps "
+             "running)");
+        say("SCAN of the primary; every key goes to the follower's repair loop: DUMP/PTTL on the "
             "primary,");
-        say("RESTORE <key> <pttl> <payload> REPLACE on the secondary, directly on both servers.");
-        say("this is only safe for keys no client writes during the copy: a copy racing a live "
-            "write");
-        say("could put an older value on the secondary. The workload writes only \"{}*\", the "
-            "copy skips those",
-            k_live_prefix);
-        say("(dual-write already keeps them in step), so the two never touch the same key.");
+        say("RESTORE <key> <pttl> <payload> REPLACE on the secondary. A copy waits for the key's "
+            "writes in flight");
+        say("and is redone when a write begins meanwhile, so it never puts an older value over a "
+            "followed write.");
         t0 = steady::now();
-        const auto copied = copy_existing(primary, secondary);
-        say("copied {} keys ({} with their TTL) in {:.0f} ms; skipped {} live keys; {} vanished "
-            "before DUMP",
-            copied.copied, copied.with_ttl, seconds_since(t0) * 1000, copied.skipped_live,
-            copied.vanished);
+        must(admin.command("PROXY", "SYNC", "START", "COUNT", 1000), "PROXY SYNC START");
+        info_map sync;
+        for (;;) {
+            sync = parse_info(must(admin.command("PROXY", "SYNC", "STATUS"), "PROXY SYNC").str());
+            const auto state = text_of(sync, "sync_state");
+            if (state != "scanning" && state != "repairing")
+                break;
+            std::this_thread::sleep_for(50ms);
+        }
+        if (text_of(sync, "sync_state") != "done") {
+            ok = false;
+            say("FAIL: PROXY SYNC ended in state {}: {}", text_of(sync, "sync_state"),
+                text_of(sync, "sync_error"));
+        }
+        say("PROXY SYNC {}: {} keys scanned in {} SCAN calls, {} copied, in {:.0f} ms",
+            text_of(sync, "sync_state"), num(sync, "sync_keys_scanned"),
+            num(sync, "sync_scan_calls"), num(sync, "sync_repaired"), seconds_since(t0) * 1000);
         say("DBSIZE primary {}, secondary {}", dbsize(primary), dbsize(secondary));
         traffic_for(load, opts.phase_seconds / 2);
 

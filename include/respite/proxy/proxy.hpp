@@ -73,6 +73,8 @@ struct proxy_config {
     std::size_t replay_lanes = 4;
     std::size_t replay_max_queued_bytes = 64U << 20;
     std::size_t replay_max_dirty_keys = 1'000'000;
+    // Keys copied per second at most by repairs and PROXY SYNC (0: unlimited).
+    std::size_t repair_rate = 5000;
     bool copy_scripts = false;  // scripts: copy their KEYS instead of replaying them
 
     // Reports.

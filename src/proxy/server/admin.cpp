@@ -6,6 +6,8 @@
 #include <respite/client/command_info.hpp>
 #include <respite/resp/writer.hpp>
 
+#include "sync.hpp"
+
 namespace respite::proxy::server {
 
 namespace {
@@ -15,7 +17,11 @@ using client::iequals;
 std::string bulk_text(std::string_view text, int protocol) {
     std::string out;
     if (protocol == 3) {
-        out = "=" + std::to_string(text.size() + 4) + "\r\ntxt:";
+        const auto len = std::to_string(text.size() + 4);
+        out.reserve(len.size() + text.size() + 9);
+        out += '=';
+        out += len;
+        out += "\r\ntxt:";
         out.append(text);
         out += "\r\n";
     } else {
@@ -36,6 +42,44 @@ std::string info_reply(shared_state& st, int protocol) {
     return bulk_text(st.info_text ? st.info_text() : std::string("# Proxy\r\n"), protocol);
 }
 
+std::string run_sync_command(shared_state& st, std::span<const std::string_view> args,
+                             int protocol) {
+    if (!st.sync)
+        return error("ERR PROXY SYNC is not available");
+    if (args.empty() || iequals(args[0], "status")) {
+        if (args.size() > 1)
+            return error("ERR syntax error, try PROXY HELP");
+        return bulk_text(st.sync->info_lines(), protocol);
+    }
+    if (iequals(args[0], "stop") && args.size() == 1) {
+        st.sync->stop();
+        return "+OK\r\n";
+    }
+    if (!iequals(args[0], "start"))
+        return error("ERR syntax error, try PROXY HELP");
+    sync_options opt;
+    for (std::size_t i = 1; i < args.size(); i += 2) {
+        if (i + 1 >= args.size())
+            return error("ERR syntax error, try PROXY HELP");
+        if (iequals(args[i], "match")) {
+            opt.match = std::string(args[i + 1]);
+        } else if (iequals(args[i], "count")) {
+            const auto v = args[i + 1];
+            std::size_t n = 0;
+            auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || ptr != v.data() + v.size() || n == 0 || n > 1'000'000)
+                return error("ERR COUNT must be an integer from 1 to 1000000");
+            opt.count = n;
+        } else {
+            return error("ERR syntax error, try PROXY HELP");
+        }
+    }
+    auto why = st.sync->start(std::move(opt));
+    if (!why.empty())
+        return error(why);
+    return "+OK\r\n";
+}
+
 proxy_command_result run_proxy_command(shared_state& st, std::span<const std::string_view> args,
                                        int protocol) {
     proxy_command_result r;
@@ -46,6 +90,9 @@ proxy_command_result run_proxy_command(shared_state& st, std::span<const std::st
             "PROXY MODE SET <primary-only|dual-write|dual-write-shadow|secondary-primary|"
             "secondary-only> [FORCE]",
             "PROXY SHADOW PERCENT <0-100>",
+            "PROXY SYNC START [MATCH <pattern>] [COUNT <n>]",
+            "PROXY SYNC STATUS",
+            "PROXY SYNC STOP",
             "PROXY INFO",
         };
         resp::append_array_header(out, std::size(lines));
@@ -94,6 +141,10 @@ proxy_command_result run_proxy_command(shared_state& st, std::span<const std::st
     }
     if (iequals(args[1], "info")) {
         r.reply = info_reply(st, protocol);
+        return r;
+    }
+    if (iequals(args[1], "sync")) {
+        r.reply = run_sync_command(st, args.subspan(2), protocol);
         return r;
     }
     r.reply = error("ERR unknown PROXY subcommand, try PROXY HELP");

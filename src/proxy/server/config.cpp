@@ -127,6 +127,9 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
                    "Dirty keys remembered; beyond it a full resync is reported")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--repair-rate", cfg.repair_rate,
+                   "Keys per second copied at most by repairs and PROXY SYNC (0: unlimited)")
+        ->capture_default_str();
     app.add_flag("--copy-scripts", cfg.copy_scripts,
                  "Copy the keys scripts touch instead of replaying scripts");
     app.add_option("--sentry-dsn", cfg.sentry_dsn, "Send divergences to this Sentry DSN");

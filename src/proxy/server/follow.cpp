@@ -72,6 +72,7 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
     rc.lanes = st.cfg.replay_lanes;
     rc.max_queued_bytes = st.cfg.replay_max_queued_bytes;
     rc.max_dirty_keys = st.cfg.replay_max_dirty_keys;
+    rc.repair_rate = st.cfg.repair_rate;
     rc.metrics_target = target == side::primary ? "primary" : "secondary";
     const backend_config bc = st.backend_cfg(target);
     auto factory = [bc, target](asio::io_context& ioc, std::size_t lane) {

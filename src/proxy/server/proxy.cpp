@@ -11,6 +11,7 @@
 
 #include "admin_http.hpp"
 #include "follow.hpp"
+#include "sync.hpp"
 #include "worker.hpp"
 
 namespace respite::proxy {
@@ -229,6 +230,7 @@ std::expected<void, std::string> proxy_server::impl::start() {
 
     st_.info_text = [this] { return info(); };
     st_.control = &control_;
+    st_.sync = std::make_shared<server::bulk_sync>(control_, st_);
     st_.switch_mode_async = [this](mode to, bool force, std::function<void(std::string)> done) {
         asio::post(control_, [this, to, force, done = std::move(done)] {
             auto r = set_mode(to, force);
@@ -298,7 +300,7 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         if (!before.follower && after.follower)
             obs::log().warn(
                 "proxy follower_started mode={} note=\"keys written before now are "
-                "not on the follower; copy them first (see docs/proxy.md)\"",
+                "not on the follower; copy them with PROXY SYNC START (see docs/proxy.md)\"",
                 mode_name(to));
         st_.current.store(to);
     }
@@ -328,6 +330,8 @@ std::string proxy_server::impl::info() const {
     line("primary_cluster", st_.cfg.primary.cluster ? "1" : "0");
     line("secondary_configured", st_.has_secondary() ? "1" : "0");
     s += server::follow_info(st_);
+    if (st_.sync)
+        s += st_.sync->info_lines();
     return s;
 }
 
@@ -351,6 +355,8 @@ void proxy_server::impl::stop() {
     control_.stop();
     if (control_thread_.joinable())
         control_thread_.join();
+    if (st_.sync)
+        st_.sync->shutdown();
     admin_.reset();
     for (auto& b : st_.backends)
         if (b)

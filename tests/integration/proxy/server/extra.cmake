@@ -1,6 +1,6 @@
-# Pub/Sub and bad-input edge cases of respite-proxy (included by this directory's CMakeLists.txt).
+# Pub/Sub, bad-input, TLS and PROXY SYNC cases of respite-proxy (included by this directory's CMakeLists.txt).
 add_executable(integration_proxy_edges proxy_pubsub_test.cpp proxy_bad_input_test.cpp
-                                      proxy_tls_test.cpp)
+                                      proxy_tls_test.cpp proxy_sync_test.cpp)
 target_link_libraries(integration_proxy_edges PRIVATE respite_proxy respite_test_support
                                                       GTest::gtest_main)
 gtest_discover_tests(integration_proxy_edges PROPERTIES LABELS integration DISCOVERY_TIMEOUT 30)

@@ -1,0 +1,93 @@
+// PROXY SYNC: copies the keys that existed before the follower was on, safely under live traffic.
+//
+// The serving side is SCANned; every key found is handed to the follower's replayer as a dirty
+// key, so the copy is the replayer's repair (DUMP/PTTL on the serving side -> RESTORE ... REPLACE
+// on the follower, or DEL when the key is gone), which waits for writes to the key in flight or
+// queued and copies again when a write begins during the copy. A copy can therefore never
+// overwrite a newer replayed write. The scan is paced: it waits while the replayer's dirty set is
+// above a high-water mark, so memory stays bounded and live repairs keep their turn.
+//
+// Runs on the proxy's control thread; start/stop/progress are safe from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "worker.hpp"
+
+namespace respite::obs {
+class counter;
+class gauge;
+}  // namespace respite::obs
+
+namespace respite::proxy::server {
+
+struct sync_options {
+    std::string match;                // SCAN MATCH pattern (empty: every key)
+    std::size_t count = 1000;         // SCAN COUNT hint
+    std::size_t high_water = 20'000;  // dirty keys at most before the scan waits
+};
+
+struct sync_progress {
+    // idle, scanning, repairing, done, stopped, failed
+    std::string state = "idle";
+    std::string from, to;       // "primary" / "secondary"
+    std::string match;          // the pattern, empty for all
+    std::uint64_t scanned = 0;  // keys found by SCAN and handed to the replayer
+    std::uint64_t batches = 0;  // SCAN calls
+    std::uint64_t dirty = 0;    // the replayer's dirty keys now (sync and live repairs)
+    std::uint64_t repaired_since_start = 0;
+    double elapsed_seconds = 0;
+    std::string error;  // why it failed / stopped
+};
+
+class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
+  public:
+    bulk_sync(asio::io_context& control, shared_state& st);
+
+    // Starts a sync; an empty string on success, else the reason (as an error message).
+    std::string start(sync_options opt);
+    // Stops a running sync (keys already handed over are still repaired).
+    void stop();
+    [[nodiscard]] sync_progress progress() const;
+    [[nodiscard]] bool running() const;
+    // Lines for INFO proxy ("sync_state:...").
+    [[nodiscard]] std::string info_lines() const;
+    // After the control thread stopped and before its io_context goes: drops the timer.
+    void shutdown();
+
+  private:
+    void scan_step(std::uint64_t generation);
+    void wait_step(std::uint64_t generation);
+    // The sync can go on: same mode plan as at start, not stopped. Sets state otherwise.
+    bool still_valid(std::uint64_t generation);
+    void finish(std::uint64_t generation, std::string state, std::string error);
+    void log_progress(bool force);
+
+    asio::io_context& control_;
+    shared_state& st_;
+    std::unique_ptr<asio::steady_timer> timer_;
+
+    mutable std::mutex mu_;
+    sync_progress p_;
+    sync_options opt_;
+    std::uint64_t generation_ = 0;  // a new start or a stop ends the steps of the old one
+    side source_ = side::primary;
+    mode started_mode_ = mode::dual_write;
+    std::string cursor_ = "0";
+    std::uint64_t repaired_at_start_ = 0;
+    std::chrono::steady_clock::time_point started_{};
+    std::chrono::steady_clock::time_point last_log_{};
+
+    obs::counter* scanned_total_ = nullptr;
+    obs::counter* runs_total_ = nullptr;
+    obs::gauge* running_gauge_ = nullptr;
+};
+
+}  // namespace respite::proxy::server

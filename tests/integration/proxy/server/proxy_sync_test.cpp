@@ -1,0 +1,164 @@
+// PROXY SYNC: the copy of pre-existing keys through the follower's repair loop, against two real
+// redis-servers, alone and under live writes through the proxy.
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "proxy_fixture.hpp"
+
+namespace respite::test {
+namespace {
+
+using proxy::mode;
+using namespace std::chrono_literals;
+
+class proxy_sync : public proxy_fixture {
+  protected:
+    // n string keys "<prefix><i>" written straight to the primary (before the proxy follows).
+    void preload(std::string_view prefix, int n) {
+        client::client_config c;
+        c.connection.host = primary_.host();
+        c.connection.port = primary_.port();
+        client::sync_client cl(c);
+        for (int base = 0; base < n; base += 1000) {
+            client::request r;
+            for (int i = base; i < std::min(n, base + 1000); ++i)
+                r.push("SET", std::string(prefix) + std::to_string(i), "v" + std::to_string(i));
+            ASSERT_TRUE(cl.exec(std::move(r)).has_value());
+        }
+    }
+
+    std::string sync_call(std::initializer_list<std::string_view> args) {
+        raw_conn c(proxy_->port());
+        return c.call(args);
+    }
+
+    std::string status() { return sync_call({"PROXY", "SYNC", "STATUS"}); }
+
+    long field(std::string_view name) {
+        const auto s = status();
+        const auto at = s.find(std::string(name) + ":");
+        return at == std::string::npos ? -1 : std::stol(s.substr(at + name.size() + 1));
+    }
+
+    bool wait_state(std::string_view state, std::chrono::milliseconds limit = 60s) {
+        const std::string want = "sync_state:" + std::string(state) + "\r\n";
+        return eventually([&] { return status().find(want) != std::string::npos; }, limit);
+    }
+};
+
+TEST_F(proxy_sync, copies_keys_of_every_type_with_their_ttl) {
+    preload("s:", 3000);
+    primary_.cli({"HSET", "h", "a", "1", "b", "2"});
+    primary_.cli({"RPUSH", "l", "x", "y", "z"});
+    primary_.cli({"SADD", "set", "m1", "m2"});
+    primary_.cli({"ZADD", "z", "1.5", "a", "2", "b"});
+    primary_.cli({"XADD", "st", "1-1", "f", "v"});
+    primary_.cli({"XGROUP", "CREATE", "st", "g", "0"});
+    primary_.cli({"SET", "ttl", "v", "EX", "1000"});
+    // A stale copy on the secondary is replaced.
+    secondary_.cli({"SET", "s:7", "stale"});
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 0; });
+
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "COUNT", "100"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    // SCAN returns every key at least once (a rehash may return some twice).
+    EXPECT_GE(field("sync_keys_scanned"), 3006) << status();
+    EXPECT_GE(field("sync_repaired"), 3006) << status();
+    EXPECT_TRUE(converged());
+    const auto ttl = std::stol(secondary_.cli({"TTL", "ttl"}));
+    EXPECT_GT(ttl, 900);
+    EXPECT_EQ(secondary_.cli({"XINFO", "GROUPS", "st"}).find("g") != std::string::npos, true);
+    // INFO proxy and the HTTP endpoint report the same run.
+    EXPECT_NE(proxy_->info().find("sync_state:done"), std::string::npos);
+    EXPECT_NE(http(proxy_->admin_port(), "GET", "/sync").find("sync_state:done"),
+              std::string::npos);
+}
+
+TEST_F(proxy_sync, converges_while_clients_write_the_same_keys) {
+    preload("k:", 20000);
+    // Slow enough that the copy and the writes overlap for a while.
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 20000; });
+    std::atomic<bool> stop{false};
+    std::atomic<long> writes{0};
+    std::vector<std::jthread> writers;
+    for (int t = 0; t < 3; ++t) {
+        writers.emplace_back([&, t] {
+            client::sync_client c(client_config(t % 2 ? 2 : 3));
+            std::mt19937 rng(static_cast<unsigned>(t));
+            while (!stop.load()) {
+                client::request r;
+                for (int i = 0; i < 16; ++i) {
+                    const auto k = "k:" + std::to_string(rng() % 20000);
+                    switch (rng() % 4) {
+                        case 0:
+                            r.push("SET", k, std::to_string(rng()));
+                            break;
+                        case 1:
+                            r.push("APPEND", k, "+");
+                            break;
+                        case 2:
+                            r.push("DEL", k);
+                            break;
+                        default:
+                            r.push("PEXPIRE", k, 600000);
+                            break;
+                    }
+                }
+                if (c.exec(std::move(r)).has_value())
+                    writes += 16;
+            }
+        });
+    }
+    ASSERT_TRUE(eventually([&] { return writes.load() > 500; }, 20s));
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done", 120s)) << status();
+    stop = true;
+    writers.clear();
+    EXPECT_GT(writes.load(), 1000);
+    EXPECT_TRUE(converged());
+}
+
+TEST_F(proxy_sync, match_copies_only_the_matching_keys) {
+    preload("a:", 200);
+    preload("b:", 200);
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 0; });
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "MATCH", "a:*"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    EXPECT_EQ(secondary_.cli({"DBSIZE"}), "200");
+    EXPECT_EQ(secondary_.cli({"GET", "a:17"}), "v17");
+    EXPECT_EQ(secondary_.cli({"EXISTS", "b:17"}), "0");
+}
+
+TEST_F(proxy_sync, refuses_without_a_follower_and_checks_its_syntax) {
+    start(mode::primary_only);
+    EXPECT_NE(sync_call({"PROXY", "SYNC", "START"}).find("-ERR PROXY SYNC needs a follower"),
+              std::string::npos);
+    EXPECT_NE(http(proxy_->admin_port(), "POST", "/sync").find("409 PROXY SYNC needs a follower"),
+              std::string::npos);
+    ASSERT_TRUE(proxy_->set_mode(mode::dual_write, false).has_value());
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "COUNT", "0"}).substr(0, 4), "-ERR");
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "COUNT"}).substr(0, 4), "-ERR");
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "LIMIT", "3"}).substr(0, 4), "-ERR");
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "BOGUS"}).substr(0, 4), "-ERR");
+    EXPECT_NE(http(proxy_->admin_port(), "POST", "/sync?count=x").find("400 "), std::string::npos);
+    EXPECT_NE(status().find("sync_state:idle"), std::string::npos);
+}
+
+TEST_F(proxy_sync, stop_and_mode_changes_end_a_running_sync) {
+    preload("k:", 5000);
+    // 500 keys/s: the run lasts ~10 s, long enough to be stopped.
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 500; });
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "COUNT", "50"}), "+OK\r\n");
+    EXPECT_NE(sync_call({"PROXY", "SYNC", "START"}).find("already running"), std::string::npos);
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "STOP"}), "+OK\r\n");
+    EXPECT_TRUE(wait_state("stopped", 5s)) << status();
+
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "COUNT", "50"}), "+OK\r\n");
+    ASSERT_TRUE(proxy_->set_mode(mode::primary_only, true).has_value());
+    ASSERT_TRUE(wait_state("stopped", 10s)) << status();
+    EXPECT_NE(status().find("the mode changed to primary-only"), std::string::npos) << status();
+}
+
+}  // namespace
+}  // namespace respite::test
