@@ -88,6 +88,12 @@ struct proxy_config {
     std::chrono::milliseconds shutdown_timeout = 10s;
     // Mode switches wait this long for in-flight writes and the follower's queue to drain.
     std::chrono::milliseconds switch_timeout = 10s;
+    // Each backend's run_id is read this often (INFO server); a change is a restart, after which
+    // the follower's data may lack writes made before it (0: no check).
+    std::chrono::milliseconds restart_check_interval = 1s;
+    // A follower that restarted is copied again at once (PROXY SYNC); otherwise the cut-over to
+    // it is refused (without FORCE) until a PROXY SYNC completed.
+    bool resync_on_restart = false;
     std::string log_level = "info";
 };
 

@@ -45,7 +45,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     std::vector<std::string> users;
     std::string password;
     double idle_timeout = 0, shutdown_timeout = 10, switch_timeout = 10, shadow_timeout = 2;
-    double ttl_tolerance = 2, pubsub_window = 2;
+    double ttl_tolerance = 2, pubsub_window = 2, restart_check = 1;
     bool primary_cluster = false, secondary_cluster = false;
 
     app.add_option("--listen", listen, "Client address host:port")->capture_default_str();
@@ -143,6 +143,14 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
                    "Seconds a serving-side switch waits for the follower to catch up")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--restart-check-interval", restart_check,
+                   "Seconds between run_id checks of each backend (0: off); a follower that "
+                   "restarted may have lost writes")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    app.add_flag("--resync-on-restart", cfg.resync_on_restart,
+                 "Run PROXY SYNC at once when the follower restarted (else the cut-over to it "
+                 "waits for one)");
     app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error, off")
         ->capture_default_str()
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -209,6 +217,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     cfg.shadow_timeout = secs(shadow_timeout);
     cfg.ttl_tolerance = secs(ttl_tolerance);
     cfg.pubsub_compare_window = secs(pubsub_window);
+    cfg.restart_check_interval = secs(restart_check);
     return cfg;
 }
 

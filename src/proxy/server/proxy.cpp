@@ -11,6 +11,7 @@
 
 #include "admin_http.hpp"
 #include "follow.hpp"
+#include "restart_watch.hpp"
 #include "sync.hpp"
 #include "worker.hpp"
 
@@ -231,6 +232,8 @@ std::expected<void, std::string> proxy_server::impl::start() {
     st_.info_text = [this] { return info(); };
     st_.control = &control_;
     st_.sync = std::make_shared<server::bulk_sync>(control_, st_);
+    st_.restarts = std::make_shared<server::restart_watch>(control_, st_);
+    st_.restarts->start();
     st_.switch_mode_async = [this](mode to, bool force, std::function<void(std::string)> done) {
         asio::post(control_, [this, to, force, done = std::move(done)] {
             auto r = set_mode(to, force);
@@ -265,6 +268,15 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         return std::unexpected("no secondary is configured");
     const auto before = plan_of(from);
     const auto after = plan_of(to);
+    if (before.serving != after.serving && !force && st_.restarts &&
+        st_.restarts->needs_sync(after.serving)) {
+        const auto side_name = after.serving == side::primary ? "primary" : "secondary";
+        obs::log().warn("proxy mode_switch_refused from={} to={} reason=\"{} restarted\"",
+                        mode_name(from), mode_name(to), side_name);
+        return std::unexpected(std::string("switch refused: the ") + side_name +
+                               " restarted while following and may have lost writes; run PROXY "
+                               "SYNC START and wait for sync_state:done (or add FORCE)");
+    }
     if (before.serving != after.serving) {
         // Moving the serving side: hold new writes, let those in flight finish and the side
         // that is about to serve catch up, then flip.
@@ -330,6 +342,8 @@ std::string proxy_server::impl::info() const {
     line("primary_cluster", st_.cfg.primary.cluster ? "1" : "0");
     line("secondary_configured", st_.has_secondary() ? "1" : "0");
     s += server::follow_info(st_);
+    if (st_.restarts)
+        s += st_.restarts->info_lines();
     if (st_.sync)
         s += st_.sync->info_lines();
     return s;
@@ -357,6 +371,8 @@ void proxy_server::impl::stop() {
         control_thread_.join();
     if (st_.sync)
         st_.sync->shutdown();
+    if (st_.restarts)
+        st_.restarts->shutdown();
     admin_.reset();
     for (auto& b : st_.backends)
         if (b)

@@ -8,6 +8,8 @@
 #include <respite/obs/metrics.hpp>
 #include <respite/proxy/replayer.hpp>
 
+#include "restart_watch.hpp"
+
 namespace respite::proxy::server {
 
 namespace {
@@ -55,6 +57,10 @@ std::string bulk_sync::start(sync_options opt) {
         opt_ = std::move(opt);
         source_ = plan.serving;
         started_mode_ = current;
+        target_epoch_ = st_.restarts
+                            ? st_.restarts->epoch(plan.serving == side::primary ? side::secondary
+                                                                                : side::primary)
+                            : 0;
         cursor_ = "0";
         repaired_at_start_ = follower->snapshot().repaired;
         started_ = last_log_ = std::chrono::steady_clock::now();
@@ -163,6 +169,9 @@ void bulk_sync::finish(std::uint64_t generation, std::string state, std::string 
     if (auto* f = st_.follower_of(source_))
         p_.repaired_since_start = f->snapshot().repaired - repaired_at_start_;
     running_gauge_->set(0);
+    if (p_.state == "done" && st_.restarts)
+        st_.restarts->synced(source_ == side::primary ? side::secondary : side::primary,
+                             target_epoch_);
     if (p_.state == "done")
         obs::log().info("proxy sync_done scanned={} seconds={:.1f}", p_.scanned,
                         p_.elapsed_seconds);

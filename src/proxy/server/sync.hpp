@@ -79,6 +79,7 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     sync_options opt_;
     std::uint64_t generation_ = 0;  // a new start or a stop ends the steps of the old one
     side source_ = side::primary;
+    std::uint64_t target_epoch_ = 0;  // the target's restart count when the run started
     mode started_mode_ = mode::dual_write;
     std::string cursor_ = "0";
     std::uint64_t repaired_at_start_ = 0;

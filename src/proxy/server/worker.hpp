@@ -45,6 +45,7 @@ class session;
 class pubsub_hub;
 class shadow_reader;
 class bulk_sync;
+class restart_watch;
 
 // Process-wide state every worker reads.
 struct shared_state {
@@ -64,7 +65,8 @@ struct shared_state {
     std::shared_ptr<replayer> replay_to[2];  // replay_to[s]: the replayer whose target is side s
     std::shared_ptr<divergence_reporter> divergences;
     std::shared_ptr<shadow_reader> shadows;
-    std::shared_ptr<bulk_sync> sync;  // PROXY SYNC (runs on the control thread)
+    std::shared_ptr<bulk_sync> sync;          // PROXY SYNC (runs on the control thread)
+    std::shared_ptr<restart_watch> restarts;  // backends' run_id checks (control thread)
     std::string server_version = "7.0.0";
     // PROXY MODE SET: runs the switch off the worker threads, then calls back with the reply.
     std::function<void(mode, bool, std::function<void(std::string)>)> switch_mode_async;

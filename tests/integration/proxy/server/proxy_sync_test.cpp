@@ -160,5 +160,66 @@ TEST_F(proxy_sync, stop_and_mode_changes_end_a_running_sync) {
     EXPECT_NE(status().find("the mode changed to primary-only"), std::string::npos) << status();
 }
 
+// The secondary restarts and comes back without the writes made after its AOF stopped: the proxy
+// sees the new run_id, flags the secondary and (with resync_on_restart) copies everything again.
+class proxy_restart : public proxy_sync {
+  protected:
+    void write_keys(std::string_view prefix, int n) {
+        client::sync_client c(client_config(2));
+        client::request r;
+        for (int i = 0; i < n; ++i)
+            r.push("SET", std::string(prefix) + std::to_string(i), std::to_string(i));
+        ASSERT_TRUE(c.exec(std::move(r)).has_value());
+    }
+    // Writes a: (persisted by the secondary), then b: (not persisted), then restarts it.
+    void lose_recent_writes_on_the_secondary() {
+        write_keys("a:", 300);
+        ASSERT_TRUE(converged());
+        ASSERT_EQ(secondary_.cli({"CONFIG", "SET", "appendonly", "no"}), "OK");
+        write_keys("b:", 300);
+        ASSERT_TRUE(converged());
+        secondary_.kill();
+        secondary_.start();  // its config still says appendonly yes: it loads only the a: keys
+        ASSERT_EQ(secondary_.cli({"EXISTS", "b:1"}), "0");
+        ASSERT_TRUE(eventually(
+            [&] { return proxy_->info().find("secondary_restarts:1\r\n") != std::string::npos; },
+            20s))
+            << proxy_->info();
+    }
+};
+
+TEST_F(proxy_restart, a_follower_that_lost_writes_is_copied_again_at_once) {
+    start(mode::dual_write, [](proxy::proxy_config& c) {
+        c.restart_check_interval = 100ms;
+        c.resync_on_restart = true;
+        c.repair_rate = 0;
+    });
+    lose_recent_writes_on_the_secondary();
+    EXPECT_TRUE(converged());
+    EXPECT_TRUE(eventually(
+        [&] { return proxy_->info().find("secondary_needs_sync:0\r\n") != std::string::npos; },
+        20s))
+        << proxy_->info();
+}
+
+TEST_F(proxy_restart, the_cut_over_waits_for_a_sync_after_a_restart) {
+    start(mode::dual_write, [](proxy::proxy_config& c) {
+        c.restart_check_interval = 100ms;
+        c.repair_rate = 0;
+    });
+    lose_recent_writes_on_the_secondary();
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:1\r\n"), std::string::npos);
+    auto r = proxy_->set_mode(mode::secondary_primary, false);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("restarted"), std::string::npos) << r.error();
+    EXPECT_EQ(secondary_.cli({"EXISTS", "b:1"}), "0");  // nothing copied it back by itself
+
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:0\r\n"), std::string::npos);
+    EXPECT_TRUE(converged());
+    EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+}
+
 }  // namespace
 }  // namespace respite::test

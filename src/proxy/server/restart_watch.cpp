@@ -1,0 +1,150 @@
+// Backend restarts: run_id changes, the follower flagged until a PROXY SYNC completed.
+#include "restart_watch.hpp"
+
+#include <asio/post.hpp>
+#include <fmt/format.h>
+
+#include <respite/obs/log.hpp>
+#include <respite/obs/metrics.hpp>
+
+#include "sync.hpp"
+
+namespace respite::proxy::server {
+
+namespace {
+
+const char* side_name(side s) {
+    return s == side::primary ? "primary" : "secondary";
+}
+
+// The run_id field of an INFO server reply ("" when absent).
+std::string run_id_of(std::string_view info) {
+    constexpr std::string_view key = "run_id:";
+    const auto at = info.find(key);
+    if (at == std::string_view::npos)
+        return {};
+    const auto start = at + key.size();
+    auto end = info.find_first_of("\r\n", start);
+    if (end == std::string_view::npos)
+        end = info.size();
+    return std::string(info.substr(start, end - start));
+}
+
+}  // namespace
+
+restart_watch::restart_watch(asio::io_context& control, shared_state& st)
+    : control_(control), st_(st), timer_(std::make_unique<asio::steady_timer>(control)) {
+    for (auto s : {side::primary, side::secondary})
+        restarts_total_[static_cast<int>(s)] = &st_.metrics->get_counter(
+            "respite_proxy_backend_restarts_total",
+            "Backend restarts seen (a new run_id in INFO server)", {{"target", side_name(s)}});
+}
+
+void restart_watch::start() {
+    if (st_.cfg.restart_check_interval.count() == 0)
+        return;
+    asio::post(control_, [self = shared_from_this()] { self->check(); });
+}
+
+void restart_watch::shutdown() {
+    stopped_ = true;
+    timer_.reset();
+}
+
+void restart_watch::schedule() {
+    if (stopped_ || !timer_)
+        return;
+    timer_->expires_after(st_.cfg.restart_check_interval);
+    timer_->async_wait([self = shared_from_this()](std::error_code ec) {
+        if (!ec)
+            self->check();
+    });
+}
+
+void restart_watch::check() {
+    if (stopped_ || st_.draining.load())
+        return;
+    for (auto s : {side::primary, side::secondary}) {
+        auto b = st_.backends[static_cast<int>(s)];
+        // A cluster has one run_id per node; INFO reaches only one of them (docs/proxy.md).
+        if (!b || b->is_cluster())
+            continue;
+        client::request req;
+        req.push("INFO", "server");
+        b->exec(std::move(req), [self = shared_from_this(), s](client::result<replies_t> r) {
+            if (!r || r->empty() || !r->front().is_string())
+                return;  // down: the follower counts that; the next answer tells
+            asio::post(self->control_, [self, s, id = run_id_of(r->front().str())]() mutable {
+                self->on_run_id(s, std::move(id));
+            });
+        });
+    }
+    schedule();
+}
+
+void restart_watch::on_run_id(side s, std::string run_id) {
+    if (stopped_ || run_id.empty())
+        return;
+    const auto i = static_cast<int>(s);
+    const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
+    const bool follows = plan.follower && plan.serving != s;
+    {
+        std::lock_guard lock(mu_);
+        if (run_id_[i].empty() || run_id_[i] == run_id) {
+            run_id_[i] = std::move(run_id);
+            return;
+        }
+        run_id_[i] = std::move(run_id);
+        ++restarts_[i];
+        if (follows)
+            needs_sync_[i] = true;
+    }
+    restarts_total_[i]->inc();
+    if (!follows) {
+        obs::log().warn("proxy backend_restarted target={} following=false", side_name(s));
+        return;
+    }
+    if (st_.cfg.resync_on_restart && st_.sync) {
+        st_.sync->stop();
+        const auto why = st_.sync->start({});
+        obs::log().error(
+            "proxy backend_restarted target={} following=true note=\"writes it acknowledged "
+            "before the restart may be lost\" action={}",
+            side_name(s), why.empty() ? "resync_started" : "resync_failed: " + why);
+        return;
+    }
+    obs::log().error(
+        "proxy backend_restarted target={} following=true note=\"writes it acknowledged before "
+        "the restart may be lost; run PROXY SYNC START: the cut-over to it is refused until one "
+        "completed\"",
+        side_name(s));
+}
+
+std::uint64_t restart_watch::epoch(side s) const {
+    std::lock_guard lock(mu_);
+    return restarts_[static_cast<int>(s)];
+}
+
+bool restart_watch::needs_sync(side s) const {
+    std::lock_guard lock(mu_);
+    return needs_sync_[static_cast<int>(s)];
+}
+
+void restart_watch::synced(side target, std::uint64_t epoch_at_start) {
+    std::lock_guard lock(mu_);
+    const auto i = static_cast<int>(target);
+    if (restarts_[i] == epoch_at_start && needs_sync_[i]) {
+        needs_sync_[i] = false;
+        obs::log().info("proxy backend_resynced target={}", side_name(target));
+    }
+}
+
+std::string restart_watch::info_lines() const {
+    std::lock_guard lock(mu_);
+    return fmt::format(
+        "primary_restarts:{}\r\nsecondary_restarts:{}\r\nprimary_needs_sync:{}\r\n"
+        "secondary_needs_sync:{}\r\n",
+        restarts_[0], restarts_[1], needs_sync_[0] ? 1 : 0, needs_sync_[1] ? 1 : 0);
+}
+
+}  // namespace respite::proxy::server
