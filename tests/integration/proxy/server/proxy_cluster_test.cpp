@@ -289,19 +289,25 @@ TEST_F(proxy_cluster_pinned, blpop_is_answered_when_another_client_pushes) {
 
 TEST_F(proxy_cluster_pinned, a_blocked_client_that_leaves_loses_no_value) {
     serve_from_cluster(false);
-    for (int round = 0; round < 3; ++round) {
+    for (int round = 0; round < 6; ++round) {
         const std::string key = "lq" + std::to_string(round);
         auto& owner = owner_of(key);
+        // Odd rounds: the value arrives right after the disconnect, racing with the
+        // cancellation (if the pop wins, the proxy pushes the value back).
+        const bool racing = round % 2 == 1;
         {
             raw_conn blocked(proxy_->port());
             blocked.command({"BLPOP", key, "0"});
             ASSERT_TRUE(eventually([&] { return blocked_on(owner, 1); }));
             blocked.close();
         }
+        if (racing)
+            owner.cli({"RPUSH", key, "precious"});
         // The proxy unblocks the departed client's command on the node it blocks on.
         EXPECT_TRUE(eventually([&] { return blocked_on(owner, 0); }))
             << owner.cli({"INFO", "clients"});
-        owner.cli({"RPUSH", key, "precious"});
+        if (!racing)
+            owner.cli({"RPUSH", key, "precious"});
         EXPECT_TRUE(eventually([&] {
             return owner.cli({"LLEN", key}) == "1";
         })) << "round "
