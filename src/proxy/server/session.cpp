@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <functional>
 
 #include <asio/post.hpp>
 #include <asio/write.hpp>
@@ -47,12 +48,24 @@ bool is_redirect(std::string_view frame) {
     return frame.starts_with("-MOVED ") || frame.starts_with("-ASK ");
 }
 
-// Replies nobody waits for (CLIENT UNBLOCK of a departed client's blocked command, the MONITOR
-// confirmations of a cluster's other masters).
+// Replies nobody waits for (CLIENT UNBLOCK of a departed client's blocked command).
 class discard_sink final : public reply_sink {
   public:
     void on_reply(std::uint64_t, std::string_view) override {}
     void on_failure(std::uint64_t, bool) override {}
+};
+
+// A reply handed to a function (a lost connection as the proxy's error reply).
+class callback_sink final : public reply_sink {
+  public:
+    explicit callback_sink(std::function<void(std::string_view)> f) : f_(std::move(f)) {}
+    void on_reply(std::uint64_t, std::string_view frame) override { f_(frame); }
+    void on_failure(std::uint64_t, bool) override {
+        f_("-ERR proxy: serving backend unavailable\r\n");
+    }
+
+  private:
+    std::function<void(std::string_view)> f_;
 };
 
 }  // namespace
@@ -481,7 +494,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
 
     if (c.kind == route::pinning) {
         if (!pinned_ && iequals(name, "monitor") && st_.backend_cfg(serving).cluster) {
-            monitor_cluster(serving, args, raw);
+            monitor_cluster(serving, args);
             return true;
         }
         if (!pinned_ && !acquire_pin(serving))
@@ -642,10 +655,10 @@ void session::redirect_blocking(std::uint64_t seq, slot_ctx& ctx) {
     exec_decoded(seq, blocking_side_, views);
 }
 
-void session::monitor_cluster(side s, std::span<const std::string_view> args,
-                              std::string_view raw) {
+void session::monitor_cluster(side s, std::span<const std::string_view> args) {
     // Redis Cluster has no cluster-wide MONITOR: every master streams its own commands, and the
-    // lines are merged here in arrival order. The client's +OK is the first master's.
+    // lines are merged here in arrival order. The client's +OK waits for every master's, so
+    // that a command sent after it is seen wherever it runs.
     auto nodes = w_.masters(s);
     if (nodes.empty())
         return reply_error("ERR proxy: serving backend unavailable");
@@ -655,22 +668,48 @@ void session::monitor_cluster(side s, std::span<const std::string_view> args,
             self->start_write();
         }
     };
+    struct confirmations {
+        std::size_t left = 0;
+        std::string reply = "+OK\r\n";  // or the first error
+    };
+    auto state = std::make_shared<confirmations>();
+    state->left = nodes.size();
+    const auto seq = alloc_slot();
+    auto confirmed = [weak = weak_from_this(), seq, state](std::string_view frame) {
+        if (frame.starts_with("-") && state->reply.starts_with("+"))
+            state->reply.assign(frame);
+        if (--state->left > 0)
+            return;
+        auto self = weak.lock();
+        if (!self || self->closed_)
+            return;
+        if (!state->reply.starts_with("+")) {
+            // A master refused or is unreachable: no partial MONITOR.
+            if (self->pinned_)
+                self->pinned_->close();
+            self->pinned_.reset();
+            self->pinned_node_.reset();
+            self->close_monitors();
+            self->sticky_pin_ = self->monitor_ = false;
+        }
+        self->complete(seq, state->reply);
+        self->start_write();
+    };
     std::string cmd;
     resp::append_command(cmd, args);
     for (std::size_t i = 0; i < nodes.size(); ++i) {
         auto u = w_.dedicated(s, proto_, &nodes[i]);
         u->set_push_handler(on_line);
+        u->send(cmd, std::make_shared<callback_sink>(confirmed), 0);
         if (i == 0) {
             pinned_ = std::move(u);
             pinned_side_ = s;
             pinned_node_ = nodes[0];
         } else {
-            u->send(cmd, std::make_shared<discard_sink>(), 0);
             monitors_.push_back(std::move(u));
         }
     }
     sticky_pin_ = monitor_ = true;
-    forward(*pinned_, args, raw, nullptr);
 }
 
 void session::close_monitors() {

@@ -119,7 +119,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     // A raw blocking command got -MOVED/-ASK: run it through the cluster client instead.
     void redirect_blocking(std::uint64_t seq, slot_ctx& ctx);
     // MONITOR on a cluster side: one MONITOR connection per master, merged into this client.
-    void monitor_cluster(side s, std::span<const std::string_view> args, std::string_view raw);
+    void monitor_cluster(side s, std::span<const std::string_view> args);
     void close_monitors();
     // The hash slot all of a command's keys share, k_no_keys, or k_cross_slot.
     static constexpr std::int32_t k_no_keys = -1;
