@@ -35,6 +35,9 @@ class backend {
     // "primary" or "secondary" (the role, not an address: addresses stay out of errors).
     [[nodiscard]] virtual const std::string& name() const noexcept = 0;
     [[nodiscard]] virtual bool is_cluster() const noexcept = 0;
+    // A Redis Cluster's current slot map (which master owns each slot), for callers that open
+    // connections of their own to a node; an empty map for a standalone Redis. Thread-safe.
+    [[nodiscard]] virtual cluster::slot_map topology() const { return {}; }
     // Fails everything pending with client::error::closed.
     virtual void close() = 0;
 };

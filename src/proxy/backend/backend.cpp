@@ -44,6 +44,7 @@ class cluster_backend final : public backend {
     }
     [[nodiscard]] const std::string& name() const noexcept override { return name_; }
     [[nodiscard]] bool is_cluster() const noexcept override { return true; }
+    [[nodiscard]] cluster::slot_map topology() const override { return client_.topology(); }
     void close() override { client_.close(); }
 
   private:

@@ -1,6 +1,7 @@
 // Glue to the follower (effects + replayer) and the shadow reader (see follow.hpp).
 #include "follow.hpp"
 
+#include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/proxy/divergence.hpp>
 #include <respite/proxy/effects.hpp>
@@ -423,15 +424,15 @@ void push_back_popped(worker& w, side serving, const std::vector<std::string>& a
     if (!v)
         return;
     auto& st = w.shared();
-    if (st.backend_cfg(serving).cluster) {
-        if (!v->is_null() && !v->is_error())
-            obs::log().error(
-                "proxy popped_value_not_restored command={} reason=cluster_backend reply={}",
-                args.empty() ? std::string() : args[0], v->to_display());
-        return;
-    }
+    const bool cluster = st.backend_cfg(serving).cluster;
     for (auto& cmd : undo_pop(args, *v)) {
-        auto u = w.shared_upstream(serving, 2);
+        // On a cluster, the master of the key's slot (an undo names keys of one slot only).
+        std::shared_ptr<upstream> u;
+        if (!cluster) {
+            u = w.shared_upstream(serving, 2);
+        } else if (auto node = w.master_of(serving, cluster::hash_slot(cmd[1]))) {
+            u = w.node_upstream(serving, *node);
+        }
         if (!u) {
             obs::log().error(
                 "proxy push_back_failed command={} key={} reason=\"backend "

@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <functional>
 
 #include <asio/post.hpp>
 #include <asio/write.hpp>
 
 #include <respite/client/command_info.hpp>
+#include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/resp/parser.hpp>
 #include <respite/resp/writer.hpp>
@@ -40,6 +42,31 @@ resp::limits limits_of(const proxy_config& cfg) {
 std::vector<std::string> copy_args(std::span<const std::string_view> args) {
     return {args.begin(), args.end()};
 }
+
+// A cluster node's answer that the slot lives elsewhere (or is being migrated).
+bool is_redirect(std::string_view frame) {
+    return frame.starts_with("-MOVED ") || frame.starts_with("-ASK ");
+}
+
+// Replies nobody waits for (CLIENT UNBLOCK of a departed client's blocked command).
+class discard_sink final : public reply_sink {
+  public:
+    void on_reply(std::uint64_t, std::string_view) override {}
+    void on_failure(std::uint64_t, bool) override {}
+};
+
+// A reply handed to a function (a lost connection as the proxy's error reply).
+class callback_sink final : public reply_sink {
+  public:
+    explicit callback_sink(std::function<void(std::string_view)> f) : f_(std::move(f)) {}
+    void on_reply(std::uint64_t, std::string_view frame) override { f_(frame); }
+    void on_failure(std::uint64_t, bool) override {
+        f_("-ERR proxy: serving backend unavailable\r\n");
+    }
+
+  private:
+    std::function<void(std::string_view)> f_;
+};
 
 }  // namespace
 
@@ -296,6 +323,7 @@ void session::close_now() {
         pinned_->close();  // it holds state (MULTI, WATCH, TRACKING ...): never reused
         pinned_.reset();
     }
+    close_monitors();
     w_.session_closed(this);
 }
 
@@ -305,6 +333,10 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
     if (tag < head_seq_ || tag >= next_seq_)
         return;
     auto& s = slots_[tag - head_seq_];
+    if (s.ctx && s.ctx->redirectable && !closed_ && is_redirect(frame)) {
+        redirect_blocking(tag, *s.ctx);
+        return;
+    }
     if (s.ctx)
         after_reply(*s.ctx, frame);
     if (closed_)
@@ -330,11 +362,14 @@ void session::on_failure(std::uint64_t tag, bool written) {
         if (c.kind == ctx_kind::blocking) {
             blocked_ = false;
             blocking_conn_.reset();
+            blocking_node_.reset();
         }
     }
     // The pinned connection is gone with its state: MULTI / WATCH are over.
     if (pinned_ && !pinned_->usable()) {
         pinned_.reset();
+        pinned_node_.reset();
+        close_monitors();
         in_multi_ = watching_ = sticky_pin_ = monitor_ = false;
     }
     if (closed_)
@@ -363,8 +398,10 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
             if (blocking_conn_) {
                 // A dedicated connection returns to the pool; a pinned one stays.
                 if (blocking_conn_ != pinned_)
-                    w_.release(std::move(blocking_conn_), blocking_side_, true);
+                    w_.release(std::move(blocking_conn_), blocking_side_, true,
+                               blocking_node_ ? &*blocking_node_ : nullptr);
                 blocking_conn_.reset();
+                blocking_node_.reset();
             }
             follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
@@ -456,6 +493,10 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         return hold_for_switch();
 
     if (c.kind == route::pinning) {
+        if (!pinned_ && iequals(name, "monitor") && st_.backend_cfg(serving).cluster) {
+            monitor_cluster(serving, args);
+            return true;
+        }
         if (!pinned_ && !acquire_pin(serving))
             return true;
         sticky_pin_ = true;
@@ -465,39 +506,20 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         return true;
     }
 
-    if (c.kind == route::blocking && st_.backend_cfg(serving).cluster) {
-        // The cluster client blocks on a dedicated connection of the slot's owner. A client
-        // that leaves meanwhile is not cancelled upstream (docs/proxy.md, limitations).
-        auto ctx = write_ctx(c, serving, args, raw, id_, true);
-        ctx->kind = ctx_kind::blocking;
-        ctx->args = copy_args(args);
-        blocking_side_ = serving;
-        blocked_ = true;
-        forward_decoded(serving, args, std::move(ctx));
-        return true;
-    }
-
     if (c.kind == route::blocking) {
-        if (pinned_) {
-            blocking_conn_ = pinned_;
-        } else {
-            blocking_conn_ = w_.dedicated(serving, proto_);
-            if (!blocking_conn_) {
-                reply_error("ERR proxy: serving backend unavailable");
-                return true;
-            }
-        }
-        auto ctx = write_ctx(c, serving, args, raw,
-                             reinterpret_cast<std::uintptr_t>(blocking_conn_.get()), true);
-        ctx->kind = ctx_kind::blocking;
-        ctx->args = copy_args(args);  // to put a popped value back if the client leaves
-        blocking_side_ = serving;
-        blocked_ = true;
-        forward(*blocking_conn_, args, raw, std::move(ctx));
+        handle_blocking(c, serving, args, raw);
         return true;
     }
 
-    if (st_.backend_cfg(serving).cluster) {
+    // A cluster session pinned to a node (WATCH) sends the commands of that node's slots on the
+    // pinned connection, in order with the WATCH; the cluster client routes the others.
+    const bool on_pinned_node = [&] {
+        if (!pinned_ || !pinned_node_)
+            return false;
+        const auto slot = command_slot(c, args);
+        return slot >= 0 && w_.master_of(serving, static_cast<std::uint16_t>(slot)) == pinned_node_;
+    }();
+    if (st_.backend_cfg(serving).cluster && !on_pinned_node) {
         std::unique_ptr<slot_ctx> ctx;
         if (c.kind == route::write)
             ctx = write_ctx(c, serving, args, raw, id_, false);
@@ -579,21 +601,166 @@ void session::forward(upstream& u, std::span<const std::string_view> args, std::
     }
 }
 
-bool session::acquire_pin(side s) {
+void session::handle_blocking(const command_class& c, side serving,
+                              std::span<const std::string_view> args, std::string_view raw) {
+    std::shared_ptr<upstream> conn;
+    std::optional<cluster::node_address> node;
+    const bool cluster = st_.backend_cfg(serving).cluster;
+    if (cluster) {
+        // On the master of the keys' slot, raw, so that a client that leaves can be unblocked
+        // there (CLIENT UNBLOCK needs the node and the connection's id).
+        const auto slot = command_slot(c, args);
+        if (slot == k_cross_slot)
+            return reply_error("CROSSSLOT Keys in request don't hash to the same slot");
+        if (slot >= 0)
+            node = w_.master_of(serving, static_cast<std::uint16_t>(slot));
+        if (node && pinned_ && pinned_node_ == node)
+            conn = pinned_;
+        else if (node)
+            conn = w_.dedicated(serving, proto_, &*node);
+    } else {
+        conn = pinned_ ? pinned_ : w_.dedicated(serving, proto_);
+        if (!conn)
+            return reply_error("ERR proxy: serving backend unavailable");
+    }
+    auto ctx = write_ctx(c, serving, args, raw,
+                         conn ? reinterpret_cast<std::uintptr_t>(conn.get()) : id_, true);
+    ctx->kind = ctx_kind::blocking;
+    ctx->args = copy_args(args);  // to put a popped value back if the client leaves
+    blocking_side_ = serving;
+    blocked_ = true;
+    if (!conn) {
+        // A keyless command (WAIT) or no slot map yet: the cluster client blocks on a connection
+        // of its own, and a client that leaves meanwhile is not cancelled upstream.
+        forward_decoded(serving, args, std::move(ctx));
+        return;
+    }
+    ctx->redirectable = cluster;
+    blocking_conn_ = std::move(conn);
+    blocking_node_ = std::move(node);
+    forward(*blocking_conn_, args, raw, std::move(ctx));
+}
+
+void session::redirect_blocking(std::uint64_t seq, slot_ctx& ctx) {
+    // The slot moved since the map was read: the command did not run there. The cluster client
+    // follows the redirect; the client gets that answer in this command's place.
+    ctx.redirectable = false;
+    w_.topology_changed(blocking_side_);
+    if (blocking_conn_ && blocking_conn_ != pinned_)
+        w_.release(std::move(blocking_conn_), blocking_side_, true,
+                   blocking_node_ ? &*blocking_node_ : nullptr);
+    blocking_conn_.reset();
+    blocking_node_.reset();
+    const std::vector<std::string_view> views(ctx.args.begin(), ctx.args.end());
+    exec_decoded(seq, blocking_side_, views);
+}
+
+void session::monitor_cluster(side s, std::span<const std::string_view> args) {
+    // Redis Cluster has no cluster-wide MONITOR: every master streams its own commands, and the
+    // lines are merged here in arrival order. The client's +OK waits for every master's, so
+    // that a command sent after it is seen wherever it runs.
+    auto nodes = w_.masters(s);
+    if (nodes.empty())
+        return reply_error("ERR proxy: serving backend unavailable");
+    auto on_line = [weak = weak_from_this()](std::string_view frame) {
+        if (auto self = weak.lock(); self && !self->closed_) {
+            self->push_out(frame);
+            self->start_write();
+        }
+    };
+    struct confirmations {
+        std::size_t left = 0;
+        std::string reply = "+OK\r\n";  // or the first error
+    };
+    auto state = std::make_shared<confirmations>();
+    state->left = nodes.size();
+    const auto seq = alloc_slot();
+    auto confirmed = [weak = weak_from_this(), seq, state](std::string_view frame) {
+        if (frame.starts_with("-") && state->reply.starts_with("+"))
+            state->reply.assign(frame);
+        if (--state->left > 0)
+            return;
+        auto self = weak.lock();
+        if (!self || self->closed_)
+            return;
+        if (!state->reply.starts_with("+")) {
+            // A master refused or is unreachable: no partial MONITOR.
+            if (self->pinned_)
+                self->pinned_->close();
+            self->pinned_.reset();
+            self->pinned_node_.reset();
+            self->close_monitors();
+            self->sticky_pin_ = self->monitor_ = false;
+        }
+        self->complete(seq, state->reply);
+        self->start_write();
+    };
+    std::string cmd;
+    resp::append_command(cmd, args);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        auto u = w_.dedicated(s, proto_, &nodes[i]);
+        u->set_push_handler(on_line);
+        u->send(cmd, std::make_shared<callback_sink>(confirmed), 0);
+        if (i == 0) {
+            pinned_ = std::move(u);
+            pinned_side_ = s;
+            pinned_node_ = nodes[0];
+        } else {
+            monitors_.push_back(std::move(u));
+        }
+    }
+    sticky_pin_ = monitor_ = true;
+}
+
+void session::close_monitors() {
+    for (auto& u : monitors_)
+        u->close();  // a MONITOR connection is never reused
+    monitors_.clear();
+}
+
+std::int32_t session::command_slot(const command_class& c,
+                                   std::span<const std::string_view> args) const {
+    thread_local std::vector<std::size_t> positions;
+    positions.clear();
+    if (c.spec != nullptr)
+        st_.table.key_positions(*c.spec, args, positions);
+    std::int32_t slot = k_no_keys;
+    for (auto i : positions) {
+        const auto k = static_cast<std::int32_t>(cluster::hash_slot(args[i]));
+        if (slot == k_no_keys)
+            slot = k;
+        else if (slot != k)
+            return k_cross_slot;
+    }
+    return slot;
+}
+
+bool session::acquire_pin(side s, std::int32_t slot) {
     if (pinned_)
         return true;
+    std::optional<cluster::node_address> node;
     if (st_.backend_cfg(s).cluster) {
-        reply_error(
-            "ERR proxy: this command needs a pinned connection, which a Redis Cluster "
-            "backend does not support yet");
-        return false;
+        // A cluster pin is a connection to the master of the command's slot (WATCH); state that
+        // spans the whole keyspace (CLIENT TRACKING, ...) has no single node to live on.
+        if (slot < 0) {
+            reply_error(
+                "ERR proxy: this command needs a pinned connection, which a Redis Cluster "
+                "backend does not support yet");
+            return false;
+        }
+        node = w_.master_of(s, static_cast<std::uint16_t>(slot));
+        if (!node) {
+            reply_error("ERR proxy: serving backend unavailable");
+            return false;
+        }
     }
-    pinned_ = w_.dedicated(s, proto_);
+    pinned_ = w_.dedicated(s, proto_, node ? &*node : nullptr);
     if (!pinned_) {
         reply_error("ERR proxy: serving backend unavailable");
         return false;
     }
     pinned_side_ = s;
+    pinned_node_ = std::move(node);
     // Pushes on the pinned connection (RESP3 invalidations with CLIENT TRACKING, MONITOR's
     // stream) belong to this client.
     pinned_->set_push_handler([weak = weak_from_this()](std::string_view frame) {
@@ -607,23 +774,15 @@ bool session::acquire_pin(side s) {
 
 void session::release_pin_if_unused() {
     if (pinned_ && !in_multi_ && !watching_ && !sticky_pin_ && !blocked_) {
-        w_.release(std::move(pinned_), pinned_side_, true);
+        w_.release(std::move(pinned_), pinned_side_, true, pinned_node_ ? &*pinned_node_ : nullptr);
         pinned_.reset();
+        pinned_node_.reset();
     }
 }
 
 }  // namespace respite::proxy::server
 
 namespace respite::proxy::server {
-
-namespace {
-// Replies nobody waits for (CLIENT UNBLOCK of a departed client's blocked command).
-class discard_sink final : public reply_sink {
-  public:
-    void on_reply(std::uint64_t, std::string_view) override {}
-    void on_failure(std::uint64_t, bool) override {}
-};
-}  // namespace
 
 void session::cancel_blocking() {
     // The client is gone while its command blocks upstream. Unblock it (its reply, a timeout or
@@ -632,7 +791,11 @@ void session::cancel_blocking() {
     if (!blocking_conn_)
         return;
     const auto id = blocking_conn_->client_id();
-    auto u = id != 0 ? w_.shared_upstream(blocking_side_, 2) : nullptr;
+    // CLIENT UNBLOCK must reach the server the command blocks on: on a cluster, its node.
+    std::shared_ptr<upstream> u;
+    if (id != 0)
+        u = blocking_node_ ? w_.node_upstream(blocking_side_, *blocking_node_)
+                           : w_.shared_upstream(blocking_side_, 2);
     if (!u) {
         blocking_conn_->close();
         return;
@@ -645,9 +808,12 @@ void session::cancel_blocking() {
 
 void session::forward_decoded(side s, std::span<const std::string_view> args,
                               std::unique_ptr<slot_ctx> ctx) {
+    exec_decoded(alloc_slot(std::move(ctx)), s, args);
+}
+
+void session::exec_decoded(std::uint64_t seq, side s, std::span<const std::string_view> args) {
     // Cluster backends: the cluster client routes and follows redirects; its decoded reply is
     // written back in this client's protocol.
-    const auto seq = alloc_slot(std::move(ctx));
     client::request req;
     req.push_args(args);
     auto& ioc = w_.ioc();

@@ -16,6 +16,7 @@
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <respite/cluster/slot_map.hpp>
 #include <respite/resp/request_parser.hpp>
 
 #include "classify.hpp"
@@ -76,6 +77,9 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
         bool global = false;            // ... keyspace-wide
         bool verbatim = false;          // ... and its request bytes are its effect
         std::vector<std::vector<std::string>> queued;  // EXEC: the transaction's commands
+        // A blocking command sent raw to a cluster node: a redirect (the slot moved) sends it
+        // again through the cluster client instead of reaching the client.
+        bool redirectable = false;
         std::chrono::steady_clock::time_point sent{};
         const command_class* cls = nullptr;
         command_class c{};
@@ -107,10 +111,27 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
                  std::unique_ptr<slot_ctx> ctx);
     void forward_decoded(side s, std::span<const std::string_view> args,
                          std::unique_ptr<slot_ctx> ctx);
+    // The cluster client runs the command; its reply completes slot `seq`.
+    void exec_decoded(std::uint64_t seq, side s, std::span<const std::string_view> args);
+    // Blocking commands on a dedicated connection (to the slot's master on a cluster side).
+    void handle_blocking(const command_class& c, side serving,
+                         std::span<const std::string_view> args, std::string_view raw);
+    // A raw blocking command got -MOVED/-ASK: run it through the cluster client instead.
+    void redirect_blocking(std::uint64_t seq, slot_ctx& ctx);
+    // MONITOR on a cluster side: one MONITOR connection per master, merged into this client.
+    void monitor_cluster(side s, std::span<const std::string_view> args);
+    void close_monitors();
+    // The hash slot all of a command's keys share, k_no_keys, or k_cross_slot.
+    static constexpr std::int32_t k_no_keys = -1;
+    static constexpr std::int32_t k_cross_slot = -2;
+    [[nodiscard]] std::int32_t command_slot(const command_class& c,
+                                            std::span<const std::string_view> args) const;
+    // A cluster pin takes the connection to the master of `slot`.
+    bool acquire_pin(side s, std::int32_t slot);
     std::unique_ptr<slot_ctx> write_ctx(const command_class& c, side serving,
                                         std::span<const std::string_view> args,
                                         std::string_view raw, std::uint64_t origin, bool always);
-    bool acquire_pin(side s);
+    bool acquire_pin(side s) { return acquire_pin(s, k_no_keys); }
     bool hold_for_switch();
     void release_pin_if_unused();
     void after_reply(slot_ctx& ctx, std::string_view frame);
@@ -158,6 +179,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     // Server-side state held on a pinned connection.
     std::shared_ptr<upstream> pinned_;
     side pinned_side_ = side::primary;
+    std::optional<cluster::node_address> pinned_node_;  // cluster sides: the node pinned to
+    std::vector<std::shared_ptr<upstream>> monitors_;   // cluster MONITOR: the other masters
     bool in_multi_ = false;
     bool watching_ = false;
     bool sticky_pin_ = false;  // CLIENT TRACKING, MONITOR, SELECT n: until RESET / disconnect
@@ -170,6 +193,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     bool blocked_ = false;
     std::shared_ptr<upstream> blocking_conn_;
     side blocking_side_ = side::primary;
+    std::optional<cluster::node_address> blocking_node_;  // cluster sides: blocking_conn_'s node
     bool waiting_pause_ = false;  // a write waits for a mode switch to finish
     std::unique_ptr<asio::steady_timer> pause_timer_;
     std::unique_ptr<asio::steady_timer> idle_timer_;

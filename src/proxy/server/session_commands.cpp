@@ -80,10 +80,19 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         if (args.size() != 2)
             return reply_error(wrong_args(name));
         auto db = to_int(args[1]);
-        if (!db || *db < 0 || *db > 1'000'000)
+        if (!db)
             return reply_error("ERR value is not an integer or out of range");
         const auto plan = plan_of(st_.current.load());
         const side serving = pinned_ ? pinned_side_ : plan.serving;
+        if (st_.backend_cfg(serving).cluster) {
+            // What a Redis Cluster node answers: it has database 0 only.
+            if (*db != 0)
+                return reply_error("ERR SELECT is not allowed in cluster mode");
+            db_ = 0;
+            return reply_ok();
+        }
+        if (*db < 0 || *db > 1'000'000)
+            return reply_error("ERR value is not an integer or out of range");
         const int configured = st_.backend_cfg(serving).connection.database;
         if (*db == configured && !pinned_) {
             db_ = static_cast<int>(*db);
@@ -105,7 +114,9 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
             if (pinned_)
                 pinned_->close();
             pinned_.reset();
+            pinned_node_.reset();
         }
+        close_monitors();
         in_multi_ = watching_ = sticky_pin_ = monitor_ = cluster_multi_ = false;
         queued_.clear();
         if (subscribed()) {
@@ -257,7 +268,6 @@ void session::handle_hello(std::span<const std::string_view> args) {
 
 void session::handle_transaction(const command_class& c, std::span<const std::string_view> args,
                                  std::string_view raw) {
-    (void)c;
     const auto name = args[0];
     const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
     const side serving = pinned_ ? pinned_side_ : plan.serving;
@@ -317,7 +327,16 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
             return reply_error("ERR WATCH inside MULTI is not allowed");
         if (args.size() < 2)
             return reply_error(wrong_args(name));
-        if (!acquire_pin(serving))
+        // On a cluster the pin goes to the master of the watched keys' slot, which must be one
+        // slot, as a cluster node requires. A later WATCH of another node's key on the same pin
+        // gets that node's -MOVED, as a client connected to one node would.
+        std::int32_t slot = k_no_keys;
+        if (st_.backend_cfg(serving).cluster) {
+            slot = command_slot(c, args);
+            if (slot == k_cross_slot)
+                return reply_error("CROSSSLOT Keys in request don't hash to the same slot");
+        }
+        if (!acquire_pin(serving, slot))
             return;
         watching_ = true;
         forward(*pinned_, args, raw, nullptr);
@@ -334,9 +353,10 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
     reply_ok();
 }
 
-// MULTI/EXEC in front of a Redis Cluster: the commands are queued here (checked against the
-// command table the way Redis checks them) and EXEC runs them as one MULTI/EXEC on the node that
-// owns their slot, through the cluster client. WATCH needs a pinned connection and is refused.
+// MULTI/EXEC without WATCH in front of a Redis Cluster: the commands are queued here (checked
+// against the command table the way Redis checks them) and EXEC runs them as one MULTI/EXEC on
+// the node that owns their slot, through the cluster client. (After WATCH the session is pinned
+// to the slot's master and MULTI/EXEC run there, as on a standalone backend.)
 void session::handle_cluster_transaction(std::span<const std::string_view> args, side serving) {
     const auto name = args[0];
     if (iequals(name, "multi")) {
@@ -353,10 +373,12 @@ void session::handle_cluster_transaction(std::span<const std::string_view> args,
         queued_.clear();
         return reply_ok();
     }
-    if (iequals(name, "watch") || iequals(name, "unwatch"))
-        return reply_error(
-            "ERR proxy: WATCH needs a pinned connection, which a Redis Cluster "
-            "backend does not support yet");
+    if (iequals(name, "watch"))
+        return reply_error("ERR WATCH inside MULTI is not allowed");
+    if (iequals(name, "unwatch")) {
+        queue_cluster_command(args);  // Redis queues it (a no-op at EXEC: nothing is watched)
+        return;
+    }
     // EXEC
     in_multi_ = cluster_multi_ = false;
     auto queued = std::move(queued_);

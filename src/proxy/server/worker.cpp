@@ -49,7 +49,8 @@ worker::worker(shared_state& st, std::size_t index) : st_(st), index_(index), io
 
 worker::~worker() = default;
 
-upstream_endpoint shared_state::endpoint(side s, int protocol) const {
+upstream_endpoint shared_state::endpoint(side s, int protocol,
+                                         const cluster::node_address* node) const {
     const auto& c = backend_cfg(s).connection;
     upstream_endpoint ep;
     ep.host = c.host;
@@ -57,6 +58,14 @@ upstream_endpoint shared_state::endpoint(side s, int protocol) const {
     ep.username = c.username;
     ep.password = c.password;
     ep.database = c.database;
+    if (node != nullptr) {
+        // A node that does not know its own address is announced without a host: it is then
+        // reachable where the seed is.
+        if (!node->host.empty())
+            ep.host = node->host;
+        ep.port = node->port;
+        ep.database = 0;  // a cluster has only database 0
+    }
     ep.protocol = protocol;
     ep.connect_timeout = c.connect_timeout;
     ep.tls = upstream_tls[static_cast<int>(s)];
@@ -82,7 +91,20 @@ std::shared_ptr<upstream> worker::shared_upstream(side s, int protocol) {
     return slot;
 }
 
-std::shared_ptr<upstream> worker::dedicated(side s, int protocol) {
+std::shared_ptr<upstream> worker::dedicated(side s, int protocol,
+                                            const cluster::node_address* node) {
+    if (node != nullptr) {
+        auto& idle = node_idle_[static_cast<int>(s)][protocol == 3 ? 1 : 0][node->to_string()];
+        while (!idle.empty()) {
+            auto u = std::move(idle.back());
+            idle.pop_back();
+            if (u->usable())
+                return u;
+        }
+        auto u = std::make_shared<upstream>(ioc_, st_.endpoint(s, protocol, node));
+        u->start();
+        return u;
+    }
     auto& idle = idle_[static_cast<int>(s)][protocol == 3 ? 1 : 0];
     while (!idle.empty()) {
         auto u = std::move(idle.back());
@@ -98,16 +120,50 @@ std::shared_ptr<upstream> worker::dedicated(side s, int protocol) {
     return u;
 }
 
-void worker::release(std::shared_ptr<upstream> u, side s, bool clean) {
+void worker::release(std::shared_ptr<upstream> u, side s, bool clean,
+                     const cluster::node_address* node) {
     if (!u)
         return;
-    auto& idle = idle_[static_cast<int>(s)][u->protocol() == 3 ? 1 : 0];
+    const int p = u->protocol() == 3 ? 1 : 0;
+    auto& idle = node != nullptr ? node_idle_[static_cast<int>(s)][p][node->to_string()]
+                                 : idle_[static_cast<int>(s)][p];
     if (!clean || !u->usable() || idle.size() >= k_idle_pool) {
         u->close();
         return;
     }
     u->set_push_handler(nullptr);
     idle.push_back(std::move(u));
+}
+
+const cluster::slot_map& worker::topology(side s) {
+    auto& t = topology_[static_cast<int>(s)];
+    const auto now = std::chrono::steady_clock::now();
+    // Copying the map costs a few microseconds: once a second, or after a redirect, is enough
+    // for the commands that need a node of their own (the cluster client routes the others).
+    if (now - t.fetched > std::chrono::seconds(1) || t.map.shards().empty()) {
+        if (const auto& b = st_.backends[static_cast<int>(s)]) {
+            t.map = b->topology();
+            t.fetched = now;
+        }
+    }
+    return t.map;
+}
+
+std::optional<cluster::node_address> worker::master_of(side s, std::uint16_t slot) {
+    return topology(s).master_of(slot);
+}
+
+std::vector<cluster::node_address> worker::masters(side s) {
+    return topology(s).masters();
+}
+
+std::shared_ptr<upstream> worker::node_upstream(side s, const cluster::node_address& node) {
+    auto& u = node_shared_[static_cast<int>(s)][node.to_string()];
+    if (!u || !u->usable()) {
+        u = std::make_shared<upstream>(ioc_, st_.endpoint(s, 2, &node));
+        u->start();
+    }
+    return u;
 }
 
 pubsub_hub& worker::hub(side s) {
@@ -279,6 +335,15 @@ void worker::join() {
         for (auto& per_side : idle_)
             for (auto& per_proto : per_side)
                 for (auto& u : per_proto)
+                    u->close();
+        for (auto& per_side : node_idle_)
+            for (auto& per_proto : per_side)
+                for (auto& [addr, pool] : per_proto)
+                    for (auto& u : pool)
+                        u->close();
+        for (auto& per_side : node_shared_)
+            for (auto& [addr, u] : per_side)
+                if (u)
                     u->close();
         hubs_[0].reset();
         hubs_[1].reset();

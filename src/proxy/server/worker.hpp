@@ -5,8 +5,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -15,6 +17,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
 
+#include <respite/cluster/slot_map.hpp>
 #include <respite/commands/command_table.hpp>
 #include <respite/obs/metrics.hpp>
 #include <respite/proxy/proxy.hpp>
@@ -85,8 +88,10 @@ struct shared_state {
     obs::counter* tls_handshake_failures = nullptr;
     std::shared_ptr<asio::ssl::context> tls;              // client-facing TLS (nullptr: plain)
     std::shared_ptr<asio::ssl::context> upstream_tls[2];  // to each backend (nullptr: plain)
-    // A raw upstream endpoint for side s in a protocol (address, credentials, TLS).
-    [[nodiscard]] upstream_endpoint endpoint(side s, int protocol) const;
+    // A raw upstream endpoint for side s in a protocol (address, credentials, TLS); with `node`,
+    // that node of a cluster side instead of the configured seed.
+    [[nodiscard]] upstream_endpoint endpoint(side s, int protocol,
+                                             const cluster::node_address* node = nullptr) const;
 
     [[nodiscard]] bool has_secondary() const noexcept { return cfg.secondary.has_value(); }
     [[nodiscard]] const backend_config& backend_cfg(side s) const {
@@ -122,10 +127,23 @@ class worker {
     // The shared pipelined connection to a side in a protocol (reconnected on demand), or
     // nullptr when that side is unreachable right now (recent connect failure).
     std::shared_ptr<upstream> shared_upstream(side s, int protocol);
-    // A connection of its own (from the idle pool or new).
-    std::shared_ptr<upstream> dedicated(side s, int protocol);
-    // Back to the pool when its state is clean, else closed.
-    void release(std::shared_ptr<upstream> u, side s, bool clean);
+    // A connection of its own (from the idle pool or new); with `node`, to that node of a
+    // cluster side (pooled per node).
+    std::shared_ptr<upstream> dedicated(side s, int protocol,
+                                        const cluster::node_address* node = nullptr);
+    // Back to the pool it came from when its state is clean, else closed.
+    void release(std::shared_ptr<upstream> u, side s, bool clean,
+                 const cluster::node_address* node = nullptr);
+
+    // Cluster sides: the master that owns `slot` (nullopt while the cluster client has no map),
+    // and every master; from the cluster client's slot map, cached for a second.
+    std::optional<cluster::node_address> master_of(side s, std::uint16_t slot);
+    std::vector<cluster::node_address> masters(side s);
+    // A redirect showed the cached map is stale: fetch it again at the next lookup.
+    void topology_changed(side s) { topology_[static_cast<int>(s)].fetched = {}; }
+    // A shared pipelined RESP2 connection to one node of a cluster side (CLIENT UNBLOCK, putting
+    // a popped value back), reconnected on demand.
+    std::shared_ptr<upstream> node_upstream(side s, const cluster::node_address& node);
 
     pubsub_hub& hub(side s);
 
@@ -154,6 +172,15 @@ class worker {
     std::vector<std::shared_ptr<upstream>> shared_pool_[2][2];  // [side][protocol 2/3]
     std::chrono::steady_clock::time_point last_failure_[2]{};
     std::vector<std::shared_ptr<upstream>> idle_[2][2];
+    struct cached_topology {
+        cluster::slot_map map;
+        std::chrono::steady_clock::time_point fetched{};
+    };
+    const cluster::slot_map& topology(side s);
+    cached_topology topology_[2];
+    // Cluster sides, by node address ("host:port"): idle dedicated connections, shared ones.
+    std::map<std::string, std::vector<std::shared_ptr<upstream>>> node_idle_[2][2];
+    std::map<std::string, std::shared_ptr<upstream>> node_shared_[2];
     std::unique_ptr<pubsub_hub> hubs_[2];
     std::unordered_map<session*, std::weak_ptr<session>> sessions_;
     std::unordered_map<const commands::command_spec*, obs::counter*> command_counters_;

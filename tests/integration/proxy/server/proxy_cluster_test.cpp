@@ -1,6 +1,8 @@
 // A Redis Cluster behind the proxy: migrating a standalone Redis into a cluster (the cluster as
 // the follower), and serving from a cluster (the proxy looks like one standalone server).
+#include <map>
 #include <random>
+#include <set>
 
 #include "proxy_fixture.hpp"
 #include "support/redis_cluster.hpp"
@@ -196,9 +198,161 @@ TEST_F(proxy_cluster, a_cluster_serves_clients_as_one_server) {
     EXPECT_EQ(c.call({"SET", "b", "1"}), "+QUEUED\r\n");
     EXPECT_EQ(c.call({"EXEC"}).substr(0, 9), "-CROSSSLO");
     EXPECT_EQ(c.call({"DISCARD"}), "-ERR DISCARD without MULTI\r\n");
-    // What needs a pinned connection is refused with a clear error, not mis-served.
-    EXPECT_EQ(c.call({"WATCH", "k"}).substr(0, 10), "-ERR proxy");
+    // State that spans the whole keyspace has no node to pin: refused with a clear error.
+    EXPECT_EQ(c.call({"CLIENT", "TRACKING", "on"}).substr(0, 10), "-ERR proxy");
     EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
+}
+
+// The proxy in front of a cluster, optionally followed by the standalone server (dual-write).
+class proxy_cluster_pinned : public proxy_cluster {
+  protected:
+    void serve_from_cluster(bool followed) {
+        proxy::proxy_config cfg;
+        cfg.primary = cluster_backend();
+        if (followed) {
+            proxy::backend_config s;
+            s.connection.host = standalone_.host();
+            s.connection.port = standalone_.port();
+            cfg.secondary = s;
+        }
+        cfg.initial_mode = followed ? mode::dual_write : mode::primary_only;
+        start(cfg);
+    }
+    bool blocked_on(redis_server& node, int n) {
+        return node.cli({"INFO", "clients"}).find("blocked_clients:" + std::to_string(n)) !=
+               std::string::npos;
+    }
+};
+
+TEST_F(proxy_cluster_pinned, watch_multi_exec_run_on_the_slots_master_and_are_followed) {
+    serve_from_cluster(true);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"WATCH", "{w}a"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"GET", "{w}a"}), "$-1\r\n");
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "{w}a", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"INCR", "{w}a"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"EXEC"}), "*2\r\n+OK\r\n:2\r\n");
+    EXPECT_EQ(owner_of("{w}a").cli({"GET", "{w}a"}), "2");
+    EXPECT_TRUE(eventually([&] {
+        return standalone_.cli({"GET", "{w}a"}) == "2";
+    })) << standalone_.cli({"GET", "{w}a"});
+    // The pin ended with EXEC: a WATCH of another slot pins that slot's master.
+    EXPECT_EQ(c.call({"WATCH", "other"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "other", "x"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"EXEC"}), "*1\r\n+OK\r\n");
+    EXPECT_EQ(owner_of("other").cli({"GET", "other"}), "x");
+    EXPECT_EQ(c.call({"UNWATCH"}), "+OK\r\n");
+}
+
+TEST_F(proxy_cluster_pinned, a_write_after_watch_aborts_exec_like_redis) {
+    serve_from_cluster(true);
+    raw_conn c(proxy_->port());
+    raw_conn other(proxy_->port());
+    EXPECT_EQ(c.call({"WATCH", "{w}b"}), "+OK\r\n");
+    EXPECT_EQ(other.call({"SET", "{w}b", "theirs"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "{w}b", "mine"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"EXEC"}), "*-1\r\n");
+    EXPECT_EQ(owner_of("{w}b").cli({"GET", "{w}b"}), "theirs");
+    // The follower never gets the transaction that did not run: once a later write arrived,
+    // the key still has the other client's value.
+    EXPECT_EQ(other.call({"SET", "{w}marker", "1"}), "+OK\r\n");
+    EXPECT_TRUE(eventually([&] { return standalone_.cli({"GET", "{w}marker"}) == "1"; }));
+    EXPECT_EQ(standalone_.cli({"GET", "{w}b"}), "theirs");
+}
+
+TEST_F(proxy_cluster_pinned, watch_of_keys_in_two_slots_is_crossslot) {
+    serve_from_cluster(false);
+    ASSERT_NE(redis_cluster::key_slot("a"), redis_cluster::key_slot("b"));
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"WATCH", "a", "b"}),
+              "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    EXPECT_EQ(c.call({"WATCH", "{x}a", "{x}b"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"UNWATCH"}), "+OK\r\n");
+}
+
+TEST_F(proxy_cluster_pinned, blpop_is_answered_when_another_client_pushes) {
+    serve_from_cluster(false);
+    raw_conn b(proxy_->port());
+    b.command({"BLPOP", "bq", "5"});
+    EXPECT_TRUE(eventually([&] { return blocked_on(owner_of("bq"), 1); }));
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"RPUSH", "bq", "x"}), ":1\r\n");
+    EXPECT_EQ(b.frame(), "*2\r\n$2\r\nbq\r\n$1\r\nx\r\n");
+    // Keys of two slots are refused as a cluster node refuses them.
+    EXPECT_EQ(b.call({"BLPOP", "a", "b", "1"}),
+              "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    EXPECT_EQ(b.call({"BLPOP", "bq", "0.05"}), "*-1\r\n");
+}
+
+TEST_F(proxy_cluster_pinned, a_blocked_client_that_leaves_loses_no_value) {
+    serve_from_cluster(false);
+    for (int round = 0; round < 6; ++round) {
+        const std::string key = "lq" + std::to_string(round);
+        auto& owner = owner_of(key);
+        // Odd rounds: the value arrives right after the disconnect, racing with the
+        // cancellation (if the pop wins, the proxy pushes the value back).
+        const bool racing = round % 2 == 1;
+        {
+            raw_conn blocked(proxy_->port());
+            blocked.command({"BLPOP", key, "0"});
+            ASSERT_TRUE(eventually([&] { return blocked_on(owner, 1); }));
+            blocked.close();
+        }
+        if (racing)
+            owner.cli({"RPUSH", key, "precious"});
+        // The proxy unblocks the departed client's command on the node it blocks on.
+        EXPECT_TRUE(eventually([&] { return blocked_on(owner, 0); }))
+            << owner.cli({"INFO", "clients"});
+        if (!racing)
+            owner.cli({"RPUSH", key, "precious"});
+        EXPECT_TRUE(eventually([&] {
+            return owner.cli({"LLEN", key}) == "1";
+        })) << "round "
+            << round << ": " << owner.cli({"LRANGE", key, "0", "-1"});
+    }
+}
+
+TEST_F(proxy_cluster_pinned, select_answers_like_a_cluster_node) {
+    serve_from_cluster(false);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SELECT", "1"}), "-ERR SELECT is not allowed in cluster mode\r\n");
+    EXPECT_EQ(c.call({"SELECT", "0"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
+}
+
+TEST_F(proxy_cluster_pinned, monitor_sees_the_commands_of_every_master) {
+    serve_from_cluster(false);
+    // One key per master.
+    std::map<std::size_t, std::string> key_of_master;
+    for (int i = 0; key_of_master.size() < cluster_->masters().size() && i < 1000; ++i) {
+        const auto k = "mon" + std::to_string(i);
+        key_of_master.emplace(cluster_->master_of_slot(redis_cluster::key_slot(k)), k);
+    }
+    ASSERT_GE(key_of_master.size(), 2U);
+    raw_conn m(proxy_->port());
+    EXPECT_EQ(m.call({"MONITOR"}), "+OK\r\n");
+    raw_conn c(proxy_->port());
+    std::set<std::string> unseen;
+    for (const auto& [node, k] : key_of_master) {
+        EXPECT_EQ(c.call({"SET", k, "v"}), "+OK\r\n");
+        unseen.insert("\"" + k + "\"");
+    }
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!unseen.empty() && std::chrono::steady_clock::now() < end) {
+        auto line = m.frame(std::chrono::seconds(1));
+        if (!line)
+            continue;
+        EXPECT_EQ(line->front(), '+') << *line;
+        std::erase_if(unseen, [&](const std::string& k) { return line->find(k) != line->npos; });
+    }
+    EXPECT_TRUE(unseen.empty()) << "not seen: " << *unseen.begin();
+    // RESET ends it (lines already on their way may come first).
+    m.command({"RESET"});
+    EXPECT_TRUE(eventually([&] { return m.frame() == "+RESET\r\n"; }));
+    EXPECT_EQ(m.call({"PING"}), "+PONG\r\n");
 }
 
 }  // namespace
