@@ -22,7 +22,7 @@ cmake --build build/fuzz -j "$jobs"
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_TSAN=ON -DRESPITE_BENCH=OFF \
   >/dev/null
 cmake --build build/tsan -j "$jobs" --target threads_client threads_cluster support_selftest unit_obs \
-  unit_proxy_replay integration_proxy_replay integration_proxy
+  unit_proxy_replay integration_proxy_replay integration_proxy integration_proxy_edges
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 for t in tests/integration/client/threads_client tests/integration/cluster/threads_cluster \
          tests/support/support_selftest tests/unit/obs/unit_obs tests/unit/proxy/replay/unit_proxy_replay \
@@ -34,6 +34,10 @@ done
 echo "tsan: integration_proxy (threaded cases)"
 build/tsan/tests/integration/proxy/server/integration_proxy --gtest_brief=1 \
   --gtest_filter='proxy_sessions.many_clients*:proxy_sessions.a_blocked*:proxy_modes.a_switch*:proxy_modes.proxy_mode*:proxy_consistency.random_workload*:proxy_consistency.writes_during*:proxy_regressions.*'
+# PROXY SYNC and the restart watch: the control thread, the follower and the workers.
+echo "tsan: integration_proxy_edges (sync, restarts)"
+build/tsan/tests/integration/proxy/server/integration_proxy_edges --gtest_brief=1 \
+  --gtest_filter='proxy_sync.*:proxy_restart.*'
 
 # 3. Everything else with g++ under ASan+UBSan; the fuzz run is one of its ctest tests.
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_SANITIZE=ON \

@@ -34,8 +34,7 @@ bulk_sync::bulk_sync(asio::io_context& control, shared_state& st)
 }
 
 std::string bulk_sync::start(sync_options opt) {
-    const auto current = st_.current.load(std::memory_order_acquire);
-    const auto plan = plan_of(current);
+    const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
     replayer* follower = plan.follower ? st_.follower_of(plan.serving) : nullptr;
     if (follower == nullptr)
         return "ERR PROXY SYNC needs a follower: switch to dual-write, dual-write-shadow or "
@@ -45,36 +44,30 @@ std::string bulk_sync::start(sync_options opt) {
                "docs/proxy.md runbook step 3)";
     if (opt.count == 0 || opt.high_water == 0)
         return "ERR COUNT must be positive";
-    const std::string match = opt.match;
-    const std::size_t count = opt.count;
-    std::uint64_t generation = 0;
-    const char* to = side_name(plan.serving == side::primary ? side::secondary : side::primary);
+    const side target = plan.serving == side::primary ? side::secondary : side::primary;
+    auto r = std::make_shared<run>();
+    r->opt = std::move(opt);
+    r->source = plan.serving;
+    r->target_epoch = st_.restarts ? st_.restarts->epoch(target) : 0;
     {
         std::lock_guard lock(mu_);
         if (p_.state == "scanning" || p_.state == "repairing")
             return "ERR a PROXY SYNC is already running (PROXY SYNC STOP ends it)";
-        generation = ++generation_;
-        opt_ = std::move(opt);
+        r->generation = ++generation_;
         source_ = plan.serving;
-        started_mode_ = current;
-        target_epoch_ = st_.restarts
-                            ? st_.restarts->epoch(plan.serving == side::primary ? side::secondary
-                                                                                : side::primary)
-                            : 0;
-        cursor_ = "0";
         repaired_at_start_ = follower->snapshot().repaired;
         started_ = last_log_ = std::chrono::steady_clock::now();
         p_ = sync_progress{};
         p_.state = "scanning";
         p_.from = side_name(plan.serving);
-        p_.to = to;
-        p_.match = opt_.match;
+        p_.to = side_name(target);
+        p_.match = r->opt.match;
     }
     runs_total_->inc();
     running_gauge_->set(1);
     obs::log().info("proxy sync_started from={} to={} match=\"{}\" count={}",
-                    side_name(plan.serving), to, match, count);
-    asio::post(control_, [self = shared_from_this(), generation] { self->scan_step(generation); });
+                    side_name(plan.serving), side_name(target), r->opt.match, r->opt.count);
+    asio::post(control_, [self = shared_from_this(), r] { self->scan_step(r); });
     return {};
 }
 
@@ -108,20 +101,24 @@ bool bulk_sync::running() const {
 
 sync_progress bulk_sync::progress() const {
     sync_progress out;
+    side source = side::primary;
+    std::uint64_t repaired_at_start = 0;
+    bool active = false;
     {
         std::lock_guard lock(mu_);
         out = p_;
-        if (out.state == "scanning" || out.state == "repairing")
+        source = source_;
+        repaired_at_start = repaired_at_start_;
+        active = out.state == "scanning" || out.state == "repairing";
+        if (active)
             out.elapsed_seconds =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     }
-    if (auto* f = st_.follower_of(source_)) {
+    if (auto* f = st_.follower_of(source)) {
         const auto s = f->snapshot();
         out.dirty = s.dirty_keys;
-        if (out.state == "scanning" || out.state == "repairing") {
-            std::lock_guard lock(mu_);
-            out.repaired_since_start = s.repaired - repaired_at_start_;
-        }
+        if (active)
+            out.repaired_since_start = s.repaired - repaired_at_start;
     }
     return out;
 }
@@ -137,41 +134,40 @@ std::string bulk_sync::info_lines() const {
         p.elapsed_seconds, p.error);
 }
 
-bool bulk_sync::still_valid(std::uint64_t generation) {
+bool bulk_sync::still_valid(const run_ptr& r) {
     {
         std::lock_guard lock(mu_);
-        if (generation != generation_)
-            return false;  // stopped or restarted: this run's steps end quietly
+        if (r->generation != generation_)
+            return false;  // stopped or replaced: this run's steps end quietly
     }
     const auto now = st_.current.load(std::memory_order_acquire);
     const auto plan = plan_of(now);
-    if (!plan.follower || plan.serving != source_ || st_.follower_of(source_) == nullptr) {
-        finish(generation, "stopped",
-               fmt::format("the mode changed to {} during the sync", mode_name(now)));
+    if (!plan.follower || plan.serving != r->source || st_.follower_of(r->source) == nullptr) {
+        finish(r, "stopped", fmt::format("the mode changed to {} during the sync", mode_name(now)));
         return false;
     }
     if (st_.draining.load()) {
-        finish(generation, "stopped", "the proxy is shutting down");
+        finish(r, "stopped", "the proxy is shutting down");
         return false;
     }
     return true;
 }
 
-void bulk_sync::finish(std::uint64_t generation, std::string state, std::string error) {
+void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
+    const side target = r->source == side::primary ? side::secondary : side::primary;
     std::lock_guard lock(mu_);
-    if (generation != generation_)
+    if (r->generation != generation_)
         return;
     ++generation_;
     p_.state = std::move(state);
     p_.error = std::move(error);
     p_.elapsed_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    if (auto* f = st_.follower_of(source_))
+    if (auto* f = st_.follower_of(r->source))
         p_.repaired_since_start = f->snapshot().repaired - repaired_at_start_;
     running_gauge_->set(0);
     if (p_.state == "done" && st_.restarts)
-        st_.restarts->synced(source_ == side::primary ? side::secondary : side::primary,
-                             target_epoch_);
+        st_.restarts->synced(target, r->target_epoch);
     if (p_.state == "done")
         obs::log().info("proxy sync_done scanned={} seconds={:.1f}", p_.scanned,
                         p_.elapsed_seconds);
@@ -179,93 +175,94 @@ void bulk_sync::finish(std::uint64_t generation, std::string state, std::string 
         obs::log().error("proxy sync_{} scanned={} reason=\"{}\"", p_.state, p_.scanned, p_.error);
 }
 
-void bulk_sync::scan_step(std::uint64_t generation) {
-    if (!still_valid(generation))
+void bulk_sync::wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&)) {
+    if (!timer_)
         return;
-    auto* follower = st_.follower_of(source_);
+    timer_->expires_after(k_wait);
+    timer_->async_wait([self = shared_from_this(), r, step](std::error_code ec) {
+        if (!ec)
+            ((*self).*step)(r);
+    });
+}
+
+void bulk_sync::scan_step(const run_ptr& r) {
+    if (!still_valid(r))
+        return;
     // Pacing: the repairs of what was handed over go first.
-    if (follower->snapshot().dirty_keys >= opt_.high_water) {
+    if (st_.follower_of(r->source)->snapshot().dirty_keys >= r->opt.high_water) {
         log_progress(false);
-        if (!timer_)
-            return;
-        timer_->expires_after(k_wait);
-        timer_->async_wait([self = shared_from_this(), generation](std::error_code ec) {
-            if (!ec)
-                self->scan_step(generation);
-        });
+        wait_then(r, &bulk_sync::scan_step);
         return;
     }
     client::request req;
-    if (opt_.match.empty())
-        req.push("SCAN", cursor_, "COUNT", opt_.count);
+    if (r->opt.match.empty())
+        req.push("SCAN", r->cursor, "COUNT", r->opt.count);
     else
-        req.push("SCAN", cursor_, "MATCH", opt_.match, "COUNT", opt_.count);
-    auto b = st_.backends[static_cast<int>(source_)];
-    b->exec(std::move(req), [self = shared_from_this(), generation](client::result<replies_t> r) {
-        asio::post(self->control_, [self, generation, r = std::move(r)]() mutable {
-            if (!self->still_valid(generation))
+        req.push("SCAN", r->cursor, "MATCH", r->opt.match, "COUNT", r->opt.count);
+    auto b = st_.backends[static_cast<int>(r->source)];
+    b->exec(std::move(req), [self = shared_from_this(), r](client::result<replies_t> res) {
+        asio::post(self->control_, [self, r, res = std::move(res)]() mutable {
+            if (!self->still_valid(r))
                 return;
-            if (!r || r->empty() || r->front().is_error() || r->front().size() != 2 ||
-                !r->front()[0].is_string() || !r->front()[1].is_aggregate()) {
-                const std::string why = !r ? "the serving side did not answer SCAN"
-                                           : (!r->empty() && r->front().is_error()
-                                                  ? "SCAN failed: " + r->front().str()
-                                                  : std::string("unexpected SCAN reply"));
-                self->finish(generation, "failed", why);
+            if (!res || res->empty() || res->front().is_error() || res->front().size() != 2 ||
+                !res->front()[0].is_string() || !res->front()[1].is_aggregate()) {
+                const std::string why = !res ? "the serving side did not answer SCAN"
+                                             : (!res->empty() && res->front().is_error()
+                                                    ? "SCAN failed: " + res->front().str()
+                                                    : std::string("unexpected SCAN reply"));
+                self->finish(r, "failed", why);
                 return;
             }
-            const auto& reply = r->front();
+            const auto& reply = res->front();
             std::vector<std::string_view> keys;
             keys.reserve(reply[1].size());
             for (const auto& k : reply[1].elements())
                 if (k.is_string())
                     keys.emplace_back(k.str());
-            if (auto* f = self->st_.follower_of(self->source_); f && !keys.empty())
+            if (auto* f = self->st_.follower_of(r->source); f && !keys.empty())
                 f->mark_dirty(keys);
             self->scanned_total_->inc(keys.size());
-            bool scan_done = false;
+            r->cursor = reply[0].str();
+            const bool scan_done = r->cursor == "0";
             {
                 std::lock_guard lock(self->mu_);
-                self->p_.scanned += keys.size();
-                ++self->p_.batches;
-                self->cursor_ = reply[0].str();
-                scan_done = self->cursor_ == "0";
-                if (scan_done)
-                    self->p_.state = "repairing";
+                if (r->generation == self->generation_) {
+                    self->p_.scanned += keys.size();
+                    ++self->p_.batches;
+                    if (scan_done)
+                        self->p_.state = "repairing";
+                }
             }
             self->log_progress(false);
             if (scan_done)
-                self->wait_step(generation);
+                self->wait_step(r);
             else
-                self->scan_step(generation);
+                self->scan_step(r);
         });
     });
 }
 
-void bulk_sync::wait_step(std::uint64_t generation) {
+void bulk_sync::wait_step(const run_ptr& r) {
     // Every key was handed over; done when the replayer has repaired them all.
-    if (!still_valid(generation))
+    if (!still_valid(r))
         return;
-    if (st_.follower_of(source_)->snapshot().dirty_keys == 0) {
+    if (st_.follower_of(r->source)->snapshot().dirty_keys == 0) {
         log_progress(true);
-        finish(generation, "done", {});
+        finish(r, "done", {});
         return;
     }
     log_progress(false);
-    if (!timer_)
-        return;
-    timer_->expires_after(k_wait);
-    timer_->async_wait([self = shared_from_this(), generation](std::error_code ec) {
-        if (!ec)
-            self->wait_step(generation);
-    });
+    wait_then(r, &bulk_sync::wait_step);
 }
 
 void bulk_sync::log_progress(bool force) {
     const auto now = std::chrono::steady_clock::now();
-    if (!force && now - last_log_ < k_log_every)
-        return;
-    last_log_ = now;
+    {
+        std::lock_guard lock(mu_);
+        if (!force && now - last_log_ < k_log_every)
+            return;
+        last_log_ = now;
+    }
     const auto p = progress();
     obs::log().info("proxy sync_progress state={} scanned={} repaired={} dirty={} seconds={:.1f}",
                     p.state, p.scanned, p.repaired_since_start, p.dirty, p.elapsed_seconds);

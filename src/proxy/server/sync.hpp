@@ -63,25 +63,33 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     void shutdown();
 
   private:
-    void scan_step(std::uint64_t generation);
-    void wait_step(std::uint64_t generation);
-    // The sync can go on: same mode plan as at start, not stopped. Sets state otherwise.
-    bool still_valid(std::uint64_t generation);
-    void finish(std::uint64_t generation, std::string state, std::string error);
+    // One run's parameters, fixed at start; its cursor is touched only by its steps, which run
+    // one after the other on the control thread.
+    struct run {
+        sync_options opt;
+        side source = side::primary;
+        std::uint64_t generation = 0;
+        std::uint64_t target_epoch = 0;  // the target's restart count at start
+        std::string cursor = "0";
+    };
+    using run_ptr = std::shared_ptr<run>;
+
+    void scan_step(const run_ptr& r);
+    void wait_step(const run_ptr& r);
+    // The run can go on: not stopped or replaced, same serving side with a follower.
+    bool still_valid(const run_ptr& r);
+    void finish(const run_ptr& r, std::string state, std::string error);
     void log_progress(bool force);
+    void wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&));
 
     asio::io_context& control_;
     shared_state& st_;
-    std::unique_ptr<asio::steady_timer> timer_;
+    std::unique_ptr<asio::steady_timer> timer_;  // control thread only
 
     mutable std::mutex mu_;
     sync_progress p_;
-    sync_options opt_;
-    std::uint64_t generation_ = 0;  // a new start or a stop ends the steps of the old one
-    side source_ = side::primary;
-    std::uint64_t target_epoch_ = 0;  // the target's restart count when the run started
-    mode started_mode_ = mode::dual_write;
-    std::string cursor_ = "0";
+    std::uint64_t generation_ = 0;  // a new start or a stop ends the steps of the old run
+    side source_ = side::primary;   // of the last run (for progress)
     std::uint64_t repaired_at_start_ = 0;
     std::chrono::steady_clock::time_point started_{};
     std::chrono::steady_clock::time_point last_log_{};

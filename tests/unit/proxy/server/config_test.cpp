@@ -27,6 +27,9 @@ TEST(proxy_config_parse, defaults_are_production_sane) {
     EXPECT_EQ(c->secondary->connection.host, "10.0.0.2");
     EXPECT_EQ(c->admin_port, 9191);
     EXPECT_TRUE(c->users.empty());
+    EXPECT_EQ(c->repair_rate, 5000U);
+    EXPECT_EQ(c->restart_check_interval, std::chrono::seconds(1));
+    EXPECT_FALSE(c->resync_on_restart);
 }
 
 TEST(proxy_config_parse, flags_map_onto_the_config) {
@@ -50,7 +53,12 @@ TEST(proxy_config_parse, flags_map_onto_the_config) {
                     "--admin",
                     "",
                     "--threads",
-                    "3"});
+                    "3",
+                    "--repair-rate",
+                    "0",
+                    "--restart-check-interval",
+                    "0.25",
+                    "--resync-on-restart"});
     ASSERT_TRUE(c.has_value()) << c.error().message;
     EXPECT_EQ(c->listen_host, "0.0.0.0");
     EXPECT_EQ(c->listen_port, 7000);
@@ -64,6 +72,9 @@ TEST(proxy_config_parse, flags_map_onto_the_config) {
     EXPECT_EQ(c->idle_timeout, std::chrono::seconds(30));
     EXPECT_TRUE(c->admin_host.empty());
     EXPECT_EQ(c->threads, 3U);
+    EXPECT_EQ(c->repair_rate, 0U);
+    EXPECT_EQ(c->restart_check_interval, std::chrono::milliseconds(250));
+    EXPECT_TRUE(c->resync_on_restart);
 }
 
 TEST(proxy_config_parse, a_config_file_takes_the_same_names_and_flags_win) {
@@ -100,6 +111,9 @@ TEST(proxy_config_parse, mistakes_get_clear_errors) {
     expect_error({"--secondary", "h:1", "--tls-cert", "c.pem"}, "--tls-key");
     expect_error({"--secondary", "h:1", "--log-level", "chatty"}, "log-level");
     expect_error({"--no-such-flag"}, "no-such-flag");
+    expect_error({"--secondary", "h:1", "--restart-check-interval", "-1"},
+                 "restart-check-interval");
+    expect_error({"--secondary", "h:1", "--repair-rate", "fast"}, "repair-rate");
     auto help = parse({"--help"});
     ASSERT_FALSE(help.has_value());
     EXPECT_TRUE(help.error().exit_ok);
