@@ -10,7 +10,9 @@
 
 namespace respite::test {
 
-// A throwaway CA and a server certificate for localhost / 127.0.0.1, made with the openssl CLI.
+// A throwaway CA, a server certificate for localhost / 127.0.0.1 and a client certificate
+// (client.crt/.key) signed by it, and a self-signed "other" CA (other.crt/.key), made with the
+// openssl CLI.
 struct test_pki {
     std::filesystem::path dir;
     test_pki() {
@@ -28,7 +30,11 @@ struct test_pki {
             "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 "
             "-extfile san.ext -out server.crt; "
             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca "
-            "-keyout other.key -out other.crt";
+            "-keyout other.key -out other.crt; "
+            "openssl req -newkey rsa:2048 -nodes -subj /CN=respite-test-client "
+            "-keyout client.key -out client.csr; "
+            "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 "
+            "-out client.crt";
         std::string cmdline = "sh -c \"" + script + "\" >/dev/null 2>&1";
         if (std::system(cmdline.c_str()) != 0)
             throw std::runtime_error("openssl failed");

@@ -51,6 +51,8 @@ struct proxy_config {
     std::vector<downstream_user> users{};  // empty: no AUTH required
     std::string tls_cert_file{};           // client-facing TLS when both are set
     std::string tls_key_file{};
+    // With TLS: clients must present a certificate signed by this CA (mutual TLS).
+    std::string tls_client_ca_file{};
     std::size_t max_clients = 10000;
     std::size_t max_query_buffer = 1U << 30;  // bytes of unparsed input per client (Redis: 1 GiB)
     std::size_t max_bulk = 512U << 20;        // one argument (Redis proto-max-bulk-len)

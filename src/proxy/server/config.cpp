@@ -61,6 +61,10 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_flag("--primary-tls", cfg.primary.connection.tls.enabled, "TLS to the primary");
     app.add_option("--primary-tls-ca", cfg.primary.connection.tls.ca_file,
                    "CA file for the primary's certificate (default: system CAs)");
+    app.add_option("--primary-tls-cert", cfg.primary.connection.tls.cert_file,
+                   "Client certificate (PEM) the proxy presents to the primary (mutual TLS)");
+    app.add_option("--primary-tls-key", cfg.primary.connection.tls.key_file,
+                   "Key (PEM) of --primary-tls-cert");
     app.add_option("--primary-tls-server-name", cfg.primary.connection.tls.server_name,
                    "Name to verify on the primary's certificate (default: its host)");
     app.add_option("--secondary", secondary, "Secondary backend host:port (migration target)");
@@ -73,6 +77,10 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_flag("--secondary-tls", sec.connection.tls.enabled, "TLS to the secondary");
     app.add_option("--secondary-tls-ca", sec.connection.tls.ca_file,
                    "CA file for the secondary's certificate (default: system CAs)");
+    app.add_option("--secondary-tls-cert", sec.connection.tls.cert_file,
+                   "Client certificate (PEM) the proxy presents to the secondary (mutual TLS)");
+    app.add_option("--secondary-tls-key", sec.connection.tls.key_file,
+                   "Key (PEM) of --secondary-tls-cert");
     app.add_option("--secondary-tls-server-name", sec.connection.tls.server_name,
                    "Name to verify on the secondary's certificate (default: its host)");
     app.add_option("--mode", mode_text,
@@ -83,6 +91,8 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--user", users, "Client user name:password (repeatable)");
     app.add_option("--tls-cert", cfg.tls_cert_file, "Client-facing TLS certificate (PEM)");
     app.add_option("--tls-key", cfg.tls_key_file, "Client-facing TLS key (PEM)");
+    app.add_option("--tls-client-ca", cfg.tls_client_ca_file,
+                   "Require client certificates signed by this CA (PEM; mutual TLS)");
     app.add_option("--max-clients", cfg.max_clients, "Connections accepted at most")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
@@ -203,6 +213,20 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     }
     if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
         return std::unexpected(config_error{"--tls-cert and --tls-key go together"});
+    if (!cfg.tls_client_ca_file.empty() && cfg.tls_cert_file.empty())
+        return std::unexpected(config_error{"--tls-client-ca needs --tls-cert and --tls-key"});
+    for (const auto* b : {&cfg.primary, cfg.secondary ? &*cfg.secondary : nullptr}) {
+        if (b == nullptr)
+            continue;
+        const auto& t = b->connection.tls;
+        const char* name = b == &cfg.primary ? "primary" : "secondary";
+        if (t.cert_file.empty() != t.key_file.empty())
+            return std::unexpected(config_error{std::string("--") + name + "-tls-cert and --" +
+                                                name + "-tls-key go together"});
+        if (!t.cert_file.empty() && !t.enabled)
+            return std::unexpected(
+                config_error{std::string("--") + name + "-tls-cert needs --" + name + "-tls"});
+    }
     if (admin.empty()) {
         cfg.admin_host.clear();
     } else if (!split_address(admin, cfg.admin_host, cfg.admin_port)) {

@@ -164,6 +164,13 @@ std::expected<void, std::string> proxy_server::impl::start() {
         if (ec)
             return std::unexpected("cannot load --tls-key " + cfg.tls_key_file + ": " +
                                    ec.message());
+        if (!cfg.tls_client_ca_file.empty()) {
+            ctx->load_verify_file(cfg.tls_client_ca_file, ec);
+            if (ec)
+                return std::unexpected("cannot load --tls-client-ca " + cfg.tls_client_ca_file +
+                                       ": " + ec.message());
+            ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+        }
         st_.tls = std::move(ctx);
     }
     for (int s = 0; s < 2; ++s) {

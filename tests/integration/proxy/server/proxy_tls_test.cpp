@@ -117,5 +117,67 @@ TEST_F(proxy_tls, a_backend_certificate_that_does_not_verify_is_not_used) {
     EXPECT_EQ(tls_primary.cli({"EXISTS", "k"}), "0");
 }
 
+TEST_F(proxy_tls, client_certificates_are_required_with_a_client_ca) {
+    start(proxy::mode::dual_write, [&](proxy::proxy_config& c) {
+        c.tls_cert_file = pki_.file("server.crt");
+        c.tls_key_file = pki_.file("server.key");
+        c.tls_client_ca_file = pki_.file("ca.crt");
+    });
+    auto cfg = client_config();
+    cfg.connection.tls.enabled = true;
+    cfg.connection.tls.ca_file = pki_.file("ca.crt");
+    cfg.connection.tls.server_name = "localhost";
+    cfg.connection.connect_timeout = std::chrono::milliseconds(1000);
+    cfg.connection.command_timeout = std::chrono::milliseconds(2000);
+    // Without a certificate, and with one the proxy's CA did not sign: refused.
+    {
+        client::sync_client none(cfg);
+        EXPECT_FALSE(none.command("PING").has_value());
+        auto other = cfg;
+        other.connection.tls.cert_file = pki_.file("other.crt");
+        other.connection.tls.key_file = pki_.file("other.key");
+        client::sync_client wrong(other);
+        EXPECT_FALSE(wrong.command("PING").has_value());
+    }
+    auto good = cfg;
+    good.connection.tls.cert_file = pki_.file("client.crt");
+    good.connection.tls.key_file = pki_.file("client.key");
+    client::sync_client c(good);
+    auto r = c.command("SET", "mtls", "yes");
+    ASSERT_TRUE(r.has_value()) << r.error().message();
+    EXPECT_EQ(primary_.cli({"GET", "mtls"}), "yes");
+    EXPECT_TRUE(converged());
+}
+
+TEST_F(proxy_tls, backends_that_require_client_certificates) {
+    const auto tls_port = free_port();
+    auto opts = tls_server_options(tls_port);
+    for (auto& [k, v] : opts.config)
+        if (k == "tls-auth-clients")
+            v = "yes";
+    redis_server mtls_primary(opts);
+    const auto with_cert = [&](proxy::proxy_config& c) {
+        c.primary.connection.port = tls_port;
+        c.primary.connection.tls.enabled = true;
+        c.primary.connection.tls.ca_file = pki_.file("ca.crt");
+        c.primary.connection.tls.cert_file = pki_.file("client.crt");
+        c.primary.connection.tls.key_file = pki_.file("client.key");
+    };
+    // The server refuses connections without a certificate its CA signed (tls-auth-clients
+    // yes), so every answer below proves that the proxy presented one on that path.
+    start(proxy::mode::dual_write, with_cert);
+    client::sync_client c(client_config());
+    auto r = c.command("SET", "k", "v");
+    ASSERT_TRUE(r.has_value()) << r.error().message();
+    EXPECT_EQ(r->str(), "OK");  // the raw forwarding path
+    EXPECT_EQ(mtls_primary.cli({"GET", "k"}), "v");
+    EXPECT_EQ(secondary_.cli({"GET", "k"}), "v");  // the follower read the reply: same path
+    // The decoded path (SYNC reads the primary through the client library) presents it too.
+    mtls_primary.cli({"SET", "old", "1"});
+    raw_conn admin(proxy_->port());
+    EXPECT_EQ(admin.call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    EXPECT_TRUE(eventually([&] { return secondary_.cli({"GET", "old"}) == "1"; }));
+}
+
 }  // namespace
 }  // namespace respite::test

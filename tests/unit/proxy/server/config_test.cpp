@@ -114,6 +114,12 @@ TEST(proxy_config_parse, mistakes_get_clear_errors) {
     expect_error({"--secondary", "h:1", "--restart-check-interval", "-1"},
                  "restart-check-interval");
     expect_error({"--secondary", "h:1", "--repair-rate", "fast"}, "repair-rate");
+    expect_error({"--secondary", "h:1", "--tls-client-ca", "ca.pem"}, "--tls-client-ca needs");
+    expect_error({"--secondary", "h:1", "--primary-tls", "--primary-tls-cert", "c.pem"},
+                 "--primary-tls-key");
+    expect_error({"--secondary", "h:1", "--secondary-tls-cert", "c.pem", "--secondary-tls-key",
+                  "k.pem"},
+                 "needs --secondary-tls");
     auto help = parse({"--help"});
     ASSERT_FALSE(help.has_value());
     EXPECT_TRUE(help.error().exit_ok);
