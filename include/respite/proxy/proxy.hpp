@@ -96,6 +96,9 @@ struct proxy_config {
     // A follower that restarted is copied again at once (PROXY SYNC); otherwise the cut-over to
     // it is refused (without FORCE) until a PROXY SYNC completed.
     bool resync_on_restart = false;
+    // The mode, a clean-stop marker and pending syncs survive a restart here (empty: off). The
+    // file's mode wins over initial_mode at start.
+    std::string state_file{};
     std::string log_level = "info";
 };
 

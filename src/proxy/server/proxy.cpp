@@ -5,13 +5,16 @@
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
+#include <fmt/format.h>
 
 #include <respite/obs/log.hpp>
 #include <respite/proxy/proxy.hpp>
+#include <respite/proxy/replayer.hpp>
 
 #include "admin_http.hpp"
 #include "follow.hpp"
 #include "restart_watch.hpp"
+#include "state_file.hpp"
 #include "sync.hpp"
 #include "worker.hpp"
 
@@ -69,6 +72,9 @@ class proxy_server::impl {
   private:
     void load_server_facts();
     void init_metrics();
+    // Writes the state file (mode, clean-stop marker, pending syncs); false when it failed.
+    bool persist(bool clean_shutdown);
+    std::mutex state_mu_;
 };
 
 namespace {
@@ -141,7 +147,19 @@ std::expected<void, std::string> proxy_server::impl::start() {
     auto& cfg = st_.cfg;
     if (!cfg.log_level.empty() && !obs::set_log_level(cfg.log_level))
         return std::unexpected("unknown log level '" + cfg.log_level + "'");
-    const auto m = cfg.initial_mode;
+    std::optional<server::persisted_state> restored;
+    if (!cfg.state_file.empty()) {
+        auto r = server::read_state(cfg.state_file);
+        if (!r)
+            return std::unexpected("--state-file " + r.error());
+        restored = *r;
+    }
+    mode m = cfg.initial_mode;
+    if (restored && restored->current != m) {
+        obs::log().warn("proxy mode_restored mode={} configured={} state_file={}",
+                        mode_name(restored->current), mode_name(m), cfg.state_file);
+        m = restored->current;
+    }
     if (m != mode::primary_only && !cfg.secondary)
         return std::unexpected(std::string("mode ") + std::string(mode_name(m)) +
                                " needs a secondary (--secondary)");
@@ -240,6 +258,18 @@ std::expected<void, std::string> proxy_server::impl::start() {
     st_.control = &control_;
     st_.sync = std::make_shared<server::bulk_sync>(control_, st_);
     st_.restarts = std::make_shared<server::restart_watch>(control_, st_);
+    if (!cfg.state_file.empty())
+        st_.restarts->set_on_change([this] { persist(false); });
+    if (restored) {
+        for (auto s : {side::primary, side::secondary})
+            if (restored->needs_sync[static_cast<int>(s)])
+                st_.restarts->flag(s, "still pending from the last run (state file)");
+        const auto plan = plan_of(m);
+        if (!restored->clean_shutdown && plan.follower)
+            st_.restarts->flag(plan.serving == side::primary ? side::secondary : side::primary,
+                               "the last run did not stop cleanly while following: writes in "
+                               "flight then may be missing");
+    }
     st_.restarts->start();
     st_.switch_mode_async = [this](mode to, bool force, std::function<void(std::string)> done) {
         asio::post(control_, [this, to, force, done = std::move(done)] {
@@ -261,6 +291,8 @@ std::expected<void, std::string> proxy_server::impl::start() {
     for (auto& w : workers_)
         w->run_thread();
     started_ = true;
+    if (!cfg.state_file.empty() && !persist(false))
+        return std::unexpected("cannot write --state-file " + cfg.state_file);
     obs::log().info("proxy started port={} workers={} mode={} admin_port={}", port_, n,
                     mode_name(m), admin_ ? admin_->port() : 0);
     return {};
@@ -326,7 +358,25 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
     st_.mode_switches->inc();
     obs::log().info("proxy mode_switch from={} to={}{}", mode_name(from), mode_name(to),
                     force ? " forced=true" : "");
+    persist(false);
     return {};
+}
+
+bool proxy_server::impl::persist(bool clean_shutdown) {
+    if (st_.cfg.state_file.empty())
+        return true;
+    std::lock_guard lock(state_mu_);
+    server::persisted_state s;
+    s.current = st_.current.load();
+    s.clean_shutdown = clean_shutdown;
+    for (auto side_ : {side::primary, side::secondary})
+        s.needs_sync[static_cast<int>(side_)] = st_.restarts && st_.restarts->needs_sync(side_);
+    auto r = server::write_state(st_.cfg.state_file, s);
+    if (!r) {
+        obs::log().error("proxy state_file_write_failed error=\"{}\"", r.error());
+        return false;
+    }
+    return true;
 }
 
 std::string proxy_server::impl::info() const {
@@ -381,6 +431,24 @@ void proxy_server::impl::stop() {
     if (st_.restarts)
         st_.restarts->shutdown();
     admin_.reset();
+    if (!st_.cfg.state_file.empty()) {
+        // Writes the follower did not apply (queued at the deadline, dirty, abandoned) are
+        // missing on its side: the next run must copy again before serving from it.
+        const auto plan = plan_of(st_.current.load());
+        if (plan.follower && st_.restarts) {
+            const auto target = plan.serving == side::primary ? side::secondary : side::primary;
+            if (auto* f = st_.follower_of(plan.serving)) {
+                const auto x = f->snapshot();
+                if (x.queued_items > 0 || x.dirty_keys > 0 || x.abandoned > 0 ||
+                    x.full_resync_needed)
+                    st_.restarts->flag(target,
+                                       fmt::format("stopped with {} queued, {} dirty, {} "
+                                                   "abandoned writes",
+                                                   x.queued_items, x.dirty_keys, x.abandoned));
+            }
+        }
+        persist(true);
+    }
     for (auto& b : st_.backends)
         if (b)
             b->close();

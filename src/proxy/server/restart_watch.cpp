@@ -100,6 +100,8 @@ void restart_watch::on_run_id(side s, std::string run_id) {
             needs_sync_[i] = true;
     }
     restarts_total_[i]->inc();
+    if (follows && on_change_)
+        on_change_();
     if (!follows) {
         obs::log().warn("proxy backend_restarted target={} following=false", side_name(s));
         return;
@@ -131,12 +133,27 @@ bool restart_watch::needs_sync(side s) const {
 }
 
 void restart_watch::synced(side target, std::uint64_t epoch_at_start) {
-    std::lock_guard lock(mu_);
-    const auto i = static_cast<int>(target);
-    if (restarts_[i] == epoch_at_start && needs_sync_[i]) {
+    {
+        std::lock_guard lock(mu_);
+        const auto i = static_cast<int>(target);
+        if (restarts_[i] != epoch_at_start || !needs_sync_[i])
+            return;
         needs_sync_[i] = false;
-        obs::log().info("proxy backend_resynced target={}", side_name(target));
     }
+    obs::log().info("proxy backend_resynced target={}", side_name(target));
+    if (on_change_)
+        on_change_();
+}
+
+void restart_watch::flag(side s, std::string_view reason) {
+    {
+        std::lock_guard lock(mu_);
+        needs_sync_[static_cast<int>(s)] = true;
+    }
+    obs::log().error(
+        "proxy needs_sync target={} reason=\"{}\" note=\"run PROXY SYNC START: the cut-over to "
+        "it is refused until one completed\"",
+        side_name(s), reason);
 }
 
 std::string restart_watch::info_lines() const {

@@ -10,6 +10,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,6 +41,11 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
     [[nodiscard]] bool needs_sync(side s) const;
     // A PROXY SYNC into `target` that started at `epoch_at_start` completed.
     void synced(side target, std::uint64_t epoch_at_start);
+    // Side s must be copied again before it serves (a proxy that did not stop cleanly while
+    // following, read from the state file).
+    void flag(side s, std::string_view reason);
+    // Called (outside the lock) whenever a needs-sync flag changes.
+    void set_on_change(std::function<void()> f) { on_change_ = std::move(f); }
     // Lines for INFO proxy.
     [[nodiscard]] std::string info_lines() const;
 
@@ -58,6 +64,7 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
     std::array<std::uint64_t, 2> restarts_{};
     std::array<bool, 2> needs_sync_{};
     std::array<obs::counter*, 2> restarts_total_{};
+    std::function<void()> on_change_;  // set before start()
 };
 
 }  // namespace respite::proxy::server

@@ -155,24 +155,29 @@ bool bulk_sync::still_valid(const run_ptr& r) {
 
 void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
     const side target = r->source == side::primary ? side::secondary : side::primary;
-    std::lock_guard lock(mu_);
-    if (r->generation != generation_)
-        return;
-    ++generation_;
-    p_.state = std::move(state);
-    p_.error = std::move(error);
-    p_.elapsed_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    if (auto* f = st_.follower_of(r->source))
-        p_.repaired_since_start = f->snapshot().repaired - repaired_at_start_;
-    running_gauge_->set(0);
-    if (p_.state == "done" && st_.restarts)
+    bool done = false;
+    {
+        std::lock_guard lock(mu_);
+        if (r->generation != generation_)
+            return;
+        ++generation_;
+        p_.state = std::move(state);
+        p_.error = std::move(error);
+        p_.elapsed_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+        if (auto* f = st_.follower_of(r->source))
+            p_.repaired_since_start = f->snapshot().repaired - repaired_at_start_;
+        running_gauge_->set(0);
+        done = p_.state == "done";
+        if (done)
+            obs::log().info("proxy sync_done scanned={} seconds={:.1f}", p_.scanned,
+                            p_.elapsed_seconds);
+        else
+            obs::log().error("proxy sync_{} scanned={} reason=\"{}\"", p_.state, p_.scanned,
+                             p_.error);
+    }
+    if (done && st_.restarts)
         st_.restarts->synced(target, r->target_epoch);
-    if (p_.state == "done")
-        obs::log().info("proxy sync_done scanned={} seconds={:.1f}", p_.scanned,
-                        p_.elapsed_seconds);
-    else
-        obs::log().error("proxy sync_{} scanned={} reason=\"{}\"", p_.state, p_.scanned, p_.error);
 }
 
 void bulk_sync::wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&)) {

@@ -1,7 +1,10 @@
 // PROXY SYNC: the copy of pre-existing keys through the follower's repair loop, against two real
 // redis-servers, alone and under live writes through the proxy.
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "proxy_fixture.hpp"
@@ -219,6 +222,81 @@ TEST_F(proxy_restart, the_cut_over_waits_for_a_sync_after_a_restart) {
     EXPECT_NE(proxy_->info().find("secondary_needs_sync:0\r\n"), std::string::npos);
     EXPECT_TRUE(converged());
     EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+}
+
+// --state-file: the mode and pending syncs survive a restart of the proxy.
+class proxy_state : public proxy_sync {
+  protected:
+    void SetUp() override {
+        path_ = ::testing::TempDir() + "respite-proxy-state-" + std::to_string(::getpid());
+        std::remove(path_.c_str());
+    }
+    void TearDown() override {
+        proxy_sync::TearDown();
+        std::remove(path_.c_str());
+    }
+    void start_with_state(mode m) {
+        start(m, [&](proxy::proxy_config& c) {
+            c.state_file = path_;
+            c.repair_rate = 0;
+        });
+    }
+    std::string file_text() const {
+        std::ifstream in(path_);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+    std::string path_;
+};
+
+TEST_F(proxy_state, a_restarted_proxy_keeps_the_mode_switched_at_run_time) {
+    start_with_state(mode::dual_write);
+    EXPECT_NE(file_text().find("mode=dual-write\nclean_shutdown=0\n"), std::string::npos);
+    ASSERT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+    EXPECT_NE(file_text().find("mode=secondary-primary\n"), std::string::npos);
+    proxy_->stop();
+    EXPECT_NE(file_text().find("clean_shutdown=1\n"), std::string::npos) << file_text();
+    proxy_.reset();
+    // Started again with the command line's dual-write: the cut-over is not undone.
+    start_with_state(mode::dual_write);
+    EXPECT_EQ(sync_call({"PROXY", "MODE", "GET"}), "$17\r\nsecondary-primary\r\n");
+    EXPECT_NE(proxy_->info().find("primary_needs_sync:0\r\n"), std::string::npos);
+    client::sync_client c(client_config());
+    ASSERT_TRUE(c.command("SET", "after-restart", "1").has_value());
+    EXPECT_EQ(secondary_.cli({"GET", "after-restart"}), "1");  // the secondary serves
+}
+
+TEST_F(proxy_state, an_unclean_stop_while_following_needs_a_sync_before_the_cut_over) {
+    std::ofstream(path_) << "mode=dual-write\nclean_shutdown=0\n";
+    preload("k:", 100);  // on the primary only, like writes a crashed proxy never followed
+    start_with_state(mode::primary_only);
+    EXPECT_EQ(sync_call({"PROXY", "MODE", "GET"}), "$10\r\ndual-write\r\n");
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:1\r\n"), std::string::npos);
+    EXPECT_NE(file_text().find("secondary_needs_sync=1"), std::string::npos) << file_text();
+    auto r = proxy_->set_mode(mode::secondary_primary, false);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("PROXY SYNC"), std::string::npos) << r.error();
+
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    EXPECT_TRUE(eventually([&] {
+        return file_text().find("secondary_needs_sync=0") != std::string::npos;
+    })) << file_text();
+    EXPECT_TRUE(converged());
+    EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+}
+
+TEST_F(proxy_state, a_damaged_state_file_is_a_clear_start_error) {
+    std::ofstream(path_) << "mode=dual-write\nclean_shutdown=maybe\n";
+    auto cfg = config(mode::dual_write);
+    cfg.state_file = path_;
+    proxy::proxy_server p(cfg);
+    auto r = p.start();
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("--state-file " + path_ + ": line 2: clean_shutdown must be 0 or 1"),
+              std::string::npos)
+        << r.error();
 }
 
 }  // namespace
