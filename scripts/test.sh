@@ -37,7 +37,7 @@ build/tsan/tests/integration/proxy/server/integration_proxy --gtest_brief=1 \
 # PROXY SYNC and the restart watch: the control thread, the follower and the workers.
 echo "tsan: integration_proxy_edges (sync, restarts)"
 build/tsan/tests/integration/proxy/server/integration_proxy_edges --gtest_brief=1 \
-  --gtest_filter='proxy_sync.*:proxy_restart.*'
+  --gtest_filter='proxy_sync.*:proxy_restart.*:proxy_state.*'
 
 # 3. Everything else with g++ under ASan+UBSan; the fuzz run is one of its ctest tests.
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_SANITIZE=ON \
