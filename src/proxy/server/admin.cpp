@@ -42,17 +42,17 @@ std::string info_reply(shared_state& st, int protocol) {
     return bulk_text(st.info_text ? st.info_text() : std::string("# Proxy\r\n"), protocol);
 }
 
-std::string run_sync_command(shared_state& st, std::span<const std::string_view> args,
-                             int protocol) {
-    if (!st.sync)
-        return error("ERR PROXY SYNC is not available");
+std::string run_keyspace_job_command(bulk_sync* job, std::span<const std::string_view> args,
+                                     int protocol) {
+    if (job == nullptr)
+        return error("ERR not available");
     if (args.empty() || iequals(args[0], "status")) {
         if (args.size() > 1)
             return error("ERR syntax error, try PROXY HELP");
-        return bulk_text(st.sync->info_lines(), protocol);
+        return bulk_text(job->info_lines(), protocol);
     }
     if (iequals(args[0], "stop") && args.size() == 1) {
-        st.sync->stop();
+        job->stop();
         return "+OK\r\n";
     }
     if (!iequals(args[0], "start"))
@@ -74,7 +74,7 @@ std::string run_sync_command(shared_state& st, std::span<const std::string_view>
             return error("ERR syntax error, try PROXY HELP");
         }
     }
-    auto why = st.sync->start(std::move(opt));
+    auto why = job->start(std::move(opt));
     if (!why.empty())
         return error(why);
     return "+OK\r\n";
@@ -93,6 +93,9 @@ proxy_command_result run_proxy_command(shared_state& st, std::span<const std::st
             "PROXY SYNC START [MATCH <pattern>] [COUNT <n>]",
             "PROXY SYNC STATUS",
             "PROXY SYNC STOP",
+            "PROXY VERIFY START [MATCH <pattern>] [COUNT <n>]",
+            "PROXY VERIFY STATUS",
+            "PROXY VERIFY STOP",
             "PROXY INFO",
         };
         resp::append_array_header(out, std::size(lines));
@@ -144,7 +147,11 @@ proxy_command_result run_proxy_command(shared_state& st, std::span<const std::st
         return r;
     }
     if (iequals(args[1], "sync")) {
-        r.reply = run_sync_command(st, args.subspan(2), protocol);
+        r.reply = run_keyspace_job_command(st.sync.get(), args.subspan(2), protocol);
+        return r;
+    }
+    if (iequals(args[1], "verify")) {
+        r.reply = run_keyspace_job_command(st.verify.get(), args.subspan(2), protocol);
         return r;
     }
     r.reply = error("ERR unknown PROXY subcommand, try PROXY HELP");

@@ -13,9 +13,10 @@ namespace respite::proxy::server {
 // The reply to INFO proxy (a bulk / verbatim string of the section).
 std::string info_reply(shared_state& st, int protocol);
 
-// PROXY SYNC START|STATUS|STOP (args after "SYNC"); the reply bytes.
-std::string run_sync_command(shared_state& st, std::span<const std::string_view> args,
-                             int protocol);
+class bulk_sync;
+// PROXY SYNC|VERIFY START|STATUS|STOP (args after "SYNC"/"VERIFY"); the reply bytes.
+std::string run_keyspace_job_command(bulk_sync* job, std::span<const std::string_view> args,
+                                     int protocol);
 
 struct proxy_command_result {
     std::string reply;                // when no switch is asked for

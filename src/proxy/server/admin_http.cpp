@@ -78,33 +78,42 @@ std::expected<void, std::string> admin_http::start(const std::string& host, std:
             return text(409, r.error());
         return text(200, std::string(mode_name(*m)));
     });
-    // PROXY SYNC over HTTP: POST /sync?match=<pattern>&count=<n>, GET /sync, POST /sync/stop.
-    http_->route("POST", "/sync", [this](const http_request& req) {
-        if (!st_.sync)
-            return text(503, "sync not available");
-        sync_options opt;
-        opt.match = std::string(req.param("match"));
-        if (const auto c = req.param("count"); !c.empty()) {
-            std::size_t n = 0;
-            auto [ptr, ec] = std::from_chars(c.data(), c.data() + c.size(), n);
-            if (ec != std::errc() || ptr != c.data() + c.size() || n == 0 || n > 1'000'000)
-                return text(400, "count must be an integer from 1 to 1000000");
-            opt.count = n;
-        }
-        auto why = st_.sync->start(std::move(opt));
-        if (!why.empty())
-            return text(409, why.substr(why.starts_with("ERR ") ? 4 : 0));
-        return text(202, st_.sync->info_lines());
-    });
-    http_->route("GET", "/sync", [this](const http_request&) {
-        return st_.sync ? text(200, st_.sync->info_lines()) : text(503, "sync not available");
-    });
-    http_->route("POST", "/sync/stop", [this](const http_request&) {
-        if (!st_.sync)
-            return text(503, "sync not available");
-        st_.sync->stop();
-        return text(200, st_.sync->info_lines());
-    });
+    // PROXY SYNC and VERIFY over HTTP: POST /sync?match=<pattern>&count=<n>, GET /sync,
+    // POST /sync/stop; the same under /verify.
+    for (const std::string path : {"/sync", "/verify"}) {
+        auto job = [this, path]() -> bulk_sync* {
+            return path == "/sync" ? st_.sync.get() : st_.verify.get();
+        };
+        http_->route("POST", path, [job](const http_request& req) {
+            auto* j = job();
+            if (j == nullptr)
+                return text(503, "not available");
+            sync_options opt;
+            opt.match = std::string(req.param("match"));
+            if (const auto c = req.param("count"); !c.empty()) {
+                std::size_t n = 0;
+                auto [ptr, ec] = std::from_chars(c.data(), c.data() + c.size(), n);
+                if (ec != std::errc() || ptr != c.data() + c.size() || n == 0 || n > 1'000'000)
+                    return text(400, "count must be an integer from 1 to 1000000");
+                opt.count = n;
+            }
+            auto why = j->start(std::move(opt));
+            if (!why.empty())
+                return text(409, why.substr(why.starts_with("ERR ") ? 4 : 0));
+            return text(202, j->info_lines());
+        });
+        http_->route("GET", path, [job](const http_request&) {
+            auto* j = job();
+            return j != nullptr ? text(200, j->info_lines()) : text(503, "not available");
+        });
+        http_->route("POST", path + "/stop", [job](const http_request&) {
+            auto* j = job();
+            if (j == nullptr)
+                return text(503, "not available");
+            j->stop();
+            return text(200, j->info_lines());
+        });
+    }
     http_->route("GET", "/status", [this](const http_request&) {
         return text(200, st_.info_text ? st_.info_text() : std::string());
     });

@@ -257,6 +257,8 @@ std::expected<void, std::string> proxy_server::impl::start() {
     st_.info_text = [this] { return info(); };
     st_.control = &control_;
     st_.sync = std::make_shared<server::bulk_sync>(control_, st_);
+    st_.verify =
+        std::make_shared<server::bulk_sync>(control_, st_, server::bulk_sync::kind::verify);
     st_.restarts = std::make_shared<server::restart_watch>(control_, st_);
     if (!cfg.state_file.empty())
         st_.restarts->set_on_change([this] { persist(false); });
@@ -403,6 +405,8 @@ std::string proxy_server::impl::info() const {
         s += st_.restarts->info_lines();
     if (st_.sync)
         s += st_.sync->info_lines();
+    if (st_.verify)
+        s += st_.verify->info_lines();
     return s;
 }
 
@@ -428,6 +432,8 @@ void proxy_server::impl::stop() {
         control_thread_.join();
     if (st_.sync)
         st_.sync->shutdown();
+    if (st_.verify)
+        st_.verify->shutdown();
     if (st_.restarts)
         st_.restarts->shutdown();
     admin_.reset();

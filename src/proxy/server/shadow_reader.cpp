@@ -16,6 +16,7 @@ struct shadow_reader::job {
     shadow_rule rule;
     resp::value served;
     resp::value served_again;
+    done_fn done;
 };
 
 namespace {
@@ -85,11 +86,15 @@ bool shadow_reader::wanted(const command_class& c, std::span<const std::string_v
     return rule_for(args, st_.table).shadowed();
 }
 
-void shadow_reader::compare(side serving, std::vector<std::string> args, resp::value served) {
+void shadow_reader::compare(side serving, std::vector<std::string> args, resp::value served,
+                            done_fn done) {
     const side other = serving == side::primary ? side::secondary : side::primary;
     auto b = st_.backends[static_cast<int>(other)];
-    if (!b)
+    if (!b) {
+        if (done)
+            done(shadow_outcome::error);
         return;
+    }
     auto j = std::make_shared<job>();
     j->serving = serving;
     j->other = other;
@@ -102,6 +107,7 @@ void shadow_reader::compare(side serving, std::vector<std::string> args, resp::v
     if (!positions.empty())
         j->key = j->args[positions.front()];
     j->served = std::move(served);
+    j->done = std::move(done);
     in_flight_.fetch_add(1, std::memory_order_relaxed);
     compared_.fetch_add(1, std::memory_order_relaxed);
     b->exec(request_of(j->args), [self = shared_from_this(), j](client::result<replies_t> r) {
@@ -114,7 +120,7 @@ void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<
         results_[3]->inc();
         if (auto k = compare_transport_failure(j->rule))
             report(*j, *k, &j->served, nullptr);
-        finish();
+        finish(*j, shadow_outcome::error);
         return;
     }
     compare_options opts;
@@ -122,7 +128,7 @@ void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<
     if (!proxy::compare(j->rule, j->served, other->front(), opts)) {
         matched_.fetch_add(1, std::memory_order_relaxed);
         results_[0]->inc();
-        finish();
+        finish(*j, shadow_outcome::match);
         return;
     }
     // A write may be on its way to the other side: look again once the follower applied what
@@ -133,7 +139,7 @@ void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<
             if (!settled) {
                 self->unstable_.fetch_add(1, std::memory_order_relaxed);
                 self->results_[5]->inc();
-                self->finish();
+                self->finish(*j, shadow_outcome::unstable);
                 return;
             }
             self->recheck(j);
@@ -149,7 +155,7 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
     served_b->exec(request_of(j->args), [self, j](client::result<replies_t> again) {
         if (!again || again->empty()) {
             self->results_[3]->inc();
-            self->finish();
+            self->finish(*j, shadow_outcome::error);
             return;
         }
         compare_options opts;
@@ -157,7 +163,7 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
         if (proxy::compare(j->rule, j->served, again->front(), opts)) {
             self->unstable_.fetch_add(1, std::memory_order_relaxed);
             self->results_[5]->inc();
-            self->finish();
+            self->finish(*j, shadow_outcome::unstable);
             return;
         }
         j->served_again = std::move(again->front());
@@ -168,7 +174,7 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                     self->results_[3]->inc();
                     if (auto k = compare_transport_failure(j->rule))
                         self->report(*j, *k, &j->served_again, nullptr);
-                    self->finish();
+                    self->finish(*j, shadow_outcome::error);
                     return;
                 }
                 auto other_value = std::make_shared<resp::value>(std::move(o->front()));
@@ -181,27 +187,29 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                             proxy::compare(j->rule, j->served_again, third->front(), opts)) {
                             self->unstable_.fetch_add(1, std::memory_order_relaxed);
                             self->results_[5]->inc();
-                            self->finish();
+                            self->finish(*j, shadow_outcome::unstable);
                             return;
                         }
-                        if (auto k = proxy::compare(j->rule, j->served_again, *other_value, opts)) {
+                        const auto k = proxy::compare(j->rule, j->served_again, *other_value, opts);
+                        if (k) {
                             self->results_[2]->inc();
                             self->report(*j, *k, &j->served_again, other_value.get());
                         } else {
                             self->cleared_on_recheck_.fetch_add(1, std::memory_order_relaxed);
                             self->results_[1]->inc();
                         }
-                        self->finish();
+                        self->finish(*j, k ? shadow_outcome::divergence
+                                           : shadow_outcome::match_after_recheck);
                     });
             });
         };
         settle(
             self->st_.control, self->st_.follower_of(j->serving), j->key,
-            [self, then_other](bool settled) mutable {
+            [self, j, then_other](bool settled) mutable {
                 if (!settled) {
                     self->unstable_.fetch_add(1, std::memory_order_relaxed);
                     self->results_[5]->inc();
-                    self->finish();
+                    self->finish(*j, shadow_outcome::unstable);
                     return;
                 }
                 then_other();
@@ -226,8 +234,12 @@ void shadow_reader::report(const job& j, divergence_kind k, const resp::value* s
     st_.divergences->report(d);
 }
 
-void shadow_reader::finish() {
+void shadow_reader::finish(job& j, shadow_outcome o) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    if (j.done) {
+        auto done = std::move(j.done);
+        done(o);
+    }
 }
 
 std::string shadow_reader::info() const {

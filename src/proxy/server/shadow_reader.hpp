@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -19,13 +21,25 @@
 
 namespace respite::proxy::server {
 
+// How one compare ended (for callers that wait for it, e.g. PROXY VERIFY).
+enum class shadow_outcome : std::uint8_t {
+    match,
+    match_after_recheck,
+    divergence,
+    error,
+    unstable
+};
+
 class shadow_reader : public std::enable_shared_from_this<shadow_reader> {
   public:
     explicit shadow_reader(shared_state& st);
+    using done_fn = std::move_only_function<void(shadow_outcome)>;
 
     // Sampled (by key hash), understood by the compare, and under the in-flight bound.
     bool wanted(const command_class& c, std::span<const std::string_view> args);
-    void compare(side serving, std::vector<std::string> args, resp::value served);
+    // done (optional) runs once with the outcome, on a backend's or the control thread.
+    void compare(side serving, std::vector<std::string> args, resp::value served,
+                 done_fn done = {});
     void stop() noexcept { stopped_.store(true); }
     [[nodiscard]] std::string info() const;
 
@@ -35,7 +49,7 @@ class shadow_reader : public std::enable_shared_from_this<shadow_reader> {
     void recheck(const std::shared_ptr<job>& j);
     void report(const job& j, divergence_kind k, const resp::value* served,
                 const resp::value* other);
-    void finish();
+    void finish(job& j, shadow_outcome o);
 
     shared_state& st_;
     keyless_sampler keyless_;

@@ -1,4 +1,4 @@
-// PROXY SYNC: SCAN the serving side, hand every key to the follower's repair loop, paced.
+// PROXY SYNC and PROXY VERIFY: paced SCANs of the serving side on the control thread.
 #include "sync.hpp"
 
 #include <asio/post.hpp>
@@ -6,9 +6,11 @@
 
 #include <respite/obs/log.hpp>
 #include <respite/obs/metrics.hpp>
+#include <respite/proxy/divergence.hpp>
 #include <respite/proxy/replayer.hpp>
 
 #include "restart_watch.hpp"
+#include "shadow_reader.hpp"
 
 namespace respite::proxy::server {
 
@@ -21,41 +23,81 @@ const char* side_name(side s) {
     return s == side::primary ? "primary" : "secondary";
 }
 
+side other_of(side s) {
+    return s == side::primary ? side::secondary : side::primary;
+}
+
+bool active(const std::string& state) {
+    return state == "scanning" || state == "repairing" || state == "checking";
+}
+
+// The read that shows a key's whole value, by TYPE (empty: none, the key is gone).
+std::vector<std::string> value_read(std::string_view type, const std::string& key) {
+    if (type == "string")
+        return {"GET", key};
+    if (type == "hash")
+        return {"HGETALL", key};
+    if (type == "list")
+        return {"LRANGE", key, "0", "-1"};
+    if (type == "set")
+        return {"SMEMBERS", key};
+    if (type == "zset")
+        return {"ZRANGE", key, "0", "-1", "WITHSCORES"};
+    if (type == "stream")
+        return {"XRANGE", key, "-", "+"};
+    return {};
+}
+
 }  // namespace
 
-bulk_sync::bulk_sync(asio::io_context& control, shared_state& st)
-    : control_(control), st_(st), timer_(std::make_unique<asio::steady_timer>(control)) {
+bulk_sync::bulk_sync(asio::io_context& control, shared_state& st, kind k)
+    : control_(control), st_(st), kind_(k), timer_(std::make_unique<asio::steady_timer>(control)) {
     auto& m = *st_.metrics;
-    scanned_total_ =
-        &m.get_counter("respite_proxy_sync_keys_scanned_total",
-                       "Keys PROXY SYNC found on the serving side and queued for copy");
-    runs_total_ = &m.get_counter("respite_proxy_sync_runs_total", "PROXY SYNC runs started");
-    running_gauge_ = &m.get_gauge("respite_proxy_sync_running", "1 while PROXY SYNC runs");
+    if (kind_ == kind::sync) {
+        scanned_total_ =
+            &m.get_counter("respite_proxy_sync_keys_scanned_total",
+                           "Keys PROXY SYNC found on the serving side and queued for copy");
+        runs_total_ = &m.get_counter("respite_proxy_sync_runs_total", "PROXY SYNC runs started");
+        running_gauge_ = &m.get_gauge("respite_proxy_sync_running", "1 while PROXY SYNC runs");
+    } else {
+        scanned_total_ = &m.get_counter("respite_proxy_verify_keys_scanned_total",
+                                        "Keys PROXY VERIFY found on the serving side");
+        runs_total_ =
+            &m.get_counter("respite_proxy_verify_runs_total", "PROXY VERIFY runs started");
+        running_gauge_ = &m.get_gauge("respite_proxy_verify_running", "1 while PROXY VERIFY runs");
+    }
 }
 
 std::string bulk_sync::start(sync_options opt) {
     const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
-    replayer* follower = plan.follower ? st_.follower_of(plan.serving) : nullptr;
-    if (follower == nullptr)
+    replayer* follower = st_.follower_of(plan.serving);
+    if (kind_ == kind::sync && (!plan.follower || follower == nullptr))
         return "ERR PROXY SYNC needs a follower: switch to dual-write, dual-write-shadow or "
                "secondary-primary first";
+    if (kind_ == kind::verify && (!st_.has_secondary() || !st_.shadows))
+        return "ERR PROXY VERIFY needs a secondary";
     if (st_.backend_cfg(plan.serving).cluster)
-        return "ERR PROXY SYNC from a Redis Cluster is not supported yet (copy the keys per node, "
-               "docs/proxy.md runbook step 3)";
-    if (opt.count == 0 || opt.high_water == 0)
+        return fmt::format(
+            "ERR PROXY {} of a Redis Cluster serving side is not supported yet (docs/proxy.md)",
+            kind_ == kind::sync ? "SYNC" : "VERIFY");
+    if (kind_ == kind::verify && st_.backend_cfg(other_of(plan.serving)).cluster)
+        return "ERR PROXY VERIFY against a Redis Cluster is not supported yet (docs/proxy.md)";
+    if (opt.count == 0 || opt.high_water == 0 || opt.max_in_flight == 0)
         return "ERR COUNT must be positive";
-    const side target = plan.serving == side::primary ? side::secondary : side::primary;
+    const side target = other_of(plan.serving);
     auto r = std::make_shared<run>();
     r->opt = std::move(opt);
     r->source = plan.serving;
     r->target_epoch = st_.restarts ? st_.restarts->epoch(target) : 0;
     {
         std::lock_guard lock(mu_);
-        if (p_.state == "scanning" || p_.state == "repairing")
-            return "ERR a PROXY SYNC is already running (PROXY SYNC STOP ends it)";
+        if (active(p_.state))
+            return fmt::format("ERR a PROXY {} is already running (PROXY {} STOP ends it)",
+                               kind_ == kind::sync ? "SYNC" : "VERIFY",
+                               kind_ == kind::sync ? "SYNC" : "VERIFY");
         r->generation = ++generation_;
         source_ = plan.serving;
-        repaired_at_start_ = follower->snapshot().repaired;
+        repaired_at_start_ = follower != nullptr ? follower->snapshot().repaired : 0;
         started_ = last_log_ = std::chrono::steady_clock::now();
         p_ = sync_progress{};
         p_.state = "scanning";
@@ -65,7 +107,7 @@ std::string bulk_sync::start(sync_options opt) {
     }
     runs_total_->inc();
     running_gauge_->set(1);
-    obs::log().info("proxy sync_started from={} to={} match=\"{}\" count={}",
+    obs::log().info("proxy {}_started from={} to={} match=\"{}\" count={}", prefix(),
                     side_name(plan.serving), side_name(target), r->opt.match, r->opt.count);
     asio::post(control_, [self = shared_from_this(), r] { self->scan_step(r); });
     return {};
@@ -73,20 +115,20 @@ std::string bulk_sync::start(sync_options opt) {
 
 void bulk_sync::stop() {
     std::lock_guard lock(mu_);
-    if (p_.state != "scanning" && p_.state != "repairing")
+    if (!active(p_.state))
         return;
     ++generation_;
     p_.state = "stopped";
-    p_.error = "stopped by PROXY SYNC STOP";
+    p_.error = fmt::format("stopped by PROXY {} STOP", kind_ == kind::sync ? "SYNC" : "VERIFY");
     running_gauge_->set(0);
-    obs::log().warn("proxy sync_stopped scanned={}", p_.scanned);
+    obs::log().warn("proxy {}_stopped scanned={}", prefix(), p_.scanned);
 }
 
 void bulk_sync::shutdown() {
     {
         std::lock_guard lock(mu_);
         ++generation_;
-        if (p_.state == "scanning" || p_.state == "repairing") {
+        if (active(p_.state)) {
             p_.state = "stopped";
             p_.error = "the proxy stopped";
         }
@@ -96,28 +138,28 @@ void bulk_sync::shutdown() {
 
 bool bulk_sync::running() const {
     std::lock_guard lock(mu_);
-    return p_.state == "scanning" || p_.state == "repairing";
+    return active(p_.state);
 }
 
 sync_progress bulk_sync::progress() const {
     sync_progress out;
     side source = side::primary;
     std::uint64_t repaired_at_start = 0;
-    bool active = false;
+    bool running = false;
     {
         std::lock_guard lock(mu_);
         out = p_;
         source = source_;
         repaired_at_start = repaired_at_start_;
-        active = out.state == "scanning" || out.state == "repairing";
-        if (active)
+        running = active(out.state);
+        if (running)
             out.elapsed_seconds =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     }
-    if (auto* f = st_.follower_of(source)) {
+    if (auto* f = st_.follower_of(source); f && kind_ == kind::sync) {
         const auto s = f->snapshot();
         out.dirty = s.dirty_keys;
-        if (active)
+        if (running)
             out.repaired_since_start = s.repaired - repaired_at_start;
     }
     return out;
@@ -125,13 +167,22 @@ sync_progress bulk_sync::progress() const {
 
 std::string bulk_sync::info_lines() const {
     const auto p = progress();
-    return fmt::format(
-        "sync_state:{}\r\nsync_from:{}\r\nsync_to:{}\r\nsync_keys_scanned:{}\r\n"
-        "sync_scan_calls:{}\r\nsync_dirty_keys:{}\r\nsync_repaired:{}\r\nsync_elapsed_seconds:{:."
-        "1f}"
-        "\r\nsync_error:{}\r\n",
-        p.state, p.from, p.to, p.scanned, p.batches, p.dirty, p.repaired_since_start,
-        p.elapsed_seconds, p.error);
+    const std::string_view k = prefix();
+    std::string out = fmt::format(
+        "{0}_state:{1}\r\n{0}_from:{2}\r\n{0}_to:{3}\r\n{0}_keys_scanned:{4}\r\n"
+        "{0}_scan_calls:{5}\r\n",
+        k, p.state, p.from, p.to, p.scanned, p.batches);
+    if (kind_ == kind::sync)
+        out += fmt::format("sync_dirty_keys:{}\r\nsync_repaired:{}\r\n", p.dirty,
+                           p.repaired_since_start);
+    else
+        out += fmt::format(
+            "verify_compared:{}\r\nverify_matched:{}\r\nverify_diverged:{}\r\nverify_errors:{}\r\n"
+            "verify_unstable:{}\r\nverify_extra_scanned:{}\r\nverify_extra_keys:{}\r\n",
+            p.compared, p.matched, p.diverged, p.errors, p.unstable, p.extra_scanned, p.extra_keys);
+    out += fmt::format("{0}_elapsed_seconds:{1:.1f}\r\n{0}_error:{2}\r\n", k, p.elapsed_seconds,
+                       p.error);
+    return out;
 }
 
 bool bulk_sync::still_valid(const run_ptr& r) {
@@ -142,8 +193,9 @@ bool bulk_sync::still_valid(const run_ptr& r) {
     }
     const auto now = st_.current.load(std::memory_order_acquire);
     const auto plan = plan_of(now);
-    if (!plan.follower || plan.serving != r->source || st_.follower_of(r->source) == nullptr) {
-        finish(r, "stopped", fmt::format("the mode changed to {} during the sync", mode_name(now)));
+    const bool follows = plan.follower && st_.follower_of(r->source) != nullptr;
+    if (plan.serving != r->source || (kind_ == kind::sync && !follows)) {
+        finish(r, "stopped", fmt::format("the mode changed to {} during the run", mode_name(now)));
         return false;
     }
     if (st_.draining.load()) {
@@ -154,7 +206,6 @@ bool bulk_sync::still_valid(const run_ptr& r) {
 }
 
 void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
-    const side target = r->source == side::primary ? side::secondary : side::primary;
     bool done = false;
     {
         std::lock_guard lock(mu_);
@@ -165,19 +216,25 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
         p_.error = std::move(error);
         p_.elapsed_seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-        if (auto* f = st_.follower_of(r->source))
+        if (auto* f = st_.follower_of(r->source); f && kind_ == kind::sync)
             p_.repaired_since_start = f->snapshot().repaired - repaired_at_start_;
         running_gauge_->set(0);
         done = p_.state == "done";
-        if (done)
+        if (done && kind_ == kind::verify)
+            obs::log().info(
+                "proxy verify_done scanned={} compared={} matched={} diverged={} errors={} "
+                "unstable={} extra_keys={} seconds={:.1f}",
+                p_.scanned, p_.compared, p_.matched, p_.diverged, p_.errors, p_.unstable,
+                p_.extra_keys, p_.elapsed_seconds);
+        else if (done)
             obs::log().info("proxy sync_done scanned={} seconds={:.1f}", p_.scanned,
                             p_.elapsed_seconds);
         else
-            obs::log().error("proxy sync_{} scanned={} reason=\"{}\"", p_.state, p_.scanned,
+            obs::log().error("proxy {}_{} scanned={} reason=\"{}\"", prefix(), p_.state, p_.scanned,
                              p_.error);
     }
-    if (done && st_.restarts)
-        st_.restarts->synced(target, r->target_epoch);
+    if (done && kind_ == kind::sync && st_.restarts)
+        st_.restarts->synced(other_of(r->source), r->target_epoch);
 }
 
 void bulk_sync::wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&)) {
@@ -190,11 +247,29 @@ void bulk_sync::wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_pt
     });
 }
 
+bool bulk_sync::paced(const run& r) const {
+    if (kind_ == kind::verify)
+        return in_flight_.load() >= r.opt.max_in_flight;
+    return st_.follower_of(r.source)->snapshot().dirty_keys >= r.opt.high_water;
+}
+
+bool bulk_sync::settled(const run& r) const {
+    if (kind_ == kind::verify)
+        return in_flight_.load() == 0;
+    return st_.follower_of(r.source)->snapshot().dirty_keys == 0;
+}
+
+void bulk_sync::add(const run_ptr& r, std::uint64_t sync_progress::*field, std::uint64_t n) {
+    std::lock_guard lock(mu_);
+    if (r->generation == generation_)
+        p_.*field += n;
+}
+
 void bulk_sync::scan_step(const run_ptr& r) {
     if (!still_valid(r))
         return;
-    // Pacing: the repairs of what was handed over go first.
-    if (st_.follower_of(r->source)->snapshot().dirty_keys >= r->opt.high_water) {
+    // Pacing: what was handed over goes first (SYNC: repairs; VERIFY: compares).
+    if (paced(*r)) {
         log_progress(false);
         wait_then(r, &bulk_sync::scan_step);
         return;
@@ -204,54 +279,217 @@ void bulk_sync::scan_step(const run_ptr& r) {
         req.push("SCAN", r->cursor, "COUNT", r->opt.count);
     else
         req.push("SCAN", r->cursor, "MATCH", r->opt.match, "COUNT", r->opt.count);
-    auto b = st_.backends[static_cast<int>(r->source)];
+    const side scanned = r->extra_pass ? other_of(r->source) : r->source;
+    auto b = st_.backends[static_cast<int>(scanned)];
     b->exec(std::move(req), [self = shared_from_this(), r](client::result<replies_t> res) {
         asio::post(self->control_, [self, r, res = std::move(res)]() mutable {
             if (!self->still_valid(r))
                 return;
             if (!res || res->empty() || res->front().is_error() || res->front().size() != 2 ||
                 !res->front()[0].is_string() || !res->front()[1].is_aggregate()) {
-                const std::string why = !res ? "the serving side did not answer SCAN"
+                const std::string why = !res ? "a backend did not answer SCAN"
                                              : (!res->empty() && res->front().is_error()
                                                     ? "SCAN failed: " + res->front().str()
                                                     : std::string("unexpected SCAN reply"));
                 self->finish(r, "failed", why);
                 return;
             }
-            const auto& reply = res->front();
-            std::vector<std::string_view> keys;
+            auto& reply = res->front();
+            std::vector<std::string> keys;
             keys.reserve(reply[1].size());
-            for (const auto& k : reply[1].elements())
+            for (auto& k : reply[1].elements())
                 if (k.is_string())
-                    keys.emplace_back(k.str());
-            if (auto* f = self->st_.follower_of(r->source); f && !keys.empty())
-                f->mark_dirty(keys);
-            self->scanned_total_->inc(keys.size());
+                    keys.push_back(std::move(k.str()));
             r->cursor = reply[0].str();
             const bool scan_done = r->cursor == "0";
             {
                 std::lock_guard lock(self->mu_);
                 if (r->generation == self->generation_) {
-                    self->p_.scanned += keys.size();
+                    (r->extra_pass ? self->p_.extra_scanned : self->p_.scanned) += keys.size();
                     ++self->p_.batches;
-                    if (scan_done)
-                        self->p_.state = "repairing";
                 }
             }
+            if (!r->extra_pass)
+                self->scanned_total_->inc(keys.size());
+            self->handle_page(r, std::move(keys));
             self->log_progress(false);
-            if (scan_done)
-                self->wait_step(r);
-            else
+            if (!scan_done) {
                 self->scan_step(r);
+                return;
+            }
+            if (self->kind_ == kind::verify && !r->extra_pass) {
+                // Pass 2: keys only the other side has.
+                r->extra_pass = true;
+                r->cursor = "0";
+                self->scan_step(r);
+                return;
+            }
+            {
+                std::lock_guard lock(self->mu_);
+                if (r->generation == self->generation_)
+                    self->p_.state = self->kind_ == kind::sync ? "repairing" : "checking";
+            }
+            self->wait_step(r);
         });
     });
 }
 
+void bulk_sync::handle_page(const run_ptr& r, std::vector<std::string> keys) {
+    if (keys.empty())
+        return;
+    if (kind_ == kind::sync) {
+        const std::vector<std::string_view> views(keys.begin(), keys.end());
+        if (auto* f = st_.follower_of(r->source))
+            f->mark_dirty(views);
+    } else if (r->extra_pass) {
+        check_extra_keys(r, std::move(keys));
+    } else {
+        verify_keys(r, std::move(keys));
+    }
+}
+
+void bulk_sync::count_outcome(const run_ptr& r, shadow_outcome o) {
+    switch (o) {
+        case shadow_outcome::match:
+        case shadow_outcome::match_after_recheck:
+            add(r, &sync_progress::matched);
+            break;
+        case shadow_outcome::divergence:
+            add(r, &sync_progress::diverged);
+            break;
+        case shadow_outcome::error:
+            add(r, &sync_progress::errors);
+            break;
+        case shadow_outcome::unstable:
+            add(r, &sync_progress::unstable);
+            break;
+    }
+}
+
+void bulk_sync::verify_keys(const run_ptr& r, std::vector<std::string> keys) {
+    // TYPE of every key on the serving side, then its value read and PTTL, each handed to the
+    // shadow reader with the serving side's answer.
+    in_flight_ += keys.size();
+    client::request types;
+    for (const auto& k : keys)
+        types.push("TYPE", k);
+    auto b = st_.backends[static_cast<int>(r->source)];
+    b->exec(std::move(types), [self = shared_from_this(), r,
+                               keys = std::move(keys)](client::result<replies_t> t) mutable {
+        if (!t || t->size() != keys.size()) {
+            self->add(r, &sync_progress::errors, keys.size());
+            self->in_flight_ -= keys.size();
+            return;
+        }
+        client::request reads;
+        std::vector<std::vector<std::string>> args;
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            auto read = value_read((*t)[i].str(), keys[i]);
+            if (read.empty()) {
+                --self->in_flight_;  // gone since SCAN saw it
+                continue;
+            }
+            reads.push_args(read);
+            reads.push("PTTL", keys[i]);
+            args.push_back(std::move(read));
+            args.push_back({"PTTL", keys[i]});
+        }
+        if (args.empty())
+            return;
+        auto sb = self->st_.backends[static_cast<int>(r->source)];
+        sb->exec(std::move(reads),
+                 [self, r, args = std::move(args)](client::result<replies_t> served) mutable {
+                     const std::size_t n_keys = args.size() / 2;
+                     if (!served || served->size() != args.size()) {
+                         self->add(r, &sync_progress::errors, n_keys);
+                         self->in_flight_ -= n_keys;
+                         return;
+                     }
+                     for (std::size_t i = 0; i < n_keys; ++i) {
+                         // The key's two compares end it: the second one to finish lets it go.
+                         auto left = std::make_shared<std::atomic<int>>(2);
+                         for (std::size_t j = 2 * i; j < 2 * i + 2; ++j) {
+                             self->add(r, &sync_progress::compared);
+                             self->st_.shadows->compare(r->source, std::move(args[j]),
+                                                        std::move((*served)[j]),
+                                                        [self, r, left](shadow_outcome o) {
+                                                            self->count_outcome(r, o);
+                                                            if (left->fetch_sub(1) == 1)
+                                                                --self->in_flight_;
+                                                        });
+                         }
+                     }
+                 });
+    });
+}
+
+void bulk_sync::check_extra_keys(const run_ptr& r, std::vector<std::string> keys) {
+    // A key the other side has and the serving side does not: extra_data, once the follower
+    // applied what it held for the key (a DEL on its way is not a divergence).
+    in_flight_ += keys.size();
+    client::request exists;
+    for (const auto& k : keys)
+        exists.push("EXISTS", k);
+    auto b = st_.backends[static_cast<int>(r->source)];
+    b->exec(std::move(exists), [self = shared_from_this(), r,
+                                keys = std::move(keys)](client::result<replies_t> e) mutable {
+        if (!e || e->size() != keys.size()) {
+            self->add(r, &sync_progress::errors, keys.size());
+            self->in_flight_ -= keys.size();
+            return;
+        }
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            if ((*e)[i].type() == resp::type::integer && (*e)[i].integer() != 0) {
+                --self->in_flight_;  // on both sides: pass 1 compared it
+                continue;
+            }
+            auto recheck = [self, r, key = keys[i]] {
+                client::request again;
+                again.push("EXISTS", key);
+                auto sb = self->st_.backends[static_cast<int>(r->source)];
+                auto ob = self->st_.backends[static_cast<int>(other_of(r->source))];
+                sb->exec(std::move(again), [self, r, ob, key](client::result<replies_t> s) {
+                    client::request on_other;
+                    on_other.push("TYPE", key);
+                    const bool gone_here = s && !s->empty() &&
+                                           s->front().type() == resp::type::integer &&
+                                           s->front().integer() == 0;
+                    if (!gone_here) {
+                        --self->in_flight_;
+                        return;
+                    }
+                    ob->exec(std::move(on_other), [self, r, key](client::result<replies_t> o) {
+                        if (o && !o->empty() && o->front().is_string() &&
+                            o->front().str() != "none") {
+                            self->add(r, &sync_progress::extra_keys);
+                            if (self->st_.divergences) {
+                                divergence d;
+                                d.kind = divergence_kind::extra_data;
+                                d.command = "exists";
+                                d.key = display(key);
+                                d.primary = "(none)";
+                                d.secondary = "a " + o->front().str();
+                                d.at = std::chrono::system_clock::now();
+                                self->st_.divergences->report(d);
+                            }
+                        }
+                        --self->in_flight_;
+                    });
+                });
+            };
+            if (auto* f = self->st_.follower_of(r->source))
+                f->when_applied(keys[i], std::move(recheck));
+            else
+                recheck();
+        }
+    });
+}
+
 void bulk_sync::wait_step(const run_ptr& r) {
-    // Every key was handed over; done when the replayer has repaired them all.
+    // Every key was handed over; done when the last repair (SYNC) or compare (VERIFY) ended.
     if (!still_valid(r))
         return;
-    if (st_.follower_of(r->source)->snapshot().dirty_keys == 0) {
+    if (settled(*r)) {
         log_progress(true);
         finish(r, "done", {});
         return;
@@ -269,8 +507,15 @@ void bulk_sync::log_progress(bool force) {
         last_log_ = now;
     }
     const auto p = progress();
-    obs::log().info("proxy sync_progress state={} scanned={} repaired={} dirty={} seconds={:.1f}",
-                    p.state, p.scanned, p.repaired_since_start, p.dirty, p.elapsed_seconds);
+    if (kind_ == kind::sync)
+        obs::log().info(
+            "proxy sync_progress state={} scanned={} repaired={} dirty={} seconds={:.1f}", p.state,
+            p.scanned, p.repaired_since_start, p.dirty, p.elapsed_seconds);
+    else
+        obs::log().info(
+            "proxy verify_progress state={} scanned={} compared={} matched={} diverged={} "
+            "extra_keys={} seconds={:.1f}",
+            p.state, p.scanned, p.compared, p.matched, p.diverged, p.extra_keys, p.elapsed_seconds);
 }
 
 }  // namespace respite::proxy::server

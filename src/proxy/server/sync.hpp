@@ -1,20 +1,30 @@
-// PROXY SYNC: copies the keys that existed before the follower was on, safely under live traffic.
+// Keyspace jobs of the control thread: PROXY SYNC and PROXY VERIFY.
 //
-// The serving side is SCANned; every key found is handed to the follower's replayer as a dirty
-// key, so the copy is the replayer's repair (DUMP/PTTL on the serving side -> RESTORE ... REPLACE
-// on the follower, or DEL when the key is gone), which waits for writes to the key in flight or
-// queued and copies again when a write begins during the copy. A copy can therefore never
-// overwrite a newer replayed write. The scan is paced: it waits while the replayer's dirty set is
-// above a high-water mark, so memory stays bounded and live repairs keep their turn.
+// Both SCAN the serving side in pages, paced, with progress for STATUS / INFO / HTTP / logs.
 //
-// Runs on the proxy's control thread; start/stop/progress are safe from any thread.
+// SYNC copies the keys that existed before the follower was on, safely under live traffic: every
+// key found is handed to the follower's replayer as a dirty key, so the copy is the replayer's
+// repair (DUMP/PTTL on the serving side -> RESTORE ... REPLACE on the follower, or DEL when the key
+// is gone), which waits for writes to the key in flight or queued and copies again when a write
+// begins during the copy. A copy can therefore never overwrite a newer replayed write. The scan
+// waits while the replayer's dirty set is above a high-water mark.
+//
+// VERIFY compares every key: its value (GET, HGETALL, LRANGE, SMEMBERS, ZRANGE WITHSCORES,
+// XRANGE by type) and its TTL are read on the serving side and compared with the other side by
+// the shadow reader (normalised, re-checked after the follower applied the key's writes, and
+// reported as divergences only when stable). A second pass SCANs the other side for keys the
+// serving side does not have (extra_data). Keys are verified a bounded number at a time.
+//
+// start/stop/progress are safe from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
@@ -28,63 +38,83 @@ class gauge;
 
 namespace respite::proxy::server {
 
+enum class shadow_outcome : std::uint8_t;
+
 struct sync_options {
     std::string match;                // SCAN MATCH pattern (empty: every key)
     std::size_t count = 1000;         // SCAN COUNT hint
-    std::size_t high_water = 20'000;  // dirty keys at most before the scan waits
+    std::size_t high_water = 20'000;  // SYNC: dirty keys at most before the scan waits
+    std::size_t max_in_flight = 64;   // VERIFY: keys being compared at once
 };
 
 struct sync_progress {
-    // idle, scanning, repairing, done, stopped, failed
+    // idle, scanning, repairing (SYNC), checking (VERIFY), done, stopped, failed
     std::string state = "idle";
     std::string from, to;       // "primary" / "secondary"
     std::string match;          // the pattern, empty for all
-    std::uint64_t scanned = 0;  // keys found by SCAN and handed to the replayer
+    std::uint64_t scanned = 0;  // keys found by SCAN on the serving side
     std::uint64_t batches = 0;  // SCAN calls
-    std::uint64_t dirty = 0;    // the replayer's dirty keys now (sync and live repairs)
+    std::uint64_t dirty = 0;    // SYNC: the replayer's dirty keys now (sync and live repairs)
     std::uint64_t repaired_since_start = 0;
+    // VERIFY: compares (a key's value and its TTL are one each) by outcome, and pass 2.
+    std::uint64_t compared = 0, matched = 0, diverged = 0, errors = 0, unstable = 0;
+    std::uint64_t extra_scanned = 0, extra_keys = 0;
     double elapsed_seconds = 0;
     std::string error;  // why it failed / stopped
 };
 
 class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
   public:
-    bulk_sync(asio::io_context& control, shared_state& st);
+    enum class kind : std::uint8_t { sync, verify };
+    bulk_sync(asio::io_context& control, shared_state& st, kind k = kind::sync);
 
-    // Starts a sync; an empty string on success, else the reason (as an error message).
+    // Starts a run; an empty string on success, else the reason (as an error message).
     std::string start(sync_options opt);
-    // Stops a running sync (keys already handed over are still repaired).
+    // Stops a running job (SYNC: keys already handed over are still repaired).
     void stop();
     [[nodiscard]] sync_progress progress() const;
     [[nodiscard]] bool running() const;
-    // Lines for INFO proxy ("sync_state:...").
+    // Lines for INFO proxy ("sync_state:..." / "verify_state:...").
     [[nodiscard]] std::string info_lines() const;
     // After the control thread stopped and before its io_context goes: drops the timer.
     void shutdown();
 
   private:
-    // One run's parameters, fixed at start; its cursor is touched only by its steps, which run
-    // one after the other on the control thread.
+    // One run's parameters, fixed at start; its cursor and pass are touched only by its steps,
+    // which run one after the other on the control thread.
     struct run {
         sync_options opt;
         side source = side::primary;
         std::uint64_t generation = 0;
         std::uint64_t target_epoch = 0;  // the target's restart count at start
         std::string cursor = "0";
+        bool extra_pass = false;  // VERIFY: scanning the other side for keys only it has
     };
     using run_ptr = std::shared_ptr<run>;
 
     void scan_step(const run_ptr& r);
     void wait_step(const run_ptr& r);
-    // The run can go on: not stopped or replaced, same serving side with a follower.
+    // The run can go on: not stopped or replaced, same serving side (SYNC: with a follower).
     bool still_valid(const run_ptr& r);
     void finish(const run_ptr& r, std::string state, std::string error);
     void log_progress(bool force);
     void wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&));
+    [[nodiscard]] bool paced(const run& r) const;
+    [[nodiscard]] bool settled(const run& r) const;
+    void handle_page(const run_ptr& r, std::vector<std::string> keys);
+    void verify_keys(const run_ptr& r, std::vector<std::string> keys);
+    void check_extra_keys(const run_ptr& r, std::vector<std::string> keys);
+    void count_outcome(const run_ptr& r, shadow_outcome o);
+    void add(const run_ptr& r, std::uint64_t sync_progress::*field, std::uint64_t n = 1);
+    [[nodiscard]] const char* prefix() const noexcept {
+        return kind_ == kind::sync ? "sync" : "verify";
+    }
 
     asio::io_context& control_;
     shared_state& st_;
+    const kind kind_;
     std::unique_ptr<asio::steady_timer> timer_;  // control thread only
+    std::atomic<std::size_t> in_flight_{0};      // VERIFY: keys being compared
 
     mutable std::mutex mu_;
     sync_progress p_;

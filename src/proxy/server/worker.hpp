@@ -69,6 +69,7 @@ struct shared_state {
     std::shared_ptr<divergence_reporter> divergences;
     std::shared_ptr<shadow_reader> shadows;
     std::shared_ptr<bulk_sync> sync;          // PROXY SYNC (runs on the control thread)
+    std::shared_ptr<bulk_sync> verify;        // PROXY VERIFY (control thread)
     std::shared_ptr<restart_watch> restarts;  // backends' run_id checks (control thread)
     std::string server_version = "7.0.0";
     // PROXY MODE SET: runs the switch off the worker threads, then calls back with the reply.

@@ -163,6 +163,95 @@ TEST_F(proxy_sync, stop_and_mode_changes_end_a_running_sync) {
     EXPECT_NE(status().find("the mode changed to primary-only"), std::string::npos) << status();
 }
 
+TEST_F(proxy_sync, verify_finds_nothing_on_equal_backends_and_each_difference_with_its_kind) {
+    preload("s:", 500);
+    primary_.cli({"HSET", "h", "a", "1", "b", "2"});
+    primary_.cli({"RPUSH", "l", "x", "y"});
+    primary_.cli({"ZADD", "z", "1.5", "a"});
+    primary_.cli({"SADD", "set", "m"});
+    primary_.cli({"XADD", "st", "1-1", "f", "v"});
+    primary_.cli({"SET", "ttl", "v", "EX", "1000"});
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 0; });
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+
+    const auto verify = [&] {
+        EXPECT_EQ(sync_call({"PROXY", "VERIFY", "START", "COUNT", "100"}), "+OK\r\n");
+        EXPECT_TRUE(eventually([&] {
+            return sync_call({"PROXY", "VERIFY", "STATUS"}).find("verify_state:done") !=
+                   std::string::npos;
+        })) << sync_call({"PROXY", "VERIFY", "STATUS"});
+        return sync_call({"PROXY", "VERIFY", "STATUS"});
+    };
+    auto v = verify();
+    EXPECT_NE(v.find("verify_keys_scanned:506\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_compared:1012\r\n"), std::string::npos) << v;  // value + TTL
+    EXPECT_NE(v.find("verify_matched:1012\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_extra_keys:0\r\n"), std::string::npos) << v;
+
+    // Differences made behind the proxy's back, one of each kind.
+    secondary_.cli({"SET", "s:5", "changed"});  // data_mismatch (GET)
+    secondary_.cli({"HSET", "h", "a", "9"});    // data_mismatch (HGETALL)
+    secondary_.cli({"DEL", "l"});               // migration_gap (LRANGE)
+    secondary_.cli({"EXPIRE", "ttl", "10"});    // data_mismatch (PTTL)
+    secondary_.cli({"SET", "only-here", "1"});  // extra_data
+    v = verify();
+    // Five compares differ: the missing list shows in its LRANGE and in its PTTL (-1 / -2).
+    EXPECT_NE(v.find("verify_diverged:5\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_extra_keys:1\r\n"), std::string::npos) << v;
+    const auto d = http(proxy_->admin_port(), "GET", "/divergences");
+    EXPECT_NE(d.find("data_mismatch command=get key=s:5"), std::string::npos) << d;
+    EXPECT_NE(d.find("data_mismatch command=hgetall key=h"), std::string::npos) << d;
+    EXPECT_NE(d.find("migration_gap command=lrange key=l"), std::string::npos) << d;
+    EXPECT_NE(d.find("data_mismatch command=pttl key=ttl"), std::string::npos) << d;
+    EXPECT_NE(d.find("extra_data command=exists key=only-here"), std::string::npos) << d;
+    EXPECT_NE(sync_call({"PROXY", "VERIFY", "START", "COUNT", "0"}).find("-ERR"),
+              std::string::npos);
+    EXPECT_NE(sync_call({"PROXY", "VERIFY", "NOPE"}).find("-ERR"), std::string::npos);
+}
+
+TEST_F(proxy_sync, verify_under_live_writes_reports_no_divergence) {
+    preload("k:", 5000);
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 0; });
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    std::atomic<bool> stop{false};
+    std::atomic<long> writes{0};
+    std::vector<std::jthread> writers;
+    for (int t = 0; t < 2; ++t) {
+        writers.emplace_back([&, t] {
+            client::sync_client c(client_config(t % 2 ? 2 : 3));
+            std::mt19937 rng(static_cast<unsigned>(t) + 7);
+            while (!stop.load()) {
+                client::request r;
+                for (int i = 0; i < 16; ++i) {
+                    const auto k = "k:" + std::to_string(rng() % 5000);
+                    if (rng() % 3 == 0)
+                        r.push("DEL", k);
+                    else
+                        r.push("SET", k, std::to_string(rng()));
+                }
+                if (c.exec(std::move(r)).has_value())
+                    writes += 16;
+            }
+        });
+    }
+    ASSERT_TRUE(eventually([&] { return writes.load() > 500; }, 20s));
+    EXPECT_EQ(sync_call({"PROXY", "VERIFY", "START"}), "+OK\r\n");
+    EXPECT_TRUE(eventually(
+        [&] {
+            return sync_call({"PROXY", "VERIFY", "STATUS"}).find("verify_state:done") !=
+                   std::string::npos;
+        },
+        60s));
+    stop = true;
+    writers.clear();
+    const auto v = sync_call({"PROXY", "VERIFY", "STATUS"});
+    EXPECT_NE(v.find("verify_diverged:0\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_extra_keys:0\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_errors:0\r\n"), std::string::npos) << v;
+}
+
 // The secondary restarts and comes back without the writes made after its AOF stopped: the proxy
 // sees the new run_id, flags the secondary and (with resync_on_restart) copies everything again.
 class proxy_restart : public proxy_sync {
