@@ -583,11 +583,18 @@ int run_migration(const migration_options& opts) {
         t0 = steady::now();
         must(admin.command("PROXY", "SYNC", "START", "COUNT", 1000), "PROXY SYNC START");
         info_map sync;
+        const auto sync_deadline = steady::now() + 120s;
         for (;;) {
             sync = parse_info(must(admin.command("PROXY", "SYNC", "STATUS"), "PROXY SYNC").str());
             const auto state = text_of(sync, "sync_state");
             if (state != "scanning" && state != "repairing")
                 break;
+            if (steady::now() > sync_deadline) {
+                must(admin.command("PROXY", "SYNC", "STOP"), "PROXY SYNC STOP");
+                sync =
+                    parse_info(must(admin.command("PROXY", "SYNC", "STATUS"), "PROXY SYNC").str());
+                break;
+            }
             std::this_thread::sleep_for(50ms);
         }
         if (text_of(sync, "sync_state") != "done") {

@@ -73,7 +73,7 @@ class proxy_server::impl {
     void load_server_facts();
     void init_metrics();
     // Writes the state file (mode, clean-stop marker, pending syncs); false when it failed.
-    bool persist(bool clean_shutdown);
+    bool persist(bool clean_shutdown, std::optional<mode> m = std::nullopt);
     std::mutex state_mu_;
 };
 
@@ -309,14 +309,26 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         return std::unexpected("no secondary is configured");
     const auto before = plan_of(from);
     const auto after = plan_of(to);
-    if (before.serving != after.serving && !force && st_.restarts &&
-        st_.restarts->needs_sync(after.serving)) {
-        const auto side_name = after.serving == side::primary ? "primary" : "secondary";
-        obs::log().warn("proxy mode_switch_refused from={} to={} reason=\"{} restarted\"",
-                        mode_name(from), mode_name(to), side_name);
-        return std::unexpected(std::string("switch refused: the ") + side_name +
-                               " restarted while following and may have lost writes; run PROXY "
-                               "SYNC START and wait for sync_state:done (or add FORCE)");
+    if (before.serving != after.serving && st_.restarts) {
+        // A restart of the side about to serve that the periodic check has not seen yet counts
+        // too: ask it now.
+        if (before.follower)
+            st_.restarts->check_now(after.serving, std::chrono::seconds(1));
+        if (st_.restarts->needs_sync(after.serving)) {
+            const auto side_name = after.serving == side::primary ? "primary" : "secondary";
+            if (!force) {
+                obs::log().warn(
+                    "proxy mode_switch_refused from={} to={} reason=\"{} needs a "
+                    "sync\"",
+                    mode_name(from), mode_name(to), side_name);
+                return std::unexpected(
+                    std::string("switch refused: the ") + side_name +
+                    " restarted while following (or the proxy did not stop cleanly) and may "
+                    "lack writes; run PROXY SYNC START and wait for sync_state:done (or add "
+                    "FORCE)");
+            }
+            st_.restarts->clear(after.serving, "a forced mode switch");
+        }
     }
     if (before.serving != after.serving) {
         // Moving the serving side: hold new writes, let those in flight finish and the side
@@ -347,6 +359,12 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
             return std::unexpected("switch refused: " + why +
                                    " (retry, or add FORCE to switch anyway)");
         }
+        // Written ahead: a proxy that restarts must not come back on the old side.
+        if (!persist(false, to)) {
+            st_.writes_paused.store(false);
+            return std::unexpected("switch refused: cannot write the state file " +
+                                   st_.cfg.state_file);
+        }
         st_.current.store(to);
         st_.writes_paused.store(false);
     } else {
@@ -355,21 +373,23 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
                 "proxy follower_started mode={} note=\"keys written before now are "
                 "not on the follower; copy them with PROXY SYNC START (see docs/proxy.md)\"",
                 mode_name(to));
+        if (!persist(false, to))
+            return std::unexpected("switch refused: cannot write the state file " +
+                                   st_.cfg.state_file);
         st_.current.store(to);
     }
     st_.mode_switches->inc();
     obs::log().info("proxy mode_switch from={} to={}{}", mode_name(from), mode_name(to),
                     force ? " forced=true" : "");
-    persist(false);
     return {};
 }
 
-bool proxy_server::impl::persist(bool clean_shutdown) {
+bool proxy_server::impl::persist(bool clean_shutdown, std::optional<mode> m) {
     if (st_.cfg.state_file.empty())
         return true;
     std::lock_guard lock(state_mu_);
     server::persisted_state s;
-    s.current = st_.current.load();
+    s.current = m.value_or(st_.current.load());
     s.clean_shutdown = clean_shutdown;
     for (auto side_ : {side::primary, side::secondary})
         s.needs_sync[static_cast<int>(side_)] = st_.restarts && st_.restarts->needs_sync(side_);

@@ -1,6 +1,8 @@
 // Backend restarts: run_id changes, the follower flagged until a PROXY SYNC completed.
 #include "restart_watch.hpp"
 
+#include <future>
+
 #include <asio/post.hpp>
 #include <fmt/format.h>
 
@@ -83,11 +85,45 @@ void restart_watch::check() {
 }
 
 void restart_watch::on_run_id(side s, std::string run_id) {
-    if (stopped_ || run_id.empty())
+    if (stopped_)
+        return;
+    const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
+    observe(s, std::move(run_id), plan.follower && plan.serving != s);
+}
+
+void restart_watch::check_now(side s, std::chrono::milliseconds limit) {
+    auto b = st_.backends[static_cast<int>(s)];
+    if (stopped_ || !b || b->is_cluster() || st_.cfg.restart_check_interval.count() == 0)
+        return;
+    auto p = std::make_shared<std::promise<std::string>>();
+    auto f = p->get_future();
+    client::request req;
+    req.push("INFO", "server");
+    b->exec(std::move(req), [p](client::result<replies_t> r) {
+        p->set_value(r && !r->empty() && r->front().is_string() ? run_id_of(r->front().str())
+                                                                : std::string());
+    });
+    if (f.wait_for(limit) != std::future_status::ready)
+        return;
+    observe(s, f.get(), true);
+}
+
+void restart_watch::clear(side s, std::string_view reason) {
+    {
+        std::lock_guard lock(mu_);
+        if (!needs_sync_[static_cast<int>(s)])
+            return;
+        needs_sync_[static_cast<int>(s)] = false;
+    }
+    obs::log().warn("proxy needs_sync_cleared target={} by=\"{}\"", side_name(s), reason);
+    if (on_change_)
+        on_change_();
+}
+
+void restart_watch::observe(side s, std::string run_id, bool follows) {
+    if (run_id.empty())
         return;
     const auto i = static_cast<int>(s);
-    const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
-    const bool follows = plan.follower && plan.serving != s;
     {
         std::lock_guard lock(mu_);
         if (run_id_[i].empty() || run_id_[i] == run_id) {
@@ -159,9 +195,10 @@ void restart_watch::flag(side s, std::string_view reason) {
 std::string restart_watch::info_lines() const {
     std::lock_guard lock(mu_);
     return fmt::format(
-        "primary_restarts:{}\r\nsecondary_restarts:{}\r\nprimary_needs_sync:{}\r\n"
-        "secondary_needs_sync:{}\r\n",
-        restarts_[0], restarts_[1], needs_sync_[0] ? 1 : 0, needs_sync_[1] ? 1 : 0);
+        "primary_run_id:{}\r\nsecondary_run_id:{}\r\nprimary_restarts:{}\r\n"
+        "secondary_restarts:{}\r\nprimary_needs_sync:{}\r\nsecondary_needs_sync:{}\r\n",
+        run_id_[0], run_id_[1], restarts_[0], restarts_[1], needs_sync_[0] ? 1 : 0,
+        needs_sync_[1] ? 1 : 0);
 }
 
 }  // namespace respite::proxy::server

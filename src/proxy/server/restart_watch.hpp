@@ -35,6 +35,11 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
     // After the control thread stopped and before its io_context goes.
     void shutdown();
 
+    // Reads side s's run_id now (waits up to `limit`; not from a backend's thread) and records a
+    // restart the periodic check has not seen yet, counted as one while following.
+    void check_now(side s, std::chrono::milliseconds limit);
+    // Drops side s's flag (an operator forced past it).
+    void clear(side s, std::string_view reason);
     // Restarts seen so far on side s (the epoch a PROXY SYNC records when it starts).
     [[nodiscard]] std::uint64_t epoch(side s) const;
     // Side s restarted while it followed and no PROXY SYNC completed since.
@@ -53,6 +58,7 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
     void check();
     void schedule();
     void on_run_id(side s, std::string run_id);
+    void observe(side s, std::string run_id, bool follows);
 
     asio::io_context& control_;
     shared_state& st_;

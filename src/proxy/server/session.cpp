@@ -48,13 +48,6 @@ bool is_redirect(std::string_view frame) {
     return frame.starts_with("-MOVED ") || frame.starts_with("-ASK ");
 }
 
-// Replies nobody waits for (CLIENT UNBLOCK of a departed client's blocked command).
-class discard_sink final : public reply_sink {
-  public:
-    void on_reply(std::uint64_t, std::string_view) override {}
-    void on_failure(std::uint64_t, bool) override {}
-};
-
 // A reply handed to a function (a lost connection as the proxy's error reply).
 class callback_sink final : public reply_sink {
   public:
@@ -319,11 +312,11 @@ void session::close_now() {
         auto& hub = w_.hub(pubsub_side_);
         hub.drop(this);
     }
-    if (pinned_) {
-        pinned_->close();  // it holds state (MULTI, WATCH, TRACKING ...): never reused
-        pinned_.reset();
-    }
     close_monitors();
+    // It holds state (MULTI, WATCH, TRACKING ...): never reused. Taken out first: close() fails
+    // its waiters at once, which comes back here (on_failure).
+    if (auto p = std::exchange(pinned_, nullptr))
+        p->close();
     w_.session_closed(this);
 }
 
@@ -336,6 +329,14 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
     if (s.ctx && s.ctx->redirectable && !closed_ && is_redirect(frame)) {
         redirect_blocking(tag, *s.ctx);
         return;
+    }
+    if (pinned_node_ && is_redirect(frame)) {
+        // A node's address is not for clients (they see one standalone server): the pinned
+        // node does not serve that key (another slot's key, or the slot moved).
+        w_.topology_changed(pinned_side_);
+        frame =
+            "-ERR proxy: this key is served by another Redis Cluster node than the one "
+            "this connection is pinned to (WATCH); use keys of one slot (hash tags)\r\n";
     }
     if (s.ctx)
         after_reply(*s.ctx, frame);
@@ -493,6 +494,14 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         return hold_for_switch();
 
     if (c.kind == route::pinning) {
+        if (pinned_ && pinned_node_) {
+            // Pinned to one cluster node (WATCH): state that spans the keyspace (TRACKING,
+            // MONITOR ...) would hold on that node only.
+            reply_error("ERR proxy: " + lower_copy(name) +
+                        " is not supported while this connection is pinned to one Redis Cluster "
+                        "node (WATCH); run it before WATCH or after EXEC/UNWATCH");
+            return true;
+        }
         if (!pinned_ && iequals(name, "monitor") && st_.backend_cfg(serving).cluster) {
             monitor_cluster(serving, args);
             return true;
@@ -511,12 +520,15 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         return true;
     }
 
-    // A cluster session pinned to a node (WATCH) sends the commands of that node's slots on the
-    // pinned connection, in order with the WATCH; the cluster client routes the others.
+    // A cluster session pinned to a node (WATCH) sends the commands of that node's slots, and
+    // keyless ones (PUBLISH ...), on the pinned connection, in order with the WATCH; the cluster
+    // client routes the others (their execution is not ordered with the pin's).
     const bool on_pinned_node = [&] {
         if (!pinned_ || !pinned_node_)
             return false;
         const auto slot = command_slot(c, args);
+        if (slot == k_no_keys)
+            return true;
         return slot >= 0 && w_.master_of(serving, static_cast<std::uint16_t>(slot)) == pinned_node_;
     }();
     if (st_.backend_cfg(serving).cluster && !on_pinned_node) {
@@ -675,7 +687,8 @@ void session::monitor_cluster(side s, std::span<const std::string_view> args) {
     auto state = std::make_shared<confirmations>();
     state->left = nodes.size();
     const auto seq = alloc_slot();
-    auto confirmed = [weak = weak_from_this(), seq, state](std::string_view frame) {
+    const auto generation = monitor_gen_;
+    auto confirmed = [weak = weak_from_this(), seq, state, generation](std::string_view frame) {
         if (frame.starts_with("-") && state->reply.starts_with("+"))
             state->reply.assign(frame);
         if (--state->left > 0)
@@ -683,13 +696,13 @@ void session::monitor_cluster(side s, std::span<const std::string_view> args) {
         auto self = weak.lock();
         if (!self || self->closed_)
             return;
-        if (!state->reply.starts_with("+")) {
+        // Still this MONITOR (not ended by RESET, nor replaced by a later one): a refusal ends it.
+        if (!state->reply.starts_with("+") && self->monitor_gen_ == generation) {
             // A master refused or is unreachable: no partial MONITOR.
-            if (self->pinned_)
-                self->pinned_->close();
-            self->pinned_.reset();
-            self->pinned_node_.reset();
             self->close_monitors();
+            if (auto p = std::exchange(self->pinned_, nullptr))
+                p->close();
+            self->pinned_node_.reset();
             self->sticky_pin_ = self->monitor_ = false;
         }
         self->complete(seq, state->reply);
@@ -713,9 +726,12 @@ void session::monitor_cluster(side s, std::span<const std::string_view> args) {
 }
 
 void session::close_monitors() {
-    for (auto& u : monitors_)
+    // close() fails pending confirmations at once, which may come back here: the list is taken
+    // out first, and the generation tells a late confirmation that its MONITOR is over.
+    ++monitor_gen_;
+    auto ms = std::exchange(monitors_, {});
+    for (auto& u : ms)
         u->close();  // a MONITOR connection is never reused
-    monitors_.clear();
 }
 
 std::int32_t session::command_slot(const command_class& c,
@@ -788,8 +804,12 @@ void session::cancel_blocking() {
     // The client is gone while its command blocks upstream. Unblock it (its reply, a timeout or
     // a value popped in the meantime, still comes here and a value is put back).
     st_.cancelled_blocking->inc();
-    if (!blocking_conn_)
-        return;
+    send_unblock(0);
+}
+
+void session::send_unblock(int attempt) {
+    if (!blocked_ || !blocking_conn_)
+        return;  // answered meanwhile
     const auto id = blocking_conn_->client_id();
     // CLIENT UNBLOCK must reach the server the command blocks on: on a cluster, its node.
     std::shared_ptr<upstream> u;
@@ -803,7 +823,25 @@ void session::cancel_blocking() {
     std::string cmd;
     const auto id_text = std::to_string(id);
     resp::append_command(cmd, {"CLIENT", "UNBLOCK", id_text});
-    u->send(cmd, std::make_shared<discard_sink>(), 0);
+    auto again = [self = shared_from_this(), attempt](std::string_view reply) {
+        // :0 while the command is still unanswered: UNBLOCK travels on another connection and
+        // overtook it (it is not blocked yet). Try again shortly; after about a second, close
+        // its connection, which unblocks it for sure.
+        if (reply != ":0\r\n" || !self->blocked_ || !self->blocking_conn_)
+            return;
+        if (attempt >= 50) {
+            obs::log().warn("proxy unblock_gave_up id={} action=close_connection", self->id_);
+            self->blocking_conn_->close();
+            return;
+        }
+        auto t =
+            std::make_shared<asio::steady_timer>(self->w_.ioc(), std::chrono::milliseconds(20));
+        t->async_wait([self, attempt, t](std::error_code ec) {
+            if (!ec)
+                self->send_unblock(attempt + 1);
+        });
+    };
+    u->send(cmd, std::make_shared<callback_sink>(std::move(again)), 0);
 }
 
 void session::forward_decoded(side s, std::span<const std::string_view> args,

@@ -136,6 +136,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void release_pin_if_unused();
     void after_reply(slot_ctx& ctx, std::string_view frame);
     void cancel_blocking();
+    void send_unblock(int attempt);
     // Completes subscription confirmations still waiting for the upstream (all when no kind).
     void flush_pending_subs(std::optional<std::uint8_t> kind, std::string_view name);
 
@@ -181,6 +182,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     side pinned_side_ = side::primary;
     std::optional<cluster::node_address> pinned_node_;  // cluster sides: the node pinned to
     std::vector<std::shared_ptr<upstream>> monitors_;   // cluster MONITOR: the other masters
+    std::uint64_t monitor_gen_ = 0;  // bumped when MONITOR connections are closed
     bool in_multi_ = false;
     bool watching_ = false;
     bool sticky_pin_ = false;  // CLIENT TRACKING, MONITOR, SELECT n: until RESET / disconnect

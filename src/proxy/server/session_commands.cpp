@@ -110,13 +110,13 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         return;
     }
     if (iequals(name, "reset")) {
+        close_monitors();
         if (in_multi_ || watching_ || sticky_pin_) {
-            if (pinned_)
-                pinned_->close();
-            pinned_.reset();
+            // Taken out first: close() fails its waiters at once, which comes back here.
+            if (auto p = std::exchange(pinned_, nullptr))
+                p->close();
             pinned_node_.reset();
         }
-        close_monitors();
         in_multi_ = watching_ = sticky_pin_ = monitor_ = cluster_multi_ = false;
         queued_.clear();
         if (subscribed()) {

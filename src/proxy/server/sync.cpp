@@ -89,6 +89,7 @@ std::string bulk_sync::start(sync_options opt) {
     r->opt = std::move(opt);
     r->source = plan.serving;
     r->target_epoch = st_.restarts ? st_.restarts->epoch(target) : 0;
+    r->failed_at_start = follower != nullptr ? follower->snapshot().failed : 0;
     {
         std::lock_guard lock(mu_);
         if (active(p_.state))
@@ -173,8 +174,8 @@ std::string bulk_sync::info_lines() const {
         "{0}_scan_calls:{5}\r\n",
         k, p.state, p.from, p.to, p.scanned, p.batches);
     if (kind_ == kind::sync)
-        out += fmt::format("sync_dirty_keys:{}\r\nsync_repaired:{}\r\n", p.dirty,
-                           p.repaired_since_start);
+        out += fmt::format("sync_dirty_keys:{}\r\nsync_repaired:{}\r\nsync_complete:{}\r\n",
+                           p.dirty, p.repaired_since_start, p.complete ? 1 : 0);
     else
         out += fmt::format(
             "verify_compared:{}\r\nverify_matched:{}\r\nverify_diverged:{}\r\nverify_errors:{}\r\n"
@@ -207,6 +208,7 @@ bool bulk_sync::still_valid(const run_ptr& r) {
 
 void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
     bool done = false;
+    bool complete = false;
     {
         std::lock_guard lock(mu_);
         if (r->generation != generation_)
@@ -216,10 +218,20 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
         p_.error = std::move(error);
         p_.elapsed_seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-        if (auto* f = st_.follower_of(r->source); f && kind_ == kind::sync)
-            p_.repaired_since_start = f->snapshot().repaired - repaired_at_start_;
-        running_gauge_->set(0);
         done = p_.state == "done";
+        if (auto* f = st_.follower_of(r->source); f && kind_ == kind::sync) {
+            const auto x = f->snapshot();
+            p_.repaired_since_start = x.repaired - repaired_at_start_;
+            p_.complete = done && r->opt.match.empty() && x.failed == r->failed_at_start &&
+                          !x.full_resync_needed;
+            complete = p_.complete;
+            if (done && !p_.complete)
+                obs::log().warn(
+                    "proxy sync_incomplete match=\"{}\" refused_copies={} full_resync_needed={} "
+                    "note=\"a needs-sync flag stays set\"",
+                    r->opt.match, x.failed - r->failed_at_start, x.full_resync_needed);
+        }
+        running_gauge_->set(0);
         if (done && kind_ == kind::verify)
             obs::log().info(
                 "proxy verify_done scanned={} compared={} matched={} diverged={} errors={} "
@@ -233,7 +245,7 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
             obs::log().error("proxy {}_{} scanned={} reason=\"{}\"", prefix(), p_.state, p_.scanned,
                              p_.error);
     }
-    if (done && kind_ == kind::sync && st_.restarts)
+    if (done && complete && kind_ == kind::sync && st_.restarts)
         st_.restarts->synced(other_of(r->source), r->target_epoch);
 }
 

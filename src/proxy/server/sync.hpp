@@ -59,6 +59,9 @@ struct sync_progress {
     // VERIFY: compares (a key's value and its TTL are one each) by outcome, and pass 2.
     std::uint64_t compared = 0, matched = 0, diverged = 0, errors = 0, unstable = 0;
     std::uint64_t extra_scanned = 0, extra_keys = 0;
+    // SYNC: the whole keyspace was copied with no refused copy and no resync overflow (only such
+    // a run clears a "needs sync" flag).
+    bool complete = false;
     double elapsed_seconds = 0;
     std::string error;  // why it failed / stopped
 };
@@ -86,7 +89,8 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
         sync_options opt;
         side source = side::primary;
         std::uint64_t generation = 0;
-        std::uint64_t target_epoch = 0;  // the target's restart count at start
+        std::uint64_t target_epoch = 0;     // the target's restart count at start
+        std::uint64_t failed_at_start = 0;  // SYNC: the follower's failed count at start
         std::string cursor = "0";
         bool extra_pass = false;  // VERIFY: scanning the other side for keys only it has
     };

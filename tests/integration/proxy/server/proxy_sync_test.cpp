@@ -2,6 +2,7 @@
 // redis-servers, alone and under live writes through the proxy.
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -272,7 +273,6 @@ class proxy_restart : public proxy_sync {
         ASSERT_TRUE(converged());
         secondary_.kill();
         secondary_.start();  // its config still says appendonly yes: it loads only the a: keys
-        ASSERT_EQ(secondary_.cli({"EXISTS", "b:1"}), "0");
         ASSERT_TRUE(eventually(
             [&] { return proxy_->info().find("secondary_restarts:1\r\n") != std::string::npos; },
             20s))
@@ -304,13 +304,47 @@ TEST_F(proxy_restart, the_cut_over_waits_for_a_sync_after_a_restart) {
     auto r = proxy_->set_mode(mode::secondary_primary, false);
     ASSERT_FALSE(r.has_value());
     EXPECT_NE(r.error().find("restarted"), std::string::npos) << r.error();
-    EXPECT_EQ(secondary_.cli({"EXISTS", "b:1"}), "0");  // nothing copied it back by itself
+    EXPECT_EQ(secondary_.cli({"EXISTS", "b:1"}), "0");  // lost, and nothing copied it back
+
+    // A partial sync (MATCH) does not clear the flag: b: keys would still be missing.
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "MATCH", "a:*"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    EXPECT_NE(status().find("sync_complete:0\r\n"), std::string::npos) << status();
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:1\r\n"), std::string::npos);
+    EXPECT_FALSE(proxy_->set_mode(mode::secondary_primary, false).has_value());
 
     EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
     ASSERT_TRUE(wait_state("done")) << status();
+    EXPECT_NE(status().find("sync_complete:1\r\n"), std::string::npos) << status();
     EXPECT_NE(proxy_->info().find("secondary_needs_sync:0\r\n"), std::string::npos);
     EXPECT_TRUE(converged());
     EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+}
+
+TEST_F(proxy_restart, a_restart_not_seen_yet_is_checked_at_the_cut_over_and_force_clears_it) {
+    // The periodic check is too slow to see it: the switch asks the secondary itself.
+    start(mode::dual_write, [](proxy::proxy_config& c) {
+        c.restart_check_interval = std::chrono::hours(1);
+        c.repair_rate = 0;
+    });
+    write_keys("a:", 100);
+    // The check at start has read the secondary's run_id.
+    ASSERT_TRUE(eventually(
+        [&] { return proxy_->info().find("secondary_run_id:\r\n") == std::string::npos; }));
+    ASSERT_TRUE(converged());
+    secondary_.kill();
+    secondary_.start();
+    // The follower's connections notice the restart on their next write; the switch waits for
+    // the follower, so give it what it needs to be caught up.
+    write_keys("b:", 10);
+    ASSERT_TRUE(converged());
+    auto r = proxy_->set_mode(mode::secondary_primary, false);
+    ASSERT_FALSE(r.has_value()) << proxy_->info();
+    EXPECT_NE(r.error().find("restarted"), std::string::npos) << r.error();
+    EXPECT_NE(proxy_->info().find("secondary_restarts:1\r\n"), std::string::npos);
+    // FORCE goes past it, and the operator's word clears the flag.
+    EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, true).has_value());
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:0\r\n"), std::string::npos);
 }
 
 // --state-file: the mode and pending syncs survive a restart of the proxy.
@@ -374,6 +408,23 @@ TEST_F(proxy_state, an_unclean_stop_while_following_needs_a_sync_before_the_cut_
     })) << file_text();
     EXPECT_TRUE(converged());
     EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+}
+
+TEST_F(proxy_state, a_switch_that_cannot_be_written_down_is_refused) {
+    const auto dir = ::testing::TempDir() + "respite-state-dir-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    path_ = dir + "/proxy.state";
+    start_with_state(mode::dual_write);
+    std::filesystem::remove_all(dir);  // the next write fails
+    auto r = proxy_->set_mode(mode::secondary_primary, false);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("cannot write the state file"), std::string::npos) << r.error();
+    EXPECT_EQ(sync_call({"PROXY", "MODE", "GET"}), "$10\r\ndual-write\r\n");
+    // Writes go on where they went.
+    client::sync_client c(client_config());
+    ASSERT_TRUE(c.command("SET", "still", "primary").has_value());
+    EXPECT_EQ(primary_.cli({"GET", "still"}), "primary");
+    std::filesystem::create_directories(dir);
 }
 
 TEST_F(proxy_state, a_damaged_state_file_is_a_clear_start_error) {
