@@ -38,6 +38,9 @@ class backend {
     // A Redis Cluster's current slot map (which master owns each slot), for callers that open
     // connections of their own to a node; an empty map for a standalone Redis. Thread-safe.
     [[nodiscard]] virtual cluster::slot_map topology() const { return {}; }
+    // A Redis Cluster reads its slot map again now (coalesced with a refresh in flight); `done`
+    // runs on the backend's I/O thread once it finished or failed. Others call `done` at once.
+    virtual void refresh_topology(std::move_only_function<void()> done) { done(); }
     // Fails everything pending with client::error::closed.
     virtual void close() = 0;
 };

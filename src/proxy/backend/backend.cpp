@@ -45,6 +45,9 @@ class cluster_backend final : public backend {
     [[nodiscard]] const std::string& name() const noexcept override { return name_; }
     [[nodiscard]] bool is_cluster() const noexcept override { return true; }
     [[nodiscard]] cluster::slot_map topology() const override { return client_.topology(); }
+    void refresh_topology(std::move_only_function<void()> done) override {
+        client_.async_refresh([done = std::move(done)](client::result<void>) mutable { done(); });
+    }
     void close() override { client_.close(); }
 
   private:

@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <optional>
 
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/proxy/replayer.hpp>
 #include <respite/resp/parser.hpp>
@@ -34,6 +36,17 @@ pubsub_hub::~pubsub_hub() {
             (*c)->close();
         }
     }
+    for (auto& [node, l] : links_) {
+        if (l.conn) {
+            l.conn->set_close_handler(nullptr);
+            l.conn->set_push_handler(nullptr);
+            l.conn->close();
+        }
+    }
+}
+
+bool pubsub_hub::shards_per_node() const {
+    return w_.shared().backend_cfg(side_).cluster;
 }
 
 void pubsub_hub::shadow_tick() {
@@ -145,40 +158,125 @@ void pubsub_hub::ensure_connection() {
     conn_ = std::make_shared<upstream>(w_.ioc(), ep);
     conn_->set_push_handler([this](std::string_view frame) { on_push(frame); });
     conn_->set_close_handler([this] {
-        // Every upstream subscription is gone: subscribe again after a short pause.
-        for (auto& per_kind : entries_)
-            for (auto& [name, e] : per_kind)
-                e.confirmed = e.requested = false;
+        // Every upstream subscription of this connection is gone: subscribe again after a short
+        // pause. (A cluster's shard channels live on their node's link, not here.)
+        for (int k = 0; k < 3; ++k)
+            if (static_cast<sub_kind>(k) != sub_kind::shard || !shards_per_node())
+                for (auto& [name, e] : entries_[k])
+                    e.confirmed = e.requested = false;
         unconfirmed_.clear();
         auto timer = std::make_shared<asio::steady_timer>(w_.ioc(), std::chrono::milliseconds(100));
-        timer->async_wait([this, timer](std::error_code ec) {
-            if (!ec)
+        timer->async_wait([this, timer, alive = std::weak_ptr<bool>(alive_)](std::error_code ec) {
+            if (!ec && !alive.expired())
                 resubscribe_all();
         });
     });
     conn_->start();
 }
 
-void pubsub_hub::resubscribe_all() {
-    bool any = false;
-    for (auto& per_kind : entries_)
-        any = any || !per_kind.empty();
-    if (!any)
+void pubsub_hub::request(sub_kind k, const std::string& name, entry& e) {
+    if (k != sub_kind::shard || !shards_per_node()) {
+        ensure_connection();
+        e.requested = true;
+        unconfirmed_.emplace_back(k, name);
+        send(k_sub_verb[static_cast<int>(k)], name);
         return;
-    ensure_connection();
+    }
+    // SPUBLISH reaches only the subscribers of the slot's master (and its replicas).
+    const auto node = w_.master_of(side_, cluster::hash_slot(name));
+    if (!node) {
+        refresh_and_resubscribe();  // no slot map yet
+        return;
+    }
+    auto& l = link(*node);
+    e.requested = true;
+    e.node = node->to_string();
+    std::string cmd;
+    resp::append_command(cmd, {"SSUBSCRIBE", name});
+    l.conn->send_unreplied(cmd);
+    l.sent.emplace_back(true, name);
+    send_shadow(cmd, "SSUBSCRIBE", name);
+}
+
+pubsub_hub::node_link& pubsub_hub::link(const cluster::node_address& node) {
+    const auto key = node.to_string();
+    auto& l = links_[key];
+    if (l.conn && l.conn->usable())
+        return l;
+    l.sent.clear();
+    l.conn = std::make_shared<upstream>(w_.ioc(), w_.shared().endpoint(side_, 3, &node));
+    l.conn->set_push_handler([this, key](std::string_view frame) { on_node_push(key, frame); });
+    l.conn->set_close_handler([this, key] { on_node_closed(key); });
+    l.conn->start();
+    return l;
+}
+
+void pubsub_hub::on_node_closed(const std::string& node) {
+    // The node restarted, failed over or left: its shard channels go to their slots' masters
+    // once the map is read again.
+    for (auto& [name, e] : entries_[static_cast<int>(sub_kind::shard)])
+        if (e.node == node) {
+            e.confirmed = e.requested = false;
+            e.node.clear();
+        }
+    if (auto it = links_.find(node); it != links_.end())
+        it->second.sent.clear();
+    refresh_and_resubscribe();
+}
+
+void pubsub_hub::replace_shard(const std::string& name) {
+    auto& per_kind = entries_[static_cast<int>(sub_kind::shard)];
+    auto it = per_kind.find(name);
+    if (it == per_kind.end())
+        return;
+    obs::log().info("proxy shard_channel_moved channel={}", name);
+    it->second.confirmed = it->second.requested = false;
+    it->second.node.clear();
+    refresh_and_resubscribe();
+}
+
+void pubsub_hub::refresh_and_resubscribe() {
+    if (refresh_pending_)
+        return;
+    refresh_pending_ = true;
+    w_.topology_changed(side_);
+    // A short pause first: a node that is down, or a map that still says the old owner, is not
+    // asked again in a tight loop.
+    auto timer = std::make_shared<asio::steady_timer>(w_.ioc(), std::chrono::milliseconds(100));
+    timer->async_wait([this, timer, alive = std::weak_ptr<bool>(alive_)](std::error_code ec) {
+        if (ec || alive.expired())
+            return;
+        auto resubscribe = [this, alive, &ioc = w_.ioc()] {
+            asio::post(ioc, [this, alive] {
+                if (alive.expired())
+                    return;
+                refresh_pending_ = false;
+                w_.topology_changed(side_);
+                resubscribe_all();
+            });
+        };
+        if (const auto& b = w_.shared().backends[static_cast<int>(side_)])
+            b->refresh_topology(std::move(resubscribe));
+        else
+            resubscribe();
+    });
+}
+
+void pubsub_hub::resubscribe_all() {
     for (int k = 0; k < 3; ++k)
         for (auto& [name, e] : entries_[k])
-            if (!e.requested) {
-                e.requested = true;
-                unconfirmed_.emplace_back(static_cast<sub_kind>(k), name);
-                send(k_sub_verb[k], name);
-            }
+            if (!e.requested)
+                request(static_cast<sub_kind>(k), name, e);
 }
 
 void pubsub_hub::send(std::string_view verb, const std::string& name) {
     std::string cmd;
     resp::append_command(cmd, {verb, name});
     conn_->send_unreplied(cmd);
+    send_shadow(cmd, verb, name);
+}
+
+void pubsub_hub::send_shadow(std::string_view cmd, std::string_view verb, const std::string& name) {
     if (shadowing_ && shadow_conn_ && shadow_conn_->usable()) {
         shadow_conn_->send_unreplied(cmd);
         if (verb.find("UNSUB") == std::string_view::npos)
@@ -194,12 +292,8 @@ bool pubsub_hub::subscribe(const std::shared_ptr<session>& s, sub_kind k, const 
     e.raw.push_back(s.get());
     if (e.confirmed)
         return true;
-    if (!e.requested) {
-        ensure_connection();
-        e.requested = true;
-        unconfirmed_.emplace_back(k, name);
-        send(k_sub_verb[static_cast<int>(k)], name);
-    }
+    if (!e.requested)
+        request(k, name, e);
     return false;
 }
 
@@ -217,8 +311,18 @@ void pubsub_hub::unsubscribe(session* s, sub_kind k, const std::string& name) {
         }
     }
     if (e.raw.empty()) {
-        if (e.requested && conn_ && conn_->usable())
+        if (k == sub_kind::shard && shards_per_node()) {
+            auto l = links_.find(e.node);
+            if (e.requested && l != links_.end() && l->second.conn && l->second.conn->usable()) {
+                std::string cmd;
+                resp::append_command(cmd, {"SUNSUBSCRIBE", name});
+                l->second.conn->send_unreplied(cmd);
+                l->second.sent.emplace_back(false, name);
+                send_shadow(cmd, "SUNSUBSCRIBE", name);
+            }
+        } else if (e.requested && conn_ && conn_->usable()) {
             send(k_unsub_verb[static_cast<int>(k)], name);
+        }
         if (shadowing_)
             report(shadow_.unsubscribe(name, std::chrono::steady_clock::now()));
         per_kind.erase(it);
@@ -248,6 +352,10 @@ void pubsub_hub::fail_oldest(std::string_view error_frame) {
         return;
     auto [k, name] = std::move(unconfirmed_.front());
     unconfirmed_.pop_front();
+    fail(k, name, error_frame);
+}
+
+void pubsub_hub::fail(sub_kind k, const std::string& name, std::string_view error_frame) {
     auto& per_kind = entries_[static_cast<int>(k)];
     auto it = per_kind.find(name);
     if (it == per_kind.end())
@@ -257,6 +365,36 @@ void pubsub_hub::fail_oldest(std::string_view error_frame) {
     for (auto& weak : subs)
         if (auto s = weak.lock())
             s->subscription_failed(static_cast<std::uint8_t>(k), name, error_frame);
+}
+
+void pubsub_hub::deliver(sub_kind k, const std::string& name, std::string_view frame) {
+    auto& per_kind = entries_[static_cast<int>(k)];
+    auto it = per_kind.find(name);
+    if (it == per_kind.end())
+        return;
+    ++messages_;
+    // Copy: a delivery may close a session (output limit) and change the list.
+    auto subs = it->second.subscribers;
+    for (auto& weak : subs)
+        if (auto s = weak.lock())
+            s->deliver_push(frame);
+}
+
+void pubsub_hub::confirm(sub_kind k, const std::string& name) {
+    for (auto u = unconfirmed_.begin(); u != unconfirmed_.end(); ++u)
+        if (u->first == k && u->second == name) {
+            unconfirmed_.erase(u);
+            break;
+        }
+    auto& per_kind = entries_[static_cast<int>(k)];
+    auto it = per_kind.find(name);
+    if (it == per_kind.end())
+        return;
+    it->second.confirmed = true;
+    auto subs = it->second.subscribers;
+    for (auto& weak : subs)
+        if (auto s = weak.lock())
+            s->subscription_confirmed(static_cast<std::uint8_t>(k), name);
 }
 
 void pubsub_hub::on_push(std::string_view frame) {
@@ -270,53 +408,81 @@ void pubsub_hub::on_push(std::string_view frame) {
         return;
     const auto& v = *decoded;
     const auto& kind = v[0].str();
-    auto deliver = [&](sub_kind k, const std::string& name) {
-        auto& per_kind = entries_[static_cast<int>(k)];
-        auto it = per_kind.find(name);
-        if (it == per_kind.end())
-            return;
-        ++messages_;
-        // Copy: a delivery may close a session (output limit) and change the list.
-        auto subs = it->second.subscribers;
-        for (auto& weak : subs)
-            if (auto s = weak.lock())
-                s->deliver_push(frame);
-    };
-    auto confirm = [&](sub_kind k, const std::string& name) {
-        auto& per_kind = entries_[static_cast<int>(k)];
-        auto it = per_kind.find(name);
-        if (it == per_kind.end())
-            return;
-        it->second.confirmed = true;
-        for (auto u = unconfirmed_.begin(); u != unconfirmed_.end(); ++u)
-            if (u->first == k && u->second == name) {
-                unconfirmed_.erase(u);
-                break;
-            }
-        auto subs = it->second.subscribers;
-        for (auto& weak : subs)
-            if (auto s = weak.lock())
-                s->subscription_confirmed(static_cast<std::uint8_t>(k), name);
-    };
     const auto now = std::chrono::steady_clock::now();
     if (kind == "message") {
-        deliver(sub_kind::channel, v[1].str());
+        deliver(sub_kind::channel, v[1].str(), frame);
         if (shadowing_)
             shadow_.record_primary({}, v[1].str(), v[2].str(), now);
     } else if (kind == "pmessage" && v.size() >= 4) {
-        deliver(sub_kind::pattern, v[1].str());
+        deliver(sub_kind::pattern, v[1].str(), frame);
         if (shadowing_)
             shadow_.record_primary(v[1].str(), v[2].str(), v[3].str(), now);
     } else if (kind == "smessage") {
-        deliver(sub_kind::shard, v[1].str());
+        deliver(sub_kind::shard, v[1].str(), frame);
         if (shadowing_)
             shadow_.record_primary({}, v[1].str(), v[2].str(), now);
-    } else if (kind == "subscribe")
+    } else if (kind == "subscribe") {
         confirm(sub_kind::channel, v[1].str());
-    else if (kind == "psubscribe")
+    } else if (kind == "psubscribe") {
         confirm(sub_kind::pattern, v[1].str());
-    else if (kind == "ssubscribe")
+    } else if (kind == "ssubscribe") {
         confirm(sub_kind::shard, v[1].str());
+    }
+}
+
+void pubsub_hub::on_node_push(const std::string& node, std::string_view frame) {
+    auto l = links_.find(node);
+    if (l == links_.end())
+        return;
+    auto& sent = l->second.sent;
+    // The entry of a shard channel still placed on this node (not re-placed since).
+    auto placed_here = [&](const std::string& name) {
+        auto& per_kind = entries_[static_cast<int>(sub_kind::shard)];
+        auto it = per_kind.find(name);
+        return it != per_kind.end() && it->second.node == node;
+    };
+    if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
+        if (sent.empty())
+            return;
+        auto [subscribing, name] = std::move(sent.front());
+        sent.pop_front();
+        if (!subscribing || !placed_here(name))
+            return;
+        // -MOVED/-ASK: the slot left this node since the map was read.
+        if (frame.starts_with("-MOVED ") || frame.starts_with("-ASK "))
+            replace_shard(name);
+        else
+            fail(sub_kind::shard, name, frame);
+        return;
+    }
+    const auto decoded = decode_push(frame);
+    if (!decoded || !(*decoded)[1].is_string())
+        return;
+    const auto& v = *decoded;
+    const auto& kind = v[0].str();
+    const auto& name = v[1].str();
+    auto answered = [&](bool subscribing) {
+        for (auto it = sent.begin(); it != sent.end(); ++it)
+            if (it->first == subscribing && it->second == name) {
+                sent.erase(it);
+                return true;
+            }
+        return false;
+    };
+    if (kind == "smessage") {
+        deliver(sub_kind::shard, name, frame);
+        if (shadowing_)
+            shadow_.record_primary({}, name, v[2].str(), std::chrono::steady_clock::now());
+    } else if (kind == "ssubscribe") {
+        answered(true);
+        if (placed_here(name))
+            confirm(sub_kind::shard, name);
+    } else if (kind == "sunsubscribe") {
+        // Not the reply to a SUNSUBSCRIBE: the server dropped the channel because its slot
+        // moved away (resharding, failover). Subscribe it where the slot is now.
+        if (!answered(false) && placed_here(name))
+            replace_shard(name);
+    }
 }
 
 }  // namespace respite::proxy::server

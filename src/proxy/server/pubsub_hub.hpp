@@ -1,10 +1,14 @@
 // Pub/Sub fan-out for one worker and one side: one upstream subscription per channel, pattern or
 // shard channel, shared by every local subscriber; messages copied to each subscriber in its
 // protocol. Confirmations reach a client only after the upstream confirmed the subscription.
+// On a Redis Cluster side, shard channels are subscribed on the master of their slot (one
+// connection per node) and follow the slot when it moves; channels and patterns stay on the
+// seed (a cluster broadcasts PUBLISH to every node).
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -13,6 +17,7 @@
 
 #include <asio/steady_timer.hpp>
 
+#include <respite/cluster/slot_map.hpp>
 #include <respite/proxy/pubsub_shadow.hpp>
 
 #include "upstream.hpp"
@@ -49,11 +54,33 @@ class pubsub_hub {
         std::vector<session*> raw;  // same order as subscribers, for removal
         bool confirmed = false;
         bool requested = false;
+        std::string node;  // cluster shard channels: the node link it was sent on
     };
+    // Cluster sides: the pub/sub connection to one master, for the shard channels of its slots.
+    struct node_link {
+        std::shared_ptr<upstream> conn;
+        // SSUBSCRIBE (true) and SUNSUBSCRIBE (false) sent and not answered yet, in order: each
+        // gets one reply, a push or an error (-MOVED when the slot moved meanwhile).
+        std::deque<std::pair<bool, std::string>> sent;
+    };
+    [[nodiscard]] bool shards_per_node() const;
     void ensure_connection();
+    // Sends the subscription of an entry not requested yet (on a cluster side, a shard channel
+    // goes to its slot's master; without a slot map yet, after a refresh).
+    void request(sub_kind k, const std::string& name, entry& e);
+    node_link& link(const cluster::node_address& node);
     void on_push(std::string_view frame);
+    void on_node_push(const std::string& node, std::string_view frame);
+    void on_node_closed(const std::string& node);
+    // The shard channel's slot is elsewhere now: subscribe it again once the map is refreshed.
+    void replace_shard(const std::string& name);
+    void refresh_and_resubscribe();
     void resubscribe_all();
     void send(std::string_view verb, const std::string& name);
+    void send_shadow(std::string_view cmd, std::string_view verb, const std::string& name);
+    void deliver(sub_kind k, const std::string& name, std::string_view frame);
+    void confirm(sub_kind k, const std::string& name);
+    void fail(sub_kind k, const std::string& name, std::string_view error_frame);
     // Shadow modes: the same subscriptions on the other side, messages matched in a window.
     void shadow_tick();
     void shadow_on(bool on);
@@ -68,6 +95,8 @@ class pubsub_hub {
     // Subscriptions sent and not confirmed yet, in order: an error reply fails the oldest.
     std::deque<std::pair<sub_kind, std::string>> unconfirmed_;
     void fail_oldest(std::string_view error_frame);
+    std::map<std::string, node_link> links_;  // by node address ("host:port")
+    bool refresh_pending_ = false;
     std::shared_ptr<upstream> shadow_conn_;
     bool shadowing_ = false;
     pubsub_shadow shadow_;
