@@ -570,5 +570,45 @@ TEST_F(proxy_cluster_pinned, monitor_sees_the_commands_of_every_master) {
     EXPECT_EQ(m.call({"PING"}), "+PONG\r\n");
 }
 
+TEST_F(proxy_cluster_pinned, monitor_reset_pipelined_and_keyspace_commands_while_pinned) {
+    serve_from_cluster(false);
+    // MONITOR and RESET in one packet: RESET closes the MONITOR connections while their
+    // confirmations are still due. The client gets two replies and the proxy keeps serving.
+    for (int round = 0; round < 5; ++round) {
+        raw_conn m(proxy_->port());
+        m.send("*1\r\n$7\r\nMONITOR\r\n*1\r\n$5\r\nRESET\r\n*1\r\n$4\r\nPING\r\n");
+        auto first = m.frame();
+        ASSERT_TRUE(first.has_value());
+        EXPECT_TRUE(*first == "+OK\r\n" || first->starts_with("-ERR proxy")) << *first;
+        // Lines of the short-lived MONITOR may come before RESET's reply.
+        EXPECT_TRUE(eventually([&] { return m.frame() == "+RESET\r\n"; }));
+        EXPECT_TRUE(eventually([&] { return m.frame() == "+PONG\r\n"; }));
+    }
+    // While WATCH pins one node, keyspace-wide state is refused instead of living on that node.
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"WATCH", "{w}k"}), "+OK\r\n");
+    EXPECT_NE(c.call({"MONITOR"}).find("-ERR proxy: monitor is not supported while"),
+              std::string::npos);
+    EXPECT_NE(c.call({"CLIENT", "TRACKING", "ON"}).find("-ERR proxy:"), std::string::npos);
+    // A key of another node inside the pinned session: no node address in the reply.
+    std::string other;
+    const auto pinned_master = cluster_->master_of_slot(redis_cluster::key_slot("{w}k"));
+    for (int i = 0; other.empty() && i < 1000; ++i) {
+        const auto k = "o" + std::to_string(i);
+        if (cluster_->master_of_slot(redis_cluster::key_slot(k)) != pinned_master)
+            other = k;
+    }
+    ASSERT_FALSE(other.empty());
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    const auto moved = c.call({"SET", other, "v"});
+    EXPECT_EQ(moved.find("MOVED"), std::string::npos) << moved;
+    EXPECT_EQ(moved.find("127.0.0.1"), std::string::npos) << moved;
+    EXPECT_NE(moved.find("-ERR proxy: this key is served by another Redis Cluster node"),
+              std::string::npos)
+        << moved;
+    EXPECT_NE(c.call({"EXEC"}).find("EXECABORT"), std::string::npos);
+    EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
+}
+
 }  // namespace
 }  // namespace respite::test
