@@ -326,6 +326,23 @@ namespace respite::proxy::server {
 namespace {
 
 // A write the proxy makes on its own (putting a popped value back): replayed like any other.
+// The end of a put-back write: counted, logged, followed.
+void finish_system_write(shared_state& st, side serving, const std::vector<std::string>& args,
+                         const std::vector<std::string>& keys, bool follow,
+                         std::string_view frame) {
+    if (!frame.empty() && frame[0] == '-')
+        obs::log().error("proxy push_back_failed command={} key={} reply={}", args[0],
+                         args.size() > 1 ? args[1] : "", frame.substr(0, 100));
+    else
+        st.pushed_back->inc();
+    if (follow) {
+        std::string request;
+        resp::append_command(request, views_of(args));
+        follow_reply(st, serving, request, keys, keys.empty(), false, frame, 2);
+    }
+    st.writes_in_flight.fetch_sub(1);
+}
+
 class system_write final : public reply_sink {
   public:
     system_write(shared_state& st, side serving, std::vector<std::string> args,
@@ -336,17 +353,25 @@ class system_write final : public reply_sink {
           keys_(std::move(keys)),
           follow_(follow) {}
     void on_reply(std::uint64_t, std::string_view frame) override {
-        if (!frame.empty() && frame[0] == '-')
-            obs::log().error("proxy push_back_failed command={} key={} reply={}", args_[0],
-                             args_.size() > 1 ? args_[1] : "", frame.substr(0, 100));
-        else
-            st_.pushed_back->inc();
-        if (follow_) {
-            std::string request;
-            resp::append_command(request, views_of(args_));
-            follow_reply(st_, serving_, request, keys_, keys_.empty(), false, frame, 2);
+        if ((frame.starts_with("-MOVED ") || frame.starts_with("-ASK ")) &&
+            st_.backend_cfg(serving_).cluster) {
+            // The slot moved since the map was read: the cluster client follows the redirect.
+            client::request req;
+            req.push_args(views_of(args_));
+            st_.backends[static_cast<int>(serving_)]->exec(
+                std::move(req),
+                [st = &st_, serving = serving_, args = std::move(args_), keys = std::move(keys_),
+                 follow = follow_](client::result<replies_t> r) {
+                    std::string out;
+                    if (r && !r->empty())
+                        resp::append_value(out, r->front(), resp::protocol::resp2);
+                    else
+                        out = "-ERR proxy: serving backend unavailable\r\n";
+                    finish_system_write(*st, serving, args, keys, follow, out);
+                });
+            return;
         }
-        st_.writes_in_flight.fetch_sub(1);
+        finish_system_write(st_, serving_, args_, keys_, follow_, frame);
     }
     void on_failure(std::uint64_t, bool written) override {
         obs::log().error("proxy push_back_failed command={} key={} reason=\"backend lost\"",

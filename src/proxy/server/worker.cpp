@@ -2,6 +2,7 @@
 #include "worker.hpp"
 
 #include <future>
+#include <set>
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -144,9 +145,41 @@ const cluster::slot_map& worker::topology(side s) {
         if (const auto& b = st_.backends[static_cast<int>(s)]) {
             t.map = b->topology();
             t.fetched = now;
+            prune_nodes(s, t.map);
         }
     }
     return t.map;
+}
+
+void worker::prune_nodes(side s, const cluster::slot_map& map) {
+    // Connections to nodes that are no longer masters (failover, resharding, a new address)
+    // are closed: idle ones at once, the shared one once nothing waits on it.
+    if (map.shards().empty())
+        return;
+    std::set<std::string> current;
+    for (const auto& n : map.masters())
+        current.insert(n.to_string());
+    const auto i = static_cast<int>(s);
+    for (auto& per_protocol : node_idle_[i]) {
+        for (auto it = per_protocol.begin(); it != per_protocol.end();) {
+            if (current.contains(it->first)) {
+                ++it;
+                continue;
+            }
+            for (auto& u : it->second)
+                u->close();
+            it = per_protocol.erase(it);
+        }
+    }
+    for (auto it = node_shared_[i].begin(); it != node_shared_[i].end();) {
+        if (current.contains(it->first) || (it->second && it->second->pending() > 0)) {
+            ++it;
+            continue;
+        }
+        if (it->second)
+            it->second->close();
+        it = node_shared_[i].erase(it);
+    }
 }
 
 std::optional<cluster::node_address> worker::master_of(side s, std::uint16_t slot) {

@@ -182,6 +182,8 @@ class worker {
     // Cluster sides, by node address ("host:port"): idle dedicated connections, shared ones.
     std::map<std::string, std::vector<std::shared_ptr<upstream>>> node_idle_[2][2];
     std::map<std::string, std::shared_ptr<upstream>> node_shared_[2];
+    // Closes the pooled connections of nodes that are not masters in `map` any more.
+    void prune_nodes(side s, const cluster::slot_map& map);
     std::unique_ptr<pubsub_hub> hubs_[2];
     std::unordered_map<session*, std::weak_ptr<session>> sessions_;
     std::unordered_map<const commands::command_spec*, obs::counter*> command_counters_;
