@@ -132,6 +132,10 @@ bool reply_independent(std::span<const std::string_view> args,
     if (spec == nullptr || !is_replayable_write(spec))
         return false;
     const std::string_view name = spec->name;
+    // A plain SET k v sets whatever the reply (its rule only rewrites options): the most common
+    // write of all stays on the fast path.
+    if (name == "set" && args.size() == 3)
+        return true;
     if (is_script(name) || is_publish(name) || find_rule(name) != nullptr)
         return false;
     // Keyless writes (FLUSHALL, SCRIPT LOAD ...) are ordered against every lane: slow path.

@@ -16,8 +16,12 @@ namespace respite::proxy::server {
 
 namespace {
 
-std::vector<std::string_view> views_of(const std::vector<std::string>& v) {
-    return {v.begin(), v.end()};
+// Views of v in a buffer the calling thread reuses: valid until its next call (no allocation
+// per write on the hot path).
+std::span<const std::string_view> views_of(const std::vector<std::string>& v) {
+    thread_local std::vector<std::string_view> views;
+    views.assign(v.begin(), v.end());
+    return views;
 }
 
 std::optional<resp::value> decode(std::string_view frame) {
@@ -157,11 +161,7 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
             r->abandon(begun, false, global);
             return;
         }
-        replay_item item;
-        item.keys = keys;
-        item.global = global;
-        item.commands.append_encoded(request, 1);
-        r->submit(std::move(item), begun);
+        r->submit_command(request, begun, global);
         return;
     }
     thread_local resp::request_parser parser;
