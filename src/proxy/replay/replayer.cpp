@@ -214,9 +214,12 @@ struct replayer::engine {
     std::atomic<bool> draining{false};
     std::atomic<bool> stopping{false};
     std::atomic<bool> full_resync{false};
-    std::atomic<std::uint64_t> queued_items{0};
+    // Cache lines apart: what callers write per write, what the replayer's thread writes per
+    // item, and the handoff, so that no thread stalls on a line the other just wrote. The
+    // replayer's thread gives back what left the queue once per batch (settle()).
+    alignas(64) std::atomic<std::uint64_t> queued_items{0};
     std::atomic<std::uint64_t> queued_bytes{0};
-    std::atomic<std::uint64_t> applied{0};
+    alignas(64) std::atomic<std::uint64_t> applied{0};
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> repaired{0};
     std::atomic<std::uint64_t> repair_retries{0};
@@ -224,11 +227,11 @@ struct replayer::engine {
     std::atomic<std::uint64_t> abandoned{0};
     std::atomic<std::int64_t> lag_us{0};
 
-    std::mutex inbox_mu;
+    alignas(64) std::mutex inbox_mu;
     inbox in;                  // inbox_mu
     bool wake_posted = false;  // inbox_mu: process_inbox() is posted or running
 
-    mutable std::mutex dirty_mu;
+    alignas(64) mutable std::mutex dirty_mu;
     dirty_set dirty;
     std::uint64_t repairing = 0;  // keys taken from `dirty`, copy not yet applied (dirty_mu)
     std::atomic<bool> repair_posted{false};
@@ -238,7 +241,11 @@ struct replayer::engine {
     log_limiter repair_log{log_period};
 
     // --- The replayer's thread only. The io_context outlives the lanes built on it. ---
-    asio::io_context ioc;
+    // Left the queue (or applied) since the last settle().
+    std::uint64_t unsettled_items = 0;
+    std::uint64_t unsettled_bytes = 0;
+    std::uint64_t unsettled_applied = 0;
+    alignas(64) asio::io_context ioc;
     asio::executor_work_guard<asio::io_context::executor_type> work;
     std::shared_ptr<mailbox> box = std::make_shared<mailbox>();
     lane_scheduler sched;
@@ -250,6 +257,8 @@ struct replayer::engine {
     entry_id window_base = 1;
     std::size_t live_items = 0;         // slots not done
     std::vector<std::size_t> lane_buf;  // lanes_for()'s output
+    // Items in `window` per stripe (the keyspace-wide one last): a repair waits for them.
+    std::vector<std::uint32_t> queued_at = std::vector<std::uint32_t>(stripe_table::stripes + 1);
 
     struct call {
         std::uint64_t seq;
@@ -270,7 +279,8 @@ struct replayer::engine {
     asio::steady_timer drain_timer{ioc};
     token_bucket bucket;
     bool repair_reading = false;  // a DUMP/PTTL batch is out on the primary
-    // Its keys (still wrong on the secondary). Written on the replayer thread under dirty_mu.
+    // Its keys (still wrong on the secondary), from when they are taken out of `dirty` until
+    // they are dirty again or their copy is queued. Written on the replayer thread under dirty_mu.
     std::unordered_set<std::string> reading_keys;
     bool repair_timer_armed = false;
     std::uint64_t call_seq = 0;
@@ -451,11 +461,8 @@ struct replayer::engine {
             drop_to_dirty(keys, global, "queue budget exceeded");
             return;
         }
-        // Before the writer's end(): a repair must never see the stripe idle with this queued.
-        for (const auto& k : keys)
-            stripes.enqueue(stripe_table::stripe_of(k));
-        if (global)
-            stripes.enqueue(stripe_table::global_stripe);
+        // In the inbox before the writer's end(): a repair that sees the stripe idle takes the
+        // inbox before it looks at what is queued (repair_round()).
         queued_items.fetch_add(1);
         bool post = false;
         {
@@ -532,14 +539,42 @@ struct replayer::engine {
 
     // ------------------------------------------------------------------ replayer thread
 
-    // Takes what callers handed over. One post serves every handoff made until the inbox is
-    // found empty here: while callers keep it filled, this thread never sleeps between batches.
+    // Posted by a caller that found this thread idle (see rearm()).
     void process_inbox() {
         if (stopping) {
             std::lock_guard lock(inbox_mu);
             wake_posted = false;
             return;  // abandon_all() accounts for what is left
         }
+        take_inbox();
+        pump_all();
+        check_drain();
+        rearm();
+    }
+
+    // Decides who takes the inbox next. Callers post only when wake_posted is false, and a post
+    // costs them a system call and this thread a wake-up, so it stays true while this thread
+    // will come back anyway: it reposts itself when more arrived, and while calls are in flight
+    // their replies come here (after_completions() takes the inbox; the tick is the backstop).
+    void rearm() {
+        bool in_flight = false;
+        for (const auto& ln : lanes)
+            in_flight = in_flight || !ln->calls.empty();
+        {
+            std::lock_guard lock(inbox_mu);
+            if (in.empty()) {
+                if (!in_flight)
+                    wake_posted = false;
+                return;
+            }
+            wake_posted = true;
+        }
+        // More arrived meanwhile: take it after the completions already queued here.
+        asio::post(ioc, [this] { process_inbox(); });
+    }
+
+    // Moves what callers handed over into the scheduler (or the waiters' lists).
+    void take_inbox() {
         {
             std::lock_guard lock(inbox_mu);
             std::swap(in, spare);
@@ -552,25 +587,16 @@ struct replayer::engine {
             }
             auto& w = spare.waiters[next_waiter++];
             const entry_id upto = sched.last_id();
-            if (sched.done_through(w.lane, upto))
+            if (sched.done_through(w.lane, upto)) {
+                settle();
                 w.fn();
-            else
+            } else {
                 lanes[w.lane]->waiters.emplace_back(upto, std::move(w.fn));
+            }
         }
         spare.clear();
         if (spare.bytes.capacity() > max_idle_inbox_bytes)
             spare = inbox{};
-        pump_all();
-        check_drain();
-        {
-            std::lock_guard lock(inbox_mu);
-            if (in.empty()) {
-                wake_posted = false;
-                return;
-            }
-        }
-        // More arrived meanwhile: take it after the completions already queued here.
-        asio::post(ioc, [this] { process_inbox(); });
     }
 
     // The lanes an item touches into lane_buf (empty: every lane).
@@ -591,7 +617,7 @@ struct replayer::engine {
         const auto keys = box.keys_of(e);
         // A lane may have failed since submit() looked.
         if (!lanes_up_for(keys, e.global)) {
-            release(keys, e.global, e.bytes);
+            uncount(e.bytes);
             drop_to_dirty(keys, e.global, "secondary down");
             return;
         }
@@ -609,6 +635,10 @@ struct replayer::engine {
 
     // Schedules an item already counted in the queue.
     void push_pending(pending p) {
+        for (auto k : p.keys())
+            ++queued_at[stripe_table::stripe_of(k)];
+        if (p.global)
+            ++queued_at[stripe_table::global_stripe];
         lanes_for(p.keys(), p.global);
         const entry_id id = sched.push(lane_buf);
         (void)id;  // == window_base + window.size(): ids are consecutive
@@ -624,16 +654,33 @@ struct replayer::engine {
         return p.done ? nullptr : &p;
     }
 
-    // Undoes the queue accounting of an item leaving the queue.
-    void release(packed_keys keys, bool global, std::size_t bytes) {
-        for (auto k : keys)
-            stripes.dequeue(stripe_table::stripe_of(k));
-        if (global)
-            stripes.dequeue(stripe_table::global_stripe);
-        queued_bytes.fetch_sub(bytes);
-        queued_items.fetch_sub(1);
+    // Undoes the queue accounting of an item leaving the queue: the totals at the next settle(),
+    // the stripes' counts at once.
+    void uncount(std::size_t bytes) {
+        unsettled_bytes += bytes;
+        ++unsettled_items;
     }
-    void release(const pending& p) { release(p.keys(), p.global, p.bytes); }
+    void release(const pending& p) {
+        for (auto k : p.keys())
+            --queued_at[stripe_table::stripe_of(k)];
+        if (p.global)
+            --queued_at[stripe_table::global_stripe];
+        uncount(p.bytes);
+    }
+
+    // Publishes the counts release() and finish() gathered; every handler that may release
+    // calls it before it returns.
+    void settle() {
+        if (unsettled_items != 0) {
+            queued_bytes.fetch_sub(std::exchange(unsettled_bytes, 0));
+            queued_items.fetch_sub(std::exchange(unsettled_items, 0));
+        }
+        if (unsettled_applied != 0) {
+            const auto n = std::exchange(unsettled_applied, 0);
+            applied.fetch_add(n);
+            metrics.applied.inc(n);
+        }
+    }
 
     void pump_all() {
         for (std::size_t l = 0; l < cfg.lanes; ++l)
@@ -656,6 +703,10 @@ struct replayer::engine {
     // the lane's one connection in this order.
     void send(std::size_t l, std::vector<entry_id> ids) {
         client::request batch;
+        std::size_t bytes = 0;
+        for (auto id : ids)
+            bytes += find(id)->command_bytes;
+        batch.reserve(bytes);
         std::vector<entry_id> group;
         auto flush = [&] {
             if (!group.empty())
@@ -757,8 +808,7 @@ struct replayer::engine {
         const bool repair = p.kind == item_kind::repair;
         switch (o) {
             case outcome::applied:
-                applied.fetch_add(1);
-                metrics.applied.inc();
+                ++unsettled_applied;
                 if (repair) {
                     repaired.fetch_add(1);
                     metrics.repaired.inc();
@@ -817,6 +867,7 @@ struct replayer::engine {
     }
 
     void after_completions() {
+        settle();
         for (std::size_t l = 0; l < cfg.lanes; ++l) {
             auto& w = lanes[l]->waiters;
             while (!w.empty() && sched.done_through(l, w.front().first)) {
@@ -825,9 +876,11 @@ struct replayer::engine {
                 fn();
             }
         }
+        take_inbox();
         pump_all();
         update_lag();
         check_drain();
+        rearm();
     }
 
     void update_lag() {
@@ -969,11 +1022,9 @@ struct replayer::engine {
                 if (!key)
                     break;
                 const auto s = stripe_table::stripe_of(*key);
-                // Order matters: in-flight first, then queued (a writer enqueues before it ends).
                 const auto st = stripes.load(s);
                 const auto gst = stripes.load(stripe_table::global_stripe);
-                if (!lane_up[lane_of(*key)].load() || st.in_flight != 0 || gst.in_flight != 0 ||
-                    stripes.queued(s) != 0 || stripes.queued(stripe_table::global_stripe) != 0) {
+                if (!lane_up[lane_of(*key)].load() || st.in_flight != 0 || gst.in_flight != 0) {
                     deferred.push_back(std::move(*key));
                     continue;
                 }
@@ -982,6 +1033,35 @@ struct replayer::engine {
             for (auto& k : deferred)
                 dirty.add(k);
             repairing += picked.size();
+            // Out of `dirty` but not repaired: awaiting_repair() must still see them, at once.
+            for (const auto& c : picked)
+                reading_keys.insert(c.key);
+        }
+        // Order matters: in-flight first, then queued. A write seen ended above was put into the
+        // inbox before it ended, so once the inbox is taken it counts in queued_at.
+        if (!picked.empty()) {
+            take_inbox();
+            pump_all();
+            settle();
+            std::vector<std::string> busy;
+            std::erase_if(picked, [&](candidate& c) {
+                if (queued_at[stripe_table::stripe_of(c.key)] == 0 &&
+                    queued_at[stripe_table::global_stripe] == 0)
+                    return false;
+                busy.push_back(std::move(c.key));
+                return true;
+            });
+            bool overflow = false;
+            {
+                std::lock_guard lock(dirty_mu);
+                for (const auto& k : busy) {
+                    --repairing;
+                    overflow = dirty.add(k) == dirty_set::add_result::over_capacity || overflow;
+                    reading_keys.erase(k);
+                }
+            }
+            if (overflow)
+                set_full_resync("dirty key set full");
         }
         bucket.give_back(tokens - picked.size());
         if (picked.empty())
@@ -994,11 +1074,6 @@ struct replayer::engine {
             req.push("PTTL", c.key);
         }
         repair_reading = true;
-        {
-            std::lock_guard lock(dirty_mu);  // awaiting_repair() reads it from other threads
-            for (const auto& c : picked)
-                reading_keys.insert(c.key);
-        }
         primary->exec(std::move(req), [this, b = box, picked = std::move(picked)](
                                           client::result<replies> r) mutable {
             b->post([this, picked = std::move(picked), r = std::move(r)]() mutable {
@@ -1009,10 +1084,15 @@ struct replayer::engine {
 
     void on_repair_read(std::vector<candidate> picked, client::result<replies> r) {
         repair_reading = false;
-        {
-            std::lock_guard lock(dirty_mu);
-            reading_keys.clear();
-        }
+        // The keys leave reading_keys on return, once each is dirty again or its copy is queued:
+        // awaiting_repair() never sees them settled in between.
+        struct forget_reading {
+            engine& e;
+            ~forget_reading() {
+                std::lock_guard lock(e.dirty_mu);
+                e.reading_keys.clear();
+            }
+        } forget{*this};
         if (stopping)
             return;
         const bool ok = r && r->size() == picked.size() * 2;
@@ -1062,7 +1142,6 @@ struct replayer::engine {
             p.bytes = bytes_of(p.command_bytes, p.keys());
             p.enqueued = steady::now();
             p.kind = item_kind::repair;
-            stripes.enqueue(s);
             queued_bytes.fetch_add(p.bytes);
             queued_items.fetch_add(1);
             // Same thread as the inbox: no submit can slip between the check and this push.
@@ -1105,6 +1184,7 @@ struct replayer::engine {
     }
 
     void publish() {
+        settle();
         const auto s = snapshot();
         metrics.queue_items.set(static_cast<double>(s.queued_items));
         metrics.queue_bytes.set(static_cast<double>(s.queued_bytes));
@@ -1131,6 +1211,7 @@ struct replayer::engine {
     }
 
     void check_drain() {
+        settle();
         if (drain_done && queue_empty())
             finish_drain();
     }
@@ -1159,7 +1240,7 @@ struct replayer::engine {
                 continue;
             ++n;
             keys += e.key_count;
-            release(rest.keys_of(e), e.global, e.bytes);
+            uncount(e.bytes);
         }
         for (auto& w : rest.waiters)
             fns.push_back(std::move(w.fn));
@@ -1173,6 +1254,7 @@ struct replayer::engine {
         window.clear();
         window_base = 1;
         live_items = 0;
+        std::ranges::fill(queued_at, 0);
         sched = lane_scheduler(cfg.lanes);
         for (auto& ln : lanes) {
             for (auto& w : ln->waiters)
@@ -1182,6 +1264,7 @@ struct replayer::engine {
         }
         tick_timer.cancel();
         repair_timer.cancel();
+        settle();
         abandoned.fetch_add(n);
         metrics.abandoned.inc(n);
         const auto s = snapshot();

@@ -1,6 +1,9 @@
 // Glue to the follower (effects + replayer) and the shadow reader (see follow.hpp).
 #include "follow.hpp"
 
+#include <algorithm>
+#include <array>
+
 #include <respite/obs/log.hpp>
 #include <respite/proxy/divergence.hpp>
 #include <respite/proxy/effects.hpp>
@@ -16,13 +19,30 @@ namespace respite::proxy::server {
 
 namespace {
 
-// Views of v in a buffer the calling thread reuses: valid until its next call (no allocation
-// per write on the hot path).
-std::span<const std::string_view> views_of(const std::vector<std::string>& v) {
-    thread_local std::vector<std::string_view> views;
-    views.assign(v.begin(), v.end());
-    return views;
-}
+// Views of a write's keys: on the stack for the usual few (no allocation on the hot path).
+class key_views {
+  public:
+    explicit key_views(const std::vector<std::string>& keys) {
+        if (keys.size() <= small_.size()) {
+            std::ranges::copy(keys, small_.begin());
+            views_ = std::span<const std::string_view>(small_.data(), keys.size());
+        } else {
+            big_.assign(keys.begin(), keys.end());
+            views_ = big_;
+        }
+    }
+    key_views(const key_views&) = delete;
+    key_views& operator=(const key_views&) = delete;
+    operator std::span<const std::string_view>()
+        const noexcept {  // NOLINT(google-explicit-constructor)
+        return views_;
+    }
+
+  private:
+    std::array<std::string_view, 4> small_;
+    std::vector<std::string_view> big_;
+    std::span<const std::string_view> views_;
+};
 
 std::optional<resp::value> decode(std::string_view frame) {
     resp::parser p;
@@ -138,10 +158,10 @@ bool follow_begin(shared_state& st, side serving, const command_class& c,
     if (r == nullptr)
         return false;
     append_keys(st, c, args, keys);
-    const auto views = views_of(keys);
+    const auto views = key_views(keys);
     r->begin_write(views, origin, keys.empty());
     if (verbatim != nullptr)
-        *verbatim = reply_independent(args, st.table);
+        *verbatim = reply_independent(c.spec, args);
     return true;
 }
 
@@ -154,7 +174,7 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
     replayer* r = st.follower_of(serving);
     if (r == nullptr)
         return;
-    const auto begun = views_of(keys);
+    const auto begun = key_views(keys);
     if (verbatim) {
         // Fast path: the request bytes are the effect; nothing to parse or decode.
         if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
@@ -202,7 +222,7 @@ bool follow_begin_transaction(shared_state& st, side serving,
             !append_keys(st, c, views, keys))
             global = true;
     }
-    const auto begun = views_of(keys);
+    const auto begun = key_views(keys);
     r->begin_write(begun, origin, global);
     return true;
 }
@@ -215,7 +235,7 @@ void follow_transaction(shared_state& st, side serving,
     replayer* r = st.follower_of(serving);
     if (r == nullptr || queued.empty())
         return;
-    const auto begun = views_of(keys);
+    const auto begun = key_views(keys);
     auto reply = decode(frame);
     if (!reply) {
         r->abandon(begun, true, global);
@@ -243,7 +263,7 @@ void follow_abandon(shared_state& st, side serving, const std::vector<std::strin
     replayer* r = st.follower_of(serving);
     if (r == nullptr)
         return;
-    const auto begun = views_of(keys);
+    const auto begun = key_views(keys);
     r->abandon(begun, outcome_unknown, global);
 }
 
@@ -341,7 +361,7 @@ class system_write final : public reply_sink {
             st_.pushed_back->inc();
         if (follow_) {
             std::string request;
-            resp::append_command(request, views_of(args_));
+            resp::append_command(request, key_views(args_));
             follow_reply(st_, serving_, request, keys_, keys_.empty(), false, frame, 2);
         }
         st_.writes_in_flight.fetch_sub(1);

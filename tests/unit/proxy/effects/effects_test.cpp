@@ -793,6 +793,12 @@ TEST(effects, reply_independent_writes) {
     EXPECT_FALSE(independent({"PUBLISH", "c", "m"}));
     EXPECT_FALSE(independent({"FLUSHALL"}));
     EXPECT_FALSE(independent({}));
+    // With the spec already looked up; a container (an unknown subcommand) is never independent.
+    const std::vector<std::string_view> set{"SET", "k", "v"};
+    EXPECT_TRUE(reply_independent(table.lookup(set), set));
+    const std::vector<std::string_view> unknown_sub{"XGROUP", "NOPE", "k"};
+    EXPECT_FALSE(reply_independent(table.find("xgroup"), unknown_sub));
+    EXPECT_FALSE(reply_independent(nullptr, set));
 }
 
 TEST(effects, empty_request_applies_nothing) {
