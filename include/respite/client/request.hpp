@@ -94,6 +94,8 @@ class request {
     request& append_encoded(std::string_view bytes, std::size_t commands);
 
     void clear() noexcept;
+    // Capacity for `bytes` of encoded commands (saves the regrowth of a request built in steps).
+    void reserve(std::size_t bytes) { payload_.reserve(bytes); }
 
   private:
     std::string payload_;

@@ -66,6 +66,10 @@ struct secondary_write {
 // request bytes to the follower without decoding the reply.
 [[nodiscard]] bool reply_independent(std::span<const std::string_view> args,
                                      const commands::command_table& table) noexcept;
+// The same with the spec already looked up (table.lookup(args); the container of an unknown
+// subcommand gives the same answer: false).
+[[nodiscard]] bool reply_independent(const commands::command_spec* spec,
+                                     std::span<const std::string_view> args) noexcept;
 
 [[nodiscard]] secondary_write translate(std::span<const std::string_view> args,
                                         const resp::value& reply, const effect_context& ctx);

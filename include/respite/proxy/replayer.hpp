@@ -89,6 +89,11 @@ class replayer {
     // records its keys dirty), then ends the in-flight marks of begun_keys (and of the keyspace
     // when item.global). Allocates; never blocks on the secondary.
     void submit(replay_item item, std::span<const std::string_view> begun_keys);
+    // submit() of one plain command given as RESP bytes, whose keys are the begun keys (a write
+    // replayed as written): the bytes and keys are copied into the replayer's inbox, with no
+    // allocation once its buffers have grown.
+    void submit_command(std::string_view command, std::span<const std::string_view> keys,
+                        bool global = false);
     // The primary write failed: the in-flight marks end; outcome_unknown (connection lost after
     // the write was sent) -> the keys are dirty (global: full resync needed).
     void abandon(std::span<const std::string_view> begun_keys, bool outcome_unknown,

@@ -126,12 +126,19 @@ bool is_replayable_write(const commands::command_spec* spec) noexcept {
 
 bool reply_independent(std::span<const std::string_view> args,
                        const commands::command_table& table) noexcept {
-    if (args.empty())
-        return false;
-    const commands::command_spec* spec = table.lookup(args);
-    if (spec == nullptr || !is_replayable_write(spec))
+    return !args.empty() && reply_independent(table.lookup(args), args);
+}
+
+bool reply_independent(const commands::command_spec* spec,
+                       std::span<const std::string_view> args) noexcept {
+    if (args.empty() || spec == nullptr || !is_replayable_write(spec) ||
+        commands::has_flag(*spec, commands::flag::has_subcommands))
         return false;
     const std::string_view name = spec->name;
+    // A plain SET k v sets whatever the reply (its rule only rewrites options): the most common
+    // write of all stays on the fast path.
+    if (name == "set" && args.size() == 3)
+        return true;
     if (is_script(name) || is_publish(name) || find_rule(name) != nullptr)
         return false;
     // Keyless writes (FLUSHALL, SCRIPT LOAD ...) are ordered against every lane: slow path.

@@ -10,25 +10,43 @@ lane_scheduler::lane_scheduler(std::size_t lanes) : lanes_(std::max<std::size_t>
 
 entry_id lane_scheduler::push(std::span<const std::size_t> lanes) {
     const entry_id id = next_id_++;
-    node n;
+    node& n = nodes_.emplace_back();  // deque: the lanes' pointers to older nodes stay valid
     n.id = id;
+    const std::size_t count = lanes_.size();
     if (lanes.empty()) {
-        n.lanes.resize(lanes_.size());
-        for (std::size_t i = 0; i < lanes_.size(); ++i)
-            n.lanes[i] = i;
+        n.multi.resize(count);
+        for (std::size_t i = 0; i < count; ++i)
+            n.multi[i] = i;
+    } else if (std::ranges::all_of(lanes,
+                                   [&](std::size_t l) { return l % count == lanes[0] % count; })) {
+        n.single = lanes[0] % count;
     } else {
-        n.lanes.assign(lanes.begin(), lanes.end());
-        for (auto& l : n.lanes)
-            l %= lanes_.size();
-        std::ranges::sort(n.lanes);
-        n.lanes.erase(std::unique(n.lanes.begin(), n.lanes.end()), n.lanes.end());
+        n.multi.assign(lanes.begin(), lanes.end());
+        for (auto& l : n.multi)
+            l %= count;
+        std::ranges::sort(n.multi);
+        n.multi.erase(std::unique(n.multi.begin(), n.multi.end()), n.multi.end());
     }
-    n.refs = n.lanes.size();
+    if (n.multi.size() == 1) {
+        n.single = n.multi.front();
+        n.multi.clear();
+    }
+    n.refs = n.lanes().size();
     ++active_;
-    auto [it, inserted] = nodes_.emplace(id, std::move(n));
-    for (auto l : it->second.lanes)
-        lanes_[l].q.push_back(&it->second);
+    for (auto l : n.lanes())
+        lanes_[l].q.push_back(&n);
     return id;
+}
+
+lane_scheduler::node* lane_scheduler::find(entry_id id) noexcept {
+    if (id < base_ || id - base_ >= nodes_.size())
+        return nullptr;
+    node& n = nodes_[id - base_];
+    return n.refs == 0 ? nullptr : &n;
+}
+
+const lane_scheduler::node* lane_scheduler::find(entry_id id) const noexcept {
+    return const_cast<lane_scheduler*>(this)->find(id);
 }
 
 // Every entry before n on `lane` completed, or was sent on n's home connection.
@@ -64,9 +82,9 @@ std::vector<entry_id> lane_scheduler::take_ready(std::size_t lane, std::size_t m
         // Waiting, or sent on another connection (a barrier homed elsewhere): stop at it.
         if (n.st != state::waiting || n.home() != lane)
             break;
-        if (n.lanes.size() > 1) {
+        if (!n.multi.empty()) {
             bool clear = true;
-            for (auto other : n.lanes)
+            for (auto other : n.multi)
                 if (other != lane && !clear_before(n, other)) {
                     clear = false;
                     break;
@@ -93,19 +111,26 @@ void lane_scheduler::retire_front(std::size_t lane) {
         ln.q.pop_front();
         if (ln.clear_prefix > 0)
             --ln.clear_prefix;
-        if (--n->refs == 0)
-            nodes_.erase(n->id);
+        --n->refs;
+    }
+    while (!nodes_.empty() && nodes_.front().refs == 0) {
+        nodes_.pop_front();
+        ++base_;
     }
 }
 
 void lane_scheduler::complete(entry_id id) {
-    auto it = nodes_.find(id);
-    if (it == nodes_.end() || it->second.st == state::done)
+    node* n = find(id);
+    if (n == nullptr || n->st == state::done)
         return;
-    it->second.st = state::done;
+    n->st = state::done;
     --active_;
-    // Copy: retire_front may erase the node.
-    const auto lanes = it->second.lanes;
+    // Copy: retire_front may drop the node.
+    if (n->multi.empty()) {
+        retire_front(n->single);
+        return;
+    }
+    const auto lanes = n->multi;
     for (auto l : lanes)
         retire_front(l);
 }
@@ -119,7 +144,8 @@ std::vector<entry_id> lane_scheduler::cancel_waiting(std::size_t lane) {
         n->st = state::done;
         --active_;
         out.push_back(n->id);
-        touched.insert(touched.end(), n->lanes.begin(), n->lanes.end());
+        const auto lanes = n->lanes();
+        touched.insert(touched.end(), lanes.begin(), lanes.end());
     }
     std::ranges::sort(touched);
     touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
@@ -151,11 +177,12 @@ entry_id lane_scheduler::oldest() const noexcept {
     return best;
 }
 
-const std::vector<std::size_t>& lane_scheduler::lanes_of(entry_id id) const {
-    auto it = nodes_.find(id);
-    if (it == nodes_.end())
+std::vector<std::size_t> lane_scheduler::lanes_of(entry_id id) const {
+    const node* n = find(id);
+    if (n == nullptr)
         throw std::out_of_range("lane_scheduler: unknown entry");
-    return it->second.lanes;
+    const auto lanes = n->lanes();
+    return {lanes.begin(), lanes.end()};
 }
 
 }  // namespace respite::proxy::replay

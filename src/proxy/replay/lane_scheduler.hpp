@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <deque>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 namespace respite::proxy::replay {
@@ -48,17 +47,22 @@ class lane_scheduler {
     // Entries neither completed nor cancelled.
     [[nodiscard]] std::size_t size() const noexcept { return active_; }
     [[nodiscard]] bool empty() const noexcept { return active_ == 0; }
-    // The lanes an entry touches (sorted) and its home; the entry must exist.
-    [[nodiscard]] const std::vector<std::size_t>& lanes_of(entry_id id) const;
+    // The lanes an entry touches (sorted; the first is its home); the entry must exist.
+    [[nodiscard]] std::vector<std::size_t> lanes_of(entry_id id) const;
 
   private:
     enum class state : std::uint8_t { waiting, sent, done };
     struct node {
         entry_id id = 0;
-        std::vector<std::size_t> lanes;  // sorted, unique; lanes.front() is the home
+        std::size_t single = 0;          // the lane, when it touches one (no allocation)
+        std::vector<std::size_t> multi;  // else every lane: sorted, unique
         state st = state::waiting;
         std::size_t refs = 0;  // lanes still holding it
-        [[nodiscard]] std::size_t home() const noexcept { return lanes.front(); }
+        [[nodiscard]] std::span<const std::size_t> lanes() const noexcept {
+            return multi.empty() ? std::span<const std::size_t>(&single, 1)
+                                 : std::span<const std::size_t>(multi);
+        }
+        [[nodiscard]] std::size_t home() const noexcept { return lanes().front(); }
     };
     struct lane {
         std::deque<node*> q;
@@ -69,9 +73,14 @@ class lane_scheduler {
 
     [[nodiscard]] bool clear_before(const node& n, std::size_t lane) const noexcept;
     void retire_front(std::size_t lane);
+    [[nodiscard]] node* find(entry_id id) noexcept;
+    [[nodiscard]] const node* find(entry_id id) const noexcept;
 
     std::vector<lane> lanes_;
-    std::unordered_map<entry_id, node> nodes_;
+    // Entries by id: nodes_[id - base_]. Ids are consecutive, so nothing is hashed; a node no
+    // lane holds any more (refs 0) leaves once every older one has left.
+    std::deque<node> nodes_;
+    entry_id base_ = 1;
     entry_id next_id_ = 1;
     std::size_t active_ = 0;
 };

@@ -9,7 +9,6 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
-#include <variant>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
@@ -24,6 +23,7 @@
 #include "dirty_set.hpp"
 #include "lane_scheduler.hpp"
 #include "pacing.hpp"
+#include "packed_keys.hpp"
 #include "stripe_table.hpp"
 
 namespace respite::proxy {
@@ -32,6 +32,7 @@ using replay::dirty_set;
 using replay::entry_id;
 using replay::lane_scheduler;
 using replay::log_limiter;
+using replay::packed_keys;
 using replay::steady;
 using replay::stripe_table;
 using replay::token_bucket;
@@ -48,10 +49,15 @@ constexpr auto log_period = 5s;
 constexpr std::size_t item_overhead = 128;  // bookkeeping per queued item, roughly
 constexpr std::size_t key_overhead = 32;
 
-std::size_t bytes_of(const replay_item& it) {
-    std::size_t n = item_overhead + it.commands.payload().size();
-    for (const auto& k : it.keys)
-        n += k.size() + key_overhead;
+// An inbox buffer this large is given back once drained (a burst should not pin its memory).
+constexpr std::size_t max_idle_inbox_bytes = 1 << 20;
+
+// What an item counts against the queue budget.
+template <class Keys>
+std::size_t bytes_of(std::size_t command_bytes, const Keys& keys) {
+    std::size_t n = item_overhead + command_bytes;
+    for (const auto& k : keys)
+        n += std::string_view(k).size() + key_overhead;
     return n;
 }
 
@@ -92,16 +98,65 @@ struct mailbox {
 enum class item_kind : std::uint8_t { write, repair };
 enum class outcome : std::uint8_t { applied, error_reply, lost };
 
+// An item on the replayer's thread: its commands (RESP) and its packed keys in one string.
 struct pending {
-    replay_item item;
-    std::size_t bytes = 0;
+    std::string data;
+    std::size_t command_bytes = 0;
+    std::size_t commands = 0;  // how many commands
+    std::size_t key_count = 0;
+    std::size_t bytes = 0;  // counted against the budget
     steady::time_point enqueued{};
     item_kind kind = item_kind::write;
+    bool atomic = false;
+    bool global = false;
+    bool done = false;  // left the queue; its slot waits for the older ones to leave too
+
+    [[nodiscard]] std::string_view command_text() const noexcept {
+        return {data.data(), command_bytes};
+    }
+    [[nodiscard]] packed_keys keys() const noexcept {
+        return {std::string_view(data).substr(command_bytes), key_count};
+    }
 };
 
 struct lane_waiter {
     std::size_t lane = 0;
     std::move_only_function<void()> fn;
+};
+
+// What callers hand to the replayer's thread, in call order: items (their bytes in one buffer)
+// and when_applied() waiters. The engine swaps a whole inbox under its mutex and keeps both
+// buffers' capacity, so a handoff allocates nothing in the steady state and no per-item memory
+// is allocated on one thread and freed on the other.
+struct inbox {
+    struct entry {
+        std::size_t offset = 0;  // into bytes: the commands, then the packed keys
+        std::size_t command_bytes = 0;
+        std::size_t key_bytes = 0;
+        std::size_t commands = 0;
+        std::size_t key_count = 0;
+        std::size_t bytes = 0;  // counted against the budget
+        bool atomic = false;
+        bool global = false;
+        bool waiter = false;  // the next of `waiters`, not an item
+    };
+    std::string bytes;
+    std::vector<entry> entries;
+    std::vector<lane_waiter> waiters;
+    // When the first entry arrived: the enqueue time of every item (the lag errs on the old side
+    // by at most one handoff).
+    steady::time_point first{};
+
+    [[nodiscard]] bool empty() const noexcept { return entries.empty(); }
+    [[nodiscard]] packed_keys keys_of(const entry& e) const noexcept {
+        return {std::string_view(bytes).substr(e.offset + e.command_bytes, e.key_bytes),
+                e.key_count};
+    }
+    void clear() noexcept {
+        bytes.clear();
+        entries.clear();
+        waiters.clear();
+    }
 };
 
 struct metric_refs {
@@ -154,13 +209,17 @@ struct replayer::engine {
     metric_refs metrics;
     stripe_table stripes;
     std::unique_ptr<std::atomic<bool>[]> lane_up;
+    std::atomic<bool> all_up{true};  // every lane_up: the hot path skips the per-key lane hash
 
     std::atomic<bool> draining{false};
     std::atomic<bool> stopping{false};
     std::atomic<bool> full_resync{false};
-    std::atomic<std::uint64_t> queued_items{0};
+    // Cache lines apart: what callers write per write, what the replayer's thread writes per
+    // item, and the handoff, so that no thread stalls on a line the other just wrote. The
+    // replayer's thread gives back what left the queue once per batch (settle()).
+    alignas(64) std::atomic<std::uint64_t> queued_items{0};
     std::atomic<std::uint64_t> queued_bytes{0};
-    std::atomic<std::uint64_t> applied{0};
+    alignas(64) std::atomic<std::uint64_t> applied{0};
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> repaired{0};
     std::atomic<std::uint64_t> repair_retries{0};
@@ -168,11 +227,11 @@ struct replayer::engine {
     std::atomic<std::uint64_t> abandoned{0};
     std::atomic<std::int64_t> lag_us{0};
 
-    std::mutex inbox_mu;
-    std::vector<std::variant<pending, lane_waiter>> inbox;
-    std::atomic<bool> wake_posted{false};
+    alignas(64) std::mutex inbox_mu;
+    inbox in;                  // inbox_mu
+    bool wake_posted = false;  // inbox_mu: process_inbox() is posted or running
 
-    mutable std::mutex dirty_mu;
+    alignas(64) mutable std::mutex dirty_mu;
     dirty_set dirty;
     std::uint64_t repairing = 0;  // keys taken from `dirty`, copy not yet applied (dirty_mu)
     std::atomic<bool> repair_posted{false};
@@ -182,11 +241,24 @@ struct replayer::engine {
     log_limiter repair_log{log_period};
 
     // --- The replayer's thread only. The io_context outlives the lanes built on it. ---
-    asio::io_context ioc;
+    // Left the queue (or applied) since the last settle().
+    std::uint64_t unsettled_items = 0;
+    std::uint64_t unsettled_bytes = 0;
+    std::uint64_t unsettled_applied = 0;
+    alignas(64) asio::io_context ioc;
     asio::executor_work_guard<asio::io_context::executor_type> work;
     std::shared_ptr<mailbox> box = std::make_shared<mailbox>();
     lane_scheduler sched;
-    std::unordered_map<entry_id, pending> items;
+    inbox spare;  // the inbox being processed, then empty with its capacity kept
+    // Every item pushed on `sched` and not yet out of it, by id: window[id - window_base].
+    // Scheduler ids are consecutive, so a slot is found without hashing; completed slots leave
+    // from the front.
+    std::deque<pending> window;
+    entry_id window_base = 1;
+    std::size_t live_items = 0;         // slots not done
+    std::vector<std::size_t> lane_buf;  // lanes_for()'s output
+    // Items in `window` per stripe (the keyspace-wide one last): a repair waits for them.
+    std::vector<std::uint32_t> queued_at = std::vector<std::uint32_t>(stripe_table::stripes + 1);
 
     struct call {
         std::uint64_t seq;
@@ -207,7 +279,8 @@ struct replayer::engine {
     asio::steady_timer drain_timer{ioc};
     token_bucket bucket;
     bool repair_reading = false;  // a DUMP/PTTL batch is out on the primary
-    // Its keys (still wrong on the secondary). Written on the replayer thread under dirty_mu.
+    // Its keys (still wrong on the secondary), from when they are taken out of `dirty` until
+    // they are dirty again or their copy is queued. Written on the replayer thread under dirty_mu.
     std::unordered_set<std::string> reading_keys;
     bool repair_timer_armed = false;
     std::uint64_t call_seq = 0;
@@ -286,11 +359,6 @@ struct replayer::engine {
             });
     }
 
-    void wake() {
-        if (!wake_posted.exchange(true))
-            asio::post(ioc, [this] { process_inbox(); });
-    }
-
     void begin(std::span<const std::string_view> keys, write_origin origin, bool global) {
         const bool global_busy = stripes.busy_for(stripe_table::global_stripe, origin);
         for (auto k : keys) {
@@ -315,26 +383,30 @@ struct replayer::engine {
             stripes.end(stripe_table::global_stripe);
     }
 
-    void drop_to_dirty(const replay_item& item, std::string_view reason) {
+    template <class Keys>
+    void drop_to_dirty(const Keys& keys, bool global, std::string_view reason) {
         dropped.fetch_add(1);
         metrics.dropped_to_dirty.inc();
-        add_dirty_keys(item.keys, item.global);
+        add_dirty_keys(keys, global);
         std::uint64_t suppressed = 0;
         if (drop_log.allow(suppressed))
             obs::log().warn("replay_dropped_to_dirty reason=\"{}\" keys={} suppressed={}", reason,
-                            item.keys.size(), suppressed);
+                            keys.size(), suppressed);
     }
 
-    [[nodiscard]] bool lanes_up_for(const replay_item& item) const {
-        if (item.global) {
+    template <class Keys>
+    [[nodiscard]] bool lanes_up_for(const Keys& keys, bool global) const {
+        if (all_up.load())
+            return true;
+        if (global) {
             for (std::size_t l = 0; l < cfg.lanes; ++l)
                 if (!lane_up[l].load())
                     return false;
             return true;
         }
-        if (item.keys.empty())
+        if (keys.empty())
             return lane_up[0].load();
-        for (const auto& k : item.keys)
+        for (const auto& k : keys)
             if (!lane_up[lane_of(k)].load())
                 return false;
         return true;
@@ -355,39 +427,65 @@ struct replayer::engine {
         } else if (item.copy) {
             add_dirty_keys(item.keys, global, true);
             if (!item.commands.empty())
-                enqueue_or_drop(std::move(item));
+                enqueue_or_drop(item.commands.payload(), item.commands.size(), item.keys,
+                                item.atomic, global);
         } else if (!item.commands.empty()) {
-            enqueue_or_drop(std::move(item));
+            enqueue_or_drop(item.commands.payload(), item.commands.size(), item.keys, item.atomic,
+                            global);
         }
         end(begun, global);
     }
 
-    void enqueue_or_drop(replay_item item) {
+    void submit_command(std::string_view command, std::span<const std::string_view> keys,
+                        bool global) {
+        enqueue_or_drop(command, 1, keys, false, global);
+        end(keys, global);
+    }
+
+    // Copies the item into the inbox (or turns its keys dirty); allocation-free once the inbox
+    // buffers have grown.
+    template <class Keys>
+    void enqueue_or_drop(std::string_view commands, std::size_t count, const Keys& keys,
+                         bool atomic, bool global) {
         if (draining.load()) {
-            drop_to_dirty(item, "draining");
+            drop_to_dirty(keys, global, "draining");
             return;
         }
-        if (!lanes_up_for(item)) {
-            drop_to_dirty(item, "secondary down");
+        if (!lanes_up_for(keys, global)) {
+            drop_to_dirty(keys, global, "secondary down");
             return;
         }
-        const std::size_t bytes = bytes_of(item);
+        const std::size_t bytes = bytes_of(commands.size(), keys);
         if (queued_bytes.fetch_add(bytes) + bytes > cfg.max_queued_bytes) {
             queued_bytes.fetch_sub(bytes);
-            drop_to_dirty(item, "queue budget exceeded");
+            drop_to_dirty(keys, global, "queue budget exceeded");
             return;
         }
-        // Before the writer's end(): a repair must never see the stripe idle with this queued.
-        for (const auto& k : item.keys)
-            stripes.enqueue(stripe_table::stripe_of(k));
-        if (item.global)
-            stripes.enqueue(stripe_table::global_stripe);
+        // In the inbox before the writer's end(): a repair that sees the stripe idle takes the
+        // inbox before it looks at what is queued (repair_round()).
         queued_items.fetch_add(1);
+        bool post = false;
         {
             std::lock_guard lock(inbox_mu);
-            inbox.emplace_back(pending{std::move(item), bytes, steady::now(), item_kind::write});
+            if (in.empty())
+                in.first = steady::now();
+            inbox::entry e;
+            e.offset = in.bytes.size();
+            e.command_bytes = commands.size();
+            e.commands = count;
+            e.key_count = keys.size();
+            e.bytes = bytes;
+            e.atomic = atomic;
+            e.global = global;
+            in.bytes.append(commands);
+            for (const auto& k : keys)
+                replay::append_packed_key(in.bytes, k);
+            e.key_bytes = in.bytes.size() - e.offset - e.command_bytes;
+            in.entries.push_back(e);
+            post = !std::exchange(wake_posted, true);
         }
-        wake();
+        if (post)
+            asio::post(ioc, [this] { process_inbox(); });
     }
 
     void abandon(std::span<const std::string_view> keys, bool unknown, bool global) {
@@ -402,11 +500,19 @@ struct replayer::engine {
     }
 
     void when_applied(std::string_view key, std::move_only_function<void()> fn) {
+        bool post = false;
         {
             std::lock_guard lock(inbox_mu);
-            inbox.emplace_back(lane_waiter{lane_of(key), std::move(fn)});
+            if (in.empty())
+                in.first = steady::now();
+            inbox::entry e;
+            e.waiter = true;
+            in.entries.push_back(e);
+            in.waiters.push_back(lane_waiter{lane_of(key), std::move(fn)});
+            post = !std::exchange(wake_posted, true);
         }
-        wake();
+        if (post)
+            asio::post(ioc, [this] { process_inbox(); });
     }
 
     stats snapshot() const {
@@ -433,65 +539,147 @@ struct replayer::engine {
 
     // ------------------------------------------------------------------ replayer thread
 
+    // Posted by a caller that found this thread idle (see rearm()).
     void process_inbox() {
-        wake_posted = false;
-        if (stopping)
-            return;  // abandon_all() accounts for what is left
-        std::vector<std::variant<pending, lane_waiter>> batch;
-        {
+        if (stopping) {
             std::lock_guard lock(inbox_mu);
-            batch.swap(inbox);
+            wake_posted = false;
+            return;  // abandon_all() accounts for what is left
         }
-        for (auto& msg : batch) {
-            if (auto* p = std::get_if<pending>(&msg)) {
-                enqueue(std::move(*p));
-            } else {
-                auto& w = std::get<lane_waiter>(msg);
-                const entry_id upto = sched.last_id();
-                if (sched.done_through(w.lane, upto))
-                    w.fn();
-                else
-                    lanes[w.lane]->waiters.emplace_back(upto, std::move(w.fn));
-            }
-        }
+        take_inbox();
         pump_all();
         check_drain();
+        rearm();
     }
 
-    std::vector<std::size_t> lanes_for(const replay_item& item) const {
-        std::vector<std::size_t> out;  // empty: every lane
-        if (item.global)
-            return out;
-        if (item.keys.empty()) {
-            out.push_back(0);
-            return out;
+    // Decides who takes the inbox next. Callers post only when wake_posted is false, and a post
+    // costs them a system call and this thread a wake-up, so it stays true while this thread
+    // will come back anyway: it reposts itself when more arrived, and while calls are in flight
+    // their replies come here (after_completions() takes the inbox; the tick is the backstop).
+    void rearm() {
+        bool in_flight = false;
+        for (const auto& ln : lanes)
+            in_flight = in_flight || !ln->calls.empty();
+        {
+            std::lock_guard lock(inbox_mu);
+            if (in.empty()) {
+                if (!in_flight)
+                    wake_posted = false;
+                return;
+            }
+            wake_posted = true;
         }
-        out.reserve(item.keys.size());
-        for (const auto& k : item.keys)
-            out.push_back(lane_of(k));
-        return out;
+        // More arrived meanwhile: take it after the completions already queued here.
+        asio::post(ioc, [this] { process_inbox(); });
     }
 
-    void enqueue(pending p) {
-        // A lane may have failed since submit() looked.
-        if (!lanes_up_for(p.item)) {
-            release(p);
-            drop_to_dirty(p.item, "secondary down");
+    // Moves what callers handed over into the scheduler (or the waiters' lists).
+    void take_inbox() {
+        {
+            std::lock_guard lock(inbox_mu);
+            std::swap(in, spare);
+        }
+        std::size_t next_waiter = 0;
+        for (const auto& e : spare.entries) {
+            if (!e.waiter) {
+                enqueue(spare, e);
+                continue;
+            }
+            auto& w = spare.waiters[next_waiter++];
+            const entry_id upto = sched.last_id();
+            if (sched.done_through(w.lane, upto)) {
+                settle();
+                w.fn();
+            } else {
+                lanes[w.lane]->waiters.emplace_back(upto, std::move(w.fn));
+            }
+        }
+        spare.clear();
+        if (spare.bytes.capacity() > max_idle_inbox_bytes)
+            spare = inbox{};
+    }
+
+    // The lanes an item touches into lane_buf (empty: every lane).
+    template <class Keys>
+    void lanes_for(const Keys& keys, bool global) {
+        lane_buf.clear();
+        if (global)
+            return;
+        if (keys.empty()) {
+            lane_buf.push_back(0);
             return;
         }
-        const auto l = lanes_for(p.item);
-        const entry_id id = sched.push(l);
-        items.emplace(id, std::move(p));
+        for (const auto& k : keys)
+            lane_buf.push_back(lane_of(k));
     }
 
-    // Undoes the queue accounting of an item leaving the queue.
+    void enqueue(const inbox& box, const inbox::entry& e) {
+        const auto keys = box.keys_of(e);
+        // A lane may have failed since submit() looked.
+        if (!lanes_up_for(keys, e.global)) {
+            uncount(e.bytes);
+            drop_to_dirty(keys, e.global, "secondary down");
+            return;
+        }
+        pending p;
+        p.data.assign(box.bytes, e.offset, e.command_bytes + e.key_bytes);
+        p.command_bytes = e.command_bytes;
+        p.commands = e.commands;
+        p.key_count = e.key_count;
+        p.bytes = e.bytes;
+        p.enqueued = box.first;
+        p.atomic = e.atomic;
+        p.global = e.global;
+        push_pending(std::move(p));
+    }
+
+    // Schedules an item already counted in the queue.
+    void push_pending(pending p) {
+        for (auto k : p.keys())
+            ++queued_at[stripe_table::stripe_of(k)];
+        if (p.global)
+            ++queued_at[stripe_table::global_stripe];
+        lanes_for(p.keys(), p.global);
+        const entry_id id = sched.push(lane_buf);
+        (void)id;  // == window_base + window.size(): ids are consecutive
+        window.push_back(std::move(p));
+        ++live_items;
+    }
+
+    // The queued item with this id, nullptr when it already left the queue.
+    [[nodiscard]] pending* find(entry_id id) {
+        if (id < window_base || id - window_base >= window.size())
+            return nullptr;
+        pending& p = window[id - window_base];
+        return p.done ? nullptr : &p;
+    }
+
+    // Undoes the queue accounting of an item leaving the queue: the totals at the next settle(),
+    // the stripes' counts at once.
+    void uncount(std::size_t bytes) {
+        unsettled_bytes += bytes;
+        ++unsettled_items;
+    }
     void release(const pending& p) {
-        for (const auto& k : p.item.keys)
-            stripes.dequeue(stripe_table::stripe_of(k));
-        if (p.item.global)
-            stripes.dequeue(stripe_table::global_stripe);
-        queued_bytes.fetch_sub(p.bytes);
-        queued_items.fetch_sub(1);
+        for (auto k : p.keys())
+            --queued_at[stripe_table::stripe_of(k)];
+        if (p.global)
+            --queued_at[stripe_table::global_stripe];
+        uncount(p.bytes);
+    }
+
+    // Publishes the counts release() and finish() gathered; every handler that may release
+    // calls it before it returns.
+    void settle() {
+        if (unsettled_items != 0) {
+            queued_bytes.fetch_sub(std::exchange(unsettled_bytes, 0));
+            queued_items.fetch_sub(std::exchange(unsettled_items, 0));
+        }
+        if (unsettled_applied != 0) {
+            const auto n = std::exchange(unsettled_applied, 0);
+            applied.fetch_add(n);
+            metrics.applied.inc(n);
+        }
     }
 
     void pump_all() {
@@ -515,18 +703,24 @@ struct replayer::engine {
     // the lane's one connection in this order.
     void send(std::size_t l, std::vector<entry_id> ids) {
         client::request batch;
+        std::size_t bytes = 0;
+        for (auto id : ids)
+            bytes += find(id)->command_bytes;
+        batch.reserve(bytes);
         std::vector<entry_id> group;
         auto flush = [&] {
             if (!group.empty())
                 issue(l, false, std::exchange(batch, {}), std::exchange(group, {}));
         };
         for (auto id : ids) {
-            auto& p = items.at(id);
-            if (p.item.atomic) {
+            const pending& p = *find(id);  // taken from the scheduler: still queued
+            if (p.atomic) {
                 flush();
-                issue(l, true, p.item.commands, {id});
+                client::request tx;
+                tx.append_encoded(p.command_text(), p.commands);
+                issue(l, true, std::move(tx), {id});
             } else {
-                batch.append(p.item.commands);
+                batch.append_encoded(p.command_text(), p.commands);
                 group.push_back(id);
             }
         }
@@ -573,10 +767,8 @@ struct replayer::engine {
             const auto& reps = *r;
             std::size_t pos = 0;
             for (auto id : ids) {
-                const auto it = items.find(id);
-                const std::size_t n = it == items.end() ? 0
-                                      : atomic          ? reps.size()
-                                                        : it->second.item.commands.size();
+                const pending* p = find(id);
+                const std::size_t n = p == nullptr ? 0 : atomic ? reps.size() : p->commands;
                 if (pos + n > reps.size()) {
                     finish(id, outcome::lost, "short reply");
                     continue;
@@ -597,24 +789,34 @@ struct replayer::engine {
 
     void finish(entry_id id, outcome o, std::string_view why) {
         sched.complete(id);
-        auto node = items.extract(id);
-        if (node.empty())
+        pending* found = find(id);
+        if (found == nullptr)
             return;
-        pending& p = node.mapped();
+        pending& p = *found;
+        p.done = true;
+        --live_items;
         release(p);
+        finish_item(p, o, why);
+        std::string().swap(p.data);  // the slot may wait a while for older ones
+        while (!window.empty() && window.front().done) {
+            window.pop_front();
+            ++window_base;
+        }
+    }
+
+    void finish_item(const pending& p, outcome o, std::string_view why) {
         const bool repair = p.kind == item_kind::repair;
         switch (o) {
             case outcome::applied:
-                applied.fetch_add(1);
-                metrics.applied.inc();
+                ++unsettled_applied;
                 if (repair) {
                     repaired.fetch_add(1);
                     metrics.repaired.inc();
                     end_repair();
-                } else if (read_a_dirty_key(p.item)) {
+                } else if (read_a_dirty_key(p.keys())) {
                     // What it wrote may derive from a wrong value (RENAME, LMOVE, SINTERSTORE, a
                     // transaction ...): its other keys need the copy too.
-                    add_dirty_keys(p.item.keys, false);
+                    add_dirty_keys(p.keys(), false);
                 }
                 break;
             case outcome::error_reply: {
@@ -631,18 +833,18 @@ struct replayer::engine {
                         obs::log().warn(
                             "replay_error_reply error=\"{}\" keys={} suppressed={} (keys "
                             "marked dirty)",
-                            why, p.item.keys.size(), suppressed);
-                    add_dirty_keys(p.item.keys, p.item.global);
+                            why, p.key_count, suppressed);
+                    add_dirty_keys(p.keys(), p.global);
                 }
                 break;
             }
             case outcome::lost:
                 if (repair) {
-                    redirty_repairing(p.item.keys.front());
+                    redirty_repairing(p.keys().front());
                 } else {
                     dropped.fetch_add(1);
                     metrics.dropped_to_dirty.inc();
-                    add_dirty_keys(p.item.keys, p.item.global);
+                    add_dirty_keys(p.keys(), p.global);
                 }
                 break;
         }
@@ -654,18 +856,18 @@ struct replayer::engine {
     // may have been computed from it on the secondary. Checked when the item completes: every
     // mark that concerns the state it ran on has been made by then, and the dirty key cannot
     // have been repaired meanwhile (its stripe was in flight or queued throughout).
-    [[nodiscard]] bool read_a_dirty_key(const replay_item& item) {
-        if (item.keys.size() < 2)
+    [[nodiscard]] bool read_a_dirty_key(packed_keys keys) {
+        if (keys.size() < 2)
             return false;  // a single key is already dirty, or nothing spreads
-        for (const auto& k : item.keys)
-            if (reading_keys.contains(k))
+        for (auto k : keys)
+            if (reading_keys.contains(std::string(k)))
                 return true;
         std::lock_guard lock(dirty_mu);
-        return std::ranges::any_of(item.keys,
-                                   [this](const std::string& k) { return dirty.contains(k); });
+        return std::ranges::any_of(keys, [this](std::string_view k) { return dirty.contains(k); });
     }
 
     void after_completions() {
+        settle();
         for (std::size_t l = 0; l < cfg.lanes; ++l) {
             auto& w = lanes[l]->waiters;
             while (!w.empty() && sched.done_through(l, w.front().first)) {
@@ -674,18 +876,20 @@ struct replayer::engine {
                 fn();
             }
         }
+        take_inbox();
         pump_all();
         update_lag();
         check_drain();
+        rearm();
     }
 
     void update_lag() {
         const entry_id oldest = sched.oldest();
         std::int64_t us = 0;
         if (oldest != 0) {
-            if (auto it = items.find(oldest); it != items.end())
+            if (const pending* p = find(oldest))
                 us = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() -
-                                                                           it->second.enqueued)
+                                                                           p->enqueued)
                          .count();
         }
         lag_us = us;
@@ -696,6 +900,7 @@ struct replayer::engine {
         ++ln.epoch;
         ln.calls.clear();
         lane_up[l].store(false);
+        all_up.store(false);
         metrics.up.set(0);
         obs::log().warn("replay_lane_down lane={} error=\"{}\" (queued writes turn dirty)", l, why);
         for (auto id : sched.cancel_waiting(l))
@@ -727,8 +932,10 @@ struct replayer::engine {
         bool all = true;
         for (std::size_t i = 0; i < cfg.lanes; ++i)
             all = all && lane_up[i].load();
-        if (all)
+        if (all) {
+            all_up.store(true);
             metrics.up.set(1);
+        }
         obs::log().info("replay_lane_up lane={}", l);
         pump(l);
         kick_repair();
@@ -750,7 +957,7 @@ struct replayer::engine {
         log_progress(false);
     }
 
-    void redirty_repairing(const std::string& key) {
+    void redirty_repairing(std::string_view key) {
         dirty_set::add_result r;
         {
             std::lock_guard lock(dirty_mu);
@@ -815,11 +1022,9 @@ struct replayer::engine {
                 if (!key)
                     break;
                 const auto s = stripe_table::stripe_of(*key);
-                // Order matters: in-flight first, then queued (a writer enqueues before it ends).
                 const auto st = stripes.load(s);
                 const auto gst = stripes.load(stripe_table::global_stripe);
-                if (!lane_up[lane_of(*key)].load() || st.in_flight != 0 || gst.in_flight != 0 ||
-                    stripes.queued(s) != 0 || stripes.queued(stripe_table::global_stripe) != 0) {
+                if (!lane_up[lane_of(*key)].load() || st.in_flight != 0 || gst.in_flight != 0) {
                     deferred.push_back(std::move(*key));
                     continue;
                 }
@@ -828,6 +1033,35 @@ struct replayer::engine {
             for (auto& k : deferred)
                 dirty.add(k);
             repairing += picked.size();
+            // Out of `dirty` but not repaired: awaiting_repair() must still see them, at once.
+            for (const auto& c : picked)
+                reading_keys.insert(c.key);
+        }
+        // Order matters: in-flight first, then queued. A write seen ended above was put into the
+        // inbox before it ended, so once the inbox is taken it counts in queued_at.
+        if (!picked.empty()) {
+            take_inbox();
+            pump_all();
+            settle();
+            std::vector<std::string> busy;
+            std::erase_if(picked, [&](candidate& c) {
+                if (queued_at[stripe_table::stripe_of(c.key)] == 0 &&
+                    queued_at[stripe_table::global_stripe] == 0)
+                    return false;
+                busy.push_back(std::move(c.key));
+                return true;
+            });
+            bool overflow = false;
+            {
+                std::lock_guard lock(dirty_mu);
+                for (const auto& k : busy) {
+                    --repairing;
+                    overflow = dirty.add(k) == dirty_set::add_result::over_capacity || overflow;
+                    reading_keys.erase(k);
+                }
+            }
+            if (overflow)
+                set_full_resync("dirty key set full");
         }
         bucket.give_back(tokens - picked.size());
         if (picked.empty())
@@ -840,11 +1074,6 @@ struct replayer::engine {
             req.push("PTTL", c.key);
         }
         repair_reading = true;
-        {
-            std::lock_guard lock(dirty_mu);  // awaiting_repair() reads it from other threads
-            for (const auto& c : picked)
-                reading_keys.insert(c.key);
-        }
         primary->exec(std::move(req), [this, b = box, picked = std::move(picked)](
                                           client::result<replies> r) mutable {
             b->post([this, picked = std::move(picked), r = std::move(r)]() mutable {
@@ -855,10 +1084,15 @@ struct replayer::engine {
 
     void on_repair_read(std::vector<candidate> picked, client::result<replies> r) {
         repair_reading = false;
-        {
-            std::lock_guard lock(dirty_mu);
-            reading_keys.clear();
-        }
+        // The keys leave reading_keys on return, once each is dirty again or its copy is queued:
+        // awaiting_repair() never sees them settled in between.
+        struct forget_reading {
+            engine& e;
+            ~forget_reading() {
+                std::lock_guard lock(e.dirty_mu);
+                e.reading_keys.clear();
+            }
+        } forget{*this};
         if (stopping)
             return;
         const bool ok = r && r->size() == picked.size() * 2;
@@ -894,21 +1128,24 @@ struct replayer::engine {
                 redirty_repairing(c.key);
                 continue;
             }
-            replay_item item;
+            client::request copy;
             if (dump.is_null() || ttl == -2)
-                item.commands.push("DEL", c.key);
+                copy.push("DEL", c.key);
             else
-                item.commands.push("RESTORE", c.key, std::max<std::int64_t>(ttl, 0), dump.str(),
-                                   "REPLACE");
-            item.keys.push_back(std::move(c.key));
-            pending p{std::move(item), 0, steady::now(), item_kind::repair};
-            p.bytes = bytes_of(p.item);
-            stripes.enqueue(s);
+                copy.push("RESTORE", c.key, std::max<std::int64_t>(ttl, 0), dump.str(), "REPLACE");
+            pending p;
+            p.data = copy.payload();
+            p.command_bytes = p.data.size();
+            p.commands = 1;
+            replay::append_packed_key(p.data, c.key);
+            p.key_count = 1;
+            p.bytes = bytes_of(p.command_bytes, p.keys());
+            p.enqueued = steady::now();
+            p.kind = item_kind::repair;
             queued_bytes.fetch_add(p.bytes);
             queued_items.fetch_add(1);
             // Same thread as the inbox: no submit can slip between the check and this push.
-            const std::size_t lane_list[] = {l};
-            items.emplace(sched.push(lane_list), std::move(p));
+            push_pending(std::move(p));
         }
         pump_all();
         kick_repair();
@@ -947,6 +1184,7 @@ struct replayer::engine {
     }
 
     void publish() {
+        settle();
         const auto s = snapshot();
         metrics.queue_items.set(static_cast<double>(s.queued_items));
         metrics.queue_bytes.set(static_cast<double>(s.queued_bytes));
@@ -969,10 +1207,11 @@ struct replayer::engine {
 
     [[nodiscard]] bool queue_empty() {
         std::lock_guard lock(inbox_mu);
-        return items.empty() && inbox.empty();
+        return live_items == 0 && in.empty();
     }
 
     void check_drain() {
+        settle();
         if (drain_done && queue_empty())
             finish_drain();
     }
@@ -988,29 +1227,34 @@ struct replayer::engine {
 
     // On the replayer's thread: everything pending is counted abandoned, waiters are released.
     void abandon_all() {
-        std::vector<std::variant<pending, lane_waiter>> rest;
+        inbox rest;
         {
             std::lock_guard lock(inbox_mu);
-            rest.swap(inbox);
+            std::swap(rest, in);
         }
         std::uint64_t n = 0;
         std::size_t keys = 0;
         std::vector<std::move_only_function<void()>> fns;
-        for (auto& msg : rest) {
-            if (auto* p = std::get_if<pending>(&msg)) {
-                ++n;
-                keys += p->item.keys.size();
-                release(*p);
-            } else {
-                fns.push_back(std::move(std::get<lane_waiter>(msg).fn));
-            }
-        }
-        for (auto& [id, p] : items) {
+        for (const auto& e : rest.entries) {
+            if (e.waiter)
+                continue;
             ++n;
-            keys += p.item.keys.size();
+            keys += e.key_count;
+            uncount(e.bytes);
+        }
+        for (auto& w : rest.waiters)
+            fns.push_back(std::move(w.fn));
+        for (const auto& p : window) {
+            if (p.done)
+                continue;
+            ++n;
+            keys += p.key_count;
             release(p);
         }
-        items.clear();
+        window.clear();
+        window_base = 1;
+        live_items = 0;
+        std::ranges::fill(queued_at, 0);
         sched = lane_scheduler(cfg.lanes);
         for (auto& ln : lanes) {
             for (auto& w : ln->waiters)
@@ -1020,6 +1264,7 @@ struct replayer::engine {
         }
         tick_timer.cancel();
         repair_timer.cancel();
+        settle();
         abandoned.fetch_add(n);
         metrics.abandoned.inc(n);
         const auto s = snapshot();
@@ -1077,6 +1322,11 @@ void replayer::begin_write(std::span<const std::string_view> keys, write_origin 
 
 void replayer::submit(replay_item item, std::span<const std::string_view> begun_keys) {
     engine_->submit(std::move(item), begun_keys);
+}
+
+void replayer::submit_command(std::string_view command, std::span<const std::string_view> keys,
+                              bool global) {
+    engine_->submit_command(command, keys, global);
 }
 
 void replayer::abandon(std::span<const std::string_view> begun_keys, bool outcome_unknown,

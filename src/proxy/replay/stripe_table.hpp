@@ -2,9 +2,10 @@
 //
 // One 64-bit word per stripe: the count of writes in flight on the primary, the origin of the
 // last write that began while the stripe was idle, and a generation bumped by every begin. A
-// repair copies a key only when its stripe had nothing in flight and nothing queued, and applies
-// the copy only if the generation did not move meanwhile. Keys map to stripes by hash: a
-// collision only makes a repair wait or retry, never skips one.
+// repair copies a key only when its stripe had nothing in flight and nothing queued (the
+// replayer counts what is queued on its own thread), and applies the copy only if the
+// generation did not move meanwhile. Keys map to stripes by hash: a collision only makes a
+// repair wait or retry, never skips one.
 #pragma once
 
 #include <atomic>
@@ -26,9 +27,7 @@ class stripe_table {
         friend bool operator==(const state&, const state&) = default;
     };
 
-    stripe_table()
-        : words_(std::make_unique<std::atomic<std::uint64_t>[]>(stripes + 1)),
-          queued_(std::make_unique<std::atomic<std::uint32_t>[]>(stripes + 1)) {}
+    stripe_table() : words_(std::make_unique<std::atomic<std::uint64_t>[]>(stripes + 1)) {}
 
     static std::size_t stripe_of(std::string_view key) noexcept {
         return std::hash<std::string_view>{}(key) & (stripes - 1);
@@ -67,14 +66,6 @@ class stripe_table {
         return (w & count_mask) > 0 && ((w >> owner_shift) & owner_mask) != (origin & owner_mask);
     }
 
-    // Items enqueued for the secondary and not yet applied or failed. enqueue() must come before
-    // the writer's end() so that an idle stripe never hides a queued item.
-    void enqueue(std::size_t s) noexcept { queued_[s].fetch_add(1, std::memory_order_acq_rel); }
-    void dequeue(std::size_t s) noexcept { queued_[s].fetch_sub(1, std::memory_order_acq_rel); }
-    [[nodiscard]] std::uint32_t queued(std::size_t s) const noexcept {
-        return queued_[s].load(std::memory_order_acquire);
-    }
-
   private:
     static constexpr std::uint64_t count_mask = (std::uint64_t{1} << 20) - 1;
     static constexpr int owner_shift = 20;
@@ -82,7 +73,6 @@ class stripe_table {
     static constexpr int gen_shift = 44;
 
     std::unique_ptr<std::atomic<std::uint64_t>[]> words_;
-    std::unique_ptr<std::atomic<std::uint32_t>[]> queued_;
 };
 
 }  // namespace respite::proxy::replay

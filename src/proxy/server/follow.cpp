@@ -1,6 +1,9 @@
 // Glue to the follower (effects + replayer) and the shadow reader (see follow.hpp).
 #include "follow.hpp"
 
+#include <algorithm>
+#include <array>
+
 #include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/proxy/divergence.hpp>
@@ -17,9 +20,30 @@ namespace respite::proxy::server {
 
 namespace {
 
-std::vector<std::string_view> views_of(const std::vector<std::string>& v) {
-    return {v.begin(), v.end()};
-}
+// Views of a write's keys: on the stack for the usual few (no allocation on the hot path).
+class key_views {
+  public:
+    explicit key_views(const std::vector<std::string>& keys) {
+        if (keys.size() <= small_.size()) {
+            std::ranges::copy(keys, small_.begin());
+            views_ = std::span<const std::string_view>(small_.data(), keys.size());
+        } else {
+            big_.assign(keys.begin(), keys.end());
+            views_ = big_;
+        }
+    }
+    key_views(const key_views&) = delete;
+    key_views& operator=(const key_views&) = delete;
+    operator std::span<const std::string_view>()
+        const noexcept {  // NOLINT(google-explicit-constructor)
+        return views_;
+    }
+
+  private:
+    std::array<std::string_view, 4> small_;
+    std::vector<std::string_view> big_;
+    std::span<const std::string_view> views_;
+};
 
 std::optional<resp::value> decode(std::string_view frame) {
     resp::parser p;
@@ -136,10 +160,10 @@ bool follow_begin(shared_state& st, side serving, const command_class& c,
     if (r == nullptr)
         return false;
     append_keys(st, c, args, keys);
-    const auto views = views_of(keys);
+    const auto views = key_views(keys);
     r->begin_write(views, origin, keys.empty());
     if (verbatim != nullptr)
-        *verbatim = reply_independent(args, st.table);
+        *verbatim = reply_independent(c.spec, args);
     return true;
 }
 
@@ -152,18 +176,14 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
     replayer* r = st.follower_of(serving);
     if (r == nullptr)
         return;
-    const auto begun = views_of(keys);
+    const auto begun = key_views(keys);
     if (verbatim) {
         // Fast path: the request bytes are the effect; nothing to parse or decode.
         if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
             r->abandon(begun, false, global);
             return;
         }
-        replay_item item;
-        item.keys = keys;
-        item.global = global;
-        item.commands.append_encoded(request, 1);
-        r->submit(std::move(item), begun);
+        r->submit_command(request, begun, global);
         return;
     }
     thread_local resp::request_parser parser;
@@ -204,7 +224,7 @@ bool follow_begin_transaction(shared_state& st, side serving,
             !append_keys(st, c, views, keys))
             global = true;
     }
-    const auto begun = views_of(keys);
+    const auto begun = key_views(keys);
     r->begin_write(begun, origin, global);
     return true;
 }
@@ -217,7 +237,7 @@ void follow_transaction(shared_state& st, side serving,
     replayer* r = st.follower_of(serving);
     if (r == nullptr || queued.empty())
         return;
-    const auto begun = views_of(keys);
+    const auto begun = key_views(keys);
     auto reply = decode(frame);
     if (!reply) {
         r->abandon(begun, true, global);
@@ -245,7 +265,7 @@ void follow_abandon(shared_state& st, side serving, const std::vector<std::strin
     replayer* r = st.follower_of(serving);
     if (r == nullptr)
         return;
-    const auto begun = views_of(keys);
+    const auto begun = key_views(keys);
     r->abandon(begun, outcome_unknown, global);
 }
 
@@ -337,7 +357,7 @@ void finish_system_write(shared_state& st, side serving, const std::vector<std::
         st.pushed_back->inc();
     if (follow) {
         std::string request;
-        resp::append_command(request, views_of(args));
+        resp::append_command(request, key_views(args));
         follow_reply(st, serving, request, keys, keys.empty(), false, frame, 2);
     }
     st.writes_in_flight.fetch_sub(1);
@@ -357,7 +377,7 @@ class system_write final : public reply_sink {
             st_.backend_cfg(serving_).cluster) {
             // The slot moved since the map was read: the cluster client follows the redirect.
             client::request req;
-            req.push_args(views_of(args_));
+            req.push_args(key_views(args_));
             st_.backends[static_cast<int>(serving_)]->exec(
                 std::move(req),
                 [st = &st_, serving = serving_, args = std::move(args_), keys = std::move(keys_),

@@ -13,6 +13,7 @@
 namespace {
 
 using respite::proxy::effect_context;
+using respite::proxy::reply_independent;
 using respite::proxy::secondary_write;
 using respite::proxy::translate;
 using respite::resp::null_kind;
@@ -769,6 +770,35 @@ TEST(effects, uses_the_context_table) {
     const auto unknown = translate(set, ok(), ctx);
     EXPECT_EQ(unknown.commands, (commands_t{{"SET", "k", "v", "EX", "1"}}));
     EXPECT_TRUE(unknown.global);
+}
+
+TEST(effects, reply_independent_writes) {
+    const auto& table = respite::commands::command_table::builtin();
+    auto independent = [&](std::vector<std::string_view> args) {
+        return reply_independent(args, table);
+    };
+    EXPECT_TRUE(independent({"SET", "k", "v"}));
+    EXPECT_TRUE(independent({"set", "k", "v"}));
+    EXPECT_TRUE(independent({"LPUSH", "l", "a"}));
+    EXPECT_TRUE(independent({"HSET", "h", "f", "v"}));
+    EXPECT_TRUE(independent({"INCR", "n"}));
+    // Options make SET depend on its reply (NX, GET) or on the clock (EX).
+    EXPECT_FALSE(independent({"SET", "k", "v", "NX"}));
+    EXPECT_FALSE(independent({"SET", "k", "v", "EX", "10"}));
+    EXPECT_FALSE(independent({"SET", "k"}));
+    EXPECT_FALSE(independent({"SETNX", "k", "v"}));
+    EXPECT_FALSE(independent({"DEL", "k"}));
+    EXPECT_FALSE(independent({"LPOP", "l"}));
+    EXPECT_FALSE(independent({"GET", "k"}));
+    EXPECT_FALSE(independent({"PUBLISH", "c", "m"}));
+    EXPECT_FALSE(independent({"FLUSHALL"}));
+    EXPECT_FALSE(independent({}));
+    // With the spec already looked up; a container (an unknown subcommand) is never independent.
+    const std::vector<std::string_view> set{"SET", "k", "v"};
+    EXPECT_TRUE(reply_independent(table.lookup(set), set));
+    const std::vector<std::string_view> unknown_sub{"XGROUP", "NOPE", "k"};
+    EXPECT_FALSE(reply_independent(table.find("xgroup"), unknown_sub));
+    EXPECT_FALSE(reply_independent(nullptr, set));
 }
 
 TEST(effects, empty_request_applies_nothing) {

@@ -1,4 +1,4 @@
-// Stripes: in-flight counts, generations, origin conflicts, queued counts; lanes by hash tag.
+// Stripes: in-flight counts, generations, origin conflicts; lanes by hash tag.
 #include "stripe_table.hpp"
 
 #include <atomic>
@@ -38,17 +38,6 @@ TEST(stripe_table, same_origin_pipelines_without_conflict) {
     EXPECT_FALSE(t.begin(s, 8));
     EXPECT_EQ(t.load(s).in_flight, 1u);
     EXPECT_EQ(t.load(s).generation, 4u);
-}
-
-TEST(stripe_table, queued_counts) {
-    stripe_table t;
-    const auto s = stripe_table::stripe_of("q");
-    t.enqueue(s);
-    t.enqueue(s);
-    EXPECT_EQ(t.queued(s), 2u);
-    t.dequeue(s);
-    EXPECT_EQ(t.queued(s), 1u);
-    EXPECT_EQ(t.queued(stripe_table::global_stripe), 0u);
 }
 
 TEST(stripe_table, concurrent_begin_end_balance) {
