@@ -98,7 +98,10 @@ class replayer {
     // the write was sent) -> the keys are dirty (global: full resync needed).
     void abandon(std::span<const std::string_view> begun_keys, bool outcome_unknown,
                  bool global = false);
-    void mark_dirty(std::span<const std::string_view> keys);
+    // Records keys to copy from the primary. urgent: ahead of the keys already waiting (a key
+    // known to differ); otherwise behind them (bulk work such as PROXY SYNC, which must not
+    // starve the repairs of failed writes).
+    void mark_dirty(std::span<const std::string_view> keys, bool urgent = true);
 
     // Calls fn on the replayer's thread once every item enqueued for key's lane before this call
     // has been applied or has failed (at once if none); also at shutdown. Must not block.

@@ -1334,9 +1334,9 @@ void replayer::abandon(std::span<const std::string_view> begun_keys, bool outcom
     engine_->abandon(begun_keys, outcome_unknown, global);
 }
 
-void replayer::mark_dirty(std::span<const std::string_view> keys) {
+void replayer::mark_dirty(std::span<const std::string_view> keys, bool urgent) {
     for (auto k : keys)
-        engine_->add_dirty(k, true);
+        engine_->add_dirty(k, urgent);
     engine_->kick_repair();
 }
 

@@ -352,7 +352,7 @@ void bulk_sync::handle_page(const run_ptr& r, std::vector<std::string> keys) {
     if (kind_ == kind::sync) {
         const std::vector<std::string_view> views(keys.begin(), keys.end());
         if (auto* f = st_.follower_of(r->source))
-            f->mark_dirty(views);
+            f->mark_dirty(views, false);  // behind live repairs
     } else if (r->extra_pass) {
         check_extra_keys(r, std::move(keys));
     } else {
