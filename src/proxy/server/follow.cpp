@@ -153,6 +153,10 @@ void stop_follow(shared_state& st, std::chrono::steady_clock::time_point deadlin
     // may still hold them until the backends are closed and the control thread joined.
 }
 
+bool following(shared_state& st, side serving) {
+    return active_follower(st, serving) != nullptr;
+}
+
 bool follow_begin(shared_state& st, side serving, const command_class& c,
                   std::span<const std::string_view> args, std::vector<std::string>& keys,
                   std::uint64_t origin, bool* verbatim) {

@@ -19,6 +19,8 @@ namespace respite::proxy::server {
 // False (keys untouched) when no follower runs in this mode.
 // `origin`: the upstream connection (writes of one origin reach the server in order).
 // `verbatim` (optional): set when any non-error reply means "replay the request as written".
+// A follower runs for writes served by `serving` in the current mode.
+bool following(shared_state& st, side serving);
 bool follow_begin(shared_state& st, side serving, const command_class& c,
                   std::span<const std::string_view> args, std::vector<std::string>& keys,
                   std::uint64_t origin, bool* verbatim = nullptr);

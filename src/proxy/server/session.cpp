@@ -211,10 +211,12 @@ void session::complete(std::uint64_t seq, std::string_view bytes) {
     }
     if (seq == head_seq_) {
         out_.append(bytes);
+        recycle_ctx(std::move(slots_.front().ctx));
         slots_.pop_front();
         ++head_seq_;
         while (!slots_.empty() && slots_.front().done) {
             out_.append(slots_.front().data);
+            recycle_ctx(std::move(slots_.front().ctx));
             slots_.pop_front();
             ++head_seq_;
         }
@@ -577,21 +579,21 @@ std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, si
                                                       std::string_view raw, std::uint64_t origin,
                                                       bool always) {
     // Without a follower a plain write needs no context at all (the common primary-only path).
-    thread_local std::vector<std::string> keys;
-    keys.clear();
-    bool verbatim = false;
-    const bool follow = follow_begin(st_, serving, c, args, keys, origin, &verbatim);
-    if (!follow && !always)
+    if (!always && !following(st_, serving))
         return nullptr;
-    auto ctx = std::make_unique<slot_ctx>();
+    auto ctx = take_ctx();
+    bool verbatim = false;
+    const bool follow = follow_begin(st_, serving, c, args, ctx->keys, origin, &verbatim);
+    if (!follow && !always) {
+        recycle_ctx(std::move(ctx));
+        return nullptr;
+    }
     ctx->kind = ctx_kind::write;
     ctx->serving = serving;
     if (follow) {
         ctx->followed = true;
-        ctx->global = keys.empty();
+        ctx->global = ctx->keys.empty();
         ctx->verbatim = verbatim;
-        ctx->keys = std::move(keys);
-        keys = {};
         if (raw.empty())
             resp::append_command(ctx->request, args);
         else
@@ -599,6 +601,34 @@ std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, si
     }
     st_.writes_in_flight.fetch_add(1, std::memory_order_acq_rel);
     return ctx;
+}
+
+std::unique_ptr<session::slot_ctx> session::take_ctx() {
+    // Reused contexts keep their vectors' and request's capacity: a followed write allocates
+    // nothing here in the steady state.
+    if (ctx_pool_.empty())
+        return std::make_unique<slot_ctx>();
+    auto ctx = std::move(ctx_pool_.back());
+    ctx_pool_.pop_back();
+    return ctx;
+}
+
+void session::recycle_ctx(std::unique_ptr<slot_ctx> ctx) {
+    constexpr std::size_t k_pool = 64;
+    constexpr std::size_t k_keep_bytes = 16 * 1024;
+    if (!ctx || ctx_pool_.size() >= k_pool || ctx->request.capacity() > k_keep_bytes)
+        return;
+    ctx->kind = ctx_kind::none;
+    ctx->serving = side::primary;
+    ctx->args.clear();
+    ctx->request.clear();
+    ctx->keys.clear();
+    ctx->followed = ctx->global = ctx->verbatim = ctx->redirectable = false;
+    ctx->queued.clear();
+    ctx->sent = {};
+    ctx->cls = nullptr;
+    ctx->c = {};
+    ctx_pool_.push_back(std::move(ctx));
 }
 
 void session::forward(upstream& u, std::span<const std::string_view> args, std::string_view raw,

@@ -132,6 +132,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
                                         std::span<const std::string_view> args,
                                         std::string_view raw, std::uint64_t origin, bool always);
     bool acquire_pin(side s) { return acquire_pin(s, k_no_keys); }
+    std::unique_ptr<slot_ctx> take_ctx();
+    void recycle_ctx(std::unique_ptr<slot_ctx> ctx);
     bool hold_for_switch();
     void release_pin_if_unused();
     void after_reply(slot_ctx& ctx, std::string_view frame);
@@ -168,6 +170,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::string writing_;
     bool write_in_progress_ = false;
     std::deque<slot> slots_;
+    std::vector<std::unique_ptr<slot_ctx>> ctx_pool_;  // finished contexts, for reuse
     std::uint64_t head_seq_ = 0;
     std::uint64_t next_seq_ = 0;
     bool closing_ = false;  // no more input is processed; close when output is written
