@@ -581,7 +581,7 @@ int run_migration(const migration_options& opts) {
         say("and is redone when a write begins meanwhile, so it never puts an older value over a "
             "followed write.");
         t0 = steady::now();
-        must(admin.command("PROXY", "SYNC", "START", "COUNT", 1000), "PROXY SYNC START");
+        must(admin.command("PROXY", "SYNC", "START", "COUNT", 1000, "PRUNE"), "PROXY SYNC START");
         info_map sync;
         const auto sync_deadline = steady::now() + 120s;
         for (;;) {

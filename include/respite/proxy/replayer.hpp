@@ -98,6 +98,10 @@ class replayer {
     // the write was sent) -> the keys are dirty (global: full resync needed).
     void abandon(std::span<const std::string_view> begun_keys, bool outcome_unknown,
                  bool global = false);
+    // A complete copy of the keyspace (every key of both sides repaired) that began when
+    // snapshot().full_resync_events was `events_seen` has ended: clears full_resync_needed,
+    // unless a new cause came since. True when it was cleared.
+    bool clear_full_resync(std::uint64_t events_seen);
     // Records keys to copy from the primary. urgent: ahead of the keys already waiting (a key
     // known to differ); otherwise behind them (bulk work such as PROXY SYNC, which must not
     // starve the repairs of failed writes).
@@ -116,16 +120,17 @@ class replayer {
     struct stats {
         std::uint64_t queued_items = 0;  // enqueued, not yet applied or failed
         std::uint64_t queued_bytes = 0;
-        std::uint64_t applied = 0;           // items (and repairs) the secondary accepted
-        std::uint64_t failed = 0;            // items the secondary answered with an error reply
-        std::uint64_t dirty_keys = 0;        // recorded, or being repaired
-        std::uint64_t repaired = 0;          // keys copied from the primary
-        std::uint64_t repair_retries = 0;    // a write began during the copy: copied again later
-        std::uint64_t dropped_to_dirty = 0;  // items not replayed (budget, lane down, transport)
-        std::uint64_t abandoned = 0;         // items pending at shutdown
-        double lag_seconds = 0;              // age of the oldest unapplied item
-        bool secondary_up = true;            // every lane answers
-        bool full_resync_needed = false;     // dirty set overflowed or a global write was lost
+        std::uint64_t applied = 0;             // items (and repairs) the secondary accepted
+        std::uint64_t failed = 0;              // items the secondary answered with an error reply
+        std::uint64_t dirty_keys = 0;          // recorded, or being repaired
+        std::uint64_t repaired = 0;            // keys copied from the primary
+        std::uint64_t repair_retries = 0;      // a write began during the copy: copied again later
+        std::uint64_t dropped_to_dirty = 0;    // items not replayed (budget, lane down, transport)
+        std::uint64_t abandoned = 0;           // items pending at shutdown
+        double lag_seconds = 0;                // age of the oldest unapplied item
+        bool secondary_up = true;              // every lane answers
+        bool full_resync_needed = false;       // dirty set overflowed or a global write was lost
+        std::uint64_t full_resync_events = 0;  // causes so far (also while already needed)
     };
     [[nodiscard]] stats snapshot() const;
 

@@ -214,6 +214,7 @@ struct replayer::engine {
     std::atomic<bool> draining{false};
     std::atomic<bool> stopping{false};
     std::atomic<bool> full_resync{false};
+    std::atomic<std::uint64_t> full_resync_events{0};  // every cause, also when already set
     // Cache lines apart: what callers write per write, what the replayer's thread writes per
     // item, and the handoff, so that no thread stalls on a line the other just wrote. The
     // replayer's thread gives back what left the queue once per batch (settle()).
@@ -326,6 +327,7 @@ struct replayer::engine {
     // ------------------------------------------------------------------ any thread
 
     void set_full_resync(std::string_view reason) {
+        full_resync_events.fetch_add(1);
         if (!full_resync.exchange(true)) {
             metrics.full_resync.set(1);
             obs::log().error("replay_full_resync_needed reason=\"{}\"", reason);
@@ -534,6 +536,7 @@ struct replayer::engine {
         for (std::size_t l = 0; l < cfg.lanes; ++l)
             s.secondary_up = s.secondary_up && lane_up[l].load();
         s.full_resync_needed = full_resync.load();
+        s.full_resync_events = full_resync_events.load();
         return s;
     }
 
@@ -1316,8 +1319,17 @@ void replayer::begin_write(std::span<const std::string_view> keys, write_origin 
     try {
         engine_->begin(keys, origin, global);
     } catch (...) {
-        engine_->full_resync.store(true);
+        engine_->set_full_resync("out of memory in begin_write");
     }
+}
+
+bool replayer::clear_full_resync(std::uint64_t events_seen) {
+    auto& e = *engine_;
+    if (e.full_resync_events.load() != events_seen || !e.full_resync.exchange(false))
+        return false;
+    e.metrics.full_resync.set(0);
+    obs::log().info("replay_full_resync_cleared reason=\"a complete copy ended\"");
+    return true;
 }
 
 void replayer::submit(replay_item item, std::span<const std::string_view> begun_keys) {

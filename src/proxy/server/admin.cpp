@@ -58,7 +58,11 @@ std::string run_keyspace_job_command(bulk_sync* job, std::span<const std::string
     if (!iequals(args[0], "start"))
         return error("ERR syntax error, try PROXY HELP");
     sync_options opt;
-    for (std::size_t i = 1; i < args.size(); i += 2) {
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        if (iequals(args[i], "prune")) {
+            opt.prune = true;
+            continue;
+        }
         if (i + 1 >= args.size())
             return error("ERR syntax error, try PROXY HELP");
         if (iequals(args[i], "match")) {
@@ -73,6 +77,7 @@ std::string run_keyspace_job_command(bulk_sync* job, std::span<const std::string
         } else {
             return error("ERR syntax error, try PROXY HELP");
         }
+        ++i;
     }
     auto why = job->start(std::move(opt));
     if (!why.empty())
@@ -90,7 +95,7 @@ proxy_command_result run_proxy_command(shared_state& st, std::span<const std::st
             "PROXY MODE SET <primary-only|dual-write|dual-write-shadow|secondary-primary|"
             "secondary-only> [FORCE]",
             "PROXY SHADOW PERCENT <0-100>",
-            "PROXY SYNC START [MATCH <pattern>] [COUNT <n>]",
+            "PROXY SYNC START [MATCH <pattern>] [COUNT <n>] [PRUNE]",
             "PROXY SYNC STATUS",
             "PROXY SYNC STOP",
             "PROXY VERIFY START [MATCH <pattern>] [COUNT <n>]",

@@ -90,6 +90,7 @@ std::expected<void, std::string> admin_http::start(const std::string& host, std:
                 return text(503, "not available");
             sync_options opt;
             opt.match = std::string(req.param("match"));
+            opt.prune = req.param("prune") == "1" || req.param("prune") == "true";
             if (const auto c = req.param("count"); !c.empty()) {
                 std::size_t n = 0;
                 auto [ptr, ec] = std::from_chars(c.data(), c.data() + c.size(), n);

@@ -295,7 +295,7 @@ std::string follower_backlog(shared_state& st, side serving) {
         return {};
     const auto s = r->snapshot();
     if (s.full_resync_needed)
-        return "the follower needs a full resync";
+        return "the follower needs a full resync (PROXY SYNC START PRUNE)";
     if (s.queued_items > 0 || s.dirty_keys > 0)
         return "the follower is behind: " + std::to_string(s.queued_items) + " writes queued, " +
                std::to_string(s.dirty_keys) + " dirty keys";

@@ -324,8 +324,8 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
                 return std::unexpected(
                     std::string("switch refused: the ") + side_name +
                     " restarted while following (or the proxy did not stop cleanly) and may "
-                    "lack writes; run PROXY SYNC START and wait for sync_state:done (or add "
-                    "FORCE)");
+                    "lack writes; run PROXY SYNC START PRUNE and wait for sync_state:done (or "
+                    "add FORCE)");
             }
             st_.restarts->clear(after.serving, "a forced mode switch");
         }
@@ -371,7 +371,7 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         if (!before.follower && after.follower)
             obs::log().warn(
                 "proxy follower_started mode={} note=\"keys written before now are "
-                "not on the follower; copy them with PROXY SYNC START (see docs/proxy.md)\"",
+                "not on the follower; copy them with PROXY SYNC START PRUNE (see docs/proxy.md)\"",
                 mode_name(to));
         if (!persist(false, to))
             return std::unexpected("switch refused: cannot write the state file " +

@@ -144,7 +144,9 @@ void restart_watch::observe(side s, std::string run_id, bool follows) {
     }
     if (st_.cfg.resync_on_restart && st_.sync) {
         st_.sync->stop();
-        const auto why = st_.sync->start({});
+        sync_options all;
+        all.prune = true;  // writes lost with the restart include DELs
+        const auto why = st_.sync->start(std::move(all));
         obs::log().error(
             "proxy backend_restarted target={} following=true note=\"writes it acknowledged "
             "before the restart may be lost\" action={}",
@@ -153,7 +155,8 @@ void restart_watch::observe(side s, std::string run_id, bool follows) {
     }
     obs::log().error(
         "proxy backend_restarted target={} following=true note=\"writes it acknowledged before "
-        "the restart may be lost; run PROXY SYNC START: the cut-over to it is refused until one "
+        "the restart may be lost; run PROXY SYNC START PRUNE: the cut-over to it is refused until "
+        "one "
         "completed\"",
         side_name(s));
 }
@@ -187,7 +190,8 @@ void restart_watch::flag(side s, std::string_view reason) {
         needs_sync_[static_cast<int>(s)] = true;
     }
     obs::log().error(
-        "proxy needs_sync target={} reason=\"{}\" note=\"run PROXY SYNC START: the cut-over to "
+        "proxy needs_sync target={} reason=\"{}\" note=\"run PROXY SYNC START PRUNE: the cut-over "
+        "to "
         "it is refused until one completed\"",
         side_name(s), reason);
 }

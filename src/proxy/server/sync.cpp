@@ -89,7 +89,11 @@ std::string bulk_sync::start(sync_options opt) {
     r->opt = std::move(opt);
     r->source = plan.serving;
     r->target_epoch = st_.restarts ? st_.restarts->epoch(target) : 0;
-    r->failed_at_start = follower != nullptr ? follower->snapshot().failed : 0;
+    if (follower != nullptr) {
+        const auto x = follower->snapshot();
+        r->failed_at_start = x.failed;
+        r->resync_events_at_start = x.full_resync_events;
+    }
     {
         std::lock_guard lock(mu_);
         if (active(p_.state))
@@ -174,8 +178,10 @@ std::string bulk_sync::info_lines() const {
         "{0}_scan_calls:{5}\r\n",
         k, p.state, p.from, p.to, p.scanned, p.batches);
     if (kind_ == kind::sync)
-        out += fmt::format("sync_dirty_keys:{}\r\nsync_repaired:{}\r\nsync_complete:{}\r\n",
-                           p.dirty, p.repaired_since_start, p.complete ? 1 : 0);
+        out += fmt::format(
+            "sync_dirty_keys:{}\r\nsync_repaired:{}\r\nsync_follower_keys_scanned:{}\r\n"
+            "sync_pruned:{}\r\nsync_complete:{}\r\n",
+            p.dirty, p.repaired_since_start, p.extra_scanned, p.extra_keys, p.complete ? 1 : 0);
     else
         out += fmt::format(
             "verify_compared:{}\r\nverify_matched:{}\r\nverify_diverged:{}\r\nverify_errors:{}\r\n"
@@ -222,14 +228,17 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
         if (auto* f = st_.follower_of(r->source); f && kind_ == kind::sync) {
             const auto x = f->snapshot();
             p_.repaired_since_start = x.repaired - repaired_at_start_;
-            p_.complete = done && r->opt.match.empty() && x.failed == r->failed_at_start &&
-                          !x.full_resync_needed;
+            p_.complete = done && r->opt.match.empty() && r->opt.prune &&
+                          x.failed == r->failed_at_start &&
+                          x.full_resync_events == r->resync_events_at_start;
             complete = p_.complete;
             if (done && !p_.complete)
                 obs::log().warn(
-                    "proxy sync_incomplete match=\"{}\" refused_copies={} full_resync_needed={} "
-                    "note=\"a needs-sync flag stays set\"",
-                    r->opt.match, x.failed - r->failed_at_start, x.full_resync_needed);
+                    "proxy sync_incomplete match=\"{}\" prune={} refused_copies={} "
+                    "new_resync_causes={} note=\"needs-sync flags and full_resync_needed stay "
+                    "set; a complete run has no MATCH and PRUNE\"",
+                    r->opt.match, r->opt.prune, x.failed - r->failed_at_start,
+                    x.full_resync_events - r->resync_events_at_start);
         }
         running_gauge_->set(0);
         if (done && kind_ == kind::verify)
@@ -245,8 +254,12 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
             obs::log().error("proxy {}_{} scanned={} reason=\"{}\"", prefix(), p_.state, p_.scanned,
                              p_.error);
     }
-    if (done && complete && kind_ == kind::sync && st_.restarts)
-        st_.restarts->synced(other_of(r->source), r->target_epoch);
+    if (done && complete && kind_ == kind::sync) {
+        if (auto* f = st_.follower_of(r->source))
+            f->clear_full_resync(r->resync_events_at_start);
+        if (st_.restarts)
+            st_.restarts->synced(other_of(r->source), r->target_epoch);
+    }
 }
 
 void bulk_sync::wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&)) {
@@ -268,7 +281,7 @@ bool bulk_sync::paced(const run& r) const {
 bool bulk_sync::settled(const run& r) const {
     if (kind_ == kind::verify)
         return in_flight_.load() == 0;
-    return st_.follower_of(r.source)->snapshot().dirty_keys == 0;
+    return in_flight_.load() == 0 && st_.follower_of(r.source)->snapshot().dirty_keys == 0;
 }
 
 void bulk_sync::add(const run_ptr& r, std::uint64_t sync_progress::*field, std::uint64_t n) {
@@ -329,7 +342,7 @@ void bulk_sync::scan_step(const run_ptr& r) {
                 self->scan_step(r);
                 return;
             }
-            if (self->kind_ == kind::verify && !r->extra_pass) {
+            if ((self->kind_ == kind::verify || r->opt.prune) && !r->extra_pass) {
                 // Pass 2: keys only the other side has.
                 r->extra_pass = true;
                 r->cursor = "0";
@@ -349,7 +362,9 @@ void bulk_sync::scan_step(const run_ptr& r) {
 void bulk_sync::handle_page(const run_ptr& r, std::vector<std::string> keys) {
     if (keys.empty())
         return;
-    if (kind_ == kind::sync) {
+    if (kind_ == kind::sync && r->extra_pass) {
+        prune_keys(r, std::move(keys));
+    } else if (kind_ == kind::sync) {
         const std::vector<std::string_view> views(keys.begin(), keys.end());
         if (auto* f = st_.follower_of(r->source))
             f->mark_dirty(views, false);  // behind live repairs
@@ -494,6 +509,38 @@ void bulk_sync::check_extra_keys(const run_ptr& r, std::vector<std::string> keys
             else
                 recheck();
         }
+    });
+}
+
+void bulk_sync::prune_keys(const run_ptr& r, std::vector<std::string> keys) {
+    // Keys of the follower the serving side does not have: repaired like any dirty key, which
+    // deletes them there (the repair copies the serving side's state, and it has none). A key
+    // created meanwhile is copied instead, and a write in flight to it is waited for.
+    in_flight_ += keys.size();
+    client::request exists;
+    for (const auto& k : keys)
+        exists.push("EXISTS", k);
+    auto b = st_.backends[static_cast<int>(r->source)];
+    b->exec(std::move(exists), [self = shared_from_this(), r,
+                                keys = std::move(keys)](client::result<replies_t> e) mutable {
+        if (!e || e->size() != keys.size()) {
+            // Unknown: hand them all over, the repair decides from the serving side's state.
+            const std::vector<std::string_view> all(keys.begin(), keys.end());
+            if (auto* f = self->st_.follower_of(r->source))
+                f->mark_dirty(all, false);
+            self->in_flight_ -= keys.size();
+            return;
+        }
+        std::vector<std::string_view> missing;
+        for (std::size_t i = 0; i < keys.size(); ++i)
+            if ((*e)[i].type() == resp::type::integer && (*e)[i].integer() == 0)
+                missing.emplace_back(keys[i]);
+        if (!missing.empty()) {
+            if (auto* f = self->st_.follower_of(r->source))
+                f->mark_dirty(missing, false);
+            self->add(r, &sync_progress::extra_keys, missing.size());
+        }
+        self->in_flight_ -= keys.size();
     });
 }
 

@@ -45,6 +45,9 @@ struct sync_options {
     std::size_t count = 1000;         // SCAN COUNT hint
     std::size_t high_water = 20'000;  // SYNC: dirty keys at most before the scan waits
     std::size_t max_in_flight = 64;   // VERIFY: keys being compared at once
+    // SYNC: also scan the follower and delete the keys the serving side does not have (only a
+    // pruning run without MATCH makes the follower a copy, and clears a needs-sync flag).
+    bool prune = false;
 };
 
 struct sync_progress {
@@ -59,8 +62,8 @@ struct sync_progress {
     // VERIFY: compares (a key's value and its TTL are one each) by outcome, and pass 2.
     std::uint64_t compared = 0, matched = 0, diverged = 0, errors = 0, unstable = 0;
     std::uint64_t extra_scanned = 0, extra_keys = 0;
-    // SYNC: the whole keyspace was copied with no refused copy and no resync overflow (only such
-    // a run clears a "needs sync" flag).
+    // SYNC: the whole keyspace was copied and pruned with no refused copy and no new resync
+    // cause (only such a run clears a "needs sync" flag and full_resync_needed).
     bool complete = false;
     double elapsed_seconds = 0;
     std::string error;  // why it failed / stopped
@@ -89,10 +92,11 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
         sync_options opt;
         side source = side::primary;
         std::uint64_t generation = 0;
-        std::uint64_t target_epoch = 0;     // the target's restart count at start
-        std::uint64_t failed_at_start = 0;  // SYNC: the follower's failed count at start
+        std::uint64_t target_epoch = 0;            // the target's restart count at start
+        std::uint64_t failed_at_start = 0;         // SYNC: the follower's failed count at start
+        std::uint64_t resync_events_at_start = 0;  // SYNC: full-resync causes at start
         std::string cursor = "0";
-        bool extra_pass = false;  // VERIFY: scanning the other side for keys only it has
+        bool extra_pass = false;  // scanning the other side for keys only it has
     };
     using run_ptr = std::shared_ptr<run>;
 
@@ -108,6 +112,7 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     void handle_page(const run_ptr& r, std::vector<std::string> keys);
     void verify_keys(const run_ptr& r, std::vector<std::string> keys);
     void check_extra_keys(const run_ptr& r, std::vector<std::string> keys);
+    void prune_keys(const run_ptr& r, std::vector<std::string> keys);
     void count_outcome(const run_ptr& r, shadow_outcome o);
     void add(const run_ptr& r, std::uint64_t sync_progress::*field, std::uint64_t n = 1);
     [[nodiscard]] const char* prefix() const noexcept {

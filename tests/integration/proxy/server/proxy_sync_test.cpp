@@ -313,10 +313,50 @@ TEST_F(proxy_restart, the_cut_over_waits_for_a_sync_after_a_restart) {
     EXPECT_NE(proxy_->info().find("secondary_needs_sync:1\r\n"), std::string::npos);
     EXPECT_FALSE(proxy_->set_mode(mode::secondary_primary, false).has_value());
 
+    // Nor does one without PRUNE: a DEL lost with the restart leaves a key only it has.
     EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    EXPECT_NE(status().find("sync_complete:0\r\n"), std::string::npos) << status();
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:1\r\n"), std::string::npos);
+
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
     ASSERT_TRUE(wait_state("done")) << status();
     EXPECT_NE(status().find("sync_complete:1\r\n"), std::string::npos) << status();
     EXPECT_NE(proxy_->info().find("secondary_needs_sync:0\r\n"), std::string::npos);
+    EXPECT_TRUE(converged());
+    EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+}
+
+TEST_F(proxy_restart, a_pruning_sync_repairs_a_lost_flush_and_clears_the_full_resync) {
+    preload("k:", 200);
+    secondary_.cli({"SET", "only-here", "1"});  // stale data the primary never had
+    start(mode::dual_write, [](proxy::proxy_config& c) {
+        c.restart_check_interval = std::chrono::hours(1);
+        c.repair_rate = 0;
+    });
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    // A keyspace-wide write the follower never gets: FLUSHDB while the secondary is down.
+    secondary_.stop();
+    EXPECT_EQ(sync_call({"FLUSHDB"}), "+OK\r\n");
+    ASSERT_TRUE(eventually([&] {
+        return proxy_->info().find("follow_secondary_full_resync_needed:1\r\n") !=
+               std::string::npos;
+    })) << proxy_->info();
+    secondary_.start();  // with its AOF: the old keys are back
+    write_keys("n:", 50);
+    EXPECT_NE(secondary_.cli({"EXISTS", "k:1"}), "0");
+    // Refused: the restart (seen by the switch itself) and the lost FLUSHDB.
+    EXPECT_FALSE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    const auto s = status();
+    EXPECT_NE(s.find("sync_complete:1\r\n"), std::string::npos) << s;
+    EXPECT_GE(field("sync_pruned"), 201) << s;  // the flushed k: keys and only-here
+    EXPECT_EQ(secondary_.cli({"EXISTS", "only-here"}), "0");
+    EXPECT_NE(proxy_->info().find("follow_secondary_full_resync_needed:0\r\n"), std::string::npos)
+        << proxy_->info();
     EXPECT_TRUE(converged());
     EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
 }
@@ -401,7 +441,7 @@ TEST_F(proxy_state, an_unclean_stop_while_following_needs_a_sync_before_the_cut_
     ASSERT_FALSE(r.has_value());
     EXPECT_NE(r.error().find("PROXY SYNC"), std::string::npos) << r.error();
 
-    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
     ASSERT_TRUE(wait_state("done")) << status();
     EXPECT_TRUE(eventually([&] {
         return file_text().find("secondary_needs_sync=0") != std::string::npos;
