@@ -393,155 +393,155 @@ void bulk_sync::count_outcome(const run_ptr& r, shadow_outcome o) {
     }
 }
 
+void bulk_sync::per_key(const run_ptr& r, std::string_view command, std::vector<std::string> keys,
+                        per_key_fn then) {
+    in_flight_ += keys.size();
+    client::request req;
+    for (const auto& k : keys)
+        req.push(command, k);
+    auto b = st_.backends[static_cast<int>(r->source)];
+    b->exec(std::move(req), [keys = std::move(keys),
+                             then = std::move(then)](client::result<replies_t> res) mutable {
+        then(keys, res && res->size() == keys.size() ? &*res : nullptr);
+    });
+}
+
 void bulk_sync::verify_keys(const run_ptr& r, std::vector<std::string> keys) {
     // TYPE of every key on the serving side, then its value read and PTTL, each handed to the
     // shadow reader with the serving side's answer.
-    in_flight_ += keys.size();
-    client::request types;
-    for (const auto& k : keys)
-        types.push("TYPE", k);
-    auto b = st_.backends[static_cast<int>(r->source)];
-    b->exec(std::move(types), [self = shared_from_this(), r,
-                               keys = std::move(keys)](client::result<replies_t> t) mutable {
-        if (!t || t->size() != keys.size()) {
-            self->add(r, &sync_progress::errors, keys.size());
-            self->in_flight_ -= keys.size();
-            return;
-        }
-        client::request reads;
-        std::vector<std::vector<std::string>> args;
-        for (std::size_t i = 0; i < keys.size(); ++i) {
-            auto read = value_read((*t)[i].str(), keys[i]);
-            if (read.empty()) {
-                --self->in_flight_;  // gone since SCAN saw it
-                continue;
-            }
-            reads.push_args(read);
-            reads.push("PTTL", keys[i]);
-            args.push_back(std::move(read));
-            args.push_back({"PTTL", keys[i]});
-        }
-        if (args.empty())
-            return;
-        auto sb = self->st_.backends[static_cast<int>(r->source)];
-        sb->exec(std::move(reads),
-                 [self, r, args = std::move(args)](client::result<replies_t> served) mutable {
-                     const std::size_t n_keys = args.size() / 2;
-                     if (!served || served->size() != args.size()) {
-                         self->add(r, &sync_progress::errors, n_keys);
-                         self->in_flight_ -= n_keys;
-                         return;
-                     }
-                     for (std::size_t i = 0; i < n_keys; ++i) {
-                         // The key's two compares end it: the second one to finish lets it go.
-                         auto left = std::make_shared<std::atomic<int>>(2);
-                         for (std::size_t j = 2 * i; j < 2 * i + 2; ++j) {
-                             self->add(r, &sync_progress::compared);
-                             self->st_.shadows->compare(r->source, std::move(args[j]),
-                                                        std::move((*served)[j]),
-                                                        [self, r, left](shadow_outcome o) {
-                                                            self->count_outcome(r, o);
-                                                            if (left->fetch_sub(1) == 1)
-                                                                --self->in_flight_;
-                                                        });
-                         }
-                     }
-                 });
-    });
+    per_key(r, "TYPE", std::move(keys),
+            [self = shared_from_this(), r](std::vector<std::string>& keys, const replies_t* t) {
+                if (t == nullptr) {
+                    self->add(r, &sync_progress::errors, keys.size());
+                    self->in_flight_ -= keys.size();
+                    return;
+                }
+                client::request reads;
+                std::vector<std::vector<std::string>> args;
+                for (std::size_t i = 0; i < keys.size(); ++i) {
+                    auto read = value_read((*t)[i].str(), keys[i]);
+                    if (read.empty()) {
+                        --self->in_flight_;  // gone since SCAN saw it
+                        continue;
+                    }
+                    reads.push_args(read);
+                    reads.push("PTTL", keys[i]);
+                    args.push_back(std::move(read));
+                    args.push_back({"PTTL", keys[i]});
+                }
+                if (args.empty())
+                    return;
+                auto sb = self->st_.backends[static_cast<int>(r->source)];
+                sb->exec(std::move(reads), [self, r, args = std::move(args)](
+                                               client::result<replies_t> served) mutable {
+                    const std::size_t n_keys = args.size() / 2;
+                    if (!served || served->size() != args.size()) {
+                        self->add(r, &sync_progress::errors, n_keys);
+                        self->in_flight_ -= n_keys;
+                        return;
+                    }
+                    for (std::size_t i = 0; i < n_keys; ++i) {
+                        // The key's two compares end it: the second one to finish lets it go.
+                        auto left = std::make_shared<std::atomic<int>>(2);
+                        for (std::size_t j = 2 * i; j < 2 * i + 2; ++j) {
+                            self->add(r, &sync_progress::compared);
+                            self->st_.shadows->compare(r->source, std::move(args[j]),
+                                                       std::move((*served)[j]),
+                                                       [self, r, left](shadow_outcome o) {
+                                                           self->count_outcome(r, o);
+                                                           if (left->fetch_sub(1) == 1)
+                                                               --self->in_flight_;
+                                                       });
+                        }
+                    }
+                });
+            });
 }
 
 void bulk_sync::check_extra_keys(const run_ptr& r, std::vector<std::string> keys) {
     // A key the other side has and the serving side does not: extra_data, once the follower
     // applied what it held for the key (a DEL on its way is not a divergence).
-    in_flight_ += keys.size();
-    client::request exists;
-    for (const auto& k : keys)
-        exists.push("EXISTS", k);
-    auto b = st_.backends[static_cast<int>(r->source)];
-    b->exec(std::move(exists), [self = shared_from_this(), r,
-                                keys = std::move(keys)](client::result<replies_t> e) mutable {
-        if (!e || e->size() != keys.size()) {
-            self->add(r, &sync_progress::errors, keys.size());
-            self->in_flight_ -= keys.size();
-            return;
-        }
-        for (std::size_t i = 0; i < keys.size(); ++i) {
-            if ((*e)[i].type() == resp::type::integer && (*e)[i].integer() != 0) {
-                --self->in_flight_;  // on both sides: pass 1 compared it
-                continue;
-            }
-            auto recheck = [self, r, key = keys[i]] {
-                client::request again;
-                again.push("EXISTS", key);
-                auto sb = self->st_.backends[static_cast<int>(r->source)];
-                auto ob = self->st_.backends[static_cast<int>(other_of(r->source))];
-                sb->exec(std::move(again), [self, r, ob, key](client::result<replies_t> s) {
-                    client::request on_other;
-                    on_other.push("TYPE", key);
-                    const bool gone_here = s && !s->empty() &&
-                                           s->front().type() == resp::type::integer &&
-                                           s->front().integer() == 0;
-                    if (!gone_here) {
-                        --self->in_flight_;
-                        return;
+    per_key(r, "EXISTS", std::move(keys),
+            [self = shared_from_this(), r](std::vector<std::string>& keys, const replies_t* e) {
+                if (e == nullptr) {
+                    self->add(r, &sync_progress::errors, keys.size());
+                    self->in_flight_ -= keys.size();
+                    return;
+                }
+                for (std::size_t i = 0; i < keys.size(); ++i) {
+                    if ((*e)[i].type() == resp::type::integer && (*e)[i].integer() != 0) {
+                        --self->in_flight_;  // on both sides: pass 1 compared it
+                        continue;
                     }
-                    ob->exec(std::move(on_other), [self, r, key](client::result<replies_t> o) {
-                        if (o && !o->empty() && o->front().is_string() &&
-                            o->front().str() != "none") {
-                            self->add(r, &sync_progress::extra_keys);
-                            if (self->st_.divergences) {
-                                divergence d;
-                                d.kind = divergence_kind::extra_data;
-                                d.command = "exists";
-                                d.key = display(key);
-                                d.primary = "(none)";
-                                d.secondary = "a " + o->front().str();
-                                d.at = std::chrono::system_clock::now();
-                                self->st_.divergences->report(d);
+                    auto recheck = [self, r, key = keys[i]] {
+                        client::request again;
+                        again.push("EXISTS", key);
+                        auto sb = self->st_.backends[static_cast<int>(r->source)];
+                        auto ob = self->st_.backends[static_cast<int>(other_of(r->source))];
+                        sb->exec(std::move(again), [self, r, ob, key](client::result<replies_t> s) {
+                            client::request on_other;
+                            on_other.push("TYPE", key);
+                            const bool gone_here = s && !s->empty() &&
+                                                   s->front().type() == resp::type::integer &&
+                                                   s->front().integer() == 0;
+                            if (!gone_here) {
+                                --self->in_flight_;
+                                return;
                             }
-                        }
-                        --self->in_flight_;
-                    });
-                });
-            };
-            if (auto* f = self->st_.follower_of(r->source))
-                f->when_applied(keys[i], std::move(recheck));
-            else
-                recheck();
-        }
-    });
+                            ob->exec(std::move(on_other),
+                                     [self, r, key](client::result<replies_t> o) {
+                                         if (o && !o->empty() && o->front().is_string() &&
+                                             o->front().str() != "none") {
+                                             self->add(r, &sync_progress::extra_keys);
+                                             if (self->st_.divergences) {
+                                                 divergence d;
+                                                 d.kind = divergence_kind::extra_data;
+                                                 d.command = "exists";
+                                                 d.key = display(key);
+                                                 d.primary = "(none)";
+                                                 d.secondary = "a " + o->front().str();
+                                                 d.at = std::chrono::system_clock::now();
+                                                 self->st_.divergences->report(d);
+                                             }
+                                         }
+                                         --self->in_flight_;
+                                     });
+                        });
+                    };
+                    if (auto* f = self->st_.follower_of(r->source))
+                        f->when_applied(keys[i], std::move(recheck));
+                    else
+                        recheck();
+                }
+            });
 }
 
 void bulk_sync::prune_keys(const run_ptr& r, std::vector<std::string> keys) {
     // Keys of the follower the serving side does not have: repaired like any dirty key, which
     // deletes them there (the repair copies the serving side's state, and it has none). A key
     // created meanwhile is copied instead, and a write in flight to it is waited for.
-    in_flight_ += keys.size();
-    client::request exists;
-    for (const auto& k : keys)
-        exists.push("EXISTS", k);
-    auto b = st_.backends[static_cast<int>(r->source)];
-    b->exec(std::move(exists), [self = shared_from_this(), r,
-                                keys = std::move(keys)](client::result<replies_t> e) mutable {
-        if (!e || e->size() != keys.size()) {
-            // Unknown: hand them all over, the repair decides from the serving side's state.
-            const std::vector<std::string_view> all(keys.begin(), keys.end());
-            if (auto* f = self->st_.follower_of(r->source))
-                f->mark_dirty(all, false);
-            self->in_flight_ -= keys.size();
-            return;
-        }
-        std::vector<std::string_view> missing;
-        for (std::size_t i = 0; i < keys.size(); ++i)
-            if ((*e)[i].type() == resp::type::integer && (*e)[i].integer() == 0)
-                missing.emplace_back(keys[i]);
-        if (!missing.empty()) {
-            if (auto* f = self->st_.follower_of(r->source))
-                f->mark_dirty(missing, false);
-            self->add(r, &sync_progress::extra_keys, missing.size());
-        }
-        self->in_flight_ -= keys.size();
-    });
+    per_key(r, "EXISTS", std::move(keys),
+            [self = shared_from_this(), r](std::vector<std::string>& keys, const replies_t* e) {
+                if (e == nullptr) {
+                    // Unknown: hand them all over, the repair decides from the serving side's
+                    // state.
+                    const std::vector<std::string_view> all(keys.begin(), keys.end());
+                    if (auto* f = self->st_.follower_of(r->source))
+                        f->mark_dirty(all, false);
+                    self->in_flight_ -= keys.size();
+                    return;
+                }
+                std::vector<std::string_view> missing;
+                for (std::size_t i = 0; i < keys.size(); ++i)
+                    if ((*e)[i].type() == resp::type::integer && (*e)[i].integer() == 0)
+                        missing.emplace_back(keys[i]);
+                if (!missing.empty()) {
+                    if (auto* f = self->st_.follower_of(r->source))
+                        f->mark_dirty(missing, false);
+                    self->add(r, &sync_progress::extra_keys, missing.size());
+                }
+                self->in_flight_ -= keys.size();
+            });
 }
 
 void bulk_sync::wait_step(const run_ptr& r) {

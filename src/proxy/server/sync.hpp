@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -110,6 +111,11 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     [[nodiscard]] bool paced(const run& r) const;
     [[nodiscard]] bool settled(const run& r) const;
     void handle_page(const run_ptr& r, std::vector<std::string> keys);
+    // One `command key` per key on the serving side, pipelined, the keys counted in flight;
+    // then(keys, replies), or then(keys, nullptr) when the call failed. `then` lets them go.
+    using per_key_fn = std::move_only_function<void(std::vector<std::string>&, const replies_t*)>;
+    void per_key(const run_ptr& r, std::string_view command, std::vector<std::string> keys,
+                 per_key_fn then);
     void verify_keys(const run_ptr& r, std::vector<std::string> keys);
     void check_extra_keys(const run_ptr& r, std::vector<std::string> keys);
     void prune_keys(const run_ptr& r, std::vector<std::string> keys);
