@@ -68,12 +68,10 @@ std::string run_keyspace_job_command(bulk_sync* job, std::span<const std::string
         if (iequals(args[i], "match")) {
             opt.match = std::string(args[i + 1]);
         } else if (iequals(args[i], "count")) {
-            const auto v = args[i + 1];
-            std::size_t n = 0;
-            auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-            if (ec != std::errc() || ptr != v.data() + v.size() || n == 0 || n > 1'000'000)
+            const auto n = parse_scan_count(args[i + 1]);
+            if (!n)
                 return error("ERR COUNT must be an integer from 1 to 1000000");
-            opt.count = n;
+            opt.count = *n;
         } else {
             return error("ERR syntax error, try PROXY HELP");
         }

@@ -92,11 +92,10 @@ std::expected<void, std::string> admin_http::start(const std::string& host, std:
             opt.match = std::string(req.param("match"));
             opt.prune = req.param("prune") == "1" || req.param("prune") == "true";
             if (const auto c = req.param("count"); !c.empty()) {
-                std::size_t n = 0;
-                auto [ptr, ec] = std::from_chars(c.data(), c.data() + c.size(), n);
-                if (ec != std::errc() || ptr != c.data() + c.size() || n == 0 || n > 1'000'000)
+                const auto n = parse_scan_count(c);
+                if (!n)
                     return text(400, "count must be an integer from 1 to 1000000");
-                opt.count = n;
+                opt.count = *n;
             }
             auto why = j->start(std::move(opt));
             if (!why.empty())

@@ -92,13 +92,13 @@ bool append_keys(const shared_state& st, const command_class& c,
 }
 
 std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
-    const side source = target == side::primary ? side::secondary : side::primary;
+    const side source = other_side(target);
     replayer_config rc;
     rc.lanes = st.cfg.replay_lanes;
     rc.max_queued_bytes = st.cfg.replay_max_queued_bytes;
     rc.max_dirty_keys = st.cfg.replay_max_dirty_keys;
     rc.repair_rate = st.cfg.repair_rate;
-    rc.metrics_target = target == side::primary ? "primary" : "secondary";
+    rc.metrics_target = side_name(target);
     const backend_config bc = st.backend_cfg(target);
     auto factory = [bc, target](asio::io_context& ioc, std::size_t lane) {
         client::client_config cc;
@@ -110,11 +110,9 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
             cluster::cluster_config k;
             k.seeds.push_back({bc.connection.host, bc.connection.port});
             k.connection = cc.connection;
-            return make_cluster_backend(ioc, target == side::primary ? "primary" : "secondary",
-                                        std::move(k));
+            return make_cluster_backend(ioc, side_name(target), std::move(k));
         }
-        return make_standalone_backend(ioc, target == side::primary ? "primary" : "secondary",
-                                       std::move(cc));
+        return make_standalone_backend(ioc, side_name(target), std::move(cc));
     };
     return std::make_shared<replayer>(rc, st.backends[static_cast<int>(source)], factory,
                                       st.metrics);

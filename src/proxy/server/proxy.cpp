@@ -268,7 +268,7 @@ std::expected<void, std::string> proxy_server::impl::start() {
                 st_.restarts->flag(s, "still pending from the last run (state file)");
         const auto plan = plan_of(m);
         if (!restored->clean_shutdown && plan.follower)
-            st_.restarts->flag(plan.serving == side::primary ? side::secondary : side::primary,
+            st_.restarts->flag(server::other_side(plan.serving),
                                "the last run did not stop cleanly while following: writes in "
                                "flight then may be missing");
     }
@@ -315,14 +315,14 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         if (before.follower)
             st_.restarts->check_now(after.serving, std::chrono::seconds(1));
         if (st_.restarts->needs_sync(after.serving)) {
-            const auto side_name = after.serving == side::primary ? "primary" : "secondary";
+            const char* target = server::side_name(after.serving);
             if (!force) {
                 obs::log().warn(
                     "proxy mode_switch_refused from={} to={} reason=\"{} needs a "
                     "sync\"",
-                    mode_name(from), mode_name(to), side_name);
+                    mode_name(from), mode_name(to), target);
                 return std::unexpected(
-                    std::string("switch refused: the ") + side_name +
+                    std::string("switch refused: the ") + target +
                     " restarted while following (or the proxy did not stop cleanly) and may "
                     "lack writes; run PROXY SYNC START PRUNE and wait for sync_state:done (or "
                     "add FORCE)");
@@ -462,7 +462,7 @@ void proxy_server::impl::stop() {
         // missing on its side: the next run must copy again before serving from it.
         const auto plan = plan_of(st_.current.load());
         if (plan.follower && st_.restarts) {
-            const auto target = plan.serving == side::primary ? side::secondary : side::primary;
+            const auto target = server::other_side(plan.serving);
             if (auto* f = st_.follower_of(plan.serving)) {
                 const auto x = f->snapshot();
                 if (x.queued_items > 0 || x.dirty_keys > 0 || x.abandoned > 0 ||

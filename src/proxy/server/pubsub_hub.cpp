@@ -93,7 +93,7 @@ void pubsub_hub::shadow_on(bool on) {
         }
         return;
     }
-    const side other = side_ == side::primary ? side::secondary : side::primary;
+    const side other = other_side(side_);
     shadow_conn_ = std::make_shared<upstream>(w_.ioc(), w_.shared().endpoint(other, 3));
     shadow_conn_->set_push_handler([this](std::string_view f) { on_shadow_push(f); });
     shadow_conn_->set_close_handler([this] {

@@ -15,10 +15,6 @@ namespace respite::proxy::server {
 
 namespace {
 
-const char* side_name(side s) {
-    return s == side::primary ? "primary" : "secondary";
-}
-
 // The run_id field of an INFO server reply ("" when absent).
 std::string run_id_of(std::string_view info) {
     constexpr std::string_view key = "run_id:";

@@ -88,7 +88,7 @@ bool shadow_reader::wanted(const command_class& c, std::span<const std::string_v
 
 void shadow_reader::compare(side serving, std::vector<std::string> args, resp::value served,
                             done_fn done) {
-    const side other = serving == side::primary ? side::secondary : side::primary;
+    const side other = other_side(serving);
     auto b = st_.backends[static_cast<int>(other)];
     if (!b) {
         if (done)

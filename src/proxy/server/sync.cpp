@@ -1,6 +1,8 @@
 // PROXY SYNC and PROXY VERIFY: paced SCANs of the serving side on the control thread.
 #include "sync.hpp"
 
+#include <charconv>
+
 #include <asio/post.hpp>
 #include <fmt/format.h>
 
@@ -18,14 +20,6 @@ namespace {
 
 constexpr auto k_wait = std::chrono::milliseconds(20);
 constexpr auto k_log_every = std::chrono::seconds(5);
-
-const char* side_name(side s) {
-    return s == side::primary ? "primary" : "secondary";
-}
-
-side other_of(side s) {
-    return s == side::primary ? side::secondary : side::primary;
-}
 
 bool active(const std::string& state) {
     return state == "scanning" || state == "repairing" || state == "checking";
@@ -49,6 +43,14 @@ std::vector<std::string> value_read(std::string_view type, const std::string& ke
 }
 
 }  // namespace
+
+std::optional<std::size_t> parse_scan_count(std::string_view text) {
+    std::size_t n = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || ptr != text.data() + text.size() || n == 0 || n > 1'000'000)
+        return std::nullopt;
+    return n;
+}
 
 bulk_sync::bulk_sync(asio::io_context& control, shared_state& st, kind k)
     : control_(control), st_(st), kind_(k), timer_(std::make_unique<asio::steady_timer>(control)) {
@@ -80,11 +82,11 @@ std::string bulk_sync::start(sync_options opt) {
         return fmt::format(
             "ERR PROXY {} of a Redis Cluster serving side is not supported yet (docs/proxy.md)",
             kind_ == kind::sync ? "SYNC" : "VERIFY");
-    if (kind_ == kind::verify && st_.backend_cfg(other_of(plan.serving)).cluster)
+    if (kind_ == kind::verify && st_.backend_cfg(other_side(plan.serving)).cluster)
         return "ERR PROXY VERIFY against a Redis Cluster is not supported yet (docs/proxy.md)";
     if (opt.count == 0 || opt.high_water == 0 || opt.max_in_flight == 0)
         return "ERR COUNT must be positive";
-    const side target = other_of(plan.serving);
+    const side target = other_side(plan.serving);
     auto r = std::make_shared<run>();
     r->opt = std::move(opt);
     r->source = plan.serving;
@@ -258,7 +260,7 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
         if (auto* f = st_.follower_of(r->source))
             f->clear_full_resync(r->resync_events_at_start);
         if (st_.restarts)
-            st_.restarts->synced(other_of(r->source), r->target_epoch);
+            st_.restarts->synced(other_side(r->source), r->target_epoch);
     }
 }
 
@@ -304,7 +306,7 @@ void bulk_sync::scan_step(const run_ptr& r) {
         req.push("SCAN", r->cursor, "COUNT", r->opt.count);
     else
         req.push("SCAN", r->cursor, "MATCH", r->opt.match, "COUNT", r->opt.count);
-    const side scanned = r->extra_pass ? other_of(r->source) : r->source;
+    const side scanned = r->extra_pass ? other_side(r->source) : r->source;
     auto b = st_.backends[static_cast<int>(scanned)];
     b->exec(std::move(req), [self = shared_from_this(), r](client::result<replies_t> res) {
         asio::post(self->control_, [self, r, res = std::move(res)]() mutable {
@@ -477,7 +479,7 @@ void bulk_sync::check_extra_keys(const run_ptr& r, std::vector<std::string> keys
                         client::request again;
                         again.push("EXISTS", key);
                         auto sb = self->st_.backends[static_cast<int>(r->source)];
-                        auto ob = self->st_.backends[static_cast<int>(other_of(r->source))];
+                        auto ob = self->st_.backends[static_cast<int>(other_side(r->source))];
                         sb->exec(std::move(again), [self, r, ob, key](client::result<replies_t> s) {
                             client::request on_other;
                             on_other.push("TYPE", key);

@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,9 @@ struct sync_options {
     // pruning run without MATCH makes the follower a copy, and clears a needs-sync flag).
     bool prune = false;
 };
+
+// A SCAN COUNT given by an operator (PROXY SYNC/VERIFY, /sync, /verify): 1 to 1 000 000.
+std::optional<std::size_t> parse_scan_count(std::string_view text);
 
 struct sync_progress {
     // idle, scanning, repairing (SYNC), checking (VERIFY), done, stopped, failed

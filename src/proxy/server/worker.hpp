@@ -34,6 +34,13 @@ class divergence_reporter;
 namespace respite::proxy::server {
 
 enum class side : std::uint8_t { primary = 0, secondary = 1 };
+[[nodiscard]] constexpr side other_side(side s) noexcept {
+    return s == side::primary ? side::secondary : side::primary;
+}
+// "primary" / "secondary": the role, for logs, metrics labels and errors (never an address).
+[[nodiscard]] constexpr const char* side_name(side s) noexcept {
+    return s == side::primary ? "primary" : "secondary";
+}
 using replies_t = std::vector<resp::value>;
 
 // Which side serves clients, which side follows, and whether reads are shadowed.
