@@ -244,6 +244,39 @@ void histogram::observe_us(std::uint64_t micros) noexcept {
     sum_us_.fetch_add(micros, std::memory_order_relaxed);
 }
 
+std::size_t histogram::bucket_of(std::uint64_t micros) noexcept {
+    return bucket_index(micros);
+}
+
+void histogram_batch::observe_us(std::uint64_t micros) noexcept {
+    const auto b = static_cast<std::uint32_t>(bucket_index(micros));
+    std::size_t i = 0;
+    while (i < used_ && entries_[i].bucket != b)
+        ++i;
+    if (i == used_) {
+        if (used_ == entries_.size()) {
+            flush();
+            i = 0;
+        }
+        entries_[i] = entry{b, 0};
+        used_ = i + 1;
+    }
+    ++entries_[i].n;
+    ++count_;
+    sum_us_ += micros;
+}
+
+void histogram_batch::flush() noexcept {
+    if (used_ == 0)
+        return;
+    for (std::size_t i = 0; i < used_; ++i)
+        h_->buckets_[entries_[i].bucket].fetch_add(entries_[i].n, std::memory_order_relaxed);
+    h_->count_.fetch_add(count_, std::memory_order_relaxed);
+    h_->sum_us_.fetch_add(sum_us_, std::memory_order_relaxed);
+    used_ = 0;
+    count_ = sum_us_ = 0;
+}
+
 std::uint64_t histogram::count() const noexcept {
     return count_.load(std::memory_order_relaxed);
 }

@@ -5,6 +5,7 @@
 // registry's lifetime, so hot paths look a metric up once and keep the reference.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -58,10 +59,40 @@ class histogram {
     // Observations in bucket i (not cumulative); i == bounds_us().size() is the +Inf bucket.
     [[nodiscard]] std::uint64_t bucket_count(std::size_t i) const noexcept;
 
+    // The bucket an observation of `micros` falls in (for histogram_batch).
+    [[nodiscard]] static std::size_t bucket_of(std::uint64_t micros) noexcept;
+
   private:
+    friend class histogram_batch;
     std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;
     std::atomic<std::uint64_t> count_{0};
     std::atomic<std::uint64_t> sum_us_{0};
+};
+
+// Observations gathered by one thread and added to a histogram together: a few atomic adds per
+// flush instead of three per observation, for loops that observe every item of a batch. Not
+// thread-safe itself; what it holds is invisible until flush().
+class histogram_batch {
+  public:
+    explicit histogram_batch(histogram& h) noexcept : h_(&h) {}
+    histogram_batch(const histogram_batch&) = delete;
+    histogram_batch& operator=(const histogram_batch&) = delete;
+    ~histogram_batch() { flush(); }
+
+    void observe_us(std::uint64_t micros) noexcept;
+    void flush() noexcept;
+    [[nodiscard]] bool empty() const noexcept { return used_ == 0; }
+
+  private:
+    struct entry {
+        std::uint32_t bucket;
+        std::uint32_t n;
+    };
+    histogram* h_;
+    std::array<entry, 8> entries_{};  // distinct buckets seen since the last flush
+    std::size_t used_ = 0;
+    std::uint64_t count_ = 0;
+    std::uint64_t sum_us_ = 0;
 };
 
 class registry {

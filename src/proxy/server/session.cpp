@@ -193,7 +193,10 @@ void session::resume_processing() {
 // ---- replies in order ----
 
 std::uint64_t session::alloc_slot(std::unique_ptr<slot_ctx> ctx) {
-    slots_.push_back(slot{false, {}, std::move(ctx), std::chrono::steady_clock::now(), route_});
+    // While processing input the command arrived with the read that brought it (one clock
+    // read per read, not per command).
+    const auto arrived = processing_ ? last_activity_ : std::chrono::steady_clock::now();
+    slots_.push_back(slot{false, {}, std::move(ctx), arrived, route_});
     return next_seq_++;
 }
 
@@ -203,11 +206,12 @@ void session::complete(std::uint64_t seq, std::string_view bytes) {
     {
         // Latency as the client sees it, from the command's arrival to its reply being ready.
         const auto& s = slots_[seq - head_seq_];
-        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::steady_clock::now() - s.started)
-                            .count();
-        if (s.route != k_push_route)
-            w_.observe_latency(s.route, static_cast<std::uint64_t>(us));
+        if (s.route != k_push_route) {
+            const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                upstream::reply_time() - s.started)
+                                .count();
+            w_.observe_latency(s.route, us > 0 ? static_cast<std::uint64_t>(us) : 0);
+        }
     }
     if (seq == head_seq_) {
         out_.append(bytes);
@@ -345,6 +349,17 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
     if (closed_)
         return;
     complete(tag, frame);
+    // Written once the upstream's whole read was delivered: a pipeline's replies in one write.
+    if (!flush_deferred_) {
+        flush_deferred_ = true;
+        w_.defer_flush(shared_from_this());
+    }
+}
+
+void session::flush_deferred() {
+    flush_deferred_ = false;
+    if (closed_)
+        return;
     start_write();
     if (!blocked_ && !waiting_pause_)
         resume_processing();

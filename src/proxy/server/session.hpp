@@ -40,6 +40,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
 
     void on_reply(std::uint64_t tag, std::string_view frame) override;
     void on_failure(std::uint64_t tag, bool written) override;
+    // Writes what replies completed since on_reply deferred it, and resumes input.
+    void flush_deferred();
 
     // From the pub/sub hub: a push frame in RESP3 form ('>'), converted for RESP2 clients.
     void deliver_push(std::string_view resp3_push);
@@ -169,6 +171,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::string out_;
     std::string writing_;
     bool write_in_progress_ = false;
+    bool flush_deferred_ = false;  // queued in the worker's deferred flush
     std::deque<slot> slots_;
     std::vector<std::unique_ptr<slot_ctx>> ctx_pool_;  // finished contexts, for reuse
     std::uint64_t head_seq_ = 0;

@@ -15,6 +15,13 @@ namespace respite::proxy::server {
 
 namespace {
 constexpr std::size_t k_read_chunk = 64 * 1024;
+// Set while one read's replies are delivered (see reply_time()).
+thread_local std::chrono::steady_clock::time_point delivering_at{};
+}  // namespace
+
+std::chrono::steady_clock::time_point upstream::reply_time() noexcept {
+    const auto t = delivering_at;
+    return t == std::chrono::steady_clock::time_point{} ? std::chrono::steady_clock::now() : t;
 }
 
 upstream::upstream(asio::io_context& ioc, upstream_endpoint ep, resp::limits limits)
@@ -216,6 +223,13 @@ void upstream::read() {
             return;
         }
         self->in_len_ += n;
+        struct delivering {
+            std::chrono::steady_clock::time_point saved = delivering_at;
+            delivering() { delivering_at = std::chrono::steady_clock::now(); }
+            ~delivering() { delivering_at = saved; }
+            delivering(const delivering&) = delete;
+            delivering& operator=(const delivering&) = delete;
+        } scope;
         while (self->state_ != state::closed) {
             std::string_view avail(self->in_.data() + self->in_start_,
                                    self->in_len_ - self->in_start_);

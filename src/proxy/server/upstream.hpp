@@ -79,6 +79,9 @@ class upstream : public std::enable_shared_from_this<upstream> {
     // The server's CLIENT ID of this connection (0 until the handshake finished).
     [[nodiscard]] std::int64_t client_id() const noexcept { return client_id_; }
     [[nodiscard]] int protocol() const noexcept { return ep_.protocol; }
+    // While the replies of one read are handed to their sinks (on this thread): when that read
+    // completed, so that receivers need not read the clock per reply; else the clock's now.
+    [[nodiscard]] static std::chrono::steady_clock::time_point reply_time() noexcept;
 
   private:
     struct waiter {

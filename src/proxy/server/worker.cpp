@@ -42,10 +42,19 @@ worker::worker(shared_state& st, std::size_t index) : st_(st), index_(index), io
     other_counter_ = &st_.metrics->get_counter(
         "respite_proxy_commands_total", "Commands received, by command", {{"command", "other"}});
     for (int r = 0; r < 8; ++r)
-        route_latency_[r] = &st_.metrics->get_histogram(
+        route_latency_[r] = std::make_unique<obs::histogram_batch>(st_.metrics->get_histogram(
             "respite_proxy_command_latency",
             "Microseconds from a command's arrival to its reply being ready, by route",
-            {{"route", std::string(route_name(static_cast<route>(r)))}});
+            {{"route", std::string(route_name(static_cast<route>(r)))}}));
+}
+
+void worker::post_latency_flush() {
+    latency_flush_posted_ = true;
+    asio::post(ioc_, [this] {
+        latency_flush_posted_ = false;
+        for (auto& b : route_latency_)
+            b->flush();
+    });
 }
 
 worker::~worker() = default;
@@ -219,6 +228,24 @@ void worker::count_command(const command_class& c) {
         it = command_counters_.emplace(c.spec, &counter).first;
     }
     it->second->inc();
+}
+
+void worker::defer_flush(std::shared_ptr<session> s) {
+    if (deferred_flush_.empty())
+        asio::post(ioc_, [this] { run_deferred_flush(); });
+    deferred_flush_.push_back(std::move(s));
+}
+
+void worker::run_deferred_flush() {
+    auto batch = std::move(deferred_flush_);
+    deferred_flush_.clear();
+    for (auto& s : batch)
+        s->flush_deferred();
+    // Keep the vector's capacity for the next batch.
+    if (deferred_flush_.empty()) {
+        batch.clear();
+        deferred_flush_.swap(batch);
+    }
 }
 
 void worker::session_opened(const std::shared_ptr<session>& s) {

@@ -157,11 +157,18 @@ class worker {
 
     // Per-command metrics, cached per worker (no registry lock on the hot path).
     void count_command(const command_class& c);
+    // Gathered per worker and added to the shared histograms once per event-loop turn.
     void observe_latency(std::uint8_t route, std::uint64_t micros) {
         route_latency_[route & 7]->observe_us(micros);
+        if (!latency_flush_posted_)
+            post_latency_flush();
     }
     void session_closed(session* s);
     void session_opened(const std::shared_ptr<session>& s);
+    // A session got replies from an upstream read: its output is written once, after every
+    // reply of that read was delivered (not one write per reply, which would split a
+    // pipeline's replies over several writes and wake the client for each).
+    void defer_flush(std::shared_ptr<session> s);
     [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
 
   private:
@@ -193,9 +200,13 @@ class worker {
     void prune_nodes(side s, const cluster::slot_map& map);
     std::unique_ptr<pubsub_hub> hubs_[2];
     std::unordered_map<session*, std::weak_ptr<session>> sessions_;
+    std::vector<std::shared_ptr<session>> deferred_flush_;
+    void run_deferred_flush();
     std::unordered_map<const commands::command_spec*, obs::counter*> command_counters_;
     obs::counter* other_counter_ = nullptr;
-    obs::histogram* route_latency_[8]{};
+    std::unique_ptr<obs::histogram_batch> route_latency_[8];
+    bool latency_flush_posted_ = false;
+    void post_latency_flush();
 };
 
 }  // namespace respite::proxy::server

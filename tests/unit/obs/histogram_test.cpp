@@ -101,5 +101,48 @@ TEST(histogram, quantile_in_the_overflow_bucket_reports_the_highest_finite_bound
     EXPECT_EQ(h.quantile_us(0.99), 60'000'000U);
 }
 
+// A batch adds exactly what direct observations would, and only when flushed.
+TEST(histogram_batch, flush_adds_what_direct_observations_would) {
+    histogram direct;
+    histogram batched;
+    histogram_batch batch(batched);
+    // More distinct buckets than the batch holds at once (it flushes early then).
+    std::uint64_t v = 0;
+    for (int i = 0; i < 500; ++i) {
+        v = (v * 7 + 13) % 250'000;
+        direct.observe_us(v);
+        batch.observe_us(v);
+    }
+    direct.observe_us(120'000'000);
+    batch.observe_us(120'000'000);
+    EXPECT_FALSE(batch.empty());
+    batch.flush();
+    EXPECT_TRUE(batch.empty());
+    EXPECT_EQ(batched.count(), direct.count());
+    EXPECT_EQ(batched.sum_us(), direct.sum_us());
+    for (std::size_t i = 0; i <= histogram::bounds_us().size(); ++i)
+        EXPECT_EQ(batched.bucket_count(i), direct.bucket_count(i)) << "bucket " << i;
+}
+
+TEST(histogram_batch, holds_observations_until_flushed_and_flushes_when_destroyed) {
+    histogram h;
+    {
+        histogram_batch batch(h);
+        batch.observe_us(3);
+        batch.observe_us(3);
+        batch.observe_us(40);
+        EXPECT_EQ(h.count(), 0U);
+        batch.flush();
+        EXPECT_EQ(h.count(), 3U);
+        EXPECT_EQ(h.sum_us(), 46U);
+        EXPECT_EQ(h.bucket_count(histogram::bucket_of(3)), 2U);
+        batch.flush();  // nothing new: no change
+        EXPECT_EQ(h.count(), 3U);
+        batch.observe_us(7);
+    }
+    EXPECT_EQ(h.count(), 4U);
+    EXPECT_EQ(h.bucket_count(histogram::bucket_of(7)), 1U);
+}
+
 }  // namespace
 }  // namespace respite::obs
