@@ -220,14 +220,21 @@ void worker::count_command(const command_class& c) {
         other_counter_->inc();
         return;
     }
-    auto it = command_counters_.find(c.spec);
-    if (it == command_counters_.end()) {
-        auto& counter = st_.metrics->get_counter("respite_proxy_commands_total",
-                                                 "Commands received, by command",
-                                                 {{"command", std::string(c.label)}});
-        it = command_counters_.emplace(c.spec, &counter).first;
+    // Indexed by the spec's place in the table (a lookup per command, no hashing).
+    const auto& specs = st_.table.specs();
+    const auto i = static_cast<std::size_t>(c.spec - specs.data());
+    if (i >= specs.size()) {
+        other_counter_->inc();
+        return;
     }
-    it->second->inc();
+    if (command_counters_.size() != specs.size())
+        command_counters_.assign(specs.size(), nullptr);
+    auto*& counter = command_counters_[i];
+    if (counter == nullptr)
+        counter = &st_.metrics->get_counter("respite_proxy_commands_total",
+                                            "Commands received, by command",
+                                            {{"command", std::string(c.label)}});
+    counter->inc();
 }
 
 void worker::defer_flush(std::shared_ptr<session> s) {

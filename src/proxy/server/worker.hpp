@@ -202,7 +202,7 @@ class worker {
     std::unordered_map<session*, std::weak_ptr<session>> sessions_;
     std::vector<std::shared_ptr<session>> deferred_flush_;
     void run_deferred_flush();
-    std::unordered_map<const commands::command_spec*, obs::counter*> command_counters_;
+    std::vector<obs::counter*> command_counters_;  // by index in st_.table.specs()
     obs::counter* other_counter_ = nullptr;
     std::unique_ptr<obs::histogram_batch> route_latency_[8];
     bool latency_flush_posted_ = false;
