@@ -194,7 +194,8 @@ struct numbers {
     double p50_ms = nan;
     double p99_ms = nan;
     double avg_ms = nan;
-    double cpu_us = nan;  // the peer's CPU time per request (all its threads), µs
+    double cpu_us = nan;      // the peer's CPU time per request (all its threads), µs
+    double servers_us = nan;  // both redis-servers' CPU time per request, µs
 };
 
 // CPU time of every thread of `pid` so far, in ns (sum of /proc/pid/task/*/schedstat field 1).
@@ -400,11 +401,15 @@ int run(int argc, char** argv) {
         primary.cli({"FLUSHALL"});
         secondary.cli({"FLUSHALL"});
         const double cpu0 = t.pid != 0 ? cpu_ns(t.pid) : nan;
+        const auto servers_ns = [&] { return cpu_ns(primary.pid()) + cpu_ns(secondary.pid()); };
+        const double servers0 = servers_ns();
         auto rows = redis_benchmark(t.port, test, conns, pipeline, requests);
         const auto it = rows.find(upper(test));
         numbers r = it == rows.end() ? numbers{} : it->second;
         if (t.pid != 0 && it != rows.end())
             r.cpu_us = (cpu_ns(t.pid) - cpu0) / 1000.0 / static_cast<double>(requests);
+        if (it != rows.end())
+            r.servers_us = (servers_ns() - servers0) / 1000.0 / static_cast<double>(requests);
         return r;
     };
     for (int round = 0; round < repeats; ++round) {
@@ -502,6 +507,23 @@ int run(int argc, char** argv) {
             fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>8} {:>8}\n", p, T, cell(nc, "{:.2f}"),
                        cell(po, "{:.2f}"), cell(dw, "{:.2f}"), cell(po / nc, "{:.2f}x"),
                        cell(dw / po, "{:.2f}x"));
+        }
+    }
+
+    // The servers' share: how well each target batches for them (and, in dual-write, the
+    // secondary's work, which runs on the same cores).
+    fmt::print("\nCPU time per request of the redis-servers (primary + secondary, µs)\n");
+    fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10}\n", "P", "test", "direct", "nutcrckr",
+               "prim-only", "dual-wr");
+    for (int p : pipeline_list) {
+        for (const auto& test : test_list) {
+            const auto T = upper(test);
+            const auto srv = [&](const std::string& tgt) {
+                return has(tgt) ? med(p, T, tgt, &numbers::servers_us) : nan;
+            };
+            fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10}\n", p, T,
+                       cell(srv("direct"), "{:.2f}"), cell(srv("nutcracker"), "{:.2f}"),
+                       cell(srv("primary-only"), "{:.2f}"), cell(srv("dual-write"), "{:.2f}"));
         }
     }
 

@@ -43,6 +43,8 @@ class redis_server {
     [[nodiscard]] const std::string& unix_path() const { return unix_path_; }  // empty if none
     [[nodiscard]] const std::string& dir() const { return dir_; }
     [[nodiscard]] bool running() const { return pid_ > 0; }
+    // The server's process id (-1 when not running).
+    [[nodiscard]] int pid() const { return pid_; }
 
     void stop();   // SIGTERM (nothing is saved), waits for exit; SIGKILL after 10 s
     void kill();   // SIGKILL, waits for exit

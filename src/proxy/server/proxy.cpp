@@ -68,6 +68,15 @@ class proxy_server::impl {
     std::mutex switch_mu_;
     bool started_ = false;
     bool stopped_ = false;
+    bool start_failed_ = false;  // stop() after a failed start: no state file is written
+    // A start that fails once threads run (the control thread, maybe the workers) stops them
+    // again: a joinable std::thread left behind would terminate the process.
+    std::unexpected<std::string> fail_start(std::string why) {
+        started_ = true;
+        start_failed_ = true;
+        stop();
+        return std::unexpected(std::move(why));
+    }
 
   private:
     void load_server_facts();
@@ -288,13 +297,13 @@ std::expected<void, std::string> proxy_server::impl::start() {
         auto r = admin_->start(cfg.admin_host, cfg.admin_port,
                                [this](mode to, bool force) { return set_mode(to, force); });
         if (!r)
-            return std::unexpected(r.error());
+            return fail_start(r.error());
     }
     for (auto& w : workers_)
         w->run_thread();
     started_ = true;
     if (!cfg.state_file.empty() && !persist(false))
-        return std::unexpected("cannot write --state-file " + cfg.state_file);
+        return fail_start("cannot write --state-file " + cfg.state_file);
     obs::log().info("proxy started port={} workers={} mode={} admin_port={}", port_, n,
                     mode_name(m), admin_ ? admin_->port() : 0);
     return {};
@@ -457,7 +466,7 @@ void proxy_server::impl::stop() {
     if (st_.restarts)
         st_.restarts->shutdown();
     admin_.reset();
-    if (!st_.cfg.state_file.empty()) {
+    if (!st_.cfg.state_file.empty() && !start_failed_) {
         // Writes the follower did not apply (queued at the deadline, dirty, abandoned) are
         // missing on its side: the next run must copy again before serving from it.
         const auto plan = plan_of(st_.current.load());

@@ -479,5 +479,27 @@ TEST_F(proxy_state, a_damaged_state_file_is_a_clear_start_error) {
         << r.error();
 }
 
+// A start that fails after its threads began (here: the admin port is taken) is an error
+// return, not std::terminate on a joinable thread; the state file is left as it was.
+TEST_F(proxy_state, a_taken_admin_port_is_a_clear_start_error) {
+    asio::io_context ioc;
+    asio::ip::tcp::acceptor taken(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = taken.local_endpoint().port();
+    std::ofstream(path_) << "mode=dual-write\nclean_shutdown=0\n";
+    auto cfg = config(mode::dual_write);
+    cfg.state_file = path_;
+    cfg.admin_host = "127.0.0.1";
+    cfg.admin_port = port;
+    {
+        proxy::proxy_server p(cfg);
+        auto r = p.start();
+        ASSERT_FALSE(r.has_value());
+        EXPECT_NE(r.error().find("cannot listen on admin address"), std::string::npos) << r.error();
+    }
+    std::ifstream in(path_);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("clean_shutdown=0"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace respite::test
