@@ -349,7 +349,12 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
     if (closed_)
         return;
     complete(tag, frame);
-    // Written once the upstream's whole read was delivered: a pipeline's replies in one write.
+    defer_write();
+}
+
+void session::defer_write() {
+    // Written once the upstream's whole read was delivered: a pipeline's replies (or the
+    // messages of one read) in one write.
     if (!flush_deferred_) {
         flush_deferred_ = true;
         w_.defer_flush(shared_from_this());

@@ -152,6 +152,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void reply_error(std::string_view message);
     void reply_ok();
     void start_write();
+    void defer_write();  // start_write() once the current upstream read was delivered
     void check_output_limit();
     void resume_processing();
     void arm_idle_timer();

@@ -565,7 +565,7 @@ void session::deliver_push(std::string_view resp3_push) {
         conv[0] = '*';
         push_out(conv);
     }
-    start_write();
+    defer_write();
 }
 
 void session::handle_proxy_command(std::span<const std::string_view> args) {
