@@ -78,6 +78,9 @@ struct proxy_config {
     // Keys copied per second at most by repairs and PROXY SYNC (0: unlimited).
     std::size_t repair_rate = 5000;
     bool copy_scripts = false;  // scripts: copy their KEYS instead of replaying them
+    // PROXY VERIFY: a hash, list, set, sorted set or stream with more elements than this is
+    // compared in chunks of this many elements instead of being read whole.
+    std::size_t verify_chunk_elements = 1000;
 
     // Reports.
     std::string sentry_dsn{};

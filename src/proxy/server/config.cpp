@@ -142,6 +142,10 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         ->capture_default_str();
     app.add_flag("--copy-scripts", cfg.copy_scripts,
                  "Copy the keys scripts touch instead of replaying scripts");
+    app.add_option("--verify-chunk-elements", cfg.verify_chunk_elements,
+                   "PROXY VERIFY compares collections bigger than this in chunks of this size")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--sentry-dsn", cfg.sentry_dsn, "Send divergences to this Sentry DSN");
     app.add_option("--sentry-environment", cfg.sentry_environment, "Sentry environment tag");
     app.add_option("--admin", admin, "HTTP admin host:port ('' disables)")->capture_default_str();

@@ -25,12 +25,11 @@ client::request request_of(const std::vector<std::string>& args) {
     r.push_args(args);
     return r;
 }
+}  // namespace
 
-// Calls fn(true) once no write to the key is between the primary and the follower's queue and
-// the queue applied what it held for the key; fn(false) when the key never settles (hot key).
-void settle(asio::io_context* ioc, replayer* r, std::string key,
-            std::move_only_function<void(bool)> fn,
-            std::chrono::steady_clock::time_point deadline) {
+void when_settled(asio::io_context* ioc, replayer* r, std::string key,
+                  std::move_only_function<void(bool)> fn,
+                  std::chrono::steady_clock::time_point deadline) {
     if (r == nullptr || key.empty()) {
         fn(true);
         return;
@@ -51,10 +50,9 @@ void settle(asio::io_context* ioc, replayer* r, std::string key,
             fn(false);
             return;
         }
-        settle(ioc, r, std::move(key), std::move(fn), deadline);
+        when_settled(ioc, r, std::move(key), std::move(fn), deadline);
     });
 }
-}  // namespace
 
 shadow_reader::shadow_reader(shared_state& st) : st_(st) {
     const char* names[6] = {"match", "match_after_recheck", "divergence",
@@ -133,7 +131,7 @@ void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<
     }
     // A write may be on its way to the other side: look again once the follower applied what
     // was queued for this key, before calling it a divergence.
-    settle(
+    when_settled(
         st_.control, st_.follower_of(j->serving), j->key,
         [self = shared_from_this(), j](bool settled) {
             if (!settled) {
@@ -203,7 +201,7 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                     });
             });
         };
-        settle(
+        when_settled(
             self->st_.control, self->st_.follower_of(j->serving), j->key,
             [self, j, then_other](bool settled) mutable {
                 if (!settled) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -59,6 +60,13 @@ class shadow_reader : public std::enable_shared_from_this<shadow_reader> {
         skipped_busy_{0}, unstable_{0};
     obs::counter* results_[6]{};
 };
+
+// Calls fn(true) once no write to `key` is between the serving side and the follower's queue
+// and the follower applied what it held for the key (at once without a follower); fn(false) when
+// the key does not settle before `deadline` (a hot key). Polls on `ioc` while writes are in flight.
+void when_settled(asio::io_context* ioc, replayer* r, std::string key,
+                  std::move_only_function<void(bool)> fn,
+                  std::chrono::steady_clock::time_point deadline);
 
 // The Sentry sink for --sentry-dsn (nullptr when none is configured or the DSN is invalid).
 std::shared_ptr<divergence_sink> make_divergence_sink(shared_state& st);

@@ -1,6 +1,7 @@
 // PROXY SYNC and PROXY VERIFY: paced SCANs of the serving side on the control thread.
 #include "sync.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <asio/post.hpp>
@@ -11,6 +12,7 @@
 #include <respite/proxy/divergence.hpp>
 #include <respite/proxy/replayer.hpp>
 
+#include "chunked_compare.hpp"
 #include "restart_watch.hpp"
 #include "shadow_reader.hpp"
 
@@ -67,6 +69,9 @@ bulk_sync::bulk_sync(asio::io_context& control, shared_state& st, kind k)
         runs_total_ =
             &m.get_counter("respite_proxy_verify_runs_total", "PROXY VERIFY runs started");
         running_gauge_ = &m.get_gauge("respite_proxy_verify_running", "1 while PROXY VERIFY runs");
+        chunked_total_ = &m.get_counter("respite_proxy_verify_chunked_keys_total",
+                                        "Keys PROXY VERIFY compared in chunks (more elements than "
+                                        "--verify-chunk-elements)");
     }
 }
 
@@ -187,8 +192,10 @@ std::string bulk_sync::info_lines() const {
     else
         out += fmt::format(
             "verify_compared:{}\r\nverify_matched:{}\r\nverify_diverged:{}\r\nverify_errors:{}\r\n"
-            "verify_unstable:{}\r\nverify_extra_scanned:{}\r\nverify_extra_keys:{}\r\n",
-            p.compared, p.matched, p.diverged, p.errors, p.unstable, p.extra_scanned, p.extra_keys);
+            "verify_unstable:{}\r\nverify_chunked_keys:{}\r\nverify_extra_scanned:{}\r\n"
+            "verify_extra_keys:{}\r\n",
+            p.compared, p.matched, p.diverged, p.errors, p.unstable, p.chunked, p.extra_scanned,
+            p.extra_keys);
     out += fmt::format("{0}_elapsed_seconds:{1:.1f}\r\n{0}_error:{2}\r\n", k, p.elapsed_seconds,
                        p.error);
     return out;
@@ -409,8 +416,8 @@ void bulk_sync::per_key(const run_ptr& r, std::string_view command, std::vector<
 }
 
 void bulk_sync::verify_keys(const run_ptr& r, std::vector<std::string> keys) {
-    // TYPE of every key on the serving side, then its value read and PTTL, each handed to the
-    // shadow reader with the serving side's answer.
+    // TYPE of every key on the serving side, then the size of each collection (a big one is
+    // compared in chunks), then the values and PTTLs.
     per_key(r, "TYPE", std::move(keys),
             [self = shared_from_this(), r](std::vector<std::string>& keys, const replies_t* t) {
                 if (t == nullptr) {
@@ -418,46 +425,98 @@ void bulk_sync::verify_keys(const run_ptr& r, std::vector<std::string> keys) {
                     self->in_flight_ -= keys.size();
                     return;
                 }
-                client::request reads;
-                std::vector<std::vector<std::string>> args;
+                std::vector<verified_key> found;
+                client::request sizes;
                 for (std::size_t i = 0; i < keys.size(); ++i) {
-                    auto read = value_read((*t)[i].str(), keys[i]);
-                    if (read.empty()) {
+                    std::string type = (*t)[i].str();
+                    if (value_read(type, keys[i]).empty()) {
                         --self->in_flight_;  // gone since SCAN saw it
                         continue;
                     }
-                    reads.push_args(read);
-                    reads.push("PTTL", keys[i]);
-                    args.push_back(std::move(read));
-                    args.push_back({"PTTL", keys[i]});
+                    if (const auto size = size_command(type); !size.empty())
+                        sizes.push(size, keys[i]);
+                    found.push_back({std::move(keys[i]), std::move(type)});
                 }
-                if (args.empty())
+                if (found.empty())
                     return;
+                if (sizes.empty()) {
+                    self->compare_values(r, std::move(found));
+                    return;
+                }
+                const std::size_t n_sizes = sizes.size();
                 auto sb = self->st_.backends[static_cast<int>(r->source)];
-                sb->exec(std::move(reads), [self, r, args = std::move(args)](
-                                               client::result<replies_t> served) mutable {
-                    const std::size_t n_keys = args.size() / 2;
-                    if (!served || served->size() != args.size()) {
-                        self->add(r, &sync_progress::errors, n_keys);
-                        self->in_flight_ -= n_keys;
+                sb->exec(std::move(sizes), [self, r, n_sizes, found = std::move(found)](
+                                               client::result<replies_t> res) mutable {
+                    if (!res || res->size() != n_sizes) {
+                        self->add(r, &sync_progress::errors, found.size());
+                        self->in_flight_ -= found.size();
                         return;
                     }
-                    for (std::size_t i = 0; i < n_keys; ++i) {
-                        // The key's two compares end it: the second one to finish lets it go.
-                        auto left = std::make_shared<std::atomic<int>>(2);
-                        for (std::size_t j = 2 * i; j < 2 * i + 2; ++j) {
-                            self->add(r, &sync_progress::compared);
-                            self->st_.shadows->compare(r->source, std::move(args[j]),
-                                                       std::move((*served)[j]),
-                                                       [self, r, left](shadow_outcome o) {
-                                                           self->count_outcome(r, o);
-                                                           if (left->fetch_sub(1) == 1)
-                                                               --self->in_flight_;
-                                                       });
-                        }
+                    const auto limit = self->st_.cfg.verify_chunk_elements;
+                    std::size_t j = 0;
+                    for (auto& k : found) {
+                        if (size_command(k.type).empty())
+                            continue;
+                        std::int64_t n = 0;
+                        k.chunked = (*res)[j++].to_int64(n) && n > 0 &&
+                                    static_cast<std::uint64_t>(n) > limit;
                     }
+                    self->compare_values(r, std::move(found));
                 });
             });
+}
+
+void bulk_sync::compare_values(const run_ptr& r, std::vector<verified_key> keys) {
+    // A small key's whole value and every key's PTTL are read here and handed to the shadow
+    // reader with the serving side's answer; a big key's value goes to the chunked compare.
+    client::request reads;
+    std::vector<std::vector<std::string>> args;
+    for (const auto& k : keys) {
+        if (!k.chunked) {
+            auto read = value_read(k.type, k.key);
+            reads.push_args(read);
+            args.push_back(std::move(read));
+        }
+        reads.push("PTTL", k.key);
+        args.push_back({"PTTL", k.key});
+    }
+    auto sb = st_.backends[static_cast<int>(r->source)];
+    sb->exec(std::move(reads), [self = shared_from_this(), r, keys = std::move(keys),
+                                args = std::move(args)](client::result<replies_t> served) mutable {
+        if (!served || served->size() != args.size()) {
+            self->add(r, &sync_progress::errors, keys.size());
+            self->in_flight_ -= keys.size();
+            return;
+        }
+        std::size_t j = 0;
+        for (auto& k : keys) {
+            // The key's two compares end it: the second one to finish lets it go.
+            auto left = std::make_shared<std::atomic<int>>(2);
+            auto done = [self, r, left](shadow_outcome o) {
+                self->count_outcome(r, o);
+                if (left->fetch_sub(1) == 1)
+                    --self->in_flight_;
+            };
+            const std::size_t n = k.chunked ? 1 : 2;
+            self->add(r, &sync_progress::compared, 2);
+            if (k.chunked) {
+                self->add(r, &sync_progress::chunked);
+                self->chunked_total_->inc();
+                compare_chunked(
+                    self->st_, r->source, k.key, std::move(k.type),
+                    std::max<std::size_t>(1, self->st_.cfg.verify_chunk_elements),
+                    [self, r] { return self->cancelled(*r); }, done);
+            }
+            for (std::size_t e = j + n; j < e; ++j)
+                self->st_.shadows->compare(r->source, std::move(args[j]), std::move((*served)[j]),
+                                           done);
+        }
+    });
+}
+
+bool bulk_sync::cancelled(const run& r) const {
+    std::lock_guard lock(mu_);
+    return r.generation != generation_;
 }
 
 void bulk_sync::check_extra_keys(const run_ptr& r, std::vector<std::string> keys) {

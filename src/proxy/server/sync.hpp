@@ -12,8 +12,10 @@
 // VERIFY compares every key: its value (GET, HGETALL, LRANGE, SMEMBERS, ZRANGE WITHSCORES,
 // XRANGE by type) and its TTL are read on the serving side and compared with the other side by
 // the shadow reader (normalised, re-checked after the follower applied the key's writes, and
-// reported as divergences only when stable). A second pass SCANs the other side for keys the
-// serving side does not have (extra_data). Keys are verified a bounded number at a time.
+// reported as divergences only when stable). A collection with more elements than
+// verify_chunk_elements is never read whole: chunked_compare reads it in windows of that many,
+// one after the other. A second pass SCANs the other side for keys the serving side does not
+// have (extra_data). Keys are verified a bounded number at a time (a chunked key counts as one).
 //
 // start/stop/progress are safe from any thread.
 #pragma once
@@ -66,6 +68,7 @@ struct sync_progress {
     std::uint64_t repaired_since_start = 0;
     // VERIFY: compares (a key's value and its TTL are one each) by outcome, and pass 2.
     std::uint64_t compared = 0, matched = 0, diverged = 0, errors = 0, unstable = 0;
+    std::uint64_t chunked = 0;  // VERIFY: keys whose value was compared in chunks
     std::uint64_t extra_scanned = 0, extra_keys = 0;
     // SYNC: the whole keyspace was copied and pruned with no refused copy and no new resync
     // cause (only such a run clears a "needs sync" flag and full_resync_needed).
@@ -121,6 +124,14 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     void per_key(const run_ptr& r, std::string_view command, std::vector<std::string> keys,
                  per_key_fn then);
     void verify_keys(const run_ptr& r, std::vector<std::string> keys);
+    // A key found by VERIFY: its TYPE on the serving side, and whether it is compared in chunks.
+    struct verified_key {
+        std::string key;
+        std::string type;
+        bool chunked = false;
+    };
+    void compare_values(const run_ptr& r, std::vector<verified_key> keys);
+    [[nodiscard]] bool cancelled(const run& r) const;
     void check_extra_keys(const run_ptr& r, std::vector<std::string> keys);
     void prune_keys(const run_ptr& r, std::vector<std::string> keys);
     void count_outcome(const run_ptr& r, shadow_outcome o);
@@ -146,6 +157,7 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     obs::counter* scanned_total_ = nullptr;
     obs::counter* runs_total_ = nullptr;
     obs::gauge* running_gauge_ = nullptr;
+    obs::counter* chunked_total_ = nullptr;  // VERIFY only
 };
 
 }  // namespace respite::proxy::server

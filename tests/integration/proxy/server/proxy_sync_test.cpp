@@ -49,6 +49,50 @@ class proxy_sync : public proxy_fixture {
         const std::string want = "sync_state:" + std::string(state) + "\r\n";
         return eventually([&] { return status().find(want) != std::string::npos; }, limit);
     }
+
+    // Big keys of every collection type, "big:<type>", n elements each, written the same to
+    // both backends (behind the proxy's back). The stream's IDs are 1-1 ... n-1.
+    void big_keys(int n) {
+        for (const redis_server* server : {&primary_, &secondary_}) {
+            client::client_config c;
+            c.connection.host = server->host();
+            c.connection.port = server->port();
+            client::sync_client cl(c);
+            for (int base = 0; base < n; base += 500) {
+                client::request r;
+                for (int i = base; i < std::min(n, base + 500); ++i) {
+                    const auto s = std::to_string(i);
+                    r.push("RPUSH", "big:list", "e" + s);
+                    r.push("HSET", "big:hash", "f" + s, "v" + s);
+                    r.push("SADD", "big:set", "m" + s);
+                    r.push("ZADD", "big:zset", i, "m" + s);
+                    r.push("XADD", "big:stream", std::to_string(i + 1) + "-1", "f", "v" + s);
+                }
+                ASSERT_TRUE(cl.exec(std::move(r)).has_value());
+            }
+        }
+    }
+
+    // Runs PROXY VERIFY to its end and returns its STATUS.
+    std::string verify_run(std::chrono::milliseconds limit = 60s) {
+        EXPECT_EQ(sync_call({"PROXY", "VERIFY", "START"}), "+OK\r\n");
+        EXPECT_TRUE(eventually(
+            [&] {
+                return sync_call({"PROXY", "VERIFY", "STATUS"}).find("verify_state:done") !=
+                       std::string::npos;
+            },
+            limit))
+            << sync_call({"PROXY", "VERIFY", "STATUS"});
+        return sync_call({"PROXY", "VERIFY", "STATUS"});
+    }
+
+    // Calls of `command` on a backend since its last CONFIG RESETSTAT (0 when never called).
+    static long calls(const redis_server& server, std::string_view command) {
+        const auto stats = server.cli({"INFO", "commandstats"});
+        const auto key = "cmdstat_" + std::string(command) + ":calls=";
+        const auto at = stats.find(key);
+        return at == std::string::npos ? 0 : std::stol(stats.substr(at + key.size()));
+    }
 };
 
 TEST_F(proxy_sync, copies_keys_of_every_type_with_their_ttl) {
@@ -251,6 +295,154 @@ TEST_F(proxy_sync, verify_under_live_writes_reports_no_divergence) {
     EXPECT_NE(v.find("verify_diverged:0\r\n"), std::string::npos) << v;
     EXPECT_NE(v.find("verify_extra_keys:0\r\n"), std::string::npos) << v;
     EXPECT_NE(v.find("verify_errors:0\r\n"), std::string::npos) << v;
+}
+
+TEST_F(proxy_sync, verify_compares_big_keys_in_chunks_without_reading_them_whole) {
+    big_keys(5000);
+    primary_.cli({"SET", "small", "v"});
+    secondary_.cli({"SET", "small", "v"});
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.verify_chunk_elements = 100; });
+    for (const redis_server* s : {&primary_, &secondary_})
+        s->cli({"CONFIG", "RESETSTAT"});
+    const auto v = verify_run();
+    EXPECT_NE(v.find("verify_keys_scanned:6\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_chunked_keys:5\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_compared:12\r\n"), std::string::npos) << v;  // value + TTL
+    EXPECT_NE(v.find("verify_matched:12\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_diverged:0\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_errors:0\r\n"), std::string::npos) << v;
+    EXPECT_EQ(recent_divergences().find("key=big:"), std::string::npos) << recent_divergences();
+    EXPECT_NE(proxy_->info().find("verify_chunked_keys:5\r\n"), std::string::npos);
+    EXPECT_NE(http(proxy_->admin_port(), "GET", "/metrics")
+                  .find("respite_proxy_verify_chunked_keys_total 5"),
+              std::string::npos);
+    // Never read whole, on either side: windows of 100 (5000 / 100 and one past the end).
+    for (const redis_server* s : {&primary_, &secondary_}) {
+        for (auto whole : {"hgetall", "smembers"})
+            EXPECT_EQ(calls(*s, whole), 0) << whole;
+        EXPECT_GE(calls(*s, "lrange"), 50);
+        EXPECT_GE(calls(*s, "zrange"), 50);
+        EXPECT_GE(calls(*s, "xrange"), 50);
+    }
+    EXPECT_GE(calls(primary_, "hscan"), 10);
+    EXPECT_GE(calls(primary_, "sscan"), 10);
+    EXPECT_GE(calls(secondary_, "hmget"), 10);
+    EXPECT_GE(calls(secondary_, "smismember"), 10);
+}
+
+TEST_F(proxy_sync, verify_reports_an_element_changed_deep_inside_each_big_key) {
+    big_keys(5000);
+    std::vector<std::string> gone{"RPUSH", "big:gone"};
+    for (int i = 0; i < 150; ++i)
+        gone.push_back(std::to_string(i));
+    primary_.cli(gone);  // on the serving side only
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.verify_chunk_elements = 100; });
+    // One element of each, on the secondary only.
+    secondary_.cli({"LSET", "big:list", "4000", "changed"});
+    secondary_.cli({"HSET", "big:hash", "f4321", "changed"});
+    secondary_.cli({"ZADD", "big:zset", "4500.5", "m4500"});  // same rank, another score
+    secondary_.cli({"SREM", "big:set", "m3333"});             // swapped: same SCARD
+    secondary_.cli({"SADD", "big:set", "intruder"});
+    secondary_.cli({"XDEL", "big:stream", "3001-1"});  // one entry missing, one more at the end
+    secondary_.cli({"XADD", "big:stream", "9999-1", "f", "v"});
+    const auto v = verify_run();
+    EXPECT_NE(v.find("verify_chunked_keys:6\r\n"), std::string::npos) << v;
+    // The six values, and big:gone's PTTL (-1 / -2).
+    EXPECT_NE(v.find("verify_diverged:7\r\n"), std::string::npos) << v;
+    const auto d = recent_divergences();
+    EXPECT_NE(d.find("data_mismatch command=lrange key=big:list"), std::string::npos) << d;
+    EXPECT_NE(d.find("data_mismatch command=hmget key=big:hash"), std::string::npos) << d;
+    EXPECT_NE(d.find("data_mismatch command=zrange key=big:zset"), std::string::npos) << d;
+    EXPECT_NE(d.find("data_mismatch command=smismember key=big:set"), std::string::npos) << d;
+    EXPECT_NE(d.find("data_mismatch command=xrange key=big:stream"), std::string::npos) << d;
+    EXPECT_NE(d.find("migration_gap command=llen key=big:gone"), std::string::npos) << d;
+}
+
+TEST_F(proxy_sync, verify_reports_a_big_key_that_only_differs_in_length) {
+    big_keys(5000);
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.verify_chunk_elements = 100; });
+    // Every element of the serving side is there: only the sizes tell.
+    secondary_.cli({"RPUSH", "big:list", "extra"});
+    secondary_.cli({"HSET", "big:hash", "extra", "1"});
+    const auto v = verify_run();
+    EXPECT_NE(v.find("verify_chunked_keys:5\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_diverged:2\r\n"), std::string::npos) << v;
+    const auto d = recent_divergences();
+    EXPECT_NE(d.find("data_mismatch command=llen key=big:list"), std::string::npos) << d;
+    EXPECT_NE(d.find("data_mismatch command=hlen key=big:hash"), std::string::npos) << d;
+}
+
+TEST_F(proxy_sync, verify_of_big_keys_under_live_writes_reports_only_the_real_difference) {
+    big_keys(3000);
+    // A big key nobody writes, with one real difference: the run must still find it.
+    for (const redis_server* s : {&primary_, &secondary_})
+        for (int base = 0; base < 3000; base += 500) {
+            std::vector<std::string> args{"RPUSH", "big:static"};
+            for (int i = base; i < base + 500; ++i)
+                args.push_back("s" + std::to_string(i));
+            s->cli(args);
+        }
+    secondary_.cli({"LSET", "big:static", "2500", "changed"});
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.verify_chunk_elements = 100; });
+    std::atomic<bool> stop{false};
+    std::atomic<long> writes{0};
+    std::vector<std::jthread> writers;
+    for (int t = 0; t < 2; ++t) {
+        writers.emplace_back([&, t] {
+            client::sync_client c(client_config(t % 2 ? 2 : 3));
+            std::mt19937 rng(static_cast<unsigned>(t) + 11);
+            while (!stop.load()) {
+                client::request r;
+                for (int i = 0; i < 8; ++i) {
+                    const auto n = std::to_string(rng() % 3000);
+                    switch (rng() % 7) {
+                        case 0:
+                            r.push("LPUSH", "big:list", "new" + n);  // shifts every window
+                            break;
+                        case 1:
+                            r.push("LSET", "big:list", n, "set" + n);
+                            break;
+                        case 2:
+                            r.push("HSET", "big:hash", "f" + n, std::to_string(rng()));
+                            break;
+                        case 3:
+                            r.push("ZADD", "big:zset", rng() % 100000, "m" + n);
+                            break;
+                        case 4:
+                            r.push("SREM", "big:set", "m" + n);
+                            r.push("SADD", "big:set", "n" + n);
+                            break;
+                        case 5:
+                            r.push("XADD", "big:stream", "*", "f", n);
+                            break;
+                        default:
+                            r.push("RPOP", "big:list");
+                            break;
+                    }
+                }
+                if (c.exec(std::move(r)).has_value())
+                    writes += 8;
+            }
+        });
+    }
+    ASSERT_TRUE(eventually([&] { return writes.load() > 200; }, 20s));
+    std::string v;
+    for (int run = 0; run < 3; ++run) {
+        v = verify_run(120s);
+        EXPECT_NE(v.find("verify_chunked_keys:6\r\n"), std::string::npos) << v;
+        EXPECT_NE(v.find("verify_diverged:1\r\n"), std::string::npos) << v;
+        EXPECT_NE(v.find("verify_errors:0\r\n"), std::string::npos) << v;
+    }
+    const long during = writes.load();
+    stop = true;
+    writers.clear();
+    EXPECT_GT(during, 500);
+    // The only divergence reported is the real one.
+    const auto d = recent_divergences();
+    EXPECT_NE(d.find("data_mismatch command=lrange key=big:static"), std::string::npos) << d;
+    for (auto key :
+         {"key=big:list", "key=big:hash", "key=big:zset", "key=big:set", "key=big:stream"})
+        EXPECT_EQ(d.find(key), std::string::npos) << key << "\n" << d;
 }
 
 // The secondary restarts and comes back without the writes made after its AOF stopped: the proxy

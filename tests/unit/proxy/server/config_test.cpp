@@ -28,6 +28,7 @@ TEST(proxy_config_parse, defaults_are_production_sane) {
     EXPECT_EQ(c->admin_port, 9191);
     EXPECT_TRUE(c->users.empty());
     EXPECT_EQ(c->repair_rate, 5000U);
+    EXPECT_EQ(c->verify_chunk_elements, 1000U);
     EXPECT_EQ(c->restart_check_interval, std::chrono::seconds(1));
     EXPECT_FALSE(c->resync_on_restart);
 }
@@ -56,6 +57,8 @@ TEST(proxy_config_parse, flags_map_onto_the_config) {
                     "3",
                     "--repair-rate",
                     "0",
+                    "--verify-chunk-elements",
+                    "250",
                     "--restart-check-interval",
                     "0.25",
                     "--resync-on-restart"});
@@ -73,6 +76,7 @@ TEST(proxy_config_parse, flags_map_onto_the_config) {
     EXPECT_TRUE(c->admin_host.empty());
     EXPECT_EQ(c->threads, 3U);
     EXPECT_EQ(c->repair_rate, 0U);
+    EXPECT_EQ(c->verify_chunk_elements, 250U);
     EXPECT_EQ(c->restart_check_interval, std::chrono::milliseconds(250));
     EXPECT_TRUE(c->resync_on_restart);
 }
@@ -114,12 +118,13 @@ TEST(proxy_config_parse, mistakes_get_clear_errors) {
     expect_error({"--secondary", "h:1", "--restart-check-interval", "-1"},
                  "restart-check-interval");
     expect_error({"--secondary", "h:1", "--repair-rate", "fast"}, "repair-rate");
+    expect_error({"--secondary", "h:1", "--verify-chunk-elements", "0"}, "verify-chunk-elements");
     expect_error({"--secondary", "h:1", "--tls-client-ca", "ca.pem"}, "--tls-client-ca needs");
     expect_error({"--secondary", "h:1", "--primary-tls", "--primary-tls-cert", "c.pem"},
                  "--primary-tls-key");
-    expect_error({"--secondary", "h:1", "--secondary-tls-cert", "c.pem", "--secondary-tls-key",
-                  "k.pem"},
-                 "needs --secondary-tls");
+    expect_error(
+        {"--secondary", "h:1", "--secondary-tls-cert", "c.pem", "--secondary-tls-key", "k.pem"},
+        "needs --secondary-tls");
     auto help = parse({"--help"});
     ASSERT_FALSE(help.has_value());
     EXPECT_TRUE(help.error().exit_ok);
