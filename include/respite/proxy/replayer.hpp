@@ -134,6 +134,17 @@ class replayer {
     };
     [[nodiscard]] stats snapshot() const;
 
+    // What the secondary still lacks, key by key: the dirty keys, those being repaired and the
+    // keys of every item queued or in flight (a proxy carries them over a restart). Incomplete
+    // when a keyspace-wide item is pending, a full resync is needed or there are more than
+    // `limit` keys (then `keys` is empty). Runs on the replayer's thread and waits for it: call
+    // it after drain(), never from that thread.
+    struct unapplied {
+        std::vector<std::string> keys;  // de-duplicated, in no particular order
+        bool complete = true;
+    };
+    [[nodiscard]] unapplied unapplied_keys(std::size_t limit) const;
+
     // The lane of a key (Redis Cluster hash slot, with hash tags, modulo lanes).
     [[nodiscard]] std::size_t lane_of(std::string_view key) const noexcept;
     // A write to key's stripe (or a keyspace-wide one) was sent to the primary and its reply

@@ -24,6 +24,13 @@ class dirty_set {
     // The next key to repair (urgent first, then oldest), removed from the set.
     std::optional<std::string> pop();
 
+    // Calls fn(std::string_view) for every key, in repair order.
+    template <class F>
+    void for_each(F&& fn) const {
+        for (const auto& k : order_)
+            fn(std::string_view(k));
+    }
+
     [[nodiscard]] bool contains(std::string_view key) const { return members_.contains(key); }
     [[nodiscard]] std::size_t size() const noexcept { return order_.size(); }
     [[nodiscard]] bool empty() const noexcept { return order_.empty(); }

@@ -540,6 +540,55 @@ struct replayer::engine {
         return s;
     }
 
+    // The replayer's thread: the window and the inbox are read where they are written, the
+    // dirty set and reading_keys under dirty_mu.
+    unapplied collect_unapplied(std::size_t limit) {
+        unapplied u;
+        if (full_resync.load()) {
+            u.complete = false;
+            return u;
+        }
+        std::unordered_set<std::string> keys;
+        const auto add = [&](std::string_view k) {
+            if (keys.size() > limit)
+                return;
+            keys.emplace(k);
+        };
+        {
+            std::lock_guard lock(dirty_mu);
+            dirty.for_each(add);
+            for (const auto& k : reading_keys)
+                add(k);
+        }
+        for (const auto& p : window) {
+            if (p.done)
+                continue;
+            if (p.global)
+                u.complete = false;
+            for (auto k : p.keys())
+                add(k);
+        }
+        {
+            std::lock_guard lock(inbox_mu);
+            for (const auto& e : in.entries) {
+                if (e.waiter)
+                    continue;
+                if (e.global)
+                    u.complete = false;
+                for (auto k : in.keys_of(e))
+                    add(k);
+            }
+        }
+        if (!u.complete || keys.size() > limit) {
+            u.complete = false;
+            return u;
+        }
+        u.keys.reserve(keys.size());
+        for (auto it = keys.begin(); it != keys.end();)
+            u.keys.push_back(std::move(keys.extract(it++).value()));
+        return u;
+    }
+
     // ------------------------------------------------------------------ replayer thread
 
     // Posted by a caller that found this thread idle (see rearm()).
@@ -1372,6 +1421,14 @@ bool replayer::drain(std::chrono::milliseconds budget) {
 
 replayer::stats replayer::snapshot() const {
     return engine_->snapshot();
+}
+
+replayer::unapplied replayer::unapplied_keys(std::size_t limit) const {
+    std::promise<unapplied> p;
+    auto f = p.get_future();
+    asio::post(engine_->ioc,
+               [e = engine_.get(), limit, &p] { p.set_value(e->collect_unapplied(limit)); });
+    return f.get();
 }
 
 std::size_t replayer::lane_of(std::string_view key) const noexcept {

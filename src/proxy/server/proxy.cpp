@@ -1,4 +1,7 @@
 // proxy_server: start-up (backends, command table, listeners, workers), mode switches, shutdown.
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -12,6 +15,7 @@
 #include <respite/proxy/replayer.hpp>
 
 #include "admin_http.hpp"
+#include "dirty_list.hpp"
 #include "follow.hpp"
 #include "restart_watch.hpp"
 #include "state_file.hpp"
@@ -81,9 +85,22 @@ class proxy_server::impl {
   private:
     void load_server_facts();
     void init_metrics();
-    // Writes the state file (mode, clean-stop marker, pending syncs); false when it failed.
-    bool persist(bool clean_shutdown, std::optional<mode> m = std::nullopt);
+    // Writes the state file (mode, clean-stop marker, pending syncs, keys saved in the dirty
+    // list); false when it failed.
+    bool persist(bool clean_shutdown, std::optional<mode> m = std::nullopt,
+                 std::array<std::uint64_t, 2> dirty_saved = {});
+    // Start: hands the dirty keys the last clean stop saved to the follower of mode m, or flags
+    // their side needs_sync when they cannot be used.
+    void restore_dirty_list(const std::optional<server::persisted_state>& restored, mode m);
+    void reject_dirty_list(side s, const std::string& why);
+    // Stop: what the follower of `serving` has not applied, saved for the next run; false when
+    // it could not be (the caller flags the side).
+    bool save_dirty_list(replayer& f, side target, std::array<std::uint64_t, 2>& saved);
     std::mutex state_mu_;
+    std::atomic<std::uint64_t> dirty_restored_{0};
+    std::atomic<std::uint64_t> dirty_saved_{0};
+    std::atomic<bool> dirty_rejected_{false};
+    bool remove_dirty_list_ = false;  // once the state file no longer vouches for it
 };
 
 namespace {
@@ -281,6 +298,8 @@ std::expected<void, std::string> proxy_server::impl::start() {
                                "the last run did not stop cleanly while following: writes in "
                                "flight then may be missing");
     }
+    if (!cfg.state_file.empty())
+        restore_dirty_list(restored, m);
     st_.restarts->start();
     st_.switch_mode_async = [this](mode to, bool force, std::function<void(std::string)> done) {
         asio::post(control_, [this, to, force, done = std::move(done)] {
@@ -304,6 +323,15 @@ std::expected<void, std::string> proxy_server::impl::start() {
     started_ = true;
     if (!cfg.state_file.empty() && !persist(false))
         return fail_start("cannot write --state-file " + cfg.state_file);
+    if (remove_dirty_list_) {
+        // The keys are in the follower's repair now (or their side is flagged), and the state
+        // file says so: the list has served.
+        const auto path = server::dirty_list_path(cfg.state_file);
+        if (dirty_rejected_.load())
+            std::rename(path.c_str(), (path + ".rejected").c_str());
+        else
+            std::remove(path.c_str());
+    }
     obs::log().info("proxy started port={} workers={} mode={} admin_port={}", port_, n,
                     mode_name(m), admin_ ? admin_->port() : 0);
     return {};
@@ -393,13 +421,96 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
     return {};
 }
 
-bool proxy_server::impl::persist(bool clean_shutdown, std::optional<mode> m) {
+void proxy_server::impl::reject_dirty_list(side s, const std::string& why) {
+    dirty_rejected_.store(true);
+    obs::log().error(
+        "proxy dirty_list_rejected side={} reason=\"{}\" (a PROXY SYNC START PRUNE "
+        "is needed before the cut-over)",
+        server::side_name(s), why);
+    st_.restarts->flag(s, "the dirty keys saved at the last stop cannot be restored: " + why);
+}
+
+void proxy_server::impl::restore_dirty_list(const std::optional<server::persisted_state>& restored,
+                                            mode m) {
+    const auto path = server::dirty_list_path(st_.cfg.state_file);
+    std::error_code ec;
+    const bool present = std::filesystem::exists(path, ec);
+    const auto plan = plan_of(m);
+    bool vouched = false;
+    for (auto s : {side::primary, side::secondary}) {
+        const auto saved = restored ? restored->dirty_saved[static_cast<int>(s)] : 0;
+        if (saved == 0)
+            continue;
+        vouched = true;
+        remove_dirty_list_ = true;
+        if (!restored->clean_shutdown) {
+            reject_dirty_list(s, "the last run did not stop cleanly");
+            continue;
+        }
+        replayer* f = st_.follower_of(plan.serving);
+        if (!plan.follower || server::other_side(plan.serving) != s || f == nullptr) {
+            reject_dirty_list(s, fmt::format("mode {} does not follow the {}", mode_name(m),
+                                             server::side_name(s)));
+            continue;
+        }
+        auto keys = server::read_dirty_list(path, server::side_name(s));
+        if (!keys) {
+            reject_dirty_list(s, keys.error());
+            continue;
+        }
+        if (!*keys) {
+            reject_dirty_list(s, path + " is missing");
+            continue;
+        }
+        if ((*keys)->size() != saved) {
+            reject_dirty_list(s, fmt::format("{} holds {} keys, the state file says {}", path,
+                                             (*keys)->size(), saved));
+            continue;
+        }
+        std::vector<std::string_view> views((*keys)->begin(), (*keys)->end());
+        f->mark_dirty(views, false);
+        dirty_restored_.store(views.size());
+        obs::log().info("proxy dirty_keys_restored side={} count={} file={}", server::side_name(s),
+                        views.size(), path);
+    }
+    if (present && !vouched) {
+        // Left by a run whose stop was not clean or saved nothing: its keys may be outdated.
+        obs::log().warn(
+            "proxy dirty_list_ignored file={} reason=\"the state file does not record "
+            "it (the last stop was not clean, or saved no keys)\"",
+            path);
+        remove_dirty_list_ = true;
+    }
+}
+
+bool proxy_server::impl::save_dirty_list(replayer& f, side target,
+                                         std::array<std::uint64_t, 2>& saved) {
+    auto u = f.unapplied_keys(st_.cfg.replay_max_dirty_keys);
+    if (!u.complete)
+        return false;
+    if (u.keys.empty())
+        return true;
+    const auto path = server::dirty_list_path(st_.cfg.state_file);
+    if (auto r = server::write_dirty_list(path, server::side_name(target), u.keys); !r) {
+        obs::log().error("proxy dirty_list_write_failed error=\"{}\"", r.error());
+        return false;
+    }
+    saved[static_cast<int>(target)] = u.keys.size();
+    dirty_saved_.store(u.keys.size());
+    obs::log().info("proxy dirty_keys_saved side={} count={} file={}", server::side_name(target),
+                    u.keys.size(), path);
+    return true;
+}
+
+bool proxy_server::impl::persist(bool clean_shutdown, std::optional<mode> m,
+                                 std::array<std::uint64_t, 2> dirty_saved) {
     if (st_.cfg.state_file.empty())
         return true;
     std::lock_guard lock(state_mu_);
     server::persisted_state s;
     s.current = m.value_or(st_.current.load());
     s.clean_shutdown = clean_shutdown;
+    s.dirty_saved = dirty_saved;
     for (auto side_ : {side::primary, side::secondary})
         s.needs_sync[static_cast<int>(side_)] = st_.restarts && st_.restarts->needs_sync(side_);
     auto r = server::write_state(st_.cfg.state_file, s);
@@ -436,6 +547,11 @@ std::string proxy_server::impl::info() const {
         s += st_.sync->info_lines();
     if (st_.verify)
         s += st_.verify->info_lines();
+    if (!st_.cfg.state_file.empty()) {
+        line("state_dirty_keys_restored", std::to_string(dirty_restored_.load()));
+        line("state_dirty_list_rejected", dirty_rejected_.load() ? "1" : "0");
+        line("state_dirty_keys_saved", std::to_string(dirty_saved_.load()));
+    }
     return s;
 }
 
@@ -468,21 +584,27 @@ void proxy_server::impl::stop() {
     admin_.reset();
     if (!st_.cfg.state_file.empty() && !start_failed_) {
         // Writes the follower did not apply (queued at the deadline, dirty, abandoned) are
-        // missing on its side: the next run must copy again before serving from it.
+        // missing on its side. Their keys go to the dirty list for the next run's repair; when
+        // they cannot (too many, a keyspace-wide write, a full resync, the list not written),
+        // the next run must copy everything again before serving from that side.
+        std::array<std::uint64_t, 2> saved{};
         const auto plan = plan_of(st_.current.load());
         if (plan.follower && st_.restarts) {
             const auto target = server::other_side(plan.serving);
             if (auto* f = st_.follower_of(plan.serving)) {
                 const auto x = f->snapshot();
-                if (x.queued_items > 0 || x.dirty_keys > 0 || x.abandoned > 0 ||
-                    x.full_resync_needed)
+                if ((x.queued_items > 0 || x.dirty_keys > 0 || x.abandoned > 0 ||
+                     x.full_resync_needed) &&
+                    (x.abandoned > 0 || !save_dirty_list(*f, target, saved)))
                     st_.restarts->flag(target,
                                        fmt::format("stopped with {} queued, {} dirty, {} "
                                                    "abandoned writes",
                                                    x.queued_items, x.dirty_keys, x.abandoned));
             }
         }
-        persist(true);
+        if (saved == std::array<std::uint64_t, 2>{})
+            std::remove(server::dirty_list_path(st_.cfg.state_file).c_str());
+        persist(true, std::nullopt, saved);
     }
     for (auto& b : st_.backends)
         if (b)

@@ -2,6 +2,7 @@
 #include "state_file.hpp"
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -30,6 +31,8 @@ std::string format_state(const persisted_state& s) {
     out += std::string("clean_shutdown=") + (s.clean_shutdown ? "1" : "0") + "\n";
     out += std::string("primary_needs_sync=") + (s.needs_sync[0] ? "1" : "0") + "\n";
     out += std::string("secondary_needs_sync=") + (s.needs_sync[1] ? "1" : "0") + "\n";
+    out += "primary_dirty_keys_saved=" + std::to_string(s.dirty_saved[0]) + "\n";
+    out += "secondary_dirty_keys_saved=" + std::to_string(s.dirty_saved[1]) + "\n";
     return out;
 }
 
@@ -58,6 +61,17 @@ std::expected<persisted_state, std::string> parse_state(std::string_view text) {
                 return std::unexpected(where + "unknown mode '" + std::string(value) + "'");
             s.current = *m;
             have_mode = true;
+            continue;
+        }
+        std::uint64_t* count = key == "primary_dirty_keys_saved"     ? &s.dirty_saved[0]
+                               : key == "secondary_dirty_keys_saved" ? &s.dirty_saved[1]
+                                                                     : nullptr;
+        if (count != nullptr) {
+            const auto [end, ec] =
+                std::from_chars(value.data(), value.data() + value.size(), *count);
+            if (ec != std::errc{} || value.empty() || end != value.data() + value.size())
+                return std::unexpected(where + std::string(key) + " must be a count, got '" +
+                                       std::string(value) + "'");
             continue;
         }
         bool* target = key == "clean_shutdown"         ? &s.clean_shutdown
@@ -91,9 +105,9 @@ std::expected<std::optional<persisted_state>, std::string> read_state(const std:
     return std::optional<persisted_state>(*s);
 }
 
-std::expected<void, std::string> write_state(const std::string& path, const persisted_state& s) {
+std::expected<void, std::string> write_file_atomically(const std::string& path,
+                                                       std::string_view text) {
     const auto tmp = path + ".tmp";
-    const auto text = format_state(s);
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return std::unexpected("cannot write " + tmp + ": " + std::strerror(errno));
@@ -114,6 +128,10 @@ std::expected<void, std::string> write_state(const std::string& path, const pers
     if (!synced || ::rename(tmp.c_str(), path.c_str()) != 0)
         return std::unexpected("cannot replace " + path + ": " + std::strerror(errno));
     return {};
+}
+
+std::expected<void, std::string> write_state(const std::string& path, const persisted_state& s) {
+    return write_file_atomically(path, format_state(s));
 }
 
 }  // namespace respite::proxy::server

@@ -588,7 +588,12 @@ class proxy_state : public proxy_sync {
     }
     void TearDown() override {
         proxy_sync::TearDown();
-        std::remove(path_.c_str());
+        for (const auto& f : {path_, dirty_path(), dirty_path() + ".rejected"})
+            std::remove(f.c_str());
+    }
+    std::string dirty_path() const { return path_ + ".dirty"; }
+    bool info_has(std::string_view line) const {
+        return proxy_->info().find(std::string(line) + "\r\n") != std::string::npos;
     }
     void start_with_state(mode m) {
         start(m, [&](proxy::proxy_config& c) {
@@ -640,6 +645,73 @@ TEST_F(proxy_state, an_unclean_stop_while_following_needs_a_sync_before_the_cut_
     })) << file_text();
     EXPECT_TRUE(converged());
     EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+}
+
+// A planned restart of the proxy while the secondary misses a few keys: their names go to the
+// dirty list at the stop and to the next run's repair, instead of a full PROXY SYNC.
+TEST_F(proxy_state, a_clean_restart_carries_the_dirty_keys_over) {
+    start_with_state(mode::dual_write);
+    secondary_.stop();
+    const std::vector<std::string> keys = {"d:1", "d:2", "d:3", "bin\r\nkey", "d:5"};
+    {
+        client::sync_client c(client_config());
+        for (const auto& k : keys)
+            ASSERT_TRUE(c.command("SET", k, "v-" + k).has_value());
+    }
+    ASSERT_TRUE(eventually([&] { return info_has("follow_secondary_dirty_keys:5"); }))
+        << proxy_->info();
+    proxy_->stop();
+    EXPECT_TRUE(info_has("state_dirty_keys_saved:5")) << proxy_->info();
+    EXPECT_NE(file_text().find("secondary_needs_sync=0\n"), std::string::npos) << file_text();
+    EXPECT_NE(file_text().find("secondary_dirty_keys_saved=5\n"), std::string::npos) << file_text();
+    EXPECT_TRUE(std::filesystem::exists(dirty_path()));
+    proxy_.reset();
+
+    secondary_.start();
+    start_with_state(mode::dual_write);
+    EXPECT_TRUE(info_has("state_dirty_keys_restored:5")) << proxy_->info();
+    EXPECT_TRUE(info_has("state_dirty_list_rejected:0")) << proxy_->info();
+    EXPECT_TRUE(converged());
+    for (const auto& k : keys) {
+        if (k.find('\r') == std::string::npos) {  // the digests above compare that one
+            EXPECT_EQ(secondary_.cli({"GET", k}), "v-" + k) << k;
+        }
+    }
+    EXPECT_FALSE(std::filesystem::exists(dirty_path()));
+    EXPECT_NE(file_text().find("secondary_dirty_keys_saved=0\n"), std::string::npos) << file_text();
+    EXPECT_TRUE(info_has("secondary_needs_sync:0")) << proxy_->info();
+    auto r = proxy_->set_mode(mode::secondary_primary, false);
+    EXPECT_TRUE(r.has_value()) << r.error();
+}
+
+// A damaged list cannot be trusted to name every missing key: the secondary needs a full sync,
+// and the proxy says so and serves.
+TEST_F(proxy_state, a_damaged_dirty_list_flags_the_follower_and_the_proxy_serves) {
+    std::ofstream(path_) << "mode=dual-write\nclean_shutdown=1\nsecondary_dirty_keys_saved=2\n";
+    std::ofstream(dirty_path()) << "respite-proxy dirty keys v1\nside=secondary\ncount=2\n3:abc\n";
+    start_with_state(mode::dual_write);
+    EXPECT_TRUE(info_has("state_dirty_list_rejected:1")) << proxy_->info();
+    EXPECT_TRUE(info_has("state_dirty_keys_restored:0")) << proxy_->info();
+    EXPECT_TRUE(info_has("secondary_needs_sync:1")) << proxy_->info();
+    EXPECT_NE(file_text().find("secondary_needs_sync=1"), std::string::npos) << file_text();
+    EXPECT_FALSE(std::filesystem::exists(dirty_path()));
+    EXPECT_TRUE(std::filesystem::exists(dirty_path() + ".rejected"));  // kept for a look
+    auto r = proxy_->set_mode(mode::secondary_primary, false);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("PROXY SYNC"), std::string::npos) << r.error();
+    client::sync_client c(client_config());
+    ASSERT_TRUE(c.command("SET", "served", "1").has_value());
+    EXPECT_EQ(primary_.cli({"GET", "served"}), "1");
+}
+
+// A list the state file does not vouch for (here: the last stop was a crash) is never applied.
+TEST_F(proxy_state, a_stale_dirty_list_after_an_unclean_stop_is_ignored) {
+    std::ofstream(path_) << "mode=dual-write\nclean_shutdown=0\n";
+    std::ofstream(dirty_path()) << "respite-proxy dirty keys v1\nside=secondary\ncount=0\n";
+    start_with_state(mode::dual_write);
+    EXPECT_TRUE(info_has("state_dirty_keys_restored:0")) << proxy_->info();
+    EXPECT_TRUE(info_has("secondary_needs_sync:1")) << proxy_->info();  // the crash, as before
+    EXPECT_FALSE(std::filesystem::exists(dirty_path()));
 }
 
 TEST_F(proxy_state, a_switch_that_cannot_be_written_down_is_refused) {

@@ -1,6 +1,9 @@
 // The dirty key set: de-duplicated, FIFO with urgent keys first, bounded.
 #include "dirty_set.hpp"
 
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 using respite::proxy::replay::dirty_set;
@@ -44,4 +47,15 @@ TEST(dirty_set, long_binary_keys_survive_growth) {
         d.add(std::string(40, 'k') + std::to_string(i) + std::string(1, '\0'));
     for (int i = 0; i < 50000; ++i)
         ASSERT_EQ(d.pop(), std::string(40, 'k') + std::to_string(i) + std::string(1, '\0'));
+}
+
+TEST(dirty_set, for_each_lists_every_key_in_repair_order_without_taking_them) {
+    dirty_set d(10);
+    d.add("b");
+    d.add(std::string("n\0l", 3));
+    d.add("first", true);
+    std::vector<std::string> seen;
+    d.for_each([&](std::string_view k) { seen.emplace_back(k); });
+    EXPECT_EQ(seen, (std::vector<std::string>{"first", "b", std::string("n\0l", 3)}));
+    EXPECT_EQ(d.size(), 3u);
 }
