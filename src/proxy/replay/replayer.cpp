@@ -1326,7 +1326,10 @@ struct replayer::engine {
                 "secondary needs these keys copied)",
                 n, keys, s.dirty_keys);
         else if (s.dirty_keys > 0)
-            obs::log().warn("replay_stopped dirty_keys={} (not repaired)", s.dirty_keys);
+            obs::log().warn(
+                "replay_stopped dirty_keys={} (not repaired in this run; with --state-file a "
+                "clean stop saves them for the next run's repair)",
+                s.dirty_keys);
         if (drain_done)
             std::exchange(drain_done, nullptr)(false);
         for (auto& fn : fns)
