@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -18,6 +19,42 @@ using namespace std::chrono_literals;
 
 class proxy_sync : public proxy_fixture {
   protected:
+    // Client threads writing through the proxy (RESP3 and RESP2 alternately) until stop():
+    // each sends pipelines that `fill` builds from its random source and counts their commands.
+    class live_writers {
+      public:
+        using fill_fn = std::function<void(std::mt19937&, client::request&)>;
+        live_writers(const proxy_sync& f, int threads, unsigned seed, int per_pipeline,
+                     fill_fn fill) {
+            for (int t = 0; t < threads; ++t)
+                threads_.emplace_back([this, &f, t, seed, per_pipeline, fill] {
+                    client::sync_client c(f.client_config(t % 2 ? 2 : 3));
+                    std::mt19937 rng(seed + static_cast<unsigned>(t));
+                    while (!stop_.load()) {
+                        client::request r;
+                        for (int i = 0; i < per_pipeline; ++i)
+                            fill(rng, r);
+                        const auto n = static_cast<long>(r.size());
+                        if (c.exec(std::move(r)).has_value())
+                            writes_ += n;
+                    }
+                });
+        }
+        ~live_writers() { stop(); }
+        live_writers(const live_writers&) = delete;
+        live_writers& operator=(const live_writers&) = delete;
+        void stop() {
+            stop_ = true;
+            threads_.clear();
+        }
+        [[nodiscard]] long writes() const { return writes_.load(); }
+
+      private:
+        std::atomic<bool> stop_{false};
+        std::atomic<long> writes_{0};
+        std::vector<std::jthread> threads_;
+    };
+
     // n string keys "<prefix><i>" written straight to the primary (before the proxy follows).
     void preload(std::string_view prefix, int n) {
         client::client_config c;
@@ -127,43 +164,28 @@ TEST_F(proxy_sync, converges_while_clients_write_the_same_keys) {
     preload("k:", 20000);
     // Slow enough that the copy and the writes overlap for a while.
     start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 20000; });
-    std::atomic<bool> stop{false};
-    std::atomic<long> writes{0};
-    std::vector<std::jthread> writers;
-    for (int t = 0; t < 3; ++t) {
-        writers.emplace_back([&, t] {
-            client::sync_client c(client_config(t % 2 ? 2 : 3));
-            std::mt19937 rng(static_cast<unsigned>(t));
-            while (!stop.load()) {
-                client::request r;
-                for (int i = 0; i < 16; ++i) {
-                    const auto k = "k:" + std::to_string(rng() % 20000);
-                    switch (rng() % 4) {
-                        case 0:
-                            r.push("SET", k, std::to_string(rng()));
-                            break;
-                        case 1:
-                            r.push("APPEND", k, "+");
-                            break;
-                        case 2:
-                            r.push("DEL", k);
-                            break;
-                        default:
-                            r.push("PEXPIRE", k, 600000);
-                            break;
-                    }
-                }
-                if (c.exec(std::move(r)).has_value())
-                    writes += 16;
-            }
-        });
-    }
-    ASSERT_TRUE(eventually([&] { return writes.load() > 500; }, 20s));
+    live_writers writers(*this, 3, 0, 16, [](std::mt19937& rng, client::request& r) {
+        const auto k = "k:" + std::to_string(rng() % 20000);
+        switch (rng() % 4) {
+            case 0:
+                r.push("SET", k, std::to_string(rng()));
+                break;
+            case 1:
+                r.push("APPEND", k, "+");
+                break;
+            case 2:
+                r.push("DEL", k);
+                break;
+            default:
+                r.push("PEXPIRE", k, 600000);
+                break;
+        }
+    });
+    ASSERT_TRUE(eventually([&] { return writers.writes() > 500; }, 20s));
     EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
     ASSERT_TRUE(wait_state("done", 120s)) << status();
-    stop = true;
-    writers.clear();
-    EXPECT_GT(writes.load(), 1000);
+    writers.stop();
+    EXPECT_GT(writers.writes(), 1000);
     EXPECT_TRUE(converged());
 }
 
@@ -260,28 +282,14 @@ TEST_F(proxy_sync, verify_under_live_writes_reports_no_divergence) {
     start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 0; });
     EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
     ASSERT_TRUE(wait_state("done")) << status();
-    std::atomic<bool> stop{false};
-    std::atomic<long> writes{0};
-    std::vector<std::jthread> writers;
-    for (int t = 0; t < 2; ++t) {
-        writers.emplace_back([&, t] {
-            client::sync_client c(client_config(t % 2 ? 2 : 3));
-            std::mt19937 rng(static_cast<unsigned>(t) + 7);
-            while (!stop.load()) {
-                client::request r;
-                for (int i = 0; i < 16; ++i) {
-                    const auto k = "k:" + std::to_string(rng() % 5000);
-                    if (rng() % 3 == 0)
-                        r.push("DEL", k);
-                    else
-                        r.push("SET", k, std::to_string(rng()));
-                }
-                if (c.exec(std::move(r)).has_value())
-                    writes += 16;
-            }
-        });
-    }
-    ASSERT_TRUE(eventually([&] { return writes.load() > 500; }, 20s));
+    live_writers writers(*this, 2, 7, 16, [](std::mt19937& rng, client::request& r) {
+        const auto k = "k:" + std::to_string(rng() % 5000);
+        if (rng() % 3 == 0)
+            r.push("DEL", k);
+        else
+            r.push("SET", k, std::to_string(rng()));
+    });
+    ASSERT_TRUE(eventually([&] { return writers.writes() > 500; }, 20s));
     EXPECT_EQ(sync_call({"PROXY", "VERIFY", "START"}), "+OK\r\n");
     EXPECT_TRUE(eventually(
         [&] {
@@ -289,8 +297,7 @@ TEST_F(proxy_sync, verify_under_live_writes_reports_no_divergence) {
                    std::string::npos;
         },
         60s));
-    stop = true;
-    writers.clear();
+    writers.stop();
     const auto v = sync_call({"PROXY", "VERIFY", "STATUS"});
     EXPECT_NE(v.find("verify_diverged:0\r\n"), std::string::npos) << v;
     EXPECT_NE(v.find("verify_extra_keys:0\r\n"), std::string::npos) << v;
@@ -384,48 +391,34 @@ TEST_F(proxy_sync, verify_of_big_keys_under_live_writes_reports_only_the_real_di
         }
     secondary_.cli({"LSET", "big:static", "2500", "changed"});
     start(mode::dual_write, [](proxy::proxy_config& c) { c.verify_chunk_elements = 100; });
-    std::atomic<bool> stop{false};
-    std::atomic<long> writes{0};
-    std::vector<std::jthread> writers;
-    for (int t = 0; t < 2; ++t) {
-        writers.emplace_back([&, t] {
-            client::sync_client c(client_config(t % 2 ? 2 : 3));
-            std::mt19937 rng(static_cast<unsigned>(t) + 11);
-            while (!stop.load()) {
-                client::request r;
-                for (int i = 0; i < 8; ++i) {
-                    const auto n = std::to_string(rng() % 3000);
-                    switch (rng() % 7) {
-                        case 0:
-                            r.push("LPUSH", "big:list", "new" + n);  // shifts every window
-                            break;
-                        case 1:
-                            r.push("LSET", "big:list", n, "set" + n);
-                            break;
-                        case 2:
-                            r.push("HSET", "big:hash", "f" + n, std::to_string(rng()));
-                            break;
-                        case 3:
-                            r.push("ZADD", "big:zset", rng() % 100000, "m" + n);
-                            break;
-                        case 4:
-                            r.push("SREM", "big:set", "m" + n);
-                            r.push("SADD", "big:set", "n" + n);
-                            break;
-                        case 5:
-                            r.push("XADD", "big:stream", "*", "f", n);
-                            break;
-                        default:
-                            r.push("RPOP", "big:list");
-                            break;
-                    }
-                }
-                if (c.exec(std::move(r)).has_value())
-                    writes += 8;
-            }
-        });
-    }
-    ASSERT_TRUE(eventually([&] { return writes.load() > 200; }, 20s));
+    live_writers writers(*this, 2, 11, 8, [](std::mt19937& rng, client::request& r) {
+        const auto n = std::to_string(rng() % 3000);
+        switch (rng() % 7) {
+            case 0:
+                r.push("LPUSH", "big:list", "new" + n);  // shifts every window
+                break;
+            case 1:
+                r.push("LSET", "big:list", n, "set" + n);
+                break;
+            case 2:
+                r.push("HSET", "big:hash", "f" + n, std::to_string(rng()));
+                break;
+            case 3:
+                r.push("ZADD", "big:zset", rng() % 100000, "m" + n);
+                break;
+            case 4:
+                r.push("SREM", "big:set", "m" + n);
+                r.push("SADD", "big:set", "n" + n);
+                break;
+            case 5:
+                r.push("XADD", "big:stream", "*", "f", n);
+                break;
+            default:
+                r.push("RPOP", "big:list");
+                break;
+        }
+    });
+    ASSERT_TRUE(eventually([&] { return writers.writes() > 200; }, 20s));
     std::string v;
     for (int run = 0; run < 3; ++run) {
         v = verify_run(120s);
@@ -433,9 +426,8 @@ TEST_F(proxy_sync, verify_of_big_keys_under_live_writes_reports_only_the_real_di
         EXPECT_NE(v.find("verify_diverged:1\r\n"), std::string::npos) << v;
         EXPECT_NE(v.find("verify_errors:0\r\n"), std::string::npos) << v;
     }
-    const long during = writes.load();
-    stop = true;
-    writers.clear();
+    const long during = writers.writes();
+    writers.stop();
     EXPECT_GT(during, 500);
     // The only divergence reported is the real one.
     const auto d = recent_divergences();
