@@ -26,6 +26,10 @@ enum class shadow_mode : std::uint8_t {
     unordered_pairs,  // the top-level collection is field/value pairs (HGETALL, CONFIG GET)
     ttl,              // a remaining or absolute expiry: equal within a tolerance
     scored,           // holds scores: numbers compared by value ("1.5" equals the double 1.5)
+    // XINFO GROUPS: groups matched by name on their stable fields (name, consumers, pending,
+    // last-delivered-id, entries-read); idle times and lag differ between servers and are not
+    // compared. Never chosen by rule_for (XINFO is skipped); PROXY VERIFY builds it.
+    consumer_groups,
 };
 
 std::string_view name(shadow_mode m) noexcept;
@@ -71,6 +75,9 @@ struct compare_options {
 //     -> migration_gap;
 //   - the primary looks missing and the secondary has data -> extra_data;
 //   - anything else -> data_mismatch.
+// consumer_groups classifies per group: a group of the primary missing on the secondary ->
+// migration_gap, else a group whose stable fields differ -> data_mismatch, else a group only the
+// secondary has -> extra_data.
 // Two errors with the same code (first word) agree: stores word their messages differently.
 // A rule in skip mode compares nothing and gives nullopt.
 [[nodiscard]] std::optional<divergence_kind> compare(const shadow_rule& rule,

@@ -86,6 +86,13 @@ bool shadow_reader::wanted(const command_class& c, std::span<const std::string_v
 
 void shadow_reader::compare(side serving, std::vector<std::string> args, resp::value served,
                             done_fn done) {
+    const std::vector<std::string_view> views(args.begin(), args.end());
+    const auto rule = rule_for(views, st_.table);
+    compare(serving, std::move(args), std::move(served), rule, std::move(done));
+}
+
+void shadow_reader::compare(side serving, std::vector<std::string> args, resp::value served,
+                            const shadow_rule& rule, done_fn done) {
     const side other = other_side(serving);
     auto b = st_.backends[static_cast<int>(other)];
     if (!b) {
@@ -98,7 +105,7 @@ void shadow_reader::compare(side serving, std::vector<std::string> args, resp::v
     j->other = other;
     j->args = std::move(args);
     std::vector<std::string_view> views(j->args.begin(), j->args.end());
-    j->rule = rule_for(views, st_.table);
+    j->rule = rule;
     std::vector<std::size_t> positions;
     if (auto spec = st_.table.lookup(views); spec != nullptr)
         st_.table.key_positions(*spec, views, positions);

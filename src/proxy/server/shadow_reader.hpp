@@ -41,6 +41,10 @@ class shadow_reader : public std::enable_shared_from_this<shadow_reader> {
     // done (optional) runs once with the outcome, on a backend's or the control thread.
     void compare(side serving, std::vector<std::string> args, resp::value served,
                  done_fn done = {});
+    // The same under a rule chosen by the caller (PROXY VERIFY's consumer-group reads, which
+    // rule_for skips for shadow reads); the key for the re-check is still found from args.
+    void compare(side serving, std::vector<std::string> args, resp::value served,
+                 const shadow_rule& rule, done_fn done = {});
     void stop() noexcept { stopped_.store(true); }
     [[nodiscard]] std::string info() const;
 

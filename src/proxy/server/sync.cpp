@@ -13,6 +13,7 @@
 #include <respite/proxy/replayer.hpp>
 
 #include "chunked_compare.hpp"
+#include "group_compare.hpp"
 #include "restart_watch.hpp"
 #include "shadow_reader.hpp"
 
@@ -72,6 +73,10 @@ bulk_sync::bulk_sync(asio::io_context& control, shared_state& st, kind k)
         chunked_total_ = &m.get_counter("respite_proxy_verify_chunked_keys_total",
                                         "Keys PROXY VERIFY compared in chunks (more elements than "
                                         "--verify-chunk-elements)");
+        groups_total_ =
+            &m.get_counter("respite_proxy_verify_groups_compared_total",
+                           "Consumer groups of streams PROXY VERIFY compared (XINFO GROUPS, "
+                           "XPENDING)");
     }
 }
 
@@ -192,10 +197,10 @@ std::string bulk_sync::info_lines() const {
     else
         out += fmt::format(
             "verify_compared:{}\r\nverify_matched:{}\r\nverify_diverged:{}\r\nverify_errors:{}\r\n"
-            "verify_unstable:{}\r\nverify_chunked_keys:{}\r\nverify_extra_scanned:{}\r\n"
-            "verify_extra_keys:{}\r\n",
-            p.compared, p.matched, p.diverged, p.errors, p.unstable, p.chunked, p.extra_scanned,
-            p.extra_keys);
+            "verify_unstable:{}\r\nverify_chunked_keys:{}\r\nverify_groups_compared:{}\r\n"
+            "verify_extra_scanned:{}\r\nverify_extra_keys:{}\r\n",
+            p.compared, p.matched, p.diverged, p.errors, p.unstable, p.chunked, p.groups_compared,
+            p.extra_scanned, p.extra_keys);
     out += fmt::format("{0}_elapsed_seconds:{1:.1f}\r\n{0}_error:{2}\r\n", k, p.elapsed_seconds,
                        p.error);
     return out;
@@ -490,11 +495,20 @@ void bulk_sync::compare_values(const run_ptr& r, std::vector<verified_key> keys)
         }
         std::size_t j = 0;
         for (auto& k : keys) {
-            // The key's two compares end it: the second one to finish lets it go.
+            // The key's two compares end it: the second one to finish lets it go, or, for a
+            // stream whose value and TTL agree, starts the compare of its consumer groups.
             auto left = std::make_shared<std::atomic<int>>(2);
-            auto done = [self, r, left](shadow_outcome o) {
+            auto all_agreed = std::make_shared<std::atomic<bool>>(true);
+            auto done = [self, r, left, all_agreed, stream = k.type == "stream",
+                         key = k.key](shadow_outcome o) {
                 self->count_outcome(r, o);
-                if (left->fetch_sub(1) == 1)
+                if (o != shadow_outcome::match && o != shadow_outcome::match_after_recheck)
+                    all_agreed->store(false);
+                if (left->fetch_sub(1) != 1)
+                    return;
+                if (stream && all_agreed->load())
+                    self->compare_stream_groups(r, key);
+                else
                     --self->in_flight_;
             };
             const std::size_t n = k.chunked ? 1 : 2;
@@ -512,6 +526,23 @@ void bulk_sync::compare_values(const run_ptr& r, std::vector<verified_key> keys)
                                            done);
         }
     });
+}
+
+void bulk_sync::compare_stream_groups(const run_ptr& r, const std::string& key) {
+    // Still the key's turn in flight: its group reads run one after the other, then let it go.
+    compare_groups(
+        st_, r->source, key, [self = shared_from_this(), r] { return self->cancelled(*r); },
+        [self = shared_from_this(), r](shadow_outcome o) {
+            self->add(r, &sync_progress::compared);
+            self->count_outcome(r, o);
+        },
+        [self = shared_from_this(), r](std::size_t groups) {
+            if (groups > 0) {
+                self->add(r, &sync_progress::groups_compared, groups);
+                self->groups_total_->inc(groups);
+            }
+            --self->in_flight_;
+        });
 }
 
 bool bulk_sync::cancelled(const run& r) const {

@@ -14,8 +14,10 @@
 // the shadow reader (normalised, re-checked after the follower applied the key's writes, and
 // reported as divergences only when stable). A collection with more elements than
 // verify_chunk_elements is never read whole: chunked_compare reads it in windows of that many,
-// one after the other. A second pass SCANs the other side for keys the serving side does not
-// have (extra_data). Keys are verified a bounded number at a time (a chunked key counts as one).
+// one after the other. A stream whose value and TTL agree then has its consumer groups compared
+// (group_compare: XINFO GROUPS, XPENDING per group), still as the one key in flight. A second pass
+// SCANs the other side for keys the serving side does not have (extra_data). Keys are verified a
+// bounded number at a time (a chunked key counts as one).
 //
 // start/stop/progress are safe from any thread.
 #pragma once
@@ -68,7 +70,8 @@ struct sync_progress {
     std::uint64_t repaired_since_start = 0;
     // VERIFY: compares (a key's value and its TTL are one each) by outcome, and pass 2.
     std::uint64_t compared = 0, matched = 0, diverged = 0, errors = 0, unstable = 0;
-    std::uint64_t chunked = 0;  // VERIFY: keys whose value was compared in chunks
+    std::uint64_t chunked = 0;          // VERIFY: keys whose value was compared in chunks
+    std::uint64_t groups_compared = 0;  // VERIFY: consumer groups of streams compared
     std::uint64_t extra_scanned = 0, extra_keys = 0;
     // SYNC: the whole keyspace was copied and pruned with no refused copy and no new resync
     // cause (only such a run clears a "needs sync" flag and full_resync_needed).
@@ -131,6 +134,8 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
         bool chunked = false;
     };
     void compare_values(const run_ptr& r, std::vector<verified_key> keys);
+    // A stream whose value and TTL agreed: its consumer groups, then the key leaves the flight.
+    void compare_stream_groups(const run_ptr& r, const std::string& key);
     [[nodiscard]] bool cancelled(const run& r) const;
     void check_extra_keys(const run_ptr& r, std::vector<std::string> keys);
     void prune_keys(const run_ptr& r, std::vector<std::string> keys);
@@ -158,6 +163,7 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     obs::counter* runs_total_ = nullptr;
     obs::gauge* running_gauge_ = nullptr;
     obs::counter* chunked_total_ = nullptr;  // VERIFY only
+    obs::counter* groups_total_ = nullptr;   // VERIFY only
 };
 
 }  // namespace respite::proxy::server

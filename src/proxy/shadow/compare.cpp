@@ -4,8 +4,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <respite/proxy/shadow.hpp>
@@ -282,6 +284,93 @@ bool looks_missing(const canon& c, missing_form form) {
     });
 }
 
+// One consumer group of an XINFO GROUPS reply: its name and the fields two servers holding the
+// same stream agree on, sorted by field name. Idle times and lag are left out: idle times tick,
+// and lag is nil on a server that cannot compute it (after deletions, a RESTORE).
+struct group_state {
+    std::string name;
+    std::vector<std::pair<std::string, canon>> fields;
+};
+
+bool stable_group_field(std::string_view field) {
+    return field == "name" || field == "consumers" || field == "pending" ||
+           field == "last-delivered-id" || field == "entries-read";
+}
+
+// nullopt when the reply is not a list of field/value lists (then it is compared exactly).
+std::optional<std::vector<group_state>> groups_of(const canon& reply) {
+    if (reply.k != canon::kind::list) {
+        return std::nullopt;
+    }
+    std::vector<group_state> out;
+    out.reserve(reply.items.size());
+    for (const auto& g : reply.items) {
+        if (g.k != canon::kind::list || g.items.size() % 2 != 0) {
+            return std::nullopt;
+        }
+        group_state s;
+        bool named = false;
+        for (std::size_t n = 0; n < g.items.size(); n += 2) {
+            const canon& field = g.items[n];
+            if (field.k != canon::kind::text || !stable_group_field(field.text)) {
+                continue;
+            }
+            if (field.text == "name") {
+                if (g.items[n + 1].k != canon::kind::text) {
+                    return std::nullopt;
+                }
+                s.name = g.items[n + 1].text;
+                named = true;
+            }
+            s.fields.emplace_back(field.text, g.items[n + 1]);
+        }
+        if (!named) {
+            return std::nullopt;
+        }
+        std::sort(s.fields.begin(), s.fields.end(),
+                  [](const auto& x, const auto& y) { return x.first < y.first; });
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+// Per group name: missing on the secondary first (the consumer's position is lost), then
+// different state, then groups only the secondary has.
+std::optional<divergence_kind> compare_groups(const canon& primary, const canon& secondary,
+                                              const comparer& eq) {
+    auto a = groups_of(primary);
+    auto b = groups_of(secondary);
+    if (!a || !b) {
+        return eq.equal(primary, secondary) ? std::nullopt
+                                            : std::optional(divergence_kind::data_mismatch);
+    }
+    const auto find = [](const std::vector<group_state>& in, std::string_view name) {
+        return std::find_if(in.begin(), in.end(),
+                            [name](const group_state& g) { return g.name == name; });
+    };
+    bool differ = false;
+    for (const auto& g : *a) {
+        const auto other = find(*b, g.name);
+        if (other == b->end()) {
+            return divergence_kind::migration_gap;
+        }
+        differ = differ || g.fields.size() != other->fields.size() ||
+                 !std::equal(g.fields.begin(), g.fields.end(), other->fields.begin(),
+                             [&eq](const auto& x, const auto& y) {
+                                 return x.first == y.first && eq.equal(x.second, y.second);
+                             });
+    }
+    if (differ) {
+        return divergence_kind::data_mismatch;
+    }
+    for (const auto& g : *b) {
+        if (find(*a, g.name) == a->end()) {
+            return divergence_kind::extra_data;
+        }
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<divergence_kind> compare(const shadow_rule& rule, const resp::value& primary,
@@ -304,9 +393,13 @@ std::optional<divergence_kind> compare(const shadow_rule& rule, const resp::valu
 
     canon a = normalise(primary);
     canon b = normalise(secondary);
+    if (rule.mode == shadow_mode::consumer_groups) {
+        return compare_groups(a, b, comparer{false, options.score_epsilon});
+    }
     bool same = false;
     switch (rule.mode) {
         case shadow_mode::skip:
+        case shadow_mode::consumer_groups:
             return std::nullopt;
         case shadow_mode::exact:
             same = comparer{false, options.score_epsilon}.equal(a, b);

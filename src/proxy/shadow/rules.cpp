@@ -95,6 +95,8 @@ std::string_view name(shadow_mode m) noexcept {
             return "ttl";
         case shadow_mode::scored:
             return "scored";
+        case shadow_mode::consumer_groups:
+            return "consumer_groups";
     }
     return "unknown";
 }

@@ -123,6 +123,49 @@ class proxy_sync : public proxy_fixture {
         return sync_call({"PROXY", "VERIFY", "STATUS"});
     }
 
+    // Streams with consumer groups, written through the proxy (dual-write) so that the groups
+    // reach the secondary by the follower's effects. s:0 and s:1 hold 10 entries (chunked with
+    // verify_chunk_elements 5), s:2 and s:3 hold 3; each has groups g1 (read by alice and bob,
+    // one entry acknowledged) and g2 (created at $, never read). s:empty is an empty stream made
+    // by XGROUP CREATE ... MKSTREAM with one group. 9 groups in all.
+    void streams_with_groups() {
+        client::sync_client c(client_config(2));
+        for (int i = 0; i < 4; ++i) {
+            const auto key = "s:" + std::to_string(i);
+            client::request r;
+            for (int e = 1; e <= (i < 2 ? 10 : 3); ++e)
+                r.push("XADD", key, std::to_string(e) + "-1", "f", "v" + std::to_string(e));
+            r.push("XGROUP", "CREATE", key, "g1", "0");
+            r.push("XGROUP", "CREATE", key, "g2", "$");
+            r.push("XREADGROUP", "GROUP", "g1", "alice", "COUNT", "2", "STREAMS", key, ">");
+            r.push("XREADGROUP", "GROUP", "g1", "bob", "COUNT", "1", "STREAMS", key, ">");
+            r.push("XACK", key, "g1", "1-1");
+            auto res = c.exec(std::move(r));
+            ASSERT_TRUE(res.has_value());
+            for (const auto& v : *res)
+                ASSERT_FALSE(v.is_error()) << v.to_display();
+        }
+        auto res = c.exec([] {
+            client::request r;
+            r.push("XGROUP", "CREATE", "s:empty", "g", "0", "MKSTREAM");
+            return r;
+        }());
+        ASSERT_TRUE(res.has_value() && !res->front().is_error());
+        // The follower's effects brought the groups over (DEBUG DIGEST does not show groups).
+        ASSERT_TRUE(eventually([&] {
+            for (const std::string key : {"s:0", "s:1", "s:2", "s:3", "s:empty"}) {
+                if (key != "s:empty" &&
+                    secondary_.cli({"XINFO", "GROUPS", key}).find("g2") == std::string::npos)
+                    return false;
+                const std::vector<std::string> pending{"XPENDING", key,
+                                                       key == "s:empty" ? "g" : "g1"};
+                if (primary_.cli(pending) != secondary_.cli(pending))
+                    return false;
+            }
+            return true;
+        }));
+    }
+
     // Calls of `command` on a backend since its last CONFIG RESETSTAT (0 when never called).
     static long calls(const redis_server& server, std::string_view command) {
         const auto stats = server.cli({"INFO", "commandstats"});
@@ -252,8 +295,9 @@ TEST_F(proxy_sync, verify_finds_nothing_on_equal_backends_and_each_difference_wi
     };
     auto v = verify();
     EXPECT_NE(v.find("verify_keys_scanned:506\r\n"), std::string::npos) << v;
-    EXPECT_NE(v.find("verify_compared:1012\r\n"), std::string::npos) << v;  // value + TTL
-    EXPECT_NE(v.find("verify_matched:1012\r\n"), std::string::npos) << v;
+    // Value + TTL of each key, and XINFO GROUPS of the stream.
+    EXPECT_NE(v.find("verify_compared:1013\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_matched:1013\r\n"), std::string::npos) << v;
     EXPECT_NE(v.find("verify_extra_keys:0\r\n"), std::string::npos) << v;
 
     // Differences made behind the proxy's back, one of each kind.
@@ -314,8 +358,9 @@ TEST_F(proxy_sync, verify_compares_big_keys_in_chunks_without_reading_them_whole
     const auto v = verify_run();
     EXPECT_NE(v.find("verify_keys_scanned:6\r\n"), std::string::npos) << v;
     EXPECT_NE(v.find("verify_chunked_keys:5\r\n"), std::string::npos) << v;
-    EXPECT_NE(v.find("verify_compared:12\r\n"), std::string::npos) << v;  // value + TTL
-    EXPECT_NE(v.find("verify_matched:12\r\n"), std::string::npos) << v;
+    // Value + TTL of each key, and XINFO GROUPS of the stream.
+    EXPECT_NE(v.find("verify_compared:13\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_matched:13\r\n"), std::string::npos) << v;
     EXPECT_NE(v.find("verify_diverged:0\r\n"), std::string::npos) << v;
     EXPECT_NE(v.find("verify_errors:0\r\n"), std::string::npos) << v;
     EXPECT_EQ(recent_divergences().find("key=big:"), std::string::npos) << recent_divergences();
@@ -435,6 +480,120 @@ TEST_F(proxy_sync, verify_of_big_keys_under_live_writes_reports_only_the_real_di
     for (auto key :
          {"key=big:list", "key=big:hash", "key=big:zset", "key=big:set", "key=big:stream"})
         EXPECT_EQ(d.find(key), std::string::npos) << key << "\n" << d;
+}
+
+TEST_F(proxy_sync, verify_compares_the_consumer_groups_of_streams_written_through_the_proxy) {
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.verify_chunk_elements = 5; });
+    streams_with_groups();
+    const auto v = verify_run();
+    EXPECT_NE(v.find("verify_keys_scanned:5\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_chunked_keys:2\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_groups_compared:9\r\n"), std::string::npos) << v;
+    // Value + TTL of 5 keys, XINFO GROUPS of 5 streams, XPENDING of 9 groups.
+    EXPECT_NE(v.find("verify_compared:24\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_matched:24\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_diverged:0\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_errors:0\r\n"), std::string::npos) << v;
+    EXPECT_EQ(recent_divergences().find("key=s:"), std::string::npos) << recent_divergences();
+    EXPECT_NE(proxy_->info().find("verify_groups_compared:9\r\n"), std::string::npos);
+    EXPECT_NE(http(proxy_->admin_port(), "GET", "/metrics")
+                  .find("respite_proxy_verify_groups_compared_total 9"),
+              std::string::npos);
+    // Both sides were asked, once per group.
+    for (const redis_server* s : {&primary_, &secondary_})
+        EXPECT_GE(calls(*s, "xpending"), 9);
+    // The same run sees one consumer more on the secondary: the compare is not blind.
+    secondary_.cli({"XGROUP", "CREATECONSUMER", "s:2", "g2", "carol"});
+    const auto again = verify_run();
+    EXPECT_NE(again.find("verify_diverged:1\r\n"), std::string::npos) << again;
+    EXPECT_NE(recent_divergences().find("data_mismatch command=xinfo key=s:2"), std::string::npos)
+        << recent_divergences();
+}
+
+TEST_F(proxy_sync, verify_reports_a_consumer_group_lost_acknowledged_or_moved_on_the_secondary) {
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.verify_chunk_elements = 5; });
+    streams_with_groups();
+    // On the secondary only, behind the proxy's back.
+    secondary_.cli({"XGROUP", "DESTROY", "s:0", "g2"});                // chunked: migration_gap
+    secondary_.cli({"XACK", "s:1", "g1", "2-1"});                      // pending 1 instead of 2
+    secondary_.cli({"XGROUP", "SETID", "s:2", "g1", "0"});             // last-delivered-id
+    secondary_.cli({"XCLAIM", "s:3", "g1", "bob", "0", "2-1"});        // alice's entry to bob
+    secondary_.cli({"XGROUP", "CREATE", "s:empty", "intruder", "0"});  // only on the secondary
+    const auto v = verify_run();
+    EXPECT_NE(v.find("verify_diverged:5\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_errors:0\r\n"), std::string::npos) << v;
+    const auto d = recent_divergences();
+    EXPECT_NE(d.find("migration_gap command=xinfo key=s:0"), std::string::npos) << d;
+    EXPECT_NE(d.find("data_mismatch command=xinfo key=s:1"), std::string::npos) << d;
+    EXPECT_NE(d.find("data_mismatch command=xinfo key=s:2"), std::string::npos) << d;
+    // Same counts in XINFO GROUPS: only the XPENDING summary's per-consumer counts differ.
+    EXPECT_NE(d.find("data_mismatch command=xpending key=s:3"), std::string::npos) << d;
+    EXPECT_NE(d.find("extra_data command=xinfo key=s:empty"), std::string::npos) << d;
+    // The entries themselves agree.
+    EXPECT_EQ(d.find("command=xrange"), std::string::npos) << d;
+}
+
+TEST_F(proxy_sync, verify_under_live_consumer_group_traffic_reports_only_the_real_difference) {
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.verify_chunk_elements = 5; });
+    streams_with_groups();
+    // A stream nobody touches, with one real difference.
+    {
+        client::sync_client c(client_config(2));
+        client::request r;
+        r.push("XADD", "quiet", "1-1", "f", "v");
+        r.push("XGROUP", "CREATE", "quiet", "g", "0");
+        r.push("XGROUP", "CREATE", "quiet", "lost", "0");
+        ASSERT_TRUE(c.exec(std::move(r)).has_value());
+        ASSERT_TRUE(eventually([&] {
+            return secondary_.cli({"XINFO", "GROUPS", "quiet"}).find("lost") != std::string::npos;
+        }));
+    }
+    secondary_.cli({"XGROUP", "DESTROY", "quiet", "lost"});
+    std::atomic<bool> stop{false};
+    std::atomic<long> acks{0};
+    std::vector<std::jthread> consumers;
+    for (int t = 0; t < 2; ++t) {
+        consumers.emplace_back([&, t] {
+            client::sync_client c(client_config(2));
+            std::mt19937 rng(static_cast<unsigned>(t) + 5);
+            const std::string name = "c" + std::to_string(t);
+            while (!stop.load()) {
+                const auto key = "s:" + std::to_string(rng() % 4);
+                client::request r;
+                r.push("XADD", key, "*", "f", std::to_string(rng()));
+                r.push("XREADGROUP", "GROUP", "g1", name, "COUNT", "2", "STREAMS", key, ">");
+                auto res = c.exec(std::move(r));
+                // RESP2: [[key, [[id, [field, value]], ...]]]
+                if (!res || res->size() != 2 || !(*res)[1].is_aggregate() || (*res)[1].size() == 0)
+                    continue;
+                const auto& entries = (*res)[1][0][1];
+                if (entries.size() == 0 || rng() % 3 == 0)
+                    continue;  // some stay pending
+                client::request ack;
+                ack.push("XACK", key, "g1", entries[0][0].str());
+                if (c.exec(std::move(ack)).has_value())
+                    ++acks;
+            }
+        });
+    }
+    ASSERT_TRUE(eventually([&] { return acks.load() > 50; }, 20s));
+    std::string v;
+    for (int run = 0; run < 3; ++run) {
+        v = verify_run(120s);
+        EXPECT_NE(v.find("verify_diverged:1\r\n"), std::string::npos) << v;
+        EXPECT_NE(v.find("verify_errors:0\r\n"), std::string::npos) << v;
+    }
+    const long during = acks.load();
+    stop = true;
+    consumers.clear();
+    EXPECT_GT(during, 100);
+    const auto d = recent_divergences();
+    EXPECT_NE(d.find("migration_gap command=xinfo key=quiet"), std::string::npos) << d;
+    EXPECT_EQ(d.find("key=s:"), std::string::npos) << d;
+    // Once the traffic stopped, every group is compared (none skipped as unstable).
+    v = verify_run();
+    EXPECT_NE(v.find("verify_groups_compared:11\r\n"), std::string::npos) << v;
+    EXPECT_NE(v.find("verify_unstable:0\r\n"), std::string::npos) << v;
 }
 
 // The secondary restarts and comes back without the writes made after its AOF stopped: the proxy

@@ -1,4 +1,5 @@
 // compare(): RESP2/RESP3 normalisation, per-rule comparison and divergence classification.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,44 @@ TEST(shadow_compare, unordered_pairs_rule_serves_config_get_directly) {
     const value a = value::map({bulk("maxmemory"), bulk("0"), bulk("appendonly"), bulk("no")});
     const value b = arr({bulk("appendonly"), bulk("no"), bulk("maxmemory"), bulk("0")});
     EXPECT_EQ(compare(pairs, a, b), std::nullopt);
+}
+
+// An XINFO GROUPS entry as RESP2 sends it (RESP3 sends the same pairs as a map).
+value group(std::string name, std::int64_t pending, std::string last, value lag) {
+    return arr({bulk("name"), bulk(std::move(name)), bulk("consumers"), value::integer(2),
+                bulk("pending"), value::integer(pending), bulk("last-delivered-id"),
+                bulk(std::move(last)), bulk("entries-read"), value::integer(3), bulk("lag"),
+                std::move(lag)});
+}
+
+shadow_rule groups_rule() {
+    shadow_rule r;
+    r.mode = shadow_mode::consumer_groups;
+    return r;
+}
+
+TEST(shadow_compare, consumer_groups_ignore_lag_order_and_protocol) {
+    const value p =
+        arr({group("a", 2, "3-1", value::integer(0)), group("b", 0, "0-0", value::integer(3))});
+    auto as_map = [](const value& g) { return value::map(g.elements()); };
+    const value s = arr(
+        {as_map(group("b", 0, "0-0", value::null())), as_map(group("a", 2, "3-1", value::null()))});
+    EXPECT_EQ(compare(groups_rule(), p, s), std::nullopt);
+}
+
+TEST(shadow_compare, consumer_groups_classify_each_group) {
+    const value both =
+        arr({group("a", 2, "3-1", value::integer(0)), group("b", 0, "0-0", value::integer(0))});
+    const value only_a = arr({group("a", 2, "3-1", value::integer(0))});
+    EXPECT_EQ(compare(groups_rule(), both, only_a), divergence_kind::migration_gap);
+    EXPECT_EQ(compare(groups_rule(), both, arr({})), divergence_kind::migration_gap);
+    EXPECT_EQ(compare(groups_rule(), only_a, both), divergence_kind::extra_data);
+    EXPECT_EQ(compare(groups_rule(), only_a, arr({group("a", 1, "3-1", value::integer(0))})),
+              divergence_kind::data_mismatch);
+    EXPECT_EQ(compare(groups_rule(), only_a, arr({group("a", 2, "0-0", value::integer(0))})),
+              divergence_kind::data_mismatch);
+    // XINFO is never shadowed by rule_for.
+    EXPECT_FALSE(rule({"XINFO", "GROUPS", "s"}).shadowed());
 }
 
 TEST(shadow_compare, zrange_withscores_flat_and_nested_agree) {

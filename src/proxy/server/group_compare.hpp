@@ -1,0 +1,28 @@
+// PROXY VERIFY of a stream's consumer groups: XINFO GROUPS, then XPENDING of each group, read on
+// the serving side one after the other and compared through the shadow reader (its re-check and
+// reporter), so a group lost or moved on the other side is found like any other divergence.
+//
+// XINFO GROUPS is compared per group name on the stable fields (shadow_mode::consumer_groups:
+// name, consumers, pending, last-delivered-id, entries-read; not lag); the XPENDING summary
+// (count, smallest and greatest ID, per-consumer counts) exactly. The XPENDING reads run only
+// when XINFO GROUPS agreed: a missing group would only repeat itself as NOGROUP errors.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "shadow_reader.hpp"
+#include "worker.hpp"
+
+namespace respite::proxy::server {
+
+// Compares the consumer groups of stream `key` with the other side, one read at a time.
+// `cancelled` is asked before each read. each(outcome) runs once per compare handed to the
+// shadow reader; done(groups) runs once at the end with the number of the serving side's groups
+// that were compared. Both run on a backend's or the control thread.
+void compare_groups(shared_state& st, side serving, std::string key,
+                    std::function<bool()> cancelled, std::function<void(shadow_outcome)> each,
+                    std::move_only_function<void(std::size_t)> done);
+
+}  // namespace respite::proxy::server
