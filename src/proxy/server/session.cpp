@@ -727,7 +727,7 @@ void session::monitor_cluster(side s, std::span<const std::string_view> args) {
     auto on_line = [weak = weak_from_this()](std::string_view frame) {
         if (auto self = weak.lock(); self && !self->closed_) {
             self->push_out(frame);
-            self->start_write();
+            self->defer_write();  // the lines of one read in one write
         }
     };
     struct confirmations {
@@ -832,7 +832,7 @@ bool session::acquire_pin(side s, std::int32_t slot) {
     pinned_->set_push_handler([weak = weak_from_this()](std::string_view frame) {
         if (auto self = weak.lock(); self && !self->closed_) {
             self->push_out(frame);
-            self->start_write();
+            self->defer_write();  // the pushes of one read in one write
         }
     });
     return true;
