@@ -318,8 +318,8 @@ std::expected<void, std::string> proxy_server::impl::start() {
         if (!r)
             return fail_start(r.error());
     }
-    for (auto& w : workers_)
-        w->run_thread();
+    // The state file is written before any client is served: a run that cannot record its
+    // state must not take writes the next run would not know about.
     started_ = true;
     if (!cfg.state_file.empty() && !persist(false))
         return fail_start("cannot write --state-file " + cfg.state_file);
@@ -332,6 +332,8 @@ std::expected<void, std::string> proxy_server::impl::start() {
         else
             std::remove(path.c_str());
     }
+    for (auto& w : workers_)
+        w->run_thread();
     obs::log().info("proxy started port={} workers={} mode={} admin_port={}", port_, n,
                     mode_name(m), admin_ ? admin_->port() : 0);
     return {};

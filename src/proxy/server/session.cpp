@@ -86,7 +86,7 @@ void session::arm_idle_timer() {
     if (!idle_timer_)
         idle_timer_ = std::make_unique<asio::steady_timer>(w_.ioc());
     // Fire when the client will have been idle for the whole timeout (not a full period later).
-    const bool exempt = subscribed() || blocked_ || monitor_ || !slots_.empty();
+    const bool exempt = subscribed() || blocked_ || monitor_ || !slots_.empty() || output_due();
     const auto idle_for = std::chrono::steady_clock::now() - last_activity_;
     const auto left = exempt ? std::chrono::steady_clock::duration(st_.cfg.idle_timeout)
                              : st_.cfg.idle_timeout - idle_for;
@@ -98,8 +98,9 @@ void session::arm_idle_timer() {
             return;
         const auto idle = std::chrono::steady_clock::now() - self->last_activity_;
         // Like Redis: subscribers, blocked clients and MONITOR are not idle.
+        // Nor is a client whose reply is still on its way out (a deferred write included).
         if (idle >= self->st_.cfg.idle_timeout && !self->subscribed() && !self->blocked_ &&
-            !self->monitor_ && self->slots_.empty()) {
+            !self->monitor_ && self->slots_.empty() && !self->output_due()) {
             self->close_now();
             return;
         }
@@ -126,7 +127,8 @@ void session::do_read() {
                                     return;
                                 }
                                 self->in_.append(self->read_buf_.data(), n);
-                                self->last_activity_ = std::chrono::steady_clock::now();
+                                self->read_at_ = std::chrono::steady_clock::now();
+                                self->last_activity_ = self->read_at_;
                                 self->process();
                                 self->do_read();
                             });
@@ -195,7 +197,7 @@ void session::resume_processing() {
 std::uint64_t session::alloc_slot(std::unique_ptr<slot_ctx> ctx) {
     // While processing input the command arrived with the read that brought it (one clock
     // read per read, not per command).
-    const auto arrived = processing_ ? last_activity_ : std::chrono::steady_clock::now();
+    const auto arrived = processing_ ? read_at_ : std::chrono::steady_clock::now();
     slots_.push_back(slot{false, {}, std::move(ctx), arrived, route_});
     return next_seq_++;
 }
@@ -280,6 +282,8 @@ void session::start_write() {
                                 self->close_now();
                                 return;
                             }
+                            // Like Redis: a client that takes its replies is not idle.
+                            self->last_activity_ = std::chrono::steady_clock::now();
                             if (self->writing_.capacity() > (1U << 20))
                                 self->writing_.shrink_to_fit();
                             self->start_write();

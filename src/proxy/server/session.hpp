@@ -153,6 +153,12 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void reply_ok();
     void start_write();
     void defer_write();  // start_write() once the current upstream read was delivered
+    // A reply about to be handed to the socket in this event-loop turn (a deferred write, or
+    // output queued while no write is running). Not a write that makes no progress: a client
+    // that does not read goes idle like in Redis (a completed write counts as activity).
+    [[nodiscard]] bool output_due() const noexcept {
+        return flush_deferred_ || (!out_.empty() && !write_in_progress_);
+    }
     void check_output_limit();
     void resume_processing();
     void arm_idle_timer();
@@ -206,7 +212,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     bool waiting_pause_ = false;  // a write waits for a mode switch to finish
     std::unique_ptr<asio::steady_timer> pause_timer_;
     std::unique_ptr<asio::steady_timer> idle_timer_;
-    std::chrono::steady_clock::time_point last_activity_;
+    std::chrono::steady_clock::time_point last_activity_;  // last read or completed write
+    std::chrono::steady_clock::time_point read_at_;        // when the last read completed
 
     // Pub/Sub.
     std::set<std::string, std::less<>> channels_, patterns_, shard_channels_;

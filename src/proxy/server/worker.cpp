@@ -3,6 +3,7 @@
 
 #include <future>
 #include <set>
+#include <utility>
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -244,15 +245,11 @@ void worker::defer_flush(std::shared_ptr<session> s) {
 }
 
 void worker::run_deferred_flush() {
-    auto batch = std::move(deferred_flush_);
-    deferred_flush_.clear();
+    // Taken out whole: a session that defers again, or one released at the end of this scope
+    // that makes another defer, lands in a fresh list with its own post.
+    auto batch = std::exchange(deferred_flush_, {});
     for (auto& s : batch)
         s->flush_deferred();
-    // Keep the vector's capacity for the next batch.
-    if (deferred_flush_.empty()) {
-        batch.clear();
-        deferred_flush_.swap(batch);
-    }
 }
 
 void worker::session_opened(const std::shared_ptr<session>& s) {

@@ -269,6 +269,32 @@ TEST_F(proxy_bad_input, idle_clients_are_closed_after_the_timeout_and_subscriber
     expect_serving("idle clients were closed");
 }
 
+// Like Redis, a client counts as active while it takes its replies, not while a reply it does
+// not read sits in its socket: such a client is closed after the idle timeout too.
+TEST_F(proxy_bad_input, a_client_that_does_not_read_its_reply_goes_idle) {
+    start_primary_only([](proxy::proxy_config& cfg) {
+        cfg.threads = 1;
+        cfg.idle_timeout = 1s;
+    });
+    primary_.cli({"SETRANGE", "bi:big", std::to_string((8 << 20) - 1), "x"});  // 8 MiB
+    raw_conn stuck(proxy_->port());
+    for (int i = 0; i < 4; ++i)
+        stuck.command({"GET", "bi:big"});  // and never read (nothing here reads its socket)
+    raw_conn active(proxy_->port());
+    ASSERT_EQ(active.call({"PING"}), "+PONG\r\n");
+    ASSERT_EQ(info_field("connected_clients"), "2");
+    bool active_ok = true;
+    const bool closed = eventually(
+        [&] {
+            active_ok = active_ok && active.call({"PING"}) == "+PONG\r\n";
+            return info_field("connected_clients") == "1";
+        },
+        8s);
+    EXPECT_TRUE(closed) << "a client whose write makes no progress was never closed";
+    EXPECT_TRUE(active_ok);
+    expect_serving("a stuck reader was closed");
+}
+
 TEST_F(proxy_bad_input, max_clients_rejects_the_next_connection_until_one_leaves) {
     start_primary_only([](proxy::proxy_config& cfg) { cfg.max_clients = 3; });
     std::vector<std::unique_ptr<raw_conn>> clients;
