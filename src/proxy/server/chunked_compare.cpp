@@ -187,14 +187,13 @@ class chunked_job : public std::enable_shared_from_this<chunked_job> {
         // Differs again: the shadow reader re-checks this window (the serving side read before
         // and after the other side, after the follower caught up) and reports it when stable.
         // A window that agrees by then was a write in flight: the pass goes on after it.
-        st_.shadows->compare(
-            serving_, std::move(args), std::move(served),
-            [self = shared_from_this()](shadow_outcome o) {
-                if (o == shadow_outcome::match || o == shadow_outcome::match_after_recheck)
-                    self->next_window();
-                else
-                    self->finish(o);
-            });
+        st_.shadows->compare(serving_, std::move(args), std::move(served),
+                             [self = shared_from_this()](shadow_outcome o) {
+                                 if (agreed(o))
+                                     self->next_window();
+                                 else
+                                     self->finish(o);
+                             });
     }
 
     void finish(shadow_outcome o) {

@@ -28,10 +28,6 @@ std::vector<std::string> group_names(const resp::value& groups) {
     return out;
 }
 
-bool agreed(shadow_outcome o) {
-    return o == shadow_outcome::match || o == shadow_outcome::match_after_recheck;
-}
-
 class group_job : public std::enable_shared_from_this<group_job> {
   public:
     group_job(shared_state& st, side serving, std::string key, std::function<bool()> cancelled,

@@ -31,6 +31,11 @@ enum class shadow_outcome : std::uint8_t {
     unstable
 };
 
+// The two sides agreed, at once or after the re-check.
+[[nodiscard]] constexpr bool agreed(shadow_outcome o) noexcept {
+    return o == shadow_outcome::match || o == shadow_outcome::match_after_recheck;
+}
+
 class shadow_reader : public std::enable_shared_from_this<shadow_reader> {
   public:
     explicit shadow_reader(shared_state& st);

@@ -502,7 +502,7 @@ void bulk_sync::compare_values(const run_ptr& r, std::vector<verified_key> keys)
             auto done = [self, r, left, all_agreed, stream = k.type == "stream",
                          key = k.key](shadow_outcome o) {
                 self->count_outcome(r, o);
-                if (o != shadow_outcome::match && o != shadow_outcome::match_after_recheck)
+                if (!agreed(o))
                     all_agreed->store(false);
                 if (left->fetch_sub(1) != 1)
                     return;
