@@ -4,6 +4,10 @@
 // Every target fronts the same primary redis-server; dual-write also writes to a second one.
 // Targets take turns within each repeat (the order rotates between repeats) and medians are
 // printed, because this VM's run-to-run noise is larger than some of the differences measured.
+//
+// --pin pins the redis-servers to CPU 0 and nutcracker and respite-proxy to CPU 1 (redis-benchmark
+// left free). It is off by default: on this 2-core VM it did not make runs steadier (see
+// bench/README.md, session 5).
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -20,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sched.h>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -200,6 +205,21 @@ struct numbers {
 
 // CPU time of every thread of `pid` so far, in ns (sum of /proc/pid/task/*/schedstat field 1).
 // Robust where requests/s is not: it does not depend on what else runs on the machine.
+// Pins every thread of a process to one CPU (threads it starts later inherit it).
+void pin_process(pid_t pid, int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    std::error_code ec;
+    for (const auto& task : fs::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+        const pid_t tid = std::stoi(task.path().filename().string());
+        if (::sched_setaffinity(tid, sizeof set, &set) != 0)
+            throw std::runtime_error(fmt::format("cannot pin {} to CPU {}", pid, cpu));
+    }
+    if (ec)
+        throw std::runtime_error(fmt::format("cannot list the threads of {}", pid));
+}
+
 double cpu_ns(pid_t pid) {
     double total = 0;
     std::error_code ec;
@@ -293,6 +313,7 @@ int run(int argc, char** argv) {
     int repeats = 3;
     int clients = 50;
     int threads = 1;
+    bool pin = false;
     long latency_n = 20000;
     std::string latency_tests = "set,get";
     app.add_option("--proxy", proxy, "respite-proxy binary (default: this build tree's)");
@@ -306,6 +327,8 @@ int run(int argc, char** argv) {
     app.add_option("--repeat,--repeats", repeats, "Rounds (target order rotates); medians shown")
         ->check(CLI::Range(1, 50));
     app.add_option("--threads", threads, "respite-proxy --threads")->check(CLI::Range(1, 64));
+    app.add_flag("--pin,!--no-pin", pin,
+                 "Pin the redis-servers to CPU 0 and nutcracker/respite-proxy to CPU 1");
     app.add_option("--latency-requests", latency_n,
                    "Requests per test of the one-client latency run (0: skip it)")
         ->check(CLI::Range(0L, 10000000L));
@@ -332,6 +355,10 @@ int run(int argc, char** argv) {
         }
     } remove_tmp{tmp};
 
+    if (pin) {
+        pin_process(primary.pid(), 0);
+        pin_process(secondary.pid(), 0);
+    }
     rss_sampler rss;
     std::vector<target> targets{{"direct", primary.port()}};
     std::vector<std::unique_ptr<child_process>> peers;
@@ -352,6 +379,8 @@ int run(int argc, char** argv) {
                                      (tmp / "nutcracker.log").string(), "-v", "4"},
             tmp / "nutcracker.out"));
         wait_ready(*peers.back(), port);
+        if (pin)
+            pin_process(peers.back()->pid(), 1);
         rss.watch("nutcracker", peers.back()->pid());
         targets.push_back({"nutcracker", port, peers.back()->pid()});
     } else {
@@ -372,6 +401,8 @@ int run(int argc, char** argv) {
                     std::to_string(threads), "--admin", "127.0.0.1:0", "--log-level", "warn"},
                 tmp / (mode + ".log")));
             wait_ready(*peers.back(), port);
+            if (pin)
+                pin_process(peers.back()->pid(), 1);
             rss.watch(mode, peers.back()->pid());
             targets.push_back({mode, port, peers.back()->pid()});
         }
@@ -384,8 +415,11 @@ int run(int argc, char** argv) {
 
     fmt::print(
         "{} clients, -n {} per test at P=1 (x4 when pipelined), {} rounds with rotating "
-        "order, medians; respite-proxy --threads {}\n",
-        clients, n, repeats, threads);
+        "order, medians; respite-proxy --threads {}; {}\n",
+        clients, n, repeats, threads,
+        pin ? "pinned: redis-servers on CPU 0, nutcracker and respite-proxy on CPU 1, "
+              "redis-benchmark free"
+            : "not pinned");
     std::fflush(stdout);
 
     // results[pipeline][test][target] -> one sample per round; each test is its own

@@ -5,11 +5,13 @@
 #include <asio/post.hpp>
 
 #include <respite/client/io_thread.hpp>
+#include <respite/obs/thread_name.hpp>
 
 namespace respite::client::detail {
 
 io_thread::io_thread() : ioc_(std::make_shared<asio::io_context>(1)) {
     thread_ = std::thread([ioc = ioc_.get()] {
+        obs::name_this_thread("respite-io");
         auto work = asio::make_work_guard(*ioc);
         ioc->run();
     });

@@ -18,6 +18,7 @@
 #include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/obs/metrics.hpp>
+#include <respite/obs/thread_name.hpp>
 #include <respite/proxy/replayer.hpp>
 
 #include "dirty_set.hpp"
@@ -315,7 +316,10 @@ struct replayer::engine {
         metrics.up.set(1);
         metrics.full_resync.set(0);
         arm_tick();
-        thread = std::thread([this] { ioc.run(); });
+        thread = std::thread([this] {
+            obs::name_this_thread("rp-follow-" + cfg.metrics_target);
+            ioc.run();
+        });
     }
 
     ~engine() { shutdown(); }

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <respite/obs/log.hpp>
+#include <respite/obs/thread_name.hpp>
 #include <respite/proxy/proxy.hpp>
 #include <respite/proxy/replayer.hpp>
 
@@ -308,6 +309,7 @@ std::expected<void, std::string> proxy_server::impl::start() {
         });
     };
     control_thread_ = std::thread([this] {
+        obs::name_this_thread("rp-control");
         auto guard = asio::make_work_guard(control_);
         control_.run();
     });

@@ -10,6 +10,7 @@
 #include <asio/write.hpp>
 
 #include <respite/obs/log.hpp>
+#include <respite/obs/thread_name.hpp>
 
 #include "pubsub_hub.hpp"
 #include "session.hpp"
@@ -338,6 +339,7 @@ void worker::start_accepting_unix(asio::local::stream_protocol::acceptor accepto
 
 void worker::run_thread() {
     thread_ = std::thread([this] {
+        obs::name_this_thread("rp-worker-" + std::to_string(index_));
         auto guard = asio::make_work_guard(ioc_);
         ioc_.run();
     });
