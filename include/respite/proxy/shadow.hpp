@@ -30,6 +30,12 @@ enum class shadow_mode : std::uint8_t {
     // last-delivered-id, entries-read); idle times and lag differ between servers and are not
     // compared. Never chosen by rule_for (XINFO is skipped); PROXY VERIFY builds it.
     consumer_groups,
+    // XINFO STREAM: the stream's own state that its entries do not show (length,
+    // last-generated-id, max-deleted-entry-id, entries-added, recorded-first-entry-id), the
+    // fields both replies have (a Redis 6.2 side lacks the 7.0 ones); radix-tree sizes, the
+    // group count and the first/last entries are not compared. Never chosen by rule_for;
+    // PROXY VERIFY builds it.
+    stream_info,
 };
 
 std::string_view name(shadow_mode m) noexcept;
@@ -78,6 +84,7 @@ struct compare_options {
 // consumer_groups classifies per group: a group of the primary missing on the secondary ->
 // migration_gap, else a group whose stable fields differ -> data_mismatch, else a group only the
 // secondary has -> extra_data.
+// stream_info gives data_mismatch when a field both replies have differs.
 // Two errors with the same code (first word) agree: stores word their messages differently.
 // A rule in skip mode compares nothing and gives nullopt.
 [[nodiscard]] std::optional<divergence_kind> compare(const shadow_rule& rule,

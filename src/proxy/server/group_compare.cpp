@@ -40,7 +40,24 @@ class group_job : public std::enable_shared_from_this<group_job> {
           each_(std::move(each)),
           done_(std::move(done)) {}
 
+    // XINFO STREAM first (the stream's own counters and IDs), then its groups whatever it gave:
+    // the two say different things.
     void start() {
+        read_serving(
+            {"XINFO", "STREAM", key_},
+            [self = shared_from_this()](std::vector<std::string> args, resp::value served) {
+                shadow_rule rule;
+                rule.mode = shadow_mode::stream_info;
+                self->st_.shadows->compare(self->serving_, std::move(args), std::move(served), rule,
+                                           [self](shadow_outcome o) {
+                                               self->each_(o);
+                                               self->groups();
+                                           });
+            });
+    }
+
+  private:
+    void groups() {
         read_serving(
             {"XINFO", "GROUPS", key_},
             [self = shared_from_this()](std::vector<std::string> args, resp::value served) {
@@ -59,7 +76,6 @@ class group_job : public std::enable_shared_from_this<group_job> {
             });
     }
 
-  private:
     using served_fn = std::move_only_function<void(std::vector<std::string>, resp::value)>;
 
     // The XPENDING summary of the next group, compared exactly.

@@ -371,6 +371,51 @@ std::optional<divergence_kind> compare_groups(const canon& primary, const canon&
     return std::nullopt;
 }
 
+bool stable_stream_field(std::string_view field) {
+    return field == "length" || field == "last-generated-id" || field == "max-deleted-entry-id" ||
+           field == "entries-added" || field == "recorded-first-entry-id";
+}
+
+// The stable fields of an XINFO STREAM reply (a map, or flat field/value pairs in RESP2), sorted
+// by name; nullopt when it is not field/value pairs.
+std::optional<std::vector<std::pair<std::string, canon>>> stream_fields(const canon& reply) {
+    if (reply.k != canon::kind::list || reply.items.size() % 2 != 0) {
+        return std::nullopt;
+    }
+    std::vector<std::pair<std::string, canon>> out;
+    for (std::size_t n = 0; n < reply.items.size(); n += 2) {
+        const canon& field = reply.items[n];
+        if (field.k != canon::kind::text) {
+            return std::nullopt;
+        }
+        if (stable_stream_field(field.text)) {
+            out.emplace_back(field.text, reply.items[n + 1]);
+        }
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
+    return out;
+}
+
+// The fields both sides report must agree (a server that predates a field does not report it).
+std::optional<divergence_kind> compare_stream_info(const canon& primary, const canon& secondary,
+                                                   const comparer& eq) {
+    auto a = stream_fields(primary);
+    auto b = stream_fields(secondary);
+    if (!a || !b) {
+        return eq.equal(primary, secondary) ? std::nullopt
+                                            : std::optional(divergence_kind::data_mismatch);
+    }
+    for (const auto& [field, value] : *a) {
+        const auto other =
+            std::find_if(b->begin(), b->end(), [&](const auto& f) { return f.first == field; });
+        if (other != b->end() && !eq.equal(value, other->second)) {
+            return divergence_kind::data_mismatch;
+        }
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<divergence_kind> compare(const shadow_rule& rule, const resp::value& primary,
@@ -396,10 +441,14 @@ std::optional<divergence_kind> compare(const shadow_rule& rule, const resp::valu
     if (rule.mode == shadow_mode::consumer_groups) {
         return compare_groups(a, b, comparer{false, options.score_epsilon});
     }
+    if (rule.mode == shadow_mode::stream_info) {
+        return compare_stream_info(a, b, comparer{false, options.score_epsilon});
+    }
     bool same = false;
     switch (rule.mode) {
         case shadow_mode::skip:
         case shadow_mode::consumer_groups:
+        case shadow_mode::stream_info:
             return std::nullopt;
         case shadow_mode::exact:
             same = comparer{false, options.score_epsilon}.equal(a, b);

@@ -97,6 +97,8 @@ std::string_view name(shadow_mode m) noexcept {
             return "scored";
         case shadow_mode::consumer_groups:
             return "consumer_groups";
+        case shadow_mode::stream_info:
+            return "stream_info";
     }
     return "unknown";
 }

@@ -139,6 +139,68 @@ TEST(shadow_compare, consumer_groups_classify_each_group) {
     EXPECT_FALSE(rule({"XINFO", "GROUPS", "s"}).shadowed());
 }
 
+// An XINFO STREAM reply of Redis 7.0 (RESP2 shape), with the fields a test changes.
+value stream_info(std::int64_t length, std::string last_id, std::int64_t entries_added,
+                  std::int64_t radix_nodes) {
+    return arr({bulk("length"),
+                value::integer(length),
+                bulk("radix-tree-keys"),
+                value::integer(1),
+                bulk("radix-tree-nodes"),
+                value::integer(radix_nodes),
+                bulk("last-generated-id"),
+                bulk(std::move(last_id)),
+                bulk("max-deleted-entry-id"),
+                bulk("0-0"),
+                bulk("entries-added"),
+                value::integer(entries_added),
+                bulk("recorded-first-entry-id"),
+                bulk("1-1"),
+                bulk("groups"),
+                value::integer(1),
+                bulk("first-entry"),
+                arr({bulk("1-1"), arr({bulk("f"), bulk("v")})}),
+                bulk("last-entry"),
+                arr({bulk("5-1"), arr({bulk("f"), bulk("v")})})});
+}
+
+shadow_rule stream_rule() {
+    shadow_rule r;
+    r.mode = shadow_mode::stream_info;
+    return r;
+}
+
+TEST(shadow_compare, stream_info_compares_ids_and_counters_not_the_encoding) {
+    const value p = stream_info(3, "5-1", 7, 2);
+    // The same state as a RESP3 map, with another radix tree and group count.
+    value s = stream_info(3, "5-1", 7, 9);
+    s = value::map(s.elements());
+    EXPECT_EQ(compare(stream_rule(), p, s), std::nullopt);
+    EXPECT_EQ(compare(stream_rule(), p, stream_info(3, "6-0", 7, 2)),
+              divergence_kind::data_mismatch);
+    EXPECT_EQ(compare(stream_rule(), p, stream_info(3, "5-1", 8, 2)),
+              divergence_kind::data_mismatch);
+    EXPECT_EQ(compare(stream_rule(), p, stream_info(2, "5-1", 7, 2)),
+              divergence_kind::data_mismatch);
+    // XINFO is never shadowed by rule_for.
+    EXPECT_FALSE(rule({"XINFO", "STREAM", "s"}).shadowed());
+}
+
+TEST(shadow_compare, stream_info_of_an_older_server_compares_the_fields_it_has) {
+    // Redis 6.2 reports neither entries-added nor max-deleted-entry-id nor
+    // recorded-first-entry-id.
+    const value old = arr({bulk("length"), value::integer(3), bulk("last-generated-id"),
+                           bulk("5-1"), bulk("groups"), value::integer(0)});
+    EXPECT_EQ(compare(stream_rule(), old, stream_info(3, "5-1", 42, 2)), std::nullopt);
+    EXPECT_EQ(compare(stream_rule(), stream_info(3, "5-1", 42, 2), old), std::nullopt);
+    EXPECT_EQ(compare(stream_rule(), old, stream_info(3, "4-0", 42, 2)),
+              divergence_kind::data_mismatch);
+    // Not field/value pairs: compared exactly.
+    EXPECT_EQ(compare(stream_rule(), arr({bulk("x")}), arr({bulk("x")})), std::nullopt);
+    EXPECT_EQ(compare(stream_rule(), arr({bulk("x")}), arr({bulk("y")})),
+              divergence_kind::data_mismatch);
+}
+
 TEST(shadow_compare, zrange_withscores_flat_and_nested_agree) {
     const value resp2 = arr({bulk("a"), bulk("1.5"), bulk("b"), bulk("2")});
     const value resp3 =
