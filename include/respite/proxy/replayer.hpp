@@ -144,6 +144,9 @@ class replayer {
         bool complete = true;
     };
     [[nodiscard]] unapplied unapplied_keys(std::size_t limit) const;
+    // The caller saved unapplied_keys() for the next run: the stop logs them as saved instead of
+    // as lost.
+    void keys_saved() noexcept;
 
     // The lane of a key (Redis Cluster hash slot, with hash tags, modulo lanes).
     [[nodiscard]] std::size_t lane_of(std::string_view key) const noexcept;

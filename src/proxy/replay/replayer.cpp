@@ -215,6 +215,7 @@ struct replayer::engine {
     std::atomic<bool> draining{false};
     std::atomic<bool> stopping{false};
     std::atomic<bool> full_resync{false};
+    std::atomic<bool> keys_saved{false};  // the caller saved unapplied_keys() for the next run
     std::atomic<std::uint64_t> full_resync_events{0};  // every cause, also when already set
     // Cache lines apart: what callers write per write, what the replayer's thread writes per
     // item, and the handoff, so that no thread stalls on a line the other just wrote. The
@@ -1324,7 +1325,12 @@ struct replayer::engine {
         abandoned.fetch_add(n);
         metrics.abandoned.inc(n);
         const auto s = snapshot();
-        if (n > 0)
+        if ((n > 0 || s.dirty_keys > 0) && keys_saved.load())
+            obs::log().info(
+                "replay_stopped unapplied_items={} unapplied_keys={} dirty_keys={} (saved to the "
+                "dirty list: the next run repairs them)",
+                n, keys, s.dirty_keys);
+        else if (n > 0)
             obs::log().error(
                 "replay_stopped abandoned_items={} abandoned_keys={} dirty_keys={} (the "
                 "secondary needs these keys copied)",
@@ -1386,6 +1392,10 @@ bool replayer::clear_full_resync(std::uint64_t events_seen) {
     e.metrics.full_resync.set(0);
     obs::log().info("replay_full_resync_cleared reason=\"a complete copy ended\"");
     return true;
+}
+
+void replayer::keys_saved() noexcept {
+    engine_->keys_saved.store(true);
 }
 
 void replayer::submit(replay_item item, std::span<const std::string_view> begun_keys) {

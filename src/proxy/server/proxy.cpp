@@ -501,6 +501,7 @@ bool proxy_server::impl::save_dirty_list(replayer& f, side target,
     }
     saved[static_cast<int>(target)] = u.keys.size();
     dirty_saved_.store(u.keys.size());
+    f.keys_saved();
     obs::log().info("proxy dirty_keys_saved side={} count={} file={}", server::side_name(target),
                     u.keys.size(), path);
     return true;
