@@ -81,6 +81,9 @@ class pubsub_shadow {
     std::vector<divergence> close(
         clock::time_point now,
         std::chrono::system_clock::time_point wall = std::chrono::system_clock::now());
+    // A new session after close() (the other side's connection is back, the shadow mode is on
+    // again): records count again. The counters carry on.
+    void reopen() noexcept { closed_ = false; }
 
     void set_window(clock::duration window) noexcept { options_.window = window; }
     [[nodiscard]] clock::duration window() const noexcept { return options_.window; }

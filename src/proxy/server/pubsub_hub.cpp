@@ -21,6 +21,18 @@ namespace respite::proxy::server {
 namespace {
 constexpr std::string_view k_sub_verb[3] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"};
 constexpr std::string_view k_unsub_verb[3] = {"UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
+
+// A pub/sub push (["message", channel, payload], confirmations, ...), or nullopt.
+std::optional<resp::value> decode_push(std::string_view frame) {
+    resp::parser p;
+    auto r = p.feed(frame);
+    if (!r.complete)
+        return std::nullopt;
+    auto v = p.take();
+    if (!v.is_aggregate() || v.size() < 3 || !v[0].is_string())
+        return std::nullopt;
+    return v;
+}
 }  // namespace
 
 pubsub_hub::pubsub_hub(worker& w, side s) : w_(w), side_(s), shadow_timer_(w.ioc()) {
@@ -42,6 +54,11 @@ pubsub_hub::~pubsub_hub() {
             l.conn->set_push_handler(nullptr);
             l.conn->close();
         }
+    }
+    for (auto& [node, l] : shadow_links_) {
+        l.conn->set_close_handler(nullptr);
+        l.conn->set_push_handler(nullptr);
+        l.conn->close();
     }
 }
 
@@ -91,6 +108,11 @@ void pubsub_hub::shadow_on(bool on) {
             shadow_conn_->close();
             shadow_conn_.reset();
         }
+        for (auto& [node, l] : std::exchange(shadow_links_, {})) {
+            l.conn->set_close_handler(nullptr);
+            l.conn->set_push_handler(nullptr);
+            l.conn->close();
+        }
         return;
     }
     const side other = other_side(side_);
@@ -103,13 +125,86 @@ void pubsub_hub::shadow_on(bool on) {
     });
     shadow_conn_->start();
     shadowing_ = true;
+    shadow_.reopen();  // after an earlier close (a lost connection, the mode switched back)
     for (int k = 0; k < 3; ++k)
         for (auto& [name, e] : entries_[k]) {
+            auto* target = shadow_target(static_cast<sub_kind>(k) == sub_kind::shard, name);
+            if (target == nullptr)
+                continue;
             std::string cmd;
             resp::append_command(cmd, {k_sub_verb[k], name});
-            shadow_conn_->send_unreplied(cmd);
+            target->send_unreplied(cmd);
             shadow_.subscribe(name);
         }
+}
+
+bool pubsub_hub::shadow_shards_per_node() const {
+    return w_.shared().backend_cfg(other_side(side_)).cluster;
+}
+
+upstream* pubsub_hub::shadow_target(bool shard, const std::string& name) {
+    if (!shard || !shadow_shards_per_node())
+        return shadow_conn_ && shadow_conn_->usable() ? shadow_conn_.get() : nullptr;
+    const side other = other_side(side_);
+    const auto node = w_.master_of(other, cluster::hash_slot(name));
+    if (!node) {
+        restart_shadow();
+        return nullptr;
+    }
+    const auto key = node->to_string();
+    auto& l = shadow_links_[key];
+    if (!l.conn || !l.conn->usable()) {
+        l.unsubscribing.clear();
+        l.conn = std::make_shared<upstream>(w_.ioc(), w_.shared().endpoint(other, 3, &*node));
+        l.conn->set_push_handler([this, key](std::string_view f) {
+            // -MOVED/-ASK (the map was stale) or a slot that left the node (a SUNSUBSCRIBE
+            // push nobody asked for): the twin is not where the messages are.
+            if (!f.empty() && (f[0] == '-' || f[0] == '!')) {
+                restart_shadow();
+                return;
+            }
+            if (const auto v = decode_push(f); v && (*v)[0].str() == "sunsubscribe") {
+                auto it = shadow_links_.find(key);
+                if (it == shadow_links_.end())
+                    return;
+                auto& pending = it->second.unsubscribing;
+                const auto asked = std::find(pending.begin(), pending.end(), (*v)[1].str());
+                if (asked == pending.end()) {
+                    restart_shadow();
+                    return;
+                }
+                pending.erase(asked);
+                return;
+            }
+            on_shadow_push(f);
+        });
+        l.conn->set_close_handler([this] { restart_shadow(); });
+        l.conn->start();
+    }
+    return l.conn.get();
+}
+
+void pubsub_hub::restart_shadow() {
+    if (!shadowing_)
+        return;
+    const side other = other_side(side_);
+    if (const auto now = std::chrono::steady_clock::now();
+        now - shadow_restart_logged_ > std::chrono::seconds(10)) {
+        shadow_restart_logged_ = now;
+        obs::log().info(
+            "proxy pubsub_shadow_restart side={} (a twin shard subscription moved or its node "
+            "is unreachable; messages in the window are not verified)",
+            side_name(other));
+    }
+    w_.topology_changed(other);
+    if (const auto& b = w_.shared().backends[static_cast<int>(other)])
+        b->refresh_topology([] {});
+    // Off now (closing the links from inside their handlers is fine: upstream keeps itself
+    // alive while it calls them); the next tick turns it on with the map read again.
+    asio::post(w_.ioc(), [this, alive = std::weak_ptr<bool>(alive_)] {
+        if (!alive.expired())
+            shadow_on(false);
+    });
 }
 
 void pubsub_hub::report(std::vector<divergence> ds) {
@@ -120,20 +215,6 @@ void pubsub_hub::report(std::vector<divergence> ds) {
     for (auto& d : ds)
         st.divergences->report(d);
 }
-
-namespace {
-// A pub/sub push (["message", channel, payload], confirmations, ...), or nullopt.
-std::optional<resp::value> decode_push(std::string_view frame) {
-    resp::parser p;
-    auto r = p.feed(frame);
-    if (!r.complete)
-        return std::nullopt;
-    auto v = p.take();
-    if (!v.is_aggregate() || v.size() < 3 || !v[0].is_string())
-        return std::nullopt;
-    return v;
-}
-}  // namespace
 
 void pubsub_hub::on_shadow_push(std::string_view frame) {
     if (!shadowing_)
@@ -277,10 +358,16 @@ void pubsub_hub::send(std::string_view verb, const std::string& name) {
 }
 
 void pubsub_hub::send_shadow(std::string_view cmd, std::string_view verb, const std::string& name) {
-    if (shadowing_ && shadow_conn_ && shadow_conn_->usable()) {
-        shadow_conn_->send_unreplied(cmd);
-        if (verb.find("UNSUB") == std::string_view::npos)
+    const bool shard = verb == "SSUBSCRIBE" || verb == "SUNSUBSCRIBE";
+    if (auto* target = shadowing_ ? shadow_target(shard, name) : nullptr; target != nullptr) {
+        target->send_unreplied(cmd);
+        if (verb.find("UNSUB") == std::string_view::npos) {
             shadow_.subscribe(name);
+        } else if (shard && shadow_shards_per_node()) {
+            for (auto& [node, l] : shadow_links_)
+                if (l.conn.get() == target)
+                    l.unsubscribing.push_back(name);
+        }
     }
     if (!timer_armed_)
         shadow_tick();

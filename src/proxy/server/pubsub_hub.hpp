@@ -3,7 +3,9 @@
 // protocol. Confirmations reach a client only after the upstream confirmed the subscription.
 // On a Redis Cluster side, shard channels are subscribed on the master of their slot (one
 // connection per node) and follow the slot when it moves; channels and patterns stay on the
-// seed (a cluster broadcasts PUBLISH to every node).
+// seed (a cluster broadcasts PUBLISH to every node). In the shadow modes the same holds for the
+// twin subscriptions on the other side: on a cluster, a shard channel's twin goes to the master of
+// its slot there.
 #pragma once
 
 #include <cstdint>
@@ -85,6 +87,14 @@ class pubsub_hub {
     void shadow_tick();
     void shadow_on(bool on);
     void on_shadow_push(std::string_view frame);
+    [[nodiscard]] bool shadow_shards_per_node() const;
+    // Where the twin subscription of `name` goes: the other side's seed connection, or for a
+    // shard channel of a cluster other side the link to its slot's master; nullptr when there is
+    // none yet (no slot map: the shadow restarts once the map is read).
+    upstream* shadow_target(bool shard, const std::string& name);
+    // A twin subscription was refused or moved (-MOVED, a slot that left its node) or a link
+    // closed: what the window holds can no longer be verified; start over with a fresh map.
+    void restart_shadow();
     void report(std::vector<divergence> ds);
 
     worker& w_;
@@ -98,6 +108,13 @@ class pubsub_hub {
     std::map<std::string, node_link> links_;  // by node address ("host:port")
     bool refresh_pending_ = false;
     std::shared_ptr<upstream> shadow_conn_;
+    // A cluster other side: the twin subscriptions of shard channels, per master.
+    struct shadow_link {
+        std::shared_ptr<upstream> conn;
+        std::deque<std::string> unsubscribing;  // SUNSUBSCRIBE sent, reply not seen yet
+    };
+    std::map<std::string, shadow_link> shadow_links_;  // by node address ("host:port")
+    std::chrono::steady_clock::time_point shadow_restart_logged_{};
     bool shadowing_ = false;
     pubsub_shadow shadow_;
     asio::steady_timer shadow_timer_;

@@ -530,6 +530,76 @@ TEST_F(proxy_cluster_pinned, pubsub_shadow_compares_shard_channels_of_a_cluster)
     EXPECT_TRUE(info_has("divergence_extra_data:0\r\n")) << proxy_->info();
 }
 
+// The other way round: the shadow side is the cluster. The twin subscription of a shard channel
+// must go to the master of the channel's slot there, not to the configured seed.
+TEST_F(proxy_cluster_pinned, pubsub_shadow_subscribes_shard_channels_on_the_clusters_owner) {
+    proxy::proxy_config cfg;
+    proxy::backend_config p;
+    p.connection.host = standalone_.host();
+    p.connection.port = standalone_.port();
+    cfg.primary = p;
+    cfg.secondary = cluster_backend();
+    cfg.initial_mode = mode::dual_write_shadow;
+    cfg.pubsub_compare_window = std::chrono::milliseconds(300);
+    start(cfg);
+    std::vector<std::string> channels;  // one per master, the seed's included
+    for (const auto& [node, tag] : shard_tag_per_master(*cluster_))
+        channels.push_back(tag + "twin");
+    ASSERT_GE(channels.size(), 2U);
+    raw_conn sub(proxy_->port());
+    for (std::size_t i = 0; i < channels.size(); ++i)
+        ASSERT_EQ(sub.call({"SSUBSCRIBE", channels[i]}),
+                  pubsub_frame(2, "ssubscribe", channels[i], ":" + std::to_string(i + 1) + "\r\n"));
+    for (const auto& ch : channels)
+        EXPECT_TRUE(eventually([&] {
+            return owner_of(ch).cli({"PUBSUB", "SHARDNUMSUB", ch}).find("\n1") != std::string::npos;
+        })) << "no shadow subscription for "
+            << ch << " on its master";
+    auto info_has = [&](const std::string& field) {
+        return proxy_->info().find(field) != std::string::npos;
+    };
+    // Through the proxy: both sides deliver every message, nothing to report.
+    raw_conn pub(proxy_->port());
+    for (const auto& ch : channels) {
+        EXPECT_EQ(pub.call({"SPUBLISH", ch, "both"}), ":1\r\n");
+        EXPECT_EQ(sub.frame(), pubsub_frame(2, "smessage", ch, bulk("both")));
+    }
+    // A publisher that bypasses the proxy on the primary: reported once per message.
+    EXPECT_EQ(standalone_.cli({"SPUBLISH", channels.back(), "only-primary"}), "1");
+    EXPECT_EQ(sub.frame(), pubsub_frame(2, "smessage", channels.back(), bulk("only-primary")));
+    EXPECT_TRUE(eventually([&] { return info_has("divergence_data_mismatch:1\r\n"); }))
+        << proxy_->info();
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));  // two windows: no late reports
+    EXPECT_TRUE(info_has("divergence_data_mismatch:1\r\n")) << proxy_->info();
+    EXPECT_TRUE(info_has("divergence_migration_gap:0\r\n")) << proxy_->info();
+    EXPECT_TRUE(info_has("divergence_extra_data:0\r\n")) << proxy_->info();
+
+    // The twin's slot moves on the cluster: Redis drops it there, the proxy subscribes it on the
+    // new master, and a message that bypasses the proxy is reported again (the shadow is live).
+    const auto& ch = channels.front();
+    const auto slot = redis_cluster::key_slot(ch);
+    const auto from = cluster_->master_of_slot(slot);
+    const auto to = cluster_->another_master(from);
+    cluster_->migrate_slot(slot, to);
+    EXPECT_TRUE(eventually(
+        [&] {
+            return cluster_->node(to).cli({"PUBSUB", "SHARDNUMSUB", ch}).find("\n1") !=
+                   std::string::npos;
+        },
+        std::chrono::seconds(20)))
+        << "the twin subscription did not follow its slot";
+    EXPECT_EQ(pub.call({"SPUBLISH", ch, "after-move"}), ":1\r\n");
+    EXPECT_EQ(sub.frame(), pubsub_frame(2, "smessage", ch, bulk("after-move")));
+    EXPECT_EQ(standalone_.cli({"SPUBLISH", ch, "only-primary-2"}), "1");
+    EXPECT_EQ(sub.frame(), pubsub_frame(2, "smessage", ch, bulk("only-primary-2")));
+    EXPECT_TRUE(eventually([&] { return info_has("divergence_data_mismatch:2\r\n"); }))
+        << proxy_->info();
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    EXPECT_TRUE(info_has("divergence_data_mismatch:2\r\n")) << proxy_->info();
+    EXPECT_TRUE(info_has("divergence_extra_data:0\r\n")) << proxy_->info();
+    cluster_->migrate_slot(slot, from);
+}
+
 TEST_F(proxy_cluster_pinned, select_answers_like_a_cluster_node) {
     serve_from_cluster(false);
     raw_conn c(proxy_->port());

@@ -424,5 +424,38 @@ TEST_F(proxy_pubsub_shadow, messages_are_compared_across_both_sides) {
     EXPECT_EQ(info_field("divergence_extra_data"), "1") << recent_divergences();
 }
 
+// The shadow ends when the mode leaves dual-write-shadow (or the secondary's connection drops) and
+// must compare again when it comes back: a subscriber that stayed across the switches.
+TEST_F(proxy_pubsub_shadow, the_comparison_resumes_after_the_shadow_mode_comes_back) {
+    start(proxy::mode::dual_write_shadow, [](proxy::proxy_config& c) {
+        c.threads = 1;
+        c.pubsub_compare_window = std::chrono::milliseconds(300);
+    });
+    raw_conn sub(proxy_->port());
+    EXPECT_EQ(sub.call({"SUBSCRIBE", "news"}), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    auto shadow_subscribed = [&] {
+        return eventually([&] {
+            return secondary_.cli({"PUBSUB", "NUMSUB", "news"}).find("\n1") != std::string::npos;
+        });
+    };
+    ASSERT_TRUE(shadow_subscribed());
+    ASSERT_TRUE(proxy_->set_mode(proxy::mode::dual_write, false).has_value());
+    EXPECT_TRUE(eventually([&] {
+        return secondary_.cli({"PUBSUB", "NUMSUB", "news"}).find("\n0") != std::string::npos;
+    })) << "the shadow subscription outlived the shadow mode";
+    ASSERT_TRUE(proxy_->set_mode(proxy::mode::dual_write_shadow, false).has_value());
+    ASSERT_TRUE(shadow_subscribed());
+    raw_conn pub(proxy_->port());
+    EXPECT_EQ(pub.call({"PUBLISH", "news", "both"}), ":1\r\n");
+    EXPECT_TRUE(sub.frame().has_value());
+    primary_.cli({"PUBLISH", "news", "only-primary"});
+    EXPECT_TRUE(sub.frame().has_value());
+    EXPECT_TRUE(eventually([&] { return info_field("divergence_data_mismatch") == "1"; }))
+        << recent_divergences();
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    EXPECT_EQ(info_field("divergence_data_mismatch"), "1") << recent_divergences();
+    EXPECT_EQ(info_field("divergence_extra_data"), "0") << recent_divergences();
+}
+
 }  // namespace
 }  // namespace respite::test

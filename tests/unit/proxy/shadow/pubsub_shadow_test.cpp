@@ -233,6 +233,21 @@ TEST(pubsub_shadow, close_reports_expired_messages_then_ignores_records) {
     EXPECT_EQ(s.counters().unverified, 2U);
 }
 
+TEST(pubsub_shadow, reopen_after_close_compares_again) {
+    auto s = make();
+    s.record_primary("", "c", "a", t0);
+    EXPECT_TRUE(s.close(t0 + 1s, wall).empty());
+    s.reopen();
+    s.subscribe("c");
+    s.record_primary("", "c", "b", t0 + 2s);
+    s.record_secondary("", "c", "b", t0 + 2100ms);
+    s.record_primary("", "c", "only-primary", t0 + 3s);
+    const auto out = s.sweep(t0 + 10s, wall);
+    ASSERT_EQ(out.size(), 1U);
+    EXPECT_EQ(out[0].primary, "only-primary");
+    EXPECT_EQ(s.counters().matched, 1U);
+}
+
 TEST(pubsub_shadow, pending_messages_are_bounded) {
     pubsub_shadow s(
         options<pubsub_shadow_options>([&](pubsub_shadow_options& o) { o.max_pending = 3; }));
