@@ -2,8 +2,9 @@
 // through respite-proxy (primary-only and dual-write), in one run, with the proxies' peak RSS.
 //
 // Every target fronts the same primary redis-server; dual-write also writes to a second one.
-// Targets take turns within each repeat (the order rotates between repeats) and medians are
-// printed, because this VM's run-to-run noise is larger than some of the differences measured.
+// Within a round the targets run each test back to back (the order rotates per test and round);
+// requests/s are medians over rounds and ratios medians of the per-round ratios, because this
+// VM's speed drifts by more than some of the differences measured.
 //
 // --pin pins the redis-servers to CPU 0 and nutcracker and respite-proxy to CPU 1 (redis-benchmark
 // left free). It is off by default: on this 2-core VM it did not make runs steadier (see
@@ -449,15 +450,19 @@ int run(int argc, char** argv) {
     for (int round = 0; round < repeats; ++round) {
         for (int pipeline : pipeline_list) {
             const long requests = pipeline > 1 ? n * 4 : n;
-            for (std::size_t i = 0; i < targets.size(); ++i) {
-                const auto& t = targets[(i + static_cast<std::size_t>(round)) % targets.size()];
-                const auto t0 = steady::now();
-                for (const auto& test : test_list)
-                    results[pipeline][upper(test)][t.name].push_back(
-                        sample(t, test, clients, pipeline, requests));
-                fmt::print(stderr, "round {} P={} {}: {:.1f} s\n", round + 1, pipeline, t.name,
-                           std::chrono::duration<double>(steady::now() - t0).count());
+            const auto t0 = steady::now();
+            // The targets of one test run back to back (seconds apart), so that a ratio taken
+            // within a round compares them under the same VM moment; the order rotates.
+            for (std::size_t k = 0; k < test_list.size(); ++k) {
+                for (std::size_t i = 0; i < targets.size(); ++i) {
+                    const auto& t =
+                        targets[(i + k + static_cast<std::size_t>(round)) % targets.size()];
+                    results[pipeline][upper(test_list[k])][t.name].push_back(
+                        sample(t, test_list[k], clients, pipeline, requests));
+                }
             }
+            fmt::print(stderr, "round {} P={}: {:.1f} s\n", round + 1, pipeline,
+                       std::chrono::duration<double>(steady::now() - t0).count());
         }
         // One client, P=1: the latency a hop adds when nothing queues (redis-benchmark's own
         // p50 under 50 clients is mostly the wait behind the other 49).
@@ -475,12 +480,23 @@ int run(int argc, char** argv) {
             v.push_back(s.*field);
         return median(v);
     };
+    // The median over rounds of a / b within each round (both run seconds apart): steadier than
+    // the ratio of the medians when the VM's speed drifts between rounds.
+    const auto paired = [&](int p, const std::string& test, const std::string& a,
+                            const std::string& b) {
+        const auto& x = results[p][test][a];
+        const auto& y = results[p][test][b];
+        std::vector<double> v;
+        for (std::size_t r = 0; r < std::min(x.size(), y.size()); ++r)
+            v.push_back(x[r].rps / y[r].rps);
+        return v.empty() ? nan : median(v);
+    };
     const auto has = [&](const std::string& name) {
         return std::any_of(targets.begin(), targets.end(),
                            [&](const target& t) { return t.name == name; });
     };
 
-    fmt::print("\nthroughput (requests/s) and ratios\n");
+    fmt::print("\nthroughput (requests/s, medians) and ratios (medians of the per-round ratios)\n");
     fmt::print("{:<3} {:<6} {:>10} {:>10} {:>8} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}\n", "P",
                "test", "direct", "nutcrckr", "nut/dir", "prim-only", "po/dir", "po/nut", "dual-wr",
                "dw/dir", "dw/nut", "dw/po");
@@ -491,12 +507,16 @@ int run(int argc, char** argv) {
             const double nc = has("nutcracker") ? med(p, T, "nutcracker", &numbers::rps) : nan;
             const double po = has("primary-only") ? med(p, T, "primary-only", &numbers::rps) : nan;
             const double dw = has("dual-write") ? med(p, T, "dual-write", &numbers::rps) : nan;
+            const auto ratio = [&](const std::string& a, const std::string& b) {
+                return has(a) && has(b) ? cell(paired(p, T, a, b), "{:.2f}x") : std::string("n/a");
+            };
             fmt::print(
                 "{:<3} {:<6} {:>10} {:>10} {:>8} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}\n", p,
-                T, cell(d, "{:.0f}"), cell(nc, "{:.0f}"), cell(nc / d, "{:.2f}x"),
-                cell(po, "{:.0f}"), cell(po / d, "{:.2f}x"), cell(po / nc, "{:.2f}x"),
-                cell(dw, "{:.0f}"), cell(dw / d, "{:.2f}x"), cell(dw / nc, "{:.2f}x"),
-                cell(dw / po, "{:.2f}x"));
+                T, cell(d, "{:.0f}"), cell(nc, "{:.0f}"), ratio("nutcracker", "direct"),
+                cell(po, "{:.0f}"), ratio("primary-only", "direct"),
+                ratio("primary-only", "nutcracker"), cell(dw, "{:.0f}"),
+                ratio("dual-write", "direct"), ratio("dual-write", "nutcracker"),
+                ratio("dual-write", "primary-only"));
         }
     }
 
