@@ -941,6 +941,26 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         }
     }
 
+    void exec_on(const node_address& node, client::request r,
+                 std::move_only_function<void(result<std::vector<resp::value>>)> cb) {
+        if (closed_) {
+            cb(std::unexpected(make_error_code(error::closed)));
+            return;
+        }
+        if (r.empty() || r.has_pubsub() || r.has_connection_state() || r.blocking()) {
+            cb(std::unexpected(make_error_code(error::invalid_argument)));
+            return;
+        }
+        conn(node).execute(
+            r, [cb = std::move(cb)](std::error_code ec, std::vector<resp::value>& replies) mutable {
+                if (ec) {
+                    cb(std::unexpected(ec));
+                } else {
+                    cb(std::move(replies));
+                }
+            });
+    }
+
     // ---- slot map refresh -------------------------------------------------------------------
 
     void when_refreshed(std::move_only_function<void(bool)> f) {
@@ -1481,6 +1501,13 @@ void cluster_client::on_all_masters(request r,
                                     client::detail::callback<std::vector<resp::value>> cb) {
     core_->run([c = core_, r = std::move(r), cb = std::move(cb)]() mutable {
         c->on_all_masters(std::move(r), std::move(cb));
+    });
+}
+
+void cluster_client::exec_on(node_address node, request r,
+                             client::detail::callback<std::vector<resp::value>> cb) {
+    core_->run([c = core_, n = std::move(node), r = std::move(r), cb = std::move(cb)]() mutable {
+        c->exec_on(n, std::move(r), std::move(cb));
     });
 }
 

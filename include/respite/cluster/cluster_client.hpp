@@ -113,6 +113,18 @@ class cluster_client {
             });
     }
 
+    // A pipeline on the multiplexed connection of one node, for commands that address a node
+    // rather than a key (SCAN, CLUSTER NODES, INFO): one reply per command, in order. No
+    // redirect is followed (MOVED/ASK come back as values) and nothing is retried.
+    template <class Token>
+    auto async_exec_on(node_address node, request req, Token&& token) {
+        return client::detail::initiate<std::vector<resp::value>>(
+            std::forward<Token>(token), executor(),
+            [this, n = std::move(node), r = std::move(req)](auto cb) mutable {
+                exec_on(std::move(n), std::move(r), std::move(cb));
+            });
+    }
+
     // Pub/Sub: shard channels follow their slot's master; channels and patterns live on one node
     // and move when it goes away.
     template <class Token>
@@ -154,6 +166,8 @@ class cluster_client {
     void exec(request r, client::detail::callback<std::vector<resp::value>> cb);
     void transaction(request r, client::detail::callback<std::vector<resp::value>> cb);
     void on_all_masters(request r, client::detail::callback<std::vector<resp::value>> cb);
+    void exec_on(node_address node, request r,
+                 client::detail::callback<std::vector<resp::value>> cb);
     void subscription(client::subscription_kind k, bool subscribe, std::vector<std::string> n,
                       client::detail::callback<void> cb);
     void receive(client::detail::callback<client::message> cb);

@@ -30,6 +30,14 @@ class backend {
     // Runs the commands as one pipeline: one reply per command, in order (error replies are
     // values). Thread-safe. The callback runs on the backend's I/O thread and must not block.
     virtual void exec(client::request req, replies_callback cb) = 0;
+    // The pipeline on one node: for a Redis Cluster the master at `node` of topology() (no
+    // redirect is followed: MOVED/ASK come back as values), for commands that address a node
+    // rather than a key (SCAN, CLUSTER NODES, INFO). A standalone Redis runs it like exec().
+    virtual void exec_on(const cluster::node_address& node, client::request req,
+                         replies_callback cb) {
+        (void)node;
+        exec(std::move(req), std::move(cb));
+    }
     // MULTI, the commands, EXEC: the EXEC replies (a cluster backend needs one slot).
     virtual void transaction(client::request req, replies_callback cb) = 0;
     // "primary" or "secondary" (the role, not an address: addresses stay out of errors).

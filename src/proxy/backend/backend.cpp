@@ -39,6 +39,10 @@ class cluster_backend final : public backend {
     void exec(client::request req, replies_callback cb) override {
         client_.async_exec(std::move(req), std::move(cb));
     }
+    void exec_on(const cluster::node_address& node, client::request req,
+                 replies_callback cb) override {
+        client_.async_exec_on(node, std::move(req), std::move(cb));
+    }
     void transaction(client::request req, replies_callback cb) override {
         client_.async_transaction(std::move(req), std::move(cb));
     }

@@ -6,6 +6,7 @@
 
 #include <asio/post.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <respite/obs/log.hpp>
 #include <respite/obs/metrics.hpp>
@@ -21,7 +22,8 @@ namespace respite::proxy::server {
 
 namespace {
 
-constexpr auto k_wait = std::chrono::milliseconds(20);
+// A pass waits this long for a cluster's topology to settle before it looks again.
+constexpr auto k_settle_wait = std::chrono::milliseconds(200);
 constexpr auto k_log_every = std::chrono::seconds(5);
 
 bool active(const std::string& state) {
@@ -63,6 +65,9 @@ bulk_sync::bulk_sync(asio::io_context& control, shared_state& st, kind k)
             &m.get_counter("respite_proxy_sync_keys_scanned_total",
                            "Keys PROXY SYNC found on the serving side and queued for copy");
         runs_total_ = &m.get_counter("respite_proxy_sync_runs_total", "PROXY SYNC runs started");
+        rescans_total_ = &m.get_counter(
+            "respite_proxy_sync_rescans_total",
+            "PROXY SYNC scan passes begun again after a Redis Cluster topology change");
         running_gauge_ = &m.get_gauge("respite_proxy_sync_running", "1 while PROXY SYNC runs");
     } else {
         scanned_total_ = &m.get_counter("respite_proxy_verify_keys_scanned_total",
@@ -70,6 +75,9 @@ bulk_sync::bulk_sync(asio::io_context& control, shared_state& st, kind k)
         runs_total_ =
             &m.get_counter("respite_proxy_verify_runs_total", "PROXY VERIFY runs started");
         running_gauge_ = &m.get_gauge("respite_proxy_verify_running", "1 while PROXY VERIFY runs");
+        rescans_total_ = &m.get_counter(
+            "respite_proxy_verify_rescans_total",
+            "PROXY VERIFY scan passes begun again after a Redis Cluster topology change");
         chunked_total_ = &m.get_counter("respite_proxy_verify_chunked_keys_total",
                                         "Keys PROXY VERIFY compared in chunks (more elements than "
                                         "--verify-chunk-elements)");
@@ -88,12 +96,6 @@ std::string bulk_sync::start(sync_options opt) {
                "secondary-primary first";
     if (kind_ == kind::verify && (!st_.has_secondary() || !st_.shadows))
         return "ERR PROXY VERIFY needs a secondary";
-    if (st_.backend_cfg(plan.serving).cluster)
-        return fmt::format(
-            "ERR PROXY {} of a Redis Cluster serving side is not supported yet (docs/proxy.md)",
-            kind_ == kind::sync ? "SYNC" : "VERIFY");
-    if (kind_ == kind::verify && st_.backend_cfg(other_side(plan.serving)).cluster)
-        return "ERR PROXY VERIFY against a Redis Cluster is not supported yet (docs/proxy.md)";
     if (opt.count == 0 || opt.high_water == 0 || opt.max_in_flight == 0)
         return "ERR COUNT must be positive";
     const side target = other_side(plan.serving);
@@ -187,8 +189,8 @@ std::string bulk_sync::info_lines() const {
     const std::string_view k = prefix();
     std::string out = fmt::format(
         "{0}_state:{1}\r\n{0}_from:{2}\r\n{0}_to:{3}\r\n{0}_keys_scanned:{4}\r\n"
-        "{0}_scan_calls:{5}\r\n",
-        k, p.state, p.from, p.to, p.scanned, p.batches);
+        "{0}_scan_calls:{5}\r\n{0}_nodes_scanned:{6}\r\n{0}_rescans:{7}\r\n",
+        k, p.state, p.from, p.to, p.scanned, p.batches, p.nodes_scanned, p.rescans);
     if (kind_ == kind::sync)
         out += fmt::format(
             "sync_dirty_keys:{}\r\nsync_repaired:{}\r\nsync_follower_keys_scanned:{}\r\n"
@@ -276,10 +278,11 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
     }
 }
 
-void bulk_sync::wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&)) {
+void bulk_sync::wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&),
+                          std::chrono::milliseconds delay) {
     if (!timer_)
         return;
-    timer_->expires_after(k_wait);
+    timer_->expires_after(delay);
     timer_->async_wait([self = shared_from_this(), r, step](std::error_code ec) {
         if (!ec)
             ((*self).*step)(r);
@@ -307,6 +310,10 @@ void bulk_sync::add(const run_ptr& r, std::uint64_t sync_progress::*field, std::
 void bulk_sync::scan_step(const run_ptr& r) {
     if (!still_valid(r))
         return;
+    if (!r->scan.begun()) {
+        begin_pass(r);
+        return;
+    }
     // Pacing: what was handed over goes first (SYNC: repairs; VERIFY: compares).
     if (paced(*r)) {
         log_progress(false);
@@ -315,61 +322,199 @@ void bulk_sync::scan_step(const run_ptr& r) {
     }
     client::request req;
     if (r->opt.match.empty())
-        req.push("SCAN", r->cursor, "COUNT", r->opt.count);
+        req.push("SCAN", r->scan.cursor(), "COUNT", r->opt.count);
     else
-        req.push("SCAN", r->cursor, "MATCH", r->opt.match, "COUNT", r->opt.count);
-    const side scanned = r->extra_pass ? other_side(r->source) : r->source;
-    auto b = st_.backends[static_cast<int>(scanned)];
-    b->exec(std::move(req), [self = shared_from_this(), r](client::result<replies_t> res) {
-        asio::post(self->control_, [self, r, res = std::move(res)]() mutable {
-            if (!self->still_valid(r))
-                return;
-            if (!res || res->empty() || res->front().is_error() || res->front().size() != 2 ||
-                !res->front()[0].is_string() || !res->front()[1].is_aggregate()) {
-                const std::string why = !res ? "a backend did not answer SCAN"
-                                             : (!res->empty() && res->front().is_error()
-                                                    ? "SCAN failed: " + res->front().str()
-                                                    : std::string("unexpected SCAN reply"));
-                self->finish(r, "failed", why);
-                return;
-            }
-            auto& reply = res->front();
-            std::vector<std::string> keys;
-            keys.reserve(reply[1].size());
-            for (auto& k : reply[1].elements())
-                if (k.is_string())
-                    keys.push_back(std::move(k.str()));
-            r->cursor = reply[0].str();
-            const bool scan_done = r->cursor == "0";
-            {
-                std::lock_guard lock(self->mu_);
-                if (r->generation == self->generation_) {
-                    (r->extra_pass ? self->p_.extra_scanned : self->p_.scanned) += keys.size();
-                    ++self->p_.batches;
+        req.push("SCAN", r->scan.cursor(), "MATCH", r->opt.match, "COUNT", r->opt.count);
+    auto b = st_.backends[static_cast<int>(scanned_side(*r))];
+    b->exec_on(
+        r->scan.node(), std::move(req),
+        [self = shared_from_this(), r](client::result<replies_t> res) {
+            asio::post(self->control_, [self, r, res = std::move(res)]() mutable {
+                if (!self->still_valid(r))
+                    return;
+                if (!res || res->empty() || res->front().is_error() || res->front().size() != 2 ||
+                    !res->front()[0].is_string() || !res->front()[1].is_aggregate()) {
+                    self->scan_failed(r, !res ? "a backend did not answer SCAN"
+                                              : (!res->empty() && res->front().is_error()
+                                                     ? "SCAN failed: " + res->front().str()
+                                                     : std::string("unexpected SCAN reply")));
+                    return;
                 }
-            }
-            if (!r->extra_pass)
-                self->scanned_total_->inc(keys.size());
-            self->handle_page(r, std::move(keys));
-            self->log_progress(false);
-            if (!scan_done) {
+                auto& reply = res->front();
+                std::vector<std::string> keys;
+                keys.reserve(reply[1].size());
+                for (auto& k : reply[1].elements())
+                    if (k.is_string())
+                        keys.push_back(std::move(k.str()));
+                const auto next = r->scan.advance(std::move(reply[0].str()));
+                {
+                    std::lock_guard lock(self->mu_);
+                    if (r->generation == self->generation_) {
+                        (r->extra_pass ? self->p_.extra_scanned : self->p_.scanned) += keys.size();
+                        ++self->p_.batches;
+                        if (next != keyspace_scan::step::page)
+                            ++self->p_.nodes_scanned;
+                    }
+                }
+                if (!r->extra_pass)
+                    self->scanned_total_->inc(keys.size());
+                self->handle_page(r, std::move(keys));
+                self->log_progress(false);
+                if (next != keyspace_scan::step::page) {
+                    self->after_node(r, next);
+                    return;
+                }
+                if (r->scan.cluster()) {
+                    // The client's cached map (patched by MOVED, refreshed
+                    // periodically): a change seen here need not wait for the node's end.
+                    topology_view cached;
+                    cached.cluster = true;
+                    cached.map =
+                        self->st_.backends[static_cast<int>(self->scanned_side(*r))]->topology();
+                    if (auto why = r->scan.broken_by(cached)) {
+                        self->rescan(r, *why);
+                        return;
+                    }
+                }
                 self->scan_step(r);
-                return;
-            }
-            if ((self->kind_ == kind::verify || r->opt.prune) && !r->extra_pass) {
-                // Pass 2: keys only the other side has.
-                r->extra_pass = true;
-                r->cursor = "0";
-                self->scan_step(r);
-                return;
-            }
-            {
-                std::lock_guard lock(self->mu_);
-                if (r->generation == self->generation_)
-                    self->p_.state = self->kind_ == kind::sync ? "repairing" : "checking";
-            }
-            self->wait_step(r);
+            });
         });
+}
+
+void bulk_sync::take_view(const run_ptr& r, std::move_only_function<void(topology_view)> then) {
+    auto b = st_.backends[static_cast<int>(scanned_side(*r))];
+    if (!b->is_cluster()) {
+        asio::post(control_, [then = std::move(then)]() mutable { then(topology_view{}); });
+        return;
+    }
+    // A fresh slot map, then CLUSTER NODES on each of its masters for the slots in migration.
+    struct gather {
+        std::mutex mu;
+        topology_view view;
+        std::size_t pending = 0;
+        std::move_only_function<void(topology_view)> then;
+    };
+    auto g = std::make_shared<gather>();
+    g->then = std::move(then);
+    b->refresh_topology([self = shared_from_this(), b, g] {
+        auto finish = [self, g] {
+            asio::post(self->control_, [g] { g->then(std::move(g->view)); });
+        };
+        g->view.cluster = true;
+        g->view.map = b->topology();
+        if (!g->view.map.covers_all_slots())
+            g->view.unsettled.emplace_back("not every slot is served");
+        const auto masters = g->view.map.masters();
+        if (masters.empty()) {
+            g->view.unsettled.emplace_back("no master known");
+            finish();
+            return;
+        }
+        g->pending = masters.size();
+        // Masters are named by their place in the slot map (addresses stay out of replies and
+        // logs), slots in migration as CLUSTER NODES shows them ("[42->-<node id>]").
+        for (std::size_t i = 0; i < masters.size(); ++i) {
+            client::request req;
+            req.push("CLUSTER", "NODES");
+            b->exec_on(masters[i], std::move(req), [g, i, finish](client::result<replies_t> res) {
+                std::lock_guard lock(g->mu);
+                if (!res || res->empty() || !res->front().is_string()) {
+                    g->view.unsettled.push_back(
+                        fmt::format("master {} did not answer CLUSTER NODES", i + 1));
+                } else {
+                    for (auto& slot : migrations_in(res->front().str()))
+                        g->view.unsettled.push_back(
+                            fmt::format("master {} migrating {}", i + 1, slot));
+                }
+                if (--g->pending == 0)
+                    finish();
+            });
+        }
+    });
+}
+
+void bulk_sync::begin_pass(const run_ptr& r) {
+    take_view(r, [self = shared_from_this(), r](topology_view view) {
+        if (!self->still_valid(r))
+            return;
+        if (!view.unsettled.empty()) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now - r->unsettled_logged >= k_log_every) {
+                r->unsettled_logged = now;
+                obs::log().warn("proxy {}_scan_waiting side={} reason=\"{}\"", self->prefix(),
+                                side_name(self->scanned_side(*r)), fmt::join(view.unsettled, ", "));
+            }
+            self->wait_then(r, &bulk_sync::begin_pass, k_settle_wait);
+            return;
+        }
+        r->scan.begin(std::move(view));
+        self->scan_step(r);
+    });
+}
+
+void bulk_sync::after_node(const run_ptr& r, keyspace_scan::step s) {
+    if (!r->scan.cluster()) {
+        next_pass_or_wait(r);
+        return;
+    }
+    take_view(r, [self = shared_from_this(), r, s](topology_view view) {
+        if (!self->still_valid(r))
+            return;
+        if (auto why = r->scan.broken_by(view)) {
+            self->rescan(r, *why);
+            return;
+        }
+        if (s == keyspace_scan::step::pass_done)
+            self->next_pass_or_wait(r);
+        else
+            self->scan_step(r);
+    });
+}
+
+void bulk_sync::next_pass_or_wait(const run_ptr& r) {
+    if ((kind_ == kind::verify || r->opt.prune) && !r->extra_pass) {
+        // Pass 2: keys only the other side has.
+        r->extra_pass = true;
+        r->scan.restart();
+        scan_step(r);
+        return;
+    }
+    {
+        std::lock_guard lock(mu_);
+        if (r->generation == generation_)
+            p_.state = kind_ == kind::sync ? "repairing" : "checking";
+    }
+    wait_step(r);
+}
+
+void bulk_sync::rescan(const run_ptr& r, const std::string& why) {
+    std::uint64_t n = 0;
+    {
+        std::lock_guard lock(mu_);
+        if (r->generation == generation_)
+            n = ++p_.rescans;
+    }
+    rescans_total_->inc();
+    obs::log().warn("proxy {}_rescan side={} pass={} rescans={} reason=\"{}\"", prefix(),
+                    side_name(scanned_side(*r)), r->extra_pass ? "extra" : "keys", n, why);
+    r->scan.restart();
+    scan_step(r);
+}
+
+void bulk_sync::scan_failed(const run_ptr& r, std::string why) {
+    if (!r->scan.cluster()) {
+        finish(r, "failed", std::move(why));
+        return;
+    }
+    // A master that went away (failover, resharding) fails its SCAN: scanned again when the
+    // topology shows the change, a failure otherwise.
+    take_view(r, [self = shared_from_this(), r, why = std::move(why)](topology_view view) {
+        if (!self->still_valid(r))
+            return;
+        if (auto changed = r->scan.broken_by(view))
+            self->rescan(r, why + "; " + *changed);
+        else
+            self->finish(r, "failed", why);
     });
 }
 

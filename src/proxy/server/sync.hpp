@@ -2,6 +2,10 @@
 //
 // Both SCAN the serving side in pages, paced, with progress for STATUS / INFO / HTTP / logs.
 //
+// A Redis Cluster side is scanned master by master (keyspace_scan), one SCAN call at a time and
+// paced the same way; a pass that a topology change may have made miss keys (resharding,
+// failover) is scanned again, counted in `rescans`.
+//
 // SYNC copies the keys that existed before the follower was on, safely under live traffic: every
 // key found is handed to the follower's replayer as a dirty key, so the copy is the replayer's
 // repair (DUMP/PTTL on the serving side -> RESTORE ... REPLACE on the follower, or DEL when the key
@@ -35,6 +39,7 @@
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "keyspace_scan.hpp"
 #include "worker.hpp"
 
 namespace respite::obs {
@@ -66,7 +71,13 @@ struct sync_progress {
     std::string match;          // the pattern, empty for all
     std::uint64_t scanned = 0;  // keys found by SCAN on the serving side
     std::uint64_t batches = 0;  // SCAN calls
-    std::uint64_t dirty = 0;    // SYNC: the replayer's dirty keys now (sync and live repairs)
+    // Scans of one node that reached its end (each master of a cluster once a pass, a
+    // standalone Redis once), passes of the other side and passes begun again included.
+    std::uint64_t nodes_scanned = 0;
+    // Passes begun again because the cluster's topology changed during them (keys handed over
+    // before count again).
+    std::uint64_t rescans = 0;
+    std::uint64_t dirty = 0;  // SYNC: the replayer's dirty keys now (sync and live repairs)
     std::uint64_t repaired_since_start = 0;
     // VERIFY: compares (a key's value and its TTL are one each) by outcome, and pass 2.
     std::uint64_t compared = 0, matched = 0, diverged = 0, errors = 0, unstable = 0;
@@ -106,18 +117,36 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
         std::uint64_t target_epoch = 0;            // the target's restart count at start
         std::uint64_t failed_at_start = 0;         // SYNC: the follower's failed count at start
         std::uint64_t resync_events_at_start = 0;  // SYNC: full-resync causes at start
-        std::string cursor = "0";
+        keyspace_scan scan;       // the pass under way (of the serving side, or the other)
         bool extra_pass = false;  // scanning the other side for keys only it has
+        std::chrono::steady_clock::time_point unsettled_logged{};
     };
     using run_ptr = std::shared_ptr<run>;
 
     void scan_step(const run_ptr& r);
+    // The side the pass under way scans.
+    [[nodiscard]] side scanned_side(const run& r) const {
+        return r.extra_pass ? other_side(r.source) : r.source;
+    }
+    // Reads the scanned side's topology (a fresh slot map and each master's migrations), then
+    // `then(view)` on the control thread. A standalone side: an empty view.
+    void take_view(const run_ptr& r, std::move_only_function<void(topology_view)> then);
+    // A pass starts once the topology is settled (waits for a slot migration to end).
+    void begin_pass(const run_ptr& r);
+    // A node's scan ended (step node_done or pass_done): the topology is checked first.
+    void after_node(const run_ptr& r, keyspace_scan::step s);
+    void next_pass_or_wait(const run_ptr& r);
+    // The pass may have missed keys: log, count, begin it again.
+    void rescan(const run_ptr& r, const std::string& why);
+    // SCAN failed: on a cluster, a topology change is scanned again; otherwise the run fails.
+    void scan_failed(const run_ptr& r, std::string why);
     void wait_step(const run_ptr& r);
     // The run can go on: not stopped or replaced, same serving side (SYNC: with a follower).
     bool still_valid(const run_ptr& r);
     void finish(const run_ptr& r, std::string state, std::string error);
     void log_progress(bool force);
-    void wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&));
+    void wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&),
+                   std::chrono::milliseconds delay = std::chrono::milliseconds(20));
     [[nodiscard]] bool paced(const run& r) const;
     [[nodiscard]] bool settled(const run& r) const;
     void handle_page(const run_ptr& r, std::vector<std::string> keys);
@@ -161,6 +190,7 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
 
     obs::counter* scanned_total_ = nullptr;
     obs::counter* runs_total_ = nullptr;
+    obs::counter* rescans_total_ = nullptr;
     obs::gauge* running_gauge_ = nullptr;
     obs::counter* chunked_total_ = nullptr;  // VERIFY only
     obs::counter* groups_total_ = nullptr;   // VERIFY only

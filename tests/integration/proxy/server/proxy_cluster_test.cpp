@@ -680,5 +680,372 @@ TEST_F(proxy_cluster_pinned, monitor_reset_pipelined_and_keyspace_commands_while
     EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
 }
 
+// PROXY SYNC and PROXY VERIFY with a cluster on either side: every master is scanned.
+class proxy_cluster_sync : public proxy_cluster {
+  protected:
+    // The proxy between the standalone server and the cluster, `cluster_serves` picking which
+    // one is the primary; dual-write (the other side follows), the admin HTTP port on.
+    void start_between(bool cluster_serves,
+                       const std::function<void(proxy::proxy_config&)>& tweak = {}) {
+        proxy::backend_config standalone;
+        standalone.connection.host = standalone_.host();
+        standalone.connection.port = standalone_.port();
+        proxy::proxy_config cfg;
+        cfg.primary = cluster_serves ? cluster_backend() : standalone;
+        cfg.secondary = cluster_serves ? standalone : cluster_backend();
+        cfg.initial_mode = mode::dual_write;
+        cfg.repair_rate = 0;
+        cfg.verify_chunk_elements = 20;
+        if (tweak)
+            tweak(cfg);
+        start(cfg);
+        ASSERT_FALSE(HasFatalFailure());
+    }
+    void start(proxy::proxy_config cfg) {
+        cfg.listen_port = 0;
+        cfg.threads = 2;
+        cfg.admin_host = "127.0.0.1";
+        cfg.admin_port = 0;
+        cfg.log_level = "warn";
+        proxy_ = std::make_unique<proxy::proxy_server>(cfg);
+        auto r = proxy_->start();
+        ASSERT_TRUE(r.has_value()) << r.error();
+    }
+
+    std::string call(std::initializer_list<std::string_view> args) {
+        raw_conn c(proxy_->port());
+        return c.call(args);
+    }
+    // Runs PROXY <job> START <args...> to its end; its STATUS.
+    std::string run(std::string_view job, std::vector<std::string_view> args = {},
+                    std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+        raw_conn c(proxy_->port());
+        std::string cmd = "*" + std::to_string(3 + args.size()) + "\r\n";
+        for (auto a : std::vector<std::string_view>{"PROXY", job, "START"})
+            cmd += "$" + std::to_string(a.size()) + "\r\n" + std::string(a) + "\r\n";
+        for (auto a : args)
+            cmd += "$" + std::to_string(a.size()) + "\r\n" + std::string(a) + "\r\n";
+        c.send(cmd);
+        EXPECT_EQ(c.frame(), "+OK\r\n");
+        const std::string done = (job == "SYNC" ? "sync" : "verify") + std::string("_state:done");
+        std::string status;
+        EXPECT_TRUE(eventually(
+            [&] {
+                status = call({"PROXY", job, "STATUS"});
+                return status.find(done) != std::string::npos;
+            },
+            limit))
+            << status;
+        return status;
+    }
+    static long field(const std::string& status, std::string_view name) {
+        const auto at = status.find("\n" + std::string(name) + ":");
+        return at == std::string::npos ? -1 : std::stol(status.substr(at + name.size() + 2));
+    }
+
+    // The key of a single-key command.
+    static const std::string& key_of(const std::vector<std::string>& c) {
+        if (c.at(0) == "XGROUP" ||
+            c.at(0) == "DEBUG")  // XGROUP CREATE <key>, DEBUG DIGEST-VALUE <key>
+            return c.at(2);
+        if (c.at(0) == "XREADGROUP")
+            return c.at(c.size() - 2);  // ... STREAMS <key> >
+        return c.at(1);
+    }
+    // Runs commands on a server as one pipeline; the replies (none on a failure).
+    static std::vector<resp::value> on(const redis_server& server,
+                                       const std::vector<std::vector<std::string>>& commands) {
+        client::client_config cc;
+        cc.connection.host = server.host();
+        cc.connection.port = server.port();
+        client::sync_client cl(cc);
+        client::request req;
+        for (const auto& c : commands)
+            req.push_args(c);
+        auto res = cl.exec(std::move(req));
+        EXPECT_TRUE(res.has_value());
+        return res ? std::move(*res) : std::vector<resp::value>{};
+    }
+    // Runs commands on the cluster: each on the master of its key's slot, pipelined per master;
+    // the replies in command order.
+    std::vector<resp::value> on_cluster(const std::vector<std::vector<std::string>>& commands) {
+        std::map<std::size_t, std::vector<std::size_t>> per_master;
+        for (std::size_t i = 0; i < commands.size(); ++i) {
+            const auto slot = redis_cluster::key_slot(key_of(commands[i]));
+            per_master[cluster_->master_of_slot(slot)].push_back(i);
+        }
+        std::vector<resp::value> out(commands.size());
+        for (const auto& [node, indices] : per_master) {
+            std::vector<std::vector<std::string>> batch;
+            for (auto i : indices)
+                batch.push_back(commands[i]);
+            auto replies = on(cluster_->node(node), batch);
+            for (std::size_t j = 0; j < indices.size() && j < replies.size(); ++j)
+                out[indices[j]] = std::move(replies[j]);
+        }
+        return out;
+    }
+    static void expect_no_error(const std::vector<resp::value>& replies) {
+        for (const auto& v : replies)
+            EXPECT_FALSE(v.is_error()) << v.to_display();
+    }
+    // Writes straight to the cluster (behind the proxy's back).
+    void write_to_cluster(const std::vector<std::vector<std::string>>& commands) {
+        expect_no_error(on_cluster(commands));
+    }
+    void write_to_standalone(const std::vector<std::vector<std::string>>& commands) {
+        expect_no_error(on(standalone_, commands));
+    }
+
+    // Keys of every type: `strings` strings "s:<i>" (a tenth with a TTL), small hashes, lists,
+    // sets and sorted sets, big ones (60 elements, above verify_chunk_elements 20) and streams
+    // with a consumer group (two entries delivered, one acknowledged).
+    static std::vector<std::vector<std::string>> every_type(int strings) {
+        std::vector<std::vector<std::string>> out;
+        for (int i = 0; i < strings; ++i) {
+            const auto k = "s:" + std::to_string(i);
+            if (i % 10 == 0)
+                out.push_back({"SET", k, "v" + std::to_string(i), "EX", "1000"});
+            else
+                out.push_back({"SET", k, "v" + std::to_string(i)});
+        }
+        for (int i = 0; i < 6; ++i) {
+            const auto n = std::to_string(i);
+            out.push_back({"HSET", "h:" + n, "a", n, "b", "2"});
+            out.push_back({"RPUSH", "l:" + n, "x", n});
+            out.push_back({"SADD", "set:" + n, "m", n});
+            out.push_back({"ZADD", "z:" + n, "1.5", "a", n, "b"});
+            const auto st = "st:" + n;
+            out.push_back({"XADD", st, "1-1", "f", "a"});
+            out.push_back({"XADD", st, "2-1", "f", "b"});
+            out.push_back({"XGROUP", "CREATE", st, "g", "0"});
+            out.push_back({"XREADGROUP", "GROUP", "g", "alice", "COUNT", "2", "STREAMS", st, ">"});
+            out.push_back({"XACK", st, "g", "1-1"});
+        }
+        for (int b = 0; b < 3; ++b) {
+            const auto n = std::to_string(b);
+            for (int e = 0; e < 60; ++e) {
+                const auto s = std::to_string(e);
+                out.push_back({"RPUSH", "big:list:" + n, "e" + s});
+                out.push_back({"HSET", "big:hash:" + n, "f" + s, "v" + s});
+                out.push_back({"SADD", "big:set:" + n, "m" + s});
+                out.push_back({"ZADD", "big:zset:" + n, s, "m" + s});
+                out.push_back({"XADD", "big:stream:" + n, std::to_string(e + 1) + "-1", "f", s});
+            }
+        }
+        return out;
+    }
+    static std::vector<std::string> keys_of(const std::vector<std::vector<std::string>>& cmds) {
+        std::set<std::string> keys;
+        for (const auto& c : cmds)
+            if (c[0] != "XREADGROUP")
+                keys.insert(key_of(c));
+        return {keys.begin(), keys.end()};
+    }
+
+    std::size_t cluster_size() const {
+        std::size_t n = 0;
+        for (auto i : cluster_->masters())
+            n += std::stoul(cluster_->node(i).cli({"DBSIZE"}));
+        return n;
+    }
+    // Keys whose value (DEBUG DIGEST-VALUE) or consumer groups differ between the standalone
+    // server and the cluster; empty when they hold the same.
+    std::string differences(const std::vector<std::string>& keys) {
+        std::vector<std::vector<std::string>> reads;
+        for (const auto& k : keys) {
+            reads.push_back({"DEBUG", "DIGEST-VALUE", k});
+            if (k.starts_with("st:"))
+                reads.push_back({"XPENDING", k, "g"});
+        }
+        const auto here = on(standalone_, reads);
+        const auto there = on_cluster(reads);
+        std::string out;
+        for (std::size_t i = 0; i < reads.size(); ++i)
+            if (i >= here.size() || here[i].to_display() != there[i].to_display())
+                out += reads[i][0] + " " + reads[i].at(reads[i][0] == "DEBUG" ? 2 : 1) + " (" +
+                       (i < here.size() ? here[i].to_display() : "") + " / " +
+                       there[i].to_display() + "); ";
+        return out;
+    }
+    // Every master holds some of the keys.
+    void expect_spread_over_every_master() {
+        for (auto i : cluster_->masters())
+            EXPECT_GT(std::stoul(cluster_->node(i).cli({"DBSIZE"})), 0U) << "master " << i;
+    }
+    // A key name with this prefix whose slot a given master owns.
+    std::string key_on(std::size_t master, std::string_view prefix) {
+        for (int i = 0; i < 10000; ++i) {
+            auto k = std::string(prefix) + std::to_string(i);
+            if (cluster_->master_of_slot(redis_cluster::key_slot(k)) == master)
+                return k;
+        }
+        ADD_FAILURE() << "no key for master " << master;
+        return {};
+    }
+    std::string divergences() { return http(proxy_->admin_port(), "GET", "/divergences"); }
+};
+
+TEST_F(proxy_cluster_sync, a_standalone_redis_is_copied_into_a_cluster_and_verified_clean) {
+    const auto data = every_type(300);
+    write_to_standalone(data);
+    const auto keys = keys_of(data);
+    start_between(false);
+    auto s = run("SYNC", {"COUNT", "50"});
+    EXPECT_EQ(field(s, "sync_nodes_scanned"), 1) << s;
+    EXPECT_EQ(field(s, "sync_rescans"), 0) << s;
+    EXPECT_GE(field(s, "sync_keys_scanned"), static_cast<long>(keys.size())) << s;
+    std::string diff;
+    EXPECT_TRUE(eventually(
+        [&] {
+            diff = differences(keys);
+            return diff.empty() && cluster_size() == keys.size();
+        },
+        std::chrono::seconds(30)))
+        << "differ: " << diff << " cluster keys " << cluster_size() << " of " << keys.size();
+    expect_spread_over_every_master();
+
+    // VERIFY reads the other side (the cluster) by key and scans all its masters for extras.
+    const auto v = run("VERIFY", {"COUNT", "50"});
+    // The standalone server, then the cluster's three masters for extra keys.
+    EXPECT_EQ(field(v, "verify_nodes_scanned"), 4) << v;
+    EXPECT_EQ(field(v, "verify_keys_scanned"), static_cast<long>(keys.size())) << v;
+    EXPECT_EQ(field(v, "verify_extra_scanned"), static_cast<long>(keys.size())) << v;
+    EXPECT_EQ(field(v, "verify_diverged"), 0) << v << divergences();
+    EXPECT_EQ(field(v, "verify_errors"), 0) << v;
+    EXPECT_EQ(field(v, "verify_unstable"), 0) << v;
+    EXPECT_EQ(field(v, "verify_extra_keys"), 0) << v;
+    EXPECT_EQ(field(v, "verify_chunked_keys"), 15) << v;  // 3 of each collection type
+    EXPECT_EQ(field(v, "verify_groups_compared"), 6) << v;
+    EXPECT_EQ(field(v, "verify_matched"), field(v, "verify_compared")) << v;
+}
+
+TEST_F(proxy_cluster_sync, a_cluster_is_copied_into_a_standalone_redis_master_by_master) {
+    const auto data = every_type(300);
+    write_to_cluster(data);
+    const auto keys = keys_of(data);
+    expect_spread_over_every_master();
+    standalone_.cli({"SET", "stale-only-here", "1"});
+    start_between(true);
+    const auto s = run("SYNC", {"COUNT", "50", "PRUNE"});
+    // The cluster's three masters, then the standalone follower for keys to prune.
+    EXPECT_EQ(field(s, "sync_nodes_scanned"), 4) << s;
+    EXPECT_EQ(field(s, "sync_rescans"), 0) << s;
+    EXPECT_GE(field(s, "sync_keys_scanned"), static_cast<long>(keys.size())) << s;
+    EXPECT_EQ(field(s, "sync_pruned"), 1) << s;
+    EXPECT_EQ(field(s, "sync_complete"), 1) << s;
+    std::string diff;
+    EXPECT_TRUE(eventually(
+        [&] {
+            diff = differences(keys);
+            return diff.empty() && std::stoul(standalone_.cli({"DBSIZE"})) == keys.size();
+        },
+        std::chrono::seconds(30)))
+        << "differ: " << diff << " standalone keys " << standalone_.cli({"DBSIZE"});
+    // VERIFY from the cluster: every master's keys compared with the standalone server.
+    const auto v = run("VERIFY");
+    EXPECT_EQ(field(v, "verify_keys_scanned"), static_cast<long>(keys.size())) << v;
+    EXPECT_EQ(field(v, "verify_diverged"), 0) << v << divergences();
+    EXPECT_EQ(field(v, "verify_extra_keys"), 0) << v;
+}
+
+TEST_F(proxy_cluster_sync, verify_against_a_cluster_reports_each_difference_on_its_master) {
+    const auto masters = cluster_->masters();
+    ASSERT_EQ(masters.size(), 3U);
+    const auto gone = key_on(masters[0], "gone:");
+    const auto changed = key_on(masters[1], "changed:");
+    const auto extra = key_on(masters[2], "extra:");
+    auto data = every_type(100);
+    data.push_back({"SET", gone, "v"});
+    data.push_back({"SET", changed, "v"});
+    write_to_standalone(data);
+    start_between(false);
+    run("SYNC");
+    ASSERT_TRUE(eventually([&] { return owner_of(changed).cli({"GET", changed}) == "v"; }));
+    ASSERT_TRUE(eventually([&] { return owner_of(gone).cli({"GET", gone}) == "v"; }));
+    // Behind the proxy's back, on three different masters.
+    cluster_->node(masters[0]).cli({"DEL", gone});
+    cluster_->node(masters[1]).cli({"SET", changed, "other"});
+    cluster_->node(masters[2]).cli({"SET", extra, "1"});
+    const auto v = run("VERIFY");
+    // The missing key shows in its GET and its PTTL (-1 / -2).
+    EXPECT_EQ(field(v, "verify_diverged"), 3) << v << divergences();
+    EXPECT_EQ(field(v, "verify_extra_keys"), 1) << v;
+    const auto d = divergences();
+    EXPECT_NE(d.find("migration_gap command=get key=" + gone), std::string::npos) << d;
+    EXPECT_NE(d.find("data_mismatch command=get key=" + changed), std::string::npos) << d;
+    EXPECT_NE(d.find("extra_data command=exists key=" + extra), std::string::npos) << d;
+}
+
+TEST_F(proxy_cluster_sync, prune_deletes_what_only_the_cluster_follower_has_on_every_master) {
+    write_to_standalone(every_type(50));
+    std::vector<std::vector<std::string>> extras;
+    std::vector<std::string> extra_keys;
+    for (auto m : cluster_->masters())
+        for (int i = 0; i < 3; ++i) {
+            extra_keys.push_back(key_on(m, "only-cluster:" + std::to_string(i) + ":"));
+            extras.push_back({"SET", extra_keys.back(), "x"});
+        }
+    write_to_cluster(extras);
+    start_between(false);
+    const auto s = run("SYNC", {"PRUNE", "COUNT", "20"});
+    EXPECT_EQ(field(s, "sync_pruned"), 9) << s;
+    EXPECT_EQ(field(s, "sync_nodes_scanned"), 4) << s;  // the standalone server, 3 masters
+    EXPECT_EQ(field(s, "sync_complete"), 1) << s;
+    for (const auto& k : extra_keys)
+        EXPECT_EQ(owner_of(k).cli({"EXISTS", k}), "0") << k;
+    EXPECT_EQ(cluster_size(), std::stoul(standalone_.cli({"DBSIZE"})));
+}
+
+TEST_F(proxy_cluster_sync, a_scan_racing_a_slot_migration_still_copies_every_key) {
+    // One slot full of keys ({mig}), and keys spread over every master; SCAN COUNT 1 makes the
+    // pass long enough for the migration to begin while it runs.
+    std::vector<std::vector<std::string>> data;
+    for (int i = 0; i < 300; ++i)
+        data.push_back({"SET", "{mig}:" + std::to_string(i), "m" + std::to_string(i)});
+    for (int i = 0; i < 1500; ++i)
+        data.push_back({"SET", "k:" + std::to_string(i), "v" + std::to_string(i)});
+    write_to_cluster(data);
+    const auto keys = keys_of(data);
+    const auto slot = redis_cluster::key_slot("{mig}");
+    const auto from = cluster_->master_of_slot(slot);
+    const auto to = cluster_->another_master(from);
+    start_between(true);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"PROXY", "SYNC", "START", "COUNT", "1"}), "+OK\r\n");
+    ASSERT_TRUE(eventually([&] {
+        return field(call({"PROXY", "SYNC", "STATUS"}), "sync_scan_calls") > 0;
+    }));
+    // Half the slot's keys move while the pass runs: the slot is in migration at the end of a
+    // master's scan, so the pass is scanned again once the migration ended.
+    cluster_->begin_migration(slot, to);
+    cluster_->migrate_keys(slot, 150);
+    const auto mid = call({"PROXY", "SYNC", "STATUS"});
+    const bool raced = mid.find("sync_state:scanning") != std::string::npos;
+    cluster_->finish_migration(slot);
+    ASSERT_EQ(cluster_->master_of_slot(slot), to);
+    std::string s;
+    ASSERT_TRUE(eventually(
+        [&] {
+            s = call({"PROXY", "SYNC", "STATUS"});
+            return s.find("sync_state:done") != std::string::npos;
+        },
+        std::chrono::seconds(60)))
+        << s;
+    ASSERT_TRUE(raced) << "the pass ended before the migration began: " << mid;
+    EXPECT_GE(field(s, "sync_rescans"), 1) << s;
+    std::string diff;
+    EXPECT_TRUE(eventually(
+        [&] {
+            diff = differences(keys);
+            return diff.empty() && std::stoul(standalone_.cli({"DBSIZE"})) == keys.size();
+        },
+        std::chrono::seconds(30)))
+        << "differ: " << diff << " standalone keys " << standalone_.cli({"DBSIZE"});
+    const auto metrics = http(proxy_->admin_port(), "GET", "/metrics");
+    EXPECT_EQ(metrics.find("respite_proxy_sync_rescans_total 0"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("respite_proxy_sync_rescans_total"), std::string::npos) << metrics;
+}
+
 }  // namespace
 }  // namespace respite::test
