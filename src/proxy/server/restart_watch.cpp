@@ -1,6 +1,7 @@
 // Backend restarts: run_id changes, the follower flagged until a PROXY SYNC completed.
 #include "restart_watch.hpp"
 
+#include <algorithm>
 #include <future>
 
 #include <asio/post.hpp>
@@ -64,9 +65,19 @@ void restart_watch::check() {
         return;
     for (auto s : {side::primary, side::secondary}) {
         auto b = st_.backends[static_cast<int>(s)];
-        // A cluster has one run_id per node; INFO reaches only one of them (docs/proxy.md).
-        if (!b || b->is_cluster())
+        if (!b)
             continue;
+        if (b->is_cluster()) {
+            read_cluster(s, [self = shared_from_this(), s](cluster_view v) {
+                asio::post(self->control_, [self, s, v = std::move(v)]() mutable {
+                    if (self->stopped_)
+                        return;
+                    const auto plan = plan_of(self->st_.current.load(std::memory_order_acquire));
+                    self->on_cluster_view(s, std::move(v), plan.follower && plan.serving != s);
+                });
+            });
+            continue;
+        }
         client::request req;
         req.push("INFO", "server");
         b->exec(std::move(req), [self = shared_from_this(), s](client::result<replies_t> r) {
@@ -87,10 +98,100 @@ void restart_watch::on_run_id(side s, std::string run_id) {
     observe(s, std::move(run_id), plan.follower && plan.serving != s);
 }
 
+void restart_watch::read_cluster(side s, std::function<void(cluster_view)> done) {
+    auto b = st_.backends[static_cast<int>(s)];
+    const auto map = b->topology();
+    struct gather {
+        std::mutex mu;
+        cluster_view view;
+        std::size_t left = 0;
+    };
+    auto g = std::make_shared<gather>();
+    std::vector<cluster::node_address> nodes;
+    for (const auto& sh : map.shards()) {
+        if (sh.ranges.empty())
+            continue;
+        g->view.push_back({sh.master.address.to_string(), {}, sh.ranges});
+        nodes.push_back(sh.master.address);
+    }
+    g->left = nodes.size();
+    if (nodes.empty()) {
+        done({});
+        return;
+    }
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        client::request req;
+        req.push("INFO", "server");
+        b->exec_on(nodes[i], std::move(req), [g, i, done](client::result<replies_t> r) {
+            bool last = false;
+            {
+                std::lock_guard lock(g->mu);
+                if (r && !r->empty() && r->front().is_string())
+                    g->view[i].run_id = run_id_of(r->front().str());
+                last = --g->left == 0;
+            }
+            if (last)
+                done(std::move(g->view));
+        });
+    }
+}
+
+void restart_watch::on_cluster_view(side s, cluster_view view, bool follows) {
+    // A look with a master that did not answer decides nothing (a failover under way, a node
+    // down): the last complete look stays the reference.
+    if (view.empty() || std::any_of(view.begin(), view.end(),
+                                    [](const master_seen& m) { return m.run_id.empty(); }))
+        return;
+    std::vector<std::string_view> events;
+    {
+        std::lock_guard lock(mu_);
+        auto& before = cluster_seen_[static_cast<int>(s)];
+        const auto find = [](const cluster_view& v, std::string_view addr) {
+            return std::find_if(v.begin(), v.end(),
+                                [&](const master_seen& m) { return m.address == addr; });
+        };
+        if (!before.empty()) {
+            for (const auto& m : view) {
+                const auto old = find(before, m.address);
+                if (old != before.end() && old->run_id != m.run_id)
+                    events.push_back("a master restarted (new run_id)");
+            }
+            for (const auto& old : before) {
+                if (find(view, old.address) != view.end() || old.ranges.empty())
+                    continue;
+                // A master of the last look is gone or demoted: who serves its first slot now?
+                const auto slot = old.ranges.front().first;
+                const auto now = std::find_if(view.begin(), view.end(), [&](const master_seen& m) {
+                    return std::any_of(m.ranges.begin(), m.ranges.end(), [&](const auto& r) {
+                        return r.first <= slot && slot <= r.second;
+                    });
+                });
+                if (now != view.end() && find(before, now->address) == before.end())
+                    events.push_back("a failover (a replica took over a master's slots)");
+            }
+        }
+        std::string ids;
+        for (const auto& m : view)
+            ids += (ids.empty() ? "" : ",") + m.run_id;
+        run_id_[static_cast<int>(s)] = std::move(ids);
+        before = std::move(view);
+    }
+    for (const auto what : events)
+        record_restart(s, follows, what);
+}
+
 void restart_watch::check_now(side s, std::chrono::milliseconds limit) {
     auto b = st_.backends[static_cast<int>(s)];
-    if (stopped_ || !b || b->is_cluster() || st_.cfg.restart_check_interval.count() == 0)
+    if (stopped_ || !b || st_.cfg.restart_check_interval.count() == 0)
         return;
+    if (b->is_cluster()) {
+        auto p = std::make_shared<std::promise<cluster_view>>();
+        auto f = p->get_future();
+        read_cluster(s, [p](cluster_view v) { p->set_value(std::move(v)); });
+        if (f.wait_for(limit) == std::future_status::ready)
+            on_cluster_view(s, f.get(), true);
+        return;
+    }
     auto p = std::make_shared<std::promise<std::string>>();
     auto f = p->get_future();
     client::request req;
@@ -127,6 +228,14 @@ void restart_watch::observe(side s, std::string run_id, bool follows) {
             return;
         }
         run_id_[i] = std::move(run_id);
+    }
+    record_restart(s, follows, "a new run_id");
+}
+
+void restart_watch::record_restart(side s, bool follows, std::string_view what) {
+    const auto i = static_cast<int>(s);
+    {
+        std::lock_guard lock(mu_);
         ++restarts_[i];
         if (follows)
             needs_sync_[i] = true;
@@ -135,7 +244,8 @@ void restart_watch::observe(side s, std::string run_id, bool follows) {
     if (follows && on_change_)
         on_change_();
     if (!follows) {
-        obs::log().warn("proxy backend_restarted target={} following=false", side_name(s));
+        obs::log().warn("proxy backend_restarted target={} what=\"{}\" following=false",
+                        side_name(s), what);
         return;
     }
     if (st_.cfg.resync_on_restart && st_.sync) {
@@ -144,17 +254,16 @@ void restart_watch::observe(side s, std::string run_id, bool follows) {
         all.prune = true;  // writes lost with the restart include DELs
         const auto why = st_.sync->start(std::move(all));
         obs::log().error(
-            "proxy backend_restarted target={} following=true note=\"writes it acknowledged "
-            "before the restart may be lost\" action={}",
-            side_name(s), why.empty() ? "resync_started" : "resync_failed: " + why);
+            "proxy backend_restarted target={} what=\"{}\" following=true note=\"writes it "
+            "acknowledged before the restart may be lost\" action={}",
+            side_name(s), what, why.empty() ? "resync_started" : "resync_failed: " + why);
         return;
     }
     obs::log().error(
-        "proxy backend_restarted target={} following=true note=\"writes it acknowledged before "
-        "the restart may be lost; run PROXY SYNC START PRUNE: the cut-over to it is refused until "
-        "one "
-        "completed\"",
-        side_name(s));
+        "proxy backend_restarted target={} what=\"{}\" following=true note=\"writes it "
+        "acknowledged before the restart may be lost; run PROXY SYNC START PRUNE: the cut-over "
+        "to it is refused until one completed\"",
+        side_name(s), what);
 }
 
 std::uint64_t restart_watch::epoch(side s) const {

@@ -5,6 +5,12 @@
 // follower that restarted is flagged: the cut-over to it is refused (without FORCE) until a
 // PROXY SYNC that started after the restart completed, or, with --resync-on-restart, a PROXY
 // SYNC starts at once.
+//
+// A Redis Cluster side is watched master by master (INFO server on each master of the slot
+// map). It restarted when a master kept its address but not its run_id, or when a failover
+// happened: a master of the last check is no longer one and its slots are now served by a node
+// that was not a master then (a promoted replica may lack writes the old master acknowledged).
+// Slots that move between masters (resharding, MIGRATE) lose nothing and are not a restart.
 #pragma once
 
 #include <array>
@@ -55,6 +61,20 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
     [[nodiscard]] std::string info_lines() const;
 
   private:
+    // One look at a cluster side: each master's address, run_id ("" when INFO failed) and
+    // slot ranges.
+    struct master_seen {
+        std::string address;
+        std::string run_id;
+        std::vector<cluster::slot_range> ranges;
+    };
+    using cluster_view = std::vector<master_seen>;
+    // Reads the view of side s; done(view) runs on a backend's thread (an empty view when the
+    // side has no slot map yet).
+    void read_cluster(side s, std::function<void(cluster_view)> done);
+    void on_cluster_view(side s, cluster_view view, bool follows);
+    // Counts a restart of side s (`what` for the log) and flags it when it follows.
+    void record_restart(side s, bool follows, std::string_view what);
     void check();
     void schedule();
     void on_run_id(side s, std::string run_id);
@@ -67,6 +87,7 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
 
     mutable std::mutex mu_;
     std::array<std::string, 2> run_id_{};
+    std::array<cluster_view, 2> cluster_seen_{};  // mu_; empty until a first complete look
     std::array<std::uint64_t, 2> restarts_{};
     std::array<bool, 2> needs_sync_{};
     std::array<obs::counter*, 2> restarts_total_{};

@@ -1,5 +1,6 @@
 // A Redis Cluster behind the proxy: migrating a standalone Redis into a cluster (the cluster as
 // the follower), and serving from a cluster (the proxy looks like one standalone server).
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -1045,6 +1046,123 @@ TEST_F(proxy_cluster_sync, a_scan_racing_a_slot_migration_still_copies_every_key
     const auto metrics = http(proxy_->admin_port(), "GET", "/metrics");
     EXPECT_EQ(metrics.find("respite_proxy_sync_rescans_total 0"), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("respite_proxy_sync_rescans_total"), std::string::npos) << metrics;
+}
+
+// The restart watch on a Redis Cluster follower, with a cluster of its own (replicas, failovers
+// and restarts would disturb the other suites' cluster).
+class proxy_cluster_restarts : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() { cluster_ = new redis_cluster(redis_cluster_options{}); }
+    static void TearDownTestSuite() {
+        delete cluster_;
+        cluster_ = nullptr;
+    }
+    void TearDown() override {
+        if (proxy_)
+            proxy_->stop();
+    }
+    std::string field(std::string_view name) const {
+        const auto text = proxy_->info();
+        const auto key = "\n" + std::string(name) + ":";
+        const auto at = text.find(key);
+        if (at == std::string::npos)
+            return {};
+        const auto end = text.find("\r\n", at + 1);
+        return text.substr(at + key.size(), end - at - key.size());
+    }
+    // The replica whose master is node `master`.
+    std::size_t replica_of(std::size_t master) const {
+        const auto port = std::to_string(cluster_->node(master).port());
+        for (auto r : cluster_->replicas())
+            if (cluster_->cli(r, {"INFO", "replication"}).find("master_port:" + port + "\r") !=
+                std::string::npos)
+                return r;
+        throw std::runtime_error("no replica of node " + std::to_string(master));
+    }
+
+    static redis_cluster* cluster_;
+    redis_server standalone_;
+    std::unique_ptr<proxy::proxy_server> proxy_;
+};
+redis_cluster* proxy_cluster_restarts::cluster_ = nullptr;
+
+TEST_F(proxy_cluster_restarts, a_failover_or_a_restarted_master_of_the_follower_needs_a_sync) {
+    proxy::proxy_config cfg;
+    cfg.listen_port = 0;
+    cfg.threads = 1;
+    cfg.admin_host.clear();
+    cfg.log_level = "warn";
+    cfg.primary.connection.host = standalone_.host();
+    cfg.primary.connection.port = standalone_.port();
+    proxy::backend_config secondary;
+    secondary.cluster = true;
+    secondary.connection.host = cluster_->seed_host();
+    secondary.connection.port = cluster_->seed_port();
+    cfg.secondary = secondary;
+    cfg.initial_mode = mode::dual_write;
+    cfg.restart_check_interval = std::chrono::milliseconds(100);
+    proxy_ = std::make_unique<proxy::proxy_server>(cfg);
+    ASSERT_TRUE(proxy_->start().has_value());
+    // A first complete look: the run_ids of the three masters.
+    ASSERT_TRUE(eventually([&] {
+        const auto ids = field("secondary_run_id");
+        return std::count(ids.begin(), ids.end(), ',') == 2;
+    })) << proxy_->info();
+    raw_conn c(proxy_->port());
+    const std::string key = "{restart-watch}k";
+    const auto slot = redis_cluster::key_slot(key);
+    // A slot that moves between masters loses nothing: not a restart. The follower's next write
+    // to it meets -MOVED, which refreshes the map the watch reads.
+    const auto from = cluster_->master_of_slot(slot);
+    const auto to = cluster_->another_master(from);
+    cluster_->migrate_slot(slot, to);
+    EXPECT_TRUE(eventually([&] {
+        EXPECT_EQ(c.call({"SET", key, "moved"}), "+OK\r\n");
+        return cluster_->node(to).cli({"GET", key}) == "moved";
+    }));
+    const auto ids_after_move = field("secondary_run_id");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // five checks of the new map
+    EXPECT_EQ(field("secondary_restarts"), "0") << proxy_->info();
+    EXPECT_EQ(field("secondary_needs_sync"), "0");
+    EXPECT_EQ(field("secondary_run_id"), ids_after_move);
+
+    // A failover: the replica of the slot's master takes over its slots.
+    const auto promoted = replica_of(to);
+    cluster_->failover(promoted);
+    EXPECT_TRUE(eventually(
+        [&] {
+            c.call({"SET", key, "after-failover"});  // lets the follower meet the new map
+            return field("secondary_restarts") == "1";
+        },
+        std::chrono::seconds(20)))
+        << proxy_->info();
+    EXPECT_EQ(field("secondary_needs_sync"), "1");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // one failover, one restart
+    EXPECT_EQ(field("secondary_restarts"), "1") << proxy_->info();
+    auto r = proxy_->set_mode(mode::secondary_primary, false);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("PROXY SYNC"), std::string::npos) << r.error();
+
+    // A master that restarts in place (same address, new run_id; without persistence its data
+    // is gone).
+    const auto other = cluster_->another_master(promoted);
+    cluster_->kill_node(other);
+    cluster_->restart_node(other);
+    cluster_->wait_until_stable();
+    EXPECT_TRUE(eventually(
+        [&] {
+            c.call({"SET", key, "after-restart"});
+            return std::stoi("0" + field("secondary_restarts")) >= 2;
+        },
+        std::chrono::seconds(20)))
+        << proxy_->info();
+
+    // A PROXY SYNC that started after them clears the flag.
+    EXPECT_EQ(c.call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
+    EXPECT_TRUE(
+        eventually([&] { return field("secondary_needs_sync") == "0"; }, std::chrono::seconds(30)))
+        << proxy_->info();
+    EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
 }
 
 }  // namespace
