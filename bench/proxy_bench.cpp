@@ -17,6 +17,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
@@ -204,8 +205,6 @@ struct numbers {
     double servers_us = nan;  // both redis-servers' CPU time per request, µs
 };
 
-// CPU time of every thread of `pid` so far, in ns (sum of /proc/pid/task/*/schedstat field 1).
-// Robust where requests/s is not: it does not depend on what else runs on the machine.
 // Pins every thread of a process to one CPU (threads it starts later inherit it).
 void pin_process(pid_t pid, int cpu) {
     cpu_set_t set;
@@ -214,13 +213,17 @@ void pin_process(pid_t pid, int cpu) {
     std::error_code ec;
     for (const auto& task : fs::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
         const pid_t tid = std::stoi(task.path().filename().string());
-        if (::sched_setaffinity(tid, sizeof set, &set) != 0)
-            throw std::runtime_error(fmt::format("cannot pin {} to CPU {}", pid, cpu));
+        // A thread that ended meanwhile (ESRCH) needs no pinning.
+        if (::sched_setaffinity(tid, sizeof set, &set) != 0 && errno != ESRCH)
+            throw std::runtime_error(
+                fmt::format("cannot pin {} to CPU {}: {}", pid, cpu, std::strerror(errno)));
     }
     if (ec)
         throw std::runtime_error(fmt::format("cannot list the threads of {}", pid));
 }
 
+// CPU time of every thread of `pid` so far, in ns (sum of /proc/pid/task/*/schedstat field 1).
+// Robust where requests/s is not: it does not depend on what else runs on the machine.
 double cpu_ns(pid_t pid) {
     double total = 0;
     std::error_code ec;

@@ -82,8 +82,15 @@ class pubsub_shadow {
         clock::time_point now,
         std::chrono::system_clock::time_point wall = std::chrono::system_clock::now());
     // A new session after close() (the other side's connection is back, the shadow mode is on
-    // again): records count again. The counters carry on.
-    void reopen() noexcept { closed_ = false; }
+    // again; nothing to do when it was never closed). Messages that arrive within one window
+    // from `now` are still matched, but one left without a twin is counted unverified instead of
+    // reported: its twin may have come while closed. (Dropping them on arrival would split the
+    // two copies of a message sent across that boundary.) The counters carry on.
+    void reopen(clock::time_point now) noexcept {
+        if (closed_)
+            settle_until_ = now + options_.window;
+        closed_ = false;
+    }
 
     void set_window(clock::duration window) noexcept { options_.window = window; }
     [[nodiscard]] clock::duration window() const noexcept { return options_.window; }
@@ -129,6 +136,7 @@ class pubsub_shadow {
     std::size_t pending_ = 0;        // waiting messages, both sides
     std::size_t reported_held_ = 0;  // reported messages kept for late copies
     bool closed_ = false;
+    clock::time_point settle_until_{};  // reopen(): unmatched arrivals before it not reported
     stats stats_;
 };
 

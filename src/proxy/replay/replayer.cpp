@@ -318,7 +318,9 @@ struct replayer::engine {
         metrics.full_resync.set(0);
         arm_tick();
         thread = std::thread([this] {
-            obs::name_this_thread("rp-follow-" + cfg.metrics_target);
+            std::string name = "rp-follow-";  // "rp-follow-sec": 15 bytes at most
+            name.append(cfg.metrics_target, 0, 3);
+            obs::name_this_thread(name);
             ioc.run();
         });
     }

@@ -41,12 +41,10 @@ pubsub_hub::pubsub_hub(worker& w, side s) : w_(w), side_(s), shadow_timer_(w.ioc
 
 pubsub_hub::~pubsub_hub() {
     shadow_timer_.cancel();
-    for (auto* c : {&conn_, &shadow_conn_}) {
-        if (*c) {
-            (*c)->set_close_handler(nullptr);
-            (*c)->set_push_handler(nullptr);
-            (*c)->close();
-        }
+    if (conn_) {
+        conn_->set_close_handler(nullptr);
+        conn_->set_push_handler(nullptr);
+        conn_->close();
     }
     for (auto& [node, l] : links_) {
         if (l.conn) {
@@ -55,11 +53,7 @@ pubsub_hub::~pubsub_hub() {
             l.conn->close();
         }
     }
-    for (auto& [node, l] : shadow_links_) {
-        l.conn->set_close_handler(nullptr);
-        l.conn->set_push_handler(nullptr);
-        l.conn->close();
-    }
+    close_twins();
 }
 
 bool pubsub_hub::shards_per_node() const {
@@ -82,7 +76,17 @@ void pubsub_hub::shadow_tick() {
             window += lag;
         }
         shadow_.set_window(window);
-        report(shadow_.sweep(std::chrono::steady_clock::now()));
+        const auto now = std::chrono::steady_clock::now();
+        report(shadow_.sweep(now));
+        // Twins the other side refused: asked again every 10 s (an ACL fixed, a cluster up).
+        for (auto& [name, asked] : twin_refused_) {
+            if (now - asked < std::chrono::seconds(10))
+                continue;
+            asked = now;
+            for (int k = 0; k < 3; ++k)
+                if (entries_[k].contains(name))
+                    send_shadow(k_sub_verb[k], name);
+        }
     }
     if (any) {
         timer_armed_ = true;
@@ -98,112 +102,185 @@ void pubsub_hub::shadow_tick() {
 }
 
 void pubsub_hub::shadow_on(bool on) {
-    if (on == shadowing_ && (!on || (shadow_conn_ && shadow_conn_->usable())))
+    if (on && shadowing_ && shadow_seed_.conn && shadow_seed_.conn->usable())
         return;
     if (!on) {
+        if (!shadowing_ && !shadow_seed_.conn && shadow_links_.empty())
+            return;
         shadowing_ = false;
         report(shadow_.close(std::chrono::steady_clock::now()));
-        if (shadow_conn_) {
-            shadow_conn_->set_close_handler(nullptr);
-            shadow_conn_->close();
-            shadow_conn_.reset();
-        }
-        for (auto& [node, l] : std::exchange(shadow_links_, {})) {
-            l.conn->set_close_handler(nullptr);
-            l.conn->set_push_handler(nullptr);
-            l.conn->close();
-        }
+        close_twins();
         return;
     }
+    close_twins();  // a seed that was lost: start over on fresh connections
+    if (shadow_gen_++ > 0)
+        report(shadow_.close(std::chrono::steady_clock::now()));  // an earlier session's leftovers
     const side other = other_side(side_);
-    shadow_conn_ = std::make_shared<upstream>(w_.ioc(), w_.shared().endpoint(other, 3));
-    shadow_conn_->set_push_handler([this](std::string_view f) { on_shadow_push(f); });
-    shadow_conn_->set_close_handler([this] {
-        // Messages in the window can no longer be verified; resubscribed at the next tick.
-        report(shadow_.close(std::chrono::steady_clock::now()));
-        shadowing_ = false;
-    });
-    shadow_conn_->start();
+    shadow_seed_.conn = std::make_shared<upstream>(w_.ioc(), w_.shared().endpoint(other, 3));
+    shadow_seed_.conn->set_push_handler([this](std::string_view f) { on_twin_push({}, f); });
+    // Messages in the window can no longer be verified; everything starts over at the next tick.
+    shadow_seed_.conn->set_close_handler([this] { restart_shadow(false); });
+    shadow_seed_.conn->start();
     shadowing_ = true;
-    shadow_.reopen();  // after an earlier close (a lost connection, the mode switched back)
+    // After an earlier close (a lost connection, the mode switched back): what arrives within a
+    // window from now may have a twin that was never recorded, so it is not compared.
+    shadow_.reopen(std::chrono::steady_clock::now());
     for (int k = 0; k < 3; ++k)
         for (auto& [name, e] : entries_[k]) {
-            auto* target = shadow_target(static_cast<sub_kind>(k) == sub_kind::shard, name);
-            if (target == nullptr)
-                continue;
-            std::string cmd;
-            resp::append_command(cmd, {k_sub_verb[k], name});
-            target->send_unreplied(cmd);
-            shadow_.subscribe(name);
+            send_shadow(k_sub_verb[k], name);
+            if (!shadowing_)
+                return;  // no slot map yet: restarted
         }
+}
+
+void pubsub_hub::close_twins() {
+    twin_refused_.clear();
+    auto close = [](twin_conn& t) {
+        if (t.conn) {
+            t.conn->set_close_handler(nullptr);
+            t.conn->set_push_handler(nullptr);
+            t.conn->close();
+        }
+        t.conn.reset();
+        t.sent.clear();
+    };
+    close(shadow_seed_);
+    for (auto& [node, l] : shadow_links_)
+        close(l);
+    shadow_links_.clear();
 }
 
 bool pubsub_hub::shadow_shards_per_node() const {
     return w_.shared().backend_cfg(other_side(side_)).cluster;
 }
 
-upstream* pubsub_hub::shadow_target(bool shard, const std::string& name) {
-    if (!shard || !shadow_shards_per_node())
-        return shadow_conn_ && shadow_conn_->usable() ? shadow_conn_.get() : nullptr;
+pubsub_hub::twin_conn* pubsub_hub::twin_by_key(const std::string& key) {
+    if (key.empty())
+        return &shadow_seed_;
+    auto it = shadow_links_.find(key);
+    return it == shadow_links_.end() ? nullptr : &it->second;
+}
+
+pubsub_hub::twin_conn* pubsub_hub::shadow_target(bool shard, const std::string& name,
+                                                 std::string* key_out) {
+    if (!shard || !shadow_shards_per_node()) {
+        if (key_out != nullptr)
+            key_out->clear();
+        return shadow_seed_.conn && shadow_seed_.conn->usable() ? &shadow_seed_ : nullptr;
+    }
     const side other = other_side(side_);
     const auto node = w_.master_of(other, cluster::hash_slot(name));
     if (!node) {
-        restart_shadow();
+        restart_shadow(true);  // no slot map yet, or the slot has no owner: read it again
         return nullptr;
     }
     const auto key = node->to_string();
+    if (key_out != nullptr)
+        *key_out = key;
     auto& l = shadow_links_[key];
     if (!l.conn || !l.conn->usable()) {
-        l.unsubscribing.clear();
+        l.sent.clear();
         l.conn = std::make_shared<upstream>(w_.ioc(), w_.shared().endpoint(other, 3, &*node));
-        l.conn->set_push_handler([this, key](std::string_view f) {
-            // -MOVED/-ASK (the map was stale) or a slot that left the node (a SUNSUBSCRIBE
-            // push nobody asked for): the twin is not where the messages are.
-            if (!f.empty() && (f[0] == '-' || f[0] == '!')) {
-                restart_shadow();
-                return;
-            }
-            if (const auto v = decode_push(f); v && (*v)[0].str() == "sunsubscribe") {
-                auto it = shadow_links_.find(key);
-                if (it == shadow_links_.end())
-                    return;
-                auto& pending = it->second.unsubscribing;
-                const auto asked = std::find(pending.begin(), pending.end(), (*v)[1].str());
-                if (asked == pending.end()) {
-                    restart_shadow();
-                    return;
-                }
-                pending.erase(asked);
-                return;
-            }
-            on_shadow_push(f);
-        });
-        l.conn->set_close_handler([this] { restart_shadow(); });
+        l.conn->set_push_handler([this, key](std::string_view f) { on_twin_push(key, f); });
+        l.conn->set_close_handler([this] { restart_shadow(true); });
         l.conn->start();
     }
-    return l.conn.get();
+    return &l;
 }
 
-void pubsub_hub::restart_shadow() {
+void pubsub_hub::on_twin_push(const std::string& key, std::string_view frame) {
     if (!shadowing_)
         return;
+    twin_conn* t = twin_by_key(key);
+    if (t == nullptr)
+        return;
+    if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
+        if (t->sent.empty())
+            return;
+        auto [subscribing, name] = std::move(t->sent.front());
+        t->sent.pop_front();
+        if (!subscribing)
+            return;
+        // -MOVED/-ASK: the map was stale, the twin belongs on another master.
+        if (frame.starts_with("-MOVED ") || frame.starts_with("-ASK "))
+            restart_shadow(true);
+        else
+            twin_refused(name, frame);
+        return;
+    }
+    const auto decoded = decode_push(frame);
+    if (!decoded || !(*decoded)[1].is_string())
+        return;
+    const auto& v = *decoded;
+    const auto& kind = v[0].str();
+    const auto& name = v[1].str();
+    const auto now = std::chrono::steady_clock::now();
+    auto answered = [&](bool subscribing) {
+        for (auto it = t->sent.begin(); it != t->sent.end(); ++it)
+            if (it->first == subscribing && it->second == name) {
+                t->sent.erase(it);
+                return true;
+            }
+        return false;
+    };
+    if (kind == "message" || kind == "smessage") {
+        shadow_.record_secondary({}, name, v[2].str(), now);
+    } else if (kind == "pmessage" && v.size() >= 4) {
+        shadow_.record_secondary(name, v[2].str(), v[3].str(), now);
+    } else if (kind == "subscribe" || kind == "psubscribe" || kind == "ssubscribe") {
+        answered(true);
+        if (twin_refused_.erase(name) > 0) {
+            obs::log().info("proxy pubsub_shadow_twin_accepted name={}", name);
+            shadow_.subscribe(name);
+        }
+    } else if (kind == "unsubscribe" || kind == "punsubscribe" || kind == "sunsubscribe") {
+        // A SUNSUBSCRIBE push nobody asked for: the slot left that master (resharding,
+        // failover); the twin must follow it.
+        if (!answered(false) && kind == "sunsubscribe" && !key.empty())
+            restart_shadow(true);
+    }
+}
+
+void pubsub_hub::twin_refused(const std::string& name, std::string_view error_frame) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool first = twin_refused_.insert_or_assign(name, now).second;
+    if (first)
+        report(shadow_.unsubscribe(name, now));
+    if (now - twin_refused_logged_ > std::chrono::seconds(10)) {
+        twin_refused_logged_ = now;
+        obs::log().warn(
+            "proxy pubsub_shadow_twin_refused side={} name={} error=\"{}\" (its messages are not "
+            "compared; asked again every 10 s)",
+            side_name(other_side(side_)), name,
+            error_frame.substr(1, error_frame.find_first_of("\r\n") - 1));
+    }
+}
+
+void pubsub_hub::restart_shadow(bool refresh_map) {
+    if (!shadowing_)
+        return;
+    shadowing_ = false;  // records stop now; the posted shadow_on(false) closes the rest
     const side other = other_side(side_);
     if (const auto now = std::chrono::steady_clock::now();
         now - shadow_restart_logged_ > std::chrono::seconds(10)) {
         shadow_restart_logged_ = now;
         obs::log().info(
-            "proxy pubsub_shadow_restart side={} (a twin shard subscription moved or its node "
-            "is unreachable; messages in the window are not verified)",
+            "proxy pubsub_shadow_restart side={} (a twin subscription moved or a connection to "
+            "that side was lost; messages in the window are not verified)",
             side_name(other));
     }
-    w_.topology_changed(other);
-    if (const auto& b = w_.shared().backends[static_cast<int>(other)])
-        b->refresh_topology([] {});
-    // Off now (closing the links from inside their handlers is fine: upstream keeps itself
-    // alive while it calls them); the next tick turns it on with the map read again.
-    asio::post(w_.ioc(), [this, alive = std::weak_ptr<bool>(alive_)] {
-        if (!alive.expired())
-            shadow_on(false);
+    if (refresh_map) {
+        w_.topology_changed(other);
+        if (const auto& b = w_.shared().backends[static_cast<int>(other)])
+            b->refresh_topology([] {});
+    }
+    // Not from inside a twin connection's handler: posted (and skipped when a new session began
+    // meanwhile).
+    asio::post(w_.ioc(), [this, alive = std::weak_ptr<bool>(alive_), gen = shadow_gen_] {
+        if (alive.expired() || gen != shadow_gen_ || shadowing_)
+            return;
+        report(shadow_.close(std::chrono::steady_clock::now()));
+        close_twins();
     });
 }
 
@@ -214,21 +291,6 @@ void pubsub_hub::report(std::vector<divergence> ds) {
     // Reported from the migration's point of view: "primary" is the serving side.
     for (auto& d : ds)
         st.divergences->report(d);
-}
-
-void pubsub_hub::on_shadow_push(std::string_view frame) {
-    if (!shadowing_)
-        return;
-    const auto decoded = decode_push(frame);
-    if (!decoded)
-        return;
-    const auto& v = *decoded;
-    const auto& kind = v[0].str();
-    const auto now = std::chrono::steady_clock::now();
-    if (kind == "message" || kind == "smessage")
-        shadow_.record_secondary({}, v[1].str(), v[2].str(), now);
-    else if (kind == "pmessage" && v.size() >= 4)
-        shadow_.record_secondary(v[1].str(), v[2].str(), v[3].str(), now);
 }
 
 void pubsub_hub::ensure_connection() {
@@ -276,7 +338,7 @@ void pubsub_hub::request(sub_kind k, const std::string& name, entry& e) {
     resp::append_command(cmd, {"SSUBSCRIBE", name});
     l.conn->send_unreplied(cmd);
     l.sent.emplace_back(true, name);
-    send_shadow(cmd, "SSUBSCRIBE", name);
+    send_shadow("SSUBSCRIBE", name);
 }
 
 pubsub_hub::node_link& pubsub_hub::link(const cluster::node_address& node) {
@@ -354,20 +416,23 @@ void pubsub_hub::send(std::string_view verb, const std::string& name) {
     std::string cmd;
     resp::append_command(cmd, {verb, name});
     conn_->send_unreplied(cmd);
-    send_shadow(cmd, verb, name);
+    send_shadow(verb, name);
 }
 
-void pubsub_hub::send_shadow(std::string_view cmd, std::string_view verb, const std::string& name) {
-    const bool shard = verb == "SSUBSCRIBE" || verb == "SUNSUBSCRIBE";
-    if (auto* target = shadowing_ ? shadow_target(shard, name) : nullptr; target != nullptr) {
-        target->send_unreplied(cmd);
-        if (verb.find("UNSUB") == std::string_view::npos) {
-            shadow_.subscribe(name);
-        } else if (shard && shadow_shards_per_node()) {
-            for (auto& [node, l] : shadow_links_)
-                if (l.conn.get() == target)
-                    l.unsubscribing.push_back(name);
+void pubsub_hub::send_shadow(std::string_view verb, const std::string& name) {
+    if (shadowing_) {
+        const bool shard = verb == "SSUBSCRIBE" || verb == "SUNSUBSCRIBE";
+        const bool subscribing = verb.find("UNSUB") == std::string_view::npos;
+        if (auto* t = shadow_target(shard, name); t != nullptr) {
+            std::string cmd;
+            resp::append_command(cmd, {verb, name});
+            t->conn->send_unreplied(cmd);
+            t->sent.emplace_back(subscribing, name);
+            if (subscribing && twin_active(name))
+                shadow_.subscribe(name);
         }
+        if (!subscribing)
+            twin_refused_.erase(name);
     }
     if (!timer_armed_)
         shadow_tick();
@@ -405,11 +470,15 @@ void pubsub_hub::unsubscribe(session* s, sub_kind k, const std::string& name) {
                 resp::append_command(cmd, {"SUNSUBSCRIBE", name});
                 l->second.conn->send_unreplied(cmd);
                 l->second.sent.emplace_back(false, name);
-                send_shadow(cmd, "SUNSUBSCRIBE", name);
             }
         } else if (e.requested && conn_ && conn_->usable()) {
-            send(k_unsub_verb[static_cast<int>(k)], name);
+            std::string cmd;
+            resp::append_command(cmd, {k_unsub_verb[static_cast<int>(k)], name});
+            conn_->send_unreplied(cmd);
         }
+        // The twin goes whatever the serving side's connection is doing (it may be between a
+        // lost connection and the resubscribe).
+        send_shadow(k_unsub_verb[static_cast<int>(k)], name);
         if (shadowing_)
             report(shadow_.unsubscribe(name, std::chrono::steady_clock::now()));
         per_kind.erase(it);
@@ -449,6 +518,9 @@ void pubsub_hub::fail(sub_kind k, const std::string& name, std::string_view erro
         return;
     auto subs = std::move(it->second.subscribers);
     per_kind.erase(it);
+    send_shadow(k_unsub_verb[static_cast<int>(k)], name);  // its twin, if shadowing
+    if (shadowing_)
+        report(shadow_.unsubscribe(name, std::chrono::steady_clock::now()));
     for (auto& weak : subs)
         if (auto s = weak.lock())
             s->subscription_failed(static_cast<std::uint8_t>(k), name, error_frame);
@@ -498,15 +570,15 @@ void pubsub_hub::on_push(std::string_view frame) {
     const auto now = std::chrono::steady_clock::now();
     if (kind == "message") {
         deliver(sub_kind::channel, v[1].str(), frame);
-        if (shadowing_)
+        if (shadowing_ && twin_active(v[1].str()))
             shadow_.record_primary({}, v[1].str(), v[2].str(), now);
     } else if (kind == "pmessage" && v.size() >= 4) {
         deliver(sub_kind::pattern, v[1].str(), frame);
-        if (shadowing_)
+        if (shadowing_ && twin_active(v[1].str()))
             shadow_.record_primary(v[1].str(), v[2].str(), v[3].str(), now);
     } else if (kind == "smessage") {
         deliver(sub_kind::shard, v[1].str(), frame);
-        if (shadowing_)
+        if (shadowing_ && twin_active(v[1].str()))
             shadow_.record_primary({}, v[1].str(), v[2].str(), now);
     } else if (kind == "subscribe") {
         confirm(sub_kind::channel, v[1].str());
@@ -558,7 +630,7 @@ void pubsub_hub::on_node_push(const std::string& node, std::string_view frame) {
     };
     if (kind == "smessage") {
         deliver(sub_kind::shard, name, frame);
-        if (shadowing_)
+        if (shadowing_ && twin_active(name))
             shadow_.record_primary({}, name, v[2].str(), std::chrono::steady_clock::now());
     } else if (kind == "ssubscribe") {
         answered(true);

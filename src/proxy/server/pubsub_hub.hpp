@@ -79,22 +79,39 @@ class pubsub_hub {
     void refresh_and_resubscribe();
     void resubscribe_all();
     void send(std::string_view verb, const std::string& name);
-    void send_shadow(std::string_view cmd, std::string_view verb, const std::string& name);
+    // The twin of a (un)subscription on the other side, when shadowing (verb: the client's).
+    void send_shadow(std::string_view verb, const std::string& name);
     void deliver(sub_kind k, const std::string& name, std::string_view frame);
     void confirm(sub_kind k, const std::string& name);
     void fail(sub_kind k, const std::string& name, std::string_view error_frame);
     // Shadow modes: the same subscriptions on the other side, messages matched in a window.
     void shadow_tick();
     void shadow_on(bool on);
-    void on_shadow_push(std::string_view frame);
+    // A connection to the other side carrying twin subscriptions: the seed (channels, patterns,
+    // shard channels of a standalone side) or, on a cluster, one per master for the shard
+    // channels of its slots.
+    struct twin_conn {
+        std::shared_ptr<upstream> conn;
+        // Twin (un)subscriptions sent and not answered yet, in order: true for SUBSCRIBE,
+        // PSUBSCRIBE, SSUBSCRIBE. Each gets one reply, a push or an error.
+        std::deque<std::pair<bool, std::string>> sent;
+    };
     [[nodiscard]] bool shadow_shards_per_node() const;
-    // Where the twin subscription of `name` goes: the other side's seed connection, or for a
-    // shard channel of a cluster other side the link to its slot's master; nullptr when there is
-    // none yet (no slot map: the shadow restarts once the map is read).
-    upstream* shadow_target(bool shard, const std::string& name);
-    // A twin subscription was refused or moved (-MOVED, a slot that left its node) or a link
-    // closed: what the window holds can no longer be verified; start over with a fresh map.
-    void restart_shadow();
+    // Where the twin of `name` goes (nullptr: nowhere yet; with no slot map for a cluster other
+    // side the shadow restarts once the map is read). `key` is "" for the seed, else the node.
+    twin_conn* shadow_target(bool shard, const std::string& name, std::string* key = nullptr);
+    twin_conn* twin_by_key(const std::string& key);
+    void on_twin_push(const std::string& key, std::string_view frame);
+    // The other side refused a twin (NOPERM, CLUSTERDOWN ...): the name is not verified, and
+    // asked again every 10 s, until the other side accepts it.
+    void twin_refused(const std::string& name, std::string_view error_frame);
+    // The shadow's view is wrong (a twin moved, a link was lost): off now, on again at the next
+    // tick with the slot map read again (refresh_map).
+    void restart_shadow(bool refresh_map);
+    void close_twins();
+    [[nodiscard]] bool twin_active(std::string_view name) const {
+        return !twin_refused_.contains(std::string(name));
+    }
     void report(std::vector<divergence> ds);
 
     worker& w_;
@@ -107,14 +124,13 @@ class pubsub_hub {
     void fail_oldest(std::string_view error_frame);
     std::map<std::string, node_link> links_;  // by node address ("host:port")
     bool refresh_pending_ = false;
-    std::shared_ptr<upstream> shadow_conn_;
-    // A cluster other side: the twin subscriptions of shard channels, per master.
-    struct shadow_link {
-        std::shared_ptr<upstream> conn;
-        std::deque<std::string> unsubscribing;  // SUNSUBSCRIBE sent, reply not seen yet
-    };
-    std::map<std::string, shadow_link> shadow_links_;  // by node address ("host:port")
+    twin_conn shadow_seed_;
+    std::map<std::string, twin_conn> shadow_links_;  // cluster other side, by node ("host:port")
+    // Names whose twin the other side refused, and when it was last asked.
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> twin_refused_;
     std::chrono::steady_clock::time_point shadow_restart_logged_{};
+    std::chrono::steady_clock::time_point twin_refused_logged_{};
+    std::uint64_t shadow_gen_ = 0;  // bumped by every shadow_on(true)
     bool shadowing_ = false;
     pubsub_shadow shadow_;
     asio::steady_timer shadow_timer_;

@@ -745,10 +745,21 @@ void bulk_sync::check_extra_keys(const run_ptr& r, std::vector<std::string> keys
                                      });
                         });
                     };
-                    if (auto* f = self->st_.follower_of(r->source))
-                        f->when_applied(keys[i], std::move(recheck));
-                    else
-                        recheck();
+                    // Once no write to the key is in flight on the serving side and the follower
+                    // applied what it held: a DEL executed there whose reply had not reached the
+                    // proxy yet would be queued only after a plain when_applied() fired. A key
+                    // written all along is unstable, not extra.
+                    when_settled(
+                        self->st_.control, self->st_.follower_of(r->source), keys[i],
+                        [self, r, recheck = std::move(recheck)](bool settled) mutable {
+                            if (settled) {
+                                recheck();
+                                return;
+                            }
+                            self->add(r, &sync_progress::unstable);
+                            --self->in_flight_;
+                        },
+                        std::chrono::steady_clock::now() + std::chrono::seconds(2));
                 }
             });
 }

@@ -125,7 +125,10 @@ std::vector<divergence> pubsub_shadow::expire(clock::time_point now,
         for (const origin from : {origin::primary, origin::secondary}) {
             side& s = from == origin::primary ? it->second.primary : it->second.secondary;
             for (auto w = s.waiting.begin(); w != s.waiting.end();) {
-                if (now - w->t > options_.window) {
+                if (now - w->t > options_.window && w->t < settle_until_) {
+                    // Arrived within a window of a reopen: its twin may have come while closed.
+                    ++stats_.unverified;
+                } else if (now - w->t > options_.window) {
                     divergence d;
                     d.command = pattern.empty() ? "subscribe" : "psubscribe";
                     d.key = channel;

@@ -448,13 +448,18 @@ TEST_F(proxy_pubsub_shadow, the_comparison_resumes_after_the_shadow_mode_comes_b
     raw_conn pub(proxy_->port());
     EXPECT_EQ(pub.call({"PUBLISH", "news", "both"}), ":1\r\n");
     EXPECT_TRUE(sub.frame().has_value());
-    primary_.cli({"PUBLISH", "news", "only-primary"});
-    EXPECT_TRUE(sub.frame().has_value());
-    EXPECT_TRUE(eventually([&] { return info_field("divergence_data_mismatch") == "1"; }))
-        << recent_divergences();
+    // Unmatched messages of the first window after the shadow came back are not reported (their
+    // twins may have come while it was off): bypass the proxy until one is.
+    int bypassed = 0;
+    EXPECT_TRUE(eventually([&] {
+        primary_.cli({"PUBLISH", "news", "only-primary-" + std::to_string(++bypassed)});
+        EXPECT_TRUE(sub.frame().has_value());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        return info_field("divergence_data_mismatch") != "0";
+    })) << recent_divergences();
     std::this_thread::sleep_for(std::chrono::milliseconds(900));
-    EXPECT_EQ(info_field("divergence_data_mismatch"), "1") << recent_divergences();
     EXPECT_EQ(info_field("divergence_extra_data"), "0") << recent_divergences();
+    EXPECT_EQ(info_field("divergence_migration_gap"), "0") << recent_divergences();
 }
 
 }  // namespace

@@ -237,15 +237,22 @@ TEST(pubsub_shadow, reopen_after_close_compares_again) {
     auto s = make();
     s.record_primary("", "c", "a", t0);
     EXPECT_TRUE(s.close(t0 + 1s, wall).empty());
-    s.reopen();
+    s.reopen(t0 + 2s);
     s.subscribe("c");
-    s.record_primary("", "c", "b", t0 + 2s);
-    s.record_secondary("", "c", "b", t0 + 2100ms);
-    s.record_primary("", "c", "only-primary", t0 + 3s);
-    const auto out = s.sweep(t0 + 10s, wall);
+    // Within a window of the reopen: matched if its twin comes, never reported if not (its twin
+    // may have come while closed), even when the twin comes after the window's end.
+    s.record_secondary("", "c", "sent-while-closed", t0 + 2500ms);
+    s.record_primary("", "c", "straddles", t0 + 3900ms);
+    s.record_secondary("", "c", "straddles", t0 + 4100ms);
+    EXPECT_TRUE(s.sweep(t0 + 4500ms, wall).empty());
+    EXPECT_EQ(s.pending(), 1U);  // sent-while-closed, still inside its window
+    s.record_primary("", "c", "b", t0 + 5s);
+    s.record_secondary("", "c", "b", t0 + 5100ms);
+    s.record_primary("", "c", "only-primary", t0 + 6s);
+    const auto out = s.sweep(t0 + 20s, wall);
     ASSERT_EQ(out.size(), 1U);
     EXPECT_EQ(out[0].primary, "only-primary");
-    EXPECT_EQ(s.counters().matched, 1U);
+    EXPECT_EQ(s.counters().matched, 2U);
 }
 
 TEST(pubsub_shadow, pending_messages_are_bounded) {
