@@ -79,14 +79,16 @@ void pubsub_hub::shadow_tick() {
         const auto now = std::chrono::steady_clock::now();
         report(shadow_.sweep(now));
         // Twins the other side refused: asked again every 10 s (an ACL fixed, a cluster up).
-        for (auto& [name, asked] : twin_refused_) {
-            if (now - asked < std::chrono::seconds(10))
-                continue;
-            asked = now;
-            for (int k = 0; k < 3; ++k)
+        std::vector<std::string> again;
+        for (auto& [name, asked] : twin_refused_)
+            if (now - asked >= std::chrono::seconds(10)) {
+                asked = now;
+                again.push_back(name);
+            }
+        for (const auto& name : again)
+            for (int k = 0; k < 3 && shadowing_; ++k)
                 if (entries_[k].contains(name))
                     send_shadow(k_sub_verb[k], name);
-        }
     }
     if (any) {
         timer_armed_ = true;
@@ -171,7 +173,10 @@ pubsub_hub::twin_conn* pubsub_hub::shadow_target(bool shard, const std::string& 
     const side other = other_side(side_);
     const auto node = w_.master_of(other, cluster::hash_slot(name));
     if (!node) {
-        restart_shadow(true);  // no slot map yet, or the slot has no owner: read it again
+        if (w_.masters(other).empty())
+            restart_shadow(true);  // no slot map yet: read it, start over
+        else
+            twin_refused(name, "-ERR no master serves the channel's slot\r\n");
         return nullptr;
     }
     const auto key = node->to_string();
