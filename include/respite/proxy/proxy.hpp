@@ -72,10 +72,7 @@ struct proxy_config {
     std::chrono::milliseconds pubsub_compare_window = 2s;
 
     // Secondary writes.
-    // Ordered lanes (one connection each) to the follower; 0: 1 for a standalone follower (one
-    // server runs one command at a time: one connection sends fewer, larger writes), 4 for a
-    // Redis Cluster (lanes by slot reach different nodes in parallel).
-    std::size_t replay_lanes = 0;
+    std::size_t replay_lanes = 4;
     std::size_t replay_max_queued_bytes = 64U << 20;
     std::size_t replay_max_dirty_keys = 1'000'000;
     // Keys copied per second at most by repairs and PROXY SYNC (0: unlimited).

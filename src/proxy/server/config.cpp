@@ -126,11 +126,9 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
                    "Seconds a Pub/Sub message may wait for its shadow twin")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    app.add_option("--replay-lanes", cfg.replay_lanes,
-                   "Ordered lanes (connections) to the follower; 0: 1 for a standalone follower, "
-                   "4 for a Redis Cluster")
+    app.add_option("--replay-lanes", cfg.replay_lanes, "Ordered lanes to the follower")
         ->capture_default_str()
-        ->check(CLI::Range(0, 256));
+        ->check(CLI::Range(1, 256));
     app.add_option("--replay-max-queued-bytes", cfg.replay_max_queued_bytes,
                    "Follower queue budget; beyond it keys are marked dirty and repaired")
         ->capture_default_str()

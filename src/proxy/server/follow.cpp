@@ -94,12 +94,12 @@ bool append_keys(const shared_state& st, const command_class& c,
 std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
     const side source = other_side(target);
     replayer_config rc;
-    const backend_config bc = st.backend_cfg(target);
-    rc.lanes = st.cfg.replay_lanes != 0 ? st.cfg.replay_lanes : bc.cluster ? 4 : 1;
+    rc.lanes = st.cfg.replay_lanes;
     rc.max_queued_bytes = st.cfg.replay_max_queued_bytes;
     rc.max_dirty_keys = st.cfg.replay_max_dirty_keys;
     rc.repair_rate = st.cfg.repair_rate;
     rc.metrics_target = side_name(target);
+    const backend_config bc = st.backend_cfg(target);
     auto factory = [bc, target](asio::io_context& ioc, std::size_t lane) {
         client::client_config cc;
         cc.connection = bc.connection;
