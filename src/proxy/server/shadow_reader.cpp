@@ -36,7 +36,17 @@ void when_settled(asio::io_context* ioc, replayer* r, std::string key,
     }
     if (!r->writes_in_flight(key) && !r->awaiting_repair(key)) {
         auto shared = std::make_shared<std::move_only_function<void(bool)>>(std::move(fn));
-        r->when_applied(key, [shared] { (*shared)(true); });
+        r->when_applied(key, [ioc, r, key, shared, deadline]() mutable {
+            // What was applied meanwhile may have made the key dirty (a replayed write the
+            // follower refused, a write derived from a dirty key): then it is not settled until
+            // its copy is applied too.
+            if (!r->awaiting_repair(key)) {
+                (*shared)(true);
+                return;
+            }
+            when_settled(
+                ioc, r, std::move(key), [shared](bool settled) { (*shared)(settled); }, deadline);
+        });
         return;
     }
     if (ioc == nullptr || std::chrono::steady_clock::now() >= deadline) {
