@@ -43,40 +43,29 @@ class group_job : public std::enable_shared_from_this<group_job> {
     // XINFO STREAM first (the stream's own counters and IDs), then its groups whatever it gave:
     // the two say different things.
     void start() {
-        read_serving(
-            {"XINFO", "STREAM", key_},
-            [self = shared_from_this()](std::vector<std::string> args, resp::value served) {
-                shadow_rule rule;
-                rule.mode = shadow_mode::stream_info;
-                self->st_.shadows->compare(self->serving_, std::move(args), std::move(served), rule,
-                                           [self](shadow_outcome o) {
-                                               self->each_(o);
-                                               self->groups();
-                                           });
-            });
+        compare_read({"XINFO", "STREAM", key_}, shadow_mode::stream_info,
+                     [self = shared_from_this()](shadow_outcome) { self->groups(); });
     }
 
   private:
+    using served_fn = std::move_only_function<void(std::vector<std::string>, resp::value)>;
+    using outcome_fn = std::move_only_function<void(shadow_outcome)>;
+
     void groups() {
-        read_serving(
-            {"XINFO", "GROUPS", key_},
-            [self = shared_from_this()](std::vector<std::string> args, resp::value served) {
+        auto self = shared_from_this();
+        compare_read(
+            {"XINFO", "GROUPS", key_}, shadow_mode::consumer_groups,
+            [self](shadow_outcome o) {
+                if (agreed(o))
+                    self->next_pending();
+                else
+                    self->finish();
+            },
+            [self](const resp::value& served) {
                 self->names_ = group_names(served);
                 self->compared_ = self->names_.size();
-                shadow_rule rule;
-                rule.mode = shadow_mode::consumer_groups;
-                self->st_.shadows->compare(self->serving_, std::move(args), std::move(served), rule,
-                                           [self](shadow_outcome o) {
-                                               self->each_(o);
-                                               if (agreed(o))
-                                                   self->next_pending();
-                                               else
-                                                   self->finish();
-                                           });
             });
     }
-
-    using served_fn = std::move_only_function<void(std::vector<std::string>, resp::value)>;
 
     // The XPENDING summary of the next group, compared exactly.
     void next_pending() {
@@ -84,17 +73,27 @@ class group_job : public std::enable_shared_from_this<group_job> {
             finish();
             return;
         }
-        read_serving(
-            {"XPENDING", key_, names_[next_++]},
-            [self = shared_from_this()](std::vector<std::string> args, resp::value served) {
-                shadow_rule rule;
-                rule.mode = shadow_mode::exact;
-                self->st_.shadows->compare(self->serving_, std::move(args), std::move(served), rule,
-                                           [self](shadow_outcome o) {
-                                               self->each_(o);
-                                               self->next_pending();
-                                           });
-            });
+        compare_read({"XPENDING", key_, names_[next_++]}, shadow_mode::exact,
+                     [self = shared_from_this()](shadow_outcome) { self->next_pending(); });
+    }
+
+    // Reads args on the serving side (`seen` looks at the answer first), compares it with the
+    // other side under `mode`, counts the outcome (each_), then `then(outcome)`.
+    void compare_read(std::vector<std::string> args, shadow_mode mode, outcome_fn then,
+                      std::function<void(const resp::value&)> seen = {}) {
+        read_serving(std::move(args), [self = shared_from_this(), mode, then = std::move(then),
+                                       seen = std::move(seen)](std::vector<std::string> args,
+                                                               resp::value served) mutable {
+            if (seen)
+                seen(served);
+            shadow_rule rule;
+            rule.mode = mode;
+            self->st_.shadows->compare(self->serving_, std::move(args), std::move(served), rule,
+                                       [self, then = std::move(then)](shadow_outcome o) mutable {
+                                           self->each_(o);
+                                           then(o);
+                                       });
+        });
     }
 
     // then(args, reply) with the serving side's answer. An error reply means the stream or the

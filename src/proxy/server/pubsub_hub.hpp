@@ -109,8 +109,8 @@ class pubsub_hub {
     // tick with the slot map read again (refresh_map).
     void restart_shadow(bool refresh_map);
     void close_twins();
-    [[nodiscard]] bool twin_active(std::string_view name) const {
-        return !twin_refused_.contains(std::string(name));
+    [[nodiscard]] bool twin_active(const std::string& name) const {
+        return twin_refused_.empty() || !twin_refused_.contains(name);
     }
     void report(std::vector<divergence> ds);
 

@@ -70,10 +70,8 @@ void restart_watch::check() {
         if (b->is_cluster()) {
             read_cluster(s, [self = shared_from_this(), s](cluster_view v) {
                 asio::post(self->control_, [self, s, v = std::move(v)]() mutable {
-                    if (self->stopped_)
-                        return;
-                    const auto plan = plan_of(self->st_.current.load(std::memory_order_acquire));
-                    self->on_cluster_view(s, std::move(v), plan.follower && plan.serving != s);
+                    if (!self->stopped_)
+                        self->on_cluster_view(s, std::move(v), self->follows(s));
                 });
             });
             continue;
@@ -92,10 +90,13 @@ void restart_watch::check() {
 }
 
 void restart_watch::on_run_id(side s, std::string run_id) {
-    if (stopped_)
-        return;
+    if (!stopped_)
+        observe(s, std::move(run_id), follows(s));
+}
+
+bool restart_watch::follows(side s) const {
     const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
-    observe(s, std::move(run_id), plan.follower && plan.serving != s);
+    return plan.follower && plan.serving != s;
 }
 
 void restart_watch::read_cluster(side s, std::function<void(cluster_view)> done) {

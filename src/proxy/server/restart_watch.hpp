@@ -78,6 +78,8 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
     void check();
     void schedule();
     void on_run_id(side s, std::string run_id);
+    // Side s follows the serving side now (its restarts flag it).
+    [[nodiscard]] bool follows(side s) const;
     void observe(side s, std::string run_id, bool follows);
 
     asio::io_context& control_;

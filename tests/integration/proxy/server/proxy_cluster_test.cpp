@@ -532,18 +532,40 @@ TEST_F(proxy_cluster_pinned, pubsub_shadow_compares_shard_channels_of_a_cluster)
     EXPECT_TRUE(info_has("divergence_extra_data:0\r\n")) << proxy_->info();
 }
 
+// The index of the cluster's seed node (where the shadow's seed connection goes).
+std::size_t seed_index(redis_cluster& c) {
+    for (auto i : c.masters())
+        if (c.node(i).port() == c.seed_port())
+            return i;
+    return 0;
+}
+
+// A shard channel of a master other than the seed.
+std::string channel_off_seed(redis_cluster& c, std::string_view suffix) {
+    const auto seed = seed_index(c);
+    for (const auto& [node, tag] : shard_tag_per_master(c))
+        if (node != seed)
+            return tag + std::string(suffix);
+    return {};
+}
+
+proxy::proxy_config shadow_into_cluster(const redis_server& primary,
+                                        proxy::backend_config cluster) {
+    proxy::proxy_config cfg;
+    proxy::backend_config p;
+    p.connection.host = primary.host();
+    p.connection.port = primary.port();
+    cfg.primary = p;
+    cfg.secondary = std::move(cluster);
+    cfg.initial_mode = mode::dual_write_shadow;
+    cfg.pubsub_compare_window = std::chrono::milliseconds(300);
+    return cfg;
+}
+
 // The other way round: the shadow side is the cluster. The twin subscription of a shard channel
 // must go to the master of the channel's slot there, not to the configured seed.
 TEST_F(proxy_cluster_pinned, pubsub_shadow_subscribes_shard_channels_on_the_clusters_owner) {
-    proxy::proxy_config cfg;
-    proxy::backend_config p;
-    p.connection.host = standalone_.host();
-    p.connection.port = standalone_.port();
-    cfg.primary = p;
-    cfg.secondary = cluster_backend();
-    cfg.initial_mode = mode::dual_write_shadow;
-    cfg.pubsub_compare_window = std::chrono::milliseconds(300);
-    start(cfg);
+    start(shadow_into_cluster(standalone_, cluster_backend()));
     std::vector<std::string> channels;  // one per master, the seed's included
     for (const auto& [node, tag] : shard_tag_per_master(*cluster_))
         channels.push_back(tag + "twin");
@@ -606,36 +628,6 @@ TEST_F(proxy_cluster_pinned, pubsub_shadow_subscribes_shard_channels_on_the_clus
     EXPECT_TRUE(info_has("divergence_extra_data:0\r\n")) << proxy_->info();
     EXPECT_TRUE(info_has("divergence_migration_gap:0\r\n")) << proxy_->info();
     cluster_->migrate_slot(slot, from);
-}
-
-// The index of the cluster's seed node (where the shadow's seed connection goes).
-std::size_t seed_index(redis_cluster& c) {
-    for (auto i : c.masters())
-        if (c.node(i).port() == c.seed_port())
-            return i;
-    return 0;
-}
-
-// A shard channel of a master other than the seed.
-std::string channel_off_seed(redis_cluster& c, std::string_view suffix) {
-    const auto seed = seed_index(c);
-    for (const auto& [node, tag] : shard_tag_per_master(c))
-        if (node != seed)
-            return tag + std::string(suffix);
-    return {};
-}
-
-proxy::proxy_config shadow_into_cluster(const redis_server& primary,
-                                        proxy::backend_config cluster) {
-    proxy::proxy_config cfg;
-    proxy::backend_config p;
-    p.connection.host = primary.host();
-    p.connection.port = primary.port();
-    cfg.primary = p;
-    cfg.secondary = std::move(cluster);
-    cfg.initial_mode = mode::dual_write_shadow;
-    cfg.pubsub_compare_window = std::chrono::milliseconds(300);
-    return cfg;
 }
 
 // The seed's shadow connection drops and the mode leaves dual-write-shadow before the next tick:
@@ -995,6 +987,17 @@ class proxy_cluster_sync : public proxy_cluster {
     }
     // Keys whose value (DEBUG DIGEST-VALUE) or consumer groups differ between the standalone
     // server and the cluster; empty when they hold the same.
+    // Every key of `keys` reaches the standalone server with the cluster's value, and no other.
+    void expect_copied_to_standalone(const std::vector<std::string>& keys) {
+        std::string diff;
+        EXPECT_TRUE(eventually(
+            [&] {
+                diff = differences(keys);
+                return diff.empty() && std::stoul(standalone_.cli({"DBSIZE"})) == keys.size();
+            },
+            std::chrono::seconds(30)))
+            << "differ: " << diff << " standalone keys " << standalone_.cli({"DBSIZE"});
+    }
     std::string differences(const std::vector<std::string>& keys) {
         std::vector<std::vector<std::string>> reads;
         for (const auto& k : keys) {
@@ -1078,14 +1081,7 @@ TEST_F(proxy_cluster_sync, a_cluster_is_copied_into_a_standalone_redis_master_by
     EXPECT_GE(field(s, "sync_keys_scanned"), static_cast<long>(keys.size())) << s;
     EXPECT_EQ(field(s, "sync_pruned"), 1) << s;
     EXPECT_EQ(field(s, "sync_complete"), 1) << s;
-    std::string diff;
-    EXPECT_TRUE(eventually(
-        [&] {
-            diff = differences(keys);
-            return diff.empty() && std::stoul(standalone_.cli({"DBSIZE"})) == keys.size();
-        },
-        std::chrono::seconds(30)))
-        << "differ: " << diff << " standalone keys " << standalone_.cli({"DBSIZE"});
+    expect_copied_to_standalone(keys);
     // VERIFY from the cluster: every master's keys compared with the standalone server.
     const auto v = run("VERIFY");
     EXPECT_EQ(field(v, "verify_keys_scanned"), static_cast<long>(keys.size())) << v;
@@ -1178,14 +1174,7 @@ TEST_F(proxy_cluster_sync, a_scan_racing_a_slot_migration_still_copies_every_key
         << s;
     ASSERT_TRUE(raced) << "the pass ended before the migration began: " << mid;
     EXPECT_GE(field(s, "sync_rescans"), 1) << s;
-    std::string diff;
-    EXPECT_TRUE(eventually(
-        [&] {
-            diff = differences(keys);
-            return diff.empty() && std::stoul(standalone_.cli({"DBSIZE"})) == keys.size();
-        },
-        std::chrono::seconds(30)))
-        << "differ: " << diff << " standalone keys " << standalone_.cli({"DBSIZE"});
+    expect_copied_to_standalone(keys);
     const auto metrics = http(proxy_->admin_port(), "GET", "/metrics");
     EXPECT_EQ(metrics.find("respite_proxy_sync_rescans_total 0"), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("respite_proxy_sync_rescans_total"), std::string::npos) << metrics;
@@ -1193,17 +1182,9 @@ TEST_F(proxy_cluster_sync, a_scan_racing_a_slot_migration_still_copies_every_key
 
 // The restart watch on a Redis Cluster follower, with a cluster of its own (replicas, failovers
 // and restarts would disturb the other suites' cluster).
-class proxy_cluster_restarts : public ::testing::Test {
+class proxy_cluster_restarts : public proxy_cluster {
   protected:
     static void SetUpTestSuite() { cluster_ = new redis_cluster(redis_cluster_options{}); }
-    static void TearDownTestSuite() {
-        delete cluster_;
-        cluster_ = nullptr;
-    }
-    void TearDown() override {
-        if (proxy_)
-            proxy_->stop();
-    }
     std::string field(std::string_view name) const {
         const auto text = proxy_->info();
         const auto key = "\n" + std::string(name) + ":";
@@ -1222,30 +1203,16 @@ class proxy_cluster_restarts : public ::testing::Test {
                 return r;
         throw std::runtime_error("no replica of node " + std::to_string(master));
     }
-
-    static redis_cluster* cluster_;
-    redis_server standalone_;
-    std::unique_ptr<proxy::proxy_server> proxy_;
 };
-redis_cluster* proxy_cluster_restarts::cluster_ = nullptr;
 
 TEST_F(proxy_cluster_restarts, a_failover_or_a_restarted_master_of_the_follower_needs_a_sync) {
     proxy::proxy_config cfg;
-    cfg.listen_port = 0;
-    cfg.threads = 1;
-    cfg.admin_host.clear();
-    cfg.log_level = "warn";
     cfg.primary.connection.host = standalone_.host();
     cfg.primary.connection.port = standalone_.port();
-    proxy::backend_config secondary;
-    secondary.cluster = true;
-    secondary.connection.host = cluster_->seed_host();
-    secondary.connection.port = cluster_->seed_port();
-    cfg.secondary = secondary;
+    cfg.secondary = cluster_backend();
     cfg.initial_mode = mode::dual_write;
     cfg.restart_check_interval = std::chrono::milliseconds(100);
-    proxy_ = std::make_unique<proxy::proxy_server>(cfg);
-    ASSERT_TRUE(proxy_->start().has_value());
+    start(cfg);
     // A first complete look: the run_ids of the three masters.
     ASSERT_TRUE(eventually([&] {
         const auto ids = field("secondary_run_id");
