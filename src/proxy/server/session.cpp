@@ -565,14 +565,14 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         return true;
     }
 
-    auto u = pinned_ ? pinned_ : w_.shared_upstream(serving, proto_);
-    if (!u) {
+    upstream* u = pinned_ ? pinned_.get() : w_.shared_upstream_ptr(serving, proto_);
+    if (u == nullptr) {
         reply_error("ERR proxy: serving backend unavailable");
         return true;
     }
     std::unique_ptr<slot_ctx> ctx;
     if (c.kind == route::write) {
-        ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(u.get()), false);
+        ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(u), false);
     } else if (c.kind == route::read && plan.shadow && shadow_wanted(st_, c, args)) {
         ctx = std::make_unique<slot_ctx>();
         ctx->kind = ctx_kind::read_shadow;
@@ -659,11 +659,11 @@ void session::forward(upstream& u, std::span<const std::string_view> args, std::
                       std::unique_ptr<slot_ctx> ctx) {
     const auto seq = alloc_slot(std::move(ctx));
     if (!raw.empty()) {
-        u.send(raw, shared_from_this(), seq);
+        u.send(raw, *this, seq);
     } else {
         std::string encoded;
         resp::append_command(encoded, args);
-        u.send(encoded, shared_from_this(), seq);
+        u.send(encoded, *this, seq);
     }
 }
 

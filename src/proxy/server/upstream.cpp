@@ -152,13 +152,14 @@ std::shared_ptr<asio::ssl::context> make_upstream_tls(const client::tls_config& 
     return ctx;
 }
 
-void upstream::send(std::string_view command, std::shared_ptr<reply_sink> sink, std::uint64_t tag) {
+void upstream::send_to(std::string_view command, reply_sink* to, std::shared_ptr<reply_sink> owner,
+                       std::uint64_t tag) {
     if (state_ == state::closed) {
-        sink->on_failure(tag, false);
+        to->on_failure(tag, false);
         return;
     }
     out_.append(command);
-    pending_.push_back(waiter{std::move(sink), tag, false});
+    pending_.push_back(waiter{to, std::move(owner), tag});
     ++unwritten_waiters_;
     schedule_flush();
 }
@@ -275,7 +276,7 @@ void upstream::handle_frame(std::string_view frame, char type) {
     }
     waiter w = std::move(pending_.front());
     pending_.pop_front();
-    if (!w.sink) {
+    if (!w.to) {
         // A handshake reply.
         --handshake_left_;
         if (type == '-' || type == '!') {
@@ -291,7 +292,11 @@ void upstream::handle_frame(std::string_view frame, char type) {
         }
         return;
     }
-    w.sink->on_reply(w.tag, frame);
+    // `w.owner` (or a waiter ahead that was delivered already, and handed it on) keeps the sink
+    // alive through the call, even if the call ends this connection.
+    w.to->on_reply(w.tag, frame);
+    if (w.owner && !pending_.empty() && pending_.front().to == w.to && !pending_.front().owner)
+        pending_.front().owner = std::move(w.owner);
 }
 
 void upstream::close() {
@@ -314,9 +319,10 @@ void upstream::fail(std::string_view why) {
     pending_.clear();
     const std::size_t unwritten = std::min(unwritten_waiters_, waiters.size());
     const std::size_t written_end = waiters.size() - unwritten;
+    // `waiters` holds every owner until the loop ended.
     for (std::size_t i = 0; i < waiters.size(); ++i) {
-        if (waiters[i].sink)
-            waiters[i].sink->on_failure(waiters[i].tag, i < written_end);
+        if (waiters[i].to)
+            waiters[i].to->on_failure(waiters[i].tag, i < written_end);
     }
     if (on_close_) {
         auto h = std::move(on_close_);

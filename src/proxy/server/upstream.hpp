@@ -64,7 +64,21 @@ class upstream : public std::enable_shared_from_this<upstream> {
     // Starts connecting (commands sent before it completes are written after the handshake).
     void start();
     // One command, as complete RESP bytes; its reply goes to sink->on_reply(tag, ...).
-    void send(std::string_view command, std::shared_ptr<reply_sink> sink, std::uint64_t tag);
+    void send(std::string_view command, std::shared_ptr<reply_sink> sink, std::uint64_t tag) {
+        reply_sink* to = sink.get();
+        send_to(command, to, std::move(sink), tag);
+    }
+    // The same for a sink that owns itself (enable_shared_from_this): a run of consecutive
+    // commands of one sink (a client's pipeline) holds one reference, not one per command, so
+    // forwarding a command touches no atomic reference count.
+    template <class Sink>
+    void send(std::string_view command, Sink& sink, std::uint64_t tag) {
+        reply_sink* to = &sink;
+        if (!pending_.empty() && pending_.back().to == to)
+            send_to(command, to, nullptr, tag);
+        else
+            send_to(command, to, sink.shared_from_this(), tag);
+    }
     // Bytes that expect no reply in the FIFO (RESP3 pub/sub commands answered by pushes).
     void send_unreplied(std::string_view command);
     // Push frames ('>') and, on a RESP2 pub/sub connection, every frame when no command waits.
@@ -85,10 +99,15 @@ class upstream : public std::enable_shared_from_this<upstream> {
 
   private:
     struct waiter {
-        std::shared_ptr<reply_sink> sink;  // nullptr: a handshake reply
+        reply_sink* to = nullptr;  // nullptr: a handshake reply
+        // The reference that keeps `to` alive; nullptr when the waiter ahead of this one is of
+        // the same sink and holds it (it is handed on when that one's reply was delivered).
+        std::shared_ptr<reply_sink> owner;
         std::uint64_t tag = 0;
-        bool written = false;
     };
+
+    void send_to(std::string_view command, reply_sink* to, std::shared_ptr<reply_sink> owner,
+                 std::uint64_t tag);
 
     void connect();
     void schedule_flush();

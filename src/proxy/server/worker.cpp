@@ -86,6 +86,11 @@ upstream_endpoint shared_state::endpoint(side s, int protocol,
 }
 
 std::shared_ptr<upstream> worker::shared_upstream(side s, int protocol) {
+    return shared_slot(s, protocol);
+}
+
+const std::shared_ptr<upstream>& worker::shared_slot(side s, int protocol) {
+    static const std::shared_ptr<upstream> k_none;
     auto& pool = shared_pool_[static_cast<int>(s)][protocol == 3 ? 1 : 0];
     const std::size_t n = std::max<std::size_t>(1, st_.cfg.upstream_connections);
     if (pool.size() < n)
@@ -95,7 +100,7 @@ std::shared_ptr<upstream> worker::shared_upstream(side s, int protocol) {
         return slot;
     const auto now = std::chrono::steady_clock::now();
     if (slot && now - last_failure_[static_cast<int>(s)] < k_retry_after)
-        return nullptr;
+        return k_none;
     slot = std::make_shared<upstream>(ioc_, st_.endpoint(s, protocol));
     slot->set_close_handler(
         [this, s] { last_failure_[static_cast<int>(s)] = std::chrono::steady_clock::now(); });

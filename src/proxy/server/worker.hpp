@@ -135,6 +135,9 @@ class worker {
     // The shared pipelined connection to a side in a protocol (reconnected on demand), or
     // nullptr when that side is unreachable right now (recent connect failure).
     std::shared_ptr<upstream> shared_upstream(side s, int protocol);
+    // The same without a reference (none to count per forwarded command): valid until the next
+    // call of either on this worker.
+    upstream* shared_upstream_ptr(side s, int protocol) { return shared_slot(s, protocol).get(); }
     // A connection of its own (from the idle pool or new); with `node`, to that node of a
     // cluster side (pooled per node).
     std::shared_ptr<upstream> dedicated(side s, int protocol,
@@ -172,6 +175,9 @@ class worker {
     [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
 
   private:
+    // The pool slot holding the shared connection of shared_upstream (a null slot: unreachable).
+    const std::shared_ptr<upstream>& shared_slot(side s, int protocol);
+
     template <class Acceptor>
     void accept_loop(std::shared_ptr<Acceptor> acc);
     void handshake(asio::ip::tcp::socket s);
