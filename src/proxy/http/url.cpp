@@ -66,7 +66,7 @@ std::optional<http_url> parse_url(std::string_view url) {
     out.host.assign(host);
     out.host_header.assign(authority);
     if (rest.empty()) {
-        out.target = "/";
+        out.target.assign(1, '/');  // not `= "/"`: a false -Wrestrict of GCC 12
     } else if (rest.front() == '?') {
         out.target = "/" + std::string(rest);
     } else {

@@ -32,7 +32,8 @@ class chunked_job : public std::enable_shared_from_this<chunked_job> {
     void start_pass() {
         ++pass_;
         offset_ = 0;
-        cursor_ = type_ == "stream" ? "-" : "0";
+        // One character, assigned as such: GCC 12 warns falsely (-Wrestrict) on `= "0"` here.
+        cursor_.assign(1, type_ == "stream" ? '-' : '0');
         last_ = false;
         std::vector<std::string> args{std::string(size_command(type_)), key_};
         read_serving(std::move(args), [self = shared_from_this()](std::vector<std::string> args,

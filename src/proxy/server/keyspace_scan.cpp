@@ -45,14 +45,14 @@ void keyspace_scan::begin(topology_view start) {
     if (nodes_.empty())
         nodes_.emplace_back();  // a standalone Redis: exec() reaches its one node
     index_ = 0;
-    cursor_ = "0";
+    cursor_.assign(1, '0');  // not `= "0"`: a false -Wrestrict of GCC 12
     begun_ = true;
 }
 
 void keyspace_scan::restart() noexcept {
     begun_ = false;
     index_ = 0;
-    cursor_ = "0";
+    cursor_.assign(1, '0');  // not `= "0"`: a false -Wrestrict of GCC 12
 }
 
 keyspace_scan::step keyspace_scan::advance(std::string next_cursor) {
