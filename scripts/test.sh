@@ -22,7 +22,8 @@ cmake --build build/fuzz -j "$jobs"
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_TSAN=ON -DRESPITE_BENCH=OFF \
   >/dev/null
 cmake --build build/tsan -j "$jobs" --target threads_client threads_cluster support_selftest unit_obs \
-  unit_proxy_replay integration_proxy_replay integration_proxy integration_proxy_edges
+  unit_proxy_replay integration_proxy_replay integration_proxy integration_proxy_edges \
+  integration_proxy_cluster
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 for t in tests/integration/client/threads_client tests/integration/cluster/threads_cluster \
          tests/support/support_selftest tests/unit/obs/unit_obs tests/unit/proxy/replay/unit_proxy_replay \
@@ -38,6 +39,10 @@ build/tsan/tests/integration/proxy/server/integration_proxy --gtest_brief=1 \
 echo "tsan: integration_proxy_edges (sync, restarts)"
 build/tsan/tests/integration/proxy/server/integration_proxy_edges --gtest_brief=1 \
   --gtest_filter='proxy_sync.*:proxy_restart.*:proxy_state.*'
+# Redis Cluster backends: the cluster client's threads (topology refresh, per-node links) meet the
+# workers, SYNC/VERIFY's node-by-node scans, the restart watch and the pub/sub shadow's twins.
+echo "tsan: integration_proxy_cluster"
+build/tsan/tests/integration/proxy/server/integration_proxy_cluster --gtest_brief=1
 
 # 3. Everything else with g++ under ASan+UBSan; the fuzz run is one of its ctest tests.
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_SANITIZE=ON \
