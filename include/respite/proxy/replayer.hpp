@@ -155,6 +155,10 @@ class replayer {
     [[nodiscard]] bool writes_in_flight(std::string_view key) const noexcept;
     // The key is known to differ on the secondary and waits for (or is in) its repair.
     [[nodiscard]] bool awaiting_repair(std::string_view key) const;
+    // Moves whenever a write to key's stripe (or a keyspace-wide write) begins: equal values
+    // taken at two moments mean no write to the key began in between (a change may also come
+    // from another key of the stripe).
+    [[nodiscard]] std::uint64_t write_generation(std::string_view key) const noexcept;
 
     struct engine;
 

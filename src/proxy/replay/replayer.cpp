@@ -1459,6 +1459,12 @@ bool replayer::awaiting_repair(std::string_view key) const {
     return engine_->dirty.contains(key) || engine_->reading_keys.contains(std::string(key));
 }
 
+std::uint64_t replayer::write_generation(std::string_view key) const noexcept {
+    const auto& s = engine_->stripes;
+    return (std::uint64_t{s.load(stripe_table::stripe_of(key)).generation} << 32) |
+           s.load(stripe_table::global_stripe).generation;
+}
+
 bool replayer::writes_in_flight(std::string_view key) const noexcept {
     return engine_->stripes.load(stripe_table::stripe_of(key)).in_flight > 0 ||
            engine_->stripes.load(stripe_table::global_stripe).in_flight > 0;

@@ -16,6 +16,8 @@ struct shadow_reader::job {
     shadow_rule rule;
     resp::value served;
     resp::value served_again;
+    // The follower's write generation of the key when the re-check began (see recheck()).
+    std::uint64_t write_generation = 0;
     done_fn done;
 };
 
@@ -24,6 +26,10 @@ client::request request_of(const std::vector<std::string>& args) {
     client::request r;
     r.push_args(args);
     return r;
+}
+// The key's write generation on the serving side's follower (0 without one or without a key).
+std::uint64_t write_generation_of(replayer* r, const std::string& key) {
+    return r == nullptr || key.empty() ? 0 : r->write_generation(key);
 }
 }  // namespace
 
@@ -164,8 +170,12 @@ void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<
 
 void shadow_reader::recheck(const std::shared_ptr<job>& j) {
     // Report only what is stable: the serving side must read the same before and after the
-    // follower caught up with the key; a key still being written is skipped, not reported.
+    // follower caught up with the key, and no write to the key may begin in between; a key
+    // still being written is skipped, not reported. Reading the same twice is not enough: a
+    // write and its undo (APPEND then DEL) may run in between, and the other side read while
+    // the follower held only the first shows a value the serving side had for a moment.
     auto self = shared_from_this();
+    j->write_generation = write_generation_of(st_.follower_of(j->serving), j->key);
     auto served_b = st_.backends[static_cast<int>(j->serving)];
     served_b->exec(request_of(j->args), [self, j](client::result<replies_t> again) {
         if (!again || again->empty()) {
@@ -198,7 +208,9 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                     request_of(j->args), [self, j, other_value](client::result<replies_t> third) {
                         compare_options opts;
                         opts.ttl_tolerance_ms = self->st_.cfg.ttl_tolerance.count();
-                        if (!third || third->empty() ||
+                        const bool written = write_generation_of(self->st_.follower_of(j->serving),
+                                                                 j->key) != j->write_generation;
+                        if (!third || third->empty() || written ||
                             proxy::compare(j->rule, j->served_again, third->front(), opts)) {
                             self->unstable_.fetch_add(1, std::memory_order_relaxed);
                             self->results_[5]->inc();

@@ -1,6 +1,7 @@
 // Shadow reads: a sampled read served by one side is read again on the other side, compared
 // after normalisation, re-checked once the follower has applied the key's in-flight writes, and
-// only then reported. Never on the client's path: runs on the backends' threads.
+// reported only when no write to the key began during the re-check. Never on the client's path:
+// runs on the backends' threads.
 #pragma once
 
 #include <atomic>
