@@ -728,12 +728,6 @@ void session::monitor_cluster(side s, std::span<const std::string_view> args) {
     auto nodes = w_.masters(s);
     if (nodes.empty())
         return reply_error("ERR proxy: serving backend unavailable");
-    auto on_line = [weak = weak_from_this()](std::string_view frame) {
-        if (auto self = weak.lock(); self && !self->closed_) {
-            self->push_out(frame);
-            self->defer_write();  // the lines of one read in one write
-        }
-    };
     struct confirmations {
         std::size_t left = 0;
         std::string reply = "+OK\r\n";  // or the first error
@@ -754,38 +748,107 @@ void session::monitor_cluster(side s, std::span<const std::string_view> args) {
         if (!state->reply.starts_with("+") && self->monitor_gen_ == generation) {
             // A master refused or is unreachable: no partial MONITOR.
             self->close_monitors();
-            if (auto p = std::exchange(self->pinned_, nullptr))
-                p->close();
-            self->pinned_node_.reset();
-            self->sticky_pin_ = self->monitor_ = false;
+            self->monitor_ = false;
         }
         self->complete(seq, state->reply);
         self->start_write();
     };
-    std::string cmd;
-    resp::append_command(cmd, args);
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-        auto u = w_.dedicated(s, proto_, &nodes[i]);
-        u->set_push_handler(on_line);
-        u->send(cmd, std::make_shared<callback_sink>(confirmed), 0);
-        if (i == 0) {
-            pinned_ = std::move(u);
-            pinned_side_ = s;
-            pinned_node_ = nodes[0];
-        } else {
-            monitors_.push_back(std::move(u));
+    monitor_side_ = s;
+    monitor_cmd_.clear();
+    resp::append_command(monitor_cmd_, args);
+    for (const auto& node : nodes)
+        add_monitor(node, confirmed);
+    monitor_ = true;
+    if (!monitor_timer_)
+        monitor_timer_ = std::make_unique<asio::steady_timer>(w_.ioc());
+    follow_monitored_masters();
+}
+
+void session::add_monitor(const cluster::node_address& node,
+                          std::function<void(std::string_view)> confirmed) {
+    auto u = w_.dedicated(monitor_side_, proto_, &node);
+    u->set_push_handler([weak = weak_from_this()](std::string_view frame) {
+        if (auto self = weak.lock(); self && !self->closed_) {
+            self->push_out(frame);
+            self->defer_write();  // the lines of one read in one write
         }
-    }
-    sticky_pin_ = monitor_ = true;
+    });
+    u->send(monitor_cmd_, std::make_shared<callback_sink>(std::move(confirmed)), 0);
+    monitors_.push_back({node, std::move(u)});
+}
+
+void session::follow_monitored_masters() {
+    const auto generation = monitor_gen_;
+    monitor_timer_->expires_after(std::chrono::seconds(1));
+    monitor_timer_->async_wait([weak = weak_from_this(), generation](std::error_code ec) {
+        const auto self = weak.lock();
+        if (ec || !self || self->closed_ || !self->monitor_ || self->monitor_gen_ != generation)
+            return;
+        const auto masters = self->w_.masters(self->monitor_side_);
+        if (!masters.empty()) {
+            // A node that is no longer a master would stream its master's commands again (a
+            // replica's MONITOR shows what it replicates); a lost link is opened again.
+            std::vector<std::shared_ptr<upstream>> gone;
+            std::erase_if(self->monitors_, [&](monitor_link& l) {
+                const bool keep = l.conn->usable() && std::find(masters.begin(), masters.end(),
+                                                                l.node) != masters.end();
+                if (!keep) {
+                    obs::log().info("proxy monitor_link_closed node={} reason=\"{}\"",
+                                    l.node.to_string(),
+                                    l.conn->usable() ? "no longer a master" : "connection lost");
+                    gone.push_back(std::move(l.conn));
+                }
+                return !keep;
+            });
+            for (auto& u : gone)
+                u->close();  // a MONITOR connection is never reused
+            for (const auto& m : masters) {
+                const bool have = std::any_of(self->monitors_.begin(), self->monitors_.end(),
+                                              [&](const monitor_link& l) { return l.node == m; });
+                if (have)
+                    continue;
+                const auto name = m.to_string();
+                if (!self->monitor_refused_.contains(name))
+                    obs::log().info("proxy monitor_link_opened node={}", name);
+                self->add_monitor(m, [weak, m](std::string_view frame) {
+                    auto s = weak.lock();
+                    if (frame.starts_with("+")) {
+                        if (s)
+                            s->monitor_refused_.erase(m.to_string());
+                        return;
+                    }
+                    // Refused or unreachable: closed now, asked again at the next check (the
+                    // first refusal of a node is logged).
+                    if (!s || s->closed_)
+                        return;
+                    if (s->monitor_refused_.insert(m.to_string()).second)
+                        obs::log().warn("proxy monitor_link_refused node={} reply={}",
+                                        m.to_string(),
+                                        frame.substr(0, std::min<std::size_t>(frame.size(), 120)));
+                    const auto it =
+                        std::find_if(s->monitors_.begin(), s->monitors_.end(),
+                                     [&](const monitor_link& l) { return l.node == m; });
+                    if (it != s->monitors_.end()) {
+                        auto u = std::move(it->conn);
+                        s->monitors_.erase(it);
+                        u->close();
+                    }
+                });
+            }
+        }
+        self->follow_monitored_masters();
+    });
 }
 
 void session::close_monitors() {
     // close() fails pending confirmations at once, which may come back here: the list is taken
     // out first, and the generation tells a late confirmation that its MONITOR is over.
     ++monitor_gen_;
+    if (monitor_timer_)
+        monitor_timer_->cancel();
     auto ms = std::exchange(monitors_, {});
-    for (auto& u : ms)
-        u->close();  // a MONITOR connection is never reused
+    for (auto& l : ms)
+        l.conn->close();  // a MONITOR connection is never reused
 }
 
 std::int32_t session::command_slot(const command_class& c,

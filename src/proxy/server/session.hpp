@@ -55,7 +55,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     // Server-side state on side `s` that a switch of the serving side cannot carry over.
     [[nodiscard]] bool holds_state_on(side s) const noexcept {
         return (pinned_ && pinned_side_ == s) || (blocked_ && blocking_side_ == s) ||
-               (subscribed() && pubsub_side_ == s);
+               (subscribed() && pubsub_side_ == s) || (!monitors_.empty() && monitor_side_ == s);
     }
     [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
 
@@ -122,6 +122,11 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void redirect_blocking(std::uint64_t seq, slot_ctx& ctx);
     // MONITOR on a cluster side: one MONITOR connection per master, merged into this client.
     void monitor_cluster(side s, std::span<const std::string_view> args);
+    // Opens the MONITOR of one master; `confirmed` gets its reply.
+    void add_monitor(const cluster::node_address& node,
+                     std::function<void(std::string_view)> confirmed);
+    // Every second: MONITORs of new masters opened, of former masters and lost links closed.
+    void follow_monitored_masters();
     void close_monitors();
     // The hash slot all of a command's keys share, k_no_keys, or k_cross_slot.
     static constexpr std::int32_t k_no_keys = -1;
@@ -194,7 +199,17 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::shared_ptr<upstream> pinned_;
     side pinned_side_ = side::primary;
     std::optional<cluster::node_address> pinned_node_;  // cluster sides: the node pinned to
-    std::vector<std::shared_ptr<upstream>> monitors_;   // cluster MONITOR: the other masters
+    // Cluster MONITOR: one connection per master, kept in step with the masters (a failover, a
+    // node added) every second by monitor_timer_.
+    struct monitor_link {
+        cluster::node_address node;
+        std::shared_ptr<upstream> conn;
+    };
+    std::vector<monitor_link> monitors_;
+    side monitor_side_ = side::primary;
+    std::string monitor_cmd_;
+    std::set<std::string, std::less<>> monitor_refused_;  // nodes whose refusal was logged
+    std::unique_ptr<asio::steady_timer> monitor_timer_;
     std::uint64_t monitor_gen_ = 0;  // bumped when MONITOR connections are closed
     bool in_multi_ = false;
     bool watching_ = false;

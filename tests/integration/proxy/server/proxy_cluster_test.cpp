@@ -1275,5 +1275,49 @@ TEST_F(proxy_cluster_restarts, a_failover_or_a_restarted_master_of_the_follower_
     EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
 }
 
+TEST_F(proxy_cluster_restarts, monitor_follows_a_failover_to_the_new_master) {
+    // MONITOR on a cluster used to open one link per master once and never look
+    // again: after a failover the new master had no link, and the demoted one went on streaming
+    // what it replicated (each command twice once both are monitored).
+    proxy::proxy_config cfg;
+    cfg.primary = cluster_backend();
+    cfg.initial_mode = mode::primary_only;
+    start(cfg);
+    raw_conn m(proxy_->port());
+    ASSERT_EQ(m.call({"MONITOR"}), "+OK\r\n");
+    const std::string key = "{monitor-failover}k";
+    const auto old_master = cluster_->master_of_slot(redis_cluster::key_slot(key));
+    auto monitored = [&](std::size_t node) {
+        return cluster_->cli(node, {"CLIENT", "LIST"}).find("flags=O") != std::string::npos;
+    };
+    ASSERT_TRUE(monitored(old_master));
+    const auto promoted = replica_of(old_master);
+    ASSERT_FALSE(monitored(promoted));
+    cluster_->failover(promoted);
+
+    // The promoted node gets a MONITOR of its own and the demoted one loses it; a write to the
+    // failed-over slot shows up in the stream.
+    raw_conn c(proxy_->port());
+    int n = 0;
+    bool seen = false;
+    EXPECT_TRUE(eventually(
+        [&] {
+            const auto value = "after-failover-" + std::to_string(n++);
+            if (c.call({"SET", key, value}) != "+OK\r\n")
+                return false;  // the proxy's map may still point at the old master
+            for (auto line = m.frame(std::chrono::milliseconds(300)); line && !seen;
+                 line = m.frame(std::chrono::milliseconds(300)))
+                seen = line->find(value) != std::string::npos;
+            return seen && monitored(promoted) && !monitored(old_master);
+        },
+        std::chrono::seconds(30)))
+        << "seen=" << seen << " promoted=" << monitored(promoted)
+        << " old=" << monitored(old_master);
+    // RESET ends every link.
+    m.command({"RESET"});
+    EXPECT_TRUE(eventually([&] { return m.frame() == "+RESET\r\n"; }));
+    EXPECT_TRUE(eventually([&] { return !monitored(promoted); }));
+}
+
 }  // namespace
 }  // namespace respite::test
