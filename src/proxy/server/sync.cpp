@@ -710,12 +710,19 @@ void bulk_sync::check_extra_keys(const run_ptr& r, std::vector<std::string> keys
                         --self->in_flight_;  // on both sides: pass 1 compared it
                         continue;
                     }
-                    auto recheck = [self, r, key = keys[i]] {
+                    // Writes that begin after this are not waited for below: one that does
+                    // (APPEND then DEL, while the follower still holds the DEL) makes the key
+                    // unstable rather than extra.
+                    auto* follower = self->st_.follower_of(r->source);
+                    const auto generation =
+                        follower == nullptr ? 0 : follower->write_generation(keys[i]);
+                    auto recheck = [self, r, key = keys[i], generation] {
                         client::request again;
                         again.push("EXISTS", key);
                         auto sb = self->st_.backends[static_cast<int>(r->source)];
                         auto ob = self->st_.backends[static_cast<int>(other_side(r->source))];
-                        sb->exec(std::move(again), [self, r, ob, key](client::result<replies_t> s) {
+                        sb->exec(std::move(again), [self, r, ob, key,
+                                                    generation](client::result<replies_t> s) {
                             client::request on_other;
                             on_other.push("TYPE", key);
                             const bool gone_here = s && !s->empty() &&
@@ -725,24 +732,27 @@ void bulk_sync::check_extra_keys(const run_ptr& r, std::vector<std::string> keys
                                 --self->in_flight_;
                                 return;
                             }
-                            ob->exec(std::move(on_other),
-                                     [self, r, key](client::result<replies_t> o) {
-                                         if (o && !o->empty() && o->front().is_string() &&
-                                             o->front().str() != "none") {
-                                             self->add(r, &sync_progress::extra_keys);
-                                             if (self->st_.divergences) {
-                                                 divergence d;
-                                                 d.kind = divergence_kind::extra_data;
-                                                 d.command = "exists";
-                                                 d.key = display(key);
-                                                 d.primary = "(none)";
-                                                 d.secondary = "a " + o->front().str();
-                                                 d.at = std::chrono::system_clock::now();
-                                                 self->st_.divergences->report(d);
-                                             }
-                                         }
-                                         --self->in_flight_;
-                                     });
+                            ob->exec(std::move(on_other), [self, r, key, generation](
+                                                              client::result<replies_t> o) {
+                                auto* f = self->st_.follower_of(r->source);
+                                if (f != nullptr && f->write_generation(key) != generation) {
+                                    self->add(r, &sync_progress::unstable);
+                                } else if (o && !o->empty() && o->front().is_string() &&
+                                           o->front().str() != "none") {
+                                    self->add(r, &sync_progress::extra_keys);
+                                    if (self->st_.divergences) {
+                                        divergence d;
+                                        d.kind = divergence_kind::extra_data;
+                                        d.command = "exists";
+                                        d.key = display(key);
+                                        d.primary = "(none)";
+                                        d.secondary = "a " + o->front().str();
+                                        d.at = std::chrono::system_clock::now();
+                                        self->st_.divergences->report(d);
+                                    }
+                                }
+                                --self->in_flight_;
+                            });
                         });
                     };
                     // Once no write to the key is in flight on the serving side and the follower
