@@ -57,7 +57,7 @@ struct proxy_config {
     std::size_t max_query_buffer = 1U << 30;  // bytes of unparsed input per client (Redis: 1 GiB)
     std::size_t max_bulk = 512U << 20;        // one argument (Redis proto-max-bulk-len)
     std::size_t max_args = 1U << 20;
-    std::chrono::seconds idle_timeout{0};  // 0: never (Redis "timeout 0")
+    std::chrono::milliseconds idle_timeout{0};  // 0: never (Redis "timeout 0")
     // Pub/Sub and MONITOR clients whose unsent output exceeds this are disconnected.
     std::size_t pubsub_output_limit = 32U << 20;
     // Ordinary clients: input is no longer read while this much output waits.

@@ -37,6 +37,9 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         "respite-proxy: live migration between two Redis deployments without downtime. "
         "Every option can also be set in the --config file (same names)."};
     app.set_config("--config", "", "INI/TOML file with the same option names");
+    // A misspelt name in the file is an error, as on the command line (CLI11 ignores it by
+    // default, which would start the proxy with a setting silently missing).
+    app.allow_config_extras(CLI::config_extras_mode::error);
     app.set_version_flag("--version", "respite-proxy 0.1.0");
 
     std::string listen = "127.0.0.1:6479", primary = "127.0.0.1:6379", secondary,
@@ -51,7 +54,8 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--listen", listen, "Client address host:port")->capture_default_str();
     app.add_option("--unix-socket", cfg.unix_socket, "Also listen on this unix socket");
     app.add_option("--threads", cfg.threads, "Worker threads (0: one per core)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(CLI::Range(0, 256));
     app.add_option("--primary", primary, "Primary backend host:port")->capture_default_str();
     app.add_flag("--primary-cluster", primary_cluster, "The primary is a Redis Cluster (seed)");
     app.add_option("--primary-user", cfg.primary.connection.username, "Primary ACL user");
@@ -230,9 +234,12 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         if (t.cert_file.empty() != t.key_file.empty())
             return std::unexpected(config_error{std::string("--") + name + "-tls-cert and --" +
                                                 name + "-tls-key go together"});
-        if (!t.cert_file.empty() && !t.enabled)
-            return std::unexpected(
-                config_error{std::string("--") + name + "-tls-cert needs --" + name + "-tls"});
+        for (const auto& [set, option] :
+             {std::pair{!t.cert_file.empty(), "cert"}, std::pair{!t.ca_file.empty(), "ca"},
+              std::pair{!t.server_name.empty(), "server-name"}})
+            if (set && !t.enabled)
+                return std::unexpected(config_error{std::string("--") + name + "-tls-" + option +
+                                                    " needs --" + name + "-tls"});
     }
     if (admin.empty()) {
         cfg.admin_host.clear();
@@ -242,7 +249,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     auto secs = [](double s) {
         return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
     };
-    cfg.idle_timeout = std::chrono::seconds(static_cast<std::int64_t>(idle_timeout));
+    cfg.idle_timeout = secs(idle_timeout);
     cfg.shutdown_timeout = secs(shutdown_timeout);
     cfg.switch_timeout = secs(switch_timeout);
     cfg.shadow_timeout = secs(shadow_timeout);

@@ -27,6 +27,32 @@ client::request request_of(const std::vector<std::string>& args) {
     r.push_args(args);
     return r;
 }
+// A read of the other side that answers within `timeout` (--shadow-timeout) or ends with
+// client::error::timeout: whichever comes first calls `then`, once. The timer runs on `ioc`
+// (the control thread) and is not cancelled from the backend's thread; it just finds the call
+// done.
+void timed_read(asio::io_context* ioc, const std::shared_ptr<backend>& b, client::request req,
+                std::chrono::milliseconds timeout,
+                std::move_only_function<void(client::result<replies_t>)> then) {
+    struct call {
+        std::atomic<bool> done{false};
+        std::move_only_function<void(client::result<replies_t>)> then;
+    };
+    auto c = std::make_shared<call>();
+    c->then = std::move(then);
+    if (ioc != nullptr && timeout.count() > 0) {
+        auto timer = std::make_shared<asio::steady_timer>(*ioc, timeout);
+        timer->async_wait([c, timer](std::error_code) {
+            if (!c->done.exchange(true))
+                c->then(std::unexpected(client::make_error_code(client::error::timeout)));
+        });
+    }
+    b->exec(std::move(req), [c](client::result<replies_t> r) {
+        if (!c->done.exchange(true))
+            c->then(std::move(r));
+    });
+}
+
 // The key's write generation on the serving side's follower (0 without one or without a key).
 std::uint64_t write_generation_of(replayer* r, const std::string& key) {
     return r == nullptr || key.empty() ? 0 : r->write_generation(key);
@@ -131,9 +157,10 @@ void shadow_reader::compare(side serving, std::vector<std::string> args, resp::v
     j->done = std::move(done);
     in_flight_.fetch_add(1, std::memory_order_relaxed);
     compared_.fetch_add(1, std::memory_order_relaxed);
-    b->exec(request_of(j->args), [self = shared_from_this(), j](client::result<replies_t> r) {
-        self->first_compare(j, std::move(r));
-    });
+    timed_read(st_.control, b, request_of(j->args), st_.cfg.shadow_timeout,
+               [self = shared_from_this(), j](client::result<replies_t> r) {
+                   self->first_compare(j, std::move(r));
+               });
 }
 
 void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<replies_t> other) {
@@ -194,18 +221,20 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
         j->served_again = std::move(again->front());
         auto then_other = [self, j] {
             auto other_b = self->st_.backends[static_cast<int>(j->other)];
-            other_b->exec(request_of(j->args), [self, j](client::result<replies_t> o) {
-                if (!o || o->empty()) {
-                    self->results_[3]->inc();
-                    if (auto k = compare_transport_failure(j->rule))
-                        self->report(*j, *k, &j->served_again, nullptr);
-                    self->finish(*j, shadow_outcome::error);
-                    return;
-                }
-                auto other_value = std::make_shared<resp::value>(std::move(o->front()));
-                auto served_b = self->st_.backends[static_cast<int>(j->serving)];
-                served_b->exec(
-                    request_of(j->args), [self, j, other_value](client::result<replies_t> third) {
+            timed_read(
+                self->st_.control, other_b, request_of(j->args), self->st_.cfg.shadow_timeout,
+                [self, j](client::result<replies_t> o) {
+                    if (!o || o->empty()) {
+                        self->results_[3]->inc();
+                        if (auto k = compare_transport_failure(j->rule))
+                            self->report(*j, *k, &j->served_again, nullptr);
+                        self->finish(*j, shadow_outcome::error);
+                        return;
+                    }
+                    auto other_value = std::make_shared<resp::value>(std::move(o->front()));
+                    auto served_b = self->st_.backends[static_cast<int>(j->serving)];
+                    served_b->exec(request_of(j->args), [self, j, other_value](
+                                                            client::result<replies_t> third) {
                         compare_options opts;
                         opts.ttl_tolerance_ms = self->st_.cfg.ttl_tolerance.count();
                         const bool written = write_generation_of(self->st_.follower_of(j->serving),
@@ -228,7 +257,7 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                         self->finish(*j, k ? shadow_outcome::divergence
                                            : shadow_outcome::match_after_recheck);
                     });
-            });
+                });
         };
         when_settled(
             self->st_.control, self->st_.follower_of(j->serving), j->key,

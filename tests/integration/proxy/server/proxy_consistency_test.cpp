@@ -1,6 +1,7 @@
 // Consistency: a random workload over every data type through the proxy leaves both backends
 // byte-identical (DEBUG DIGEST), also across a secondary outage; shadow reads find no divergence
 // on identical data and find every deliberate corruption with the right kind.
+#include <csignal>
 #include <random>
 
 #include "proxy_fixture.hpp"
@@ -254,6 +255,27 @@ TEST_F(proxy_consistency, corrupted_keys_are_reported_with_their_kind) {
     c.call({"GET", "gap"});
     EXPECT_TRUE(eventually([&] { return info_field("divergence_secondary_error") != "0"; }))
         << proxy_->info();
+}
+
+TEST_F(proxy_consistency, a_shadow_read_the_other_side_does_not_answer_in_time_is_an_error) {
+    // --shadow-timeout was parsed and then ignored: a shadow read waited for the backend's own
+    // 5 s command timeout.
+    start(mode::dual_write_shadow,
+          [](proxy::proxy_config& c) { c.shadow_timeout = std::chrono::milliseconds(300); });
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "slow", "1"}), "+OK\r\n");
+    ASSERT_TRUE(converged());
+    ASSERT_EQ(::kill(secondary_.pid(), SIGSTOP), 0);
+    struct resume {
+        int pid;
+        ~resume() { ::kill(pid, SIGCONT); }
+    } resume_secondary{secondary_.pid()};
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(c.call({"GET", "slow"}), "$1\r\n1\r\n");  // the client does not wait for it
+    EXPECT_TRUE(eventually([&] { return info_field("divergence_secondary_error") == "1"; },
+                           std::chrono::seconds(3)))
+        << proxy_->info();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
 }
 
 TEST_F(proxy_consistency, transactions_replay_only_when_exec_ran) {

@@ -98,6 +98,28 @@ TEST(proxy_config_parse, a_config_file_takes_the_same_names_and_flags_win) {
     EXPECT_EQ(c->threads, 2U);
 }
 
+TEST(proxy_config_parse, a_misspelt_name_in_the_config_file_is_an_error) {
+    // CLI11 ignores unknown names in a config file by default: the proxy would start without
+    // the setting (here: no secondary at all) and say nothing.
+    const std::string path = ::testing::TempDir() + "respite-proxy-typo.conf";
+    {
+        std::ofstream f(path);
+        f << "secondry = \"127.0.0.1:7200\"\nmode = \"primary-only\"\n";
+    }
+    auto c = parse({"--config", path});
+    std::remove(path.c_str());
+    ASSERT_FALSE(c.has_value());
+    EXPECT_NE(c.error().message.find("secondry"), std::string::npos) << c.error().message;
+}
+
+TEST(proxy_config_parse, fractional_seconds_are_kept) {
+    // --idle-timeout 0.5 was truncated to 0, which means "never".
+    auto c = parse({"--secondary", "h:1", "--idle-timeout", "0.5", "--shadow-timeout", "0.25"});
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    EXPECT_EQ(c->idle_timeout, std::chrono::milliseconds(500));
+    EXPECT_EQ(c->shadow_timeout, std::chrono::milliseconds(250));
+}
+
 TEST(proxy_config_parse, mistakes_get_clear_errors) {
     auto expect_error = [](std::vector<std::string> args, std::string_view part) {
         auto c = parse(args);
@@ -125,6 +147,10 @@ TEST(proxy_config_parse, mistakes_get_clear_errors) {
     expect_error(
         {"--secondary", "h:1", "--secondary-tls-cert", "c.pem", "--secondary-tls-key", "k.pem"},
         "needs --secondary-tls");
+    expect_error({"--secondary", "h:1", "--primary-tls-ca", "ca.pem"}, "needs --primary-tls");
+    expect_error({"--secondary", "h:1", "--secondary-tls-server-name", "redis.internal"},
+                 "needs --secondary-tls");
+    expect_error({"--secondary", "h:1", "--threads", "100000"}, "threads");
     auto help = parse({"--help"});
     ASSERT_FALSE(help.has_value());
     EXPECT_TRUE(help.error().exit_ok);
