@@ -58,6 +58,10 @@ struct proxy_config {
     std::size_t max_bulk = 512U << 20;        // one argument (Redis proto-max-bulk-len)
     std::size_t max_args = 1U << 20;
     std::chrono::milliseconds idle_timeout{0};  // 0: never (Redis "timeout 0")
+    // TCP keepalive idle seconds on client connections (Redis's tcp-keepalive; 0: off) and on the
+    // proxy's own connections to the backends (a dead backend is found in ~idle*2 s).
+    int tcp_keepalive_seconds = 300;
+    int backend_keepalive_seconds = 15;
     // Pub/Sub and MONITOR clients whose unsent output exceeds this are disconnected.
     std::size_t pubsub_output_limit = 32U << 20;
     // Ordinary clients: input is no longer read while this much output waits.

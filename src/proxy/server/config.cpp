@@ -109,6 +109,14 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--idle-timeout", idle_timeout, "Close idle clients after seconds (0: never)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    app.add_option("--tcp-keepalive", cfg.tcp_keepalive_seconds,
+                   "TCP keepalive idle seconds on client connections (0: off)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 86400));
+    app.add_option("--backend-keepalive", cfg.backend_keepalive_seconds,
+                   "TCP keepalive idle seconds on connections to the backends (0: off)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 86400));
     app.add_option("--pubsub-output-limit", cfg.pubsub_output_limit,
                    "Unsent bytes before a Pub/Sub or MONITOR client is disconnected")
         ->capture_default_str()

@@ -11,6 +11,8 @@
 #include <respite/obs/log.hpp>
 #include <respite/resp/writer.hpp>
 
+#include "keepalive.hpp"
+
 namespace respite::proxy::server {
 
 namespace {
@@ -89,6 +91,7 @@ void upstream::connect() {
                             }
                             std::error_code ignored;
                             self->socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+                            set_tcp_keepalive(self->socket_, self->ep_.keepalive_seconds);
                             self->on_connected();
                         });
 }

@@ -42,6 +42,7 @@ struct upstream_endpoint {
     int database = 0;
     int protocol = 2;  // 2 or 3: the frames forwarded are in this protocol
     std::chrono::milliseconds connect_timeout{2000};
+    int keepalive_seconds = 15;  // TCP keepalive idle time (0: off)
     // TLS to the backend (nullptr: plain TCP); the name is for SNI and verification.
     std::shared_ptr<asio::ssl::context> tls{};
     std::string tls_server_name{};

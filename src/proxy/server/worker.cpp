@@ -12,6 +12,7 @@
 #include <respite/obs/log.hpp>
 #include <respite/obs/thread_name.hpp>
 
+#include "keepalive.hpp"
 #include "pubsub_hub.hpp"
 #include "session.hpp"
 
@@ -80,6 +81,7 @@ upstream_endpoint shared_state::endpoint(side s, int protocol,
     }
     ep.protocol = protocol;
     ep.connect_timeout = c.connect_timeout;
+    ep.keepalive_seconds = cfg.backend_keepalive_seconds;
     ep.tls = upstream_tls[static_cast<int>(s)];
     ep.tls_server_name = c.tls.server_name;
     return ep;
@@ -284,6 +286,7 @@ void worker::accept_loop(std::shared_ptr<Acceptor> acc) {
         if constexpr (std::is_same_v<Acceptor, asio::ip::tcp::acceptor>) {
             std::error_code ignored;
             s.set_option(asio::ip::tcp::no_delay(true), ignored);
+            set_tcp_keepalive(s, st_.cfg.tcp_keepalive_seconds);
         }
         if (st_.draining.load() || st_.clients.load() >= st_.cfg.max_clients) {
             st_.rejected_clients->inc();

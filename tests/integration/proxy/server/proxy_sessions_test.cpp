@@ -1,5 +1,9 @@
 // Session semantics: the same bytes get the same replies through the proxy as from Redis itself
 // (transactions, WATCH, RESP2/RESP3), deep pipelines in order, blocking commands.
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
 #include "proxy_fixture.hpp"
 
 namespace respite::test {
@@ -49,6 +53,41 @@ class proxy_sessions : public proxy_fixture {
         }
     }
 };
+
+// The established IPv4 sockets of this machine whose local (or remote) port is `port`, each with
+// whether a timer runs on it ("tr" in /proc/net/tcp: 2 keepalive, 1 retransmit; an idle socket
+// without keepalive has none).
+std::vector<bool> keepalive_of_sockets(std::uint16_t port, bool local) {
+    std::ifstream in("/proc/net/tcp");
+    std::string line;
+    std::getline(in, line);  // header
+    std::vector<bool> out;
+    while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string sl, local_addr, remote_addr, st, queues, timer;
+        f >> sl >> local_addr >> remote_addr >> st >> queues >> timer;
+        const auto& addr = local ? local_addr : remote_addr;
+        const auto p =
+            static_cast<std::uint16_t>(std::stoul(addr.substr(addr.find(':') + 1), nullptr, 16));
+        if (p == port && st == "01")
+            out.push_back(!timer.starts_with("00:"));  // 02: keepalive (01: data unacked)
+    }
+    return out;
+}
+
+TEST_F(proxy_sessions, client_and_backend_connections_have_tcp_keepalive) {
+    // Without it a client whose host vanished while blocked (BLPOP k 0) is never seen gone, and a
+    // black-holed backend connection is never found dead.
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
+    const auto clients = keepalive_of_sockets(proxy_->port(), true);
+    ASSERT_FALSE(clients.empty());
+    EXPECT_TRUE(std::ranges::all_of(clients, [](bool k) { return k; }));
+    // The proxy's connections to the primary (the test's own redis-cli calls are short-lived).
+    const auto backends = keepalive_of_sockets(primary_.port(), false);
+    ASSERT_FALSE(backends.empty());
+    EXPECT_EQ(std::ranges::count(backends, false), 0) << backends.size() << " connections";
+}
 
 TEST_F(proxy_sessions, transactions_behave_as_in_redis) {
     same_as_redis({{"MULTI"},
