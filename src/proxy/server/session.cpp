@@ -323,6 +323,8 @@ void session::close_now() {
         hub.drop(this);
     }
     close_monitors();
+    for (auto& u : std::exchange(retiring_, {}))
+        u->close();
     // It holds state (MULTI, WATCH, TRACKING ...): never reused. Taken out first: close() fails
     // its waiters at once, which comes back here (on_failure).
     if (auto p = std::exchange(pinned_, nullptr))
@@ -354,6 +356,22 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
         return;
     complete(tag, frame);
     defer_write();
+    if (!retiring_.empty())
+        close_retired();
+}
+
+void session::close_retired() {
+    // A former pinned connection is closed once its last reply came (Redis then discards its
+    // MULTI / WATCH state).
+    std::vector<std::shared_ptr<upstream>> done;
+    std::erase_if(retiring_, [&](std::shared_ptr<upstream>& u) {
+        if (u->pending() > 0 && u->usable())
+            return false;
+        done.push_back(std::move(u));
+        return true;
+    });
+    for (auto& u : done)
+        u->close();
 }
 
 void session::defer_write() {

@@ -127,6 +127,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
                      std::function<void(std::string_view)> confirmed);
     // Every second: MONITORs of new masters opened, of former masters and lost links closed.
     void follow_monitored_masters();
+    void close_retired();
     void close_monitors();
     // The hash slot all of a command's keys share, k_no_keys, or k_cross_slot.
     static constexpr std::int32_t k_no_keys = -1;
@@ -199,6 +200,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::shared_ptr<upstream> pinned_;
     side pinned_side_ = side::primary;
     std::optional<cluster::node_address> pinned_node_;  // cluster sides: the node pinned to
+    // Former pinned connections (RESET) closed once the replies still due on them came.
+    std::vector<std::shared_ptr<upstream>> retiring_;
     // Cluster MONITOR: one connection per master, kept in step with the masters (a failover, a
     // node added) every second by monitor_timer_.
     struct monitor_link {

@@ -112,9 +112,15 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
     if (iequals(name, "reset")) {
         close_monitors();
         if (in_multi_ || watching_ || sticky_pin_) {
-            // Taken out first: close() fails its waiters at once, which comes back here.
-            if (auto p = std::exchange(pinned_, nullptr))
-                p->close();
+            // Taken out first: close() fails its waiters at once, which comes back here. With
+            // replies still due on it (MULTI, WATCH, SET ... pipelined before RESET) it is closed
+            // once they came, so that they reach the client as Redis would send them.
+            if (auto p = std::exchange(pinned_, nullptr)) {
+                if (p->pending() > 0)
+                    retiring_.push_back(std::move(p));
+                else
+                    p->close();
+            }
             pinned_node_.reset();
         }
         in_multi_ = watching_ = sticky_pin_ = monitor_ = cluster_multi_ = false;

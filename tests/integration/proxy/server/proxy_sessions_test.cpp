@@ -89,6 +89,40 @@ TEST_F(proxy_sessions, client_and_backend_connections_have_tcp_keepalive) {
     EXPECT_EQ(std::ranges::count(backends, false), 0) << backends.size() << " connections";
 }
 
+TEST_F(proxy_sessions, multi_or_watch_then_reset_in_one_pipeline_match_redis) {
+    // RESET closed the pinned connection while MULTI's (or WATCH's, or a queued command's)
+    // reply was still due on it: those commands got "-ERR proxy: serving backend unavailable".
+    auto bytes_of = [](const std::vector<std::vector<std::string>>& cmds) {
+        std::string out;
+        for (const auto& cmd : cmds) {
+            out += "*" + std::to_string(cmd.size()) + "\r\n";
+            for (const auto& a : cmd)
+                out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+        }
+        return out;
+    };
+    const std::vector<std::vector<std::vector<std::string>>> scripts = {
+        {{"MULTI"}, {"RESET"}, {"PING"}},
+        {{"WATCH", "a"}, {"RESET"}, {"PING"}},
+        {{"MULTI"}, {"SET", "discarded", "v"}, {"RESET"}, {"GET", "discarded"}},
+        {{"CLIENT", "TRACKING", "ON"}, {"RESET"}, {"CLIENT", "TRACKINGINFO"}},
+    };
+    for (const auto& script : scripts) {
+        raw_conn direct(secondary_.port());
+        raw_conn proxied(proxy_->port());
+        const auto bytes = bytes_of(script);
+        direct.send(bytes);
+        proxied.send(bytes);
+        for (std::size_t i = 0; i < script.size(); ++i) {
+            auto a = direct.frame();
+            auto b = proxied.frame();
+            ASSERT_TRUE(a.has_value() && b.has_value()) << script[0][0] << " step " << i;
+            EXPECT_EQ(*b, *a) << script[0][0] << " step " << i << ": " << script[i][0];
+        }
+        EXPECT_EQ(proxied.call({"PING"}), "+PONG\r\n");
+    }
+}
+
 TEST_F(proxy_sessions, transactions_behave_as_in_redis) {
     same_as_redis({{"MULTI"},
                    {"SET", "t", "1"},
