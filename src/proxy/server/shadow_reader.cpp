@@ -18,6 +18,8 @@ struct shadow_reader::job {
     resp::value served_again;
     // The follower's write generation of the key when the re-check began (see recheck()).
     std::uint64_t write_generation = 0;
+    // Further keys the read names (MGET, SUNION ...): the re-check waits for each of them too.
+    std::vector<std::string> more_keys;
     done_fn done;
 };
 
@@ -53,9 +55,16 @@ void timed_read(asio::io_context* ioc, const std::shared_ptr<backend>& b, client
     });
 }
 
-// The key's write generation on the serving side's follower (0 without one or without a key).
-std::uint64_t write_generation_of(replayer* r, const std::string& key) {
-    return r == nullptr || key.empty() ? 0 : r->write_generation(key);
+// The write generation of the job's keys on the serving side's follower (0 without one or
+// without a key): moves when a write to any of them begins.
+std::uint64_t write_generation_of(replayer* r, const std::string& key,
+                                  const std::vector<std::string>& more_keys) {
+    if (r == nullptr || key.empty())
+        return 0;
+    std::uint64_t g = r->write_generation(key);
+    for (const auto& k : more_keys)
+        g += r->write_generation(k);
+    return g;
 }
 }  // namespace
 
@@ -94,6 +103,38 @@ void when_settled(asio::io_context* ioc, replayer* r, std::string key,
         }
         when_settled(ioc, r, std::move(key), std::move(fn), deadline);
     });
+}
+
+namespace {
+// when_settled for every key of a job, one after the other.
+void when_all_settled(asio::io_context* ioc, replayer* r,
+                      std::shared_ptr<const std::vector<std::string>> keys, std::size_t i,
+                      std::move_only_function<void(bool)> fn,
+                      std::chrono::steady_clock::time_point deadline) {
+    if (i >= keys->size()) {
+        fn(true);
+        return;
+    }
+    auto key = (*keys)[i];
+    when_settled(
+        ioc, r, std::move(key),
+        [ioc, r, keys, i, fn = std::move(fn), deadline](bool settled) mutable {
+            if (!settled) {
+                fn(false);
+                return;
+            }
+            when_all_settled(ioc, r, std::move(keys), i + 1, std::move(fn), deadline);
+        },
+        deadline);
+}
+}  // namespace
+
+void shadow_reader::settle(const std::shared_ptr<job>& j, std::move_only_function<void(bool)> fn) {
+    auto keys = std::make_shared<std::vector<std::string>>();
+    keys->push_back(j->key);
+    keys->insert(keys->end(), j->more_keys.begin(), j->more_keys.end());
+    when_all_settled(st_.control, st_.follower_of(j->serving), std::move(keys), 0, std::move(fn),
+                     std::chrono::steady_clock::now() + std::chrono::seconds(2));
 }
 
 shadow_reader::shadow_reader(shared_state& st) : st_(st) {
@@ -153,6 +194,9 @@ void shadow_reader::compare(side serving, std::vector<std::string> args, resp::v
         st_.table.key_positions(*spec, views, positions);
     if (!positions.empty())
         j->key = j->args[positions.front()];
+    for (std::size_t i = 1; i < positions.size(); ++i)
+        if (j->args[positions[i]] != j->key)
+            j->more_keys.push_back(j->args[positions[i]]);
     j->served = std::move(served);
     j->done = std::move(done);
     in_flight_.fetch_add(1, std::memory_order_relaxed);
@@ -181,18 +225,15 @@ void shadow_reader::first_compare(const std::shared_ptr<job>& j, client::result<
     }
     // A write may be on its way to the other side: look again once the follower applied what
     // was queued for this key, before calling it a divergence.
-    when_settled(
-        st_.control, st_.follower_of(j->serving), j->key,
-        [self = shared_from_this(), j](bool settled) {
-            if (!settled) {
-                self->unstable_.fetch_add(1, std::memory_order_relaxed);
-                self->results_[5]->inc();
-                self->finish(*j, shadow_outcome::unstable);
-                return;
-            }
-            self->recheck(j);
-        },
-        std::chrono::steady_clock::now() + std::chrono::seconds(2));
+    settle(j, [self = shared_from_this(), j](bool settled) {
+        if (!settled) {
+            self->unstable_.fetch_add(1, std::memory_order_relaxed);
+            self->results_[5]->inc();
+            self->finish(*j, shadow_outcome::unstable);
+            return;
+        }
+        self->recheck(j);
+    });
 }
 
 void shadow_reader::recheck(const std::shared_ptr<job>& j) {
@@ -202,7 +243,7 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
     // write and its undo (APPEND then DEL) may run in between, and the other side read while
     // the follower held only the first shows a value the serving side had for a moment.
     auto self = shared_from_this();
-    j->write_generation = write_generation_of(st_.follower_of(j->serving), j->key);
+    j->write_generation = write_generation_of(st_.follower_of(j->serving), j->key, j->more_keys);
     auto served_b = st_.backends[static_cast<int>(j->serving)];
     served_b->exec(request_of(j->args), [self, j](client::result<replies_t> again) {
         if (!again || again->empty()) {
@@ -237,8 +278,9 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                                                             client::result<replies_t> third) {
                         compare_options opts;
                         opts.ttl_tolerance_ms = self->st_.cfg.ttl_tolerance.count();
-                        const bool written = write_generation_of(self->st_.follower_of(j->serving),
-                                                                 j->key) != j->write_generation;
+                        const bool written =
+                            write_generation_of(self->st_.follower_of(j->serving), j->key,
+                                                j->more_keys) != j->write_generation;
                         if (!third || third->empty() || written ||
                             proxy::compare(j->rule, j->served_again, third->front(), opts)) {
                             self->unstable_.fetch_add(1, std::memory_order_relaxed);
@@ -259,18 +301,15 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                     });
                 });
         };
-        when_settled(
-            self->st_.control, self->st_.follower_of(j->serving), j->key,
-            [self, j, then_other](bool settled) mutable {
-                if (!settled) {
-                    self->unstable_.fetch_add(1, std::memory_order_relaxed);
-                    self->results_[5]->inc();
-                    self->finish(*j, shadow_outcome::unstable);
-                    return;
-                }
-                then_other();
-            },
-            std::chrono::steady_clock::now() + std::chrono::seconds(2));
+        self->settle(j, [self, j, then_other](bool settled) mutable {
+            if (!settled) {
+                self->unstable_.fetch_add(1, std::memory_order_relaxed);
+                self->results_[5]->inc();
+                self->finish(*j, shadow_outcome::unstable);
+                return;
+            }
+            then_other();
+        });
     });
 }
 

@@ -58,6 +58,8 @@ class shadow_reader : public std::enable_shared_from_this<shadow_reader> {
     struct job;
     void first_compare(const std::shared_ptr<job>& j, client::result<replies_t> other);
     void recheck(const std::shared_ptr<job>& j);
+    // when_settled for each key the job's read names (2 s in all).
+    void settle(const std::shared_ptr<job>& j, std::move_only_function<void(bool)> fn);
     void report(const job& j, divergence_kind k, const resp::value* served,
                 const resp::value* other);
     void finish(job& j, shadow_outcome o);

@@ -129,7 +129,14 @@ class shadow_recheck : public ::testing::Test {
         proxy::make_standalone_backend("primary", config_for(primary_server_));
     std::shared_ptr<timed_backend> secondary_reads_ = std::make_shared<timed_backend>(
         proxy::make_standalone_backend("secondary", config_for(secondary_server_)));
-    std::shared_ptr<timed_backend> lane_;  // the follower's one lane to the secondary
+    // The follower's two lanes to the secondary ("a" and "b" go to different ones).
+    std::mutex lanes_mu_;
+    std::vector<std::shared_ptr<timed_backend>> lanes_;
+    void hold_lanes(bool on) {
+        std::lock_guard lock(lanes_mu_);
+        for (auto& l : lanes_)
+            l->hold(on);
+    }
     std::shared_ptr<proxy::server::shadow_reader> reader_;
 
     void SetUp() override {
@@ -139,16 +146,18 @@ class shadow_recheck : public ::testing::Test {
         st_.backends[0] = proxy::make_standalone_backend("primary", config_for(primary_server_));
         st_.backends[1] = secondary_reads_;
         proxy::replayer_config rc;
-        rc.lanes = 1;
+        rc.lanes = 2;
         auto lane_cfg = config_for(secondary_server_);
         lane_cfg.connections = 1;
         lane_cfg.connection.queue_while_disconnected = false;
         st_.replay_to[1] = std::make_shared<proxy::replayer>(
             rc, st_.backends[0],
             [this, lane_cfg](asio::io_context& ioc, std::size_t) {
-                lane_ = std::make_shared<timed_backend>(
+                auto lane = std::make_shared<timed_backend>(
                     proxy::make_standalone_backend(ioc, "secondary", lane_cfg));
-                return lane_;
+                std::lock_guard lock(lanes_mu_);
+                lanes_.push_back(lane);
+                return lane;
             },
             &registry_);
         st_.divergences = std::make_shared<proxy::divergence_reporter>(proxy::reporter_options{},
@@ -157,9 +166,9 @@ class shadow_recheck : public ::testing::Test {
     }
 
     void TearDown() override {
-        lane_->hold(false);
+        hold_lanes(false);
         secondary_reads_->join();
-        lane_.reset();  // built on the follower's io_context, which goes with it
+        lanes_.clear();  // built on the follower's io_context, which goes with it
         st_.replay_to[1].reset();
         work_.reset();
         control_thread_.join();
@@ -170,11 +179,13 @@ class shadow_recheck : public ::testing::Test {
         const std::string_view keys[] = {args.begin()[1]};
         st_.follower_of(proxy::server::side::primary)->begin_write(keys, 1);
         client::request r;
-        for (auto a : args)
-            r.push(a);
-        std::promise<void> done;
-        writer_->exec(std::move(r), [&](client::result<proxy::replies>) { done.set_value(); });
-        done.get_future().wait();
+        r.push_args(std::span<const std::string_view>(args.begin(), args.size()));
+        std::promise<client::result<proxy::replies>> done;
+        writer_->exec(std::move(r),
+                      [&](client::result<proxy::replies> res) { done.set_value(std::move(res)); });
+        auto res = done.get_future().get();
+        ASSERT_TRUE(res && res->size() == 1 && !res->front().is_error())
+            << args.begin()[0] << ": " << (res ? res->front().str() : res.error().message());
         std::string raw;
         resp::append_command(raw, args);
         st_.follower_of(proxy::server::side::primary)->submit_command(raw, keys);
@@ -184,7 +195,7 @@ class shadow_recheck : public ::testing::Test {
     void append_then_delete_behind_a_held_lane() {
         write({"APPEND", "k", "x"});
         ASSERT_TRUE(eventually([&] { return secondary_server_.cli({"GET", "k"}) == "x"; }));
-        lane_->hold(true);
+        hold_lanes(true);
         write({"DEL", "k"});
     }
 };
@@ -204,7 +215,7 @@ TEST_F(shadow_recheck, a_key_written_and_restored_during_the_recheck_is_not_repo
     // the primary held for a moment, and the primary reads missing once more. Both sides ran the
     // same writes in the same order: nothing may be reported.
     secondary_reads_->before_next([&] { append_then_delete_behind_a_held_lane(); });
-    lane_->hold(false);
+    hold_lanes(false);
     auto f = outcome->get_future();
     ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
     EXPECT_EQ(f.get(), shadow_outcome::unstable);
@@ -212,8 +223,30 @@ TEST_F(shadow_recheck, a_key_written_and_restored_during_the_recheck_is_not_repo
     // which may be after the outcome).
     EXPECT_TRUE(eventually([&] { return secondary_reads_->answered() == 2; }));
     EXPECT_TRUE(st_.divergences->recent().empty());
-    lane_->hold(false);
+    hold_lanes(false);
     EXPECT_TRUE(eventually([&] { return secondary_server_.cli({"EXISTS", "k"}) == "0"; }));
+}
+
+TEST_F(shadow_recheck, a_read_of_several_keys_waits_for_each_keys_writes) {
+    // The re-check waited for the writes of the read's first key only: an MGET whose second key
+    // had a write still queued for the secondary was reported as a data_mismatch.
+    write({"SET", "a", "1"});
+    write({"SET", "b", "1"});
+    ASSERT_TRUE(eventually([&] { return secondary_server_.cli({"GET", "b"}) == "1"; }));
+    hold_lanes(true);
+    write({"SET", "b", "2"});  // on the primary; its replay waits on the held lane
+    auto served =
+        resp::value::array({resp::value::bulk_string("1"), resp::value::bulk_string("2")});
+    auto outcome = std::make_shared<std::promise<shadow_outcome>>();
+    reader_->compare(proxy::server::side::primary, {"MGET", "a", "b"}, std::move(served),
+                     [outcome](shadow_outcome o) { outcome->set_value(o); });
+    auto f = outcome->get_future();
+    // While b's write is held the compare cannot end (it waits for it, up to 2 s).
+    EXPECT_EQ(f.wait_for(1s), std::future_status::timeout);
+    hold_lanes(false);
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(f.get(), shadow_outcome::match_after_recheck);
+    EXPECT_TRUE(st_.divergences->recent().empty());
 }
 
 }  // namespace
