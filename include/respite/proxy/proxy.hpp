@@ -71,7 +71,7 @@ struct proxy_config {
     // Shadow reads.
     double shadow_percent = 100.0;
     std::chrono::milliseconds shadow_timeout = 2s;
-    std::size_t shadow_max_inflight = 1024;  // per worker; beyond: not shadowed (counted)
+    std::size_t shadow_max_inflight = 1024;  // per proxy; beyond: not shadowed (counted)
     std::chrono::milliseconds ttl_tolerance = 2s;
     std::chrono::milliseconds pubsub_compare_window = 2s;
 
