@@ -85,8 +85,11 @@ class http_server {
 
     // Registers a handler. Call before listen(). A path with routes but none for the method
     // answers 405; HEAD falls back to the GET handler without the body.
+    // `blocking`: the handler may wait (for a backend, a lock, a mode switch): it runs on one
+    // of two threads of the server's own, and the server keeps answering other requests
+    // meanwhile. Such a handler must be thread-safe.
     void route(std::string method, std::string path, http_handler handler,
-               route_match match = route_match::exact);
+               route_match match = route_match::exact, bool blocking = false);
 
     // Closes the acceptor and all connections; in-flight responses are dropped. Thread-safe:
     // from another thread it is posted to the io_context (and takes effect when that runs).

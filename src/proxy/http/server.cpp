@@ -11,6 +11,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -44,6 +45,7 @@ struct route_entry {
     std::string path;
     http_handler handler;
     route_match match;
+    bool blocking = false;
 };
 
 std::string serialize(const http_response& r, bool keep_alive, bool with_body) {
@@ -85,6 +87,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     http_server_options opts_;
     asio::ip::tcp::acceptor acceptor_;
     std::vector<route_entry> routes_;
+    // Runs the handlers of blocking routes, so that the server's thread keeps answering the
+    // others (a /healthz while a /mode switch waits); made with the first blocking route.
+    std::unique_ptr<asio::thread_pool> pool_;
     std::unordered_set<std::shared_ptr<connection>> connections_;
     std::atomic<std::size_t> connection_count_{0};
     std::atomic<std::uint16_t> port_{0};
@@ -195,7 +200,17 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
             const auto& req = parser.request();
             const bool keep_alive = parser.keep_alive();
-            const auto out = serialize(dispatch(req), keep_alive, req.method != "HEAD");
+            http_response response;
+            const auto* chosen = choose(req, response);
+            if (chosen != nullptr && chosen->blocking && pool_) {
+                response = co_await asio::co_spawn(
+                    pool_->get_executor(),
+                    [&]() -> asio::awaitable<http_response> { co_return invoke(*chosen, req); },
+                    asio::use_awaitable);
+            } else if (chosen != nullptr) {
+                response = invoke(*chosen, req);
+            }
+            const auto out = serialize(response, keep_alive, req.method != "HEAD");
             buffer.erase(0, parser.consumed());
             arm(c, opts_.read_timeout);
             auto [we, wn] = co_await asio::async_write(c->socket, asio::buffer(out), use_tuple);
@@ -229,7 +244,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         }
     }
 
-    http_response dispatch(const http_request& req) {
+    // The route that answers `req`, or nullptr with the error response in `error`.
+    const route_entry* choose(const http_request& req, http_response& error) const {
         // The routes of the best-matching path: an exact one, else the longest prefix.
         const route_entry* best = nullptr;
         for (const auto& r : routes_) {
@@ -245,7 +261,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
             }
         }
         if (best == nullptr) {
-            return error_response(404);
+            error = error_response(404);
+            return nullptr;
         }
         const route_entry* chosen = nullptr;
         const route_entry* get = nullptr;
@@ -266,12 +283,15 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
             chosen = get;
         }
         if (chosen == nullptr) {
-            auto r = error_response(405);
-            r.headers.emplace_back("Allow", allow);
-            return r;
+            error = error_response(405);
+            error.headers.emplace_back("Allow", allow);
         }
+        return chosen;
+    }
+
+    static http_response invoke(const route_entry& chosen, const http_request& req) {
         try {
-            auto r = chosen->handler(req);
+            auto r = chosen.handler(req);
             if (r.status < 100 || r.status > 999) {
                 obs::log().warn("http_handler_bad_status path={} status={}", req.path, r.status);
                 return error_response(500);
@@ -291,6 +311,12 @@ http_server::http_server(asio::io_context& ioc, http_server_options opts)
 
 http_server::~http_server() {
     stop();
+    // A blocking handler still running may use what its route captured, which may go with the
+    // owner of this server: wait for it (handlers not yet started are dropped).
+    if (impl_->pool_) {
+        impl_->pool_->stop();
+        impl_->pool_->join();
+    }
 }
 
 std::error_code http_server::listen(const std::string& host, std::uint16_t port) {
@@ -334,8 +360,11 @@ std::uint16_t http_server::port() const noexcept {
 }
 
 void http_server::route(std::string method, std::string path, http_handler handler,
-                        route_match match) {
-    impl_->routes_.push_back({std::move(method), std::move(path), std::move(handler), match});
+                        route_match match, bool blocking) {
+    if (blocking && !impl_->pool_)
+        impl_->pool_ = std::make_unique<asio::thread_pool>(2);
+    impl_->routes_.push_back(
+        {std::move(method), std::move(path), std::move(handler), match, blocking});
 }
 
 void http_server::stop() {

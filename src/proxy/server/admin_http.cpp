@@ -39,45 +39,53 @@ std::expected<void, std::string> admin_http::start(const std::string& host, std:
         return r;
     });
     http_->route("GET", "/healthz", [](const http_request&) { return text(200, "ok"); });
-    http_->route("GET", "/readyz", [this](const http_request&) {
-        if (st_.draining.load())
-            return text(503, "draining");
-        // Ready when the serving side answers PING.
-        const auto serving = plan_of(st_.current.load()).serving;
-        auto b = st_.backends[static_cast<int>(serving)];
-        if (!b)
-            return text(503, "no serving backend");
-        auto p = std::make_shared<std::promise<bool>>();
-        auto f = p->get_future();
-        client::request req;
-        req.push("PING");
-        b->exec(std::move(req), [p](client::result<replies_t> r) {
-            p->set_value(r.has_value() && !r->empty() && !r->front().is_error());
-        });
-        if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready || !f.get())
-            return text(503, "serving backend unreachable");
-        return text(200, "ready");
-    });
+    // /readyz waits up to 2 s for the serving side's PING and a switch up to --switch-timeout:
+    // both run off the server's thread, so /healthz and /metrics answer meanwhile.
+    http_->route(
+        "GET", "/readyz",
+        [this](const http_request&) {
+            if (st_.draining.load())
+                return text(503, "draining");
+            // Ready when the serving side answers PING.
+            const auto serving = plan_of(st_.current.load()).serving;
+            auto b = st_.backends[static_cast<int>(serving)];
+            if (!b)
+                return text(503, "no serving backend");
+            auto p = std::make_shared<std::promise<bool>>();
+            auto f = p->get_future();
+            client::request req;
+            req.push("PING");
+            b->exec(std::move(req), [p](client::result<replies_t> r) {
+                p->set_value(r.has_value() && !r->empty() && !r->front().is_error());
+            });
+            if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready || !f.get())
+                return text(503, "serving backend unreachable");
+            return text(200, "ready");
+        },
+        route_match::exact, /*blocking=*/true);
     http_->route("GET", "/mode", [this](const http_request&) {
         return text(200, std::string(mode_name(st_.current.load())));
     });
-    http_->route("POST", "/mode", [this](const http_request& req) {
-        auto name = req.param("set");
-        if (name.empty())
-            name = req.body;
-        while (!name.empty() && (name.back() == '\n' || name.back() == '\r'))
-            name.remove_suffix(1);
-        auto m = parse_mode(name);
-        if (!m)
-            return text(400, "unknown mode '" + std::string(name) +
-                                 "' (primary-only, dual-write, dual-write-shadow, "
-                                 "secondary-primary, secondary-only)");
-        const bool force = req.param("force") == "1" || req.param("force") == "true";
-        auto r = switch_(*m, force);
-        if (!r)
-            return text(409, r.error());
-        return text(200, std::string(mode_name(*m)));
-    });
+    http_->route(
+        "POST", "/mode",
+        [this](const http_request& req) {
+            auto name = req.param("set");
+            if (name.empty())
+                name = req.body;
+            while (!name.empty() && (name.back() == '\n' || name.back() == '\r'))
+                name.remove_suffix(1);
+            auto m = parse_mode(name);
+            if (!m)
+                return text(400, "unknown mode '" + std::string(name) +
+                                     "' (primary-only, dual-write, dual-write-shadow, "
+                                     "secondary-primary, secondary-only)");
+            const bool force = req.param("force") == "1" || req.param("force") == "true";
+            auto r = switch_(*m, force);
+            if (!r)
+                return text(409, r.error());
+            return text(200, std::string(mode_name(*m)));
+        },
+        route_match::exact, /*blocking=*/true);
     // PROXY SYNC and VERIFY over HTTP: POST /sync?match=<pattern>&count=<n>, GET /sync,
     // POST /sync/stop; the same under /verify.
     for (const std::string path : {"/sync", "/verify"}) {

@@ -66,9 +66,13 @@ class proxy_server::impl {
     shared_state st_;
     std::vector<std::unique_ptr<server::worker>> workers_;
     std::uint16_t port_ = 0;
-    // The control thread runs HTTP, mode switches and reports; admin_ lives inside its lifetime.
+    // The control thread runs mode switches, shadow re-checks, SYNC/VERIFY and reports.
     asio::io_context control_;
     std::thread control_thread_;
+    // The admin HTTP endpoint has a thread of its own: a switch that waits on the control thread
+    // does not hold /healthz or /metrics (admin_ lives inside admin_ioc_'s lifetime).
+    asio::io_context admin_ioc_;
+    std::thread admin_thread_;
     std::unique_ptr<server::admin_http> admin_;
     std::mutex switch_mu_;
     bool started_ = false;
@@ -314,11 +318,16 @@ std::expected<void, std::string> proxy_server::impl::start() {
         control_.run();
     });
     if (!cfg.admin_host.empty()) {
-        admin_ = std::make_unique<server::admin_http>(st_, control_);
+        admin_ = std::make_unique<server::admin_http>(st_, admin_ioc_);
         auto r = admin_->start(cfg.admin_host, cfg.admin_port,
                                [this](mode to, bool force) { return set_mode(to, force); });
         if (!r)
             return fail_start(r.error());
+        admin_thread_ = std::thread([this] {
+            obs::name_this_thread("rp-admin");
+            auto guard = asio::make_work_guard(admin_ioc_);
+            admin_ioc_.run();
+        });
     }
     // The state file is written before any client is served: a run that cannot record its
     // state must not take writes the next run would not know about.
@@ -575,8 +584,16 @@ void proxy_server::impl::stop() {
     for (auto& w : workers_)
         w->join();
     server::stop_follow(st_, deadline);
-    if (admin_)
+    if (admin_thread_.joinable()) {
+        // On its thread, the listener and every connection close at once; then the thread ends.
+        asio::post(admin_ioc_, [this] {
+            admin_->stop();
+            admin_ioc_.stop();
+        });
+        admin_thread_.join();
+    } else if (admin_) {
         admin_->stop();
+    }
     control_.stop();
     if (control_thread_.joinable())
         control_thread_.join();

@@ -1,4 +1,7 @@
 // Modes: who serves, who follows; runtime switches through PROXY MODE and HTTP.
+#include <csignal>
+#include <thread>
+
 #include <asio/read_until.hpp>
 
 #include "proxy_fixture.hpp"
@@ -99,6 +102,43 @@ TEST_F(proxy_modes, http_admin_reports_health_and_switches_mode) {
     EXPECT_GE(count_of("write"), 1) << metrics;
     EXPECT_GE(count_of("read"), 1);
     EXPECT_EQ(http(port, "GET", "/nope").substr(0, 4), "404 ");
+}
+
+TEST_F(proxy_modes, the_admin_endpoint_answers_while_a_switch_waits) {
+    // A switch waits (up to --switch-timeout) for the follower; it ran on the thread that also
+    // served the HTTP endpoint, so /healthz stalled with it (a liveness probe would kill the
+    // proxy in the middle of a cut-over).
+    start(mode::dual_write,
+          [](proxy::proxy_config& c) { c.switch_timeout = std::chrono::seconds(3); });
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "k", "1"}), "+OK\r\n");
+    ASSERT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "1"; }));
+    ASSERT_EQ(::kill(secondary_.pid(), SIGSTOP), 0);
+    struct resume {
+        int pid;
+        ~resume() { ::kill(pid, SIGCONT); }
+    } resume_secondary{secondary_.pid()};
+    EXPECT_EQ(c.call({"SET", "k", "2"}), "+OK\r\n");  // the follower cannot apply it now
+    const auto port = proxy_->admin_port();
+    std::string over_http;
+    std::thread switcher([&] { over_http = http(port, "POST", "/mode?set=secondary-primary"); });
+    // The same switch asked by a client (PROXY MODE SET runs on the control thread).
+    raw_conn admin_client(proxy_->port());
+    admin_client.command({"PROXY", "MODE", "SET", "secondary-primary"});
+    auto slowest = std::chrono::steady_clock::duration::zero();
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < end) {
+        const auto t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(http(port, "GET", "/healthz"), "200 ok\n");
+        EXPECT_NE(http(port, "GET", "/metrics").find("respite_proxy_"), std::string::npos);
+        slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+    }
+    switcher.join();
+    EXPECT_LT(slowest, std::chrono::milliseconds(500));
+    // Both switches gave up: the follower never caught up.
+    EXPECT_EQ(over_http.substr(0, 4), "409 ") << over_http;
+    EXPECT_EQ(admin_client.frame(std::chrono::seconds(10)).value_or("").substr(0, 4), "-ERR");
+    EXPECT_EQ(proxy_->current_mode(), mode::dual_write);
 }
 
 TEST_F(proxy_modes, readyz_fails_when_the_serving_backend_is_down) {
