@@ -996,6 +996,23 @@ TEST_F(proxy_cluster_pinned, scripts_and_functions_are_loaded_on_every_master) {
     EXPECT_TRUE(cl.command("FUNCTION", "DELETE", "kllib")->is_error());
 }
 
+TEST_F(proxy_cluster_pinned, a_keyspace_write_some_masters_refused_needs_a_full_resync) {
+    serve_from_cluster(true);
+    // A library on one master only: FUNCTION DELETE runs there and is refused by the others.
+    auto& one = cluster_->node(cluster_->masters().front());
+    ASSERT_EQ(one.cli({"FUNCTION", "LOAD",
+                       "#!lua name=partlib\nredis.register_function('part_f', function() return 1 "
+                       "end)"}),
+              "partlib");
+    raw_conn c(proxy_->port());
+    EXPECT_NE(c.call({"FUNCTION", "DELETE", "partlib"}).find("-ERR Library not found"),
+              std::string::npos);
+    EXPECT_EQ(one.cli({"FUNCTION", "LIST", "LIBRARYNAME", "partlib"}), "");
+    // The serving side changed in part: the follower cannot have it, and says so.
+    const auto info = c.call({"INFO", "proxy"});
+    EXPECT_NE(info.find("full_resync_needed:1"), std::string::npos) << info;
+}
+
 TEST_F(proxy_cluster, keyless_writes_reach_every_master_of_a_cluster_follower) {
     proxy::proxy_config cfg;
     cfg.primary.connection.host = standalone_.host();
