@@ -29,6 +29,9 @@ class backend {
 
     // Runs the commands as one pipeline: one reply per command, in order (error replies are
     // values). Thread-safe. The callback runs on the backend's I/O thread and must not block.
+    // A Redis Cluster runs the keyless commands every_master_of names (FLUSHALL, SCRIPT LOAD,
+    // DBSIZE ...; not SCAN) on every master, their replies combined, the commands around them
+    // waiting for them (every_master.hpp).
     virtual void exec(client::request req, replies_callback cb) = 0;
     // The pipeline on one node: for a Redis Cluster the master at `node` of topology() (no
     // redirect is followed: MOVED/ASK come back as values), for commands that address a node

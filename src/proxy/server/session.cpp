@@ -564,6 +564,26 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         return true;
     }
 
+    // A keyless command that a cluster node answers for its own slots only (DBSIZE, KEYS, SCAN,
+    // FLUSHALL, SCRIPT LOAD ...) runs on every master, pinned or not: one node's answer would
+    // be a part of the keyspace's (session_masters.cpp).
+    if (st_.backend_cfg(serving).cluster) {
+        auto how = every_master_of(args);
+        if (how == every_master::scan && args.size() < 2)
+            how = every_master::no;  // the node's arity error
+        if (how != every_master::no) {
+            std::unique_ptr<slot_ctx> ctx;
+            if (c.kind == route::write)
+                ctx = write_ctx(c, serving, args, raw, id_, false);
+            const auto seq = alloc_slot(std::move(ctx));
+            if (how == every_master::scan)
+                scan_masters(seq, serving, copy_args(args));
+            else
+                exec_on_masters(seq, serving, copy_args(args), how);
+            return true;
+        }
+    }
+
     // A cluster session pinned to a node (WATCH) sends the commands of that node's slots, and
     // keyless ones (PUBLISH ...), on the pinned connection, in order with the WATCH; the cluster
     // client routes the others (their execution is not ordered with the pin's).

@@ -17,6 +17,7 @@
 #include <asio/steady_timer.hpp>
 
 #include <respite/cluster/slot_map.hpp>
+#include <respite/proxy/every_master.hpp>
 #include <respite/resp/request_parser.hpp>
 
 #include "classify.hpp"
@@ -115,6 +116,22 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
                          std::unique_ptr<slot_ctx> ctx);
     // The cluster client runs the command; its reply completes slot `seq`.
     void exec_decoded(std::uint64_t seq, side s, std::span<const std::string_view> args);
+    // Cluster side: a keyless command a node answers for its own slots only (DBSIZE, KEYS,
+    // FLUSHALL, SCRIPT LOAD ...) runs on every master; the combined reply completes slot `seq`
+    // (session_masters.cpp). `refreshed`: the slot map was read again already.
+    void exec_on_masters(std::uint64_t seq, side s, std::vector<std::string> args, every_master how,
+                         bool refreshed = false);
+    void masters_answered(std::uint64_t seq, every_master how,
+                          std::vector<client::result<replies_t>> results);
+    // Cluster side: SCAN walks the masters one after the other (scan_cursor).
+    void scan_masters(std::uint64_t seq, side s, std::vector<std::string> args,
+                      bool refreshed = false);
+    void scan_node(std::uint64_t seq, side s, std::vector<std::string> args,
+                   std::vector<cluster::node_address> masters, std::size_t index,
+                   std::uint64_t node_cursor);
+    void scan_answered(std::uint64_t seq, side s, std::vector<std::string> args,
+                       std::vector<cluster::node_address> masters, std::size_t index,
+                       client::result<replies_t> r);
     // Blocking commands on a dedicated connection (to the slot's master on a cluster side).
     void handle_blocking(const command_class& c, side serving,
                          std::span<const std::string_view> args, std::string_view raw);
