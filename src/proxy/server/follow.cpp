@@ -98,6 +98,7 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
     rc.max_queued_bytes = st.cfg.replay_max_queued_bytes;
     rc.max_dirty_keys = st.cfg.replay_max_dirty_keys;
     rc.repair_rate = st.cfg.repair_rate;
+    rc.rejected_retry_interval = st.cfg.replay_rejected_retry;
     rc.metrics_target = side_name(target);
     const backend_config bc = st.backend_cfg(target);
     auto factory = [bc, target](asio::io_context& ioc, std::size_t lane) {
@@ -300,6 +301,21 @@ std::string follower_backlog(shared_state& st, side serving) {
     return {};
 }
 
+std::string follower_rejected(shared_state& st, side serving) {
+    replayer* r = st.follower_of(serving);
+    if (r == nullptr)
+        return {};
+    const auto s = r->snapshot();
+    if (s.rejected_keys == 0)
+        return {};
+    return "the " + std::string(side_name(other_side(serving))) + " refused the copy of " +
+           std::to_string(s.rejected_keys) +
+           " keys (they are missing there; see replay_repair_rejected in the log and "
+           "follow_" +
+           side_name(other_side(serving)) +
+           "_rejected_keys; make room, e.g. raise maxmemory, and wait for it to reach 0)";
+}
+
 std::string follow_info(const shared_state& st) {
     std::string s;
     auto line = [&](std::string_view k, const std::string& v) {
@@ -320,6 +336,8 @@ std::string follow_info(const shared_state& st) {
         line(p + "applied", std::to_string(x.applied));
         line(p + "failed", std::to_string(x.failed));
         line(p + "dirty_keys", std::to_string(x.dirty_keys));
+        line(p + "rejected_keys", std::to_string(x.rejected_keys));
+        line(p + "repairs_rejected", std::to_string(x.repairs_rejected));
         line(p + "repaired", std::to_string(x.repaired));
         line(p + "dropped_to_dirty", std::to_string(x.dropped_to_dirty));
         line(p + "up", x.secondary_up ? "1" : "0");
