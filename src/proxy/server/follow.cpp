@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <array>
 
+#include <fmt/format.h>
+
 #include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/proxy/divergence.hpp>
@@ -295,6 +297,8 @@ std::string follower_backlog(shared_state& st, side serving) {
     const auto s = r->snapshot();
     if (s.full_resync_needed)
         return "the follower needs a full resync (PROXY SYNC START PRUNE)";
+    if (s.rejected_keys > 0)
+        return follower_rejected(st, serving);
     if (s.queued_items > 0 || s.dirty_keys > 0)
         return "the follower is behind: " + std::to_string(s.queued_items) + " writes queued, " +
                std::to_string(s.dirty_keys) + " dirty keys";
@@ -305,15 +309,15 @@ std::string follower_rejected(shared_state& st, side serving) {
     replayer* r = st.follower_of(serving);
     if (r == nullptr)
         return {};
-    const auto s = r->snapshot();
-    if (s.rejected_keys == 0)
+    const auto n = r->snapshot().rejected_keys;
+    if (n == 0)
         return {};
-    return "the " + std::string(side_name(other_side(serving))) + " refused the copy of " +
-           std::to_string(s.rejected_keys) +
-           " keys (they are missing there; see replay_repair_rejected in the log and "
-           "follow_" +
-           side_name(other_side(serving)) +
-           "_rejected_keys; make room, e.g. raise maxmemory, and wait for it to reach 0)";
+    const std::string target = side_name(other_side(serving));
+    return fmt::format(
+        "the {0} refused the copy of {1} keys (they are missing there; see "
+        "replay_repair_rejected in the log and follow_{0}_rejected_keys; remove the cause, e.g. "
+        "raise maxmemory, and wait for it to reach 0)",
+        target, n);
 }
 
 std::string follow_info(const shared_state& st) {

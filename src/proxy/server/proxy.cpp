@@ -401,6 +401,11 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
             const auto lag = server::follower_backlog(st_, before.serving);
             if (idle && lag.empty())
                 break;
+            // A copy refused while waiting: waiting longer does not help.
+            if (auto rejected = server::follower_rejected(st_, before.serving); !rejected.empty()) {
+                why = std::move(rejected);
+                break;
+            }
             if (std::chrono::steady_clock::now() >= deadline) {
                 why = idle ? lag : "writes still in flight";
                 break;

@@ -273,16 +273,6 @@ TEST_F(proxy_consistency, transactions_replay_only_when_exec_ran) {
     EXPECT_EQ(secondary_.cli({"GET", "t"}), "ran");
 }
 
-// A value DUMP cannot compress, so copying it takes as much room as writing it.
-std::string incompressible(std::size_t n) {
-    std::mt19937 gen(7);
-    std::uniform_int_distribution<int> pick('!', '~');
-    std::string v(n, ' ');
-    for (auto& c : v)
-        c = static_cast<char>(pick(gen));
-    return v;
-}
-
 // The audit's case: the secondary refuses a key (maxmemory just above its use, noeviction), its
 // write and then its repair. The key must not be forgotten: it is counted, the cut-over to the
 // secondary is refused until a copy is applied (FORCE overrides), and a retry once there is
@@ -290,11 +280,7 @@ std::string incompressible(std::size_t n) {
 TEST_F(proxy_consistency, a_key_the_secondary_refuses_blocks_the_cut_over_until_copied) {
     start(mode::dual_write,
           [](proxy::proxy_config& c) { c.replay_rejected_retry = std::chrono::milliseconds(500); });
-    const auto memory = secondary_.cli({"INFO", "memory"});
-    const auto at = memory.find("used_memory:");
-    ASSERT_NE(at, std::string::npos) << memory;
-    const auto used = std::stoull(memory.substr(at + 12));
-    secondary_.cli({"CONFIG", "SET", "maxmemory", std::to_string(used + (1 << 20))});
+    leave_secondary_no_room();
 
     raw_conn c(proxy_->port());
     const auto big = incompressible(2 << 20);
