@@ -81,6 +81,9 @@ struct proxy_config {
     std::size_t replay_max_dirty_keys = 1'000'000;
     // Keys copied per second at most by repairs and PROXY SYNC (0: unlimited).
     std::size_t repair_rate = 5000;
+    // A key whose copy the follower refused (OOM, unknown DUMP format ...) is tried again this
+    // often; a switch to that side is refused while any remain (FORCE overrides).
+    std::chrono::milliseconds replay_rejected_retry = std::chrono::seconds(30);
     bool copy_scripts = false;  // scripts: copy their KEYS instead of replaying them
     // PROXY VERIFY: a hash, list, set, sorted set or stream with more elements than this is
     // compared in chunks of this many elements instead of being read whole.

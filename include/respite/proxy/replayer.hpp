@@ -51,6 +51,11 @@ struct replayer_config {
     std::chrono::milliseconds probe_interval = 500ms;  // PING period while a lane is down
     std::size_t repair_rate = 5000;                    // keys/s repaired at most (0: unlimited)
     std::chrono::milliseconds item_timeout = 10s;      // a lane call older than this: lane down
+    // Keys whose repair the target refused (OOM, unknown DUMP format ...): remembered apart from
+    // the dirty set, tried again every `rejected_retry_interval` (through the repair's rate
+    // limit); beyond `max_rejected_keys`: "full resync needed".
+    std::size_t max_rejected_keys = 100'000;
+    std::chrono::milliseconds rejected_retry_interval = 30s;
     // Value of the metrics' "target" label ("secondary", or "primary" for the rollback follower).
     std::string metrics_target = "secondary";
 };
@@ -125,6 +130,8 @@ class replayer {
         std::uint64_t dirty_keys = 0;          // recorded, or being repaired
         std::uint64_t repaired = 0;            // keys copied from the primary
         std::uint64_t repair_retries = 0;      // a write began during the copy: copied again later
+        std::uint64_t rejected_keys = 0;       // repair refused by the target: still missing there
+        std::uint64_t repairs_rejected = 0;    // repairs the target refused (every attempt)
         std::uint64_t dropped_to_dirty = 0;    // items not replayed (budget, lane down, transport)
         std::uint64_t abandoned = 0;           // items pending at shutdown
         double lag_seconds = 0;                // age of the oldest unapplied item
@@ -134,11 +141,11 @@ class replayer {
     };
     [[nodiscard]] stats snapshot() const;
 
-    // What the secondary still lacks, key by key: the dirty keys, those being repaired and the
-    // keys of every item queued or in flight (a proxy carries them over a restart). Incomplete
-    // when a keyspace-wide item is pending, a full resync is needed or there are more than
-    // `limit` keys (then `keys` is empty). Runs on the replayer's thread and waits for it: call
-    // it after drain(), never from that thread.
+    // What the secondary still lacks, key by key: the dirty keys, those being repaired, those
+    // whose repair was refused and the keys of every item queued or in flight (a proxy carries them
+    // over a restart). Incomplete when a keyspace-wide item is pending, a full resync is needed or
+    // there are more than `limit` keys (then `keys` is empty). Runs on the replayer's thread and
+    // waits for it: call it after drain(), never from that thread.
     struct unapplied {
         std::vector<std::string> keys;  // de-duplicated, in no particular order
         bool complete = true;
@@ -153,7 +160,8 @@ class replayer {
     // A write to key's stripe (or a keyspace-wide one) was sent to the primary and its reply
     // was not submitted yet: the primary may already show an effect the queue does not hold.
     [[nodiscard]] bool writes_in_flight(std::string_view key) const noexcept;
-    // The key is known to differ on the secondary and waits for (or is in) its repair.
+    // The key is known to differ on the secondary and waits for (or is in) its repair, or its
+    // repair was refused and waits to be tried again.
     [[nodiscard]] bool awaiting_repair(std::string_view key) const;
     // Moves whenever a write to key's stripe (or a keyspace-wide write) begins: equal values
     // taken at two moments mean no write to the key began in between (a change may also come

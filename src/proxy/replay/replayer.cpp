@@ -50,6 +50,11 @@ constexpr auto log_period = 5s;
 constexpr std::size_t item_overhead = 128;  // bookkeeping per queued item, roughly
 constexpr std::size_t key_overhead = 32;
 
+// A key as logged: its first bytes only (keys may be large; values are never logged).
+std::string_view loggable(std::string_view key) {
+    return key.substr(0, 128);
+}
+
 // An inbox buffer this large is given back once drained (a burst should not pin its memory).
 constexpr std::size_t max_idle_inbox_bytes = 1 << 20;
 
@@ -173,6 +178,8 @@ struct metric_refs {
     obs::counter& abandoned;
     obs::gauge& up;
     obs::gauge& full_resync;
+    obs::gauge& rejected_keys;
+    obs::counter& repairs_rejected;
 
     metric_refs(obs::registry& r, const obs::labels& l)
         : queue_items(r.get_gauge("respite_proxy_follower_queue_items",
@@ -198,7 +205,14 @@ struct metric_refs {
                                   "Secondary writes pending when the replayer stopped", l)),
           up(r.get_gauge("respite_proxy_follower_up", "1 when every secondary lane answers", l)),
           full_resync(r.get_gauge("respite_proxy_follower_full_resync_needed",
-                                  "1 when dirty-key tracking was lost: resync the secondary", l)) {}
+                                  "1 when dirty-key tracking was lost: resync the secondary", l)),
+          rejected_keys(r.get_gauge("respite_proxy_follower_rejected_keys",
+                                    "Keys whose repair the secondary refused: missing there, "
+                                    "retried slowly; a cut-over is refused while any remain",
+                                    l)),
+          repairs_rejected(r.get_counter("respite_proxy_follower_repairs_rejected_total",
+                                         "Repairs the secondary answered with an error reply", l)) {
+    }
 };
 
 }  // namespace
@@ -226,6 +240,7 @@ struct replayer::engine {
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> repaired{0};
     std::atomic<std::uint64_t> repair_retries{0};
+    std::atomic<std::uint64_t> repairs_rejected{0};
     std::atomic<std::uint64_t> dropped{0};
     std::atomic<std::uint64_t> abandoned{0};
     std::atomic<std::int64_t> lag_us{0};
@@ -238,8 +253,12 @@ struct replayer::engine {
     dirty_set dirty;
     std::uint64_t repairing = 0;  // keys taken from `dirty`, copy not yet applied (dirty_mu)
     std::atomic<bool> repair_posted{false};
+    // Keys whose repair the target refused, with when to try again (dirty_mu). Not dirty: the
+    // repair loop would retry them at full rate; a successful repair is what removes one.
+    std::unordered_map<std::string, steady::time_point> rejected;
 
     log_limiter drop_log{log_period};
+    log_limiter reject_log{log_period};
     log_limiter error_log{log_period};
     log_limiter repair_log{log_period};
 
@@ -290,6 +309,7 @@ struct replayer::engine {
     std::uint64_t progress_logged_at = 0;
     steady::time_point progress_logged_time = steady::now();
     bool repair_announced = false;
+    steady::time_point rejected_scan_at{};  // the next look for rejected keys due a retry
     std::move_only_function<void(bool)> drain_done;
 
     std::thread thread;
@@ -532,11 +552,13 @@ struct replayer::engine {
         s.failed = failed.load();
         s.repaired = repaired.load();
         s.repair_retries = repair_retries.load();
+        s.repairs_rejected = repairs_rejected.load();
         s.dropped_to_dirty = dropped.load();
         s.abandoned = abandoned.load();
         {
             std::lock_guard lock(dirty_mu);
             s.dirty_keys = dirty.size() + repairing;
+            s.rejected_keys = rejected.size();
         }
         s.lag_seconds = static_cast<double>(lag_us.load()) / 1e6;
         s.secondary_up = true;
@@ -566,6 +588,8 @@ struct replayer::engine {
             dirty.for_each(add);
             for (const auto& k : reading_keys)
                 add(k);
+            for (const auto& r : rejected)
+                add(r.first);
         }
         for (const auto& p : window) {
             if (p.done)
@@ -871,7 +895,7 @@ struct replayer::engine {
                 if (repair) {
                     repaired.fetch_add(1);
                     metrics.repaired.inc();
-                    end_repair();
+                    end_repair(p.keys().front());
                 } else if (read_a_dirty_key(p.keys())) {
                     // What it wrote may derive from a wrong value (RENAME, LMOVE, SINTERSTORE, a
                     // transaction ...): its other keys need the copy too.
@@ -883,10 +907,7 @@ struct replayer::engine {
                 metrics.failed.inc();
                 std::uint64_t suppressed = 0;
                 if (repair) {
-                    // Not retried: a copy the secondary refuses (e.g. a DUMP format it does not
-                    // know) would be refused forever.
-                    end_repair();
-                    obs::log().error("replay_repair_rejected error=\"{}\"", why);
+                    reject_repair(p.keys().front(), why);
                 } else {
                     if (error_log.allow(suppressed))
                         obs::log().warn(
@@ -1008,12 +1029,68 @@ struct replayer::engine {
         std::uint32_t global_generation;
     };
 
-    void end_repair() {
+    // The copy of `key` was applied: it is no longer missing on the target.
+    void end_repair(std::string_view key) {
+        bool was_rejected = false;
         {
             std::lock_guard lock(dirty_mu);
             --repairing;
+            was_rejected = !rejected.empty() && rejected.erase(std::string(key)) > 0;
         }
+        if (was_rejected)
+            obs::log().info("replay_rejected_key_repaired key=\"{}\"", loggable(key));
         log_progress(false);
+    }
+
+    // The target answered the copy of `key` with an error (OOM under maxmemory, a DUMP format
+    // it does not know, a payload over proto-max-bulk-len ...). Retrying at once would be refused
+    // again: the key waits in `rejected`, tried again every rejected_retry_interval, and keeps a
+    // cut-over to the target refused until a copy is applied.
+    void reject_repair(std::string_view key, std::string_view why) {
+        repairs_rejected.fetch_add(1);
+        metrics.repairs_rejected.inc();
+        const auto due = steady::now() + cfg.rejected_retry_interval;
+        bool first = false;
+        bool full = false;
+        {
+            std::lock_guard lock(dirty_mu);
+            --repairing;
+            std::string k(key);
+            if (auto it = rejected.find(k); it != rejected.end())
+                it->second = due;
+            else if (rejected.size() >= cfg.max_rejected_keys)
+                full = true;
+            else
+                first = rejected.emplace(std::move(k), due).second;
+        }
+        if (full)
+            set_full_resync("rejected key set full");
+        std::uint64_t suppressed = 0;
+        if (first && reject_log.allow(suppressed))
+            obs::log().error(
+                "replay_repair_rejected key=\"{}\" error=\"{}\" retry_in_ms={} suppressed={} "
+                "(the key is missing on the {}; a cut-over to it is refused until a retry "
+                "succeeds)",
+                loggable(key), why, cfg.rejected_retry_interval.count(), suppressed,
+                cfg.metrics_target);
+        log_progress(false);
+    }
+
+    // Rejected keys due a retry go back into the dirty set (behind the others), so they are
+    // copied under the repair's rate limit; they stay rejected until a copy is applied.
+    void retry_rejected(steady::time_point now) {
+        if (now < rejected_scan_at)
+            return;
+        rejected_scan_at = now + std::min<steady::duration>(cfg.rejected_retry_interval, 1s);
+        std::lock_guard lock(dirty_mu);
+        for (auto& [key, due] : rejected) {
+            if (due > now || reading_keys.contains(key))
+                continue;
+            // A full dirty set: the key stays rejected (tracked) and is tried at the next scan.
+            if (dirty.add(key) == dirty_set::add_result::over_capacity)
+                break;
+            due = now + cfg.rejected_retry_interval;
+        }
     }
 
     void redirty_repairing(std::string_view key) {
@@ -1231,6 +1308,7 @@ struct replayer::engine {
                 fail_lane(l, "timeout");
         }
         after_completions();
+        retry_rejected(now);
         publish();
         log_progress(false);
         bool have_dirty = false;
@@ -1249,6 +1327,7 @@ struct replayer::engine {
         metrics.queue_bytes.set(static_cast<double>(s.queued_bytes));
         metrics.lag_seconds.set(s.lag_seconds);
         metrics.dirty_keys.set(static_cast<double>(s.dirty_keys));
+        metrics.rejected_keys.set(static_cast<double>(s.rejected_keys));
         metrics.up.set(s.secondary_up ? 1 : 0);
     }
 
@@ -1327,21 +1406,22 @@ struct replayer::engine {
         abandoned.fetch_add(n);
         metrics.abandoned.inc(n);
         const auto s = snapshot();
-        if ((n > 0 || s.dirty_keys > 0) && keys_saved.load())
+        const bool missing = s.dirty_keys > 0 || s.rejected_keys > 0;
+        if ((n > 0 || missing) && keys_saved.load())
             obs::log().info(
-                "replay_stopped unapplied_items={} unapplied_keys={} dirty_keys={} (saved to the "
-                "dirty list: the next run repairs them)",
-                n, keys, s.dirty_keys);
+                "replay_stopped unapplied_items={} unapplied_keys={} dirty_keys={} "
+                "rejected_keys={} (saved to the dirty list: the next run repairs them)",
+                n, keys, s.dirty_keys, s.rejected_keys);
         else if (n > 0)
             obs::log().error(
-                "replay_stopped abandoned_items={} abandoned_keys={} dirty_keys={} (the "
-                "secondary needs these keys copied)",
-                n, keys, s.dirty_keys);
-        else if (s.dirty_keys > 0)
+                "replay_stopped abandoned_items={} abandoned_keys={} dirty_keys={} "
+                "rejected_keys={} (the secondary needs these keys copied)",
+                n, keys, s.dirty_keys, s.rejected_keys);
+        else if (missing)
             obs::log().warn(
-                "replay_stopped dirty_keys={} (not repaired in this run; with --state-file a "
-                "clean stop saves them for the next run's repair)",
-                s.dirty_keys);
+                "replay_stopped dirty_keys={} rejected_keys={} (not repaired in this run; with "
+                "--state-file a clean stop saves them for the next run's repair)",
+                s.dirty_keys, s.rejected_keys);
         if (drain_done)
             std::exchange(drain_done, nullptr)(false);
         for (auto& fn : fns)
@@ -1456,7 +1536,10 @@ std::size_t replayer::lane_of(std::string_view key) const noexcept {
 
 bool replayer::awaiting_repair(std::string_view key) const {
     std::lock_guard lock(engine_->dirty_mu);
-    return engine_->dirty.contains(key) || engine_->reading_keys.contains(std::string(key));
+    if (engine_->dirty.contains(key))
+        return true;
+    const std::string k(key);
+    return engine_->reading_keys.contains(k) || engine_->rejected.contains(k);
 }
 
 std::uint64_t replayer::write_generation(std::string_view key) const noexcept {

@@ -48,7 +48,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     std::vector<std::string> users;
     std::string password;
     double idle_timeout = 0, shutdown_timeout = 10, switch_timeout = 10, shadow_timeout = 2;
-    double ttl_tolerance = 2, pubsub_window = 2, restart_check = 1;
+    double ttl_tolerance = 2, pubsub_window = 2, restart_check = 1, rejected_retry = 30;
     bool primary_cluster = false, secondary_cluster = false;
 
     app.add_option("--listen", listen, "Client address host:port")->capture_default_str();
@@ -152,6 +152,10 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--repair-rate", cfg.repair_rate,
                    "Keys per second copied at most by repairs and PROXY SYNC (0: unlimited)")
         ->capture_default_str();
+    app.add_option("--replay-rejected-retry", rejected_retry,
+                   "Seconds between retries of a key whose copy the follower refused")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_flag("--copy-scripts", cfg.copy_scripts,
                  "Copy the keys scripts touch instead of replaying scripts");
     app.add_option("--verify-chunk-elements", cfg.verify_chunk_elements,
@@ -263,6 +267,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     cfg.shadow_timeout = secs(shadow_timeout);
     cfg.ttl_tolerance = secs(ttl_tolerance);
     cfg.pubsub_compare_window = secs(pubsub_window);
+    cfg.replay_rejected_retry = secs(rejected_retry);
     cfg.restart_check_interval = secs(restart_check);
     return cfg;
 }

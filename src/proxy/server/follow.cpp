@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <array>
 
+#include <fmt/format.h>
+
 #include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/proxy/divergence.hpp>
@@ -98,6 +100,7 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
     rc.max_queued_bytes = st.cfg.replay_max_queued_bytes;
     rc.max_dirty_keys = st.cfg.replay_max_dirty_keys;
     rc.repair_rate = st.cfg.repair_rate;
+    rc.rejected_retry_interval = st.cfg.replay_rejected_retry;
     rc.metrics_target = side_name(target);
     const backend_config bc = st.backend_cfg(target);
     auto factory = [bc, target](asio::io_context& ioc, std::size_t lane) {
@@ -294,10 +297,27 @@ std::string follower_backlog(shared_state& st, side serving) {
     const auto s = r->snapshot();
     if (s.full_resync_needed)
         return "the follower needs a full resync (PROXY SYNC START PRUNE)";
+    if (s.rejected_keys > 0)
+        return follower_rejected(st, serving);
     if (s.queued_items > 0 || s.dirty_keys > 0)
         return "the follower is behind: " + std::to_string(s.queued_items) + " writes queued, " +
                std::to_string(s.dirty_keys) + " dirty keys";
     return {};
+}
+
+std::string follower_rejected(shared_state& st, side serving) {
+    replayer* r = st.follower_of(serving);
+    if (r == nullptr)
+        return {};
+    const auto n = r->snapshot().rejected_keys;
+    if (n == 0)
+        return {};
+    const std::string target = side_name(other_side(serving));
+    return fmt::format(
+        "the {0} refused the copy of {1} keys (they are missing there; see "
+        "replay_repair_rejected in the log and follow_{0}_rejected_keys; remove the cause, e.g. "
+        "raise maxmemory, and wait for it to reach 0)",
+        target, n);
 }
 
 std::string follow_info(const shared_state& st) {
@@ -320,6 +340,8 @@ std::string follow_info(const shared_state& st) {
         line(p + "applied", std::to_string(x.applied));
         line(p + "failed", std::to_string(x.failed));
         line(p + "dirty_keys", std::to_string(x.dirty_keys));
+        line(p + "rejected_keys", std::to_string(x.rejected_keys));
+        line(p + "repairs_rejected", std::to_string(x.repairs_rejected));
         line(p + "repaired", std::to_string(x.repaired));
         line(p + "dropped_to_dirty", std::to_string(x.dropped_to_dirty));
         line(p + "up", x.secondary_up ? "1" : "0");

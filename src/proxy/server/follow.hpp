@@ -60,6 +60,9 @@ void stop_follow(shared_state& st, std::chrono::steady_clock::time_point deadlin
 // What the side about to serve still misses (queued writes, dirty keys); empty when caught up.
 // `serving`: the side that serves now (its follower is the one that must be drained).
 std::string follower_backlog(shared_state& st, side serving);
+// The keys the side about to serve refused to copy (they are missing there), as a reason to
+// refuse the switch; empty when there are none. `serving`: the side that serves now.
+std::string follower_rejected(shared_state& st, side serving);
 // INFO proxy lines about followers, shadows and divergences.
 std::string follow_info(const shared_state& st);
 

@@ -381,6 +381,20 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         }
     }
     if (before.serving != after.serving) {
+        // Keys whose copy the side about to serve refused are missing there; waiting does not
+        // help (they are retried slowly), so the switch is refused at once.
+        if (const auto rejected = server::follower_rejected(st_, before.serving);
+            !rejected.empty()) {
+            if (!force) {
+                obs::log().warn("proxy mode_switch_refused from={} to={} reason=\"{}\"",
+                                mode_name(from), mode_name(to), rejected);
+                return std::unexpected("switch refused: " + rejected + " (or add FORCE)");
+            }
+            obs::log().warn("proxy mode_switch_forced from={} to={} reason=\"{}\"", mode_name(from),
+                            mode_name(to), rejected);
+        }
+    }
+    if (before.serving != after.serving) {
         // Moving the serving side: hold new writes, let those in flight finish and the side
         // that is about to serve catch up, then flip.
         st_.writes_paused.store(true);
@@ -396,6 +410,11 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
             const auto lag = server::follower_backlog(st_, before.serving);
             if (idle && lag.empty())
                 break;
+            // A copy refused while waiting: waiting longer does not help.
+            if (auto rejected = server::follower_rejected(st_, before.serving); !rejected.empty()) {
+                why = std::move(rejected);
+                break;
+            }
             if (std::chrono::steady_clock::now() >= deadline) {
                 why = idle ? lag : "writes still in flight";
                 break;
@@ -615,13 +634,13 @@ void proxy_server::impl::stop() {
             const auto target = server::other_side(plan.serving);
             if (auto* f = st_.follower_of(plan.serving)) {
                 const auto x = f->snapshot();
-                if ((x.queued_items > 0 || x.dirty_keys > 0 || x.abandoned > 0 ||
-                     x.full_resync_needed) &&
+                if ((x.queued_items > 0 || x.dirty_keys > 0 || x.rejected_keys > 0 ||
+                     x.abandoned > 0 || x.full_resync_needed) &&
                     (x.abandoned > 0 || !save_dirty_list(*f, target, saved)))
-                    st_.restarts->flag(target,
-                                       fmt::format("stopped with {} queued, {} dirty, {} "
-                                                   "abandoned writes",
-                                                   x.queued_items, x.dirty_keys, x.abandoned));
+                    st_.restarts->flag(target, fmt::format("stopped with {} queued, {} dirty, {} "
+                                                           "rejected keys, {} abandoned writes",
+                                                           x.queued_items, x.dirty_keys,
+                                                           x.rejected_keys, x.abandoned));
             }
         }
         if (saved == std::array<std::uint64_t, 2>{})

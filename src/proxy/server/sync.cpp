@@ -245,15 +245,16 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
             const auto x = f->snapshot();
             p_.repaired_since_start = x.repaired - repaired_at_start_;
             p_.complete = done && r->opt.match.empty() && r->opt.prune &&
-                          x.failed == r->failed_at_start &&
+                          x.failed == r->failed_at_start && x.rejected_keys == 0 &&
                           x.full_resync_events == r->resync_events_at_start;
             complete = p_.complete;
             if (done && !p_.complete)
                 obs::log().warn(
                     "proxy sync_incomplete match=\"{}\" prune={} refused_copies={} "
-                    "new_resync_causes={} note=\"needs-sync flags and full_resync_needed stay "
-                    "set; a complete run has no MATCH and PRUNE\"",
-                    r->opt.match, r->opt.prune, x.failed - r->failed_at_start,
+                    "rejected_keys={} new_resync_causes={} note=\"needs-sync flags and "
+                    "full_resync_needed stay set; a complete run has no MATCH and PRUNE, and "
+                    "every copy applied\"",
+                    r->opt.match, r->opt.prune, x.failed - r->failed_at_start, x.rejected_keys,
                     x.full_resync_events - r->resync_events_at_start);
         }
         running_gauge_->set(0);

@@ -1,9 +1,11 @@
 // The replayer against two real redis-servers: writes go to the primary first (as the proxy does),
 // then to the replayer; the secondary must end equal (DEBUG DIGEST) through replay and repair.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -488,6 +490,79 @@ TEST_F(pair_of_servers, drain_applies_what_is_queued_then_refuses) {
     const auto s = rep->snapshot();
     EXPECT_EQ(s.dropped_to_dirty, before + 1);
     EXPECT_EQ(s.dirty_keys, 1u);
+}
+
+// A value DUMP cannot compress (LZF finds no repeats in it), so its RESTORE is as big as it.
+std::string incompressible(std::size_t n) {
+    std::mt19937 gen(42);
+    std::uniform_int_distribution<int> pick('!', '~');
+    std::string v(n, ' ');
+    for (auto& c : v)
+        c = static_cast<char>(pick(gen));
+    return v;
+}
+
+// The secondary's memory: maxmemory just above what it uses, the default noeviction policy.
+void leave_no_room(const redis_server& s) {
+    const auto info = s.cli({"INFO", "memory"});
+    const auto at = info.find("used_memory:");
+    ASSERT_NE(at, std::string::npos) << info;
+    const auto used = std::stoull(info.substr(at + 12));
+    s.cli({"CONFIG", "SET", "maxmemory", std::to_string(used + (1 << 20))});
+}
+
+// A repair the secondary refuses (OOM here) is not forgotten: the key stays rejected (counted,
+// listed among the unapplied keys, awaiting repair), is tried again slowly, and a copy applied
+// once the secondary has room removes it.
+TEST_F(pair_of_servers, refused_repair_is_kept_and_retried) {
+    auto cfg = fast_config();
+    cfg.rejected_retry_interval = 300ms;
+    start(cfg);
+    leave_no_room(secondary_server);
+    const auto big = incompressible(2 << 20);
+    write({"SET", "big", big}, {"big"});
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().rejected_keys == 1; }))
+        << "failed=" << rep->snapshot().failed;
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().repairs_rejected >= 2; }))
+        << "the retry did not come";
+    auto s = rep->snapshot();
+    EXPECT_GE(s.failed, 2u);  // the SET, then the copy
+    EXPECT_FALSE(s.full_resync_needed);
+    EXPECT_TRUE(rep->awaiting_repair("big"));
+    EXPECT_FALSE(rep->awaiting_repair("other"));
+    EXPECT_EQ(secondary_server.cli({"EXISTS", "big"}), "0");
+    const auto u = rep->unapplied_keys(100);
+    EXPECT_TRUE(u.complete);
+    EXPECT_NE(std::ranges::find(u.keys, "big"), u.keys.end());
+    // Published by the replayer's tick.
+    EXPECT_TRUE(eventually([&] {
+        return registry.prometheus_text().find(
+                   "respite_proxy_follower_rejected_keys{target=\"secondary\"} 1\n") !=
+               std::string::npos;
+    })) << registry.prometheus_text();
+    EXPECT_NE(registry.prometheus_text().find("respite_proxy_follower_repairs_rejected_total"),
+              std::string::npos);
+    // Room again: the next retry copies it.
+    secondary_server.cli({"CONFIG", "SET", "maxmemory", "0"});
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().rejected_keys == 0; }));
+    expect_equal();
+    EXPECT_FALSE(rep->awaiting_repair("big"));
+    EXPECT_TRUE(rep->unapplied_keys(100).keys.empty());
+}
+
+// More refused keys than max_rejected_keys cannot all be tracked: a full resync is needed.
+TEST_F(pair_of_servers, rejected_set_overflow_needs_full_resync) {
+    auto cfg = fast_config();
+    cfg.max_rejected_keys = 1;
+    start(cfg);
+    leave_no_room(secondary_server);
+    const auto big = incompressible(2 << 20);
+    write({"SET", "big1", big}, {"big1"});
+    write({"SET", "big2", big}, {"big2"});
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().full_resync_needed; }))
+        << "rejected=" << rep->snapshot().rejected_keys;
+    EXPECT_EQ(rep->snapshot().rejected_keys, 1u);
+    secondary_server.cli({"CONFIG", "SET", "maxmemory", "0"});
 }
 
 // Items pending when the replayer stops are counted as abandoned, never silently lost.

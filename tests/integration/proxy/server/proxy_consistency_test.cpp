@@ -295,5 +295,47 @@ TEST_F(proxy_consistency, transactions_replay_only_when_exec_ran) {
     EXPECT_EQ(secondary_.cli({"GET", "t"}), "ran");
 }
 
+// The audit's case: the secondary refuses a key (maxmemory just above its use, noeviction), its
+// write and then its repair. The key must not be forgotten: it is counted, the cut-over to the
+// secondary is refused until a copy is applied (FORCE overrides), and a retry once there is
+// room copies it.
+TEST_F(proxy_consistency, a_key_the_secondary_refuses_blocks_the_cut_over_until_copied) {
+    start(mode::dual_write,
+          [](proxy::proxy_config& c) { c.replay_rejected_retry = std::chrono::milliseconds(500); });
+    leave_secondary_no_room();
+
+    raw_conn c(proxy_->port());
+    const auto big = incompressible(2 << 20);
+    ASSERT_EQ(c.call({"SET", "big", big}), "+OK\r\n");
+    ASSERT_TRUE(eventually([&] { return info_field("follow_secondary_rejected_keys") == "1"; }))
+        << proxy_->info();
+    EXPECT_NE(info_field("follow_secondary_repairs_rejected"), "0");
+    EXPECT_EQ(info_field("follow_secondary_full_resync_needed"), "0");
+    EXPECT_EQ(secondary_.cli({"EXISTS", "big"}), "0");
+    EXPECT_TRUE(eventually([&] {  // published by the follower's tick
+        return http(proxy_->admin_port(), "GET", "/metrics")
+                   .find("respite_proxy_follower_rejected_keys{target=\"secondary\"} 1\n") !=
+               std::string::npos;
+    })) << http(proxy_->admin_port(), "GET", "/metrics");
+
+    // The cut-over is refused at once, with the reason.
+    const auto refused = c.call({"PROXY", "MODE", "SET", "secondary-primary"});
+    EXPECT_EQ(refused.substr(0, 1), "-") << refused;
+    EXPECT_NE(refused.find("refused the copy of 1 keys"), std::string::npos) << refused;
+    EXPECT_EQ(c.call({"PROXY", "MODE", "GET"}), "$10\r\ndual-write\r\n");
+    // FORCE goes past it, and the key is indeed missing there; back to dual-write.
+    ASSERT_TRUE(proxy_->set_mode(mode::secondary_primary, true).has_value());
+    EXPECT_EQ(c.call({"EXISTS", "big"}), ":0\r\n");
+    ASSERT_TRUE(proxy_->set_mode(mode::dual_write, false).has_value());
+
+    // Room again: the slow retry copies the key, and the cut-over goes through with it.
+    secondary_.cli({"CONFIG", "SET", "maxmemory", "0"});
+    ASSERT_TRUE(eventually([&] { return info_field("follow_secondary_rejected_keys") == "0"; }))
+        << proxy_->info();
+    ASSERT_TRUE(converged());
+    EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "secondary-primary"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"EXISTS", "big"}), ":1\r\n");
+}
+
 }  // namespace
 }  // namespace respite::test

@@ -864,6 +864,44 @@ TEST_F(proxy_state, a_clean_restart_carries_the_dirty_keys_over) {
     EXPECT_TRUE(r.has_value()) << r.error();
 }
 
+// A key the secondary refused to take (OOM) is missing there: a clean stop saves it in the dirty
+// list like a dirty key, the next run tries it again, and the cut-over waits for its copy.
+TEST_F(proxy_state, a_clean_restart_carries_a_refused_key_over) {
+    const auto start_here = [&] {
+        start(mode::dual_write, [&](proxy::proxy_config& c) {
+            c.state_file = path_;
+            c.repair_rate = 0;
+            c.replay_rejected_retry = std::chrono::milliseconds(500);
+        });
+    };
+    start_here();
+    leave_secondary_no_room();
+    {
+        client::sync_client c(client_config());
+        ASSERT_TRUE(c.command("SET", "big", incompressible(2 << 20)).has_value());
+    }
+    ASSERT_TRUE(eventually([&] { return info_has("follow_secondary_rejected_keys:1"); }))
+        << proxy_->info();
+    proxy_->stop();
+    EXPECT_TRUE(info_has("state_dirty_keys_saved:1")) << proxy_->info();
+    EXPECT_NE(file_text().find("secondary_dirty_keys_saved=1\n"), std::string::npos) << file_text();
+    proxy_.reset();
+
+    start_here();
+    EXPECT_TRUE(info_has("state_dirty_keys_restored:1")) << proxy_->info();
+    ASSERT_TRUE(eventually([&] { return info_has("follow_secondary_rejected_keys:1"); }))
+        << proxy_->info();
+    auto r = proxy_->set_mode(mode::secondary_primary, false);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("refused the copy of 1 keys"), std::string::npos) << r.error();
+    secondary_.cli({"CONFIG", "SET", "maxmemory", "0"});
+    ASSERT_TRUE(eventually([&] { return info_has("follow_secondary_rejected_keys:0"); }))
+        << proxy_->info();
+    EXPECT_TRUE(converged());
+    r = proxy_->set_mode(mode::secondary_primary, false);
+    EXPECT_TRUE(r.has_value()) << r.error();
+}
+
 // The same with writes still queued for a secondary that is up but does not apply them (paused):
 // the stop cannot drain them in time, so their keys go to the list, and the next run repairs them.
 TEST_F(proxy_state, a_clean_restart_carries_the_keys_of_queued_writes_over) {
