@@ -39,6 +39,14 @@ resp::limits limits_of(const proxy_config& cfg) {
     return l;
 }
 
+resp::limits unauthenticated_limits() {
+    resp::limits l;
+    l.max_bulk_length = 16 * 1024;
+    l.max_aggregate_elements = 10;
+    l.max_line_length = 16 * 1024;
+    return l;
+}
+
 std::vector<std::string> copy_args(std::span<const std::string_view> args) {
     return {args.begin(), args.end()};
 }
@@ -69,6 +77,7 @@ session::session(worker& w, socket_type socket)
       socket_(std::move(socket)),
       id_(next_session_id++),
       parser_(limits_of(w.shared().cfg)),
+      unauth_parser_(unauthenticated_limits()),
       last_activity_(std::chrono::steady_clock::now()) {
     authenticated_ = st_.cfg.users.empty();
 }
@@ -144,11 +153,17 @@ void session::process() {
         if (slots_.size() > k_max_pipeline || out_.size() > st_.cfg.output_pause_bytes)
             break;
         std::string_view input(in_.data() + in_start_, in_.size() - in_start_);
-        auto r = parser_.parse(input, args_);
+        // An AUTH ends a command: the next one starts in the other parser.
+        auto r = (authenticated_ ? parser_ : unauth_parser_).parse(input, args_);
         if (r.error) {
             st_.protocol_errors->inc();
             std::string msg = "ERR Protocol error: ";
-            msg += r.reason.empty() ? std::string_view("invalid request") : r.reason;
+            if (!authenticated_ && (r.error == resp::error::bulk_too_large ||
+                                    r.error == resp::error::aggregate_too_large ||
+                                    r.error == resp::error::line_too_long))
+                msg += "unauthenticated request too large (AUTH first)";
+            else
+                msg += r.reason.empty() ? std::string_view("invalid request") : r.reason;
             reply_error(msg);
             closing_ = true;
             processing_ = false;

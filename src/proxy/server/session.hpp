@@ -191,6 +191,9 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     socket_type socket_;
     std::uint64_t id_;
     resp::request_parser parser_;
+    // Until AUTH succeeded (when users are configured), as Redis: at most 10 arguments of at
+    // most 16 KiB each, so a client without a password cannot make the proxy buffer 512 MB.
+    resp::request_parser unauth_parser_;
     std::vector<std::string_view> args_;
     std::string read_buf_;  // the pending read's target (in_ may move meanwhile)
     std::string in_;        // received, not yet processed from in_start_

@@ -373,6 +373,31 @@ TEST_F(proxy_bad_input, auth_is_required_and_answered_like_redis) {
     expect_serving("AUTH failures", "pw");
 }
 
+TEST_F(proxy_bad_input, before_auth_requests_are_small) {
+    // As Redis: until AUTH, at most 10 arguments of at most 16 KiB. Before, a client without the
+    // password could make the proxy buffer a 512 MB argument (per connection).
+    start_primary_only([](proxy::proxy_config& cfg) { cfg.users = {{"default", "pw"}}; });
+    const std::string big(20 * 1024, 'v');
+    const std::string too_large =
+        "-ERR Protocol error: unauthenticated request too large (AUTH "
+        "first)\r\n";
+    // Refused from the header: the 20 KiB payload need not arrive.
+    expect_protocol_error("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20480\r\n", too_large, false);
+    std::string eleven = "*11\r\n";
+    expect_protocol_error(eleven, too_large, false);
+    // Small requests get NOAUTH as before; after AUTH the usual limits apply.
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"GET", "k"}).substr(0, 7), "-NOAUTH");
+    EXPECT_EQ(c.call({"AUTH", "pw"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "k", big}), "+OK\r\n");
+    EXPECT_EQ(c.call({"DEL", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"}), ":1\r\n");
+    // RESET logs the connection out: small requests again.
+    EXPECT_EQ(c.call({"RESET"}), "+RESET\r\n");
+    c.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20480\r\n");
+    EXPECT_EQ(c.frame(5s), too_large);
+    expect_serving("unauthenticated oversized requests", "pw");
+}
+
 TEST_F(proxy_bad_input, auth_with_too_many_arguments_is_a_syntax_error_like_redis) {
     start_primary_only([](proxy::proxy_config& cfg) { cfg.users = {{"default", "pw"}}; });
     raw_conn direct(secondary_.port());
