@@ -107,6 +107,9 @@ class replayer {
     // snapshot().full_resync_events was `events_seen` has ended: clears full_resync_needed,
     // unless a new cause came since. True when it was cleared.
     bool clear_full_resync(std::uint64_t events_seen);
+    // Sets full_resync_needed (metric + error log with `reason`): the follower's side changed in
+    // a way no key repair restores.
+    void require_full_resync(std::string_view reason);
     // Records keys to copy from the primary. urgent: ahead of the keys already waiting (a key
     // known to differ); otherwise behind them (bulk work such as PROXY SYNC, which must not
     // starve the repairs of failed writes).

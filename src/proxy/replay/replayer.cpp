@@ -1494,6 +1494,10 @@ void replayer::abandon(std::span<const std::string_view> begun_keys, bool outcom
     engine_->abandon(begun_keys, outcome_unknown, global);
 }
 
+void replayer::require_full_resync(std::string_view reason) {
+    engine_->set_full_resync(reason);
+}
+
 void replayer::mark_dirty(std::span<const std::string_view> keys, bool urgent) {
     for (auto k : keys)
         engine_->add_dirty(k, urgent);

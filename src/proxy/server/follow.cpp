@@ -77,8 +77,21 @@ replayer* active_follower(shared_state& st, side serving) {
     return plan.follower && plan.serving == serving ? st.follower_of(serving) : nullptr;
 }
 
+// The name under which writes of the script cache and the function library (SCRIPT LOAD,
+// FUNCTION LOAD ...) are ordered among themselves. Not a keyspace-wide write: they touch no key,
+// and a write of another client running at the same time does not make them ambiguous (before,
+// every SCRIPT LOAD during traffic set full_resync_needed). Should the name turn dirty, its
+// repair copies the primary's state of a key of that name (none: a DEL of nothing).
+constexpr std::string_view k_library_key = "{respite-proxy}:script-and-function-library";
+
+bool is_library_write(std::string_view name) noexcept {
+    return name == "script|load" || name == "script|flush" || name == "function|load" ||
+           name == "function|delete" || name == "function|flush" || name == "function|restore";
+}
+
 // Appends the keys a write touches (for PUBLISH/SPUBLISH the channel, which orders its
-// messages); false when it names none (it is then ordered against every lane).
+// messages; for library writes k_library_key); false when it names none (it is then ordered
+// against every lane).
 bool append_keys(const shared_state& st, const command_class& c,
                  std::span<const std::string_view> args, std::vector<std::string>& keys) {
     thread_local std::vector<std::size_t> positions;
@@ -88,6 +101,10 @@ bool append_keys(const shared_state& st, const command_class& c,
     if (positions.empty() && c.spec != nullptr && args.size() > 1 &&
         (c.spec->name == "publish" || c.spec->name == "spublish"))
         positions.push_back(1);
+    if (positions.empty() && c.spec != nullptr && is_library_write(c.spec->name)) {
+        keys.emplace_back(k_library_key);
+        return true;
+    }
     for (auto i : positions)
         keys.emplace_back(args[i]);
     return !positions.empty();
@@ -272,6 +289,10 @@ void follow_abandon(shared_state& st, side serving, const std::vector<std::strin
         return;
     const auto begun = key_views(keys);
     r->abandon(begun, outcome_unknown, global);
+    // A library write whose outcome is unknown (run by some masters of a cluster only): no key
+    // copy restores a script cache or a function library.
+    if (outcome_unknown && keys.size() == 1 && keys.front() == k_library_key)
+        r->require_full_resync("a script or function library write with unknown outcome");
 }
 
 bool shadow_wanted(shared_state& st, const command_class& c,

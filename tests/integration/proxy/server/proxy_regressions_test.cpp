@@ -1,5 +1,8 @@
 // Regressions found by review: each case once hung a client, leaked connection state or left the
 // follower's bookkeeping unbalanced.
+#include <atomic>
+#include <thread>
+
 #include "proxy_fixture.hpp"
 
 namespace respite::test {
@@ -8,6 +11,45 @@ namespace {
 using proxy::mode;
 
 class proxy_regressions : public proxy_fixture {};
+
+TEST_F(proxy_regressions, script_and_function_loads_under_traffic_need_no_full_resync) {
+    // SCRIPT LOAD and FUNCTION LOAD name no key, so they were replayed as keyspace-wide writes:
+    // one that ran while another client wrote set full_resync_needed, so every deploy of an
+    // application that loads its scripts at start blocked the cut-over until a full PROXY SYNC.
+    start(mode::dual_write);
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> writers;
+    for (int t = 0; t < 3; ++t)
+        writers.emplace_back([&, t] {
+            client::sync_client cl(client_config());
+            for (int round = 0; !stop.load(); ++round) {
+                client::request r;
+                for (int j = 0; j < 50; ++j)
+                    r.push("SET", "w" + std::to_string(t) + ":" + std::to_string(j), round);
+                (void)cl.exec(std::move(r));
+            }
+        });
+    raw_conn c(proxy_->port());
+    std::vector<std::string> shas;
+    for (int i = 0; i < 30; ++i) {
+        const auto sha = c.call({"SCRIPT", "LOAD", "return " + std::to_string(i)});
+        ASSERT_EQ(sha.substr(0, 4), "$40\r") << sha;
+        shas.push_back(sha.substr(5, 40));
+        EXPECT_EQ(c.call({"FUNCTION", "LOAD", "REPLACE",
+                          "#!lua name=lib\nredis.register_function('f" + std::to_string(i) +
+                              "', function() return " + std::to_string(i) + " end)"}),
+                  "$3\r\nlib\r\n");
+    }
+    stop = true;
+    for (auto& w : writers)
+        w.join();
+    EXPECT_EQ(info_field("follow_secondary_full_resync_needed"), "0") << proxy_->info();
+    ASSERT_TRUE(converged());
+    for (const auto& sha : shas)
+        EXPECT_EQ(secondary_.cli({"SCRIPT", "EXISTS", sha}), "1") << sha;
+    EXPECT_EQ(secondary_.cli({"FCALL", "f29", "0"}), "29");
+    EXPECT_EQ(info_field("follow_secondary_full_resync_needed"), "0");
+}
 
 TEST_F(proxy_regressions, client_reply_is_refused_instead_of_desynchronising_the_pipeline) {
     start(mode::primary_only);
