@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <respite/commands/command_table.hpp>
+#include <respite/proxy/script_bodies.hpp>
 #include <respite/resp/value.hpp>
 
 namespace respite::proxy {
@@ -29,6 +30,9 @@ struct effect_context {
     // Scripts (EVAL, EVALSHA, FCALL) are copied by their KEYS instead of replayed, for scripts
     // that use TIME or randomness or run slowly on the secondary.
     bool copy_scripts = false;
+    // Script bodies seen (SCRIPT LOAD, EVAL) and used to replay EVALSHA as EVAL; nullptr: none
+    // (EVALSHA is replayed as written). The only state translate() touches, and the caller's.
+    script_bodies* scripts = nullptr;
 };
 
 // What the secondary must do for one primary command (or one transaction). The caller runs

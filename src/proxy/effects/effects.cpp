@@ -109,6 +109,22 @@ void translate_script(const primary_command& c, secondary_write& out) {
         if (c.reply.is_error())
             return;  // nothing to copy; undeclared keys are beyond reach
     }
+    auto* scripts = c.ctx.scripts;
+    const std::string_view name = c.args[0];
+    if (scripts != nullptr && c.args.size() > 1 && iequals(name, "eval")) {
+        scripts->remember(c.args[1]);
+    } else if (scripts != nullptr && c.args.size() > 1 && iequals(name, "evalsha")) {
+        if (auto body = scripts->find(c.args[1])) {
+            // The follower may not have the script (restarted, flushed, its SCRIPT LOAD on
+            // another lane): the body runs it anyway.
+            command eval = verbatim(c.args);
+            eval[0] = "EVAL";
+            eval[1] = std::move(*body);
+            out.commands.push_back(std::move(eval));
+            out.global = c.key_at.empty();
+            return;
+        }
+    }
     out.commands.push_back(verbatim(c.args));
     // Without KEYS the script may touch anything: order it against every lane.
     out.global = c.key_at.empty();
@@ -179,6 +195,10 @@ secondary_write translate(std::span<const std::string_view> args, const resp::va
     }
     if (reply.is_error())
         return out;
+    if (ctx.scripts != nullptr && name == "script|load" && args.size() > 2)
+        ctx.scripts->remember(args[2]);
+    else if (ctx.scripts != nullptr && name == "script|flush")
+        ctx.scripts->clear();
     if (const rule apply = find_rule(name)) {
         apply(c, out);
     } else {

@@ -221,7 +221,7 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
         r->abandon(begun, true, global);
         return;
     }
-    effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts};
+    effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts, &st.scripts};
     auto w = translate(args, *reply, ctx);
     if (w.none()) {
         r->abandon(begun, false, global);
@@ -270,7 +270,7 @@ void follow_transaction(shared_state& st, side serving,
         r->abandon(begun, false, global);
         return;
     }
-    effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts};
+    effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts, &st.scripts};
     auto w = translate_transaction(queued, *reply, ctx);
     if (w.none()) {
         r->abandon(begun, false, global);

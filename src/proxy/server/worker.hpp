@@ -21,6 +21,7 @@
 #include <respite/commands/command_table.hpp>
 #include <respite/obs/metrics.hpp>
 #include <respite/proxy/proxy.hpp>
+#include <respite/proxy/script_bodies.hpp>
 
 #include "classify.hpp"
 #include "client_stream.hpp"
@@ -60,6 +61,8 @@ class restart_watch;
 // Process-wide state every worker reads.
 struct shared_state {
     proxy_config cfg;
+    // Script bodies seen through the proxy: EVALSHA is replayed as EVAL of its body.
+    script_bodies scripts;
     commands::command_table table;        // the primary's COMMAND reply, or the builtin table
     std::unique_ptr<classifier> classes;  // routes precomputed from `table`
     std::atomic<mode> current{mode::dual_write};

@@ -12,6 +12,22 @@ using proxy::mode;
 
 class proxy_regressions : public proxy_fixture {};
 
+TEST_F(proxy_regressions, evalsha_reaches_a_follower_that_lost_the_script) {
+    // EVALSHA was replayed as written: a follower without the script (restarted, flushed, its
+    // SCRIPT LOAD on another lane) refused it, and the key waited for a repair. The body the
+    // proxy saw in SCRIPT LOAD now runs there as EVAL.
+    start(mode::dual_write);
+    raw_conn c(proxy_->port());
+    const auto sha = c.call({"SCRIPT", "LOAD", "return redis.call('SET', KEYS[1], ARGV[1])"});
+    ASSERT_EQ(sha.substr(0, 4), "$40\r") << sha;
+    ASSERT_TRUE(converged());
+    EXPECT_EQ(secondary_.cli({"SCRIPT", "FLUSH"}), "OK");
+    const auto failed_before = info_field("follow_secondary_failed");
+    EXPECT_EQ(c.call({"EVALSHA", sha.substr(5, 40), "1", "scripted", "v1"}), "+OK\r\n");
+    EXPECT_TRUE(eventually([&] { return secondary_.cli({"GET", "scripted"}) == "v1"; }));
+    EXPECT_EQ(info_field("follow_secondary_failed"), failed_before) << proxy_->info();
+}
+
 TEST_F(proxy_regressions, script_and_function_loads_under_traffic_need_no_full_resync) {
     // SCRIPT LOAD and FUNCTION LOAD name no key, so they were replayed as keyspace-wide writes:
     // one that ran while another client wrote set full_resync_needed, so every deploy of an

@@ -808,3 +808,54 @@ TEST(effects, empty_request_applies_nothing) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(effects, evalsha_of_a_script_seen_is_replayed_as_eval_of_its_body) {
+    respite::proxy::script_bodies scripts;
+    effect_context ctx;
+    ctx.scripts = &scripts;
+    const std::string body = "return redis.call('SET', KEYS[1], ARGV[1])";
+    const auto sha = respite::proxy::script_bodies::sha1_hex(body);
+    ASSERT_EQ(sha.size(), 40U);
+    // Not seen yet: replayed as written.
+    std::vector<std::string_view> evalsha{"EVALSHA", sha, "1", "k", "v"};
+    EXPECT_EQ(translate(evalsha, ok(), ctx).commands,
+              (commands_t{{"EVALSHA", sha, "1", "k", "v"}}));
+    // SCRIPT LOAD through the proxy teaches the body (any case of the SHA finds it).
+    std::vector<std::string_view> load{"SCRIPT", "LOAD", body};
+    (void)translate(load, value::bulk_string(sha), ctx);
+    EXPECT_EQ(scripts.size(), 1U);
+    const auto out = translate(evalsha, ok(), ctx);
+    EXPECT_EQ(out.commands, (commands_t{{"EVAL", body, "1", "k", "v"}}));
+    EXPECT_EQ(out.keys, (keys_t{"k"}));
+    std::string upper = sha;
+    for (auto& ch : upper)
+        ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    std::vector<std::string_view> evalsha_upper{"evalsha", upper, "1", "k", "v"};
+    EXPECT_EQ(translate(evalsha_upper, ok(), ctx).commands[0][0], "EVAL");
+    // A failed SCRIPT LOAD teaches nothing; SCRIPT FLUSH forgets.
+    std::vector<std::string_view> flush{"SCRIPT", "FLUSH"};
+    (void)translate(flush, ok(), ctx);
+    EXPECT_EQ(scripts.size(), 0U);
+    // EVAL teaches its body too.
+    std::vector<std::string_view> eval{"EVAL", body, "1", "k", "v"};
+    (void)translate(eval, ok(), ctx);
+    EXPECT_EQ(translate(evalsha, ok(), ctx).commands[0][0], "EVAL");
+}
+
+TEST(effects, script_bodies_are_bounded_in_bytes) {
+    respite::proxy::script_bodies scripts(100);
+    scripts.remember(std::string(60, 'a'));
+    scripts.remember(std::string(60, 'b'));  // the first goes
+    EXPECT_EQ(scripts.size(), 1U);
+    EXPECT_FALSE(scripts.find(respite::proxy::script_bodies::sha1_hex(std::string(60, 'a'))));
+    EXPECT_TRUE(scripts.find(respite::proxy::script_bodies::sha1_hex(std::string(60, 'b'))));
+    scripts.remember(std::string(200, 'c'));  // larger than the bound: not kept
+    EXPECT_EQ(scripts.size(), 1U);
+    // Redis's name for "return 1".
+    EXPECT_EQ(respite::proxy::script_bodies::sha1_hex("return 1"),
+              "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+}
+
+}  // namespace
