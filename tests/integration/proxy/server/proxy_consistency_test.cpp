@@ -18,7 +18,7 @@ std::vector<std::string> random_command(std::mt19937& rng) {
         return std::string(prefix) + std::to_string(pick(40));
     };
     auto val = [&] { return "v" + std::to_string(pick(1000)); };
-    switch (pick(46)) {
+    switch (pick(58)) {
         case 0:
             return {"SET", key("s:"), val()};
         case 1:
@@ -109,6 +109,32 @@ std::vector<std::string> random_command(std::mt19937& rng) {
             return {"GET", key("s:")};
         case 44:
             return {"LRANGE", key("l:"), "0", "-1"};
+        // HyperLogLog, geo, bitmaps, the multi-pops, COPY and the STORE variants.
+        case 45:
+            return {"PFADD", key("p:"), val(), val()};
+        case 46:
+            return {"PFMERGE", key("p:"), key("p:")};
+        case 47:
+            return {"GEOADD", key("g:"), std::to_string(pick(170)), std::to_string(pick(80)),
+                    val()};
+        case 48:
+            return {"SETBIT", key("b:"), std::to_string(pick(200)), std::to_string(pick(2))};
+        case 49:
+            return {"BITFIELD", key("b:"), "OVERFLOW", "WRAP", "INCRBY", "u8", "8", "7"};
+        case 50:
+            return {"LMPOP", "2", key("l:"), key("l:"), "LEFT", "COUNT", "2"};
+        case 51:
+            return {"ZMPOP", "1", key("z:"), "MIN"};
+        case 52:
+            return {"COPY", key("h:"), key("h:"), "REPLACE"};
+        case 53:
+            return {"SORT", key("l:"), "ALPHA", "STORE", key("l:")};
+        case 54:
+            return {"ZRANGESTORE", key("z:"), key("z:"), "0", "5"};
+        case 55:
+            return {"SETRANGE", key("s:"), std::to_string(pick(20)), "ab"};
+        case 56:
+            return {"PEXPIRE", key("h:"), "400000"};
         default:
             return {"HGETALL", key("h:")};
     }
