@@ -56,19 +56,6 @@ bool is_redirect(std::string_view frame) {
     return frame.starts_with("-MOVED ") || frame.starts_with("-ASK ");
 }
 
-// A reply handed to a function (a lost connection as the proxy's error reply).
-class callback_sink final : public reply_sink {
-  public:
-    explicit callback_sink(std::function<void(std::string_view)> f) : f_(std::move(f)) {}
-    void on_reply(std::uint64_t, std::string_view frame) override { f_(frame); }
-    void on_failure(std::uint64_t, bool) override {
-        f_("-ERR proxy: serving backend unavailable\r\n");
-    }
-
-  private:
-    std::function<void(std::string_view)> f_;
-};
-
 }  // namespace
 
 session::session(worker& w, socket_type socket)

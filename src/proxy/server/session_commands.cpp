@@ -287,9 +287,31 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
         if (!acquire_pin(serving))
             return;
         in_multi_ = true;
+        multi_failed_ = false;
         queued_.clear();
         multi_replay_ = st_.follower_of(serving) != nullptr && plan.follower;
         forward(*pinned_, args, raw, nullptr);
+        return;
+    }
+    if (iequals(name, "exec") && in_multi_ && multi_failed_) {
+        // The proxy refused a command of this transaction (one Redis would have queued, such as
+        // SUBSCRIBE): like a command Redis refuses while queueing, it aborts EXEC. The server
+        // discards what it queued.
+        in_multi_ = watching_ = multi_failed_ = false;
+        queued_.clear();
+        const auto seq = alloc_slot();
+        std::string discard;
+        resp::append_command(discard, {"DISCARD"});
+        pinned_->send(
+            discard,
+            std::make_shared<callback_sink>([weak = weak_from_this(), seq](std::string_view) {
+                if (auto self = weak.lock(); self && !self->closed_) {
+                    self->complete(
+                        seq, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+                    self->start_write();
+                }
+            }),
+            0);
         return;
     }
     if (iequals(name, "exec")) {
@@ -462,8 +484,13 @@ void session::handle_subscribe(std::span<const std::string_view> args) {
     const std::string_view verb = name;
     if (sub && args.size() < 2)
         return reply_error(wrong_args(name));
-    if (in_multi_)
-        return reply_error("ERR Command not allowed inside a transaction");
+    if (in_multi_) {
+        multi_failed_ = true;  // EXEC aborts, as after a command Redis refuses to queue
+        return reply_error(
+            "ERR proxy: " + name +
+            " inside MULTI is not supported (the subscription would belong to the transaction's "
+            "connection); the transaction is aborted");
+    }
     if (!subscribed())
         pubsub_side_ = plan_of(st_.current.load()).serving;
     auto& hub = w_.hub(pubsub_side_);

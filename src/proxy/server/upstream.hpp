@@ -34,6 +34,19 @@ class reply_sink {
     virtual void on_failure(std::uint64_t tag, bool written) = 0;
 };
 
+// A reply handed to a function (a lost connection as the proxy's error reply).
+class callback_sink final : public reply_sink {
+  public:
+    explicit callback_sink(std::function<void(std::string_view)> f) : f_(std::move(f)) {}
+    void on_reply(std::uint64_t, std::string_view frame) override { f_(frame); }
+    void on_failure(std::uint64_t, bool) override {
+        f_("-ERR proxy: serving backend unavailable\r\n");
+    }
+
+  private:
+    std::function<void(std::string_view)> f_;
+};
+
 struct upstream_endpoint {
     std::string host = "127.0.0.1";
     std::uint16_t port = 6379;

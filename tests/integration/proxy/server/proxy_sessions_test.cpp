@@ -123,6 +123,25 @@ TEST_F(proxy_sessions, multi_or_watch_then_reset_in_one_pipeline_match_redis) {
     }
 }
 
+TEST_F(proxy_sessions, a_subscribe_the_proxy_refuses_inside_multi_aborts_exec) {
+    // Redis 7.0 queues SUBSCRIBE inside MULTI; the proxy refuses it (the subscription would live
+    // on the transaction's connection). EXEC then ran the rest of the transaction anyway; it now
+    // aborts it, as after any command refused while queueing.
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "tx:k", "v"}), "+QUEUED\r\n");
+    EXPECT_NE(c.call({"SUBSCRIBE", "ch"}).find("-ERR proxy: subscribe inside MULTI"),
+              std::string::npos);
+    EXPECT_EQ(c.call({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    EXPECT_EQ(c.call({"GET", "tx:k"}), "$-1\r\n");
+    EXPECT_EQ(c.call({"EXEC"}), "-ERR EXEC without MULTI\r\n");
+    // The next transaction runs.
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "tx:k", "w"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"EXEC"}), "*1\r\n+OK\r\n");
+    EXPECT_EQ(c.call({"GET", "tx:k"}), "$1\r\nw\r\n");
+}
+
 TEST_F(proxy_sessions, transactions_behave_as_in_redis) {
     same_as_redis({{"MULTI"},
                    {"SET", "t", "1"},
