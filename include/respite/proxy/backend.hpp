@@ -70,6 +70,8 @@ std::shared_ptr<backend> make_cluster_backend(asio::io_context& ioc, std::string
 struct backend_config {
     bool cluster = false;  // `connection` host/port is then a seed of a Redis Cluster
     client::connection_config connection{};
+    // A cluster's further seeds, tried when `connection`'s node does not answer.
+    std::vector<cluster::node_address> more_seeds{};
 };
 std::shared_ptr<backend> make_backend(std::string name, const backend_config& cfg);
 std::shared_ptr<backend> make_backend(asio::io_context& ioc, std::string name,

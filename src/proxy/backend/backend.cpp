@@ -179,6 +179,7 @@ namespace {
 cluster::cluster_config cluster_config_of(const backend_config& cfg) {
     cluster::cluster_config c;
     c.seeds.push_back(cluster::node_address{cfg.connection.host, cfg.connection.port});
+    c.seeds.insert(c.seeds.end(), cfg.more_seeds.begin(), cfg.more_seeds.end());
     c.connection = cfg.connection;
     return c;
 }

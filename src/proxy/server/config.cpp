@@ -1,5 +1,6 @@
 // Command-line flags and the config file (same names) for respite-proxy.
 #include <charconv>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -56,7 +57,9 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--threads", cfg.threads, "Worker threads (0: one per core)")
         ->capture_default_str()
         ->check(CLI::Range(0, 256));
-    app.add_option("--primary", primary, "Primary backend host:port")->capture_default_str();
+    app.add_option("--primary", primary,
+                   "Primary backend host:port (a cluster: seeds, comma-separated)")
+        ->capture_default_str();
     app.add_flag("--primary-cluster", primary_cluster, "The primary is a Redis Cluster (seed)");
     app.add_option("--primary-user", cfg.primary.connection.username, "Primary ACL user");
     app.add_option("--primary-password", cfg.primary.connection.password, "Primary password");
@@ -71,7 +74,9 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
                    "Key (PEM) of --primary-tls-cert");
     app.add_option("--primary-tls-server-name", cfg.primary.connection.tls.server_name,
                    "Name to verify on the primary's certificate (default: its host)");
-    app.add_option("--secondary", secondary, "Secondary backend host:port (migration target)");
+    app.add_option(
+        "--secondary", secondary,
+        "Secondary backend host:port (migration target; a cluster: seeds, comma-separated)");
     app.add_flag("--secondary-cluster", secondary_cluster, "The secondary is a Redis Cluster");
     backend_config sec;
     app.add_option("--secondary-user", sec.connection.username, "Secondary ACL user");
@@ -202,16 +207,42 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
 
     if (!split_address(listen, cfg.listen_host, cfg.listen_port))
         return std::unexpected(config_error{"--listen: expected host:port, got '" + listen + "'"});
-    if (!split_address(primary, cfg.primary.connection.host, cfg.primary.connection.port) ||
-        cfg.primary.connection.port == 0)
-        return std::unexpected(
-            config_error{"--primary: expected host:port, got '" + primary + "'"});
+    // host:port, or for a Redis Cluster a comma-separated list of seeds.
+    auto backend_address = [](const std::string& text, const char* flag, bool cluster,
+                              backend_config& b) -> std::optional<config_error> {
+        std::vector<std::string> parts;
+        std::size_t start = 0;
+        while (true) {
+            const auto comma = text.find(',', start);
+            parts.push_back(text.substr(start, comma - start));
+            if (comma == std::string::npos)
+                break;
+            start = comma + 1;
+        }
+        if (parts.size() > 1 && !cluster)
+            return config_error{std::string(flag) + ": several addresses are seeds of a Redis " +
+                                "Cluster; add " + flag + "-cluster"};
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            std::string host;
+            std::uint16_t port = 0;
+            if (!split_address(parts[i], host, port) || port == 0)
+                return config_error{std::string(flag) + ": expected host:port" +
+                                    (cluster ? "[,host:port...]" : "") + ", got '" + text + "'"};
+            if (i == 0) {
+                b.connection.host = host;
+                b.connection.port = port;
+            } else {
+                b.more_seeds.push_back({host, port});
+            }
+        }
+        return std::nullopt;
+    };
+    if (auto e = backend_address(primary, "--primary", primary_cluster, cfg.primary))
+        return std::unexpected(*e);
     cfg.primary.cluster = primary_cluster;
     if (!secondary.empty()) {
-        if (!split_address(secondary, sec.connection.host, sec.connection.port) ||
-            sec.connection.port == 0)
-            return std::unexpected(
-                config_error{"--secondary: expected host:port, got '" + secondary + "'"});
+        if (auto e = backend_address(secondary, "--secondary", secondary_cluster, sec))
+            return std::unexpected(*e);
         sec.cluster = secondary_cluster;
         cfg.secondary = sec;
         if (cfg.secondary->connection.host == cfg.primary.connection.host &&

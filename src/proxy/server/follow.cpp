@@ -129,6 +129,7 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
         if (bc.cluster) {
             cluster::cluster_config k;
             k.seeds.push_back({bc.connection.host, bc.connection.port});
+            k.seeds.insert(k.seeds.end(), bc.more_seeds.begin(), bc.more_seeds.end());
             k.connection = cc.connection;
             return make_cluster_backend(ioc, side_name(target), std::move(k));
         }

@@ -155,6 +155,21 @@ TEST_F(proxy_cluster, a_standalone_redis_migrates_into_a_cluster) {
     EXPECT_NE(info.find("divergence_data_mismatch:0"), std::string::npos) << info;
 }
 
+TEST_F(proxy_cluster, a_dead_first_seed_is_passed_over) {
+    // --primary a,b,c with --primary-cluster: the proxy starts and serves while the first seed
+    // does not answer.
+    proxy::proxy_config cfg;
+    cfg.primary = cluster_backend();
+    const auto live = cfg.primary.connection;
+    cfg.primary.connection.port = free_port();  // nothing listens there
+    cfg.primary.more_seeds.push_back({live.host, live.port});
+    cfg.initial_mode = mode::primary_only;
+    start(cfg);
+    raw_conn c(proxy_->port());
+    EXPECT_TRUE(eventually([&] { return c.call({"SET", "seeded", "v"}) == "+OK\r\n"; }));
+    EXPECT_EQ(owner_of("seeded").cli({"GET", "seeded"}), "v");
+}
+
 TEST_F(proxy_cluster, a_cluster_serves_clients_as_one_server) {
     proxy::proxy_config cfg;
     cfg.primary = cluster_backend();

@@ -112,6 +112,23 @@ TEST(proxy_config_parse, a_misspelt_name_in_the_config_file_is_an_error) {
     EXPECT_NE(c.error().message.find("secondry"), std::string::npos) << c.error().message;
 }
 
+TEST(proxy_config_parse, a_cluster_takes_several_seeds) {
+    auto c = parse({"--primary", "10.0.0.1:7000,10.0.0.2:7001,[::1]:7002", "--primary-cluster",
+                    "--secondary", "h:1"});
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    EXPECT_EQ(c->primary.connection.host, "10.0.0.1");
+    EXPECT_EQ(c->primary.connection.port, 7000);
+    ASSERT_EQ(c->primary.more_seeds.size(), 2U);
+    EXPECT_EQ(c->primary.more_seeds[0].host, "10.0.0.2");
+    EXPECT_EQ(c->primary.more_seeds[1].port, 7002);
+    auto standalone = parse({"--primary", "a:1,b:2", "--secondary", "h:1"});
+    ASSERT_FALSE(standalone.has_value());
+    EXPECT_NE(standalone.error().message.find("--primary-cluster"), std::string::npos)
+        << standalone.error().message;
+    auto bad = parse({"--primary", "a:1,", "--primary-cluster", "--secondary", "h:1"});
+    ASSERT_FALSE(bad.has_value());
+}
+
 TEST(proxy_config_parse, fractional_seconds_are_kept) {
     // --idle-timeout 0.5 was truncated to 0, which means "never".
     auto c = parse({"--secondary", "h:1", "--idle-timeout", "0.5", "--shadow-timeout", "0.25"});
