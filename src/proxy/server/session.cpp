@@ -494,6 +494,13 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     w_.count_command(c);
     route_ = static_cast<std::uint8_t>(c.kind);
 
+    // PROXY acts on the proxy at once: inside a transaction it would run before EXEC (or
+    // despite DISCARD). Refused, and the transaction aborts like after a command Redis refuses.
+    if (in_multi_ && iequals(name, "proxy")) {
+        multi_failed_ = true;
+        reply_error("ERR proxy: PROXY is not allowed inside MULTI; the transaction is aborted");
+        return true;
+    }
     // Inside MULTI everything goes to the pinned connection: Redis validates and queues it
     // (PING and ECHO too: their replies belong in EXEC's array). The follower gets every queued
     // command so that EXEC's reply elements line up with them.

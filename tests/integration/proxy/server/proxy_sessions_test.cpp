@@ -135,6 +135,12 @@ TEST_F(proxy_sessions, a_subscribe_the_proxy_refuses_inside_multi_aborts_exec) {
     EXPECT_EQ(c.call({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
     EXPECT_EQ(c.call({"GET", "tx:k"}), "$-1\r\n");
     EXPECT_EQ(c.call({"EXEC"}), "-ERR EXEC without MULTI\r\n");
+    // PROXY inside MULTI would act at once, before EXEC or despite DISCARD: refused, aborts.
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_NE(
+        c.call({"PROXY", "MODE", "GET"}).find("-ERR proxy: PROXY is not allowed inside MULTI"),
+        std::string::npos);
+    EXPECT_EQ(c.call({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
     // The next transaction runs.
     EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
     EXPECT_EQ(c.call({"SET", "tx:k", "w"}), "+QUEUED\r\n");
