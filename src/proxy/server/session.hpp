@@ -119,6 +119,10 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     // Cluster side: a keyless command a node answers for its own slots only (DBSIZE, KEYS,
     // FLUSHALL, SCRIPT LOAD ...) runs on every master; the combined reply completes slot `seq`
     // (session_masters.cpp). `refreshed`: the slot map was read again already.
+    // Without a slot map of side s: refreshes it once and runs `again` on this worker (already
+    // refreshed: the command fails as not sent).
+    void refresh_then(std::uint64_t seq, side s, bool refreshed,
+                      std::move_only_function<void()> again);
     void exec_on_masters(std::uint64_t seq, side s, std::vector<std::string> args, every_master how,
                          bool refreshed = false);
     void masters_answered(std::uint64_t seq, every_master how,

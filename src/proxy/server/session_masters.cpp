@@ -30,24 +30,34 @@ std::size_t random_pick() {
 
 }  // namespace
 
+void session::refresh_then(std::uint64_t seq, side s, bool refreshed,
+                           std::move_only_function<void()> again) {
+    // No slot map yet: read it once and try again on this worker; then give up (the command
+    // ran nowhere).
+    const auto& be = st_.backends[static_cast<int>(s)];
+    if (refreshed || !be)
+        return on_failure(seq, false);
+    be->refresh_topology(
+        [self = shared_from_this(), s, &ioc = w_.ioc(), again = std::move(again)]() mutable {
+            asio::post(ioc, [self, s, again = std::move(again)]() mutable {
+                self->w_.topology_changed(s);
+                again();
+            });
+        });
+}
+
 void session::exec_on_masters(std::uint64_t seq, side s, std::vector<std::string> args,
                               every_master how, bool refreshed) {
     const auto masters = w_.masters(s);
+    if (masters.empty()) {
+        return refresh_then(
+            seq, s, refreshed,
+            [self = shared_from_this(), seq, s, args = std::move(args), how]() mutable {
+                self->exec_on_masters(seq, s, std::move(args), how, true);
+            });
+    }
     const auto& be = st_.backends[static_cast<int>(s)];
     auto& ioc = w_.ioc();
-    if (masters.empty()) {
-        // No slot map yet: read it once, then give up (the command ran nowhere).
-        if (refreshed || !be)
-            return on_failure(seq, false);
-        be->refresh_topology(
-            [self = shared_from_this(), seq, s, args = std::move(args), how, &ioc]() mutable {
-                asio::post(ioc, [self, seq, s, args = std::move(args), how]() mutable {
-                    self->w_.topology_changed(s);
-                    self->exec_on_masters(seq, s, std::move(args), how, true);
-                });
-            });
-        return;
-    }
     struct gather {
         std::vector<client::result<replies_t>> results;
         std::size_t left = 0;
@@ -104,19 +114,11 @@ void session::scan_masters(std::uint64_t seq, side s, std::vector<std::string> a
     if (!cursor)
         return on_reply(seq, "-ERR invalid cursor\r\n");
     auto masters = scan_order(w_.masters(s));
-    const auto& be = st_.backends[static_cast<int>(s)];
-    auto& ioc = w_.ioc();
     if (masters.empty()) {
-        if (refreshed || !be)
-            return on_failure(seq, false);
-        be->refresh_topology(
-            [self = shared_from_this(), seq, s, args = std::move(args), &ioc]() mutable {
-                asio::post(ioc, [self, seq, s, args = std::move(args)]() mutable {
-                    self->w_.topology_changed(s);
-                    self->scan_masters(seq, s, std::move(args), true);
-                });
-            });
-        return;
+        return refresh_then(seq, s, refreshed,
+                            [self = shared_from_this(), seq, s, args = std::move(args)]() mutable {
+                                self->scan_masters(seq, s, std::move(args), true);
+                            });
     }
     const auto step = resume_scan(*cursor, masters);
     if (!step) {
