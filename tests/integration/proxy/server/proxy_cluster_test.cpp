@@ -50,6 +50,19 @@ class proxy_cluster : public ::testing::Test {
         auto r = proxy_->start();
         ASSERT_TRUE(r.has_value()) << r.error();
     }
+    // The cluster serves; with `followed`, dual-write into the standalone server.
+    void serve_from_cluster(bool followed) {
+        proxy::proxy_config cfg;
+        cfg.primary = cluster_backend();
+        if (followed) {
+            proxy::backend_config s;
+            s.connection.host = standalone_.host();
+            s.connection.port = standalone_.port();
+            cfg.secondary = s;
+        }
+        cfg.initial_mode = followed ? mode::dual_write : mode::primary_only;
+        start(cfg);
+    }
     redis_server& owner_of(const std::string& key) {
         return cluster_->node(cluster_->master_of_slot(redis_cluster::key_slot(key)));
     }
@@ -171,10 +184,7 @@ TEST_F(proxy_cluster, a_dead_first_seed_is_passed_over) {
 }
 
 TEST_F(proxy_cluster, a_cluster_serves_clients_as_one_server) {
-    proxy::proxy_config cfg;
-    cfg.primary = cluster_backend();
-    cfg.initial_mode = mode::primary_only;
-    start(cfg);
+    serve_from_cluster(false);
     raw_conn c(proxy_->port());
     std::string batch;
     for (int i = 0; i < 500; ++i) {
@@ -223,18 +233,6 @@ TEST_F(proxy_cluster, a_cluster_serves_clients_as_one_server) {
 // The proxy in front of a cluster, optionally followed by the standalone server (dual-write).
 class proxy_cluster_pinned : public proxy_cluster {
   protected:
-    void serve_from_cluster(bool followed) {
-        proxy::proxy_config cfg;
-        cfg.primary = cluster_backend();
-        if (followed) {
-            proxy::backend_config s;
-            s.connection.host = standalone_.host();
-            s.connection.port = standalone_.port();
-            cfg.secondary = s;
-        }
-        cfg.initial_mode = followed ? mode::dual_write : mode::primary_only;
-        start(cfg);
-    }
     bool blocked_on(redis_server& node, int n) {
         return node.cli({"INFO", "clients"}).find("blocked_clients:" + std::to_string(n)) !=
                std::string::npos;
@@ -1530,10 +1528,7 @@ TEST_F(proxy_cluster_restarts, monitor_follows_a_failover_to_the_new_master) {
     // MONITOR on a cluster used to open one link per master once and never look
     // again: after a failover the new master had no link, and the demoted one went on streaming
     // what it replicated (each command twice once both are monitored).
-    proxy::proxy_config cfg;
-    cfg.primary = cluster_backend();
-    cfg.initial_mode = mode::primary_only;
-    start(cfg);
+    serve_from_cluster(false);
     raw_conn m(proxy_->port());
     ASSERT_EQ(m.call({"MONITOR"}), "+OK\r\n");
     const std::string key = "{monitor-failover}k";
