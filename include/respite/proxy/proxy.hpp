@@ -49,7 +49,10 @@ struct proxy_config {
 
     // Downstream (client-facing) security and limits.
     std::vector<downstream_user> users{};  // empty: no AUTH required
-    std::string tls_cert_file{};           // client-facing TLS when both are set
+    // Users allowed to change the proxy (PROXY MODE SET, SHADOW PERCENT, SYNC/VERIFY START and
+    // STOP); empty: every user. Other users keep the read-only PROXY subcommands.
+    std::vector<std::string> admin_users{};
+    std::string tls_cert_file{};  // client-facing TLS when both are set
     std::string tls_key_file{};
     // With TLS: clients must present a certificate signed by this CA (mutual TLS).
     std::string tls_client_ca_file{};

@@ -83,6 +83,19 @@ std::string run_keyspace_job_command(bulk_sync* job, std::span<const std::string
     return "+OK\r\n";
 }
 
+bool changes_the_proxy(std::span<const std::string_view> args) noexcept {
+    if (args.size() < 3)
+        return false;  // PROXY, PROXY HELP / INFO / MODE: read-only
+    const auto sub = args[1];
+    if (iequals(sub, "mode"))
+        return !iequals(args[2], "get");
+    if (iequals(sub, "shadow"))
+        return true;
+    if (iequals(sub, "sync") || iequals(sub, "verify"))
+        return !iequals(args[2], "status");
+    return false;
+}
+
 proxy_command_result run_proxy_command(shared_state& st, std::span<const std::string_view> args,
                                        int protocol) {
     proxy_command_result r;

@@ -23,6 +23,10 @@ struct proxy_command_result {
     std::optional<mode> switch_to{};  // PROXY MODE SET <mode> [FORCE]
     bool force = false;
 };
+// True for the PROXY subcommands that change the proxy (MODE SET, SHADOW PERCENT, SYNC/VERIFY
+// START and STOP), false for those that only read (HELP, MODE [GET], INFO, SYNC/VERIFY STATUS).
+bool changes_the_proxy(std::span<const std::string_view> args) noexcept;
+
 proxy_command_result run_proxy_command(shared_state& st, std::span<const std::string_view> args,
                                        int protocol);
 

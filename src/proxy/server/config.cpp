@@ -1,4 +1,5 @@
 // Command-line flags and the config file (same names) for respite-proxy.
+#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <sstream>
@@ -98,6 +99,9 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         ->capture_default_str();
     app.add_option("--password", password, "Password clients must AUTH with (user default)");
     app.add_option("--user", users, "Client user name:password (repeatable)");
+    app.add_option("--admin-user", cfg.admin_users,
+                   "User allowed to change the proxy with PROXY commands (repeatable; default: "
+                   "every user)");
     app.add_option("--tls-cert", cfg.tls_cert_file, "Client-facing TLS certificate (PEM)");
     app.add_option("--tls-key", cfg.tls_key_file, "Client-facing TLS key (PEM)");
     app.add_option("--tls-client-ca", cfg.tls_client_ca_file,
@@ -265,6 +269,11 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
             return std::unexpected(config_error{"--user: expected name:password, got '" + u + "'"});
         cfg.users.push_back({u.substr(0, colon), u.substr(colon + 1)});
     }
+    for (const auto& a : cfg.admin_users)
+        if (std::ranges::none_of(cfg.users, [&](const downstream_user& u) { return u.name == a; }))
+            return std::unexpected(config_error{"--admin-user " + a +
+                                                ": no such user (add it with --user " + a +
+                                                ":<password>, or --password for 'default')"});
     if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
         return std::unexpected(config_error{"--tls-cert and --tls-key go together"});
     if (!cfg.tls_client_ca_file.empty() && cfg.tls_cert_file.empty())

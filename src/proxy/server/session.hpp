@@ -218,6 +218,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
 
     int proto_ = 2;
     bool authenticated_ = false;
+    std::string user_;  // the user of the last successful AUTH (empty: none)
     std::string name_;
     int db_ = 0;
     // Server-side state held on a pinned connection.

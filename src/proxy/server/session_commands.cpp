@@ -1,4 +1,5 @@
 // The commands a session answers itself: connection commands, transactions, pub/sub, PROXY.
+#include <algorithm>
 #include <charconv>
 
 #include <asio/post.hpp>
@@ -136,6 +137,7 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         name_.clear();
         db_ = 0;
         authenticated_ = st_.cfg.users.empty();
+        user_.clear();
         return reply("+RESET\r\n");
     }
     if (iequals(name, "readonly") || iequals(name, "readwrite") || iequals(name, "asking"))
@@ -201,6 +203,7 @@ bool session::handle_auth(std::string_view user, std::string_view pass) {
                 diff |= static_cast<unsigned char>(u.password[i] ^ pass[i]);
             if (diff == 0) {
                 authenticated_ = true;
+                user_ = u.name;
                 return true;
             }
         }
@@ -602,6 +605,11 @@ void session::deliver_push(std::string_view resp3_push) {
 }
 
 void session::handle_proxy_command(std::span<const std::string_view> args) {
+    if (!st_.cfg.admin_users.empty() && changes_the_proxy(args) &&
+        std::ranges::find(st_.cfg.admin_users, user_) == st_.cfg.admin_users.end())
+        return reply_error(
+            "NOPERM this user has no permissions to change the proxy (see "
+            "--admin-user)");
     auto r = run_proxy_command(st_, args, proto_);
     if (!r.switch_to) {
         reply(r.reply);

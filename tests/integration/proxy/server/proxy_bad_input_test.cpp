@@ -373,6 +373,28 @@ TEST_F(proxy_bad_input, auth_is_required_and_answered_like_redis) {
     expect_serving("AUTH failures", "pw");
 }
 
+TEST_F(proxy_bad_input, only_admin_users_change_the_proxy) {
+    // Every application user could switch the mode or start a SYNC PRUNE.
+    start_primary_only([](proxy::proxy_config& cfg) {
+        cfg.users = {{"default", "pw"}, {"ops", "opw"}};
+        cfg.admin_users = {"ops"};
+    });
+    raw_conn app(proxy_->port());
+    EXPECT_EQ(app.call({"AUTH", "pw"}), "+OK\r\n");
+    EXPECT_EQ(app.call({"PROXY", "MODE", "GET"}), "$12\r\nprimary-only\r\n");
+    EXPECT_EQ(app.call({"PROXY", "MODE", "SET", "primary-only"}).substr(0, 7), "-NOPERM");
+    EXPECT_EQ(app.call({"PROXY", "SHADOW", "PERCENT", "5"}).substr(0, 7), "-NOPERM");
+    EXPECT_EQ(app.call({"PROXY", "SYNC", "START", "PRUNE"}).substr(0, 7), "-NOPERM");
+    EXPECT_NE(app.call({"PROXY", "SYNC", "STATUS"}).substr(0, 7), "-NOPERM");
+    raw_conn ops(proxy_->port());
+    EXPECT_EQ(ops.call({"AUTH", "ops", "opw"}), "+OK\r\n");
+    EXPECT_EQ(ops.call({"PROXY", "MODE", "SET", "primary-only"}), "+OK\r\n");
+    // RESET logs out: the admin rights go with it.
+    EXPECT_EQ(ops.call({"RESET"}), "+RESET\r\n");
+    EXPECT_EQ(ops.call({"AUTH", "pw"}), "+OK\r\n");
+    EXPECT_EQ(ops.call({"PROXY", "MODE", "SET", "primary-only"}).substr(0, 7), "-NOPERM");
+}
+
 TEST_F(proxy_bad_input, before_auth_requests_are_small) {
     // As Redis: until AUTH, at most 10 arguments of at most 16 KiB. Before, a client without the
     // password could make the proxy buffer a 512 MB argument (per connection).

@@ -168,6 +168,8 @@ TEST(proxy_config_parse, mistakes_get_clear_errors) {
     expect_error({"--secondary", "h:1", "--secondary-tls-server-name", "redis.internal"},
                  "needs --secondary-tls");
     expect_error({"--secondary", "h:1", "--threads", "100000"}, "threads");
+    expect_error({"--secondary", "h:1", "--user", "app:pw", "--admin-user", "ops"},
+                 "--admin-user ops: no such user");
     auto help = parse({"--help"});
     ASSERT_FALSE(help.has_value());
     EXPECT_TRUE(help.error().exit_ok);
