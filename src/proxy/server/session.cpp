@@ -52,6 +52,47 @@ std::vector<std::string> copy_args(std::span<const std::string_view> args) {
 }
 
 // A cluster node's answer that the slot lives elsewhere (or is being migrated).
+// Backend parameters that hold credentials: CONFIG GET through the proxy leaves them out, and
+// CONFIG SET of them is refused (the proxy's own connections use them).
+bool is_secret_parameter(std::string_view name) {
+    for (std::string_view s : {"requirepass", "masterauth", "masteruser", "tls-key-file-pass",
+                               "tls-client-key-file-pass"})
+        if (iequals(name, s))
+            return true;
+    return false;
+}
+
+// A CONFIG GET reply (RESP2 flat array of name/value, RESP3 map) without the secret parameters;
+// nullopt for anything else (passed on as it is).
+std::optional<std::string> without_secrets(std::string_view frame, int proto) {
+    resp::parser p;
+    const auto r = p.feed(frame);
+    if (!r.complete || r.error)
+        return std::nullopt;
+    auto v = p.take();
+    if (!v.is_aggregate() || v.elements().size() % 2 != 0)
+        return std::nullopt;
+    std::vector<resp::value> kept;
+    bool dropped = false;
+    const auto& e = v.elements();
+    for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+        if (e[i].is_string() && is_secret_parameter(e[i].str())) {
+            dropped = true;
+            continue;
+        }
+        kept.push_back(e[i]);
+        kept.push_back(e[i + 1]);
+    }
+    if (!dropped)
+        return std::nullopt;
+    const bool map = frame.starts_with("%");
+    std::string out;
+    resp::append_value(
+        out, map ? resp::value::map(std::move(kept)) : resp::value::array(std::move(kept)),
+        proto == 3 ? resp::protocol::resp3 : resp::protocol::resp2);
+    return out;
+}
+
 bool is_redirect(std::string_view frame) {
     return frame.starts_with("-MOVED ") || frame.starts_with("-ASK ");
 }
@@ -352,6 +393,9 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
             "-ERR proxy: this key is served by another Redis Cluster node than the one "
             "this connection is pinned to (WATCH); use keys of one slot (hash tags)\r\n";
     }
+    std::optional<std::string> filtered;
+    if (s.ctx && s.ctx->kind == ctx_kind::config_get && (filtered = without_secrets(frame, proto_)))
+        frame = *filtered;
     if (s.ctx)
         after_reply(*s.ctx, frame);
     if (closed_)
@@ -494,6 +538,26 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     w_.count_command(c);
     route_ = static_cast<std::uint8_t>(c.kind);
 
+    // The backend's credentials stay behind the proxy: CONFIG SET of them is refused (the
+    // proxy's own connections use them) and CONFIG GET leaves them out (see on_reply). Inside
+    // MULTI the reply would come back unfiltered in EXEC's array: refused there.
+    const bool config_get = iequals(name, "config") && args.size() > 2 && iequals(args[1], "get");
+    if (iequals(name, "config") && args.size() > 2) {
+        std::string refused;
+        if (config_get && in_multi_)
+            refused = "ERR proxy: CONFIG GET inside MULTI is not supported through the proxy";
+        for (std::size_t i = 2; iequals(args[1], "set") && i < args.size(); i += 2)
+            if (is_secret_parameter(args[i]))
+                refused = "ERR proxy: CONFIG SET " + lower_copy(args[i]) +
+                          " is not allowed through the proxy (the backend's credentials stay "
+                          "behind it)";
+        if (!refused.empty()) {
+            if (in_multi_)
+                multi_failed_ = true;  // EXEC aborts, as after a command Redis refuses
+            reply_error(refused);
+            return true;
+        }
+    }
     // PROXY acts on the proxy at once: inside a transaction it would run before EXEC (or
     // despite DISCARD). Refused, and the transaction aborts like after a command Redis refuses.
     if (in_multi_ && iequals(name, "proxy")) {
@@ -606,8 +670,12 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }();
     if (st_.backend_cfg(serving).cluster && !on_pinned_node) {
         std::unique_ptr<slot_ctx> ctx;
-        if (c.kind == route::write)
+        if (c.kind == route::write) {
             ctx = write_ctx(c, serving, args, raw, id_, false);
+        } else if (config_get) {
+            ctx = take_ctx();
+            ctx->kind = ctx_kind::config_get;
+        }
         forward_decoded(serving, args, std::move(ctx));
         return true;
     }
@@ -620,6 +688,9 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     std::unique_ptr<slot_ctx> ctx;
     if (c.kind == route::write) {
         ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(u), false);
+    } else if (config_get) {
+        ctx = take_ctx();
+        ctx->kind = ctx_kind::config_get;
     } else if (c.kind == route::read && plan.shadow && shadow_wanted(st_, c, args)) {
         ctx = std::make_unique<slot_ctx>();
         ctx->kind = ctx_kind::read_shadow;

@@ -68,7 +68,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
         blocking,
         exec,
         discard,
-        pin_end
+        pin_end,
+        config_get  // CONFIG GET: the backend's secrets are taken out of the reply
     };
     struct slot_ctx {
         ctx_kind kind = ctx_kind::none;

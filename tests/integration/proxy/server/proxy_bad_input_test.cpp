@@ -373,6 +373,35 @@ TEST_F(proxy_bad_input, auth_is_required_and_answered_like_redis) {
     expect_serving("AUTH failures", "pw");
 }
 
+TEST_F(proxy_bad_input, config_keeps_the_backends_credentials_behind_the_proxy) {
+    // CONFIG GET requirepass / masterauth through the proxy returned the backend's secrets, and
+    // CONFIG SET requirepass would lock the proxy out of its own backend.
+    start_primary_only();
+    ASSERT_EQ(primary_.cli({"CONFIG", "SET", "masterauth", "s3cret-auth"}), "OK");
+    for (int proto : {2, 3}) {
+        raw_conn c(proxy_->port());
+        if (proto == 3)
+            ASSERT_EQ(c.call({"HELLO", "3"}).substr(0, 1), "%");
+        EXPECT_EQ(c.call({"CONFIG", "GET", "masterauth"}), proto == 3 ? "%0\r\n" : "*0\r\n");
+        const auto all = c.call({"CONFIG", "GET", "*"});
+        EXPECT_EQ(all.find("s3cret-auth"), std::string::npos);
+        EXPECT_EQ(all.find("requirepass"), std::string::npos);
+        EXPECT_NE(all.find("maxmemory-policy"), std::string::npos);
+        const auto one = c.call({"CONFIG", "GET", "maxmemory-policy"});
+        EXPECT_NE(one.find("noeviction"), std::string::npos) << one;
+    }
+    raw_conn c(proxy_->port());
+    EXPECT_NE(
+        c.call({"CONFIG", "SET", "requirepass", "x"}).find("-ERR proxy: CONFIG SET requirepass"),
+        std::string::npos);
+    EXPECT_EQ(c.call({"CONFIG", "SET", "maxmemory-policy", "noeviction"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_NE(c.call({"CONFIG", "GET", "masterauth"}).find("-ERR proxy: CONFIG GET inside MULTI"),
+              std::string::npos);
+    EXPECT_EQ(c.call({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    expect_serving("CONFIG through the proxy");
+}
+
 TEST_F(proxy_bad_input, only_admin_users_change_the_proxy) {
     // Every application user could switch the mode or start a SYNC PRUNE.
     start_primary_only([](proxy::proxy_config& cfg) {
