@@ -15,6 +15,7 @@
 #include <respite/resp/request_parser.hpp>
 #include <respite/resp/writer.hpp>
 
+#include "frames.hpp"
 #include "shadow_reader.hpp"
 #include "text.hpp"
 
@@ -46,14 +47,6 @@ class key_views {
     std::vector<std::string_view> big_;
     std::span<const std::string_view> views_;
 };
-
-std::optional<resp::value> decode(std::string_view frame) {
-    resp::parser p;
-    auto r = p.feed(frame);
-    if (!r.complete || r.error)
-        return std::nullopt;
-    return p.take();
-}
 
 std::int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -217,7 +210,7 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
         r->abandon(begun, true, global);
         return;
     }
-    auto reply = decode(frame);
+    auto reply = decode_frame(frame);
     if (!reply) {
         r->abandon(begun, true, global);
         return;
@@ -261,7 +254,7 @@ void follow_transaction(shared_state& st, side serving,
     if (r == nullptr || queued.empty())
         return;
     const auto begun = key_views(keys);
-    auto reply = decode(frame);
+    auto reply = decode_frame(frame);
     if (!reply) {
         r->abandon(begun, true, global);
         return;
@@ -306,7 +299,7 @@ void shadow_read(shared_state& st, side serving, std::vector<std::string> args,
     (void)protocol;
     if (!st.shadows)
         return;
-    auto reply = decode(frame);
+    auto reply = decode_frame(frame);
     if (!reply)
         return;
     st.shadows->compare(serving, std::move(args), std::move(*reply));
@@ -511,7 +504,7 @@ std::vector<std::vector<std::string>> undo_pop(const std::vector<std::string>& a
 void push_back_popped(worker& w, side serving, const std::vector<std::string>& args,
                       std::string_view frame, int protocol) {
     (void)protocol;
-    auto v = decode(frame);
+    auto v = decode_frame(frame);
     if (!v)
         return;
     auto& st = w.shared();

@@ -16,6 +16,7 @@
 #include <respite/resp/writer.hpp>
 
 #include "follow.hpp"
+#include "frames.hpp"
 #include "pubsub_hub.hpp"
 #include "text.hpp"
 
@@ -65,16 +66,12 @@ bool is_secret_parameter(std::string_view name) {
 // A CONFIG GET reply (RESP2 flat array of name/value, RESP3 map) without the secret parameters;
 // nullopt for anything else (passed on as it is).
 std::optional<std::string> without_secrets(std::string_view frame, int proto) {
-    resp::parser p;
-    const auto r = p.feed(frame);
-    if (!r.complete || r.error)
-        return std::nullopt;
-    auto v = p.take();
-    if (!v.is_aggregate() || v.elements().size() % 2 != 0)
+    const auto v = decode_frame(frame);
+    if (!v || !v->is_aggregate() || v->elements().size() % 2 != 0)
         return std::nullopt;
     std::vector<resp::value> kept;
     bool dropped = false;
-    const auto& e = v.elements();
+    const auto& e = v->elements();
     for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
         if (e[i].is_string() && is_secret_parameter(e[i].str())) {
             dropped = true;
@@ -86,11 +83,8 @@ std::optional<std::string> without_secrets(std::string_view frame, int proto) {
     if (!dropped)
         return std::nullopt;
     const bool map = frame.starts_with("%");
-    std::string out;
-    resp::append_value(
-        out, map ? resp::value::map(std::move(kept)) : resp::value::array(std::move(kept)),
-        proto == 3 ? resp::protocol::resp3 : resp::protocol::resp2);
-    return out;
+    return encode_value(
+        map ? resp::value::map(std::move(kept)) : resp::value::array(std::move(kept)), proto);
 }
 
 bool is_redirect(std::string_view frame) {
@@ -475,6 +469,7 @@ void session::on_failure(std::uint64_t tag, bool written) {
 void session::after_reply(slot_ctx& c, std::string_view frame) {
     switch (c.kind) {
         case ctx_kind::none:
+        case ctx_kind::config_get:  // its reply was filtered in on_reply
             break;
         case ctx_kind::write:
             follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_);
@@ -1090,19 +1085,16 @@ void session::exec_decoded(std::uint64_t seq, side s, std::span<const std::strin
     client::request req;
     req.push_args(args);
     auto& ioc = w_.ioc();
-    st_.backends[static_cast<int>(s)]->exec(std::move(req), [self = shared_from_this(), seq,
-                                                             &ioc](client::result<replies_t> r) {
-        asio::post(ioc, [self, seq, r = std::move(r)]() mutable {
-            if (!r || r->empty()) {
-                self->on_failure(seq, true);
-                return;
-            }
-            std::string out;
-            resp::append_value(out, r->front(),
-                               self->proto_ == 3 ? resp::protocol::resp3 : resp::protocol::resp2);
-            self->on_reply(seq, out);
+    st_.backends[static_cast<int>(s)]->exec(
+        std::move(req), [self = shared_from_this(), seq, &ioc](client::result<replies_t> r) {
+            asio::post(ioc, [self, seq, r = std::move(r)]() mutable {
+                if (!r || r->empty()) {
+                    self->on_failure(seq, true);
+                    return;
+                }
+                self->on_reply(seq, encode_value(r->front(), self->proto_));
+            });
         });
-    });
 }
 
 }  // namespace respite::proxy::server

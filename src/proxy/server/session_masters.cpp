@@ -12,16 +12,11 @@
 #include <respite/resp/writer.hpp>
 
 #include "follow.hpp"
+#include "frames.hpp"
 #include "session.hpp"
 
 namespace respite::proxy::server {
 namespace {
-
-std::string encoded(const resp::value& v, int proto) {
-    std::string out;
-    resp::append_value(out, v, proto == 3 ? resp::protocol::resp3 : resp::protocol::resp2);
-    return out;
-}
 
 std::size_t random_pick() {
     thread_local std::minstd_rand rng{std::random_device{}()};
@@ -105,7 +100,7 @@ void session::masters_answered(std::uint64_t seq, every_master how,
             ctx->kind = ctx_kind::none;
         }
     }
-    on_reply(seq, encoded(combined, proto_));
+    on_reply(seq, encode_value(combined, proto_));
 }
 
 void session::scan_masters(std::uint64_t seq, side s, std::vector<std::string> args,
@@ -126,7 +121,7 @@ void session::scan_masters(std::uint64_t seq, side s, std::vector<std::string> a
         std::vector<resp::value> done;
         done.push_back(resp::value::bulk_string("0"));
         done.push_back(resp::value::array({}));
-        return on_reply(seq, encoded(resp::value::array(std::move(done)), proto_));
+        return on_reply(seq, encode_value(resp::value::array(std::move(done)), proto_));
     }
     scan_node(seq, s, std::move(args), std::move(masters), step->index, step->node_cursor);
 }
@@ -160,7 +155,7 @@ void session::scan_answered(std::uint64_t seq, side s, std::vector<std::string> 
         return on_failure(seq, true);
     auto& v = r->front();
     if (v.is_error())
-        return on_reply(seq, encoded(v, proto_));
+        return on_reply(seq, encode_value(v, proto_));
     std::uint64_t node_cursor = 0;
     if (v.type() != resp::type::array || v.size() != 2 || !v.elements()[0].is_string() ||
         std::from_chars(v.elements()[0].str().data(),
@@ -177,7 +172,7 @@ void session::scan_answered(std::uint64_t seq, side s, std::vector<std::string> 
                         "-ERR proxy: a Redis Cluster node's SCAN cursor does not fit the proxy's "
                         "cursor\r\n");
     v.elements()[0] = resp::value::bulk_string(std::to_string(*next));
-    on_reply(seq, encoded(v, proto_));
+    on_reply(seq, encode_value(v, proto_));
 }
 
 }  // namespace respite::proxy::server

@@ -16,11 +16,14 @@
 #include <respite/proxy/backend.hpp>
 #include <respite/proxy/replayer.hpp>
 
+#include "support/memory_pressure.hpp"
 #include "support/redis_server.hpp"
 
 using namespace respite;
 using namespace respite::proxy;
 using namespace std::chrono_literals;
+using respite::test::incompressible;
+using respite::test::leave_no_room;
 using respite::test::redis_server;
 
 namespace {
@@ -490,25 +493,6 @@ TEST_F(pair_of_servers, drain_applies_what_is_queued_then_refuses) {
     const auto s = rep->snapshot();
     EXPECT_EQ(s.dropped_to_dirty, before + 1);
     EXPECT_EQ(s.dirty_keys, 1u);
-}
-
-// A value DUMP cannot compress (LZF finds no repeats in it), so its RESTORE is as big as it.
-std::string incompressible(std::size_t n) {
-    std::mt19937 gen(42);
-    std::uniform_int_distribution<int> pick('!', '~');
-    std::string v(n, ' ');
-    for (auto& c : v)
-        c = static_cast<char>(pick(gen));
-    return v;
-}
-
-// The secondary's memory: maxmemory just above what it uses, the default noeviction policy.
-void leave_no_room(const redis_server& s) {
-    const auto info = s.cli({"INFO", "memory"});
-    const auto at = info.find("used_memory:");
-    ASSERT_NE(at, std::string::npos) << info;
-    const auto used = std::stoull(info.substr(at + 12));
-    s.cli({"CONFIG", "SET", "maxmemory", std::to_string(used + (1 << 20))});
 }
 
 // A repair the secondary refuses (OOM here) is not forgotten: the key stays rejected (counted,

@@ -380,8 +380,9 @@ TEST_F(proxy_bad_input, config_keeps_the_backends_credentials_behind_the_proxy) 
     ASSERT_EQ(primary_.cli({"CONFIG", "SET", "masterauth", "s3cret-auth"}), "OK");
     for (int proto : {2, 3}) {
         raw_conn c(proxy_->port());
-        if (proto == 3)
+        if (proto == 3) {
             ASSERT_EQ(c.call({"HELLO", "3"}).substr(0, 1), "%");
+        }
         EXPECT_EQ(c.call({"CONFIG", "GET", "masterauth"}), proto == 3 ? "%0\r\n" : "*0\r\n");
         const auto all = c.call({"CONFIG", "GET", "*"});
         EXPECT_EQ(all.find("s3cret-auth"), std::string::npos);

@@ -63,6 +63,18 @@ class proxy_cluster : public ::testing::Test {
         cfg.initial_mode = followed ? mode::dual_write : mode::primary_only;
         start(cfg);
     }
+    // `node` counts n subscribers of `ch` (PUBSUB SHARDNUMSUB / NUMSUB).
+    static bool shard_subscribers(const redis_server& node, const std::string& ch, int n) {
+        return node.cli({"PUBSUB", "SHARDNUMSUB", ch}).find("\n" + std::to_string(n)) !=
+               std::string::npos;
+    }
+    static bool subscribers(const redis_server& node, const std::string& ch, int n) {
+        return node.cli({"PUBSUB", "NUMSUB", ch}).find("\n" + std::to_string(n)) !=
+               std::string::npos;
+    }
+    bool info_has(std::string_view field) const {
+        return proxy_->info().find(field) != std::string::npos;
+    }
     redis_server& owner_of(const std::string& key) {
         return cluster_->node(cluster_->master_of_slot(redis_cluster::key_slot(key)));
     }
@@ -524,12 +536,8 @@ TEST_F(proxy_cluster_pinned, pubsub_shadow_compares_shard_channels_of_a_cluster)
     auto& owner = owner_of(channel);
     raw_conn sub(proxy_->port());
     ASSERT_EQ(sub.call({"SSUBSCRIBE", channel}), pubsub_frame(2, "ssubscribe", channel, ":1\r\n"));
-    EXPECT_TRUE(eventually([&] {
-        return standalone_.cli({"PUBSUB", "SHARDNUMSUB", channel}).find("\n1") != std::string::npos;
-    })) << "no shadow subscription on the secondary";
-    auto info_has = [&](const std::string& field) {
-        return proxy_->info().find(field) != std::string::npos;
-    };
+    EXPECT_TRUE(eventually([&] { return shard_subscribers(standalone_, channel, 1); }))
+        << "no shadow subscription on the secondary";
     // Published through the proxy: the cluster's master and, through the follower, the
     // secondary deliver it; nothing to report.
     raw_conn pub(proxy_->port());
@@ -588,13 +596,8 @@ TEST_F(proxy_cluster_pinned, pubsub_shadow_subscribes_shard_channels_on_the_clus
         ASSERT_EQ(sub.call({"SSUBSCRIBE", channels[i]}),
                   pubsub_frame(2, "ssubscribe", channels[i], ":" + std::to_string(i + 1) + "\r\n"));
     for (const auto& ch : channels)
-        EXPECT_TRUE(eventually([&] {
-            return owner_of(ch).cli({"PUBSUB", "SHARDNUMSUB", ch}).find("\n1") != std::string::npos;
-        })) << "no shadow subscription for "
-            << ch << " on its master";
-    auto info_has = [&](const std::string& field) {
-        return proxy_->info().find(field) != std::string::npos;
-    };
+        EXPECT_TRUE(eventually([&] { return shard_subscribers(owner_of(ch), ch, 1); }))
+            << "no shadow subscription for " << ch << " on its master";
     // Through the proxy: both sides deliver every message, nothing to report.
     raw_conn pub(proxy_->port());
     for (const auto& ch : channels) {
@@ -618,12 +621,8 @@ TEST_F(proxy_cluster_pinned, pubsub_shadow_subscribes_shard_channels_on_the_clus
     const auto from = cluster_->master_of_slot(slot);
     const auto to = cluster_->another_master(from);
     cluster_->migrate_slot(slot, to);
-    EXPECT_TRUE(eventually(
-        [&] {
-            return cluster_->node(to).cli({"PUBSUB", "SHARDNUMSUB", ch}).find("\n1") !=
-                   std::string::npos;
-        },
-        std::chrono::seconds(20)))
+    EXPECT_TRUE(eventually([&] { return shard_subscribers(cluster_->node(to), ch, 1); },
+                           std::chrono::seconds(20)))
         << "the twin subscription did not follow its slot";
     EXPECT_EQ(pub.call({"SPUBLISH", ch, "after-move"}), ":1\r\n");
     EXPECT_EQ(sub.frame(), pubsub_frame(2, "smessage", ch, bulk("after-move")));
@@ -653,18 +652,12 @@ TEST_F(proxy_cluster_pinned, pubsub_shadow_twins_end_when_the_seed_drops_and_the
     raw_conn sub(proxy_->port());
     sub.call({"SUBSCRIBE", "plain"});
     sub.call({"SSUBSCRIBE", ch});
-    ASSERT_TRUE(eventually([&] {
-        return owner_of(ch).cli({"PUBSUB", "SHARDNUMSUB", ch}).find("\n1") != std::string::npos;
-    }));
-    ASSERT_TRUE(eventually([&] {
-        return cluster_->node(seed).cli({"PUBSUB", "NUMSUB", "plain"}).find("\n1") !=
-               std::string::npos;
-    }));
+    ASSERT_TRUE(eventually([&] { return shard_subscribers(owner_of(ch), ch, 1); }));
+    ASSERT_TRUE(eventually([&] { return subscribers(cluster_->node(seed), "plain", 1); }));
     cluster_->node(seed).cli({"CLIENT", "KILL", "TYPE", "pubsub"});
     ASSERT_TRUE(proxy_->set_mode(mode::dual_write, false).has_value());
-    EXPECT_TRUE(eventually([&] {
-        return owner_of(ch).cli({"PUBSUB", "SHARDNUMSUB", ch}).find("\n0") != std::string::npos;
-    })) << "a twin outlived the shadow mode";
+    EXPECT_TRUE(eventually([&] { return shard_subscribers(owner_of(ch), ch, 0); }))
+        << "a twin outlived the shadow mode";
     EXPECT_EQ(cluster_->node(seed).cli({"PUBSUB", "NUMSUB", "plain"}), "plain\n0");
 }
 
@@ -688,9 +681,7 @@ TEST_F(proxy_cluster_pinned, a_refused_twin_leaves_the_rest_of_the_shadow_workin
         const auto at = info.find("total_connections_received:") + 27;
         return std::stol(info.substr(at));
     };
-    ASSERT_TRUE(eventually([&] {
-        return standalone_.cli({"PUBSUB", "NUMSUB", "plain"}).find("\n1") != std::string::npos;
-    }));
+    ASSERT_TRUE(eventually([&] { return subscribers(standalone_, "plain", 1); }));
     const auto before = connections();
     // Published on the primary only, bypassing the proxy: each one is reported.
     for (int i = 0; i < 5; ++i)
@@ -715,9 +706,7 @@ TEST_F(proxy_cluster_pinned, pubsub_shadow_restarts_under_traffic_report_nothing
     raw_conn sub(proxy_->port());
     sub.call({"SUBSCRIBE", "plain"});
     sub.call({"SSUBSCRIBE", ch});
-    ASSERT_TRUE(eventually([&] {
-        return owner_of(ch).cli({"PUBSUB", "SHARDNUMSUB", ch}).find("\n1") != std::string::npos;
-    }));
+    ASSERT_TRUE(eventually([&] { return shard_subscribers(owner_of(ch), ch, 1); }));
     std::atomic<bool> stop{false};
     std::atomic<long> published{0};
     std::jthread publisher([&] {
@@ -733,9 +722,7 @@ TEST_F(proxy_cluster_pinned, pubsub_shadow_restarts_under_traffic_report_nothing
             (void)sub.frame(std::chrono::milliseconds(200));
     });
     for (int k = 0; k < 10; ++k) {
-        ASSERT_TRUE(eventually([&] {
-            return owner_of(ch).cli({"PUBSUB", "SHARDNUMSUB", ch}).find("\n1") != std::string::npos;
-        }));
+        ASSERT_TRUE(eventually([&] { return shard_subscribers(owner_of(ch), ch, 1); }));
         owner_of(ch).cli({"CLIENT", "KILL", "TYPE", "pubsub"});
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }

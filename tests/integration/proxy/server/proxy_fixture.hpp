@@ -24,6 +24,7 @@
 #include <respite/resp/frame_scanner.hpp>
 
 #include "support/eventually.hpp"
+#include "support/memory_pressure.hpp"
 #include "support/redis_server.hpp"
 
 namespace respite::test {
@@ -132,17 +133,6 @@ inline std::string http(std::uint16_t port, std::string_view method, std::string
     return all.substr(sp + 1, 3) + " " + all.substr(body + 4);
 }
 
-// A value DUMP cannot compress (LZF finds no repeats), so copying it takes as much room as
-// writing it.
-inline std::string incompressible(std::size_t n) {
-    std::mt19937 gen(7);
-    std::uniform_int_distribution<int> pick('!', '~');
-    std::string v(n, ' ');
-    for (auto& c : v)
-        c = static_cast<char>(pick(gen));
-    return v;
-}
-
 class proxy_fixture : public ::testing::Test {
   protected:
     redis_server primary_;
@@ -233,15 +223,8 @@ class proxy_fixture : public ::testing::Test {
         return out;
     }
 
-    // The secondary's maxmemory just above what it uses (noeviction, the default): a write or a
-    // copy of a few MB is refused with OOM.
-    void leave_secondary_no_room() const {
-        const auto memory = secondary_.cli({"INFO", "memory"});
-        const auto at = memory.find("used_memory:");
-        ASSERT_NE(at, std::string::npos) << memory;
-        const auto used = std::stoull(memory.substr(at + 12));
-        secondary_.cli({"CONFIG", "SET", "maxmemory", std::to_string(used + (1 << 20))});
-    }
+    // The secondary's maxmemory just above what it uses: a write or copy of a few MB gets OOM.
+    void leave_secondary_no_room() const { leave_no_room(secondary_); }
 
     std::string recent_divergences() const {
         return http(proxy_->admin_port(), "GET", "/divergences");

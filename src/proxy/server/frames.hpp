@@ -1,0 +1,31 @@
+// Whole RESP frames as values and back, for the few places that must look into a reply (effects,
+// every-master replies, CONFIG GET) instead of passing its bytes on (private to src/proxy/server).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <respite/resp/parser.hpp>
+#include <respite/resp/value.hpp>
+#include <respite/resp/writer.hpp>
+
+namespace respite::proxy::server {
+
+// The value of one complete frame, or nullopt (incomplete, malformed).
+inline std::optional<resp::value> decode_frame(std::string_view frame) {
+    resp::parser p;
+    const auto r = p.feed(frame);
+    if (!r.complete || r.error)
+        return std::nullopt;
+    return p.take();
+}
+
+// `v` as a frame of protocol `proto` (2 or 3, a session's HELLO version).
+inline std::string encode_value(const resp::value& v, int proto) {
+    std::string out;
+    resp::append_value(out, v, proto == 3 ? resp::protocol::resp3 : resp::protocol::resp2);
+    return out;
+}
+
+}  // namespace respite::proxy::server
