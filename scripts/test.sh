@@ -13,7 +13,8 @@ fuzz_seconds=${RESPITE_FUZZ_SECONDS:-60}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/respite-ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 
-# 1. The fuzz targets (clang 14 + libFuzzer: RESP parsers, HTTP parser), built in their own tree.
+# 1. The fuzz targets (clang 14 + libFuzzer: RESP parsers, HTTP parser, the follower's command
+#    merging), built in their own tree.
 CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DRESPITE_FUZZ_ONLY=ON >/dev/null
 cmake --build build/fuzz -j "$jobs"
@@ -48,6 +49,7 @@ build/tsan/tests/integration/proxy/server/integration_proxy_cluster --gtest_brie
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_SANITIZE=ON \
   -DRESPITE_FUZZ_BINARY="$root/build/fuzz/fuzz/fuzz_resp" -DRESPITE_FUZZ_SECONDS="$fuzz_seconds" \
   -DRESPITE_FUZZ_HTTP_BINARY="$root/build/fuzz/fuzz/fuzz_http" \
+  -DRESPITE_FUZZ_MERGE_BINARY="$root/build/fuzz/fuzz/fuzz_merge" \
   >/dev/null
 cmake --build build/asan -j "$jobs"
 

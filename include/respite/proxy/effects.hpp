@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <respite/commands/command_table.hpp>
+#include <respite/proxy/merge_hint.hpp>
 #include <respite/proxy/script_bodies.hpp>
 #include <respite/resp/value.hpp>
 
@@ -74,6 +75,12 @@ struct secondary_write {
 // subcommand gives the same answer: false).
 [[nodiscard]] bool reply_independent(const commands::command_spec* spec,
                                      std::span<const std::string_view> args) noexcept;
+
+// For a write replayed as written (reply_independent): how it may merge with the next writes of
+// its lane into one command: SET k v -> MSET (head 1, "MSET"); LPUSH/RPUSH/SADD/SREM/HSET/HDEL
+// k ... with the same key (head 2). Anything else: head 0 (sent as it is).
+[[nodiscard]] merge_hint merge_hint_of(const commands::command_spec* spec,
+                                       std::span<const std::string_view> args) noexcept;
 
 [[nodiscard]] secondary_write translate(std::span<const std::string_view> args,
                                         const resp::value& reply, const effect_context& ctx);

@@ -25,6 +25,7 @@
 
 #include <respite/client/request.hpp>
 #include <respite/proxy/backend.hpp>
+#include <respite/proxy/merge_hint.hpp>
 
 namespace respite::obs {
 class registry;
@@ -56,6 +57,8 @@ struct replayer_config {
     // limit); beyond `max_rejected_keys`: "full resync needed".
     std::size_t max_rejected_keys = 100'000;
     std::chrono::milliseconds rejected_retry_interval = 30s;
+    // The target is a Redis Cluster: renamed merges (merge_hint) stay within one hash slot.
+    bool cluster_target = false;
     // Value of the metrics' "target" label ("secondary", or "primary" for the rollback follower).
     std::string metrics_target = "secondary";
 };
@@ -97,8 +100,9 @@ class replayer {
     // submit() of one plain command given as RESP bytes, whose keys are the begun keys (a write
     // replayed as written): the bytes and keys are copied into the replayer's inbox, with no
     // allocation once its buffers have grown.
+    // merge: how it may join the next writes of its lane (see merge_hint).
     void submit_command(std::string_view command, std::span<const std::string_view> keys,
-                        bool global = false);
+                        bool global = false, merge_hint merge = {});
     // The primary write failed: the in-flight marks end; outcome_unknown (connection lost after
     // the write was sent) -> the keys are dirty (global: full resync needed).
     void abandon(std::span<const std::string_view> begun_keys, bool outcome_unknown,
@@ -128,12 +132,13 @@ class replayer {
     struct stats {
         std::uint64_t queued_items = 0;  // enqueued, not yet applied or failed
         std::uint64_t queued_bytes = 0;
-        std::uint64_t applied = 0;             // items (and repairs) the secondary accepted
-        std::uint64_t failed = 0;              // items the secondary answered with an error reply
-        std::uint64_t dirty_keys = 0;          // recorded, or being repaired
-        std::uint64_t repaired = 0;            // keys copied from the primary
-        std::uint64_t repair_retries = 0;      // a write began during the copy: copied again later
-        std::uint64_t rejected_keys = 0;       // repair refused by the target: still missing there
+        std::uint64_t applied = 0;         // items (and repairs) the secondary accepted
+        std::uint64_t merged = 0;          // items sent inside the command of the item before them
+        std::uint64_t failed = 0;          // items the secondary answered with an error reply
+        std::uint64_t dirty_keys = 0;      // recorded, or being repaired
+        std::uint64_t repaired = 0;        // keys copied from the primary
+        std::uint64_t repair_retries = 0;  // a write began during the copy: copied again later
+        std::uint64_t rejected_keys = 0;   // repair refused by the target: still missing there
         std::uint64_t repairs_rejected = 0;    // repairs the target refused (every attempt)
         std::uint64_t dropped_to_dirty = 0;    // items not replayed (budget, lane down, transport)
         std::uint64_t abandoned = 0;           // items pending at shutdown

@@ -161,6 +161,23 @@ bool reply_independent(const commands::command_spec* spec,
     return spec->first_key > 0 && !commands::has_movable_keys(*spec);
 }
 
+merge_hint merge_hint_of(const commands::command_spec* spec,
+                         std::span<const std::string_view> args) noexcept {
+    if (spec == nullptr || args.size() < 2)
+        return {};
+    const std::string_view name = spec->name;
+    // SET k v and MSET k v ...: set the value, drop any TTL, whatever the type was.
+    if (name == "set")
+        return args.size() == 3 ? merge_hint{1, "MSET"} : merge_hint{};
+    // Variadic writes of one key whose arguments apply one after another, with no options:
+    // the sequence on one key is the one command with the arguments joined.
+    if (args.size() >= 3 &&
+        (name == "lpush" || name == "rpush" || name == "sadd" || name == "srem" || name == "hdel" ||
+         (name == "hset" && args.size() % 2 == 0)))
+        return {2, {}};
+    return {};
+}
+
 secondary_write translate(std::span<const std::string_view> args, const resp::value& reply,
                           const effect_context& ctx) {
     secondary_write out;

@@ -23,6 +23,7 @@
 
 #include "dirty_set.hpp"
 #include "lane_scheduler.hpp"
+#include "merge.hpp"
 #include "pacing.hpp"
 #include "packed_keys.hpp"
 #include "stripe_table.hpp"
@@ -116,6 +117,7 @@ struct pending {
     bool atomic = false;
     bool global = false;
     bool done = false;  // left the queue; its slot waits for the older ones to leave too
+    merge_hint merge;
 
     [[nodiscard]] std::string_view command_text() const noexcept {
         return {data.data(), command_bytes};
@@ -145,6 +147,7 @@ struct inbox {
         bool atomic = false;
         bool global = false;
         bool waiter = false;  // the next of `waiters`, not an item
+        merge_hint merge;
     };
     std::string bytes;
     std::vector<entry> entries;
@@ -170,6 +173,7 @@ struct metric_refs {
     obs::gauge& queue_bytes;
     obs::gauge& lag_seconds;
     obs::counter& applied;
+    obs::counter& merged;
     obs::counter& failed;
     obs::gauge& dirty_keys;
     obs::counter& repaired;
@@ -190,6 +194,10 @@ struct metric_refs {
                                   "Age of the oldest unapplied secondary write", l)),
           applied(r.get_counter("respite_proxy_follower_applied_total",
                                 "Secondary writes and repairs the secondary accepted", l)),
+          merged(r.get_counter("respite_proxy_follower_merged_total",
+                               "Secondary writes sent inside the command of the write before "
+                               "them (SET+SET as MSET, LPUSH+LPUSH of a key as one LPUSH)",
+                               l)),
           failed(r.get_counter("respite_proxy_follower_failed_total",
                                "Secondary writes answered with an error reply", l)),
           dirty_keys(r.get_gauge("respite_proxy_follower_dirty_keys",
@@ -237,6 +245,7 @@ struct replayer::engine {
     alignas(64) std::atomic<std::uint64_t> queued_items{0};
     std::atomic<std::uint64_t> queued_bytes{0};
     alignas(64) std::atomic<std::uint64_t> applied{0};
+    std::atomic<std::uint64_t> merged{0};
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> repaired{0};
     std::atomic<std::uint64_t> repair_retries{0};
@@ -286,6 +295,13 @@ struct replayer::engine {
         std::uint64_t seq;
         steady::time_point sent;
     };
+    // An item of a call and how many of the call's replies are its own (0: merged into the
+    // command of the item before it, whose verdict it shares).
+    struct sent_item {
+        entry_id id;
+        std::uint32_t replies;
+    };
+    replay::merge_run run;  // send()'s, kept for its buffers' capacity
     struct lane_state {
         std::shared_ptr<backend> be;
         std::uint64_t epoch = 0;   // bumped when the lane fails: later completions are stale
@@ -466,8 +482,8 @@ struct replayer::engine {
     }
 
     void submit_command(std::string_view command, std::span<const std::string_view> keys,
-                        bool global) {
-        enqueue_or_drop(command, 1, keys, false, global);
+                        bool global, merge_hint merge) {
+        enqueue_or_drop(command, 1, keys, false, global, merge);
         end(keys, global);
     }
 
@@ -475,7 +491,7 @@ struct replayer::engine {
     // buffers have grown.
     template <class Keys>
     void enqueue_or_drop(std::string_view commands, std::size_t count, const Keys& keys,
-                         bool atomic, bool global) {
+                         bool atomic, bool global, merge_hint merge = {}) {
         if (draining.load()) {
             drop_to_dirty(keys, global, "draining");
             return;
@@ -506,6 +522,7 @@ struct replayer::engine {
             e.bytes = bytes;
             e.atomic = atomic;
             e.global = global;
+            e.merge = merge;
             in.bytes.append(commands);
             for (const auto& k : keys)
                 replay::append_packed_key(in.bytes, k);
@@ -549,6 +566,7 @@ struct replayer::engine {
         s.queued_items = queued_items.load();
         s.queued_bytes = queued_bytes.load();
         s.applied = applied.load();
+        s.merged = merged.load();
         s.failed = failed.load();
         s.repaired = repaired.load();
         s.repair_retries = repair_retries.load();
@@ -713,6 +731,7 @@ struct replayer::engine {
         p.enqueued = box.first;
         p.atomic = e.atomic;
         p.global = e.global;
+        p.merge = e.merge;
         push_pending(std::move(p));
     }
 
@@ -783,15 +802,28 @@ struct replayer::engine {
     }
 
     // Consecutive plain items share one pipeline; a transaction is a call of its own. All go to
-    // the lane's one connection in this order.
+    // the lane's one connection in this order. Consecutive items marked mergeable (merge_hint)
+    // go as one command inside the pipeline: the first of them takes its reply, the others
+    // share it.
     void send(std::size_t l, std::vector<entry_id> ids) {
         client::request batch;
         std::size_t bytes = 0;
         for (auto id : ids)
             bytes += find(id)->command_bytes;
         batch.reserve(bytes);
-        std::vector<entry_id> group;
+        std::vector<sent_item> group;
+        auto end_run = [&] {
+            const std::size_t n = run.size();
+            if (n == 0)
+                return;
+            batch.append_encoded(run.take(), 1);
+            if (n > 1) {
+                merged.fetch_add(n - 1);
+                metrics.merged.inc(n - 1);
+            }
+        };
         auto flush = [&] {
+            end_run();
             if (!group.empty())
                 issue(l, false, std::exchange(batch, {}), std::exchange(group, {}));
         };
@@ -801,16 +833,46 @@ struct replayer::engine {
                 flush();
                 client::request tx;
                 tx.append_encoded(p.command_text(), p.commands);
-                issue(l, true, std::move(tx), {id});
-            } else {
-                batch.append_encoded(p.command_text(), p.commands);
-                group.push_back(id);
+                issue(l, true, std::move(tx), {{id, 0}});
+                continue;
             }
+            if (p.commands == 1 && p.merge.head != 0) {
+                const std::uint32_t slot_group = merge_group(p);
+                const bool joined = !run.empty() && run.add(p.command_text(), p.merge.head,
+                                                            p.merge.rename, slot_group);
+                if (joined) {
+                    group.push_back({id, 0});
+                    continue;
+                }
+                end_run();
+                if (run.add(p.command_text(), p.merge.head, p.merge.rename, slot_group)) {
+                    group.push_back({id, 1});
+                    continue;
+                }
+            }
+            end_run();
+            batch.append_encoded(p.command_text(), p.commands);
+            group.push_back({id, static_cast<std::uint32_t>(p.commands)});
         }
         flush();
     }
 
-    void issue(std::size_t l, bool atomic, client::request req, std::vector<entry_id> ids) {
+    // Renamed merges join different keys: on a cluster target only within one hash slot
+    // (slot + 1; an item whose keys span slots gets a group of its own, ~0).
+    [[nodiscard]] std::uint32_t merge_group(const pending& p) const {
+        if (!cfg.cluster_target || p.merge.rename.empty() || p.key_count == 0)
+            return 0;
+        std::optional<std::uint32_t> slot;
+        for (auto k : p.keys()) {
+            const std::uint32_t s = cluster::hash_slot(k);
+            if (slot && *slot != s)
+                return ~std::uint32_t{0};
+            slot = s;
+        }
+        return *slot + 1;
+    }
+
+    void issue(std::size_t l, bool atomic, client::request req, std::vector<sent_item> ids) {
         auto& ln = *lanes[l];
         const auto seq = ++call_seq;
         ln.calls.push_back({seq, steady::now()});
@@ -828,7 +890,7 @@ struct replayer::engine {
     }
 
     void on_call_done(std::size_t l, std::uint64_t epoch, std::uint64_t seq, bool atomic,
-                      const std::vector<entry_id>& ids, client::result<replies> r) {
+                      const std::vector<sent_item>& ids, client::result<replies> r) {
         if (stopping)
             return;
         auto& ln = *lanes[l];
@@ -837,23 +899,32 @@ struct replayer::engine {
         if (!r && is_transport(r.error())) {
             if (!stale)
                 fail_lane(l, r.error().message());
-            for (auto id : ids)
-                finish(id, outcome::lost, r.error().message());
+            for (auto s : ids)
+                finish(s.id, outcome::lost, r.error().message());
         } else if (stale) {
             // The lane failed meanwhile: its order is no longer known, the copy settles it.
-            for (auto id : ids)
-                finish(id, outcome::lost, "lane failed");
+            for (auto s : ids)
+                finish(s.id, outcome::lost, "lane failed");
         } else if (!r) {
-            for (auto id : ids)
-                finish(id, outcome::error_reply, r.error().message());
+            for (auto s : ids)
+                finish(s.id, outcome::error_reply, r.error().message());
         } else {
             const auto& reps = *r;
             std::size_t pos = 0;
-            for (auto id : ids) {
-                const pending* p = find(id);
-                const std::size_t n = p == nullptr ? 0 : atomic ? reps.size() : p->commands;
+            // The verdict of the last reply taken: items merged into the command before them
+            // (replies == 0) share it.
+            outcome last = outcome::lost;
+            std::string_view last_why = "short reply";
+            for (auto s : ids) {
+                if (s.replies == 0 && !atomic) {
+                    finish(s.id, last, last_why);
+                    continue;
+                }
+                const std::size_t n = atomic ? reps.size() : s.replies;
                 if (pos + n > reps.size()) {
-                    finish(id, outcome::lost, "short reply");
+                    last = outcome::lost;
+                    last_why = "short reply";
+                    finish(s.id, last, last_why);
                     continue;
                 }
                 const resp::value* err = nullptr;
@@ -861,10 +932,9 @@ struct replayer::engine {
                     if (reps[i].is_error())
                         err = &reps[i];
                 pos += n;
-                if (err != nullptr)
-                    finish(id, outcome::error_reply, err->str());
-                else
-                    finish(id, outcome::applied, {});
+                last = err != nullptr ? outcome::error_reply : outcome::applied;
+                last_why = err != nullptr ? err->str() : std::string_view{};
+                finish(s.id, last, last_why);
             }
         }
         after_completions();
@@ -1485,8 +1555,8 @@ void replayer::submit(replay_item item, std::span<const std::string_view> begun_
 }
 
 void replayer::submit_command(std::string_view command, std::span<const std::string_view> keys,
-                              bool global) {
-    engine_->submit_command(command, keys, global);
+                              bool global, merge_hint merge) {
+    engine_->submit_command(command, keys, global, merge);
 }
 
 void replayer::abandon(std::span<const std::string_view> begun_keys, bool outcome_unknown,

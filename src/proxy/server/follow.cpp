@@ -113,6 +113,7 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
     rc.rejected_retry_interval = st.cfg.replay_rejected_retry;
     rc.metrics_target = side_name(target);
     const backend_config bc = st.backend_cfg(target);
+    rc.cluster_target = bc.cluster;
     auto factory = [bc, target](asio::io_context& ioc, std::size_t lane) {
         client::client_config cc;
         cc.connection = bc.connection;
@@ -171,21 +172,24 @@ bool following(shared_state& st, side serving) {
 
 bool follow_begin(shared_state& st, side serving, const command_class& c,
                   std::span<const std::string_view> args, std::vector<std::string>& keys,
-                  std::uint64_t origin, bool* verbatim) {
+                  std::uint64_t origin, bool* verbatim, merge_hint* merge) {
     replayer* r = active_follower(st, serving);
     if (r == nullptr)
         return false;
     append_keys(st, c, args, keys);
     const auto views = key_views(keys);
     r->begin_write(views, origin, keys.empty());
-    if (verbatim != nullptr)
+    if (verbatim != nullptr) {
         *verbatim = reply_independent(c.spec, args);
+        if (merge != nullptr)
+            *merge = *verbatim ? merge_hint_of(c.spec, args) : merge_hint{};
+    }
     return true;
 }
 
 void follow_reply(shared_state& st, side serving, std::string_view request,
                   const std::vector<std::string>& keys, bool global, bool verbatim,
-                  std::string_view frame, int protocol) {
+                  std::string_view frame, int protocol, merge_hint merge) {
     (void)protocol;
     if (request.empty())
         return;
@@ -199,7 +203,7 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
             r->abandon(begun, false, global);
             return;
         }
-        r->submit_command(request, begun, global);
+        r->submit_command(request, begun, global, merge);
         return;
     }
     thread_local resp::request_parser parser;
@@ -353,6 +357,7 @@ std::string follow_info(const shared_state& st) {
         line(p + "queued_bytes", std::to_string(x.queued_bytes));
         line(p + "lag_seconds", std::to_string(x.lag_seconds));
         line(p + "applied", std::to_string(x.applied));
+        line(p + "merged", std::to_string(x.merged));
         line(p + "failed", std::to_string(x.failed));
         line(p + "dirty_keys", std::to_string(x.dirty_keys));
         line(p + "rejected_keys", std::to_string(x.rejected_keys));

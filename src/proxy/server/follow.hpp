@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <respite/proxy/merge_hint.hpp>
+
 #include "classify.hpp"
 #include "worker.hpp"
 
@@ -18,18 +20,19 @@ namespace respite::proxy::server {
 // Before a write goes to the serving side: records its keys in flight on the follower.
 // False (keys untouched) when no follower runs in this mode.
 // `origin`: the upstream connection (writes of one origin reach the server in order).
-// `verbatim` (optional): set when any non-error reply means "replay the request as written".
+// `verbatim` (optional): set when any non-error reply means "replay the request as written";
+// `merge` (optional, with verbatim): how it may join the next writes of its lane.
 // A follower runs for writes served by `serving` in the current mode.
 bool following(shared_state& st, side serving);
 bool follow_begin(shared_state& st, side serving, const command_class& c,
                   std::span<const std::string_view> args, std::vector<std::string>& keys,
-                  std::uint64_t origin, bool* verbatim = nullptr);
+                  std::uint64_t origin, bool* verbatim = nullptr, merge_hint* merge = nullptr);
 // The write's reply arrived (raw frame in `protocol`): derive its effect and queue it.
 // `request`: the command as RESP bytes (empty: follow_begin returned false).
 // `global`: what follow_begin began for it (keys.empty() for one command).
 void follow_reply(shared_state& st, side serving, std::string_view request,
                   const std::vector<std::string>& keys, bool global, bool verbatim,
-                  std::string_view frame, int protocol);
+                  std::string_view frame, int protocol, merge_hint merge = {});
 // Before EXEC goes out: begins the keys of the transaction's writes (and the keyspace once when
 // a write has no key). False when nothing is followed.
 bool follow_begin_transaction(shared_state& st, side serving,

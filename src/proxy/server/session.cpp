@@ -472,7 +472,8 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
         case ctx_kind::config_get:  // its reply was filtered in on_reply
             break;
         case ctx_kind::write:
-            follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_);
+            follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_,
+                         c.merge);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             break;
         case ctx_kind::read_shadow:
@@ -489,7 +490,8 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
                 blocking_conn_.reset();
                 blocking_node_.reset();
             }
-            follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_);
+            follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_,
+                         c.merge);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             if (closed_) {
                 // The client left while blocked and the pop happened anyway: put it back.
@@ -720,7 +722,8 @@ std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, si
         return nullptr;
     auto ctx = take_ctx();
     bool verbatim = false;
-    const bool follow = follow_begin(st_, serving, c, args, ctx->keys, origin, &verbatim);
+    merge_hint merge;
+    const bool follow = follow_begin(st_, serving, c, args, ctx->keys, origin, &verbatim, &merge);
     if (!follow && !always) {
         recycle_ctx(std::move(ctx));
         return nullptr;
@@ -731,6 +734,7 @@ std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, si
         ctx->followed = true;
         ctx->global = ctx->keys.empty();
         ctx->verbatim = verbatim;
+        ctx->merge = merge;
         if (raw.empty())
             resp::append_command(ctx->request, args);
         else
@@ -761,6 +765,7 @@ void session::recycle_ctx(std::unique_ptr<slot_ctx> ctx) {
     ctx->request.clear();
     ctx->keys.clear();
     ctx->followed = ctx->global = ctx->verbatim = ctx->redirectable = false;
+    ctx->merge = {};
     ctx->queued.clear();
     ctx->sent = {};
     ctx->cls = nullptr;

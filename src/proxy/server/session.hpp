@@ -18,6 +18,7 @@
 
 #include <respite/cluster/slot_map.hpp>
 #include <respite/proxy/every_master.hpp>
+#include <respite/proxy/merge_hint.hpp>
 #include <respite/resp/request_parser.hpp>
 
 #include "classify.hpp"
@@ -80,6 +81,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
         bool followed = false;          // follow_begin began it
         bool global = false;            // ... keyspace-wide
         bool verbatim = false;          // ... and its request bytes are its effect
+        merge_hint merge;               // ... which may join the next writes (follower)
         std::vector<std::vector<std::string>> queued;  // EXEC: the transaction's commands
         // A blocking command sent raw to a cluster node: a redirect (the slot moved) sends it
         // again through the cluster client instead of reaching the client.

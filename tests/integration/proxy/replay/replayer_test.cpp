@@ -466,6 +466,73 @@ TEST_F(pair_of_servers, outcome_unknown_marks_dirty) {
     EXPECT_EQ(rep->snapshot().dirty_keys, 0u);
 }
 
+// Writes marked mergeable (SET as MSET, pushes to one key as one push) reach the secondary in
+// fewer commands, with the effect of the sequence; an error reply to a merged command turns
+// every merged write's key dirty, and the repair settles them.
+TEST_F(pair_of_servers, merged_writes_apply_the_sequence) {
+    start(fast_config());
+    secondary_server.cli({"SET", "wrong", "a string where the primary has a list"});
+    constexpr int n = 4000;
+    std::atomic<int> replied{0};
+    for (int i = 0; i < n; ++i) {
+        std::vector<std::string> args;
+        merge_hint hint;
+        switch (i % 4) {
+            case 0:
+            case 1:
+                args = {"SET", "s:" + std::to_string(i % 97), std::to_string(i)};
+                hint = {1, "MSET"};
+                break;
+            case 2:
+                args = {"RPUSH", i % 3 == 0 ? "wrong" : "l:" + std::to_string(i % 5),
+                        std::to_string(i), "x"};
+                hint = {2, {}};
+                break;
+            default:
+                args = {"HSET", "h", "f" + std::to_string(i % 13), std::to_string(i)};
+                hint = {2, {}};
+        }
+        const std::string key = args[1];
+        std::string_view kv[] = {key};
+        rep->begin_write(kv, 7);
+        client::request r;
+        r.push_args(args);
+        std::string bytes(r.payload());
+        primary->exec(std::move(r), [this, &replied, key, hint,
+                                     bytes = std::move(bytes)](client::result<replies> res) {
+            std::string_view k[] = {key};
+            if (res && !(*res)[0].is_error())
+                rep->submit_command(bytes, k, false, hint);
+            else
+                rep->abandon(k, true);
+            ++replied;
+        });
+    }
+    ASSERT_TRUE(eventually([&] { return replied == n; }));
+    expect_equal();
+    const auto s = rep->snapshot();
+    EXPECT_EQ(s.dropped_to_dirty, 0u);
+    EXPECT_GT(s.merged, 0u) << "nothing was merged: the test did not test merging";
+    // The merged pushes to "wrong" failed on the secondary and were repaired.
+    EXPECT_GE(s.failed, 1u);
+    EXPECT_GE(s.repaired, 1u);
+    // On the wire: MSETs, and fewer push commands than pushes.
+    const auto stats = secondary_server.cli({"INFO", "commandstats"});
+    EXPECT_NE(stats.find("cmdstat_mset:"), std::string::npos) << stats;
+    const auto calls = [&](const std::string& cmd) {
+        const auto at = stats.find("cmdstat_" + cmd + ":calls=");
+        return at == std::string::npos ? 0 : std::stoi(stats.substr(at + cmd.size() + 15));
+    };
+    EXPECT_LT(calls("set") + calls("mset"), n / 2);
+    EXPECT_LT(calls("hset"), n / 4);
+    // Every write went out once, alone or inside the command before it (the set-up's SET of
+    // "wrong" is one more).
+    EXPECT_EQ(
+        static_cast<std::uint64_t>(calls("set") + calls("mset") + calls("rpush") + calls("hset")) +
+            s.merged,
+        static_cast<std::uint64_t>(n) + 1);
+}
+
 TEST_F(pair_of_servers, when_applied_runs_after_earlier_items) {
     start(fast_config());
     for (int i = 0; i < 200; ++i)

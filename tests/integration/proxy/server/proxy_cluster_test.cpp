@@ -41,6 +41,15 @@ class proxy_cluster : public ::testing::Test {
         b.connection.port = cluster_->seed_port();
         return b;
     }
+    // The standalone server serves, the cluster follows (a migration into a cluster).
+    proxy::proxy_config into_cluster(mode m) const {
+        proxy::proxy_config cfg;
+        cfg.primary.connection.host = standalone_.host();
+        cfg.primary.connection.port = standalone_.port();
+        cfg.secondary = cluster_backend();
+        cfg.initial_mode = m;
+        return cfg;
+    }
     void start(proxy::proxy_config cfg) {
         cfg.listen_port = 0;
         cfg.threads = 2;
@@ -123,11 +132,7 @@ std::vector<std::string> single_key_command(std::mt19937& rng) {
 }
 
 TEST_F(proxy_cluster, a_standalone_redis_migrates_into_a_cluster) {
-    proxy::proxy_config cfg;
-    cfg.primary.connection.host = standalone_.host();
-    cfg.primary.connection.port = standalone_.port();
-    cfg.secondary = cluster_backend();
-    cfg.initial_mode = mode::dual_write_shadow;
+    auto cfg = into_cluster(mode::dual_write_shadow);
     start(cfg);
     std::vector<std::thread> ts;
     std::atomic<int> errors{0};
@@ -178,6 +183,32 @@ TEST_F(proxy_cluster, a_standalone_redis_migrates_into_a_cluster) {
         << proxy_->info();
     const auto info = proxy_->info();
     EXPECT_NE(info.find("divergence_data_mismatch:0"), std::string::npos) << info;
+}
+
+// Plain SETs back to back go to a cluster follower as MSETs only within a hash slot: "{one}:"
+// keys share one and merge; "burst:" keys spread over many and must not be joined (the
+// cluster refuses CROSSSLOT: every key of such a write would need a copy).
+TEST_F(proxy_cluster, plain_sets_merge_within_a_slot_for_a_cluster_follower) {
+    auto cfg = into_cluster(mode::dual_write);
+    cfg.replay_lanes = 1;  // every write in one lane: neighbours of other slots meet
+    start(cfg);
+    client::client_config c;
+    c.connection.port = proxy_->port();
+    client::sync_client cl(c);
+    client::request req;
+    for (int i = 0; i < 600; ++i)
+        req.push_args({"SET", (i % 3 == 0 ? "burst:" : "{one}:") + std::to_string(i), "v"});
+    ASSERT_TRUE(cl.exec(std::move(req)));
+    EXPECT_TRUE(eventually([&] {
+        std::size_t n = 0;
+        for (auto i : cluster_->masters())
+            n += std::stoul(cluster_->node(i).cli({"DBSIZE"}));
+        return n == 600;
+    }));
+    const auto info = proxy_->info();
+    EXPECT_NE(info.find("follow_secondary_failed:0\r\n"), std::string::npos) << info;
+    EXPECT_NE(info.find("follow_secondary_repaired:0\r\n"), std::string::npos) << info;
+    EXPECT_EQ(info.find("follow_secondary_merged:0\r\n"), std::string::npos) << info;
 }
 
 TEST_F(proxy_cluster, a_dead_first_seed_is_passed_over) {
@@ -1014,11 +1045,7 @@ TEST_F(proxy_cluster_pinned, a_keyspace_write_some_masters_refused_needs_a_full_
 }
 
 TEST_F(proxy_cluster, keyless_writes_reach_every_master_of_a_cluster_follower) {
-    proxy::proxy_config cfg;
-    cfg.primary.connection.host = standalone_.host();
-    cfg.primary.connection.port = standalone_.port();
-    cfg.secondary = cluster_backend();
-    cfg.initial_mode = mode::dual_write;
+    auto cfg = into_cluster(mode::dual_write);
     start(cfg);
     client::client_config cc;
     cc.connection.port = proxy_->port();
@@ -1442,11 +1469,7 @@ class proxy_cluster_restarts : public proxy_cluster {
 };
 
 TEST_F(proxy_cluster_restarts, a_failover_or_a_restarted_master_of_the_follower_needs_a_sync) {
-    proxy::proxy_config cfg;
-    cfg.primary.connection.host = standalone_.host();
-    cfg.primary.connection.port = standalone_.port();
-    cfg.secondary = cluster_backend();
-    cfg.initial_mode = mode::dual_write;
+    auto cfg = into_cluster(mode::dual_write);
     cfg.restart_check_interval = std::chrono::milliseconds(100);
     start(cfg);
     // A first complete look: the run_ids of the three masters.

@@ -13,6 +13,7 @@
 namespace {
 
 using respite::proxy::effect_context;
+using respite::proxy::merge_hint_of;
 using respite::proxy::reply_independent;
 using respite::proxy::secondary_write;
 using respite::proxy::translate;
@@ -799,6 +800,33 @@ TEST(effects, reply_independent_writes) {
     const std::vector<std::string_view> unknown_sub{"XGROUP", "NOPE", "k"};
     EXPECT_FALSE(reply_independent(table.find("xgroup"), unknown_sub));
     EXPECT_FALSE(reply_independent(nullptr, set));
+}
+
+// Writes replayed as written that may join the next ones of their lane into one command: only
+// where the joined command has the sequence's effect.
+TEST(effects, merge_hints) {
+    const auto& table = respite::commands::command_table::builtin();
+    auto hint = [&](std::vector<std::string_view> args) {
+        EXPECT_TRUE(reply_independent(args, table)) << args[0];
+        return merge_hint_of(table.lookup(args), args);
+    };
+    const auto set = hint({"set", "k", "v"});
+    EXPECT_EQ(set.head, 1);
+    EXPECT_EQ(set.rename, "MSET");
+    for (auto name : {"LPUSH", "rpush", "SADD", "SREM", "HDEL"}) {
+        const auto h = hint({name, "k", "a", "b"});
+        EXPECT_EQ(h.head, 2) << name;
+        EXPECT_EQ(h.rename, "") << name;
+    }
+    EXPECT_EQ(hint({"HSET", "h", "f", "v", "g", "w"}).head, 2);
+    // Counters, appends and overwrites of part of a value have no multi-argument form.
+    EXPECT_EQ(hint({"INCR", "n"}).head, 0);
+    EXPECT_EQ(hint({"APPEND", "k", "v"}).head, 0);
+    EXPECT_EQ(hint({"SETRANGE", "k", "1", "v"}).head, 0);
+    EXPECT_EQ(hint({"HINCRBY", "h", "f", "1"}).head, 0);
+    EXPECT_EQ(merge_hint_of(nullptr, std::vector<std::string_view>{"SET", "k", "v"}).head, 0);
+    const std::vector<std::string_view> lone{"LPUSH"};
+    EXPECT_EQ(merge_hint_of(table.find("lpush"), lone).head, 0);
 }
 
 TEST(effects, empty_request_applies_nothing) {
