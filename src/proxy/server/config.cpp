@@ -51,6 +51,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     std::string password;
     double idle_timeout = 0, shutdown_timeout = 10, switch_timeout = 10, shadow_timeout = 2;
     double ttl_tolerance = 2, pubsub_window = 2, restart_check = 1, rejected_retry = 30;
+    double backend_timeout = 5;
     bool primary_cluster = false, secondary_cluster = false;
 
     app.add_option("--listen", listen, "Client address host:port")->capture_default_str();
@@ -122,6 +123,12 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
                    "TCP keepalive idle seconds on client connections (0: off)")
         ->capture_default_str()
         ->check(CLI::Range(0, 86400));
+    app.add_option("--backend-timeout", backend_timeout,
+                   "Seconds a backend may take to answer a command before its connection is "
+                   "closed and the commands on it fail (0: wait forever; blocking commands: "
+                   "their own timeout plus this)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 86400.0));
     app.add_option("--backend-keepalive", cfg.backend_keepalive_seconds,
                    "TCP keepalive idle seconds on connections to the backends (0: off)")
         ->capture_default_str()
@@ -302,6 +309,9 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
     };
     cfg.idle_timeout = secs(idle_timeout);
+    cfg.primary.connection.command_timeout = secs(backend_timeout);
+    if (cfg.secondary)
+        cfg.secondary->connection.command_timeout = secs(backend_timeout);
     cfg.shutdown_timeout = secs(shutdown_timeout);
     cfg.switch_timeout = secs(switch_timeout);
     cfg.shadow_timeout = secs(shadow_timeout);

@@ -459,9 +459,14 @@ void session::on_failure(std::uint64_t tag, bool written) {
     }
     if (closed_)
         return;
-    complete(tag, written ? "-ERR proxy: connection to the serving backend lost; the command "
-                            "may have run\r\n"
-                          : "-ERR proxy: serving backend unavailable\r\n");
+    if (upstream::failing_on_timeout())
+        complete(tag, written ? "-ERR proxy: the serving backend did not answer in time; the "
+                                "command may have run\r\n"
+                              : "-ERR proxy: the serving backend did not answer in time\r\n");
+    else
+        complete(tag, written ? "-ERR proxy: connection to the serving backend lost; the command "
+                                "may have run\r\n"
+                              : "-ERR proxy: serving backend unavailable\r\n");
     start_write();
     resume_processing();
 }
@@ -774,16 +779,28 @@ void session::recycle_ctx(std::unique_ptr<slot_ctx> ctx) {
 }
 
 void session::forward(upstream& u, std::span<const std::string_view> args, std::string_view raw,
-                      std::unique_ptr<slot_ctx> ctx) {
+                      std::unique_ptr<slot_ctx> ctx, std::chrono::milliseconds patience) {
     const auto seq = alloc_slot(std::move(ctx));
     if (!raw.empty()) {
-        u.send(raw, *this, seq);
+        u.send(raw, *this, seq, patience);
     } else {
         std::string encoded;
         resp::append_command(encoded, args);
-        u.send(encoded, *this, seq);
+        u.send(encoded, *this, seq, patience);
     }
 }
+
+namespace {
+// How long a blocking command's reply may take: its own timeout and a grace period for the
+// server's answer (a block of 0 waits forever).
+std::chrono::milliseconds blocking_patience(std::span<const std::string_view> args,
+                                            std::chrono::milliseconds backend_timeout) {
+    const auto t = client::blocking_time(args);
+    if (!t.duration)
+        return upstream::never_times_out;
+    return *t.duration + std::max(backend_timeout, std::chrono::milliseconds(1));
+}
+}  // namespace
 
 void session::handle_blocking(const command_class& c, side serving,
                               std::span<const std::string_view> args, std::string_view raw) {
@@ -822,7 +839,8 @@ void session::handle_blocking(const command_class& c, side serving,
     ctx->redirectable = cluster;
     blocking_conn_ = std::move(conn);
     blocking_node_ = std::move(node);
-    forward(*blocking_conn_, args, raw, std::move(ctx));
+    forward(*blocking_conn_, args, raw, std::move(ctx),
+            blocking_patience(args, st_.backend_cfg(serving).connection.command_timeout));
 }
 
 void session::redirect_blocking(std::uint64_t seq, slot_ctx& ctx) {

@@ -113,8 +113,9 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     bool handle_auth(std::string_view user, std::string_view pass);
 
     // Sends the command to `u` with a fresh slot; ctx may be null.
+    // patience: see upstream::send (blocking commands).
     void forward(upstream& u, std::span<const std::string_view> args, std::string_view raw,
-                 std::unique_ptr<slot_ctx> ctx);
+                 std::unique_ptr<slot_ctx> ctx, std::chrono::milliseconds patience = {});
     void forward_decoded(side s, std::span<const std::string_view> args,
                          std::unique_ptr<slot_ctx> ctx);
     // The cluster client runs the command; its reply completes slot `seq`.

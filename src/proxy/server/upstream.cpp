@@ -19,7 +19,14 @@ namespace {
 constexpr std::size_t k_read_chunk = 64 * 1024;
 // Set while one read's replies are delivered (see reply_time()).
 thread_local std::chrono::steady_clock::time_point delivering_at{};
+// Set while a connection that timed out fails its sinks (see failing_on_timeout()).
+thread_local bool failing_timeout = false;
+constexpr std::string_view k_timeout_reason = "reply timeout";
 }  // namespace
+
+bool upstream::failing_on_timeout() noexcept {
+    return failing_timeout;
+}
 
 std::chrono::steady_clock::time_point upstream::reply_time() noexcept {
     const auto t = delivering_at;
@@ -27,7 +34,12 @@ std::chrono::steady_clock::time_point upstream::reply_time() noexcept {
 }
 
 upstream::upstream(asio::io_context& ioc, upstream_endpoint ep, resp::limits limits)
-    : ioc_(ioc), ep_(std::move(ep)), socket_(ioc), connect_timer_(ioc), scanner_(limits) {}
+    : ioc_(ioc),
+      ep_(std::move(ep)),
+      socket_(ioc),
+      connect_timer_(ioc),
+      watchdog_(ioc),
+      scanner_(limits) {}
 
 upstream::~upstream() = default;
 
@@ -63,6 +75,7 @@ void upstream::start() {
         pending_.push_back(waiter{});
     unwritten_waiters_ += handshake_left_;
     out_.insert(0, hs);
+    head_moved(std::chrono::steady_clock::now());  // a server that accepts but never answers
     connect();
 }
 
@@ -156,15 +169,54 @@ std::shared_ptr<asio::ssl::context> make_upstream_tls(const client::tls_config& 
 }
 
 void upstream::send_to(std::string_view command, reply_sink* to, std::shared_ptr<reply_sink> owner,
-                       std::uint64_t tag) {
+                       std::uint64_t tag, std::chrono::milliseconds patience) {
     if (state_ == state::closed) {
         to->on_failure(tag, false);
         return;
     }
     out_.append(command);
-    pending_.push_back(waiter{to, std::move(owner), tag});
+    const bool idle = pending_.empty();
+    pending_.push_back(waiter{to, std::move(owner), tag, patience});
     ++unwritten_waiters_;
+    if (idle)
+        head_moved(std::chrono::steady_clock::now());
     schedule_flush();
+}
+
+std::chrono::milliseconds upstream::patience_of(const waiter& w) const noexcept {
+    return w.patience == std::chrono::milliseconds{} ? ep_.reply_timeout : w.patience;
+}
+
+void upstream::head_moved(std::chrono::steady_clock::time_point now) {
+    head_since_ = now;
+    if (!watchdog_armed_ && !pending_.empty() && ep_.reply_timeout > std::chrono::milliseconds{})
+        arm_watchdog();
+}
+
+void upstream::arm_watchdog() {
+    const auto patience = patience_of(pending_.front());
+    if (patience <= std::chrono::milliseconds{})
+        return;  // a command that may block forever: armed again when the head moves
+    watchdog_armed_ = true;
+    watchdog_.expires_at(head_since_ + patience);
+    watchdog_.async_wait([self = shared_from_this()](std::error_code ec) {
+        self->watchdog_armed_ = false;
+        if (!ec)
+            self->on_watchdog();
+    });
+}
+
+void upstream::on_watchdog() {
+    if (state_ == state::closed || pending_.empty())
+        return;
+    const auto patience = patience_of(pending_.front());
+    if (patience <= std::chrono::milliseconds{})
+        return;
+    if (std::chrono::steady_clock::now() - head_since_ >= patience) {
+        fail(k_timeout_reason);
+        return;
+    }
+    arm_watchdog();  // the head moved since: wait for the new one's deadline
 }
 
 void upstream::send_unreplied(std::string_view command) {
@@ -279,6 +331,8 @@ void upstream::handle_frame(std::string_view frame, char type) {
     }
     waiter w = std::move(pending_.front());
     pending_.pop_front();
+    if (ep_.reply_timeout > std::chrono::milliseconds{})
+        head_moved(reply_time());
     if (!w.to) {
         // A handshake reply.
         --handshake_left_;
@@ -316,6 +370,7 @@ void upstream::fail(std::string_view why) {
                         pending_.size(), was_ready);
     std::error_code ignored;
     connect_timer_.cancel();
+    watchdog_.cancel();
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     auto waiters = std::move(pending_);
@@ -323,6 +378,13 @@ void upstream::fail(std::string_view why) {
     const std::size_t unwritten = std::min(unwritten_waiters_, waiters.size());
     const std::size_t written_end = waiters.size() - unwritten;
     // `waiters` holds every owner until the loop ended.
+    struct timeout_scope {
+        bool saved = failing_timeout;
+        explicit timeout_scope(bool on) { failing_timeout = on; }
+        ~timeout_scope() { failing_timeout = saved; }
+        timeout_scope(const timeout_scope&) = delete;
+        timeout_scope& operator=(const timeout_scope&) = delete;
+    } scope(why == k_timeout_reason);
     for (std::size_t i = 0; i < waiters.size(); ++i) {
         if (waiters[i].to)
             waiters[i].to->on_failure(waiters[i].tag, i < written_end);

@@ -55,6 +55,10 @@ struct upstream_endpoint {
     int database = 0;
     int protocol = 2;  // 2 or 3: the frames forwarded are in this protocol
     std::chrono::milliseconds connect_timeout{2000};
+    // A command that waits this long for its reply (counted from when it reached the head of
+    // the queue) ends the connection: every command on it fails (0: wait forever). A command
+    // sent with its own patience (blocking commands) waits that long instead.
+    std::chrono::milliseconds reply_timeout{0};
     int keepalive_seconds = 15;  // TCP keepalive idle time (0: off)
     // TLS to the backend (nullptr: plain TCP); the name is for SNI and verification.
     std::shared_ptr<asio::ssl::context> tls{};
@@ -85,14 +89,18 @@ class upstream : public std::enable_shared_from_this<upstream> {
     // The same for a sink that owns itself (enable_shared_from_this): a run of consecutive
     // commands of one sink (a client's pipeline) holds one reference, not one per command, so
     // forwarding a command touches no atomic reference count.
+    // patience: how long its reply may take (0: the endpoint's reply_timeout; never_times_out:
+    // no limit), for commands that block by design.
     template <class Sink>
-    void send(std::string_view command, Sink& sink, std::uint64_t tag) {
+    void send(std::string_view command, Sink& sink, std::uint64_t tag,
+              std::chrono::milliseconds patience = {}) {
         reply_sink* to = &sink;
         if (!pending_.empty() && pending_.back().to == to)
-            send_to(command, to, nullptr, tag);
+            send_to(command, to, nullptr, tag, patience);
         else
-            send_to(command, to, sink.shared_from_this(), tag);
+            send_to(command, to, sink.shared_from_this(), tag, patience);
     }
+    static constexpr std::chrono::milliseconds never_times_out{-1};
     // Bytes that expect no reply in the FIFO (RESP3 pub/sub commands answered by pushes).
     void send_unreplied(std::string_view command);
     // Push frames ('>') and, on a RESP2 pub/sub connection, every frame when no command waits.
@@ -110,6 +118,9 @@ class upstream : public std::enable_shared_from_this<upstream> {
     // While the replies of one read are handed to their sinks (on this thread): when that read
     // completed, so that receivers need not read the clock per reply; else the clock's now.
     [[nodiscard]] static std::chrono::steady_clock::time_point reply_time() noexcept;
+    // While a failing connection fails its sinks (on this thread): true when it failed because
+    // a reply took longer than its timeout.
+    [[nodiscard]] static bool failing_on_timeout() noexcept;
 
   private:
     struct waiter {
@@ -118,10 +129,17 @@ class upstream : public std::enable_shared_from_this<upstream> {
         // the same sink and holds it (it is handed on when that one's reply was delivered).
         std::shared_ptr<reply_sink> owner;
         std::uint64_t tag = 0;
+        std::chrono::milliseconds patience{};  // 0: ep_.reply_timeout
     };
 
     void send_to(std::string_view command, reply_sink* to, std::shared_ptr<reply_sink> owner,
-                 std::uint64_t tag);
+                 std::uint64_t tag, std::chrono::milliseconds patience = {});
+    // The reply watchdog: armed while a command waits, checks that the head of the queue moved
+    // within its patience (one timer per connection, re-armed only when it fires).
+    void head_moved(std::chrono::steady_clock::time_point now);
+    void arm_watchdog();
+    void on_watchdog();
+    [[nodiscard]] std::chrono::milliseconds patience_of(const waiter& w) const noexcept;
 
     void connect();
     void schedule_flush();
@@ -145,6 +163,9 @@ class upstream : public std::enable_shared_from_this<upstream> {
     asio::ip::tcp::socket socket_;
     std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
     asio::steady_timer connect_timer_;
+    asio::steady_timer watchdog_;
+    bool watchdog_armed_ = false;
+    std::chrono::steady_clock::time_point head_since_{};  // the head of pending_ since then
     resp::frame_scanner scanner_;
     state state_ = state::connecting;
     bool started_ = false;

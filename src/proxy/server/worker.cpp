@@ -81,6 +81,7 @@ upstream_endpoint shared_state::endpoint(side s, int protocol,
     }
     ep.protocol = protocol;
     ep.connect_timeout = c.connect_timeout;
+    ep.reply_timeout = c.command_timeout;
     ep.keepalive_seconds = cfg.backend_keepalive_seconds;
     ep.tls = upstream_tls[static_cast<int>(s)];
     ep.tls_server_name = c.tls.server_name;

@@ -358,3 +358,59 @@ TEST_F(proxy_sessions, connection_commands_are_answered_locally) {
 
 }  // namespace
 }  // namespace respite::test
+
+namespace respite::test {
+namespace {
+
+// --backend-timeout: a serving backend that does not answer in time fails the commands waiting
+// on that connection (with an error that says so) instead of hanging them until TCP gives up.
+class proxy_backend_timeout : public proxy_fixture {
+  protected:
+    void SetUp() override {
+        start(mode::dual_write, [](proxy::proxy_config& cfg) {
+            cfg.primary.connection.command_timeout = std::chrono::milliseconds(300);
+            cfg.secondary->connection.command_timeout = std::chrono::milliseconds(300);
+        });
+    }
+};
+
+TEST_F(proxy_backend_timeout, a_backend_that_does_not_answer_in_time_fails_the_command) {
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "before", "1"}), "+OK\r\n");
+    const auto t0 = std::chrono::steady_clock::now();
+    // The primary sleeps 1.5 s; a write pipelined behind the sleep was sent too.
+    c.send("*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$3\r\n1.5\r\n"
+           "*3\r\n$3\r\nSET\r\n$4\r\nslow\r\n$1\r\nv\r\n");
+    const auto first = c.frame(std::chrono::seconds(5));
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    const std::string may_have_run =
+        "-ERR proxy: the serving backend did not answer in time; the command may have run\r\n";
+    EXPECT_EQ(first.value_or("<none>"), may_have_run);
+    EXPECT_LT(waited, std::chrono::milliseconds(1200)) << "the proxy waited for the sleep";
+    EXPECT_EQ(c.frame().value_or("<none>"), may_have_run);
+    // The proxy serves again once the primary answers, on a new connection (while it sleeps,
+    // the new connection's handshake times out too: "unavailable").
+    std::string last;
+    EXPECT_TRUE(eventually([&] { return (last = c.call({"SET", "after", "1"})) == "+OK\r\n"; }))
+        << last;
+    // The write whose outcome was unknown was copied to the secondary: both sides end equal.
+    EXPECT_TRUE(converged());
+    EXPECT_EQ(secondary_.cli({"GET", "slow"}), primary_.cli({"GET", "slow"}));
+}
+
+TEST_F(proxy_backend_timeout, blocking_commands_wait_for_their_own_timeout) {
+    raw_conn blocked(proxy_->port());
+    // BLPOP's timeout (1 s) is longer than the backend timeout (0.3 s): Redis's nil, no error.
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(blocked.call({"BLPOP", "q", "1"}), "*-1\r\n");
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(900));
+    // A block of 0 waits for as long as it takes.
+    blocked.command({"BLPOP", "q", "0"});
+    EXPECT_FALSE(blocked.frame(std::chrono::milliseconds(1000)).has_value());
+    raw_conn other(proxy_->port());
+    EXPECT_EQ(other.call({"RPUSH", "q", "v"}), ":1\r\n");
+    EXPECT_EQ(blocked.frame(), "*2\r\n$1\r\nq\r\n$1\r\nv\r\n");
+}
+
+}  // namespace
+}  // namespace respite::test
