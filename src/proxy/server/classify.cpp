@@ -72,7 +72,7 @@ command_class classify(std::span<const std::string_view> args, const commands::c
                                                 "trackinginfo", "getredir"}))
             c.kind = route::pinning;
         else if (args.size() > 1 && any_of(args[1], {"setname", "getname", "id", "info", "setinfo",
-                                                     "unblock", "reply"}))
+                                                     "unblock", "reply", "list", "kill"}))
             c.kind = route::local;
         else
             c.kind = route::admin;

@@ -1,6 +1,7 @@
 // A client connection's byte stream: plain (TCP or unix socket) or TLS over TCP.
 #pragma once
 
+#include <string>
 #include <utility>
 #include <variant>
 
@@ -39,6 +40,11 @@ class client_stream {
             s.close(ignored);
         }
     }
+
+    // The peer's and the local address as Redis shows them in CLIENT LIST ("1.2.3.4:5",
+    // "[::1]:5", "/path/to.sock:0"); empty when unknown (the peer is already gone).
+    [[nodiscard]] std::string peer_address() const;
+    [[nodiscard]] std::string local_address() const;
 
   private:
     std::variant<plain, tls> v_;

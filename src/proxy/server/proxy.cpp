@@ -284,6 +284,8 @@ std::expected<void, std::string> proxy_server::impl::start() {
         workers_.push_back(std::move(w));
     }
     port_ = port;
+    for (auto& w : workers_)
+        st_.workers.push_back(w.get());  // before the worker threads run (CLIENT LIST/KILL)
 
     st_.info_text = [this] { return info(); };
     st_.control = &control_;

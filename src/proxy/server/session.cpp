@@ -102,6 +102,8 @@ session::session(worker& w, socket_type socket)
       unauth_parser_(unauthenticated_limits()),
       last_activity_(std::chrono::steady_clock::now()) {
     authenticated_ = st_.cfg.users.empty();
+    addr_ = socket_.peer_address();
+    laddr_ = socket_.local_address();
 }
 
 session::~session() = default;
@@ -539,6 +541,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
     w_.count_command(c);
     route_ = static_cast<std::uint8_t>(c.kind);
+    last_cmd_ = c.spec != nullptr ? std::string_view(c.spec->name) : c.label;
 
     // The backend's credentials stay behind the proxy: CONFIG SET of them is refused (the
     // proxy's own connections use them) and CONFIG GET leaves them out (see on_reply). Inside

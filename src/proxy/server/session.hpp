@@ -60,6 +60,18 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
                (subscribed() && pubsub_side_ == s) || (!monitors_.empty() && monitor_side_ == s);
     }
     [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+    // This client as a line of CLIENT LIST (Redis's fields; on this session's worker thread).
+    [[nodiscard]] std::string client_line() const;
+    // What CLIENT KILL's filters look at (this session's worker thread).
+    [[nodiscard]] const std::string& peer_address() const noexcept { return addr_; }
+    [[nodiscard]] const std::string& local_address() const noexcept { return laddr_; }
+    [[nodiscard]] std::string_view user() const noexcept {
+        return user_.empty() ? std::string_view("default") : std::string_view(user_);
+    }
+    [[nodiscard]] bool pubsub_client() const noexcept { return subscribed(); }
+    [[nodiscard]] std::chrono::steady_clock::time_point created() const noexcept {
+        return created_;
+    }
 
   private:
     enum class ctx_kind : std::uint8_t {
@@ -194,10 +206,23 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void resume_processing();
     void arm_idle_timer();
 
+    // CLIENT LIST, CLIENT KILL, CLIENT INFO (session_clients.cpp).
+    void client_list(std::span<const std::string_view> args);
+    void client_kill(std::span<const std::string_view> args);
+    void client_info();
+    // Runs visit(session, out) over every client of every worker, each on its worker's thread,
+    // then answers this command with done(everything they appended).
+    void across_clients(std::function<void(session&, std::string&)> visit,
+                        std::function<std::string(std::string)> done);
+
     worker& w_;
     shared_state& st_;
     socket_type socket_;
     std::uint64_t id_;
+    std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
+    std::string addr_;                    // the peer, as CLIENT LIST shows it
+    std::string laddr_;                   // the local end
+    std::string_view last_cmd_ = "NULL";  // the table's name of the last command (CLIENT LIST)
     resp::request_parser parser_;
     // Until AUTH succeeded (when users are configured), as Redis: at most 10 arguments of at
     // most 16 KiB each, so a client without a password cannot make the proxy buffer 512 MB.

@@ -170,15 +170,14 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         }
         if (iequals(sub, "setinfo"))
             return reply_ok();
-        if (iequals(sub, "info")) {
-            const std::string text = "id=" + std::to_string(id_) + " name=" + name_ +
-                                     " db=" + std::to_string(db_) +
-                                     " resp=" + std::to_string(proto_) + " proxy=respite\n";
-            if (proto_ == 3)
-                out = "=" + std::to_string(text.size() + 4) + "\r\ntxt:" + text + "\r\n";
-            else
-                resp::append_bulk(out, text);
-            return reply(out);
+        if (iequals(sub, "info"))
+            return client_info();
+        if (iequals(sub, "list"))
+            return client_list(args);
+        if (iequals(sub, "kill")) {
+            if (args.size() < 3)
+                return reply_error(wrong_args("client|kill"));
+            return client_kill(args);
         }
         if (iequals(sub, "unblock"))
             return reply(":0\r\n");

@@ -59,6 +59,8 @@ class bulk_sync;
 class restart_watch;
 
 // Process-wide state every worker reads.
+class worker;
+
 struct shared_state {
     proxy_config cfg;
     // Script bodies seen through the proxy: EVALSHA is replayed as EVAL of its body.
@@ -86,6 +88,7 @@ struct shared_state {
     std::function<void(mode, bool, std::function<void(std::string)>)> switch_mode_async;
     std::function<std::string()> info_text;  // the INFO proxy section
     asio::io_context* control = nullptr;     // admin thread: HTTP, mode switches, reports
+    std::vector<worker*> workers;            // every worker (set before any client connects)
 
     obs::registry* metrics = nullptr;
     obs::counter* mode_switches = nullptr;
@@ -176,6 +179,14 @@ class worker {
     // pipeline's replies over several writes and wake the client for each).
     void defer_flush(std::shared_ptr<session> s);
     [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
+    // Calls f(session&) for every live client of this worker (on this worker's thread only).
+    template <class F>
+    void each_session(F&& f) {
+        auto copy = sessions_;  // f may close a session, which leaves sessions_
+        for (auto& [p, weak] : copy)
+            if (auto s = weak.lock())
+                f(*s);
+    }
 
   private:
     // The pool slot holding the shared connection of shared_upstream (a null slot: unreachable).

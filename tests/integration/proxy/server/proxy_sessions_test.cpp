@@ -356,6 +356,103 @@ TEST_F(proxy_sessions, connection_commands_are_answered_locally) {
     EXPECT_TRUE(c.closed_by_peer());
 }
 
+// The text of a bulk or verbatim string reply ("" otherwise).
+std::string text_of(const std::string& frame) {
+    const auto body = frame.find("\r\n");
+    if (body == std::string::npos || (frame[0] != '$' && frame[0] != '='))
+        return {};
+    auto text = frame.substr(body + 2, frame.size() - body - 4);
+    return frame[0] == '=' ? text.substr(4) : text;
+}
+
+// The CLIENT LIST line of the client whose field `field` is `value` ("" when none).
+std::string line_with(const std::string& list, const std::string& field, const std::string& value) {
+    std::stringstream ss(list);
+    std::string line;
+    while (std::getline(ss, line))
+        if (line.find(" " + field + "=" + value + " ") != std::string::npos ||
+            line.starts_with(field + "=" + value + " "))
+            return line;
+    return {};
+}
+
+std::string local_address(raw_conn& c) {
+    const auto ep = c.socket().local_endpoint();
+    return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+// To its clients the proxy is one server: CLIENT LIST lists the proxy's clients (across its
+// workers), not the backend's (the proxy's own connections), and CLIENT KILL closes them.
+TEST_F(proxy_sessions, client_list_and_kill_are_about_the_proxys_clients) {
+    raw_conn a(proxy_->port()), b(proxy_->port()), sub(proxy_->port()), admin(proxy_->port());
+    EXPECT_EQ(a.call({"CLIENT", "SETNAME", "alpha"}), "+OK\r\n");
+    EXPECT_EQ(b.call({"CLIENT", "SETNAME", "beta"}), "+OK\r\n");
+    EXPECT_EQ(sub.call({"SUBSCRIBE", "news"}).substr(0, 2), "*3");
+    const auto a_id = a.call({"CLIENT", "ID"}).substr(1, std::string::npos);
+    const std::string a_id_text = a_id.substr(0, a_id.size() - 2);
+
+    const auto list = text_of(admin.call({"CLIENT", "LIST"}));
+    const auto alpha = line_with(list, "name", "alpha");
+    ASSERT_FALSE(alpha.empty()) << list;
+    EXPECT_NE(alpha.find("id=" + a_id_text + " "), std::string::npos) << alpha;
+    EXPECT_NE(alpha.find("addr=" + local_address(a) + " "), std::string::npos) << alpha;
+    EXPECT_NE(alpha.find("laddr=127.0.0.1:" + std::to_string(proxy_->port()) + " "),
+              std::string::npos)
+        << alpha;
+    EXPECT_NE(alpha.find("cmd=client|id "), std::string::npos) << alpha;
+    EXPECT_FALSE(line_with(list, "name", "beta").empty()) << list;
+    EXPECT_NE(line_with(list, "addr", local_address(admin)).find("cmd=client|list"),
+              std::string::npos)
+        << list;
+    EXPECT_NE(line_with(list, "addr", local_address(sub)).find(" flags=P db=0 sub=1 psub=0 "),
+              std::string::npos)
+        << list;
+    // Nothing of the backend: not its port, not the proxy's upstream connections.
+    EXPECT_EQ(list.find(":" + std::to_string(primary_.port())), std::string::npos) << list;
+    EXPECT_EQ(std::ranges::count(list, '\n'), 4) << list;
+
+    // Filters.
+    const auto pubsub = text_of(admin.call({"CLIENT", "LIST", "TYPE", "pubsub"}));
+    EXPECT_EQ(std::ranges::count(pubsub, '\n'), 1) << pubsub;
+    const auto by_id = text_of(admin.call({"CLIENT", "LIST", "ID", a_id_text, "999999"}));
+    EXPECT_EQ(by_id, alpha + "\n");
+    EXPECT_EQ(admin.call({"CLIENT", "LIST", "TYPE", "nope"}),
+              "-ERR Unknown client type 'nope'\r\n");
+    EXPECT_EQ(admin.call({"CLIENT", "LIST", "ID", "x"}), "-ERR Invalid client ID\r\n");
+    // CLIENT INFO is this client's line.
+    const auto info = text_of(admin.call({"CLIENT", "INFO"}));
+    EXPECT_NE(info.find("addr=" + local_address(admin) + " "), std::string::npos) << info;
+    EXPECT_NE(info.find("cmd=client|info "), std::string::npos) << info;
+
+    // CLIENT KILL ID: that client goes, the others stay.
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", "ID", a_id_text}), ":1\r\n");
+    EXPECT_TRUE(a.closed_by_peer());
+    // The old form by address.
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", local_address(b)}), "+OK\r\n");
+    EXPECT_TRUE(b.closed_by_peer());
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", "10.9.8.7:6"}), "-ERR No such client\r\n");
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", "ID", "0"}),
+              "-ERR client-id should be greater than 0\r\n");
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", "TYPE", "x"}), "-ERR Unknown client type 'x'\r\n");
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", "ID"}), "-ERR No such client\r\n");
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", "SKIPME", "maybe", "ID", "1"}),
+              "-ERR syntax error\r\n");
+    // Every normal client but the caller (SKIPME yes by default); the subscriber stays; the
+    // proxy's connections to the backend are not clients of the proxy and stay up.
+    raw_conn c1(proxy_->port()), c2(proxy_->port());
+    EXPECT_EQ(c1.call({"SET", "k", "1"}), "+OK\r\n");
+    EXPECT_EQ(c2.call({"PING"}), "+PONG\r\n");
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", "TYPE", "normal"}), ":2\r\n");
+    EXPECT_TRUE(c1.closed_by_peer());
+    EXPECT_TRUE(c2.closed_by_peer());
+    EXPECT_EQ(admin.call({"SET", "k", "2"}), "+OK\r\n");
+    EXPECT_EQ(sub.call({"PING"}).substr(0, 1), "*");
+    // SKIPME no: the caller too, after its reply.
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", "USER", "default", "SKIPME", "no"}), ":2\r\n");
+    EXPECT_TRUE(admin.closed_by_peer());
+    EXPECT_TRUE(sub.closed_by_peer());
+}
+
 }  // namespace
 }  // namespace respite::test
 
@@ -379,8 +476,9 @@ TEST_F(proxy_backend_timeout, a_backend_that_does_not_answer_in_time_fails_the_c
     EXPECT_EQ(c.call({"SET", "before", "1"}), "+OK\r\n");
     const auto t0 = std::chrono::steady_clock::now();
     // The primary sleeps 1.5 s; a write pipelined behind the sleep was sent too.
-    c.send("*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$3\r\n1.5\r\n"
-           "*3\r\n$3\r\nSET\r\n$4\r\nslow\r\n$1\r\nv\r\n");
+    c.send(
+        "*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$3\r\n1.5\r\n"
+        "*3\r\n$3\r\nSET\r\n$4\r\nslow\r\n$1\r\nv\r\n");
     const auto first = c.frame(std::chrono::seconds(5));
     const auto waited = std::chrono::steady_clock::now() - t0;
     const std::string may_have_run =
@@ -391,8 +489,9 @@ TEST_F(proxy_backend_timeout, a_backend_that_does_not_answer_in_time_fails_the_c
     // The proxy serves again once the primary answers, on a new connection (while it sleeps,
     // the new connection's handshake times out too: "unavailable").
     std::string last;
-    EXPECT_TRUE(eventually([&] { return (last = c.call({"SET", "after", "1"})) == "+OK\r\n"; }))
-        << last;
+    EXPECT_TRUE(eventually([&] {
+        return (last = c.call({"SET", "after", "1"})) == "+OK\r\n";
+    })) << last;
     // The write whose outcome was unknown was copied to the secondary: both sides end equal.
     EXPECT_TRUE(converged());
     EXPECT_EQ(secondary_.cli({"GET", "slow"}), primary_.cli({"GET", "slow"}));

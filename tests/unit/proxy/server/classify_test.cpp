@@ -48,7 +48,9 @@ TEST(proxy_classify, session_state_is_pinned_or_local) {
     EXPECT_EQ(of({"CLIENT", "REPLY", "OFF"}), route::local);  // refused by the session
     EXPECT_EQ(of({"MONITOR"}), route::pinning);
     EXPECT_EQ(of({"CLIENT", "SETNAME", "x"}), route::local);
-    EXPECT_EQ(of({"CLIENT", "LIST"}), route::admin);
+    EXPECT_EQ(of({"CLIENT", "LIST"}), route::local);  // the proxy's own clients
+    EXPECT_EQ(of({"CLIENT", "KILL", "ID", "1"}), route::local);
+    EXPECT_EQ(of({"CLIENT", "PAUSE", "10"}), route::admin);
     EXPECT_EQ(of({"SELECT", "1"}), route::local);
     EXPECT_EQ(of({"HELLO", "3"}), route::local);
     EXPECT_EQ(of({"AUTH", "pw"}), route::local);
