@@ -101,6 +101,10 @@ struct proxy_config {
     std::uint16_t admin_port = 9191;
 
     std::chrono::milliseconds shutdown_timeout = 10s;
+    // Before that drain: /readyz answers 503 "shutting down" this long while the proxy still
+    // accepts and serves, so a load balancer (a Kubernetes Service) stops sending new clients
+    // before any is refused. 0: drain at once.
+    std::chrono::milliseconds shutdown_delay{0};
     // Mode switches wait this long for in-flight writes and the follower's queue to drain.
     std::chrono::milliseconds switch_timeout = 10s;
     // Each backend's run_id is read this often (INFO server); a change is a restart, after which

@@ -46,6 +46,8 @@ std::expected<void, std::string> admin_http::start(const std::string& host, std:
         [this](const http_request&) {
             if (st_.draining.load())
                 return text(503, "draining");
+            if (st_.shutting_down.load())
+                return text(503, "shutting down");
             // Ready when the serving side answers PING.
             const auto serving = plan_of(st_.current.load()).serving;
             auto b = st_.backends[static_cast<int>(serving)];

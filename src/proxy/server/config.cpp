@@ -50,6 +50,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     std::vector<std::string> users;
     std::string password;
     double idle_timeout = 0, shutdown_timeout = 10, switch_timeout = 10, shadow_timeout = 2;
+    double shutdown_delay = 0;
     double ttl_tolerance = 2, pubsub_window = 2, restart_check = 1, rejected_retry = 30;
     double backend_timeout = 5;
     bool primary_cluster = false, secondary_cluster = false;
@@ -181,6 +182,11 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--sentry-dsn", cfg.sentry_dsn, "Send divergences to this Sentry DSN");
     app.add_option("--sentry-environment", cfg.sentry_environment, "Sentry environment tag");
     app.add_option("--admin", admin, "HTTP admin host:port ('' disables)")->capture_default_str();
+    app.add_option("--shutdown-delay", shutdown_delay,
+                   "Seconds /readyz answers 503 while the proxy still serves, before the drain "
+                   "(lets a load balancer move new clients away first)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 3600.0));
     app.add_option("--shutdown-timeout", shutdown_timeout,
                    "Seconds to drain clients and the follower on shutdown")
         ->capture_default_str()
@@ -313,6 +319,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     if (cfg.secondary)
         cfg.secondary->connection.command_timeout = secs(backend_timeout);
     cfg.shutdown_timeout = secs(shutdown_timeout);
+    cfg.shutdown_delay = secs(shutdown_delay);
     cfg.switch_timeout = secs(switch_timeout);
     cfg.shadow_timeout = secs(shadow_timeout);
     cfg.ttl_tolerance = secs(ttl_tolerance);

@@ -594,6 +594,13 @@ void proxy_server::impl::stop() {
     if (!started_ || stopped_)
         return;
     stopped_ = true;
+    if (st_.cfg.shutdown_delay > std::chrono::milliseconds{}) {
+        // Not ready, still serving: the load balancer moves new clients elsewhere first.
+        st_.shutting_down.store(true);
+        obs::log().info("proxy shutdown_delay seconds={:.3f} (readyz 503, still serving)",
+                        std::chrono::duration<double>(st_.cfg.shutdown_delay).count());
+        std::this_thread::sleep_for(st_.cfg.shutdown_delay);
+    }
     st_.draining.store(true);
     for (auto& w : workers_)
         w->stop_accepting();

@@ -73,6 +73,7 @@ struct shared_state {
     std::atomic<std::int64_t> writes_in_flight{0};
     std::atomic<std::size_t> clients{0};
     std::atomic<bool> draining{false};
+    std::atomic<bool> shutting_down{false};     // the shutdown delay: not ready, still serving
     std::atomic<double> shadow_percent{100.0};  // PROXY SHADOW PERCENT changes it at run time
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 

@@ -91,6 +91,30 @@ TEST_F(proxy_binary, sigterm_drains_and_exits_cleanly) {
     EXPECT_EQ(wait_exit(15s), 0);
 }
 
+// --shutdown-delay: after SIGTERM /readyz says 503 while the proxy still accepts and serves;
+// then it drains and exits.
+TEST_F(proxy_binary, the_shutdown_delay_reports_not_ready_while_still_serving) {
+    const std::uint16_t admin = free_port();
+    auto f = flags(false);
+    for (std::size_t i = 0; i + 1 < f.size(); ++i)
+        if (f[i] == "--admin")
+            f[i + 1] = "127.0.0.1:" + std::to_string(admin);
+    f.insert(f.end(), {"--shutdown-delay", "1.5"});
+    spawn(f);
+    ASSERT_TRUE(eventually([&] { return serving(); }, 10s));
+    EXPECT_EQ(http(admin, "GET", "/readyz"), "200 ready\n");
+    raw_conn before(port_);
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(::kill(pid_, SIGTERM), 0);
+    EXPECT_TRUE(
+        eventually([&] { return http(admin, "GET", "/readyz") == "503 shutting down\n"; }, 1s));
+    // Still serving: a connected client and a new one.
+    EXPECT_EQ(before.call({"SET", "k", "v"}), "+OK\r\n");
+    EXPECT_TRUE(serving());
+    EXPECT_EQ(wait_exit(15s), 0);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 1400ms);
+}
+
 TEST_F(proxy_binary, a_second_sigterm_while_draining_exits_at_once) {
     // The drain waits for the follower, whose secondary does not answer (up to the 60 s
     // shutdown timeout): an operator's second signal ends it.
