@@ -5,13 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "request_parser.hpp"
-
-#define FUZZ_CHECK(cond)      \
-    do {                      \
-        if (!(cond))          \
-            __builtin_trap(); \
-    } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size == 0)

@@ -10,13 +10,8 @@
 
 #include <respite/resp/request_parser.hpp>
 
+#include "fuzz_check.hpp"
 #include "merge.hpp"
-
-#define FUZZ_CHECK(cond)      \
-    do {                      \
-        if (!(cond))          \
-            __builtin_trap(); \
-    } while (0)
 
 namespace {
 

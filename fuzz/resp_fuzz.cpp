@@ -17,6 +17,8 @@
 #include <respite/resp/request_parser.hpp>
 #include <respite/resp/writer.hpp>
 
+#include "fuzz_check.hpp"
+
 namespace {
 
 using namespace respite::resp;
@@ -25,13 +27,6 @@ using namespace respite::resp;
     std::fprintf(stderr, "resp_fuzz check failed: %s\n", what);
     std::abort();
 }
-
-#define FUZZ_CHECK(cond) \
-    do {                 \
-        if (!(cond)) {   \
-            fail(#cond); \
-        }                \
-    } while (false)
 
 limits fuzz_limits() {
     limits l;

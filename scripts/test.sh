@@ -14,7 +14,7 @@ export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/respite-ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 
 # 1. The fuzz targets (clang 14 + libFuzzer: RESP parsers, HTTP parser, the follower's command
-#    merging), built in their own tree.
+#    merging, JSON log lines), built in their own tree.
 CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DRESPITE_FUZZ_ONLY=ON >/dev/null
 cmake --build build/fuzz -j "$jobs"
@@ -50,6 +50,7 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRESPITE_SANITIZE=ON
   -DRESPITE_FUZZ_BINARY="$root/build/fuzz/fuzz/fuzz_resp" -DRESPITE_FUZZ_SECONDS="$fuzz_seconds" \
   -DRESPITE_FUZZ_HTTP_BINARY="$root/build/fuzz/fuzz/fuzz_http" \
   -DRESPITE_FUZZ_MERGE_BINARY="$root/build/fuzz/fuzz/fuzz_merge" \
+  -DRESPITE_FUZZ_JSON_LOG_BINARY="$root/build/fuzz/fuzz/fuzz_json_log" \
   >/dev/null
 cmake --build build/asan -j "$jobs"
 

@@ -1,13 +1,18 @@
 // The shared "respite" logger: stderr, timestamped, level from RESPITE_LOG_LEVEL.
 #include <array>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include <spdlog/formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>  // also declares the stderr sinks
 
+#include <respite/obs/json_line.hpp>
 #include <respite/obs/log.hpp>
 
 namespace respite::obs {
@@ -15,6 +20,7 @@ namespace respite::obs {
 namespace {
 
 constexpr std::string_view logger_name = "respite";
+constexpr const char* text_pattern = "%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v";
 
 std::optional<spdlog::level::level_enum> parse_level(std::string_view name) {
     using spdlog::level::level_enum;
@@ -44,13 +50,21 @@ std::shared_ptr<spdlog::logger> make_logger() {
     }
     auto logger = std::make_shared<spdlog::logger>(
         std::string(logger_name), std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+    logger->set_pattern(text_pattern);
+    const char* format = std::getenv("RESPITE_LOG_FORMAT");
+    const bool format_ok = format == nullptr || std::string_view(format) == "text" ||
+                           std::string_view(format) == "json";
+    if (format != nullptr && std::string_view(format) == "json")
+        logger->set_formatter(make_json_formatter());
 
     const char* env = std::getenv("RESPITE_LOG_LEVEL");
     const auto level = env != nullptr ? parse_level(env) : std::nullopt;
     logger->set_level(level.value_or(spdlog::level::warn));
     if (env != nullptr && !level) {
         logger->warn("log_level_unknown RESPITE_LOG_LEVEL={} using=warn", env);
+    }
+    if (!format_ok) {
+        logger->warn("log_format_unknown RESPITE_LOG_FORMAT={} using=text", format);
     }
 
     try {
@@ -72,6 +86,38 @@ spdlog::logger& log() {
     return **instance;
 }
 
+namespace {
+
+class json_formatter final : public spdlog::formatter {
+  public:
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        const auto t = std::chrono::system_clock::to_time_t(msg.time);
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch())
+                .count() %
+            1000;
+        std::tm tm{};
+        gmtime_r(&t, &tm);
+        char ts[40];
+        const auto n = std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        std::snprintf(ts + n, sizeof ts - n, ".%03dZ", static_cast<int>(ms));
+        const auto level = spdlog::level::to_string_view(msg.level);
+        const auto line = json_log_line(ts, std::string_view(level.data(), level.size()),
+                                        std::string_view(msg.payload.data(), msg.payload.size()));
+        dest.append(line.data(), line.data() + line.size());
+        dest.push_back('\n');
+    }
+    [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<json_formatter>();
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<spdlog::formatter> make_json_formatter() {
+    return std::make_unique<json_formatter>();
+}
+
 bool set_log_level(std::string_view level) {
     const auto parsed = parse_level(level);
     if (!parsed) {
@@ -79,6 +125,18 @@ bool set_log_level(std::string_view level) {
     }
     log().set_level(*parsed);
     return true;
+}
+
+bool set_log_format(std::string_view format) {
+    if (format == "json") {
+        log().set_formatter(make_json_formatter());
+        return true;
+    }
+    if (format == "text") {
+        log().set_pattern(text_pattern);
+        return true;
+    }
+    return false;
 }
 
 }  // namespace respite::obs

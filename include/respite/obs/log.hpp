@@ -15,4 +15,13 @@ spdlog::logger& log();
 // Returns false for an unknown name.
 bool set_log_level(std::string_view level);
 
+// The line format: "text" (the default: "<time> <level> <event> key=value ...") or "json" (one
+// object per line: ts, level, event, then each key=value as a field, numbers and booleans bare,
+// trailing free text as "note"). Also read from RESPITE_LOG_FORMAT at first use. False for an
+// unknown name.
+bool set_log_format(std::string_view format);
+
+// The formatter set_log_format("json") installs (json_line.hpp), for loggers of one's own.
+std::unique_ptr<spdlog::formatter> make_json_formatter();
+
 }  // namespace respite::obs

@@ -117,6 +117,7 @@ struct proxy_config {
     // file's mode wins over initial_mode at start.
     std::string state_file{};
     std::string log_level = "info";
+    std::string log_format{};  // "text" or "json" (empty: RESPITE_LOG_FORMAT, else text)
 };
 
 // Parses the command line (and the --config file it names; same option names). On --help or

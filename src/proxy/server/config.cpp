@@ -206,6 +206,9 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--state-file", cfg.state_file,
                    "Keep the mode, a clean-stop marker and pending syncs here across restarts "
                    "(its mode wins over --mode)");
+    app.add_option("--log-format", cfg.log_format,
+                   "Log lines as text (key=value) or json (one object per line)")
+        ->check(CLI::IsMember({"text", "json"}));
     app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error, off")
         ->capture_default_str()
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));

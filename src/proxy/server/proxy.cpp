@@ -178,6 +178,8 @@ std::expected<void, std::string> proxy_server::impl::start() {
     auto& cfg = st_.cfg;
     if (!cfg.log_level.empty() && !obs::set_log_level(cfg.log_level))
         return std::unexpected("unknown log level '" + cfg.log_level + "'");
+    if (!cfg.log_format.empty() && !obs::set_log_format(cfg.log_format))
+        return std::unexpected("unknown log format '" + cfg.log_format + "' (text or json)");
     std::optional<server::persisted_state> restored;
     if (!cfg.state_file.empty()) {
         auto r = server::read_state(cfg.state_file);
