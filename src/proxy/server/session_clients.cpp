@@ -55,7 +55,9 @@ std::optional<std::uint64_t> parse_id(std::string_view s) {
 std::string text_frame(int proto, std::string_view text) {
     std::string out;
     if (proto == 3) {
-        out = "=" + std::to_string(text.size() + 4) + "\r\ntxt:";
+        out += '=';
+        out += std::to_string(text.size() + 4);
+        out += "\r\ntxt:";
         out.append(text);
         out += "\r\n";
     } else {
@@ -269,7 +271,9 @@ void session::client_kill(std::span<const std::string_view> args) {
                 asio::post(self->w_.ioc(), [self] { self->close_gracefully(); });
             if (old_form)
                 return std::string(killed.empty() ? "-ERR No such client\r\n" : "+OK\r\n");
-            return ":" + std::to_string(killed.size()) + "\r\n";
+            std::string count;
+            resp::append_integer(count, static_cast<std::int64_t>(killed.size()));
+            return count;
         });
 }
 
