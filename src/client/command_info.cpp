@@ -1,4 +1,5 @@
 // Classification of commands by how they affect the connection (blocking, pub/sub, state).
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <string>
@@ -92,7 +93,10 @@ block_time from_number(std::string_view s, double to_millis) noexcept {
         return {true, std::chrono::milliseconds(0)};  // the server rejects it at once
     if (*v == 0)
         return {true, std::nullopt};
-    return {true, std::chrono::milliseconds(static_cast<long long>(std::ceil(*v * to_millis)))};
+    // Beyond ~30 years (Redis refuses such timeouts anyway): clamped, so that the conversion
+    // stays defined and deadlines computed from it cannot overflow.
+    const double ms = std::min(std::ceil(*v * to_millis), 1e12);
+    return {true, std::chrono::milliseconds(static_cast<long long>(ms))};
 }
 
 block_time block_of(const known_command& k, std::span<const std::string_view> args) noexcept {
@@ -107,11 +111,17 @@ block_time block_of(const known_command& k, std::span<const std::string_view> ar
         case block_rule::last_millis:
             return n >= 2 ? from_number(args[n - 1], 1.0) : block_time{true, std::nullopt};
         case block_rule::xread:
+            // Options before STREAMS, their values skipped: a group or consumer named
+            // "streams" or "block" (XREADGROUP GROUP g c ...) is a value, not a keyword.
             for (std::size_t i = 1; i + 1 < n; ++i) {
                 if (iequals(args[i], "STREAMS"))
                     break;
                 if (iequals(args[i], "BLOCK"))
                     return from_number(args[i + 1], 1.0);
+                if (iequals(args[i], "GROUP"))
+                    i += 2;
+                else if (iequals(args[i], "COUNT"))
+                    i += 1;
             }
             return {};
     }

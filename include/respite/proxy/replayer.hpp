@@ -132,13 +132,15 @@ class replayer {
     struct stats {
         std::uint64_t queued_items = 0;  // enqueued, not yet applied or failed
         std::uint64_t queued_bytes = 0;
-        std::uint64_t applied = 0;         // items (and repairs) the secondary accepted
-        std::uint64_t merged = 0;          // items sent inside the command of the item before them
-        std::uint64_t failed = 0;          // items the secondary answered with an error reply
-        std::uint64_t dirty_keys = 0;      // recorded, or being repaired
-        std::uint64_t repaired = 0;        // keys copied from the primary
-        std::uint64_t repair_retries = 0;  // a write began during the copy: copied again later
-        std::uint64_t rejected_keys = 0;   // repair refused by the target: still missing there
+        std::uint64_t applied = 0;  // items (and repairs) the secondary accepted
+        std::uint64_t merged = 0;   // items sent inside the command of the item before them
+        // Items not sent: every key they write was dirty (its copy brings their effect).
+        std::uint64_t superseded = 0;
+        std::uint64_t failed = 0;              // items the secondary answered with an error reply
+        std::uint64_t dirty_keys = 0;          // recorded, or being repaired
+        std::uint64_t repaired = 0;            // keys copied from the primary
+        std::uint64_t repair_retries = 0;      // a write began during the copy: copied again later
+        std::uint64_t rejected_keys = 0;       // repair refused by the target: still missing there
         std::uint64_t repairs_rejected = 0;    // repairs the target refused (every attempt)
         std::uint64_t dropped_to_dirty = 0;    // items not replayed (budget, lane down, transport)
         std::uint64_t abandoned = 0;           // items pending at shutdown

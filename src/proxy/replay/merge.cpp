@@ -57,7 +57,8 @@ std::optional<command_shape> shape_of(std::string_view command, std::size_t head
 
 bool merge_run::add(std::string_view command, std::uint8_t head, std::string_view rename,
                     std::uint32_t group) {
-    if (head == 0)
+    // A command alone over the bound is sent as it is: never copied here, never held.
+    if (head == 0 || command.size() > max_bytes)
         return false;
     const auto s = shape_of(command, head);
     if (!s)
@@ -107,6 +108,10 @@ std::string_view merge_run::take() {
         out_ += tails_;
     }
     count_ = 0;
+    // Buffers kept for the next run stay small (a burst of large commands may have grown them).
+    for (auto* b : {&head_, &tails_, &first_})
+        if (b->capacity() > 4 * max_bytes)
+            std::string().swap(*b);
     return out_;
 }
 

@@ -36,7 +36,8 @@ class merge_run {
     static constexpr std::size_t max_bytes = 256 * 1024;
 
     // Adds the command when it can extend this run (or start it when empty); false when it
-    // cannot (not mergeable, incompatible, too big): the caller ends the run first.
+    // cannot (not mergeable, incompatible, too big: a command over max_bytes never joins or
+    // starts a run): the caller ends the run first.
     bool add(std::string_view command, std::uint8_t head, std::string_view rename,
              std::uint32_t group);
     [[nodiscard]] std::size_t size() const noexcept { return count_; }

@@ -103,7 +103,9 @@ struct mailbox {
 };
 
 enum class item_kind : std::uint8_t { write, repair };
-enum class outcome : std::uint8_t { applied, error_reply, lost };
+// superseded: not sent, as every key it writes awaits a copy from the primary (which brings its
+// effect): a write racing another origin's, or behind a failed one.
+enum class outcome : std::uint8_t { applied, error_reply, lost, superseded };
 
 // An item on the replayer's thread: its commands (RESP) and its packed keys in one string.
 struct pending {
@@ -174,6 +176,7 @@ struct metric_refs {
     obs::gauge& lag_seconds;
     obs::counter& applied;
     obs::counter& merged;
+    obs::counter& superseded;
     obs::counter& failed;
     obs::gauge& dirty_keys;
     obs::counter& repaired;
@@ -198,6 +201,10 @@ struct metric_refs {
                                "Secondary writes sent inside the command of the write before "
                                "them (SET+SET as MSET, LPUSH+LPUSH of a key as one LPUSH)",
                                l)),
+          superseded(r.get_counter("respite_proxy_follower_superseded_total",
+                                   "Secondary writes not sent because every key they write "
+                                   "awaits a copy from the primary anyway",
+                                   l)),
           failed(r.get_counter("respite_proxy_follower_failed_total",
                                "Secondary writes answered with an error reply", l)),
           dirty_keys(r.get_gauge("respite_proxy_follower_dirty_keys",
@@ -246,6 +253,7 @@ struct replayer::engine {
     std::atomic<std::uint64_t> queued_bytes{0};
     alignas(64) std::atomic<std::uint64_t> applied{0};
     std::atomic<std::uint64_t> merged{0};
+    std::atomic<std::uint64_t> superseded{0};
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> repaired{0};
     std::atomic<std::uint64_t> repair_retries{0};
@@ -567,6 +575,7 @@ struct replayer::engine {
         s.queued_bytes = queued_bytes.load();
         s.applied = applied.load();
         s.merged = merged.load();
+        s.superseded = superseded.load();
         s.failed = failed.load();
         s.repaired = repaired.load();
         s.repair_retries = repair_retries.load();
@@ -812,6 +821,12 @@ struct replayer::engine {
             bytes += find(id)->command_bytes;
         batch.reserve(bytes);
         std::vector<sent_item> group;
+        bool any_dirty = false;
+        {
+            std::lock_guard lock(dirty_mu);
+            any_dirty = !dirty.empty();
+        }
+        std::vector<entry_id> skipped;
         auto end_run = [&] {
             const std::size_t n = run.size();
             if (n == 0)
@@ -829,6 +844,10 @@ struct replayer::engine {
         };
         for (auto id : ids) {
             const pending& p = *find(id);  // taken from the scheduler: still queued
+            if (any_dirty && is_superseded(p)) {
+                skipped.push_back(id);
+                continue;
+            }
             if (p.atomic) {
                 flush();
                 client::request tx;
@@ -855,6 +874,12 @@ struct replayer::engine {
             group.push_back({id, static_cast<std::uint32_t>(p.commands)});
         }
         flush();
+        if (!skipped.empty()) {
+            for (auto id : skipped)
+                finish(id, outcome::superseded, {});
+            settle();
+            run_waiters();
+        }
     }
 
     // Renamed merges join different keys: on a cluster target only within one hash slot
@@ -997,7 +1022,23 @@ struct replayer::engine {
                     add_dirty_keys(p.keys(), p.global);
                 }
                 break;
+            case outcome::superseded:
+                superseded.fetch_add(1);
+                metrics.superseded.inc();
+                break;
         }
+    }
+
+    // Every key the item writes is dirty: the copy of each, taken once nothing is queued or in
+    // flight on its stripe (this item included), brings the primary's value with this write's
+    // effect, so sending it is wasted work, and it may fail (XADD with an ID an earlier racing
+    // write passed on the secondary). Keyspace-wide items and repairs are always sent.
+    [[nodiscard]] bool is_superseded(const pending& p) const {
+        if (p.kind != item_kind::write || p.global || p.key_count == 0)
+            return false;
+        std::lock_guard lock(dirty_mu);
+        return std::ranges::all_of(p.keys(),
+                                   [this](std::string_view k) { return dirty.contains(k); });
     }
 
     // A multi-key write just applied on the secondary while one of its keys was dirty there (a
@@ -1016,8 +1057,7 @@ struct replayer::engine {
         return std::ranges::any_of(keys, [this](std::string_view k) { return dirty.contains(k); });
     }
 
-    void after_completions() {
-        settle();
+    void run_waiters() {
         for (std::size_t l = 0; l < cfg.lanes; ++l) {
             auto& w = lanes[l]->waiters;
             while (!w.empty() && sched.done_through(l, w.front().first)) {
@@ -1026,6 +1066,11 @@ struct replayer::engine {
                 fn();
             }
         }
+    }
+
+    void after_completions() {
+        settle();
+        run_waiters();
         take_inbox();
         pump_all();
         update_lag();

@@ -358,6 +358,7 @@ std::string follow_info(const shared_state& st) {
         line(p + "lag_seconds", std::to_string(x.lag_seconds));
         line(p + "applied", std::to_string(x.applied));
         line(p + "merged", std::to_string(x.merged));
+        line(p + "superseded", std::to_string(x.superseded));
         line(p + "failed", std::to_string(x.failed));
         line(p + "dirty_keys", std::to_string(x.dirty_keys));
         line(p + "rejected_keys", std::to_string(x.rejected_keys));

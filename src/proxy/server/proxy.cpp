@@ -596,7 +596,7 @@ void proxy_server::impl::stop() {
     if (!started_ || stopped_)
         return;
     stopped_ = true;
-    if (st_.cfg.shutdown_delay > std::chrono::milliseconds{}) {
+    if (st_.cfg.shutdown_delay > std::chrono::milliseconds{} && !start_failed_) {
         // Not ready, still serving: the load balancer moves new clients elsewhere first.
         st_.shutting_down.store(true);
         obs::log().info("proxy shutdown_delay seconds={:.3f} (readyz 503, still serving)",

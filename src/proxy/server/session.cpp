@@ -570,6 +570,15 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         reply_error("ERR proxy: PROXY is not allowed inside MULTI; the transaction is aborted");
         return true;
     }
+    // CLIENT LIST/KILL/INFO are about the proxy's clients: queued on the pinned connection they
+    // would run on the backend (whose CLIENT KILL can cut the proxy's own connections).
+    if (in_multi_ && iequals(name, "client") && args.size() > 1 &&
+        (iequals(args[1], "list") || iequals(args[1], "kill") || iequals(args[1], "info"))) {
+        multi_failed_ = true;
+        reply_error("ERR proxy: client|" + lower_copy(args[1]) +
+                    " is not allowed inside MULTI; the transaction is aborted");
+        return true;
+    }
     // Inside MULTI everything goes to the pinned connection: Redis validates and queues it
     // (PING and ECHO too: their replies belong in EXEC's array). The follower gets every queued
     // command so that EXEC's reply elements line up with them.

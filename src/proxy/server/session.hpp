@@ -206,6 +206,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void resume_processing();
     void arm_idle_timer();
 
+    // No --admin-user is named, or this session's user is one of them.
+    [[nodiscard]] bool is_admin() const;
     // CLIENT LIST, CLIENT KILL, CLIENT INFO (session_clients.cpp).
     void client_list(std::span<const std::string_view> args);
     void client_kill(std::span<const std::string_view> args);
@@ -213,7 +215,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     // Runs visit(session, out) over every client of every worker, each on its worker's thread,
     // then answers this command with done(everything they appended).
     void across_clients(std::function<void(session&, std::string&)> visit,
-                        std::function<std::string(std::string)> done);
+                        std::function<std::string(session&, std::string)> done);
 
     worker& w_;
     shared_state& st_;

@@ -139,7 +139,7 @@ void session::client_info() {
 }
 
 void session::across_clients(std::function<void(session&, std::string&)> visit,
-                             std::function<std::string(std::string)> done) {
+                             std::function<std::string(session&, std::string)> done) {
     struct gather {
         std::mutex mu;
         std::string out;
@@ -148,11 +148,14 @@ void session::across_clients(std::function<void(session&, std::string&)> visit,
     auto g = std::make_shared<gather>();
     g->left = st_.workers.size();
     const auto seq = alloc_slot();
-    auto finish = [self = shared_from_this(), seq, g, done = std::move(done)] {
+    // Copies of `finish` live in other workers' handlers: a weak reference only, so that this
+    // session is never destroyed on another worker's thread.
+    auto finish = [weak = weak_from_this(), seq, g, done = std::move(done)] {
         // On this session's worker: every worker appended its part.
-        if (self->closed_)
+        auto self = weak.lock();
+        if (!self || self->closed_)
             return;
-        self->on_reply(seq, done(std::move(g->out)));
+        self->on_reply(seq, done(*self, std::move(g->out)));
     };
     if (g->left == 0) {
         finish();
@@ -204,7 +207,7 @@ void session::client_list(std::span<const std::string_view> args) {
                 return;
             out += s.client_line();
         },
-        [proto = proto_](std::string text) { return text_frame(proto, text); });
+        [proto = proto_](session&, std::string text) { return text_frame(proto, text); });
 }
 
 void session::client_kill(std::span<const std::string_view> args) {
@@ -264,11 +267,12 @@ void session::client_kill(std::span<const std::string_view> args) {
             if (s.id() == caller)
                 kill_self->store(true);
             else
-                s.close_gracefully();
+                s.close_now();  // as Redis: at once, blocked or not reading (a block is
+                                // cancelled upstream, a popped value put back)
         },
-        [self = shared_from_this(), old_form, kill_self](std::string killed) {
+        [old_form, kill_self](session& self, std::string killed) {
             if (kill_self->load())
-                asio::post(self->w_.ioc(), [self] { self->close_gracefully(); });
+                asio::post(self.w_.ioc(), [s = self.shared_from_this()] { s->close_gracefully(); });
             if (old_form)
                 return std::string(killed.empty() ? "-ERR No such client\r\n" : "+OK\r\n");
             std::string count;

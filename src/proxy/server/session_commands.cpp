@@ -17,6 +17,15 @@
 namespace respite::proxy::server {
 
 namespace {
+// Redis's rule for client names (CLIENT SETNAME, HELLO SETNAME): printable, no spaces.
+bool valid_client_name(std::string_view name) {
+    return std::ranges::all_of(name, [](char ch) { return ch > ' ' && ch <= '~'; });
+}
+constexpr std::string_view k_bad_client_name =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+}  // namespace
+
+namespace {
 
 using client::iequals;
 
@@ -153,11 +162,8 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         if (iequals(sub, "setname")) {
             if (args.size() != 3)
                 return reply_error(wrong_args("client|setname"));
-            for (char ch : args[2])
-                if (ch <= ' ' || ch > '~')
-                    return reply_error(
-                        "ERR Client names cannot contain spaces, newlines or "
-                        "special characters.");
+            if (!valid_client_name(args[2]))
+                return reply_error(k_bad_client_name);
             name_.assign(args[2]);
             return reply_ok();
         }
@@ -172,6 +178,10 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
             return reply_ok();
         if (iequals(sub, "info"))
             return client_info();
+        // They show and close other users' connections: admin users only, when named.
+        if ((iequals(sub, "list") || iequals(sub, "kill")) && !is_admin())
+            return reply_error("NOPERM this user has no permissions to run the 'client|" +
+                               lower_copy(sub) + "' command (see --admin-user)");
         if (iequals(sub, "list"))
             return client_list(args);
         if (iequals(sub, "kill")) {
@@ -233,6 +243,9 @@ void session::handle_hello(std::span<const std::string_view> args) {
                 return reply_error("WRONGPASS invalid username-password pair or user is disabled.");
             i += 2;
         } else if (iequals(args[i], "setname") && i + 1 < args.size()) {
+            // As CLIENT SETNAME: a name with spaces or newlines would forge CLIENT LIST lines.
+            if (!valid_client_name(args[i + 1]))
+                return reply_error(k_bad_client_name);
             setname = args[i + 1];
             has_setname = true;
             ++i;
@@ -603,9 +616,13 @@ void session::deliver_push(std::string_view resp3_push) {
     defer_write();
 }
 
+bool session::is_admin() const {
+    return st_.cfg.admin_users.empty() ||
+           std::ranges::find(st_.cfg.admin_users, user_) != st_.cfg.admin_users.end();
+}
+
 void session::handle_proxy_command(std::span<const std::string_view> args) {
-    if (!st_.cfg.admin_users.empty() && changes_the_proxy(args) &&
-        std::ranges::find(st_.cfg.admin_users, user_) == st_.cfg.admin_users.end())
+    if (changes_the_proxy(args) && !is_admin())
         return reply_error(
             "NOPERM this user has no permissions to change the proxy (see "
             "--admin-user)");

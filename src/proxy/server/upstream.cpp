@@ -75,7 +75,6 @@ void upstream::start() {
         pending_.push_back(waiter{});
     unwritten_waiters_ += handshake_left_;
     out_.insert(0, hs);
-    head_moved(std::chrono::steady_clock::now());  // a server that accepts but never answers
     connect();
 }
 
@@ -112,6 +111,9 @@ void upstream::connect() {
 void upstream::on_connected() {
     if (!ep_.tls) {
         state_ = state::ready;
+        // The reply clock starts now (connecting has its own timeout): a server that accepts
+        // but never answers the handshake is found too.
+        head_moved(std::chrono::steady_clock::now());
         flush();
         read();
         return;
@@ -136,6 +138,7 @@ void upstream::on_connected() {
                 return;
             }
             self->state_ = state::ready;
+            self->head_moved(std::chrono::steady_clock::now());
             self->flush();
             self->read();
         });
@@ -187,19 +190,37 @@ std::chrono::milliseconds upstream::patience_of(const waiter& w) const noexcept 
     return w.patience == std::chrono::milliseconds{} ? ep_.reply_timeout : w.patience;
 }
 
+namespace {
+// Longer than this is "forever" (and keeps time_point arithmetic far from overflow).
+constexpr std::chrono::milliseconds k_longest_patience = std::chrono::hours(24 * 365);
+}  // namespace
+
 void upstream::head_moved(std::chrono::steady_clock::time_point now) {
     head_since_ = now;
-    if (!watchdog_armed_ && !pending_.empty() && ep_.reply_timeout > std::chrono::milliseconds{})
+    if (pending_.empty() || state_ != state::ready ||
+        ep_.reply_timeout <= std::chrono::milliseconds{})
+        return;
+    // Armed for an earlier head with more patience (a blocking command): the new head's
+    // deadline may come first.
+    const auto patience = patience_of(pending_.front());
+    if (!watchdog_armed_ ||
+        (patience > std::chrono::milliseconds{} && patience < k_longest_patience &&
+         head_since_ + patience < watchdog_.expiry()))
         arm_watchdog();
 }
 
 void upstream::arm_watchdog() {
     const auto patience = patience_of(pending_.front());
-    if (patience <= std::chrono::milliseconds{})
+    ++watchdog_gen_;  // a handler of an earlier arm (cancelled below) leaves the flag alone
+    watchdog_armed_ = false;
+    watchdog_.cancel();
+    if (patience <= std::chrono::milliseconds{} || patience >= k_longest_patience)
         return;  // a command that may block forever: armed again when the head moves
     watchdog_armed_ = true;
     watchdog_.expires_at(head_since_ + patience);
-    watchdog_.async_wait([self = shared_from_this()](std::error_code ec) {
+    watchdog_.async_wait([self = shared_from_this(), gen = watchdog_gen_](std::error_code ec) {
+        if (gen != self->watchdog_gen_)
+            return;
         self->watchdog_armed_ = false;
         if (!ec)
             self->on_watchdog();
@@ -207,16 +228,20 @@ void upstream::arm_watchdog() {
 }
 
 void upstream::on_watchdog() {
-    if (state_ == state::closed || pending_.empty())
+    if (state_ != state::ready || pending_.empty())
         return;
     const auto patience = patience_of(pending_.front());
-    if (patience <= std::chrono::milliseconds{})
+    if (patience <= std::chrono::milliseconds{} || patience >= k_longest_patience)
         return;
-    if (std::chrono::steady_clock::now() - head_since_ >= patience) {
+    const auto now = std::chrono::steady_clock::now();
+    if (writing_) {
+        // Still sending (a large command over a slow link): the server cannot answer yet.
+        head_since_ = now;
+    } else if (now - head_since_ >= patience) {
         fail(k_timeout_reason);
         return;
     }
-    arm_watchdog();  // the head moved since: wait for the new one's deadline
+    arm_watchdog();  // the head moved (or bytes came) since: wait for the new deadline
 }
 
 void upstream::send_unreplied(std::string_view command) {
@@ -286,6 +311,8 @@ void upstream::read() {
             delivering(const delivering&) = delete;
             delivering& operator=(const delivering&) = delete;
         } scope;
+        // Bytes from the server are progress, even before a reply is complete (a large one).
+        self->head_since_ = delivering_at;
         while (self->state_ != state::closed) {
             std::string_view avail(self->in_.data() + self->in_start_,
                                    self->in_len_ - self->in_start_);

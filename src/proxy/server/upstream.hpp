@@ -165,6 +165,7 @@ class upstream : public std::enable_shared_from_this<upstream> {
     asio::steady_timer connect_timer_;
     asio::steady_timer watchdog_;
     bool watchdog_armed_ = false;
+    std::uint64_t watchdog_gen_ = 0;  // bumped by every arm: stale handlers do nothing
     std::chrono::steady_clock::time_point head_since_{};  // the head of pending_ since then
     resp::frame_scanner scanner_;
     state state_ = state::connecting;

@@ -28,6 +28,14 @@ TEST(command_info, blocking_commands_and_their_block_time) {
     EXPECT_FALSE(bt({"XREAD", "COUNT", "1", "STREAMS", "s", "$"}).is_blocking);
     // "BLOCK" after STREAMS is a key name, not the option.
     EXPECT_FALSE(bt({"XREAD", "STREAMS", "BLOCK", "0"}).is_blocking);
+    // A group or consumer named like an option is a value (XREADGROUP GROUP g c ...).
+    EXPECT_TRUE(
+        bt({"XREADGROUP", "GROUP", "streams", "c", "BLOCK", "0", "STREAMS", "s", ">"}).is_blocking);
+    EXPECT_EQ(
+        bt({"XREADGROUP", "GROUP", "g", "block", "COUNT", "5", "BLOCK", "7", "STREAMS", "s", ">"})
+            .duration,
+        7ms);
+    EXPECT_FALSE(bt({"XREADGROUP", "GROUP", "g", "BLOCK", "STREAMS", "s", ">"}).is_blocking);
     EXPECT_EQ(bt({"WAIT", "1", "250"}).duration, 250ms);
     EXPECT_EQ(bt({"BLMOVE", "a", "b", "LEFT", "RIGHT", "0.001"}).duration, 1ms);
     EXPECT_FALSE(bt({"GET", "k"}).is_blocking);

@@ -416,8 +416,13 @@ TEST_F(proxy_bad_input, only_admin_users_change_the_proxy) {
     EXPECT_EQ(app.call({"PROXY", "SHADOW", "PERCENT", "5"}).substr(0, 7), "-NOPERM");
     EXPECT_EQ(app.call({"PROXY", "SYNC", "START", "PRUNE"}).substr(0, 7), "-NOPERM");
     EXPECT_NE(app.call({"PROXY", "SYNC", "STATUS"}).substr(0, 7), "-NOPERM");
+    // Other users' connections: listed and closed by admin users only.
+    EXPECT_EQ(app.call({"CLIENT", "KILL", "TYPE", "normal"}).substr(0, 7), "-NOPERM");
+    EXPECT_EQ(app.call({"CLIENT", "LIST"}).substr(0, 7), "-NOPERM");
+    EXPECT_EQ(app.call({"CLIENT", "INFO"}).substr(0, 1), "$");  // its own line
     raw_conn ops(proxy_->port());
     EXPECT_EQ(ops.call({"AUTH", "ops", "opw"}), "+OK\r\n");
+    EXPECT_EQ(ops.call({"CLIENT", "LIST"}).substr(0, 1), "$");
     EXPECT_EQ(ops.call({"PROXY", "MODE", "SET", "primary-only"}), "+OK\r\n");
     // RESET logs out: the admin rights go with it.
     EXPECT_EQ(ops.call({"RESET"}), "+RESET\r\n");

@@ -183,8 +183,6 @@ TEST_F(proxy_consistency, random_workload_leaves_both_backends_identical) {
                info_field("follow_secondary_dirty_keys") == "0";
     })) << proxy_->info();
     EXPECT_EQ(info_field("follow_secondary_full_resync_needed"), "0");
-    // Plain SETs went as MSETs, pushes and HSETs of a key as one command (and still converged).
-    EXPECT_NE(info_field("follow_secondary_merged"), "0") << proxy_->info();
 }
 
 TEST_F(proxy_consistency, a_secondary_outage_is_repaired) {

@@ -447,6 +447,32 @@ TEST_F(proxy_sessions, client_list_and_kill_are_about_the_proxys_clients) {
     EXPECT_TRUE(c2.closed_by_peer());
     EXPECT_EQ(admin.call({"SET", "k", "2"}), "+OK\r\n");
     EXPECT_EQ(sub.call({"PING"}).substr(0, 1), "*");
+    // A blocked client goes at once, its block cancelled on the backend.
+    raw_conn blocked(proxy_->port());
+    blocked.command({"BLPOP", "never", "0"});
+    EXPECT_TRUE(eventually([&] {
+        return primary_.cli({"INFO", "clients"}).find("blocked_clients:1") != std::string::npos;
+    }));
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", "ADDR", local_address(blocked)}), ":1\r\n");
+    EXPECT_TRUE(blocked.closed_by_peer());
+    EXPECT_TRUE(eventually([&] {
+        return primary_.cli({"INFO", "clients"}).find("blocked_clients:0") != std::string::npos;
+    }));
+    // Inside MULTI they would run on the backend: refused, and EXEC aborts.
+    raw_conn tx(proxy_->port());
+    EXPECT_EQ(tx.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(tx.call({"CLIENT", "KILL", "TYPE", "normal"}),
+              "-ERR proxy: client|kill is not allowed inside MULTI; the transaction is "
+              "aborted\r\n");
+    EXPECT_EQ(tx.call({"EXEC"}).substr(0, 9), "-EXECABOR");
+    EXPECT_EQ(tx.call({"PING"}), "+PONG\r\n");
+    // A client name with a newline would forge CLIENT LIST lines (HELLO's SETNAME too).
+    EXPECT_EQ(tx.call({"HELLO", "2", "SETNAME", "x\nid=1 addr=1.2.3.4:5"}),
+              "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+    tx.close();
+    EXPECT_TRUE(eventually([&] {
+        return std::ranges::count(text_of(admin.call({"CLIENT", "LIST"})), '\n') == 2;
+    }));
     // SKIPME no: the caller too, after its reply.
     EXPECT_EQ(admin.call({"CLIENT", "KILL", "USER", "default", "SKIPME", "no"}), ":2\r\n");
     EXPECT_TRUE(admin.closed_by_peer());
@@ -495,6 +521,27 @@ TEST_F(proxy_backend_timeout, a_backend_that_does_not_answer_in_time_fails_the_c
     // The write whose outcome was unknown was copied to the secondary: both sides end equal.
     EXPECT_TRUE(converged());
     EXPECT_EQ(secondary_.cli({"GET", "slow"}), primary_.cli({"GET", "slow"}));
+}
+
+// A blocking command's long patience does not carry over to the commands after it on the same
+// connection (here the session's pinned one): a hang right after it is still found in time.
+TEST_F(proxy_backend_timeout, the_command_after_a_blocking_one_gets_the_backend_timeout) {
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"WATCH", "w"}), "+OK\r\n");  // pins a connection of its own
+    c.command({"BLPOP", "bq", "5"});
+    // Blocked past the backend timeout, so that the watchdog waits for the BLPOP's deadline
+    // (a deliberate passage of time, not a wait for a condition).
+    EXPECT_TRUE(eventually([&] {
+        return primary_.cli({"INFO", "clients"}).find("blocked_clients:1") != std::string::npos;
+    }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    raw_conn other(proxy_->port());
+    EXPECT_EQ(other.call({"RPUSH", "bq", "v"}), ":1\r\n");
+    EXPECT_EQ(c.frame(), "*2\r\n$2\r\nbq\r\n$1\r\nv\r\n");
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(c.call({"DEBUG", "SLEEP", "2"}).substr(0, 49),
+              "-ERR proxy: the serving backend did not answer in");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
 }
 
 TEST_F(proxy_backend_timeout, blocking_commands_wait_for_their_own_timeout) {

@@ -99,6 +99,10 @@ TEST(merge_run, refuses_unmergeable_and_oversized) {
     ASSERT_TRUE(r.add(cmd({"SET", "a", big}), 1, "MSET", 0));
     EXPECT_FALSE(r.add(cmd({"SET", "b", big}), 1, "MSET", 0));
     EXPECT_EQ(r.size(), 1u);
+    // A command over the bound is never taken in (sent as it is by the caller).
+    (void)r.take();
+    EXPECT_FALSE(r.add(cmd({"SET", "huge", std::string(merge_run::max_bytes, 'h')}), 1, "MSET", 0));
+    EXPECT_TRUE(r.empty());
     // A new run starts after take(), whatever came before.
     (void)r.take();
     ASSERT_TRUE(r.add(cmd({"DEL", "x"}), 1, "DEL", 0));
