@@ -1374,7 +1374,7 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
             // Unsolicited: the server dropped the shard channel because its slot moved away.
             auto it = subs_.find({client::subscription_kind::shard_channel, v[1].str()});
             if (it != subs_.end() && it->second == *from) {
-                obs::log().info("shard_channel_slot_moved channel={}", v[1].str());
+                obs::log().info("shard_channel_slot_moved channel={}", obs::quoted{v[1].str()});
                 request_refresh();
             }
             return;

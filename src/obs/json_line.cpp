@@ -99,6 +99,43 @@ bool is_literal(std::string_view v) {
     return digits && !(body.size() > 1 && body[0] == '0' && body[1] != '.');
 }
 
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+// The escapes obs::quoted writes (\" \\ \n \r \t \xNN); any other backslash stays as it is.
+std::string unescape(std::string_view v) {
+    std::string out;
+    out.reserve(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (v[i] != '\\' || i + 1 == v.size()) {
+            out += v[i];
+            continue;
+        }
+        const char n = v[i + 1];
+        if (n == '"' || n == '\\') {
+            out += n;
+            ++i;
+        } else if (n == 'n' || n == 'r' || n == 't') {
+            out += n == 'n' ? '\n' : n == 'r' ? '\r' : '\t';
+            ++i;
+        } else if (n == 'x' && i + 3 < v.size() && hex_digit(v[i + 2]) >= 0 &&
+                   hex_digit(v[i + 3]) >= 0) {
+            out += static_cast<char>(hex_digit(v[i + 2]) * 16 + hex_digit(v[i + 3]));
+            i += 3;
+        } else {
+            out += v[i];
+        }
+    }
+    return out;
+}
+
 bool is_key(std::string_view k) {
     if (k.empty() || k.size() > 64)
         return false;
@@ -149,13 +186,23 @@ std::string json_log_line(std::string_view ts, std::string_view level, std::stri
         std::string_view value;
         bool quoted = false;
         if (i < message.size() && message[i] == '"') {
-            // A quoted value ends at a quote that ends the message, or that a space and the
-            // next key=value (or no further quote) follow: values are not escaped, so a quote
-            // inside one is told apart by what comes after it.
+            // A quoted value ends at an unescaped quote (obs::quoted escapes) that ends the
+            // message, or that a space and the next key=value (or no further quote) follow:
+            // other values are not escaped, so a quote inside one is told apart by what comes
+            // after it.
             std::size_t close = i + 1;
             while (true) {
                 close = message.find('"', close);
-                if (close == std::string_view::npos || close + 1 == message.size())
+                if (close == std::string_view::npos)
+                    break;
+                std::size_t slashes = 0;
+                while (close - slashes > i + 1 && message[close - slashes - 1] == '\\')
+                    ++slashes;
+                if (slashes % 2 == 1) {
+                    ++close;
+                    continue;
+                }
+                if (close + 1 == message.size())
                     break;
                 if (message[close + 1] == ' ') {
                     const auto rest = message.substr(close + 2);
@@ -191,6 +238,8 @@ std::string json_log_line(std::string_view ts, std::string_view level, std::stri
         fields += ':';
         if (!quoted && is_literal(value))
             fields.append(value);
+        else if (quoted)
+            append_string(fields, unescape(value));
         else
             append_string(fields, value);
         skip_spaces();

@@ -24,4 +24,47 @@ bool set_log_format(std::string_view format);
 // The formatter set_log_format("json") installs (json_line.hpp), for loggers of one's own.
 std::unique_ptr<spdlog::formatter> make_json_formatter();
 
+// A value from outside (a key, a channel, a client's command) in a log line: formatted as a
+// quoted string with `"` and `\` escaped and control bytes as \n, \r, \t, \xNN, so that a value
+// with spaces, quotes or "k=v" in it stays one field (and one string in JSON logs).
+struct quoted {
+    std::string_view text;
+};
+
 }  // namespace respite::obs
+
+template <>
+struct fmt::formatter<respite::obs::quoted> {
+    constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
+    template <class Context>
+    auto format(const respite::obs::quoted& q, Context& ctx) const {
+        auto out = ctx.out();
+        *out++ = '"';
+        for (const char c : q.text) {
+            const auto u = static_cast<unsigned char>(c);
+            if (c == '"' || c == '\\') {
+                *out++ = '\\';
+                *out++ = c;
+            } else if (c == '\n') {
+                *out++ = '\\';
+                *out++ = 'n';
+            } else if (c == '\r') {
+                *out++ = '\\';
+                *out++ = 'r';
+            } else if (c == '\t') {
+                *out++ = '\\';
+                *out++ = 't';
+            } else if (u < 0x20 || u == 0x7f) {
+                constexpr char hex[] = "0123456789abcdef";
+                *out++ = '\\';
+                *out++ = 'x';
+                *out++ = hex[u >> 4];
+                *out++ = hex[u & 15];
+            } else {
+                *out++ = c;
+            }
+        }
+        *out++ = '"';
+        return out;
+    }
+};

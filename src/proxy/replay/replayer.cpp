@@ -1153,7 +1153,7 @@ struct replayer::engine {
             was_rejected = !rejected.empty() && rejected.erase(std::string(key)) > 0;
         }
         if (was_rejected)
-            obs::log().info("replay_rejected_key_repaired key=\"{}\"", loggable(key));
+            obs::log().info("replay_rejected_key_repaired key={}", obs::quoted{loggable(key)});
         log_progress(false);
     }
 
@@ -1183,10 +1183,10 @@ struct replayer::engine {
         std::uint64_t suppressed = 0;
         if (first && reject_log.allow(suppressed))
             obs::log().error(
-                "replay_repair_rejected key=\"{}\" error=\"{}\" retry_in_ms={} suppressed={} "
+                "replay_repair_rejected key={} error=\"{}\" retry_in_ms={} suppressed={} "
                 "(the key is missing on the {}; a cut-over to it is refused until a retry "
                 "succeeds)",
-                loggable(key), why, cfg.rejected_retry_interval.count(), suppressed,
+                obs::quoted{loggable(key)}, why, cfg.rejected_retry_interval.count(), suppressed,
                 cfg.metrics_target);
         log_progress(false);
     }

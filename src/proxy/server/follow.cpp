@@ -396,8 +396,9 @@ void finish_system_write(shared_state& st, side serving, const std::vector<std::
                          const std::vector<std::string>& keys, bool follow,
                          std::string_view frame) {
     if (!frame.empty() && frame[0] == '-')
-        obs::log().error("proxy push_back_failed command={} key={} reply={}", args[0],
-                         args.size() > 1 ? args[1] : "", frame.substr(0, 100));
+        obs::log().error("proxy push_back_failed command={} key={} reply={}", obs::quoted{args[0]},
+                         obs::quoted{args.size() > 1 ? std::string_view(args[1]) : ""},
+                         obs::quoted{frame.substr(0, 100)});
     else
         st.pushed_back->inc();
     if (follow) {
@@ -440,7 +441,8 @@ class system_write final : public reply_sink {
     }
     void on_failure(std::uint64_t, bool written) override {
         obs::log().error("proxy push_back_failed command={} key={} reason=\"backend lost\"",
-                         args_[0], args_.size() > 1 ? args_[1] : "");
+                         obs::quoted{args_[0]},
+                         obs::quoted{args_.size() > 1 ? std::string_view(args_[1]) : ""});
         if (follow_)
             follow_abandon(st_, serving_, keys_, keys_.empty(), written);
         st_.writes_in_flight.fetch_sub(1);
@@ -527,7 +529,7 @@ void push_back_popped(worker& w, side serving, const std::vector<std::string>& a
             obs::log().error(
                 "proxy push_back_failed command={} key={} reason=\"backend "
                 "unavailable\"",
-                cmd[0], cmd[1]);
+                obs::quoted{cmd[0]}, obs::quoted{cmd[1]});
             continue;
         }
         std::vector<std::string_view> views(cmd.begin(), cmd.end());
@@ -540,7 +542,8 @@ void push_back_popped(worker& w, side serving, const std::vector<std::string>& a
         resp::append_command(encoded, views);
         u->send(encoded, std::make_shared<system_write>(st, serving, cmd, std::move(keys), follow),
                 0);
-        obs::log().info("proxy popped_value_restored command={} key={}", cmd[0], cmd[1]);
+        obs::log().info("proxy popped_value_restored command={} key={}", obs::quoted{cmd[0]},
+                        obs::quoted{cmd[1]});
     }
 }
 

@@ -235,7 +235,7 @@ void pubsub_hub::on_twin_push(const std::string& key, std::string_view frame) {
     } else if (kind == "subscribe" || kind == "psubscribe" || kind == "ssubscribe") {
         answered(true);
         if (twin_refused_.erase(name) > 0) {
-            obs::log().info("proxy pubsub_shadow_twin_accepted name={}", name);
+            obs::log().info("proxy pubsub_shadow_twin_accepted name={}", obs::quoted{name});
             shadow_.subscribe(name);
         }
     } else if (kind == "unsubscribe" || kind == "punsubscribe" || kind == "sunsubscribe") {
@@ -256,7 +256,7 @@ void pubsub_hub::twin_refused(const std::string& name, std::string_view error_fr
         obs::log().warn(
             "proxy pubsub_shadow_twin_refused side={} name={} error=\"{}\" (its messages are not "
             "compared; asked again every 10 s)",
-            side_name(other_side(side_)), name,
+            side_name(other_side(side_)), obs::quoted{name},
             error_frame.substr(1, error_frame.find_first_of("\r\n") - 1));
     }
 }
@@ -377,7 +377,7 @@ void pubsub_hub::replace_shard(const std::string& name) {
     auto it = per_kind.find(name);
     if (it == per_kind.end())
         return;
-    obs::log().info("proxy shard_channel_moved channel={}", name);
+    obs::log().info("proxy shard_channel_moved channel={}", obs::quoted{name});
     it->second.confirmed = it->second.requested = false;
     it->second.node.clear();
     refresh_and_resubscribe();

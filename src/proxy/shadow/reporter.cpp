@@ -104,8 +104,9 @@ void divergence_reporter::report(divergence d, clock::time_point now) {
         obs::log().log(level,
                        "shadow_divergence kind={} command={} key={} pattern={} primary={} "
                        "secondary={}",
-                       name(d.kind), d.command, display(d.key), display(d.pattern), d.primary,
-                       d.secondary);
+                       name(d.kind), obs::quoted{d.command}, obs::quoted{display(d.key)},
+                       obs::quoted{display(d.pattern)}, obs::quoted{d.primary},
+                       obs::quoted{d.secondary});
     }
     if (to_sink) {
         // Outside the lock: a sink may build a payload or take its own locks.

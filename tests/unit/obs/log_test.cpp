@@ -183,3 +183,29 @@ TEST(json_log, the_logger_writes_json_lines_when_asked) {
 
 }  // namespace
 }  // namespace respite::obs
+
+namespace respite::obs {
+namespace {
+
+// Values from outside go through obs::quoted: one field whatever they hold, in text and JSON.
+TEST(json_log, quoted_values_survive_spaces_quotes_and_fake_fields) {
+    const std::string key = "a b\" c=d\\\n\x01";
+    const auto msg = fmt::format("proxy push_back_failed command={} key={} reply={}",
+                                 quoted{"lpush"}, quoted{key}, quoted{"-ERR x"});
+    EXPECT_EQ(msg,
+              "proxy push_back_failed command=\"lpush\" key=\"a b\\\" c=d\\\\\\n\\x01\" "
+              "reply=\"-ERR x\"");
+    const auto j = nlohmann::json::parse(json_log_line("t", "error", msg));
+    EXPECT_EQ(j["command"], "lpush");
+    EXPECT_EQ(j["key"], key);
+    EXPECT_EQ(j["reply"], "-ERR x");
+    EXPECT_FALSE(j.contains("c"));
+    EXPECT_FALSE(j.contains("note"));
+    // A numeric key stays a string.
+    EXPECT_EQ(nlohmann::json::parse(
+                  json_log_line("t", "info", fmt::format("e key={}", quoted{"123"})))["key"],
+              "123");
+}
+
+}  // namespace
+}  // namespace respite::obs

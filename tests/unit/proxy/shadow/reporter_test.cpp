@@ -154,7 +154,7 @@ TEST(shadow_reporter, log_lines_are_rate_limited_and_the_suppressed_count_is_log
     ASSERT_EQ(lines.size(), 5U);
     EXPECT_NE(lines[3].find("shadow_divergence_logs_suppressed count=7"), std::string::npos)
         << lines[3];
-    EXPECT_NE(lines[4].find("shadow_divergence kind=data_mismatch command=get key=k"),
+    EXPECT_NE(lines[4].find("shadow_divergence kind=data_mismatch command=\"get\" key=\"k\""),
               std::string::npos)
         << lines[4];
     EXPECT_TRUE(lines[4].starts_with("warning")) << lines[4];
