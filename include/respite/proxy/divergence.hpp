@@ -92,11 +92,26 @@ class cooldown {
     std::uint64_t evicted_ = 0;
 };
 
+// A write the follower's side refused (an error reply to a replayed write or a repair copy).
+// The keys turn dirty and are copied; this is the report of it, as the original proxy's
+// "secondary_write_<cmd>" Sentry events.
+struct write_failure {
+    std::string command;  // bounded label (command_label)
+    std::string target;   // "secondary", or "primary" for the rollback follower
+    std::string error;    // the reply, display text
+    std::size_t keys = 0;
+    std::chrono::system_clock::time_point at;
+};
+
+// "secondary_write_<command>" (the target's name in place of "secondary").
+std::string fingerprint(const write_failure& f);
+
 // Where de-duplicated divergences go beyond metrics and logs (Sentry, a test fake).
 class divergence_sink {
   public:
     virtual ~divergence_sink() = default;
     virtual void send(const divergence& d) = 0;
+    virtual void send(const write_failure&) {}
 };
 
 struct reporter_options {
@@ -123,6 +138,9 @@ class divergence_reporter {
 
     void report(divergence d) { report(std::move(d), clock::now()); }
     void report(divergence d, clock::time_point now);
+    // A write the follower's side refused: to the sink when its fingerprint is out of its
+    // cooldown (metrics and logs are the replayer's).
+    void report(const write_failure& f, clock::time_point now = clock::now());
 
     // Newest last; at most options.recent_capacity.
     [[nodiscard]] std::vector<divergence> recent() const;
@@ -179,6 +197,8 @@ struct sentry_options {
     std::string server_name;    // omitted when empty
     bool use_envelope = false;  // false: POST the event JSON to the store endpoint
     std::size_t max_in_flight = 32;
+    // Fraction of events sent (1: all; 0: none), as the SDKs' sample_rate; after the cooldown.
+    double sample_rate = 1.0;
 };
 
 // Builds Sentry events for divergences and hands them to the transport. The transport is
@@ -194,19 +214,26 @@ class sentry_sink final : public divergence_sink {
     sentry_sink(sentry_dsn dsn, transport send, sentry_options options = {});
 
     void send(const divergence& d) override;
+    void send(const write_failure& f) override;
     void complete() noexcept;
 
     // The event JSON (also the last line of an envelope); exposed for tests and dry runs.
     [[nodiscard]] std::string event_json(const divergence& d, std::string_view event_id) const;
+    [[nodiscard]] std::string event_json(const write_failure& f, std::string_view event_id) const;
     // "Sentry sentry_version=7, sentry_client=respite-proxy/0.1, sentry_key=KEY".
     [[nodiscard]] std::string auth_header() const;
 
     [[nodiscard]] std::uint64_t sent() const noexcept { return sent_.load(); }
     [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_.load(); }
+    // Events left out by sample_rate.
+    [[nodiscard]] std::uint64_t sampled_out() const noexcept { return sampled_out_.load(); }
     [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_.load(); }
 
   private:
     std::string next_event_id();
+    [[nodiscard]] bool sampled_in();
+    // Sends one event's JSON (bounded in flight), as a store request or an envelope.
+    void post(const std::string& id, std::string body);
 
     sentry_dsn dsn_;
     transport transport_;
@@ -216,6 +243,7 @@ class sentry_sink final : public divergence_sink {
     std::atomic<std::size_t> in_flight_{0};
     std::atomic<std::uint64_t> sent_{0};
     std::atomic<std::uint64_t> dropped_{0};
+    std::atomic<std::uint64_t> sampled_out_{0};
 };
 
 }  // namespace respite::proxy

@@ -95,6 +95,7 @@ struct proxy_config {
     // Reports.
     std::string sentry_dsn{};
     std::string sentry_environment{};
+    double sentry_sample_rate = 1.0;  // fraction of events sent (after the per-kind cooldown)
 
     // HTTP: /metrics, /healthz, /readyz, /mode, /status. Empty host: disabled.
     std::string admin_host = "127.0.0.1";

@@ -59,6 +59,11 @@ struct replayer_config {
     std::chrono::milliseconds rejected_retry_interval = 30s;
     // The target is a Redis Cluster: renamed merges (merge_hint) stay within one hash slot.
     bool cluster_target = false;
+    // Called on the replayer's thread when the target answers a write or a repair copy with an
+    // error (after its keys were recorded for a copy): the command's name (the first of a
+    // transaction: "multi"), the error text and the number of keys. Must not block.
+    std::function<void(std::string_view command, std::string_view error, std::size_t keys)>
+        on_write_error;
     // Value of the metrics' "target" label ("secondary", or "primary" for the rollback follower).
     std::string metrics_target = "secondary";
 };

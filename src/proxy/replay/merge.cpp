@@ -55,6 +55,20 @@ std::optional<command_shape> shape_of(std::string_view command, std::size_t head
     return s;
 }
 
+std::string_view first_name(std::string_view commands) noexcept {
+    if (commands.empty() || commands[0] != '*')
+        return {};
+    std::size_t pos = 1;
+    const auto args = read_length(commands, pos);
+    if (!args || *args == 0 || pos >= commands.size() || commands[pos] != '$')
+        return {};
+    ++pos;
+    const auto len = read_length(commands, pos);
+    if (!len || commands.size() - pos < *len)
+        return {};
+    return commands.substr(pos, *len);
+}
+
 bool merge_run::add(std::string_view command, std::uint8_t head, std::string_view rename,
                     std::uint32_t group) {
     // A command alone over the bound is sent as it is: never copied here, never held.

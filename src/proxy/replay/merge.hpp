@@ -26,6 +26,10 @@ struct command_shape {
 [[nodiscard]] std::optional<command_shape> shape_of(std::string_view command,
                                                     std::size_t head) noexcept;
 
+// The first argument (the command's name) of the first RESP array in `commands`; "" when it
+// does not start with one.
+[[nodiscard]] std::string_view first_name(std::string_view commands) noexcept;
+
 // A run of commands merged into one. Each command joins with its head and the arguments after
 // it; commands join a run only if they agree on `head`, `rename` and `group`, and, without a
 // rename, on the head's bytes (LPUSH k ... with LPUSH k ...). With a rename the head is replaced

@@ -1000,6 +1000,10 @@ struct replayer::engine {
             case outcome::error_reply: {
                 failed.fetch_add(1);
                 metrics.failed.inc();
+                if (cfg.on_write_error)
+                    cfg.on_write_error(
+                        p.atomic ? std::string_view("multi") : replay::first_name(p.command_text()),
+                        why, p.key_count);
                 std::uint64_t suppressed = 0;
                 if (repair) {
                     reject_repair(p.keys().front(), why);

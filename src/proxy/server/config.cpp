@@ -181,6 +181,10 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         ->check(CLI::PositiveNumber);
     app.add_option("--sentry-dsn", cfg.sentry_dsn, "Send divergences to this Sentry DSN");
     app.add_option("--sentry-environment", cfg.sentry_environment, "Sentry environment tag");
+    app.add_option("--sentry-sample", cfg.sentry_sample_rate,
+                   "Fraction of Sentry events sent, 0-1 (after the 60 s per-kind cooldown)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1.0));
     app.add_option("--admin", admin, "HTTP admin host:port ('' disables)")->capture_default_str();
     app.add_option("--shutdown-delay", shutdown_delay,
                    "Seconds /readyz answers 503 while the proxy still serves, before the drain "

@@ -114,6 +114,14 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
     rc.metrics_target = side_name(target);
     const backend_config bc = st.backend_cfg(target);
     rc.cluster_target = bc.cluster;
+    // Refused writes and copies go to Sentry too (per command, after the cooldown), as the
+    // original proxy's "secondary_write_<cmd>" events; st.divergences is set before traffic.
+    rc.on_write_error = [&st, target](std::string_view command, std::string_view error,
+                                      std::size_t keys) {
+        if (auto d = st.divergences)
+            d->report(write_failure{std::string(command), std::string(side_name(target)),
+                                    std::string(error), keys, std::chrono::system_clock::now()});
+    };
     auto factory = [bc, target](asio::io_context& ioc, std::size_t lane) {
         client::client_config cc;
         cc.connection = bc.connection;

@@ -386,6 +386,7 @@ std::shared_ptr<divergence_sink> make_divergence_sink(shared_state& st) {
     };
     sentry_options so;
     so.environment = st.cfg.sentry_environment;
+    so.sample_rate = st.cfg.sentry_sample_rate;
     auto sink = std::make_shared<sentry_sink>(*dsn, transport, so);
     *holder = sink;
     return sink;

@@ -166,6 +166,10 @@ std::string command_label(std::string_view command) {
     return "other";
 }
 
+std::string fingerprint(const write_failure& f) {
+    return f.target + "_write_" + detail::lower(f.command);
+}
+
 std::string fingerprint(divergence_kind kind, std::string_view command) {
     std::string out = "divergence_";
     out += name(kind);

@@ -50,6 +50,26 @@ bool divergence_reporter::take_log_slot(clock::time_point now) {
     return true;
 }
 
+void divergence_reporter::report(const write_failure& f, clock::time_point now) {
+    if (!sink_)
+        return;
+    write_failure bounded = f;
+    bounded.command = command_label(f.command);
+    bool to_sink = false;
+    {
+        const std::scoped_lock lock(mu_);
+        to_sink = cooldown_.allow(fingerprint(bounded), now);
+        if (!to_sink) {
+            ++sink_skipped_;
+            sink_skipped_metric_.inc();
+        }
+    }
+    if (to_sink) {
+        bound(bounded.error);
+        sink_->send(bounded);
+    }
+}
+
 void divergence_reporter::report(divergence d, clock::time_point now) {
     d.command = command_label(d.command);
     bound(d.key);

@@ -219,7 +219,53 @@ std::string sentry_sink::event_json(const divergence& d, std::string_view event_
     return event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string sentry_sink::event_json(const write_failure& f, std::string_view event_id) const {
+    nlohmann::json event = {
+        {"event_id", event_id},
+        {"timestamp", rfc3339(f.at)},
+        {"platform", "other"},
+        {"logger", "respite-proxy"},
+        {"level", "error"},
+        {"message", {{"formatted", f.target + " write failed: " + f.command}}},
+        {"fingerprint", {f.target + "_write", f.command}},
+        {"environment", options_.environment},
+        {"tags", {{"command", f.command}, {"target", f.target}}},
+        {"extra", {{"error", display(f.error)}, {"keys", f.keys}}},
+    };
+    if (!options_.release.empty()) {
+        event["release"] = options_.release;
+    }
+    if (!options_.server_name.empty()) {
+        event["server_name"] = options_.server_name;
+    }
+    return event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool sentry_sink::sampled_in() {
+    if (options_.sample_rate >= 1.0)
+        return true;
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    const bool in = std::uniform_real_distribution<double>(0.0, 1.0)(rng) < options_.sample_rate;
+    if (!in)
+        sampled_out_.fetch_add(1, std::memory_order_relaxed);
+    return in;
+}
+
 void sentry_sink::send(const divergence& d) {
+    if (!sampled_in())
+        return;
+    const std::string id = next_event_id();
+    post(id, event_json(d, id));
+}
+
+void sentry_sink::send(const write_failure& f) {
+    if (!sampled_in())
+        return;
+    const std::string id = next_event_id();
+    post(id, event_json(f, id));
+}
+
+void sentry_sink::post(const std::string& id, std::string body) {
     std::size_t busy = in_flight_.load(std::memory_order_relaxed);
     do {
         if (busy >= options_.max_in_flight) {
@@ -228,8 +274,6 @@ void sentry_sink::send(const divergence& d) {
         }
     } while (!in_flight_.compare_exchange_weak(busy, busy + 1, std::memory_order_relaxed));
 
-    const std::string id = next_event_id();
-    std::string body = event_json(d, id);
     std::string url;
     header_list headers = {{"X-Sentry-Auth", auth_header()}};
     if (options_.use_envelope) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -414,6 +415,28 @@ TEST_F(pair_of_servers, error_reply_marks_dirty_and_repairs) {
     EXPECT_GE(s.failed, 1u);
     EXPECT_GE(s.repaired, 1u);
     EXPECT_EQ(secondary_server.cli({"LRANGE", "wrong", "0", "-1"}), "a\nb");
+}
+
+// A refused write is reported (command name, error, keys) for Sentry, besides turning dirty.
+TEST_F(pair_of_servers, a_refused_write_is_reported_with_its_command) {
+    struct seen {
+        std::mutex mu;
+        std::vector<std::string> lines;
+    };
+    auto got = std::make_shared<seen>();
+    auto cfg = fast_config();
+    cfg.on_write_error = [got](std::string_view command, std::string_view error, std::size_t keys) {
+        std::lock_guard lock(got->mu);
+        got->lines.push_back(std::string(command) + " " + std::to_string(keys) + " " +
+                             std::string(error.substr(0, 9)));
+    };
+    start(cfg);
+    secondary_server.cli({"SET", "typed", "string"});
+    write({"RPUSH", "typed", "a"}, {"typed"});
+    expect_equal();
+    std::lock_guard lock(got->mu);
+    ASSERT_FALSE(got->lines.empty());
+    EXPECT_EQ(got->lines.front(), "RPUSH 1 WRONGTYPE");
 }
 
 // Effects the proxy cannot derive (XADD *, XREADGROUP ...): the keys are copied instead.

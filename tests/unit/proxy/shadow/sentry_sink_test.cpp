@@ -235,3 +235,81 @@ TEST(sentry_sink, raw_bytes_in_fields_still_give_valid_json) {
 
 }  // namespace
 }  // namespace respite::proxy
+
+namespace respite::proxy {
+namespace {
+
+write_failure refused_write() {
+    write_failure f;
+    f.command = "xadd";
+    f.target = "secondary";
+    f.error = "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+    f.keys = 1;
+    f.at = std::chrono::system_clock::time_point{} + std::chrono::seconds(1'700'000'000);
+    return f;
+}
+
+// A write the follower's side refused: an event of its own, "secondary_write_<cmd>" as the
+// original proxy, the command and target as tags, the error in extra.
+TEST(sentry_sink, a_refused_follower_write_is_an_event) {
+    std::vector<request> sent;
+    sentry_sink sink(*parse_sentry_dsn("https://pub@sentry.example/42"), fake_transport{&sent});
+    sink.send(refused_write());
+    ASSERT_EQ(sent.size(), 1U);
+    const auto e = nlohmann::json::parse(sent[0].body);
+    EXPECT_EQ(e["fingerprint"], nlohmann::json({"secondary_write", "xadd"}));
+    EXPECT_EQ(e["message"]["formatted"], "secondary write failed: xadd");
+    EXPECT_EQ(e["tags"]["command"], "xadd");
+    EXPECT_EQ(e["tags"]["target"], "secondary");
+    EXPECT_EQ(e["extra"]["keys"], 1);
+    EXPECT_EQ(e["extra"]["error"].get<std::string>().substr(0, 20), "ERR The ID specified");
+    EXPECT_EQ(fingerprint(refused_write()), "secondary_write_xadd");
+}
+
+TEST(sentry_sink, the_sample_rate_leaves_events_out) {
+    std::vector<request> sent;
+    sentry_sink none(*parse_sentry_dsn("https://pub@sentry.example/42"), fake_transport{&sent},
+                     options<sentry_options>([](sentry_options& o) { o.sample_rate = 0.0; }));
+    for (int i = 0; i < 50; ++i) {
+        none.send(sample());
+        none.send(refused_write());
+    }
+    EXPECT_TRUE(sent.empty());
+    EXPECT_EQ(none.sampled_out(), 100U);
+    sentry_sink half(*parse_sentry_dsn("https://pub@sentry.example/42"), fake_transport{&sent},
+                     options<sentry_options>([](sentry_options& o) { o.sample_rate = 0.5; }));
+    for (int i = 0; i < 2000; ++i) {
+        half.send(sample());
+        half.complete();  // the fake transport answers at once
+    }
+    EXPECT_GT(sent.size(), 800U);  // ~1000; the bounds are far outside chance
+    EXPECT_LT(sent.size(), 1200U);
+    EXPECT_EQ(sent.size() + half.sampled_out(), 2000U);
+}
+
+// The reporter passes a refused write to the sink once per command and target per cooldown.
+TEST(divergence_reporter, refused_writes_reach_the_sink_once_per_cooldown) {
+    struct counting_sink final : divergence_sink {
+        std::vector<write_failure> failures;
+        void send(const divergence&) override {}
+        void send(const write_failure& f) override { failures.push_back(f); }
+    };
+    auto sink = std::make_shared<counting_sink>();
+    obs::registry reg;
+    divergence_reporter r(reporter_options{}, sink, reg);
+    const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+    auto f = refused_write();
+    f.command = "XADD";  // re-bounded through the command table
+    r.report(f, t0);
+    r.report(f, t0 + std::chrono::seconds(1));
+    f.command = "not-a-command";
+    r.report(f, t0 + std::chrono::seconds(2));
+    r.report(refused_write(), t0 + std::chrono::seconds(61));
+    ASSERT_EQ(sink->failures.size(), 3U);
+    EXPECT_EQ(sink->failures[0].command, "xadd");
+    EXPECT_EQ(sink->failures[1].command, "other");
+    EXPECT_EQ(r.sink_skipped(), 1U);
+}
+
+}  // namespace
+}  // namespace respite::proxy
