@@ -35,7 +35,7 @@ done
 # The proxy where its threads meet: workers, the follower's thread, backends, mode switches.
 echo "tsan: integration_proxy (threaded cases)"
 build/tsan/tests/integration/proxy/server/integration_proxy --gtest_brief=1 \
-  --gtest_filter='proxy_sessions.many_clients*:proxy_sessions.a_blocked*:proxy_modes.a_switch*:proxy_modes.proxy_mode*:proxy_consistency.random_workload*:proxy_consistency.writes_during*:proxy_regressions.*'
+  --gtest_filter='proxy_sessions.many_clients*:proxy_sessions.a_blocked*:proxy_sessions.client_list*:proxy_backend_timeout.*:proxy_modes.a_switch*:proxy_modes.proxy_mode*:proxy_consistency.random_workload*:proxy_consistency.writes_during*:proxy_regressions.*'
 # PROXY SYNC and the restart watch: the control thread, the follower and the workers.
 echo "tsan: integration_proxy_edges (sync, restarts)"
 build/tsan/tests/integration/proxy/server/integration_proxy_edges --gtest_brief=1 \
