@@ -6,6 +6,7 @@
 #include <respite/client/command_info.hpp>
 #include <respite/resp/writer.hpp>
 
+#include "frames.hpp"
 #include "sync.hpp"
 
 namespace respite::proxy::server {
@@ -13,22 +14,6 @@ namespace respite::proxy::server {
 namespace {
 
 using client::iequals;
-
-std::string bulk_text(std::string_view text, int protocol) {
-    std::string out;
-    if (protocol == 3) {
-        const auto len = std::to_string(text.size() + 4);
-        out.reserve(len.size() + text.size() + 9);
-        out += '=';
-        out += len;
-        out += "\r\ntxt:";
-        out.append(text);
-        out += "\r\n";
-    } else {
-        resp::append_bulk(out, text);
-    }
-    return out;
-}
 
 std::string error(std::string_view m) {
     std::string out;
@@ -39,7 +24,7 @@ std::string error(std::string_view m) {
 }  // namespace
 
 std::string info_reply(shared_state& st, int protocol) {
-    return bulk_text(st.info_text ? st.info_text() : std::string("# Proxy\r\n"), protocol);
+    return text_frame(st.info_text ? st.info_text() : std::string("# Proxy\r\n"), protocol);
 }
 
 std::string run_keyspace_job_command(bulk_sync* job, std::span<const std::string_view> args,
@@ -49,7 +34,7 @@ std::string run_keyspace_job_command(bulk_sync* job, std::span<const std::string
     if (args.empty() || iequals(args[0], "status")) {
         if (args.size() > 1)
             return error("ERR syntax error, try PROXY HELP");
-        return bulk_text(job->info_lines(), protocol);
+        return text_frame(job->info_lines(), protocol);
     }
     if (iequals(args[0], "stop") && args.size() == 1) {
         job->stop();

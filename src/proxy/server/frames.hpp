@@ -21,6 +21,24 @@ inline std::optional<resp::value> decode_frame(std::string_view frame) {
     return p.take();
 }
 
+// Text as Redis answers INFO, CLIENT LIST/INFO: a bulk string (RESP2), a verbatim "txt" string
+// (RESP3).
+inline std::string text_frame(std::string_view text, int proto) {
+    std::string out;
+    if (proto == 3) {
+        const auto len = std::to_string(text.size() + 4);
+        out.reserve(len.size() + text.size() + 9);
+        out += '=';
+        out += len;
+        out += "\r\ntxt:";
+        out.append(text);
+        out += "\r\n";
+    } else {
+        resp::append_bulk(out, text);
+    }
+    return out;
+}
+
 // `v` as a frame of protocol `proto` (2 or 3, a session's HELLO version).
 inline std::string encode_value(const resp::value& v, int proto) {
     std::string out;

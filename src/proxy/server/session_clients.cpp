@@ -16,6 +16,7 @@
 #include <respite/client/command_info.hpp>
 #include <respite/resp/writer.hpp>
 
+#include "frames.hpp"
 #include "session.hpp"
 
 namespace respite::proxy::server {
@@ -49,21 +50,6 @@ std::optional<std::uint64_t> parse_id(std::string_view s) {
     if (ec != std::errc{} || p != s.data() + s.size() || v == 0)
         return std::nullopt;
     return v;
-}
-
-// A text reply as Redis sends CLIENT LIST/INFO: a bulk string (RESP2), a verbatim "txt" (RESP3).
-std::string text_frame(int proto, std::string_view text) {
-    std::string out;
-    if (proto == 3) {
-        out += '=';
-        out += std::to_string(text.size() + 4);
-        out += "\r\ntxt:";
-        out.append(text);
-        out += "\r\n";
-    } else {
-        resp::append_bulk(out, text);
-    }
-    return out;
 }
 
 std::int64_t seconds_since(std::chrono::steady_clock::time_point t,
@@ -135,7 +121,7 @@ std::string session::client_line() const {
 }
 
 void session::client_info() {
-    reply(text_frame(proto_, client_line()));
+    reply(text_frame(client_line(), proto_));
 }
 
 void session::across_clients(std::function<void(session&, std::string&)> visit,
@@ -207,7 +193,7 @@ void session::client_list(std::span<const std::string_view> args) {
                 return;
             out += s.client_line();
         },
-        [proto = proto_](session&, std::string text) { return text_frame(proto, text); });
+        [proto = proto_](session&, std::string text) { return text_frame(text, proto); });
 }
 
 void session::client_kill(std::span<const std::string_view> args) {
