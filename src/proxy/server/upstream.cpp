@@ -233,14 +233,17 @@ void upstream::on_watchdog() {
     const auto patience = patience_of(pending_.front());
     if (patience <= std::chrono::milliseconds{} || patience >= k_longest_patience)
         return;
-    const auto now = std::chrono::steady_clock::now();
-    if (writing_) {
-        // Still sending (a large command over a slow link): the server cannot answer yet.
-        head_since_ = now;
-    } else if (now - head_since_ >= patience) {
+    // Bytes read (head_since_) and, while a write is out, bytes written count as progress: a
+    // large command on a slow link is not a hung server; a write that stopped moving (the
+    // server's buffers full) is.
+    auto last = head_since_;
+    if (writing_)
+        last = std::max(last, write_progress_);
+    if (std::chrono::steady_clock::now() - last >= patience) {
         fail(k_timeout_reason);
         return;
     }
+    head_since_ = last;
     arm_watchdog();  // the head moved (or bytes came) since: wait for the new deadline
 }
 
@@ -286,10 +289,16 @@ void upstream::flush() {
         }
         self->flush();
     };
+    // Each partial write is progress for the reply watchdog (a large command on a slow link);
+    // a write that stops moving is not.
+    auto progress = [self = shared_from_this()](const std::error_code& ec, std::size_t n) {
+        self->write_progress_ = std::chrono::steady_clock::now();
+        return asio::transfer_all()(ec, n);
+    };
     if (tls_)
-        asio::async_write(*tls_, asio::buffer(writing_buf_), std::move(done));
+        asio::async_write(*tls_, asio::buffer(writing_buf_), progress, std::move(done));
     else
-        asio::async_write(socket_, asio::buffer(writing_buf_), std::move(done));
+        asio::async_write(socket_, asio::buffer(writing_buf_), progress, std::move(done));
 }
 
 void upstream::read() {

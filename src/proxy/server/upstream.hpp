@@ -166,7 +166,8 @@ class upstream : public std::enable_shared_from_this<upstream> {
     asio::steady_timer watchdog_;
     bool watchdog_armed_ = false;
     std::uint64_t watchdog_gen_ = 0;  // bumped by every arm: stale handlers do nothing
-    std::chrono::steady_clock::time_point head_since_{};  // the head of pending_ since then
+    std::chrono::steady_clock::time_point head_since_{};      // the head of pending_ since then
+    std::chrono::steady_clock::time_point write_progress_{};  // the last partial write
     resp::frame_scanner scanner_;
     state state_ = state::connecting;
     bool started_ = false;

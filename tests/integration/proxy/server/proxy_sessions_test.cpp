@@ -1,6 +1,7 @@
 // Session semantics: the same bytes get the same replies through the proxy as from Redis itself
 // (transactions, WATCH, RESP2/RESP3), deep pipelines in order, blocking commands.
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <sstream>
 
@@ -542,6 +543,30 @@ TEST_F(proxy_backend_timeout, the_command_after_a_blocking_one_gets_the_backend_
     EXPECT_EQ(c.call({"DEBUG", "SLEEP", "2"}).substr(0, 49),
               "-ERR proxy: the serving backend did not answer in");
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+}
+
+// A hung primary (stopped: its kernel still accepts bytes until the buffers are full) under a
+// stream of writes: the proxy's write stops moving, and that is no progress either.
+TEST_F(proxy_backend_timeout, a_hung_backend_whose_buffers_fill_up_times_out) {
+    raw_conn c(proxy_->port());
+    // Its worker's connection to the primary is up before the primary stops.
+    EXPECT_EQ(c.call({"SET", "warm", "1"}), "+OK\r\n");
+    ASSERT_EQ(::kill(primary_.pid(), SIGSTOP), 0);
+    struct resume {
+        pid_t pid;
+        ~resume() { ::kill(pid, SIGCONT); }
+    } cont{primary_.pid()};
+    // One 128 MB command: the proxy's write of it stops moving once the loopback buffers are
+    // full (tcp_rmem may let the kernel take 32 MB), and stays out until the primary reads.
+    const std::string value(128 << 20, 'v');
+    const std::string pipeline = "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$" +
+                                 std::to_string(value.size()) + "\r\n" + value + "\r\n";
+    c.socket().non_blocking(false);  // raw_conn's reads made it non-blocking: send it all
+    c.send(pipeline);
+    const auto reply = c.frame(std::chrono::seconds(20));
+    ::kill(primary_.pid(), SIGCONT);
+    ASSERT_TRUE(reply.has_value()) << "no reply: the proxy waited for the hung primary";
+    EXPECT_EQ(reply->substr(0, 49), "-ERR proxy: the serving backend did not answer in");
 }
 
 TEST_F(proxy_backend_timeout, blocking_commands_wait_for_their_own_timeout) {
