@@ -36,23 +36,14 @@ std::string format(const asio::generic::stream_protocol::endpoint& ep) {
 
 }  // namespace
 
-std::string client_stream::peer_address() const {
+std::string client_stream::address(bool peer) const {
     std::error_code ec;
     if (const auto* p = std::get_if<plain>(&v_)) {
-        const auto ep = p->remote_endpoint(ec);
+        const auto ep = peer ? p->remote_endpoint(ec) : p->local_endpoint(ec);
         return ec ? std::string{} : format(ep);
     }
-    const auto ep = std::get<tls>(v_).lowest_layer().remote_endpoint(ec);
-    return ec ? std::string{} : format(ep.address(), ep.port());
-}
-
-std::string client_stream::local_address() const {
-    std::error_code ec;
-    if (const auto* p = std::get_if<plain>(&v_)) {
-        const auto ep = p->local_endpoint(ec);
-        return ec ? std::string{} : format(ep);
-    }
-    const auto ep = std::get<tls>(v_).lowest_layer().local_endpoint(ec);
+    const auto& s = std::get<tls>(v_).lowest_layer();
+    const auto ep = peer ? s.remote_endpoint(ec) : s.local_endpoint(ec);
     return ec ? std::string{} : format(ep.address(), ep.port());
 }
 

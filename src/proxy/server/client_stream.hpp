@@ -43,10 +43,12 @@ class client_stream {
 
     // The peer's and the local address as Redis shows them in CLIENT LIST ("1.2.3.4:5",
     // "[::1]:5", "/path/to.sock:0"); empty when unknown (the peer is already gone).
-    [[nodiscard]] std::string peer_address() const;
-    [[nodiscard]] std::string local_address() const;
+    [[nodiscard]] std::string peer_address() const { return address(true); }
+    [[nodiscard]] std::string local_address() const { return address(false); }
 
   private:
+    [[nodiscard]] std::string address(bool peer) const;
+
     std::variant<plain, tls> v_;
 };
 
