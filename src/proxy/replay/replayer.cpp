@@ -20,6 +20,7 @@
 #include <respite/obs/metrics.hpp>
 #include <respite/obs/thread_name.hpp>
 #include <respite/proxy/replayer.hpp>
+#include <respite/proxy/ring.hpp>
 
 #include "dirty_set.hpp"
 #include "lane_scheduler.hpp"
@@ -292,7 +293,12 @@ struct replayer::engine {
     // Every item pushed on `sched` and not yet out of it, by id: window[id - window_base].
     // Scheduler ids are consecutive, so a slot is found without hashing; completed slots leave
     // from the front.
-    std::deque<pending> window;
+    ring<pending> window;
+    // Byte buffers of items that left the queue, reused by the next ones (no allocation per
+    // item in the steady state).
+    static constexpr std::size_t k_spare_data = 1024;
+    static constexpr std::size_t k_spare_data_bytes = 4096;
+    std::vector<std::string> spare_data;
     entry_id window_base = 1;
     std::size_t live_items = 0;         // slots not done
     std::vector<std::size_t> lane_buf;  // lanes_for()'s output
@@ -618,7 +624,8 @@ struct replayer::engine {
             for (const auto& r : rejected)
                 add(r.first);
         }
-        for (const auto& p : window) {
+        for (std::size_t i = 0; i < window.size(); ++i) {
+            const pending& p = window[i];
             if (p.done)
                 continue;
             if (p.global)
@@ -690,7 +697,16 @@ struct replayer::engine {
             std::swap(in, spare);
         }
         std::size_t next_waiter = 0;
-        for (const auto& e : spare.entries) {
+        const auto& entries = spare.entries;
+        const auto prefetch = [&](std::size_t i) {
+            if (i < entries.size() && !entries[i].waiter)
+                prefetch_stripes(spare.keys_of(entries[i]));
+        };
+        for (std::size_t i = 0; i < k_prefetch_ahead; ++i)
+            prefetch(i);
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            const auto& e = entries[i];
+            prefetch(i + k_prefetch_ahead);
             if (!e.waiter) {
                 enqueue(spare, e);
                 continue;
@@ -732,6 +748,10 @@ struct replayer::engine {
             return;
         }
         pending p;
+        if (!spare_data.empty()) {
+            p.data = std::move(spare_data.back());
+            spare_data.pop_back();
+        }
         p.data.assign(box.bytes, e.offset, e.command_bytes + e.key_bytes);
         p.command_bytes = e.command_bytes;
         p.commands = e.commands;
@@ -742,6 +762,16 @@ struct replayer::engine {
         p.global = e.global;
         p.merge = e.merge;
         push_pending(std::move(p));
+    }
+
+    // queued_at is touched at random (a stripe per key) and is mostly out of the cache by the
+    // time an item comes or goes: the loops over many items ask for their stripes ahead.
+    static constexpr std::size_t k_prefetch_ahead = 8;
+    static constexpr std::size_t k_prefetch_call = 64;  // the first items of a call's reply
+    template <class Keys>
+    void prefetch_stripes(const Keys& keys) const noexcept {
+        for (auto k : keys)
+            __builtin_prefetch(&queued_at[stripe_table::stripe_of(k)], 1);
     }
 
     // Schedules an item already counted in the queue.
@@ -934,6 +964,9 @@ struct replayer::engine {
             for (auto s : ids)
                 finish(s.id, outcome::error_reply, r.error().message());
         } else {
+            for (std::size_t i = 0; i < ids.size() && i < k_prefetch_call; ++i)
+                if (const pending* p = find(ids[i].id))
+                    prefetch_stripes(p->keys());
             const auto& reps = *r;
             std::size_t pos = 0;
             // The verdict of the last reply taken: items merged into the command before them
@@ -975,7 +1008,10 @@ struct replayer::engine {
         --live_items;
         release(p);
         finish_item(p, o, why);
-        std::string().swap(p.data);  // the slot may wait a while for older ones
+        // The slot may wait a while for older ones: its bytes go now, to the next item.
+        if (spare_data.size() < k_spare_data && p.data.capacity() <= k_spare_data_bytes)
+            spare_data.push_back(std::move(p.data));
+        std::string().swap(p.data);
         while (!window.empty() && window.front().done) {
             window.pop_front();
             ++window_base;
@@ -1501,7 +1537,8 @@ struct replayer::engine {
         }
         for (auto& w : rest.waiters)
             fns.push_back(std::move(w.fn));
-        for (const auto& p : window) {
+        for (std::size_t i = 0; i < window.size(); ++i) {
+            const pending& p = window[i];
             if (p.done)
                 continue;
             ++n;

@@ -85,6 +85,21 @@ bool is_library_write(std::string_view name) noexcept {
 // Appends the keys a write touches (for PUBLISH/SPUBLISH the channel, which orders its
 // messages; for library writes k_library_key); false when it names none (it is then ordered
 // against every lane).
+// Key strings of finished writes, reused by the next ones of this worker thread: most keys
+// are longer than a std::string holds inline, so each write would allocate and free them.
+constexpr std::size_t k_spare_keys = 1024;
+constexpr std::size_t k_spare_key_bytes = 256;
+thread_local std::vector<std::string> spare_keys;
+
+std::string take_key_buffer(std::string_view key) {
+    if (spare_keys.empty())
+        return std::string(key);
+    std::string s = std::move(spare_keys.back());
+    spare_keys.pop_back();
+    s.assign(key);
+    return s;
+}
+
 bool append_keys(const shared_state& st, const command_class& c,
                  std::span<const std::string_view> args, std::vector<std::string>& keys) {
     thread_local std::vector<std::size_t> positions;
@@ -99,7 +114,7 @@ bool append_keys(const shared_state& st, const command_class& c,
         return true;
     }
     for (auto i : positions)
-        keys.emplace_back(args[i]);
+        keys.push_back(take_key_buffer(args[i]));
     return !positions.empty();
 }
 
@@ -142,6 +157,13 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
 }
 
 }  // namespace
+
+void recycle_keys(std::vector<std::string>& keys) {
+    for (auto& k : keys)
+        if (spare_keys.size() < k_spare_keys && k.capacity() <= k_spare_key_bytes)
+            spare_keys.push_back(std::move(k));
+    keys.clear();
+}
 
 std::expected<void, std::string> start_follow(shared_state& st) {
     if (!st.has_secondary())

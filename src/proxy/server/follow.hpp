@@ -43,6 +43,9 @@ void follow_transaction(shared_state& st, side serving,
                         const std::vector<std::vector<std::string>>& queued,
                         const std::vector<std::string>& keys, bool global, std::string_view frame,
                         int protocol);
+// Empties a finished write's key list, keeping the strings' buffers for this thread's next
+// writes (follow_begin's keys).
+void recycle_keys(std::vector<std::string>& keys);
 // The write failed before a reply: `outcome_unknown` when it may have run.
 void follow_abandon(shared_state& st, side serving, const std::vector<std::string>& keys,
                     bool global, bool outcome_unknown);

@@ -780,7 +780,7 @@ void session::recycle_ctx(std::unique_ptr<slot_ctx> ctx) {
     ctx->serving = side::primary;
     ctx->args.clear();
     ctx->request.clear();
-    ctx->keys.clear();
+    recycle_keys(ctx->keys);
     ctx->followed = ctx->global = ctx->verbatim = ctx->redirectable = false;
     ctx->merge = {};
     ctx->queued.clear();

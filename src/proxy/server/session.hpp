@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <set>
@@ -23,6 +22,7 @@
 
 #include "classify.hpp"
 #include "client_stream.hpp"
+#include <respite/proxy/ring.hpp>
 #include "upstream.hpp"
 #include "worker.hpp"
 
@@ -240,7 +240,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::string writing_;
     bool write_in_progress_ = false;
     bool flush_deferred_ = false;  // queued in the worker's deferred flush
-    std::deque<slot> slots_;
+    ring<slot> slots_;
     std::vector<std::unique_ptr<slot_ctx>> ctx_pool_;  // finished contexts, for reuse
     std::uint64_t head_seq_ = 0;
     std::uint64_t next_seq_ = 0;

@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <span>
@@ -21,6 +20,8 @@
 #include <respite/client/config.hpp>
 #include <respite/resp/frame_scanner.hpp>
 #include <respite/resp/limits.hpp>
+
+#include <respite/proxy/ring.hpp>
 
 namespace respite::proxy::server {
 
@@ -179,7 +180,7 @@ class upstream : public std::enable_shared_from_this<upstream> {
     std::string in_;
     std::size_t in_start_ = 0;  // first unconsumed byte
     std::size_t in_len_ = 0;    // bytes read into in_
-    std::deque<waiter> pending_;
+    ring<waiter> pending_;
     std::size_t handshake_left_ = 0;
     std::int64_t client_id_ = 0;
     std::function<void(std::string_view)> on_push_;
