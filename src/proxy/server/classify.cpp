@@ -172,4 +172,36 @@ command_class classifier::operator()(std::span<const std::string_view> args) con
     return cache_[i];
 }
 
+std::string backend_wide_command(std::span<const std::string_view> args) {
+    if (args.empty())
+        return {};
+    const auto name = args[0];
+    switch (name.size()) {  // most commands leave here without a comparison
+        case 4:
+        case 5:
+        case 6:
+        case 7:
+        case 8:
+        case 9:
+            break;
+        default:
+            return {};
+    }
+    for (std::string_view whole : {"shutdown", "failover", "replicaof", "slaveof", "sync", "psync"})
+        if (iequals(name, whole))
+            return std::string(whole);
+    if (iequals(name, "client") && args.size() > 1 &&
+        (iequals(args[1], "pause") || iequals(args[1], "unpause")))
+        return iequals(args[1], "pause") ? "client|pause" : "client|unpause";
+    if (iequals(name, "debug")) {
+        if (args.size() < 2)
+            return {};  // Redis answers the arity error
+        for (std::string_view safe : {"digest", "digest-value", "object", "protocol", "help"})
+            if (iequals(args[1], safe))
+                return {};
+        return "debug";
+    }
+    return {};
+}
+
 }  // namespace respite::proxy::server

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -34,6 +35,14 @@ struct command_class {
 };
 
 command_class classify(std::span<const std::string_view> args, const commands::command_table& t);
+
+// Commands that act on the backend server as a whole, not on data or on this client: they
+// stop it (SHUTDOWN), re-point or hand it over (REPLICAOF, SLAVEOF, FAILOVER, SYNC, PSYNC),
+// pause every client on it (CLIENT PAUSE/UNPAUSE: the proxy's own connections and follower
+// too) or make it sleep, crash or reload (DEBUG, except its read-only subcommands DIGEST,
+// DIGEST-VALUE, OBJECT, PROTOCOL and HELP). Their display name (`shutdown`, `client|pause`,
+// `debug`); empty for every other command.
+std::string backend_wide_command(std::span<const std::string_view> args);
 
 // classify() with the answer precomputed per table entry: one hashed lookup per command on the
 // hot path. Commands whose route depends on their arguments (INFO, XREAD, XREADGROUP) and

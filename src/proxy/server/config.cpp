@@ -102,8 +102,10 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--password", password, "Password clients must AUTH with (user default)");
     app.add_option("--user", users, "Client user name:password (repeatable)");
     app.add_option("--admin-user", cfg.admin_users,
-                   "User allowed to change the proxy with PROXY commands (repeatable; default: "
-                   "every user)");
+                   "User allowed to change the proxy with PROXY commands and CLIENT KILL "
+                   "(repeatable; default: every user), and the only users who may send "
+                   "commands on the whole backend server (SHUTDOWN, CLIENT PAUSE, DEBUG SLEEP "
+                   "...; default: nobody)");
     app.add_option("--tls-cert", cfg.tls_cert_file, "Client-facing TLS certificate (PEM)");
     app.add_option("--tls-key", cfg.tls_key_file, "Client-facing TLS key (PEM)");
     app.add_option("--tls-client-ca", cfg.tls_client_ca_file,

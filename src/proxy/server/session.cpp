@@ -563,6 +563,19 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
             return true;
         }
     }
+    // A command that acts on the backend server as a whole (SHUTDOWN, CLIENT PAUSE, DEBUG
+    // SLEEP, REPLICAOF ...) would stop, pause or re-point the server every other client and the
+    // proxy's own connections use: only users named by --admin-user may send it through.
+    if (const auto what = backend_wide_command(args); !what.empty() && !named_admin())
+        [[unlikely]] {
+        if (in_multi_)
+            multi_failed_ = true;  // EXEC aborts, as after a command Redis refuses
+        reply_error("ERR proxy: '" + what +
+                    "' acts on the backend server behind the proxy, which other clients and the "
+                    "proxy's own connections use; refused (run it on the backend directly, or "
+                    "as a user named by --admin-user)");
+        return true;
+    }
     // PROXY acts on the proxy at once: inside a transaction it would run before EXEC (or
     // despite DISCARD). Refused, and the transaction aborts like after a command Redis refuses.
     if (in_multi_ && iequals(name, "proxy")) {

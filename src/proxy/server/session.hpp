@@ -18,11 +18,11 @@
 #include <respite/cluster/slot_map.hpp>
 #include <respite/proxy/every_master.hpp>
 #include <respite/proxy/merge_hint.hpp>
+#include <respite/proxy/ring.hpp>
 #include <respite/resp/request_parser.hpp>
 
 #include "classify.hpp"
 #include "client_stream.hpp"
-#include <respite/proxy/ring.hpp>
 #include "upstream.hpp"
 #include "worker.hpp"
 
@@ -208,6 +208,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
 
     // No --admin-user is named, or this session's user is one of them.
     [[nodiscard]] bool is_admin() const;
+    // This session's user is named by --admin-user (none named: nobody is).
+    [[nodiscard]] bool named_admin() const;
     // CLIENT LIST, CLIENT KILL, CLIENT INFO (session_clients.cpp).
     void client_list(std::span<const std::string_view> args);
     void client_kill(std::span<const std::string_view> args);

@@ -616,9 +616,12 @@ void session::deliver_push(std::string_view resp3_push) {
     defer_write();
 }
 
+bool session::named_admin() const {
+    return std::ranges::find(st_.cfg.admin_users, user()) != st_.cfg.admin_users.end();
+}
+
 bool session::is_admin() const {
-    return st_.cfg.admin_users.empty() ||
-           std::ranges::find(st_.cfg.admin_users, user_) != st_.cfg.admin_users.end();
+    return st_.cfg.admin_users.empty() || named_admin();
 }
 
 void session::handle_proxy_command(std::span<const std::string_view> args) {

@@ -430,6 +430,60 @@ TEST_F(proxy_bad_input, only_admin_users_change_the_proxy) {
     EXPECT_EQ(ops.call({"PROXY", "MODE", "SET", "primary-only"}).substr(0, 7), "-NOPERM");
 }
 
+TEST_F(proxy_bad_input, commands_on_the_whole_backend_server_are_for_named_admin_users) {
+    // SHUTDOWN through the proxy stopped the primary every client uses; CLIENT PAUSE paused the
+    // proxy's own connections (and its follower); DEBUG SLEEP froze the backend for everyone.
+    start_primary_only([](proxy::proxy_config& cfg) {
+        cfg.users = {{"default", "pw"}, {"ops", "opw"}};
+        cfg.admin_users = {"ops"};
+    });
+    ASSERT_EQ(primary_.cli({"SET", "bw:k", "v"}), "OK");
+    raw_conn app(proxy_->port());
+    EXPECT_EQ(app.call({"AUTH", "pw"}), "+OK\r\n");
+    const auto refused = [&](std::initializer_list<std::string_view> cmd, std::string_view what) {
+        const auto r = app.call(cmd);
+        EXPECT_EQ(r.substr(0, 19 + what.size()), "-ERR proxy: '" + std::string(what) + "' acts")
+            << r;
+    };
+    refused({"SHUTDOWN", "NOSAVE"}, "shutdown");
+    refused({"shutdown"}, "shutdown");
+    refused({"CLIENT", "PAUSE", "10000"}, "client|pause");
+    refused({"client", "unpause"}, "client|unpause");
+    refused({"DEBUG", "SLEEP", "5"}, "debug");
+    refused({"DEBUG", "RELOAD"}, "debug");
+    refused({"REPLICAOF", "127.0.0.1", "1"}, "replicaof");
+    refused({"SLAVEOF", "NO", "ONE"}, "slaveof");
+    refused({"FAILOVER"}, "failover");
+    refused({"PSYNC", "?", "-1"}, "psync");
+    // The backend is up, not paused, still a master.
+    EXPECT_EQ(primary_.cli({"PING"}), "PONG");
+    EXPECT_NE(primary_.cli({"INFO", "replication"}).find("role:master"), std::string::npos);
+    EXPECT_EQ(app.call({"GET", "bw:k"}), "$1\r\nv\r\n");
+    // DEBUG's read-only subcommands go through.
+    EXPECT_EQ(app.call({"DEBUG", "DIGEST-VALUE", "bw:k"}),
+              "*1\r\n+" + primary_.cli({"DEBUG", "DIGEST-VALUE", "bw:k"}) + "\r\n");
+    // Inside MULTI: refused, and EXEC aborts (queued, it would run on the backend).
+    EXPECT_EQ(app.call({"MULTI"}), "+OK\r\n");
+    refused({"CLIENT", "PAUSE", "10000"}, "client|pause");
+    EXPECT_EQ(app.call({"EXEC"}),
+              "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    // A user named by --admin-user sends them on.
+    raw_conn ops(proxy_->port());
+    EXPECT_EQ(ops.call({"AUTH", "ops", "opw"}), "+OK\r\n");
+    EXPECT_EQ(ops.call({"DEBUG", "SLEEP", "0"}), "+OK\r\n");
+    EXPECT_EQ(ops.call({"CLIENT", "UNPAUSE"}), "+OK\r\n");
+    expect_serving("backend-wide commands", "pw");
+}
+
+TEST_F(proxy_bad_input, without_a_named_admin_user_nobody_sends_backend_wide_commands) {
+    start_primary_only();
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"DEBUG", "SLEEP", "0"}).substr(0, 20), "-ERR proxy: 'debug' ");
+    EXPECT_EQ(c.call({"SHUTDOWN"}).substr(0, 23), "-ERR proxy: 'shutdown' ");
+    EXPECT_EQ(primary_.cli({"PING"}), "PONG");
+    EXPECT_EQ(c.call({"DEBUG", "OBJECT", "nokey"}), "-ERR no such key\r\n");
+}
+
 TEST_F(proxy_bad_input, before_auth_requests_are_small) {
     // As Redis: until AUTH, at most 10 arguments of at most 16 KiB. Before, a client without the
     // password could make the proxy buffer a 512 MB argument (per connection).

@@ -127,3 +127,40 @@ TEST(proxy_classifier, the_cache_agrees_with_the_full_classification_for_every_c
 
 }  // namespace
 }  // namespace respite::proxy::server
+
+namespace respite::proxy::server {
+namespace {
+
+TEST(proxy_classify, backend_wide_commands_are_named_and_the_rest_are_not) {
+    const auto named = [](std::vector<std::string_view> args) {
+        return backend_wide_command(args);
+    };
+    EXPECT_EQ(named({"SHUTDOWN"}), "shutdown");
+    EXPECT_EQ(named({"shutdown", "NOSAVE"}), "shutdown");
+    EXPECT_EQ(named({"Client", "Pause", "100"}), "client|pause");
+    EXPECT_EQ(named({"CLIENT", "UNPAUSE"}), "client|unpause");
+    EXPECT_EQ(named({"DEBUG", "SLEEP", "1"}), "debug");
+    EXPECT_EQ(named({"DEBUG", "SEGFAULT"}), "debug");
+    EXPECT_EQ(named({"REPLICAOF", "h", "1"}), "replicaof");
+    EXPECT_EQ(named({"SLAVEOF", "NO", "ONE"}), "slaveof");
+    EXPECT_EQ(named({"FAILOVER"}), "failover");
+    EXPECT_EQ(named({"SYNC"}), "sync");
+    EXPECT_EQ(named({"PSYNC", "?", "-1"}), "psync");
+    // Reads, data writes and this client's own state pass.
+    for (std::vector<std::string_view> args : {std::vector<std::string_view>{"DEBUG", "DIGEST"},
+                                               {"debug", "digest-value", "k"},
+                                               {"DEBUG", "OBJECT", "k"},
+                                               {"DEBUG"},
+                                               {"CLIENT", "LIST"},
+                                               {"CLIENT", "SETNAME", "pause"},
+                                               {"CLIENT"},
+                                               {"SET", "shutdown", "v"},
+                                               {"GET", "k"},
+                                               {"FLUSHALL"},
+                                               {"CONFIG", "GET", "maxmemory"},
+                                               {}})
+        EXPECT_EQ(named(args), "") << (args.empty() ? "" : args[0]);
+}
+
+}  // namespace
+}  // namespace respite::proxy::server
