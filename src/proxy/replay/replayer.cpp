@@ -315,7 +315,8 @@ struct replayer::engine {
         entry_id id;
         std::uint32_t replies;
     };
-    replay::merge_run run;  // send()'s, kept for its buffers' capacity
+    replay::merge_run run;            // send()'s, kept for its buffers' capacity
+    bool renamed_merges_off = false;  // the target refused a renamed merge (check_merge_refused)
     struct lane_state {
         std::shared_ptr<backend> be;
         std::uint64_t epoch = 0;   // bumped when the lane fails: later completions are stale
@@ -885,7 +886,8 @@ struct replayer::engine {
                 issue(l, true, std::move(tx), {{id, 0}});
                 continue;
             }
-            if (p.commands == 1 && p.merge.head != 0) {
+            if (p.commands == 1 && p.merge.head != 0 &&
+                !(renamed_merges_off && !p.merge.rename.empty())) {
                 const std::uint32_t slot_group = merge_group(p);
                 const bool joined = !run.empty() && run.add(p.command_text(), p.merge.head,
                                                             p.merge.rename, slot_group);
@@ -910,6 +912,26 @@ struct replayer::engine {
             settle();
             run_waiters();
         }
+    }
+
+    // An item merged into a renamed command (SET -> MSET) shares that command's error. When the
+    // target refuses the command itself (its ACL lacks MSET: NOPERM; a server without it),
+    // every merge would fail and turn its keys dirty: renamed merges stop for this replayer
+    // and the writes go as they came.
+    void check_merge_refused(entry_id id, std::string_view why) {
+        if (renamed_merges_off)
+            return;
+        const pending* p = find(id);
+        if (p == nullptr || p->merge.rename.empty())
+            return;
+        if (!why.starts_with("NOPERM") && !why.starts_with("ERR unknown command"))
+            return;
+        renamed_merges_off = true;
+        obs::log().warn(
+            "replay_merge_refused command={} error=\"{}\" (the target refuses the merged "
+            "command: writes are sent one by one from now on; allow it to the follower's user "
+            "to merge again after a restart)",
+            p->merge.rename, why);
     }
 
     // Renamed merges join different keys: on a cluster target only within one hash slot
@@ -975,6 +997,8 @@ struct replayer::engine {
             std::string_view last_why = "short reply";
             for (auto s : ids) {
                 if (s.replies == 0 && !atomic) {
+                    if (last == outcome::error_reply)
+                        check_merge_refused(s.id, last_why);
                     finish(s.id, last, last_why);
                     continue;
                 }

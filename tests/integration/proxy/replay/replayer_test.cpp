@@ -80,8 +80,14 @@ struct pair_of_servers : ::testing::Test {
         return cfg;
     }
 
+    std::string secondary_user;  // the follower's ACL user on the secondary (password "pw")
+
     void start(replayer_config cfg) {
         auto secondary_cfg = config_for(secondary_server);
+        if (!secondary_user.empty()) {
+            secondary_cfg.connection.username = secondary_user;
+            secondary_cfg.connection.password = "pw";
+        }
         secondary_cfg.connections = 1;
         secondary_cfg.connection.command_timeout = secondary_timeout;
         // A write parked during an outage would land after a restart that lost the secondary's
@@ -558,6 +564,51 @@ TEST_F(pair_of_servers, merged_writes_apply_the_sequence) {
         static_cast<std::uint64_t>(calls("set") + calls("mset") + calls("rpush") + calls("hset")) +
             s.merged + s.superseded,
         static_cast<std::uint64_t>(n) + 1);
+}
+
+// The secondary's ACL lets the follower's user SET but not MSET: the first merged writes fail
+// (their keys are copied), then the follower stops renaming merges instead of failing every one.
+TEST_F(pair_of_servers, a_refused_merged_command_stops_those_merges) {
+    ASSERT_EQ(
+        secondary_server.cli({"ACL", "SETUSER", "follower", "on", ">pw", "~*", "+@all", "-mset"}),
+        "OK");
+    secondary_user = "follower";
+    start(fast_config());
+    std::atomic<int> replied{0};
+    int sent = 0;
+    const auto pipeline = [&](int n) {
+        for (int i = 0; i < n; ++i, ++sent) {
+            const std::string key = "m:" + std::to_string(sent);
+            std::string_view kv[] = {key};
+            rep->begin_write(kv, 7);
+            client::request r;
+            r.push_args(std::vector<std::string>{"SET", key, std::to_string(sent)});
+            std::string bytes(r.payload());
+            primary->exec(std::move(r), [this, &replied, key,
+                                         bytes = std::move(bytes)](client::result<replies> res) {
+                std::string_view k[] = {key};
+                if (res && !(*res)[0].is_error())
+                    rep->submit_command(bytes, k, false, merge_hint{1, "MSET"});
+                else
+                    rep->abandon(k, true);
+                ++replied;
+            });
+        }
+    };
+    pipeline(1000);
+    ASSERT_TRUE(eventually([&] { return replied == sent; }));
+    expect_equal();
+    const auto first = rep->snapshot();
+    ASSERT_GE(first.failed, 2u) << "no merged MSET was refused: the test did not test it";
+    EXPECT_EQ(secondary_calls("mset"), 0);
+    // From now on: plain SETs, none refused, nothing merged.
+    pipeline(2000);
+    ASSERT_TRUE(eventually([&] { return replied == sent; }));
+    expect_equal();
+    const auto second = rep->snapshot();
+    EXPECT_EQ(second.failed, first.failed);
+    EXPECT_EQ(second.merged, first.merged);
+    EXPECT_GE(secondary_calls("set"), 2000);
 }
 
 // A key marked dirty while writes of it wait in the queue: they are not sent (the key's copy
