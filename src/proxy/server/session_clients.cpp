@@ -10,6 +10,9 @@
 #include <charconv>
 #include <mutex>
 #include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include <asio/post.hpp>
 
@@ -24,6 +27,28 @@ namespace respite::proxy::server {
 using client::iequals;
 
 namespace {
+
+// CLIENT LIST lines ("id=<n> addr=...\n") gathered worker by worker, in id order as Redis
+// lists them (oldest connection first).
+std::string by_client_id(const std::string& text) {
+    std::vector<std::pair<std::uint64_t, std::string_view>> lines;
+    std::string_view rest(text);
+    while (!rest.empty()) {
+        const auto nl = rest.find('\n');
+        const auto line = rest.substr(0, nl == std::string_view::npos ? rest.size() : nl + 1);
+        rest.remove_prefix(line.size());
+        std::uint64_t id = 0;
+        if (line.starts_with("id="))
+            std::from_chars(line.data() + 3, line.data() + line.size(), id);
+        lines.emplace_back(id, line);
+    }
+    std::ranges::stable_sort(lines, {}, &std::pair<std::uint64_t, std::string_view>::first);
+    std::string out;
+    out.reserve(text.size());
+    for (const auto& l : lines)
+        out += l.second;
+    return out;
+}
 
 enum class client_type : std::uint8_t { normal, pubsub, replica, master };
 
@@ -193,7 +218,9 @@ void session::client_list(std::span<const std::string_view> args) {
                 return;
             out += s.client_line();
         },
-        [proto = proto_](session&, std::string text) { return text_frame(text, proto); });
+        [proto = proto_](session&, std::string text) {
+            return text_frame(by_client_id(text), proto);
+        });
 }
 
 void session::client_kill(std::span<const std::string_view> args) {

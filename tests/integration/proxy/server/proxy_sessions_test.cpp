@@ -411,6 +411,13 @@ TEST_F(proxy_sessions, client_list_and_kill_are_about_the_proxys_clients) {
     // Nothing of the backend: not its port, not the proxy's upstream connections.
     EXPECT_EQ(list.find(":" + std::to_string(primary_.port())), std::string::npos) << list;
     EXPECT_EQ(std::ranges::count(list, '\n'), 4) << list;
+    // Oldest first, as Redis lists them (the workers' parts are merged by id).
+    std::vector<std::uint64_t> ids;
+    for (std::size_t at = 0; (at = list.find("id=", at)) != std::string::npos; at += 3)
+        if (at == 0 || list[at - 1] == '\n')
+            ids.push_back(std::stoull(list.substr(at + 3)));
+    EXPECT_EQ(ids.size(), 4u) << list;
+    EXPECT_TRUE(std::ranges::is_sorted(ids)) << list;
 
     // Filters.
     const auto pubsub = text_of(admin.call({"CLIENT", "LIST", "TYPE", "pubsub"}));
