@@ -94,8 +94,11 @@ bool is_literal(std::string_view v) {
             return false;
         }
     }
-    // JSON has no leading zeros ("007" stays a string).
+    // JSON has no leading zeros ("007" stays a string). An integer of more than 15 digits
+    // stays a string too: JavaScript and other double-based readers would round it (2^53).
     const auto body = v.substr(v.starts_with('-') ? 1 : 0);
+    if (!dot && body.size() > 15)
+        return false;
     return digits && !(body.size() > 1 && body[0] == '0' && body[1] != '.');
 }
 

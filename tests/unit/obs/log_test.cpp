@@ -106,7 +106,7 @@ nlohmann::json parsed(std::string_view message) {
 TEST(json_log, fields_become_json_fields) {
     const auto j = parsed(
         "proxy upstream_failed reason=\"reply timeout\" pending=2 connected=true lag=0.25 "
-        "id=007 neg=-3");
+        "id=007 neg=-3 big=18446744073709551615 edge=999999999999999");
     EXPECT_EQ(j["ts"], "2026-11-22T10:00:00.000Z");
     EXPECT_EQ(j["level"], "warn");
     EXPECT_EQ(j["event"], "proxy upstream_failed");
@@ -116,6 +116,9 @@ TEST(json_log, fields_become_json_fields) {
     EXPECT_DOUBLE_EQ(j["lag"].get<double>(), 0.25);
     EXPECT_EQ(j["id"], "007");  // no leading zeros in JSON numbers: a string
     EXPECT_EQ(j["neg"], -3);
+    // Integers beyond what a double holds exactly stay strings (JavaScript would round them).
+    EXPECT_EQ(j["big"], "18446744073709551615");
+    EXPECT_EQ(j["edge"], 999999999999999);
     EXPECT_FALSE(j.contains("note"));
 }
 
