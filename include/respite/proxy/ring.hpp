@@ -1,18 +1,28 @@
-// ring: a FIFO with random access over one power-of-two array that grows by doubling and never
-// shrinks. The per-command queues of a connection (a session's reply slots, an upstream's
-// waiters) push and pop one entry per command; std::deque allocates and frees a block every
-// few entries there, this allocates only while the queue reaches a new depth.
+// ring: a FIFO with random access over one power-of-two array that grows by doubling. The
+// per-command queues of a connection (a session's reply slots, an upstream's waiters) and the
+// follower's window push and pop one entry per command; std::deque allocates and frees a block
+// every few entries there, this allocates only while the queue reaches a new depth. A ring that
+// empties while holding more than k_keep entries' room gives it back (a client that once
+// pipelined thousands of commands does not keep that memory while it stays connected).
+// Growing moves the elements: unlike std::deque, references to them do not survive a push_back.
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <new>
+#include <type_traits>
 #include <utility>
 
 namespace respite::proxy {
 
 template <typename T>
 class ring {
+    static_assert(std::is_nothrow_move_constructible_v<T>,
+                  "ring moves its elements when it grows: their moves must not throw");
+
   public:
+    static constexpr std::size_t k_keep = 1024;  // room kept when it empties
+
     ring() = default;
     ring(const ring&) = delete;
     ring& operator=(const ring&) = delete;
@@ -45,26 +55,31 @@ class ring {
     void push_back(T v) {
         if (size_ == cap_)
             grow();
-        ::new (static_cast<void*>(slot(size_))) T(std::move(v));
+        ::new (static_cast<void*>(raw(size_))) T(std::move(v));
         ++size_;
     }
     void pop_front() noexcept {
         std::destroy_at(&at(0));
         head_ = (head_ + 1) & (cap_ - 1);
-        --size_;
+        if (--size_ == 0) {
+            head_ = 0;
+            if (cap_ > k_keep) {
+                store_.reset();
+                cap_ = 0;
+            }
+        }
     }
     void clear() noexcept {
         while (!empty())
             pop_front();
-        head_ = 0;
     }
 
   private:
-    T* slot(std::size_t i) noexcept {
-        return std::launder(reinterpret_cast<T*>(store_.get()) + ((head_ + i) & (cap_ - 1)));
+    // The storage of entry i (counted from the front), object or not.
+    T* raw(std::size_t i) const noexcept {
+        return reinterpret_cast<T*>(store_.get()) + ((head_ + i) & (cap_ - 1));
     }
-    T& at(std::size_t i) noexcept { return *slot(i); }
-    const T& at(std::size_t i) const noexcept { return *const_cast<ring*>(this)->slot(i); }
+    T& at(std::size_t i) const noexcept { return *std::launder(raw(i)); }
 
     void grow() {
         const std::size_t cap = cap_ == 0 ? 16 : cap_ * 2;

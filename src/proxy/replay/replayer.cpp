@@ -924,7 +924,12 @@ struct replayer::engine {
         const pending* p = find(id);
         if (p == nullptr || p->merge.rename.empty())
             return;
-        if (!why.starts_with("NOPERM") && !why.starts_with("ERR unknown command"))
+        // The command itself, not a key outside the user's patterns ("... to access one of
+        // the keys ..."), which a single SET would meet as well.
+        const bool command_refused =
+            (why.starts_with("NOPERM") && why.find("to run the") != std::string_view::npos) ||
+            why.starts_with("ERR unknown command");
+        if (!command_refused)
             return;
         renamed_merges_off = true;
         obs::log().warn(

@@ -172,36 +172,90 @@ command_class classifier::operator()(std::span<const std::string_view> args) con
     return cache_[i];
 }
 
+namespace {
+
+// The first of `names` that `arg` is (case-insensitive); empty when none.
+template <std::size_t N>
+std::string_view one_of(std::string_view arg, const std::string_view (&names)[N]) {
+    for (auto n : names)
+        if (iequals(arg, n))
+            return n;
+    return {};
+}
+
+}  // namespace
+
 std::string backend_wide_command(std::span<const std::string_view> args) {
     if (args.empty())
         return {};
     const auto name = args[0];
-    switch (name.size()) {  // most commands leave here without a comparison
+    const auto sub = args.size() > 1 ? args[1] : std::string_view{};
+    const auto with_sub = [&](std::string_view cmd, std::string_view s) {
+        return s.empty() ? std::string{} : std::string(cmd) + "|" + std::string(s);
+    };
+    // By the name's length, so that most commands leave after one or two comparisons.
+    switch (name.size()) {
+        case 3:
+            if (iequals(name, "acl")) {
+                static constexpr std::string_view subs[] = {"setuser", "deluser", "load"};
+                return with_sub("acl", one_of(sub, subs));
+            }
+            return {};
         case 4:
+            if (iequals(name, "save") || iequals(name, "sync"))
+                return iequals(name, "save") ? "save" : "sync";
+            return {};
         case 5:
+            if (iequals(name, "psync"))
+                return "psync";
+            if (iequals(name, "debug")) {
+                if (args.size() < 2)
+                    return {};  // Redis answers the arity error
+                // Per key or about the protocol; DIGEST (the whole dataset) is not.
+                static constexpr std::string_view safe[] = {"digest-value", "object", "protocol",
+                                                            "help"};
+                return one_of(sub, safe).empty() ? "debug" : "";
+            }
+            return {};
         case 6:
+            if (iequals(name, "client")) {
+                static constexpr std::string_view subs[] = {"pause", "unpause"};
+                return with_sub("client", one_of(sub, subs));
+            }
+            if (iequals(name, "module")) {
+                static constexpr std::string_view subs[] = {"load", "loadex", "unload"};
+                return with_sub("module", one_of(sub, subs));
+            }
+            if (iequals(name, "config") && iequals(sub, "set")) {
+                // Where the backend listens: the proxy's own connections would lose it.
+                static constexpr std::string_view params[] = {"port", "bind", "tls-port",
+                                                              "unixsocket"};
+                for (std::size_t i = 2; i < args.size(); i += 2)
+                    if (const auto p = one_of(args[i], params); !p.empty())
+                        return "config|set " + std::string(p);
+            }
+            return {};
         case 7:
+            if (iequals(name, "slaveof"))
+                return "slaveof";
+            if (iequals(name, "cluster")) {
+                static constexpr std::string_view subs[] = {
+                    "failover", "reset",         "forget",     "meet",
+                    "addslots", "addslotsrange", "delslots",   "delslotsrange",
+                    "setslot",  "replicate",     "flushslots", "set-config-epoch",
+                    "bumpepoch"};
+                return with_sub("cluster", one_of(sub, subs));
+            }
+            return {};
         case 8:
+            if (iequals(name, "shutdown") || iequals(name, "failover"))
+                return iequals(name, "shutdown") ? "shutdown" : "failover";
+            return {};
         case 9:
-            break;
+            return iequals(name, "replicaof") ? "replicaof" : "";
         default:
             return {};
     }
-    for (std::string_view whole : {"shutdown", "failover", "replicaof", "slaveof", "sync", "psync"})
-        if (iequals(name, whole))
-            return std::string(whole);
-    if (iequals(name, "client") && args.size() > 1 &&
-        (iequals(args[1], "pause") || iequals(args[1], "unpause")))
-        return iequals(args[1], "pause") ? "client|pause" : "client|unpause";
-    if (iequals(name, "debug")) {
-        if (args.size() < 2)
-            return {};  // Redis answers the arity error
-        for (std::string_view safe : {"digest", "digest-value", "object", "protocol", "help"})
-            if (iequals(args[1], safe))
-                return {};
-        return "debug";
-    }
-    return {};
 }
 
 }  // namespace respite::proxy::server

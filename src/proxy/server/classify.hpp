@@ -37,11 +37,13 @@ struct command_class {
 command_class classify(std::span<const std::string_view> args, const commands::command_table& t);
 
 // Commands that act on the backend server as a whole, not on data or on this client: they
-// stop it (SHUTDOWN), re-point or hand it over (REPLICAOF, SLAVEOF, FAILOVER, SYNC, PSYNC),
-// pause every client on it (CLIENT PAUSE/UNPAUSE: the proxy's own connections and follower
-// too) or make it sleep, crash or reload (DEBUG, except its read-only subcommands DIGEST,
-// DIGEST-VALUE, OBJECT, PROTOCOL and HELP). Their display name (`shutdown`, `client|pause`,
-// `debug`); empty for every other command.
+// stop it (SHUTDOWN), re-point, hand over or reshape it (REPLICAOF, SLAVEOF, FAILOVER, SYNC,
+// PSYNC, CLUSTER FAILOVER/RESET/MEET/FORGET/…SLOTS/SETSLOT/REPLICATE/…EPOCH), pause every
+// client on it (CLIENT PAUSE/UNPAUSE: the proxy's own connections and follower too), block it
+// (SAVE; DEBUG except the per-key or protocol subcommands DIGEST-VALUE, OBJECT, PROTOCOL, HELP),
+// change who may use it (ACL SETUSER/DELUSER/LOAD), load code into it (MODULE LOAD/LOADEX/
+// UNLOAD) or move where it listens (CONFIG SET port/bind/tls-port/unixsocket). Their display
+// name (`shutdown`, `client|pause`, `debug`, `config|set port`); empty for every other command.
 std::string backend_wide_command(std::span<const std::string_view> args);
 
 // classify() with the answer precomputed per table entry: one hashed lookup per command on the

@@ -82,9 +82,6 @@ bool is_library_write(std::string_view name) noexcept {
            name == "function|delete" || name == "function|flush" || name == "function|restore";
 }
 
-// Appends the keys a write touches (for PUBLISH/SPUBLISH the channel, which orders its
-// messages; for library writes k_library_key); false when it names none (it is then ordered
-// against every lane).
 // Key strings of finished writes, reused by the next ones of this worker thread: most keys
 // are longer than a std::string holds inline, so each write would allocate and free them.
 constexpr std::size_t k_spare_keys = 1024;
@@ -100,6 +97,9 @@ std::string take_key_buffer(std::string_view key) {
     return s;
 }
 
+// Appends the keys a write touches (for PUBLISH/SPUBLISH the channel, which orders its
+// messages; for library writes k_library_key); false when it names none (it is then ordered
+// against every lane).
 bool append_keys(const shared_state& st, const command_class& c,
                  std::span<const std::string_view> args, std::vector<std::string>& keys) {
     thread_local std::vector<std::size_t> positions;

@@ -28,9 +28,10 @@ using client::iequals;
 
 namespace {
 
-// CLIENT LIST lines ("id=<n> addr=...\n") gathered worker by worker, in id order as Redis
-// lists them (oldest connection first).
-std::string by_client_id(const std::string& text) {
+// CLIENT LIST lines ("id=<n> addr=...\n") gathered worker by worker, in the order Redis lists
+// them: oldest connection first (by id), or for CLIENT LIST ID the order of the ids asked for
+// (`order`, repeats included).
+std::string by_client_id(const std::string& text, const std::vector<std::uint64_t>& order) {
     std::vector<std::pair<std::uint64_t, std::string_view>> lines;
     std::string_view rest(text);
     while (!rest.empty()) {
@@ -45,8 +46,17 @@ std::string by_client_id(const std::string& text) {
     std::ranges::stable_sort(lines, {}, &std::pair<std::uint64_t, std::string_view>::first);
     std::string out;
     out.reserve(text.size());
-    for (const auto& l : lines)
-        out += l.second;
+    if (order.empty()) {
+        for (const auto& l : lines)
+            out += l.second;
+        return out;
+    }
+    for (auto id : order) {
+        const auto it = std::ranges::lower_bound(
+            lines, id, {}, &std::pair<std::uint64_t, std::string_view>::first);
+        if (it != lines.end() && it->first == id)
+            out += it->second;
+    }
     return out;
 }
 
@@ -211,16 +221,15 @@ void session::client_list(std::span<const std::string_view> args) {
         }
     }
     across_clients(
-        [type, ids = std::move(ids), by_id](session& s, std::string& out) {
+        [type, ids, by_id](session& s, std::string& out) {
             if (type && type_of(s) != *type)
                 return;
             if (by_id && std::ranges::find(ids, s.id()) == ids.end())
                 return;
             out += s.client_line();
         },
-        [proto = proto_](session&, std::string text) {
-            return text_frame(by_client_id(text), proto);
-        });
+        [proto = proto_, order = by_id ? ids : std::vector<std::uint64_t>{}](
+            session&, std::string text) { return text_frame(by_client_id(text, order), proto); });
 }
 
 void session::client_kill(std::span<const std::string_view> args) {

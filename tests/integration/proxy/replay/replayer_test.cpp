@@ -611,6 +611,46 @@ TEST_F(pair_of_servers, a_refused_merged_command_stops_those_merges) {
     EXPECT_GE(secondary_calls("set"), 2000);
 }
 
+// A merged MSET refused for one of its keys (outside the user's key patterns) is not a refusal of
+// MSET itself: merging goes on.
+TEST_F(pair_of_servers, a_key_refused_inside_a_merge_keeps_merging) {
+    ASSERT_EQ(secondary_server.cli({"ACL", "SETUSER", "follower", "on", ">pw", "~in:*", "+@all"}),
+              "OK");
+    secondary_user = "follower";
+    start(fast_config());
+    std::atomic<int> replied{0};
+    int sent = 0;
+    const auto pipeline = [&](int n, bool with_outsider) {
+        for (int i = 0; i < n; ++i, ++sent) {
+            const std::string key =
+                (with_outsider && i % 50 == 7 ? "out:" : "in:") + std::to_string(sent);
+            std::string_view kv[] = {key};
+            rep->begin_write(kv, 7);
+            client::request r;
+            r.push_args(std::vector<std::string>{"SET", key, "v"});
+            std::string bytes(r.payload());
+            primary->exec(std::move(r), [this, &replied, key,
+                                         bytes = std::move(bytes)](client::result<replies> res) {
+                std::string_view k[] = {key};
+                if (res && !(*res)[0].is_error())
+                    rep->submit_command(bytes, k, false, merge_hint{1, "MSET"});
+                else
+                    rep->abandon(k, true);
+                ++replied;
+            });
+        }
+    };
+    pipeline(1000, true);
+    ASSERT_TRUE(eventually([&] { return replied == sent; }));
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().queued_items == 0; }));
+    const auto first = rep->snapshot();
+    ASSERT_GE(first.failed, 2u) << "no merge met the key pattern: the test did not test it";
+    pipeline(2000, false);
+    ASSERT_TRUE(eventually([&] { return replied == sent; }));
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().queued_items == 0; }));
+    EXPECT_GT(rep->snapshot().merged, first.merged) << "merging stopped after a key's NOPERM";
+}
+
 // A key marked dirty while writes of it wait in the queue: they are not sent (the key's copy
 // brings their effect), and the copy is taken only once they left the queue.
 TEST_F(pair_of_servers, writes_to_keys_awaiting_a_copy_are_not_sent) {

@@ -424,6 +424,12 @@ TEST_F(proxy_sessions, client_list_and_kill_are_about_the_proxys_clients) {
     EXPECT_EQ(std::ranges::count(pubsub, '\n'), 1) << pubsub;
     const auto by_id = text_of(admin.call({"CLIENT", "LIST", "ID", a_id_text, "999999"}));
     EXPECT_EQ(by_id, alpha + "\n");
+    // In the order asked for, as Redis answers (newest first here).
+    const auto b_id = b.call({"CLIENT", "ID"}).substr(1, std::string::npos);
+    const std::string b_id_text = b_id.substr(0, b_id.size() - 2);
+    const auto both = text_of(admin.call({"CLIENT", "LIST", "ID", b_id_text, a_id_text}));
+    EXPECT_EQ(both.find("id=" + b_id_text + " "), 0u) << both;
+    EXPECT_NE(both.find("\nid=" + a_id_text + " "), std::string::npos) << both;
     EXPECT_EQ(admin.call({"CLIENT", "LIST", "TYPE", "nope"}),
               "-ERR Unknown client type 'nope'\r\n");
     EXPECT_EQ(admin.call({"CLIENT", "LIST", "ID", "x"}), "-ERR Invalid client ID\r\n");

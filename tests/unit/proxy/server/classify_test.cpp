@@ -146,19 +146,39 @@ TEST(proxy_classify, backend_wide_commands_are_named_and_the_rest_are_not) {
     EXPECT_EQ(named({"FAILOVER"}), "failover");
     EXPECT_EQ(named({"SYNC"}), "sync");
     EXPECT_EQ(named({"PSYNC", "?", "-1"}), "psync");
+    EXPECT_EQ(named({"DEBUG", "DIGEST"}), "debug");  // hashes the whole dataset
+    EXPECT_EQ(named({"SAVE"}), "save");
+    EXPECT_EQ(named({"ACL", "SETUSER", "proxy", "off"}), "acl|setuser");
+    EXPECT_EQ(named({"acl", "deluser", "proxy"}), "acl|deluser");
+    EXPECT_EQ(named({"ACL", "LOAD"}), "acl|load");
+    EXPECT_EQ(named({"CLUSTER", "FAILOVER", "TAKEOVER"}), "cluster|failover");
+    EXPECT_EQ(named({"cluster", "reset", "hard"}), "cluster|reset");
+    EXPECT_EQ(named({"CLUSTER", "SETSLOT", "1", "NODE", "x"}), "cluster|setslot");
+    EXPECT_EQ(named({"MODULE", "LOAD", "/x.so"}), "module|load");
+    EXPECT_EQ(named({"CONFIG", "SET", "port", "1"}), "config|set port");
+    EXPECT_EQ(named({"CONFIG", "SET", "maxmemory", "1mb", "BIND", "0.0.0.0"}), "config|set bind");
     // Reads, data writes and this client's own state pass.
-    for (std::vector<std::string_view> args : {std::vector<std::string_view>{"DEBUG", "DIGEST"},
-                                               {"debug", "digest-value", "k"},
-                                               {"DEBUG", "OBJECT", "k"},
-                                               {"DEBUG"},
-                                               {"CLIENT", "LIST"},
-                                               {"CLIENT", "SETNAME", "pause"},
-                                               {"CLIENT"},
-                                               {"SET", "shutdown", "v"},
-                                               {"GET", "k"},
-                                               {"FLUSHALL"},
-                                               {"CONFIG", "GET", "maxmemory"},
-                                               {}})
+    for (std::vector<std::string_view> args :
+         {std::vector<std::string_view>{"debug", "digest-value", "k"},
+          {"CONFIG", "SET", "maxmemory", "1mb"},
+          {"CONFIG", "GET", "port"},
+          {"ACL", "WHOAMI"},
+          {"ACL", "LIST"},
+          {"CLUSTER", "INFO"},
+          {"CLUSTER", "SLOTS"},
+          {"MODULE", "LIST"},
+          {"BGSAVE"},
+          {"SCAN", "0"},
+          {"DEBUG", "OBJECT", "k"},
+          {"DEBUG"},
+          {"CLIENT", "LIST"},
+          {"CLIENT", "SETNAME", "pause"},
+          {"CLIENT"},
+          {"SET", "shutdown", "v"},
+          {"GET", "k"},
+          {"FLUSHALL"},
+          {"CONFIG", "GET", "maxmemory"},
+          {}})
         EXPECT_EQ(named(args), "") << (args.empty() ? "" : args[0]);
 }
 

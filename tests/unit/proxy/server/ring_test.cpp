@@ -44,6 +44,28 @@ TEST(Ring, StopsAllocatingOnceItHoldsTheDeepestQueue) {
     EXPECT_EQ(r.size(), 100u);
 }
 
+TEST(Ring, GivesBackALargeRoomWhenItEmpties) {
+    ring<int> r;
+    for (int i = 0; i < 5000; ++i)
+        r.push_back(i);
+    EXPECT_GT(r.capacity(), ring<int>::k_keep);
+    for (int i = 0; i < 4999; ++i)
+        r.pop_front();
+    EXPECT_GT(r.capacity(), ring<int>::k_keep);  // not while it still holds one
+    EXPECT_EQ(r.front(), 4999);
+    r.pop_front();
+    EXPECT_EQ(r.capacity(), 0u);
+    r.push_back(7);  // and grows again from small
+    EXPECT_EQ(r.front(), 7);
+    EXPECT_LE(r.capacity(), 16u);
+    // A small one keeps its room.
+    for (int i = 0; i < 100; ++i)
+        r.push_back(i);
+    while (!r.empty())
+        r.pop_front();
+    EXPECT_EQ(r.capacity(), 128u);
+}
+
 TEST(Ring, DestroysWhatItHoldsAndMovesOut) {
     auto counted = std::make_shared<int>(0);
     {
