@@ -148,6 +148,28 @@ struct pair_of_servers : ::testing::Test {
         return at == std::string::npos ? 0 : std::stoi(stats.substr(at + cmd.size() + 15));
     }
 
+    // As the proxy does for a write of one key, without waiting for the primary's reply: begin,
+    // send to the primary, then submit (or abandon) when it answers. `async_replied` counts the
+    // replies.
+    std::atomic<int> async_replied{0};
+    void write_async(std::vector<std::string> args, merge_hint hint) {
+        const std::string key = args.at(1);
+        std::string_view kv[] = {key};
+        rep->begin_write(kv, 7);
+        client::request r;
+        r.push_args(args);
+        std::string bytes(r.payload());
+        primary->exec(std::move(r),
+                      [this, key, hint, bytes = std::move(bytes)](client::result<replies> res) {
+                          std::string_view k[] = {key};
+                          if (res && !(*res)[0].is_error())
+                              rep->submit_command(bytes, k, false, hint);
+                          else
+                              rep->abandon(k, true);
+                          ++async_replied;
+                      });
+    }
+
     // A key of the given lane (names by index until one hashes there).
     std::string key_in_lane(std::size_t lane, const std::string& prefix) {
         for (int i = 0;; ++i) {
@@ -509,7 +531,6 @@ TEST_F(pair_of_servers, merged_writes_apply_the_sequence) {
     start(fast_config());
     secondary_server.cli({"SET", "wrong", "a string where the primary has a list"});
     constexpr int n = 4000;
-    std::atomic<int> replied{0};
     for (int i = 0; i < n; ++i) {
         std::vector<std::string> args;
         merge_hint hint;
@@ -528,23 +549,9 @@ TEST_F(pair_of_servers, merged_writes_apply_the_sequence) {
                 args = {"HSET", "h", "f" + std::to_string(i % 13), std::to_string(i)};
                 hint = {2, {}};
         }
-        const std::string key = args[1];
-        std::string_view kv[] = {key};
-        rep->begin_write(kv, 7);
-        client::request r;
-        r.push_args(args);
-        std::string bytes(r.payload());
-        primary->exec(std::move(r), [this, &replied, key, hint,
-                                     bytes = std::move(bytes)](client::result<replies> res) {
-            std::string_view k[] = {key};
-            if (res && !(*res)[0].is_error())
-                rep->submit_command(bytes, k, false, hint);
-            else
-                rep->abandon(k, true);
-            ++replied;
-        });
+        write_async(std::move(args), hint);
     }
-    ASSERT_TRUE(eventually([&] { return replied == n; }));
+    ASSERT_TRUE(eventually([&] { return async_replied == n; }));
     expect_equal();
     const auto s = rep->snapshot();
     EXPECT_EQ(s.dropped_to_dirty, 0u);
@@ -574,36 +581,20 @@ TEST_F(pair_of_servers, a_refused_merged_command_stops_those_merges) {
         "OK");
     secondary_user = "follower";
     start(fast_config());
-    std::atomic<int> replied{0};
     int sent = 0;
     const auto pipeline = [&](int n) {
-        for (int i = 0; i < n; ++i, ++sent) {
-            const std::string key = "m:" + std::to_string(sent);
-            std::string_view kv[] = {key};
-            rep->begin_write(kv, 7);
-            client::request r;
-            r.push_args(std::vector<std::string>{"SET", key, std::to_string(sent)});
-            std::string bytes(r.payload());
-            primary->exec(std::move(r), [this, &replied, key,
-                                         bytes = std::move(bytes)](client::result<replies> res) {
-                std::string_view k[] = {key};
-                if (res && !(*res)[0].is_error())
-                    rep->submit_command(bytes, k, false, merge_hint{1, "MSET"});
-                else
-                    rep->abandon(k, true);
-                ++replied;
-            });
-        }
+        for (int i = 0; i < n; ++i, ++sent)
+            write_async({"SET", "m:" + std::to_string(sent), std::to_string(sent)}, {1, "MSET"});
     };
     pipeline(1000);
-    ASSERT_TRUE(eventually([&] { return replied == sent; }));
+    ASSERT_TRUE(eventually([&] { return async_replied == sent; }));
     expect_equal();
     const auto first = rep->snapshot();
     ASSERT_GE(first.failed, 2u) << "no merged MSET was refused: the test did not test it";
     EXPECT_EQ(secondary_calls("mset"), 0);
     // From now on: plain SETs, none refused, nothing merged.
     pipeline(2000);
-    ASSERT_TRUE(eventually([&] { return replied == sent; }));
+    ASSERT_TRUE(eventually([&] { return async_replied == sent; }));
     expect_equal();
     const auto second = rep->snapshot();
     EXPECT_EQ(second.failed, first.failed);
@@ -618,35 +609,20 @@ TEST_F(pair_of_servers, a_key_refused_inside_a_merge_keeps_merging) {
               "OK");
     secondary_user = "follower";
     start(fast_config());
-    std::atomic<int> replied{0};
     int sent = 0;
     const auto pipeline = [&](int n, bool with_outsider) {
         for (int i = 0; i < n; ++i, ++sent) {
-            const std::string key =
-                (with_outsider && i % 50 == 7 ? "out:" : "in:") + std::to_string(sent);
-            std::string_view kv[] = {key};
-            rep->begin_write(kv, 7);
-            client::request r;
-            r.push_args(std::vector<std::string>{"SET", key, "v"});
-            std::string bytes(r.payload());
-            primary->exec(std::move(r), [this, &replied, key,
-                                         bytes = std::move(bytes)](client::result<replies> res) {
-                std::string_view k[] = {key};
-                if (res && !(*res)[0].is_error())
-                    rep->submit_command(bytes, k, false, merge_hint{1, "MSET"});
-                else
-                    rep->abandon(k, true);
-                ++replied;
-            });
+            const char* prefix = with_outsider && i % 50 == 7 ? "out:" : "in:";
+            write_async({"SET", prefix + std::to_string(sent), "v"}, {1, "MSET"});
         }
     };
     pipeline(1000, true);
-    ASSERT_TRUE(eventually([&] { return replied == sent; }));
+    ASSERT_TRUE(eventually([&] { return async_replied == sent; }));
     ASSERT_TRUE(eventually([&] { return rep->snapshot().queued_items == 0; }));
     const auto first = rep->snapshot();
     ASSERT_GE(first.failed, 2u) << "no merge met the key pattern: the test did not test it";
     pipeline(2000, false);
-    ASSERT_TRUE(eventually([&] { return replied == sent; }));
+    ASSERT_TRUE(eventually([&] { return async_replied == sent; }));
     ASSERT_TRUE(eventually([&] { return rep->snapshot().queued_items == 0; }));
     EXPECT_GT(rep->snapshot().merged, first.merged) << "merging stopped after a key's NOPERM";
 }
