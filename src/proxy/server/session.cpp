@@ -87,6 +87,36 @@ std::optional<std::string> without_secrets(std::string_view frame, int proto) {
         map ? resp::value::map(std::move(kept)) : resp::value::array(std::move(kept)), proto);
 }
 
+// A cluster node's INFO reply as a standalone server's: the proxy looks like one server, and a
+// client library that reads `redis_mode:cluster` or `cluster_enabled:1` would go to the nodes
+// themselves (bypassing the proxy and its follower). nullopt when there is nothing to change.
+std::optional<std::string> as_standalone_info(std::string_view frame) {
+    if (frame.empty() || (frame[0] != '$' && frame[0] != '='))
+        return std::nullopt;
+    const auto crlf = frame.find("\r\n");
+    if (crlf == std::string_view::npos || frame.size() < crlf + 4)
+        return std::nullopt;
+    std::string text(frame.substr(crlf + 2, frame.size() - crlf - 4));
+    bool changed = false;
+    for (const auto& [from, to] : {std::pair{std::string_view("redis_mode:cluster\r\n"),
+                                             std::string_view("redis_mode:standalone\r\n")},
+                                   std::pair{std::string_view("cluster_enabled:1\r\n"),
+                                             std::string_view("cluster_enabled:0\r\n")}}) {
+        if (const auto at = text.find(from); at != std::string::npos) {
+            text.replace(at, from.size(), to);
+            changed = true;
+        }
+    }
+    if (!changed)
+        return std::nullopt;
+    std::string out(1, frame[0]);
+    out += std::to_string(text.size());
+    out += "\r\n";
+    out += text;
+    out += "\r\n";
+    return out;
+}
+
 bool is_redirect(std::string_view frame) {
     return frame.starts_with("-MOVED ") || frame.starts_with("-ASK ");
 }
@@ -392,6 +422,8 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
     std::optional<std::string> filtered;
     if (s.ctx && s.ctx->kind == ctx_kind::config_get && (filtered = without_secrets(frame, proto_)))
         frame = *filtered;
+    if (s.ctx && s.ctx->kind == ctx_kind::info && (filtered = as_standalone_info(frame)))
+        frame = *filtered;
     if (s.ctx)
         after_reply(*s.ctx, frame);
     if (closed_)
@@ -477,6 +509,7 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
     switch (c.kind) {
         case ctx_kind::none:
         case ctx_kind::config_get:  // its reply was filtered in on_reply
+        case ctx_kind::info:
             break;
         case ctx_kind::write:
             follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_,
@@ -576,6 +609,16 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
                     "as a user named by --admin-user)");
         return true;
     }
+    // To its clients the proxy is one standalone server, whatever serves behind it: CLUSTER
+    // SLOTS / NODES / SHARDS from a cluster would hand clients the nodes' addresses, and they
+    // would bypass the proxy. Answered as a Redis without cluster support answers.
+    if (iequals(name, "cluster")) [[unlikely]] {
+        if (in_multi_)
+            multi_failed_ = true;
+        reply_error("ERR This instance has cluster support disabled");
+        return true;
+    }
+    const bool info = iequals(name, "info");
     // PROXY acts on the proxy at once: inside a transaction it would run before EXEC (or
     // despite DISCARD). Refused, and the transaction aborts like after a command Redis refuses.
     if (in_multi_ && iequals(name, "proxy")) {
@@ -699,9 +742,9 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         std::unique_ptr<slot_ctx> ctx;
         if (c.kind == route::write) {
             ctx = write_ctx(c, serving, args, raw, id_, false);
-        } else if (config_get) {
+        } else if (config_get || info) {
             ctx = take_ctx();
-            ctx->kind = ctx_kind::config_get;
+            ctx->kind = config_get ? ctx_kind::config_get : ctx_kind::info;
         }
         forward_decoded(serving, args, std::move(ctx));
         return true;
@@ -715,9 +758,9 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     std::unique_ptr<slot_ctx> ctx;
     if (c.kind == route::write) {
         ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(u), false);
-    } else if (config_get) {
+    } else if (config_get || info) {
         ctx = take_ctx();
-        ctx->kind = ctx_kind::config_get;
+        ctx->kind = config_get ? ctx_kind::config_get : ctx_kind::info;
     } else if (c.kind == route::read && plan.shadow && shadow_wanted(st_, c, args)) {
         ctx = std::make_unique<slot_ctx>();
         ctx->kind = ctx_kind::read_shadow;

@@ -82,7 +82,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
         exec,
         discard,
         pin_end,
-        config_get  // CONFIG GET: the backend's secrets are taken out of the reply
+        config_get,  // CONFIG GET: the backend's secrets are taken out of the reply
+        info         // INFO: a cluster node's reply reads as one standalone server's
     };
     struct slot_ctx {
         ctx_kind kind = ctx_kind::none;

@@ -775,6 +775,48 @@ TEST_F(proxy_cluster_pinned, select_answers_like_a_cluster_node) {
     EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
 }
 
+// A client that asks the proxy whether it is a cluster (INFO, CLUSTER SLOTS, as libraries that
+// detect the topology do) hears "standalone": with the real cluster's slots it would connect to
+// the nodes directly and bypass the proxy (and the follower).
+TEST_F(proxy_cluster_pinned, info_and_cluster_commands_show_one_standalone_server) {
+    serve_from_cluster(false);
+    for (int proto : {2, 3}) {
+        raw_conn c(proxy_->port());
+        if (proto == 3) {
+            ASSERT_EQ(c.call({"HELLO", "3"}).substr(0, 2), "%7");
+        }
+        const std::string disabled = "-ERR This instance has cluster support disabled\r\n";
+        EXPECT_EQ(c.call({"CLUSTER", "SLOTS"}), disabled);
+        EXPECT_EQ(c.call({"CLUSTER", "SHARDS"}), disabled);
+        EXPECT_EQ(c.call({"cluster", "nodes"}), disabled);
+        EXPECT_EQ(c.call({"CLUSTER", "INFO"}), disabled);
+        EXPECT_EQ(c.call({"CLUSTER", "KEYSLOT", "k"}), disabled);
+        for (std::vector<std::string_view> info : {std::vector<std::string_view>{"INFO"},
+                                                   {"INFO", "server"},
+                                                   {"INFO", "cluster"},
+                                                   {"INFO", "everything"},
+                                                   {"info", "SERVER", "cluster"}}) {
+            c.command(info);
+            const auto reply = c.frame().value_or("<none>");
+            EXPECT_EQ(reply.substr(0, 1), proto == 3 ? "=" : "$") << reply;
+            EXPECT_EQ(reply.find("redis_mode:cluster"), std::string::npos) << reply;
+            EXPECT_EQ(reply.find("cluster_enabled:1"), std::string::npos) << reply;
+            const bool server = info.size() == 1 || info[1] != "cluster";
+            const bool cluster = info.size() == 1 || info.back() != "server";
+            if (server) {
+                EXPECT_NE(reply.find("redis_mode:standalone\r\n"), std::string::npos) << reply;
+            }
+            if (cluster) {
+                EXPECT_NE(reply.find("cluster_enabled:0\r\n"), std::string::npos) << reply;
+            }
+            // The bulk's length still matches its text.
+            const auto crlf = reply.find("\r\n");
+            EXPECT_EQ(std::stoul(reply.substr(1, crlf - 1)), reply.size() - crlf - 4) << reply;
+        }
+        EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
+    }
+}
+
 TEST_F(proxy_cluster_pinned, monitor_sees_the_commands_of_every_master) {
     serve_from_cluster(false);
     // One key per master.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -40,6 +41,9 @@ class raw_conn {
     void send(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes)); }
     // Sends a command as a RESP array.
     void command(std::initializer_list<std::string_view> args) {
+        command(std::span<const std::string_view>(args.begin(), args.size()));
+    }
+    void command(std::span<const std::string_view> args) {
         std::string out = "*" + std::to_string(args.size()) + "\r\n";
         for (auto a : args)
             out += "$" + std::to_string(a.size()) + "\r\n" + std::string(a) + "\r\n";
