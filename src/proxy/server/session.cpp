@@ -611,8 +611,10 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
     // To its clients the proxy is one standalone server, whatever serves behind it: CLUSTER
     // SLOTS / NODES / SHARDS from a cluster would hand clients the nodes' addresses, and they
-    // would bypass the proxy. Answered as a Redis without cluster support answers.
-    if (iequals(name, "cluster")) [[unlikely]] {
+    // would bypass the proxy; READONLY / READWRITE / ASKING would set state on a node's shared
+    // connection. Answered as a Redis without cluster support answers.
+    if (iequals(name, "cluster") || iequals(name, "readonly") || iequals(name, "readwrite") ||
+        iequals(name, "asking")) [[unlikely]] {
         if (in_multi_)
             multi_failed_ = true;
         reply_error("ERR This instance has cluster support disabled");

@@ -791,6 +791,9 @@ TEST_F(proxy_cluster_pinned, info_and_cluster_commands_show_one_standalone_serve
         EXPECT_EQ(c.call({"cluster", "nodes"}), disabled);
         EXPECT_EQ(c.call({"CLUSTER", "INFO"}), disabled);
         EXPECT_EQ(c.call({"CLUSTER", "KEYSLOT", "k"}), disabled);
+        EXPECT_EQ(c.call({"READONLY"}), disabled);
+        EXPECT_EQ(c.call({"READWRITE"}), disabled);
+        EXPECT_EQ(c.call({"ASKING"}), disabled);
         for (std::vector<std::string_view> info : {std::vector<std::string_view>{"INFO"},
                                                    {"INFO", "server"},
                                                    {"INFO", "cluster"},
