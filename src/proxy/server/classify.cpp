@@ -238,14 +238,6 @@ std::string backend_wide_command(std::span<const std::string_view> args) {
         case 7:
             if (iequals(name, "slaveof"))
                 return "slaveof";
-            if (iequals(name, "cluster")) {
-                static constexpr std::string_view subs[] = {
-                    "failover", "reset",         "forget",     "meet",
-                    "addslots", "addslotsrange", "delslots",   "delslotsrange",
-                    "setslot",  "replicate",     "flushslots", "set-config-epoch",
-                    "bumpepoch"};
-                return with_sub("cluster", one_of(sub, subs));
-            }
             return {};
         case 8:
             if (iequals(name, "shutdown") || iequals(name, "failover"))

@@ -37,8 +37,8 @@ struct command_class {
 command_class classify(std::span<const std::string_view> args, const commands::command_table& t);
 
 // Commands that act on the backend server as a whole, not on data or on this client: they
-// stop it (SHUTDOWN), re-point, hand over or reshape it (REPLICAOF, SLAVEOF, FAILOVER, SYNC,
-// PSYNC, CLUSTER FAILOVER/RESET/MEET/FORGET/…SLOTS/SETSLOT/REPLICATE/…EPOCH), pause every
+// stop it (SHUTDOWN), re-point or hand it over (REPLICAOF, SLAVEOF, FAILOVER, SYNC, PSYNC;
+// CLUSTER commands are answered by the proxy as a standalone server), pause every
 // client on it (CLIENT PAUSE/UNPAUSE: the proxy's own connections and follower too), block it
 // (SAVE; DEBUG except the per-key or protocol subcommands DIGEST-VALUE, OBJECT, PROTOCOL, HELP),
 // change who may use it (ACL SETUSER/DELUSER/LOAD), load code into it (MODULE LOAD/LOADEX/

@@ -611,16 +611,28 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
     // To its clients the proxy is one standalone server, whatever serves behind it: CLUSTER
     // SLOTS / NODES / SHARDS from a cluster would hand clients the nodes' addresses, and they
-    // would bypass the proxy; READONLY / READWRITE / ASKING would set state on a node's shared
-    // connection. Answered as a Redis without cluster support answers.
-    if (iequals(name, "cluster") || iequals(name, "readonly") || iequals(name, "readwrite") ||
-        iequals(name, "asking")) [[unlikely]] {
+    // would bypass the proxy. These and READONLY / READWRITE / ASKING are answered as a Redis
+    // without cluster support answers them.
+    // Inside MULTI on a standalone backend they are queued there and answered the same way in
+    // EXEC's array, as by Redis; inside MULTI on a cluster node they abort the transaction.
+    const bool cluster_txn = in_multi_ && (cluster_multi_ || pinned_node_);
+    if ((iequals(name, "cluster") || iequals(name, "readonly") || iequals(name, "readwrite") ||
+         iequals(name, "asking")) &&
+        (!in_multi_ || cluster_txn)) [[unlikely]] {
         if (in_multi_)
             multi_failed_ = true;
         reply_error("ERR This instance has cluster support disabled");
         return true;
     }
     const bool info = iequals(name, "info");
+    // EXEC's array would carry a cluster node's INFO unrewritten (see as_standalone_info).
+    if (info && cluster_txn) [[unlikely]] {
+        multi_failed_ = true;
+        reply_error(
+            "ERR proxy: INFO inside MULTI is not supported through the proxy in front of a "
+            "Redis Cluster; the transaction is aborted");
+        return true;
+    }
     // PROXY acts on the proxy at once: inside a transaction it would run before EXEC (or
     // despite DISCARD). Refused, and the transaction aborts like after a command Redis refuses.
     if (in_multi_ && iequals(name, "proxy")) {

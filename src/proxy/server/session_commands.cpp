@@ -149,8 +149,6 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         user_.clear();
         return reply("+RESET\r\n");
     }
-    if (iequals(name, "readonly") || iequals(name, "readwrite") || iequals(name, "asking"))
-        return reply_ok();
     if (iequals(name, "client")) {
         if (args.size() < 2)
             return reply_error(wrong_args(name));

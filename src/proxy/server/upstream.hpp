@@ -18,10 +18,9 @@
 #include <asio/steady_timer.hpp>
 
 #include <respite/client/config.hpp>
+#include <respite/proxy/ring.hpp>
 #include <respite/resp/frame_scanner.hpp>
 #include <respite/resp/limits.hpp>
-
-#include <respite/proxy/ring.hpp>
 
 namespace respite::proxy::server {
 

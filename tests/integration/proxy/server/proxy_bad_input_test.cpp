@@ -478,6 +478,16 @@ TEST_F(proxy_bad_input, commands_on_the_whole_backend_server_are_for_named_admin
 TEST_F(proxy_bad_input, without_a_named_admin_user_nobody_sends_backend_wide_commands) {
     start_primary_only();
     raw_conn c(proxy_->port());
+    // Cluster commands get a standalone Redis's answer; inside MULTI the backend queues them.
+    const std::string disabled = "-ERR This instance has cluster support disabled\r\n";
+    EXPECT_EQ(c.call({"READONLY"}), disabled);
+    EXPECT_EQ(c.call({"CLUSTER", "RESET"}), disabled);
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"CLUSTER", "INFO"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"INFO", "server"}), "+QUEUED\r\n");
+    const auto exec = c.call({"EXEC"});
+    EXPECT_EQ(exec.substr(0, 4 + disabled.size()), "*2\r\n" + disabled) << exec;
+    EXPECT_NE(exec.find("redis_mode:standalone"), std::string::npos) << exec;
     EXPECT_EQ(c.call({"DEBUG", "SLEEP", "0"}).substr(0, 20), "-ERR proxy: 'debug' ");
     EXPECT_EQ(c.call({"SHUTDOWN"}).substr(0, 23), "-ERR proxy: 'shutdown' ");
     EXPECT_EQ(primary_.cli({"PING"}), "PONG");

@@ -816,6 +816,15 @@ TEST_F(proxy_cluster_pinned, info_and_cluster_commands_show_one_standalone_serve
             const auto crlf = reply.find("\r\n");
             EXPECT_EQ(std::stoul(reply.substr(1, crlf - 1)), reply.size() - crlf - 4) << reply;
         }
+        // Inside MULTI, EXEC's array would carry the node's own answers: refused, aborted.
+        EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+        EXPECT_EQ(c.call({"INFO", "server"}).substr(0, 22), "-ERR proxy: INFO insid");
+        EXPECT_EQ(c.call({"EXEC"}),
+                  "-EXECABORT Transaction discarded because of previous errors.\r\n");
+        EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+        EXPECT_EQ(c.call({"CLUSTER", "SLOTS"}), disabled);
+        EXPECT_EQ(c.call({"EXEC"}),
+                  "-EXECABORT Transaction discarded because of previous errors.\r\n");
         EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
     }
 }
