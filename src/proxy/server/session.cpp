@@ -65,22 +65,31 @@ bool is_secret_parameter(std::string_view name) {
 
 // A CONFIG GET reply (RESP2 flat array of name/value, RESP3 map) without the secret parameters;
 // nullopt for anything else (passed on as it is).
+// CONFIG GET's reply as the proxy's clients may see it: without the backend's secrets, and
+// `cluster-enabled no` (to its clients the proxy is one standalone server, see
+// as_standalone_info). nullopt when there is nothing to change.
 std::optional<std::string> without_secrets(std::string_view frame, int proto) {
     const auto v = decode_frame(frame);
     if (!v || !v->is_aggregate() || v->elements().size() % 2 != 0)
         return std::nullopt;
     std::vector<resp::value> kept;
-    bool dropped = false;
+    bool changed = false;
     const auto& e = v->elements();
     for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
         if (e[i].is_string() && is_secret_parameter(e[i].str())) {
-            dropped = true;
+            changed = true;
             continue;
         }
         kept.push_back(e[i]);
+        if (e[i].is_string() && e[i].str() == "cluster-enabled" && e[i + 1].is_string() &&
+            e[i + 1].str() != "no") {
+            kept.push_back(resp::value::bulk_string("no"));
+            changed = true;
+            continue;
+        }
         kept.push_back(e[i + 1]);
     }
-    if (!dropped)
+    if (!changed)
         return std::nullopt;
     const bool map = frame.starts_with("%");
     return encode_value(

@@ -816,6 +816,9 @@ TEST_F(proxy_cluster_pinned, info_and_cluster_commands_show_one_standalone_serve
             const auto crlf = reply.find("\r\n");
             EXPECT_EQ(std::stoul(reply.substr(1, crlf - 1)), reply.size() - crlf - 4) << reply;
         }
+        const auto enabled = c.call({"CONFIG", "GET", "cluster-enabled"});
+        EXPECT_NE(enabled.find("$15\r\ncluster-enabled\r\n$2\r\nno\r\n"), std::string::npos)
+            << enabled;
         // Inside MULTI, EXEC's array would carry the node's own answers: refused, aborted.
         EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
         EXPECT_EQ(c.call({"INFO", "server"}).substr(0, 22), "-ERR proxy: INFO insid");
