@@ -45,6 +45,15 @@ class client_stream {
     // "[::1]:5", "/path/to.sock:0"); empty when unknown (the peer is already gone).
     [[nodiscard]] std::string peer_address() const { return address(true); }
     [[nodiscard]] std::string local_address() const { return address(false); }
+    // The socket's descriptor (CLIENT LIST fd=); -1 once closed.
+    [[nodiscard]] int descriptor() const {
+        // asio's native_handle() is not const; it reads the descriptor only.
+        auto& v = const_cast<std::variant<plain, tls>&>(v_);
+        if (auto* p = std::get_if<plain>(&v))
+            return p->is_open() ? static_cast<int>(p->native_handle()) : -1;
+        auto& s = std::get<tls>(v).lowest_layer();
+        return s.is_open() ? static_cast<int>(s.native_handle()) : -1;
+    }
 
   private:
     [[nodiscard]] std::string address(bool peer) const;

@@ -132,7 +132,8 @@ std::string session::client_line() const {
     line += "id=" + std::to_string(id_);
     line += " addr=" + addr_;
     line += " laddr=" + laddr_;
-    line += " fd=-1 name=" + name_;
+    line += " fd=" + std::to_string(socket_.descriptor());
+    line += " name=" + name_;
     line += " age=" + std::to_string(seconds_since(created_, now));
     line += " idle=" + std::to_string(seconds_since(last_activity_, now));
     line += " flags=" + flags;

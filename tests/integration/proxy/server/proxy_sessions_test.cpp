@@ -401,6 +401,10 @@ TEST_F(proxy_sessions, client_list_and_kill_are_about_the_proxys_clients) {
               std::string::npos)
         << alpha;
     EXPECT_NE(alpha.find("cmd=client|id "), std::string::npos) << alpha;
+    // The connection's descriptor, as Redis shows it (-1 is for connectionless clients).
+    const auto fd_at = alpha.find(" fd=");
+    ASSERT_NE(fd_at, std::string::npos) << alpha;
+    EXPECT_GE(std::stoi(alpha.substr(fd_at + 4)), 0) << alpha;
     EXPECT_FALSE(line_with(list, "name", "beta").empty()) << list;
     EXPECT_NE(line_with(list, "addr", local_address(admin)).find("cmd=client|list"),
               std::string::npos)
