@@ -31,6 +31,7 @@
 #include <stdexcept>
 #include <string>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -203,6 +204,7 @@ struct numbers {
     double avg_ms = nan;
     double cpu_us = nan;      // the peer's CPU time per request (all its threads), µs
     double servers_us = nan;  // both redis-servers' CPU time per request, µs
+    double client_us = nan;   // redis-benchmark's own CPU time per request, µs
 };
 
 // Pins every thread of a process to one CPU (threads it starts later inherit it).
@@ -234,6 +236,16 @@ double cpu_ns(pid_t pid) {
             total += ns;
     }
     return total;
+}
+
+// CPU time of this process's finished and reaped descendants (redis-benchmark runs), ns.
+double children_cpu_ns() {
+    rusage ru{};
+    ::getrusage(RUSAGE_CHILDREN, &ru);
+    const auto ns = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_usec) * 1e3;
+    };
+    return ns(ru.ru_utime) + ns(ru.ru_stime);
 }
 
 // One redis-benchmark run of several tests; rows keyed by test name ("SET"). A run that fails
@@ -441,13 +453,17 @@ int run(int argc, char** argv) {
         const double cpu0 = t.pid != 0 ? cpu_ns(t.pid) : nan;
         const auto servers_ns = [&] { return cpu_ns(primary.pid()) + cpu_ns(secondary.pid()); };
         const double servers0 = servers_ns();
+        const double client0 = children_cpu_ns();
         auto rows = redis_benchmark(t.port, test, conns, pipeline, requests);
+        const double client_ns = children_cpu_ns() - client0;
         const auto it = rows.find(upper(test));
         numbers r = it == rows.end() ? numbers{} : it->second;
         if (t.pid != 0 && it != rows.end())
             r.cpu_us = (cpu_ns(t.pid) - cpu0) / 1000.0 / static_cast<double>(requests);
         if (it != rows.end())
             r.servers_us = (servers_ns() - servers0) / 1000.0 / static_cast<double>(requests);
+        if (it != rows.end())
+            r.client_us = client_ns / 1000.0 / static_cast<double>(requests);
         return r;
     };
     for (int round = 0; round < repeats; ++round) {
@@ -581,6 +597,32 @@ int run(int argc, char** argv) {
             fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10}\n", p, T,
                        cell(srv("direct"), "{:.2f}"), cell(srv("nutcracker"), "{:.2f}"),
                        cell(srv("primary-only"), "{:.2f}"), cell(srv("dual-write"), "{:.2f}"));
+        }
+    }
+
+    // Everything on the machine's cores per request: the client's share bounds every target
+    // alike, so a ratio between proxies is at most the inverse ratio of these sums.
+    fmt::print(
+        "\nCPU time per request: redis-benchmark, and all processes (benchmark + proxy + "
+        "servers), µs\n");
+    fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "P", "test",
+               "bench dir", "bench nut", "bench po", "all dir", "all nut", "all po", "all dw");
+    for (int p : pipeline_list) {
+        for (const auto& test : test_list) {
+            const auto T = upper(test);
+            const auto of = [&](const std::string& tgt, double numbers::*f) {
+                return has(tgt) ? med(p, T, tgt, f) : nan;
+            };
+            const auto all = [&](const std::string& tgt) {
+                const double proxy = tgt == "direct" ? 0.0 : of(tgt, &numbers::cpu_us);
+                return of(tgt, &numbers::client_us) + proxy + of(tgt, &numbers::servers_us);
+            };
+            fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", p, T,
+                       cell(of("direct", &numbers::client_us), "{:.2f}"),
+                       cell(of("nutcracker", &numbers::client_us), "{:.2f}"),
+                       cell(of("primary-only", &numbers::client_us), "{:.2f}"),
+                       cell(all("direct"), "{:.2f}"), cell(all("nutcracker"), "{:.2f}"),
+                       cell(all("primary-only"), "{:.2f}"), cell(all("dual-write"), "{:.2f}"));
         }
     }
 
