@@ -600,8 +600,8 @@ int run(int argc, char** argv) {
         }
     }
 
-    // Everything on the machine's cores per request: the client's share bounds every target
-    // alike, so a ratio between proxies is at most the inverse ratio of these sums.
+    // Everything on the machine's cores per request. Two targets that keep the cores equally
+    // busy run at the inverse ratio of these sums.
     fmt::print(
         "\nCPU time per request: redis-benchmark, and all processes (benchmark + proxy + "
         "servers), µs\n");
