@@ -175,8 +175,7 @@ command_class classifier::operator()(std::span<const std::string_view> args) con
 namespace {
 
 // The first of `names` that `arg` is (case-insensitive); empty when none.
-template <std::size_t N>
-std::string_view one_of(std::string_view arg, const std::string_view (&names)[N]) {
+std::string_view one_of(std::string_view arg, std::span<const std::string_view> names) {
     for (auto n : names)
         if (iequals(arg, n))
             return n;
@@ -186,68 +185,42 @@ std::string_view one_of(std::string_view arg, const std::string_view (&names)[N]
 }  // namespace
 
 std::string backend_wide_command(std::span<const std::string_view> args) {
-    if (args.empty())
-        return {};
+    // Whole commands, and containers with the subcommands of theirs that count.
+    static constexpr std::string_view whole[] = {"shutdown", "save", "failover", "replicaof",
+                                                 "slaveof",  "sync", "psync"};
+    static constexpr std::string_view acl[] = {"setuser", "deluser", "load"};
+    static constexpr std::string_view client[] = {"pause", "unpause"};
+    static constexpr std::string_view module[] = {"load", "loadex", "unload"};
+    struct container {
+        std::string_view name;
+        std::span<const std::string_view> subs;
+    };
+    static constexpr container containers[] = {
+        {"acl", acl}, {"client", client}, {"module", module}};
+    // DEBUG's subcommands per key or about the protocol; DIGEST (the whole dataset) is not one.
+    static constexpr std::string_view debug_safe[] = {"digest-value", "object", "protocol", "help"};
+    // CONFIG SET of where the backend listens: the proxy's own connections would lose it.
+    static constexpr std::string_view listen_params[] = {"port", "bind", "tls-port", "unixsocket"};
+
+    if (args.empty() || args[0].size() < 3 || args[0].size() > 9)
+        return {};  // most commands leave here or after a few length checks below
     const auto name = args[0];
     const auto sub = args.size() > 1 ? args[1] : std::string_view{};
-    const auto with_sub = [&](std::string_view cmd, std::string_view s) {
-        return s.empty() ? std::string{} : std::string(cmd) + "|" + std::string(s);
-    };
-    // By the name's length, so that most commands leave after one or two comparisons.
-    switch (name.size()) {
-        case 3:
-            if (iequals(name, "acl")) {
-                static constexpr std::string_view subs[] = {"setuser", "deluser", "load"};
-                return with_sub("acl", one_of(sub, subs));
-            }
-            return {};
-        case 4:
-            if (iequals(name, "save") || iequals(name, "sync"))
-                return iequals(name, "save") ? "save" : "sync";
-            return {};
-        case 5:
-            if (iequals(name, "psync"))
-                return "psync";
-            if (iequals(name, "debug")) {
-                if (args.size() < 2)
-                    return {};  // Redis answers the arity error
-                // Per key or about the protocol; DIGEST (the whole dataset) is not.
-                static constexpr std::string_view safe[] = {"digest-value", "object", "protocol",
-                                                            "help"};
-                return one_of(sub, safe).empty() ? "debug" : "";
-            }
-            return {};
-        case 6:
-            if (iequals(name, "client")) {
-                static constexpr std::string_view subs[] = {"pause", "unpause"};
-                return with_sub("client", one_of(sub, subs));
-            }
-            if (iequals(name, "module")) {
-                static constexpr std::string_view subs[] = {"load", "loadex", "unload"};
-                return with_sub("module", one_of(sub, subs));
-            }
-            if (iequals(name, "config") && iequals(sub, "set")) {
-                // Where the backend listens: the proxy's own connections would lose it.
-                static constexpr std::string_view params[] = {"port", "bind", "tls-port",
-                                                              "unixsocket"};
-                for (std::size_t i = 2; i < args.size(); i += 2)
-                    if (const auto p = one_of(args[i], params); !p.empty())
-                        return "config|set " + std::string(p);
-            }
-            return {};
-        case 7:
-            if (iequals(name, "slaveof"))
-                return "slaveof";
-            return {};
-        case 8:
-            if (iequals(name, "shutdown") || iequals(name, "failover"))
-                return iequals(name, "shutdown") ? "shutdown" : "failover";
-            return {};
-        case 9:
-            return iequals(name, "replicaof") ? "replicaof" : "";
-        default:
-            return {};
+    if (const auto w = one_of(name, whole); !w.empty())
+        return std::string(w);
+    for (const auto& c : containers) {
+        if (!iequals(name, c.name))
+            continue;
+        const auto s = one_of(sub, c.subs);
+        return s.empty() ? std::string{} : std::string(c.name) + "|" + std::string(s);
     }
+    if (iequals(name, "debug"))  // without a subcommand: Redis answers the arity error
+        return args.size() < 2 || !one_of(sub, debug_safe).empty() ? "" : "debug";
+    if (iequals(name, "config") && iequals(sub, "set"))
+        for (std::size_t i = 2; i < args.size(); i += 2)
+            if (const auto p = one_of(args[i], listen_params); !p.empty())
+                return "config|set " + std::string(p);
+    return {};
 }
 
 }  // namespace respite::proxy::server
