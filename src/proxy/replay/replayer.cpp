@@ -21,6 +21,7 @@
 #include <respite/obs/thread_name.hpp>
 #include <respite/proxy/replayer.hpp>
 #include <respite/proxy/ring.hpp>
+#include <respite/proxy/string_pool.hpp>
 
 #include "dirty_set.hpp"
 #include "lane_scheduler.hpp"
@@ -296,9 +297,7 @@ struct replayer::engine {
     ring<pending> window;
     // Byte buffers of items that left the queue, reused by the next ones (no allocation per
     // item in the steady state).
-    static constexpr std::size_t k_spare_data = 1024;
-    static constexpr std::size_t k_spare_data_bytes = 4096;
-    std::vector<std::string> spare_data;
+    string_pool spare_data{1024, 4096};
     entry_id window_base = 1;
     std::size_t live_items = 0;         // slots not done
     std::vector<std::size_t> lane_buf;  // lanes_for()'s output
@@ -749,11 +748,8 @@ struct replayer::engine {
             return;
         }
         pending p;
-        if (!spare_data.empty()) {
-            p.data = std::move(spare_data.back());
-            spare_data.pop_back();
-        }
-        p.data.assign(box.bytes, e.offset, e.command_bytes + e.key_bytes);
+        p.data = spare_data.take(
+            std::string_view(box.bytes).substr(e.offset, e.command_bytes + e.key_bytes));
         p.command_bytes = e.command_bytes;
         p.commands = e.commands;
         p.key_count = e.key_count;
@@ -1037,10 +1033,7 @@ struct replayer::engine {
         --live_items;
         release(p);
         finish_item(p, o, why);
-        // The slot may wait a while for older ones: its bytes go now, to the next item.
-        if (spare_data.size() < k_spare_data && p.data.capacity() <= k_spare_data_bytes)
-            spare_data.push_back(std::move(p.data));
-        std::string().swap(p.data);
+        spare_data.give(p.data);  // the slot may wait a while for older ones: its bytes go now
         while (!window.empty() && window.front().done) {
             window.pop_front();
             ++window_base;

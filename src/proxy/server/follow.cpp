@@ -11,6 +11,7 @@
 #include <respite/proxy/divergence.hpp>
 #include <respite/proxy/effects.hpp>
 #include <respite/proxy/replayer.hpp>
+#include <respite/proxy/string_pool.hpp>
 #include <respite/resp/parser.hpp>
 #include <respite/resp/request_parser.hpp>
 #include <respite/resp/writer.hpp>
@@ -84,18 +85,7 @@ bool is_library_write(std::string_view name) noexcept {
 
 // Key strings of finished writes, reused by the next ones of this worker thread: most keys
 // are longer than a std::string holds inline, so each write would allocate and free them.
-constexpr std::size_t k_spare_keys = 1024;
-constexpr std::size_t k_spare_key_bytes = 256;
-thread_local std::vector<std::string> spare_keys;
-
-std::string take_key_buffer(std::string_view key) {
-    if (spare_keys.empty())
-        return std::string(key);
-    std::string s = std::move(spare_keys.back());
-    spare_keys.pop_back();
-    s.assign(key);
-    return s;
-}
+thread_local string_pool spare_keys{1024, 256};
 
 // Appends the keys a write touches (for PUBLISH/SPUBLISH the channel, which orders its
 // messages; for library writes k_library_key); false when it names none (it is then ordered
@@ -114,7 +104,7 @@ bool append_keys(const shared_state& st, const command_class& c,
         return true;
     }
     for (auto i : positions)
-        keys.push_back(take_key_buffer(args[i]));
+        keys.push_back(spare_keys.take(args[i]));
     return !positions.empty();
 }
 
@@ -160,8 +150,7 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
 
 void recycle_keys(std::vector<std::string>& keys) {
     for (auto& k : keys)
-        if (spare_keys.size() < k_spare_keys && k.capacity() <= k_spare_key_bytes)
-            spare_keys.push_back(std::move(k));
+        spare_keys.give(k);
     keys.clear();
 }
 

@@ -63,11 +63,9 @@ bool is_secret_parameter(std::string_view name) {
     return false;
 }
 
-// A CONFIG GET reply (RESP2 flat array of name/value, RESP3 map) without the secret parameters;
-// nullopt for anything else (passed on as it is).
-// CONFIG GET's reply as the proxy's clients may see it: without the backend's secrets, and
-// `cluster-enabled no` (to its clients the proxy is one standalone server, see
-// as_standalone_info). nullopt when there is nothing to change.
+// A CONFIG GET reply (RESP2 flat array of name/value, RESP3 map) as the proxy's clients may see
+// it: without the backend's secrets, and `cluster-enabled no` (to its clients the proxy is one
+// standalone server, see as_standalone_info). nullopt when there is nothing to change.
 std::optional<std::string> without_secrets(std::string_view frame, int proto) {
     const auto v = decode_frame(frame);
     if (!v || !v->is_aggregate() || v->elements().size() % 2 != 0)
@@ -642,6 +640,9 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
             "Redis Cluster; the transaction is aborted");
         return true;
     }
+    // A reply rewritten for the proxy's clients on its way back (on_reply).
+    const ctx_kind filter =
+        config_get ? ctx_kind::config_get : (info ? ctx_kind::info : ctx_kind::none);
     // PROXY acts on the proxy at once: inside a transaction it would run before EXEC (or
     // despite DISCARD). Refused, and the transaction aborts like after a command Redis refuses.
     if (in_multi_ && iequals(name, "proxy")) {
@@ -765,9 +766,9 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         std::unique_ptr<slot_ctx> ctx;
         if (c.kind == route::write) {
             ctx = write_ctx(c, serving, args, raw, id_, false);
-        } else if (config_get || info) {
+        } else if (filter != ctx_kind::none) {
             ctx = take_ctx();
-            ctx->kind = config_get ? ctx_kind::config_get : ctx_kind::info;
+            ctx->kind = filter;
         }
         forward_decoded(serving, args, std::move(ctx));
         return true;
@@ -781,9 +782,9 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     std::unique_ptr<slot_ctx> ctx;
     if (c.kind == route::write) {
         ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(u), false);
-    } else if (config_get || info) {
+    } else if (filter != ctx_kind::none) {
         ctx = take_ctx();
-        ctx->kind = config_get ? ctx_kind::config_get : ctx_kind::info;
+        ctx->kind = filter;
     } else if (c.kind == route::read && plan.shadow && shadow_wanted(st_, c, args)) {
         ctx = std::make_unique<slot_ctx>();
         ctx->kind = ctx_kind::read_shadow;
