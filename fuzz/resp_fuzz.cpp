@@ -23,11 +23,6 @@ namespace {
 
 using namespace respite::resp;
 
-[[noreturn]] void fail(const char* what) {
-    std::fprintf(stderr, "resp_fuzz check failed: %s\n", what);
-    std::abort();
-}
-
 limits fuzz_limits() {
     limits l;
     l.max_bulk_length = 256;

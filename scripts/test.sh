@@ -12,6 +12,9 @@ jobs=${RESPITE_JOBS:-$(nproc)}
 fuzz_seconds=${RESPITE_FUZZ_SECONDS:-60}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/respite-ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+# Share the cache across clone paths (CI clones to a new directory each run).
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root}
+export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 
 # 1. The fuzz targets (clang 14 + libFuzzer: RESP parsers, HTTP parser, the follower's command
 #    merging, JSON log lines), built in their own tree.

@@ -108,8 +108,9 @@ TEST(every_master, a_cursor_finds_its_master_after_the_masters_changed) {
     // Past every master: nothing left.
     const auto one = nodes({7009});
     const auto at_third = *next_scan_cursor(before, 2, 5);
-    if (scan_cursor::address_check(one[0]) != scan_cursor::address_check(before[2]))
+    if (scan_cursor::address_check(one[0]) != scan_cursor::address_check(before[2])) {
         EXPECT_FALSE(resume_scan(*scan_cursor::parse(std::to_string(at_third)), one));
+    }
 }
 
 }  // namespace
