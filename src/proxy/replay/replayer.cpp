@@ -50,7 +50,11 @@ constexpr std::size_t max_repair_batch = 256;
 constexpr std::uint64_t repair_progress_every = 10000;
 constexpr auto repair_progress_period = 5s;
 constexpr auto log_period = 5s;
-constexpr std::size_t item_overhead = 128;  // bookkeeping per queued item, roughly
+// Bookkeeping per queued item, roughly. An applied item's slot in the window stays counted
+// until every older item has left too (finish()): a lane that hangs holds the window's front, and
+// the slots of the other lanes' applied items must not grow past the budget behind it.
+// A slot: a `pending` (at most 128 bytes, asserted below) and the scheduler's node (about 56).
+constexpr std::size_t item_overhead = 192;
 constexpr std::size_t key_overhead = 32;
 
 // A key as logged: its first bytes only (keys may be large; values are never logged).
@@ -130,6 +134,8 @@ struct pending {
         return {std::string_view(data).substr(command_bytes), key_count};
     }
 };
+// A done slot's bytes stay counted as item_overhead (release(), retire()).
+static_assert(sizeof(pending) <= 128);
 
 struct lane_waiter {
     std::size_t lane = 0;
@@ -798,12 +804,22 @@ struct replayer::engine {
         unsettled_bytes += bytes;
         ++unsettled_items;
     }
+    // The item leaves the queue; its slot's share (item_overhead) stays counted until the slot
+    // leaves the window (retire()).
     void release(const pending& p) {
         for (auto k : p.keys())
             --queued_at[stripe_table::stripe_of(k)];
         if (p.global)
             --queued_at[stripe_table::global_stripe];
-        uncount(p.bytes);
+        uncount(p.bytes - item_overhead);
+    }
+    // Done slots leave from the window's front.
+    void retire() {
+        while (!window.empty() && window.front().done) {
+            window.pop_front();
+            ++window_base;
+            unsettled_bytes += item_overhead;
+        }
     }
 
     // Publishes the counts release() and finish() gathered; every handler that may release
@@ -1034,10 +1050,7 @@ struct replayer::engine {
         release(p);
         finish_item(p, o, why);
         spare_data.give(p.data);  // the slot may wait a while for older ones: its bytes go now
-        while (!window.empty() && window.front().done) {
-            window.pop_front();
-            ++window_base;
-        }
+        retire();
     }
 
     void finish_item(const pending& p, outcome o, std::string_view why) {
@@ -1310,6 +1323,10 @@ struct replayer::engine {
     void repair_round() {
         if (stopping || draining || repair_reading || !primary)
             return;
+        // The queue is at its budget (a hung lane holds the window): copies wait for the next
+        // tick instead of adding to it.
+        if (queued_bytes.load() >= cfg.max_queued_bytes)
+            return;
         const auto now = steady::now();
         const std::size_t tokens = bucket.take(now, max_repair_batch);
         if (tokens == 0) {
@@ -1561,6 +1578,7 @@ struct replayer::engine {
             fns.push_back(std::move(w.fn));
         for (std::size_t i = 0; i < window.size(); ++i) {
             const pending& p = window[i];
+            unsettled_bytes += item_overhead;  // the slot's share
             if (p.done)
                 continue;
             ++n;

@@ -17,6 +17,7 @@
 #include <respite/proxy/backend.hpp>
 #include <respite/proxy/replayer.hpp>
 
+#include "support/fault_proxy.hpp"
 #include "support/memory_pressure.hpp"
 #include "support/redis_server.hpp"
 
@@ -82,6 +83,9 @@ struct pair_of_servers : ::testing::Test {
 
     std::string secondary_user;  // the follower's ACL user on the secondary (password "pw")
 
+    // Lane 0 reaches the secondary through this port instead (a fault proxy), when set.
+    std::uint16_t lane0_port = 0;
+
     void start(replayer_config cfg) {
         auto secondary_cfg = config_for(secondary_server);
         if (!secondary_user.empty()) {
@@ -95,8 +99,11 @@ struct pair_of_servers : ::testing::Test {
         secondary_cfg.connection.queue_while_disconnected = park_while_disconnected;
         rep = std::make_unique<replayer>(
             cfg, primary,
-            [secondary_cfg](asio::io_context& ioc, std::size_t) {
-                return make_standalone_backend(ioc, "secondary", secondary_cfg);
+            [secondary_cfg, lane0 = lane0_port](asio::io_context& ioc, std::size_t lane) {
+                auto c = secondary_cfg;
+                if (lane == 0 && lane0 != 0)
+                    c.connection.port = lane0;
+                return make_standalone_backend(ioc, "secondary", c);
             },
             &registry);
     }
@@ -436,6 +443,49 @@ TEST_F(pair_of_servers, tiny_queue_budget_turns_writes_dirty_then_repairs) {
     const auto s = rep->snapshot();
     EXPECT_GT(s.dropped_to_dirty, 0u);
     EXPECT_GT(s.repaired, 0u);
+}
+
+// A lane that hangs holds the window's front: the other lanes' applied items wait behind it.
+// Their slots count against the budget until they leave, so the writes beyond it turn dirty (and
+// are copied once the lane is back) instead of the window growing for as long as the lane hangs.
+TEST_F(pair_of_servers, a_hung_lane_keeps_the_window_within_the_budget) {
+    test::fault_proxy lane0(secondary_server.host(), secondary_server.port());
+    lane0_port = lane0.port();
+    secondary_timeout = 60s;
+    auto cfg = fast_config();
+    cfg.lanes = 2;
+    cfg.item_timeout = 60s;
+    cfg.max_queued_bytes = 64 * 1024;  // 512 slots
+    start(cfg);
+    const auto stuck = key_in_lane(0, "stuck");
+    write({"SET", stuck, "before"}, {stuck});
+    ASSERT_TRUE(eventually([&] { return caught_up(); }));
+    lane0.stall(true);
+    write({"SET", stuck, "during"}, {stuck});
+    std::vector<std::string> keys;
+    for (int i = 0; i < 64; ++i)
+        keys.push_back(key_in_lane(1, "free" + std::to_string(i) + ":"));
+    std::uint64_t most = 0;
+    for (int i = 0; i < 4000; ++i) {  // 4000 slots: 750 KB without the budget
+        const auto& k = keys[static_cast<std::size_t>(i) % keys.size()];
+        write({"SET", k, std::to_string(i)}, {k});
+        most = std::max(most, rep->snapshot().queued_bytes);
+        // Paced: lane 1 applies each hundred writes before the next (only the stuck one stays
+        // queued), so only the slots held behind lane 0 can fill the budget.
+        if (i % 100 == 99) {
+            ASSERT_TRUE(eventually([&] { return rep->snapshot().queued_items <= 1; }));
+        }
+    }
+    auto s = rep->snapshot();
+    EXPECT_GT(s.dropped_to_dirty, 0u) << "the applied slots behind the hung lane were not counted";
+    // A repair round admitted just under the budget may add its copies (64 keys here).
+    EXPECT_LE(most, cfg.max_queued_bytes + 32 * 1024) << "the queue outgrew its budget";
+    lane0.stall(false);
+    expect_equal();
+    s = rep->snapshot();
+    EXPECT_GT(s.repaired, 0u);
+    EXPECT_FALSE(s.full_resync_needed);
+    EXPECT_EQ(s.queued_bytes, 0u) << "a slot's share was not given back";
 }
 
 // The secondary's copy diverged (a string where the primary has a list): the error reply is
