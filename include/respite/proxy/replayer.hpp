@@ -123,6 +123,11 @@ class replayer {
     // known to differ); otherwise behind them (bulk work such as PROXY SYNC, which must not
     // starve the repairs of failed writes).
     void mark_dirty(std::span<const std::string_view> keys, bool urgent = true);
+    // While paused, no key is copied from the primary: dirty and rejected keys are kept (and
+    // still recorded), copies read or queued but not yet sent go back to the dirty set. For a
+    // primary that no longer serves (a forced cut-over left keys unrepaired): its values may be
+    // older than the target's, which now serves. Unpausing resumes the copies.
+    void pause_repairs(bool paused);
 
     // Calls fn on the replayer's thread once every item enqueued for key's lane before this call
     // has been applied or has failed (at once if none); also at shutdown. Must not block.
@@ -152,6 +157,7 @@ class replayer {
         double lag_seconds = 0;                // age of the oldest unapplied item
         bool secondary_up = true;              // every lane answers
         bool full_resync_needed = false;       // dirty set overflowed or a global write was lost
+        bool repairs_paused = false;           // pause_repairs(true)
         std::uint64_t full_resync_events = 0;  // causes so far (also while already needed)
     };
     [[nodiscard]] stats snapshot() const;

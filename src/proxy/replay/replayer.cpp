@@ -250,6 +250,8 @@ struct replayer::engine {
     std::atomic<bool> all_up{true};  // every lane_up: the hot path skips the per-key lane hash
 
     std::atomic<bool> draining{false};
+    // No copies while the side they are read from does not serve (pause_repairs()).
+    std::atomic<bool> repairs_paused{false};
     std::atomic<bool> stopping{false};
     std::atomic<bool> full_resync{false};
     std::atomic<bool> keys_saved{false};  // the caller saved unapplied_keys() for the next run
@@ -604,6 +606,7 @@ struct replayer::engine {
         for (std::size_t l = 0; l < cfg.lanes; ++l)
             s.secondary_up = s.secondary_up && lane_up[l].load();
         s.full_resync_needed = full_resync.load();
+        s.repairs_paused = repairs_paused.load();
         s.full_resync_events = full_resync_events.load();
         return s;
     }
@@ -870,6 +873,8 @@ struct replayer::engine {
             any_dirty = !dirty.empty();
         }
         std::vector<entry_id> skipped;
+        std::vector<entry_id> held_back;  // copies read before repairs were paused
+        const bool paused = repairs_paused.load();
         auto end_run = [&] {
             const std::size_t n = run.size();
             if (n == 0)
@@ -889,6 +894,10 @@ struct replayer::engine {
             const pending& p = *find(id);  // taken from the scheduler: still queued
             if (any_dirty && is_superseded(p)) {
                 skipped.push_back(id);
+                continue;
+            }
+            if (paused && p.kind == item_kind::repair) {
+                held_back.push_back(id);
                 continue;
             }
             if (p.atomic) {
@@ -918,9 +927,11 @@ struct replayer::engine {
             group.push_back({id, static_cast<std::uint32_t>(p.commands)});
         }
         flush();
-        if (!skipped.empty()) {
+        if (!skipped.empty() || !held_back.empty()) {
             for (auto id : skipped)
                 finish(id, outcome::superseded, {});
+            for (auto id : held_back)
+                finish(id, outcome::lost, {});  // the key waits in the dirty set
             settle();
             run_waiters();
         }
@@ -1269,7 +1280,7 @@ struct replayer::engine {
     // Rejected keys due a retry go back into the dirty set (behind the others), so they are
     // copied under the repair's rate limit; they stay rejected until a copy is applied.
     void retry_rejected(steady::time_point now) {
-        if (now < rejected_scan_at)
+        if (now < rejected_scan_at || repairs_paused.load())
             return;
         rejected_scan_at = now + std::min<steady::duration>(cfg.rejected_retry_interval, 1s);
         std::lock_guard lock(dirty_mu);
@@ -1321,7 +1332,7 @@ struct replayer::engine {
     }
 
     void repair_round() {
-        if (stopping || draining || repair_reading || !primary)
+        if (stopping || draining || repair_reading || !primary || repairs_paused.load())
             return;
         // The queue is at its budget (a hung lane holds the window): copies wait for the next
         // tick instead of adding to it.
@@ -1426,7 +1437,8 @@ struct replayer::engine {
         if (stopping)
             return;
         const bool ok = r && r->size() == picked.size() * 2;
-        if (!ok || draining) {
+        // Paused meanwhile: the side read from no longer serves, its values may be older.
+        if (!ok || draining || repairs_paused.load()) {
             for (const auto& c : picked)
                 redirty_repairing(c.key);
             std::uint64_t suppressed = 0;
@@ -1732,6 +1744,12 @@ replayer::unapplied replayer::unapplied_keys(std::size_t limit) const {
 
 std::size_t replayer::lane_of(std::string_view key) const noexcept {
     return engine_->lane_of(key);
+}
+
+void replayer::pause_repairs(bool paused) {
+    if (engine_->repairs_paused.exchange(paused) == paused || paused)
+        return;
+    asio::post(engine_->ioc, [e = engine_.get()] { e->kick_repair(); });
 }
 
 bool replayer::awaiting_repair(std::string_view key) const {

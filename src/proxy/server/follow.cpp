@@ -167,6 +167,33 @@ std::expected<void, std::string> start_follow(shared_state& st) {
     return {};
 }
 
+void follow_serving(shared_state& st, side serving) {
+    for (int t = 0; t < 2; ++t) {
+        replayer* r = st.replay_to[t].get();
+        if (r == nullptr)
+            continue;
+        const side target = t == 0 ? side::primary : side::secondary;
+        const bool pause = other_side(target) != serving;  // it copies from the other side
+        const auto x = r->snapshot();
+        if (x.repairs_paused == pause)
+            continue;
+        r->pause_repairs(pause);
+        if (x.dirty_keys == 0 && x.rejected_keys == 0)
+            continue;
+        if (pause)
+            obs::log().error(
+                "proxy follower_repairs_paused target={} dirty_keys={} rejected_keys={} (the {} "
+                "lacks or may differ on these keys; their copies from the {}, which no longer "
+                "serves, wait until it serves again)",
+                side_name(target), x.dirty_keys, x.rejected_keys, side_name(target),
+                side_name(other_side(target)));
+        else
+            obs::log().info(
+                "proxy follower_repairs_resumed target={} dirty_keys={} rejected_keys={}",
+                side_name(target), x.dirty_keys, x.rejected_keys);
+    }
+}
+
 void stop_follow(shared_state& st, std::chrono::steady_clock::time_point deadline) {
     for (auto& r : st.replay_to) {
         if (!r)
@@ -386,6 +413,7 @@ std::string follow_info(const shared_state& st) {
         line(p + "dropped_to_dirty", std::to_string(x.dropped_to_dirty));
         line(p + "up", x.secondary_up ? "1" : "0");
         line(p + "full_resync_needed", x.full_resync_needed ? "1" : "0");
+        line(p + "repairs_paused", x.repairs_paused ? "1" : "0");
     }
     if (st.divergences) {
         const auto c = st.divergences->counts();

@@ -60,6 +60,10 @@ void shadow_read(shared_state& st, side serving, std::vector<std::string> args,
 void push_back_popped(worker& w, side serving, const std::vector<std::string>& args,
                       std::string_view frame, int protocol);
 
+// The side that serves now: only its follower copies keys (repairs); the other follower's copies
+// would read the side that no longer serves and overwrite newer values with older ones (a forced
+// cut-over leaves dirty or refused keys behind). Its keys wait until its side serves again.
+void follow_serving(shared_state& st, side serving);
 // Start-up and shutdown of the replayers, shadow reader and reporters.
 std::expected<void, std::string> start_follow(shared_state& st);
 void stop_follow(shared_state& st, std::chrono::steady_clock::time_point deadline);

@@ -241,6 +241,7 @@ std::expected<void, std::string> proxy_server::impl::start() {
     st_.control = &control_;
     if (auto r = server::start_follow(st_); !r)
         return std::unexpected(r.error());
+    server::follow_serving(st_, server::plan_of(st_.current.load()).serving);
 
     const std::size_t n =
         cfg.threads != 0 ? cfg.threads : std::max(1U, std::thread::hardware_concurrency());
@@ -439,6 +440,7 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
                                    st_.cfg.state_file);
         }
         st_.current.store(to);
+        server::follow_serving(st_, after.serving);
         st_.writes_paused.store(false);
     } else {
         if (!before.follower && after.follower)

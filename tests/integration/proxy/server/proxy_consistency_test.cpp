@@ -363,5 +363,43 @@ TEST_F(proxy_consistency, a_key_the_secondary_refuses_blocks_the_cut_over_until_
     EXPECT_EQ(c.call({"EXISTS", "big"}), ":1\r\n");
 }
 
+// A forced cut-over leaves the secondary without the key it refused. The secondary serves from
+// then on, and what it holds is the truth: the old follower must not copy the primary's older
+// value over it. Its copies wait until the primary serves again, and resume then.
+TEST_F(proxy_consistency, a_forced_cut_over_stops_copies_from_the_side_that_no_longer_serves) {
+    start(mode::dual_write,
+          [](proxy::proxy_config& c) { c.replay_rejected_retry = std::chrono::milliseconds(200); });
+    leave_secondary_no_room();
+    raw_conn c(proxy_->port());
+    ASSERT_EQ(c.call({"SET", "big", incompressible(2 << 20)}), "+OK\r\n");
+    ASSERT_TRUE(eventually([&] { return info_field("follow_secondary_rejected_keys") == "1"; }))
+        << proxy_->info();
+    EXPECT_EQ(info_field("follow_secondary_repairs_paused"), "0");
+    EXPECT_EQ(info_field("follow_primary_repairs_paused"), "1");
+
+    ASSERT_TRUE(proxy_->set_mode(mode::secondary_primary, true).has_value());
+    EXPECT_EQ(info_field("follow_secondary_repairs_paused"), "1");
+    EXPECT_EQ(info_field("follow_primary_repairs_paused"), "0");
+    // Room again, and the key gets a value of its own on the serving side (written there
+    // directly: the primary keeps its old value).
+    secondary_.cli({"CONFIG", "SET", "maxmemory", "0"});
+    secondary_.cli({"SET", "big", "new"});
+    // Five retry periods: a copy from the primary would land within the first.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (std::chrono::steady_clock::now() < until) {
+        ASSERT_EQ(c.call({"STRLEN", "big"}), ":3\r\n") << "the primary's old value came back";
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(info_field("follow_secondary_rejected_keys"), "1");  // still known, not forgotten
+
+    // The primary serves again: the copies resume, and the sides converge on its value.
+    ASSERT_TRUE(proxy_->set_mode(mode::dual_write, false).has_value());
+    EXPECT_EQ(info_field("follow_secondary_repairs_paused"), "0");
+    ASSERT_TRUE(eventually([&] { return info_field("follow_secondary_rejected_keys") == "0"; }))
+        << proxy_->info();
+    ASSERT_TRUE(converged());
+    EXPECT_EQ(secondary_.cli({"STRLEN", "big"}), std::to_string(2 << 20));
+}
+
 }  // namespace
 }  // namespace respite::test
