@@ -307,6 +307,10 @@ void session::complete(std::uint64_t seq, std::string_view bytes) {
         s.data.assign(bytes);
         s.done = true;
     }
+    // A WAIT behind this reply may be due now (posted: this may run inside an upstream's
+    // delivery or a failure, which sending must not re-enter).
+    if (wait_ && !wait_->sent && head_seq_ == wait_->seq) [[unlikely]]
+        asio::post(w_.ioc(), [self = shared_from_this()] { self->send_wait_when_due(); });
 }
 
 void session::reply(std::string_view bytes) {
@@ -431,6 +435,16 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
         frame = *filtered;
     if (s.ctx && s.ctx->kind == ctx_kind::info && (filtered = as_standalone_info(frame)))
         frame = *filtered;
+    if (wait_ && wait_->seq == tag) {
+        if (!wait_->bump_error.empty() && (frame.empty() || frame[0] != '-')) {
+            filtered =
+                "-ERR proxy: cannot count the replicas that have this connection's writes: the "
+                "serving backend refused the proxy's PUBLISH before the WAIT (" +
+                wait_->bump_error.substr(1) + ")\r\n";
+            frame = *filtered;
+        }
+        wait_.reset();
+    }
     if (s.ctx)
         after_reply(*s.ctx, frame);
     if (closed_)
@@ -491,6 +505,8 @@ void session::on_failure(std::uint64_t tag, bool written) {
             blocking_node_.reset();
         }
     }
+    if (wait_ && wait_->seq == tag)
+        wait_.reset();
     // The pinned connection is gone with its state: MULTI / WATCH are over.
     if (pinned_ && !pinned_->usable()) {
         pinned_.reset();
@@ -896,6 +912,8 @@ std::chrono::milliseconds blocking_patience(std::span<const std::string_view> ar
 
 void session::handle_blocking(const command_class& c, side serving,
                               std::span<const std::string_view> args, std::string_view raw) {
+    if (iequals(args[0], "wait") || iequals(args[0], "waitaof"))
+        return handle_wait(c, serving, args, raw);
     std::shared_ptr<upstream> conn;
     std::optional<cluster::node_address> node;
     const bool cluster = st_.backend_cfg(serving).cluster;
@@ -933,6 +951,56 @@ void session::handle_blocking(const command_class& c, side serving,
     blocking_node_ = std::move(node);
     forward(*blocking_conn_, args, raw, std::move(ctx),
             blocking_patience(args, st_.backend_cfg(serving).connection.command_timeout));
+}
+
+void session::handle_wait(const command_class& c, side serving,
+                          std::span<const std::string_view> args, std::string_view raw) {
+    if (st_.backend_cfg(serving).cluster)
+        return reply_error("ERR proxy: " + lower_copy(args[0]) +
+                           " is not supported in front of a Redis Cluster: this connection's "
+                           "writes went to many masters, and one master's replicas cannot vouch "
+                           "for them");
+    auto conn = pinned_ ? pinned_ : w_.dedicated(serving, proto_);
+    if (!conn)
+        return reply_error("ERR proxy: serving backend unavailable");
+    auto ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(conn.get()), true);
+    ctx->kind = ctx_kind::blocking;
+    blocking_side_ = serving;
+    blocked_ = true;
+    blocking_conn_ = std::move(conn);
+    blocking_node_.reset();
+    pending_wait w;
+    if (raw.empty())
+        resp::append_command(w.request, args);
+    else
+        w.request.assign(raw);
+    w.patience = blocking_patience(args, st_.backend_cfg(serving).connection.command_timeout);
+    w.seq = alloc_slot(std::move(ctx));
+    wait_ = std::move(w);
+    send_wait_when_due();
+}
+
+void session::send_wait_when_due() {
+    // Due once every earlier command of this client was answered: its writes are on the server.
+    if (!wait_ || wait_->sent || closed_ || head_seq_ != wait_->seq)
+        return;
+    if (!blocked_ || !blocking_conn_) {  // failed meanwhile
+        wait_.reset();
+        return;
+    }
+    wait_->sent = true;
+    std::string bump;
+    resp::append_command(bump, {"PUBLISH", "__respite:wait", ""});
+    blocking_conn_->send(
+        bump,
+        std::make_shared<callback_sink>(
+            [self = shared_from_this(), seq = wait_->seq](std::string_view reply) {
+                if (!reply.empty() && (reply[0] == '-' || reply[0] == '!') && self->wait_ &&
+                    self->wait_->seq == seq)
+                    self->wait_->bump_error.assign(reply.substr(0, reply.find('\r')));
+            }),
+        0);
+    blocking_conn_->send(wait_->request, *this, wait_->seq, wait_->patience);
 }
 
 void session::redirect_blocking(std::uint64_t seq, slot_ctx& ctx) {
@@ -1149,6 +1217,14 @@ void session::cancel_blocking() {
     // The client is gone while its command blocks upstream. Unblock it (its reply, a timeout or
     // a value popped in the meantime, still comes here and a value is put back).
     st_.cancelled_blocking->inc();
+    if (wait_ && !wait_->sent) {  // a WAIT not sent yet: nothing blocks upstream
+        wait_.reset();
+        if (blocking_conn_ && blocking_conn_ != pinned_)
+            w_.release(std::move(blocking_conn_), blocking_side_, true, nullptr);
+        blocking_conn_.reset();
+        blocked_ = false;
+        return;
+    }
     send_unblock(0);
 }
 

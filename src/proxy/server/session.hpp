@@ -185,6 +185,9 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void after_reply(slot_ctx& ctx, std::string_view frame);
     void cancel_blocking();
     void send_unblock(int attempt);
+    void handle_wait(const command_class& c, side serving, std::span<const std::string_view> args,
+                     std::string_view raw);
+    void send_wait_when_due();
     // Completes subscription confirmations still waiting for the upstream (all when no kind).
     void flush_pending_subs(std::optional<std::uint8_t> kind, std::string_view name);
 
@@ -286,6 +289,18 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::shared_ptr<upstream> blocking_conn_;
     side blocking_side_ = side::primary;
     std::optional<cluster::node_address> blocking_node_;  // cluster sides: blocking_conn_'s node
+    // WAIT / WAITAOF: sent once every earlier command of this client was answered (their writes
+    // are on the server), behind a PUBLISH on the same connection, which moves that connection's
+    // replication offset past them (Redis waits for the offset of the connection's last
+    // propagated command, and the client's writes went over other connections).
+    struct pending_wait {
+        std::uint64_t seq = 0;
+        std::string request;
+        std::chrono::milliseconds patience{};
+        std::string bump_error;  // the PUBLISH's error reply: the WAIT's count would not hold
+        bool sent = false;
+    };
+    std::optional<pending_wait> wait_;
     bool waiting_pause_ = false;  // a write waits for a mode switch to finish
     std::unique_ptr<asio::steady_timer> pause_timer_;
     std::unique_ptr<asio::steady_timer> idle_timer_;

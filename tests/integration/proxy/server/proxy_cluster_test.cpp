@@ -270,6 +270,10 @@ TEST_F(proxy_cluster, a_cluster_serves_clients_as_one_server) {
     EXPECT_EQ(c.call({"DISCARD"}), "-ERR DISCARD without MULTI\r\n");
     // State that spans the whole keyspace has no node to pin: refused with a clear error.
     EXPECT_EQ(c.call({"CLIENT", "TRACKING", "on"}).substr(0, 10), "-ERR proxy");
+    // So has WAIT: a connection's writes went to many masters, one master's count is no answer.
+    const auto wait = c.call({"WAIT", "1", "10"});
+    EXPECT_EQ(wait.substr(0, 16), "-ERR proxy: wait") << wait;
+    EXPECT_NE(wait.find("Redis Cluster"), std::string::npos) << wait;
     EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
 }
 

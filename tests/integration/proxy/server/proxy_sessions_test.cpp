@@ -306,6 +306,41 @@ TEST_F(proxy_sessions, blocking_commands_block_without_stalling_others) {
     EXPECT_EQ(blocked.frame(), "+PONG\r\n");
 }
 
+// WAIT counts the replicas that have this client's writes, as against Redis directly. The writes
+// travel over the proxy's shared connections and WAIT over a connection of its own, and Redis
+// waits for the offset of that connection's own last write: none, so a stopped replica counted.
+TEST_F(proxy_sessions, wait_counts_only_replicas_that_have_the_clients_writes) {
+    primary_.cli({"CONFIG", "SET", "repl-diskless-sync-delay", "0"});  // the replica syncs at once
+    redis_server replica(
+        {.config = {{"replicaof", "127.0.0.1 " + std::to_string(primary_.port())}}});
+    ASSERT_TRUE(eventually([&] {
+        return primary_.cli({"INFO", "replication"}).find("state=online") != std::string::npos;
+    }));
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "w", "1"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"WAIT", "1", "5000"}), ":1\r\n");
+
+    // The replica stops acknowledging: a write from now on is not on it.
+    ASSERT_EQ(::kill(replica.pid(), SIGSTOP), 0);
+    struct resume {
+        int pid;
+        ~resume() { ::kill(pid, SIGCONT); }
+    } resume_replica{replica.pid()};
+    EXPECT_EQ(c.call({"SET", "w", "2"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"WAIT", "1", "300"}), ":0\r\n") << "a replica without the write counted";
+    // Pipelined behind the write: the WAIT goes out once the write is answered.
+    c.send(
+        "*3\r\n$3\r\nSET\r\n$1\r\nw\r\n$1\r\n3\r\n*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$3\r\n"
+        "300\r\n*1\r\n$4\r\nPING\r\n");
+    EXPECT_EQ(c.frame(), "+OK\r\n");
+    EXPECT_EQ(c.frame(), ":0\r\n");
+    EXPECT_EQ(c.frame(), "+PONG\r\n");
+    // Resumed: the replica catches up and counts again.
+    ::kill(replica.pid(), SIGCONT);
+    EXPECT_EQ(c.call({"WAIT", "1", "5000"}), ":1\r\n");
+    EXPECT_EQ(replica.cli({"GET", "w"}), "3");
+}
+
 TEST_F(proxy_sessions, a_blocked_client_that_leaves_loses_no_value) {
     for (int round = 0; round < 5; ++round) {
         const std::string key = "lq" + std::to_string(round);
