@@ -126,8 +126,10 @@ class replayer {
     // While paused, no key is copied from the primary: dirty and rejected keys are kept (and
     // still recorded), copies read or queued but not yet sent go back to the dirty set. For a
     // primary that no longer serves (a forced cut-over left keys unrepaired): its values may be
-    // older than the target's, which now serves. Unpausing resumes the copies.
-    void pause_repairs(bool paused);
+    // older than the target's, which now serves. Copies read before a pause are never applied,
+    // even after unpausing. Pausing waits up to `wait` for copies already sent to be answered
+    // (false: some were still unanswered); not from the replayer's thread. Unpausing resumes.
+    bool pause_repairs(bool paused, std::chrono::milliseconds wait = std::chrono::seconds(5));
 
     // Calls fn on the replayer's thread once every item enqueued for key's lane before this call
     // has been applied or has failed (at once if none); also at shutdown. Must not block.

@@ -124,7 +124,9 @@ struct pending {
     item_kind kind = item_kind::write;
     bool atomic = false;
     bool global = false;
-    bool done = false;  // left the queue; its slot waits for the older ones to leave too
+    bool done = false;     // left the queue; its slot waits for the older ones to leave too
+    bool on_wire = false;  // a repair copy handed to its lane's connection
+    std::uint32_t pause_epoch = 0;  // a repair copy: pause_epoch when its DUMP was taken
     merge_hint merge;
 
     [[nodiscard]] std::string_view command_text() const noexcept {
@@ -250,8 +252,12 @@ struct replayer::engine {
     std::atomic<bool> all_up{true};  // every lane_up: the hot path skips the per-key lane hash
 
     std::atomic<bool> draining{false};
-    // No copies while the side they are read from does not serve (pause_repairs()).
+    // No copies while the side they are read from does not serve (pause_repairs()). Every pause
+    // moves the epoch: a copy read before it is dropped even if repairs resumed meanwhile (the
+    // other side may have served newer values in between).
     std::atomic<bool> repairs_paused{false};
+    std::atomic<std::uint32_t> pause_epoch{0};
+    std::atomic<std::uint64_t> repairs_on_wire{0};  // copies sent, not yet answered
     std::atomic<bool> stopping{false};
     std::atomic<bool> full_resync{false};
     std::atomic<bool> keys_saved{false};  // the caller saved unapplied_keys() for the next run
@@ -875,6 +881,7 @@ struct replayer::engine {
         std::vector<entry_id> skipped;
         std::vector<entry_id> held_back;  // copies read before repairs were paused
         const bool paused = repairs_paused.load();
+        const std::uint32_t epoch = pause_epoch.load();
         auto end_run = [&] {
             const std::size_t n = run.size();
             if (n == 0)
@@ -896,9 +903,13 @@ struct replayer::engine {
                 skipped.push_back(id);
                 continue;
             }
-            if (paused && p.kind == item_kind::repair) {
-                held_back.push_back(id);
-                continue;
+            if (p.kind == item_kind::repair) {
+                if (paused || p.pause_epoch != epoch) {
+                    held_back.push_back(id);
+                    continue;
+                }
+                find(id)->on_wire = true;
+                repairs_on_wire.fetch_add(1);
             }
             if (p.atomic) {
                 flush();
@@ -1058,6 +1069,8 @@ struct replayer::engine {
         pending& p = *found;
         p.done = true;
         --live_items;
+        if (p.on_wire)
+            repairs_on_wire.fetch_sub(1);
         release(p);
         finish_item(p, o, why);
         spare_data.give(p.data);  // the slot may wait a while for older ones: its bytes go now
@@ -1228,6 +1241,7 @@ struct replayer::engine {
         std::string key;
         std::uint32_t generation;
         std::uint32_t global_generation;
+        std::uint32_t pause_epoch;
     };
 
     // The copy of `key` was applied: it is no longer missing on the target.
@@ -1369,7 +1383,8 @@ struct replayer::engine {
                     deferred.push_back(std::move(*key));
                     continue;
                 }
-                picked.push_back({std::move(*key), st.generation, gst.generation});
+                picked.push_back(
+                    {std::move(*key), st.generation, gst.generation, pause_epoch.load()});
             }
             for (auto& k : deferred)
                 dirty.add(k);
@@ -1437,8 +1452,13 @@ struct replayer::engine {
         if (stopping)
             return;
         const bool ok = r && r->size() == picked.size() * 2;
-        // Paused meanwhile: the side read from no longer serves, its values may be older.
-        if (!ok || draining || repairs_paused.load()) {
+        // Paused meanwhile (even if resumed since): the side read from stopped serving, and the
+        // values read may be older than what the other side served in between.
+        const bool stale =
+            repairs_paused.load() || std::ranges::any_of(picked, [&](const candidate& c) {
+                return c.pause_epoch != pause_epoch.load();
+            });
+        if (!ok || draining || stale) {
             for (const auto& c : picked)
                 redirty_repairing(c.key);
             std::uint64_t suppressed = 0;
@@ -1484,6 +1504,7 @@ struct replayer::engine {
             p.bytes = bytes_of(p.command_bytes, p.keys());
             p.enqueued = steady::now();
             p.kind = item_kind::repair;
+            p.pause_epoch = c.pause_epoch;
             queued_bytes.fetch_add(p.bytes);
             queued_items.fetch_add(1);
             // Same thread as the inbox: no submit can slip between the check and this push.
@@ -1746,10 +1767,23 @@ std::size_t replayer::lane_of(std::string_view key) const noexcept {
     return engine_->lane_of(key);
 }
 
-void replayer::pause_repairs(bool paused) {
-    if (engine_->repairs_paused.exchange(paused) == paused || paused)
-        return;
-    asio::post(engine_->ioc, [e = engine_.get()] { e->kick_repair(); });
+bool replayer::pause_repairs(bool paused, std::chrono::milliseconds wait) {
+    auto& e = *engine_;
+    if (!paused) {
+        if (e.repairs_paused.exchange(false))
+            asio::post(e.ioc, [en = engine_.get()] { en->kick_repair(); });
+        return true;
+    }
+    if (!e.repairs_paused.exchange(true))
+        e.pause_epoch.fetch_add(1);
+    // Copies already handed to a lane may still land: wait for their answers.
+    const auto end = steady::now() + wait;
+    while (e.repairs_on_wire.load() != 0) {
+        if (steady::now() >= end)
+            return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
 }
 
 bool replayer::awaiting_repair(std::string_view key) const {

@@ -177,7 +177,11 @@ void follow_serving(shared_state& st, side serving) {
         const auto x = r->snapshot();
         if (x.repairs_paused == pause)
             continue;
-        r->pause_repairs(pause);
+        if (!r->pause_repairs(pause))
+            obs::log().warn(
+                "proxy follower_pause_incomplete target={} (copies sent before the switch were "
+                "still unanswered after 5 s: they may still land on the {})",
+                side_name(target), side_name(target));
         if (x.dirty_keys == 0 && x.rejected_keys == 0)
             continue;
         if (pause)

@@ -656,6 +656,21 @@ void proxy_server::impl::stop() {
                                                            x.rejected_keys, x.abandoned));
             }
         }
+        // A follower paused by a forced cut-over still holds keys its target lacks; they are not
+        // saved (its copies would run only once its source serves again): that side differs
+        // from the serving one on them, and must be synced before it serves.
+        for (auto t : {side::primary, side::secondary}) {
+            auto* f = st_.replay_to[static_cast<int>(t)].get();
+            if (f == nullptr || !st_.restarts)
+                continue;
+            const auto x = f->snapshot();
+            if (x.repairs_paused && (x.dirty_keys > 0 || x.rejected_keys > 0))
+                st_.restarts->flag(
+                    server::other_side(t),
+                    fmt::format("stopped with {} dirty and {} rejected keys of the "
+                                "{} left unrepaired by a forced cut-over",
+                                x.dirty_keys, x.rejected_keys, server::side_name(t)));
+        }
         if (saved == std::array<std::uint64_t, 2>{})
             std::remove(server::dirty_list_path(st_.cfg.state_file).c_str());
         persist(true, std::nullopt, saved);

@@ -436,11 +436,11 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
     if (s.ctx && s.ctx->kind == ctx_kind::info && (filtered = as_standalone_info(frame)))
         frame = *filtered;
     if (wait_ && wait_->seq == tag) {
-        if (!wait_->bump_error.empty() && (frame.empty() || frame[0] != '-')) {
+        if (!wait_->bump_error.empty() && (frame.empty() || (frame[0] != '-' && frame[0] != '!'))) {
             filtered =
                 "-ERR proxy: cannot count the replicas that have this connection's writes: the "
                 "serving backend refused the proxy's PUBLISH before the WAIT (" +
-                wait_->bump_error.substr(1) + ")\r\n";
+                wait_->bump_error + ")\r\n";
             frame = *filtered;
         }
         wait_.reset();
@@ -499,7 +499,7 @@ void session::on_failure(std::uint64_t tag, bool written) {
                 follow_abandon(st_, c.serving, c.keys, c.global, written);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
         }
-        if (c.kind == ctx_kind::blocking) {
+        if (c.kind == ctx_kind::blocking || c.kind == ctx_kind::wait) {
             blocked_ = false;
             blocking_conn_.reset();
             blocking_node_.reset();
@@ -543,16 +543,11 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
             if (frame.empty() || (frame[0] != '-' && frame[0] != '!'))
                 shadow_read(st_, c.serving, std::move(c.args), frame, proto_);
             break;
+        case ctx_kind::wait:
+            end_blocking();
+            break;
         case ctx_kind::blocking: {
-            blocked_ = false;
-            if (blocking_conn_) {
-                // A dedicated connection returns to the pool; a pinned one stays.
-                if (blocking_conn_ != pinned_)
-                    w_.release(std::move(blocking_conn_), blocking_side_, true,
-                               blocking_node_ ? &*blocking_node_ : nullptr);
-                blocking_conn_.reset();
-                blocking_node_.reset();
-            }
+            end_blocking();
             follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_,
                          c.merge);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
@@ -953,6 +948,18 @@ void session::handle_blocking(const command_class& c, side serving,
             blocking_patience(args, st_.backend_cfg(serving).connection.command_timeout));
 }
 
+void session::end_blocking() {
+    blocked_ = false;
+    if (blocking_conn_) {
+        // A dedicated connection returns to the pool; a pinned one stays.
+        if (blocking_conn_ != pinned_)
+            w_.release(std::move(blocking_conn_), blocking_side_, true,
+                       blocking_node_ ? &*blocking_node_ : nullptr);
+        blocking_conn_.reset();
+        blocking_node_.reset();
+    }
+}
+
 void session::handle_wait(const command_class& c, side serving,
                           std::span<const std::string_view> args, std::string_view raw) {
     if (st_.backend_cfg(serving).cluster)
@@ -963,8 +970,13 @@ void session::handle_wait(const command_class& c, side serving,
     auto conn = pinned_ ? pinned_ : w_.dedicated(serving, proto_);
     if (!conn)
         return reply_error("ERR proxy: serving backend unavailable");
-    auto ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(conn.get()), true);
-    ctx->kind = ctx_kind::blocking;
+    (void)c;
+    // Not a write: not followed (a keyless write would hold the follower's whole keyspace in
+    // flight while it blocks) and not counted in writes_in_flight (a WAIT 0 would hold mode
+    // switches).
+    auto ctx = take_ctx();
+    ctx->kind = ctx_kind::wait;
+    ctx->serving = serving;
     blocking_side_ = serving;
     blocked_ = true;
     blocking_conn_ = std::move(conn);
@@ -991,15 +1003,20 @@ void session::send_wait_when_due() {
     wait_->sent = true;
     std::string bump;
     resp::append_command(bump, {"PUBLISH", "__respite:wait", ""});
-    blocking_conn_->send(
-        bump,
-        std::make_shared<callback_sink>(
-            [self = shared_from_this(), seq = wait_->seq](std::string_view reply) {
-                if (!reply.empty() && (reply[0] == '-' || reply[0] == '!') && self->wait_ &&
-                    self->wait_->seq == seq)
-                    self->wait_->bump_error.assign(reply.substr(0, reply.find('\r')));
-            }),
-        0);
+    blocking_conn_->send(bump,
+                         std::make_shared<callback_sink>(
+                             [self = shared_from_this(), seq = wait_->seq](std::string_view reply) {
+                                 if (reply.empty() || (reply[0] != '-' && reply[0] != '!') ||
+                                     !self->wait_ || self->wait_->seq != seq)
+                                     return;
+                                 // "-TEXT\r\n", or RESP3's "!<length>\r\nTEXT\r\n".
+                                 auto text = reply.substr(1);
+                                 if (reply[0] == '!')
+                                     text = text.substr(std::min(text.size(), text.find('\n') + 1));
+                                 self->wait_->bump_error.assign(
+                                     text.substr(0, std::min<std::size_t>(text.find('\r'), 200)));
+                             }),
+                         0);
     blocking_conn_->send(wait_->request, *this, wait_->seq, wait_->patience);
 }
 

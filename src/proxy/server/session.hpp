@@ -83,7 +83,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
         discard,
         pin_end,
         config_get,  // CONFIG GET: the backend's secrets are taken out of the reply
-        info         // INFO: a cluster node's reply reads as one standalone server's
+        info,        // INFO: a cluster node's reply reads as one standalone server's
+        wait         // WAIT / WAITAOF: blocks like a blocking command, writes nothing
     };
     struct slot_ctx {
         ctx_kind kind = ctx_kind::none;
@@ -188,6 +189,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void handle_wait(const command_class& c, side serving, std::span<const std::string_view> args,
                      std::string_view raw);
     void send_wait_when_due();
+    void end_blocking();  // the blocking command's reply came: its dedicated connection goes back
     // Completes subscription confirmations still waiting for the upstream (all when no kind).
     void flush_pending_subs(std::optional<std::uint8_t> kind, std::string_view name);
 

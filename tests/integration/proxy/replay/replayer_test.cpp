@@ -455,7 +455,7 @@ TEST_F(pair_of_servers, a_hung_lane_keeps_the_window_within_the_budget) {
     auto cfg = fast_config();
     cfg.lanes = 2;
     cfg.item_timeout = 60s;
-    cfg.max_queued_bytes = 64 * 1024;  // 512 slots
+    cfg.max_queued_bytes = 64 * 1024;  // about 340 slots
     start(cfg);
     const auto stuck = key_in_lane(0, "stuck");
     write({"SET", stuck, "before"}, {stuck});
@@ -486,6 +486,32 @@ TEST_F(pair_of_servers, a_hung_lane_keeps_the_window_within_the_budget) {
     EXPECT_GT(s.repaired, 0u);
     EXPECT_FALSE(s.full_resync_needed);
     EXPECT_EQ(s.queued_bytes, 0u) << "a slot's share was not given back";
+}
+
+// Pausing the copies waits for those already sent (they could land after the side they are
+// copied to starts serving); a copy still unanswered at the deadline is reported.
+TEST_F(pair_of_servers, pausing_waits_for_copies_already_sent) {
+    test::fault_proxy lane0(secondary_server.host(), secondary_server.port());
+    lane0_port = lane0.port();
+    secondary_timeout = 60s;
+    auto cfg = fast_config();
+    cfg.lanes = 1;
+    cfg.item_timeout = 60s;
+    start(cfg);
+    primary_server.cli({"SET", "pk", "v"});
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().secondary_up; }));
+    lane0.stall(true);
+    std::string_view k[] = {"pk"};
+    rep->mark_dirty(k);
+    // Read from the primary and sent into the stalled connection.
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().queued_items == 1; }));
+    EXPECT_FALSE(rep->pause_repairs(true, 300ms)) << "returned with a copy still on the wire";
+    EXPECT_TRUE(rep->snapshot().repairs_paused);
+    lane0.stall(false);
+    EXPECT_TRUE(rep->pause_repairs(true, 10s));
+    EXPECT_EQ(secondary_server.cli({"GET", "pk"}), "v");
+    rep->pause_repairs(false);
+    expect_equal();
 }
 
 // The secondary's copy diverged (a string where the primary has a list): the error reply is

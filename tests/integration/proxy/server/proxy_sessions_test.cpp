@@ -341,6 +341,27 @@ TEST_F(proxy_sessions, wait_counts_only_replicas_that_have_the_clients_writes) {
     EXPECT_EQ(replica.cli({"GET", "w"}), "3");
 }
 
+// A client that leaves while its WAIT still waits for an earlier reply leaves nothing behind: a
+// WAIT is not a write (it once counted as one in flight, forever, and held every mode switch).
+TEST_F(proxy_sessions, a_wait_not_sent_yet_leaves_nothing_behind_when_its_client_goes) {
+    primary_.cli({"CLIENT", "PAUSE", "500", "WRITE"});  // the SET waits on the server
+    {
+        raw_conn c(proxy_->port());
+        c.send(
+            "*3\r\n$3\r\nSET\r\n$2\r\nwl\r\n$1\r\n1\r\n*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$1\r\n0\r\n");
+        // The SET waits on the server (a paused client counts as blocked there).
+        ASSERT_TRUE(eventually([&] {
+            return primary_.cli({"INFO", "clients"}).find("blocked_clients:1") != std::string::npos;
+        }));
+        c.close();
+    }
+    EXPECT_TRUE(eventually([&] { return primary_.cli({"GET", "wl"}) == "1"; }));
+    EXPECT_TRUE(eventually([&] { return info_field("writes_in_flight") == "0"; }))
+        << "writes_in_flight:" << info_field("writes_in_flight");
+    ASSERT_TRUE(proxy_->set_mode(mode::dual_write, false).has_value());
+    ASSERT_TRUE(proxy_->set_mode(mode::primary_only, false).has_value());
+}
+
 TEST_F(proxy_sessions, a_blocked_client_that_leaves_loses_no_value) {
     for (int round = 0; round < 5; ++round) {
         const std::string key = "lq" + std::to_string(round);
