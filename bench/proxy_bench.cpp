@@ -202,9 +202,10 @@ struct numbers {
     double p50_ms = nan;
     double p99_ms = nan;
     double avg_ms = nan;
-    double cpu_us = nan;      // the peer's CPU time per request (all its threads), µs
-    double servers_us = nan;  // both redis-servers' CPU time per request, µs
-    double client_us = nan;   // redis-benchmark's own CPU time per request, µs
+    double cpu_us = nan;        // the peer's CPU time per request (all its threads), µs
+    double servers_us = nan;    // both redis-servers' CPU time per request, µs
+    double secondary_us = nan;  // the secondary redis-server's share of servers_us
+    double client_us = nan;     // redis-benchmark's own CPU time per request, µs
 };
 
 // Pins every thread of a process to one CPU (threads it starts later inherit it).
@@ -453,6 +454,7 @@ int run(int argc, char** argv) {
         const double cpu0 = t.pid != 0 ? cpu_ns(t.pid) : nan;
         const auto servers_ns = [&] { return cpu_ns(primary.pid()) + cpu_ns(secondary.pid()); };
         const double servers0 = servers_ns();
+        const double secondary0 = cpu_ns(secondary.pid());
         const double client0 = children_cpu_ns();
         auto rows = redis_benchmark(t.port, test, conns, pipeline, requests);
         const double client_ns = children_cpu_ns() - client0;
@@ -460,8 +462,11 @@ int run(int argc, char** argv) {
         numbers r = it == rows.end() ? numbers{} : it->second;
         if (t.pid != 0 && it != rows.end())
             r.cpu_us = (cpu_ns(t.pid) - cpu0) / 1000.0 / static_cast<double>(requests);
-        if (it != rows.end())
+        if (it != rows.end()) {
             r.servers_us = (servers_ns() - servers0) / 1000.0 / static_cast<double>(requests);
+            r.secondary_us =
+                (cpu_ns(secondary.pid()) - secondary0) / 1000.0 / static_cast<double>(requests);
+        }
         if (it != rows.end())
             r.client_us = client_ns / 1000.0 / static_cast<double>(requests);
         return r;
@@ -585,18 +590,23 @@ int run(int argc, char** argv) {
 
     // The servers' share: how well each target batches for them (and, in dual-write, the
     // secondary's work, which runs on the same cores).
-    fmt::print("\nCPU time per request of the redis-servers (primary + secondary, µs)\n");
-    fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10}\n", "P", "test", "direct", "nutcrckr",
-               "prim-only", "dual-wr");
+    fmt::print(
+        "\nCPU time per request of the redis-servers (primary + secondary, µs; dw sec: the "
+        "secondary's share in dual-write)\n");
+    fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "P", "test", "direct",
+               "nutcrckr", "prim-only", "dual-wr", "dw sec");
     for (int p : pipeline_list) {
         for (const auto& test : test_list) {
             const auto T = upper(test);
             const auto srv = [&](const std::string& tgt) {
                 return has(tgt) ? med(p, T, tgt, &numbers::servers_us) : nan;
             };
-            fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10}\n", p, T,
+            const double sec =
+                has("dual-write") ? med(p, T, "dual-write", &numbers::secondary_us) : nan;
+            fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10} {:>10}\n", p, T,
                        cell(srv("direct"), "{:.2f}"), cell(srv("nutcracker"), "{:.2f}"),
-                       cell(srv("primary-only"), "{:.2f}"), cell(srv("dual-write"), "{:.2f}"));
+                       cell(srv("primary-only"), "{:.2f}"), cell(srv("dual-write"), "{:.2f}"),
+                       cell(sec, "{:.2f}"));
         }
     }
 
@@ -605,8 +615,11 @@ int run(int argc, char** argv) {
     fmt::print(
         "\nCPU time per request: redis-benchmark, and all processes (benchmark + proxy + "
         "servers), µs\n");
-    fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "P", "test",
-               "bench dir", "bench nut", "bench po", "all dir", "all nut", "all po", "all dw");
+    // dw/po ceiling: the ratio dual-write would reach if the proxy's follower cost nothing and
+    // only the secondary's own work were added (at equal use of the cores).
+    fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "P", "test",
+               "bench dir", "bench nut", "bench po", "all dir", "all nut", "all po", "all dw",
+               "dw/po max");
     for (int p : pipeline_list) {
         for (const auto& test : test_list) {
             const auto T = upper(test);
@@ -617,12 +630,15 @@ int run(int argc, char** argv) {
                 const double proxy = tgt == "direct" ? 0.0 : of(tgt, &numbers::cpu_us);
                 return of(tgt, &numbers::client_us) + proxy + of(tgt, &numbers::servers_us);
             };
-            fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", p, T,
-                       cell(of("direct", &numbers::client_us), "{:.2f}"),
+            const double po_all = all("primary-only");
+            const double ceiling = po_all / (po_all + of("dual-write", &numbers::secondary_us));
+            fmt::print("{:<3} {:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", p,
+                       T, cell(of("direct", &numbers::client_us), "{:.2f}"),
                        cell(of("nutcracker", &numbers::client_us), "{:.2f}"),
                        cell(of("primary-only", &numbers::client_us), "{:.2f}"),
                        cell(all("direct"), "{:.2f}"), cell(all("nutcracker"), "{:.2f}"),
-                       cell(all("primary-only"), "{:.2f}"), cell(all("dual-write"), "{:.2f}"));
+                       cell(po_all, "{:.2f}"), cell(all("dual-write"), "{:.2f}"),
+                       cell(ceiling, "{:.2f}x"));
         }
     }
 
