@@ -85,6 +85,19 @@ struct pair_of_servers : ::testing::Test {
 
     // Lane 0 reaches the secondary through this port instead (a fault proxy), when set.
     std::uint16_t lane0_port = 0;
+    std::unique_ptr<test::fault_proxy> lane0_fault;
+
+    // Starts with lane 0 behind a fault proxy (stall() hangs the lane) and no timeouts that
+    // would declare it down during a test.
+    test::fault_proxy& start_with_lane0_behind_a_fault(replayer_config cfg) {
+        lane0_fault =
+            std::make_unique<test::fault_proxy>(secondary_server.host(), secondary_server.port());
+        lane0_port = lane0_fault->port();
+        secondary_timeout = 60s;
+        cfg.item_timeout = 60s;
+        start(cfg);
+        return *lane0_fault;
+    }
 
     void start(replayer_config cfg) {
         auto secondary_cfg = config_for(secondary_server);
@@ -449,14 +462,10 @@ TEST_F(pair_of_servers, tiny_queue_budget_turns_writes_dirty_then_repairs) {
 // Their slots count against the budget until they leave, so the writes beyond it turn dirty (and
 // are copied once the lane is back) instead of the window growing for as long as the lane hangs.
 TEST_F(pair_of_servers, a_hung_lane_keeps_the_window_within_the_budget) {
-    test::fault_proxy lane0(secondary_server.host(), secondary_server.port());
-    lane0_port = lane0.port();
-    secondary_timeout = 60s;
     auto cfg = fast_config();
     cfg.lanes = 2;
-    cfg.item_timeout = 60s;
     cfg.max_queued_bytes = 64 * 1024;  // about 340 slots
-    start(cfg);
+    auto& lane0 = start_with_lane0_behind_a_fault(cfg);
     const auto stuck = key_in_lane(0, "stuck");
     write({"SET", stuck, "before"}, {stuck});
     ASSERT_TRUE(eventually([&] { return caught_up(); }));
@@ -491,13 +500,9 @@ TEST_F(pair_of_servers, a_hung_lane_keeps_the_window_within_the_budget) {
 // Pausing the copies waits for those already sent (they could land after the side they are
 // copied to starts serving); a copy still unanswered at the deadline is reported.
 TEST_F(pair_of_servers, pausing_waits_for_copies_already_sent) {
-    test::fault_proxy lane0(secondary_server.host(), secondary_server.port());
-    lane0_port = lane0.port();
-    secondary_timeout = 60s;
     auto cfg = fast_config();
     cfg.lanes = 1;
-    cfg.item_timeout = 60s;
-    start(cfg);
+    auto& lane0 = start_with_lane0_behind_a_fault(cfg);
     primary_server.cli({"SET", "pk", "v"});
     ASSERT_TRUE(eventually([&] { return rep->snapshot().secondary_up; }));
     lane0.stall(true);
