@@ -60,6 +60,11 @@ command_class classify(std::span<const std::string_view> args, const commands::c
     if (c.spec == nullptr && args.size() > 1)
         c.spec = t.find(name);  // unknown subcommand: still the container's label
     c.label = label_of(c.spec);
+    c.plain = c.spec != nullptr &&
+              !any_of(name, {"auth",    "hello",   "quit",     "ping",      "reset",    "monitor",
+                             "config",  "cluster", "readonly", "readwrite", "asking",   "info",
+                             "proxy",   "client",  "shutdown", "save",      "failover", "replicaof",
+                             "slaveof", "sync",    "psync",    "acl",       "module",   "debug"});
 
     if (any_of(name, {"ping", "echo", "quit", "hello", "auth", "select", "reset", "readonly",
                       "readwrite", "asking", "proxy"})) {

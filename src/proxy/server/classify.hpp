@@ -32,6 +32,9 @@ struct command_class {
     // "other" for anything the table does not know.
     std::string_view label = "other";
     bool shadowable = false;  // a deterministic read the shadow compare understands
+    // Known to the table and none of the commands session::handle treats by name (CONFIG,
+    // CLUSTER, INFO, CLIENT, PROXY, the backend-wide ones ...): those checks are skipped.
+    bool plain = false;
 };
 
 command_class classify(std::span<const std::string_view> args, const commands::command_table& t);

@@ -25,22 +25,6 @@ constexpr auto k_retry_after = std::chrono::milliseconds(200);
 constexpr std::size_t k_idle_pool = 64;
 }  // namespace
 
-mode_plan plan_of(mode m) noexcept {
-    switch (m) {
-        case mode::primary_only:
-            return {side::primary, false, false};
-        case mode::dual_write:
-            return {side::primary, true, false};
-        case mode::dual_write_shadow:
-            return {side::primary, true, true};
-        case mode::secondary_primary:
-            return {side::secondary, true, true};
-        case mode::secondary_only:
-            return {side::secondary, false, false};
-    }
-    return {};
-}
-
 worker::worker(shared_state& st, std::size_t index) : st_(st), index_(index), ioc_(1) {
     other_counter_ = &st_.metrics->get_counter(
         "respite_proxy_commands_total", "Commands received, by command", {{"command", "other"}});

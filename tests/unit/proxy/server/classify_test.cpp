@@ -118,7 +118,26 @@ TEST(proxy_classifier, the_cache_agrees_with_the_full_classification_for_every_c
         EXPECT_EQ(a.kind, b.kind) << name;
         EXPECT_EQ(a.label, b.label) << name;
         EXPECT_EQ(a.shadowable, b.shadowable) << name;
+        EXPECT_EQ(a.plain, b.plain) << name;
+        // Every command session::handle treats by name, or that is backend-wide, is not plain:
+        // the handler's name checks run for it.
+        if (!backend_wide_command(args).empty()) {
+            EXPECT_FALSE(a.plain) << name;
+        }
     }
+    const auto plain = [&](std::initializer_list<std::string_view> a) {
+        return fast(std::span<const std::string_view>(a.begin(), a.size())).plain;
+    };
+    EXPECT_TRUE(plain({"SET", "k", "v"}));
+    EXPECT_TRUE(plain({"get", "k"}));
+    EXPECT_TRUE(plain({"LPUSH", "k", "v"}));
+    for (auto n :
+         {"CONFIG",  "config",   "CLUSTER", "READONLY", "READWRITE", "ASKING",    "INFO",
+          "PROXY",   "CLIENT",   "AUTH",    "HELLO",    "QUIT",      "PING",      "RESET",
+          "MONITOR", "SHUTDOWN", "DEBUG",   "ACL",      "MODULE",    "REPLICAOF", "SAVE"}) {
+        EXPECT_FALSE(plain({n, "get", "x"})) << n;
+    }
+    EXPECT_FALSE(plain({"NOSUCHCOMMAND", "k"}));  // unknown: every check runs
     std::vector<std::string_view> x{"XREAD", "BLOCK", "0", "STREAMS", "s", "$"};
     EXPECT_EQ(fast(x).kind, route::blocking);
     std::vector<std::string_view> info{"INFO", "proxy"};
