@@ -154,10 +154,71 @@ bool request_parser::split_inline(std::string_view line) {
     }
 }
 
+namespace {
+
+// Digits of a RESP length line ("123\r\n") at p, within the first `avail` bytes; false for
+// anything else (a sign, no digits, more than 18 digits, no CRLF yet), which the full parser
+// then judges.
+bool plain_length(const char* p, std::size_t avail, std::size_t max_line, std::size_t& value,
+                  std::size_t& used) {
+    std::size_t i = 0;
+    std::size_t v = 0;
+    while (i < avail && i < 18 && i < max_line && p[i] >= '0' && p[i] <= '9') {
+        v = v * 10 + static_cast<std::size_t>(p[i] - '0');
+        ++i;
+    }
+    if (i == 0 || i + 2 > avail || p[i] != '\r' || p[i + 1] != '\n')
+        return false;
+    value = v;
+    used = i + 2;
+    return true;
+}
+
+}  // namespace
+
+bool request_parser::parse_whole(std::string_view input, std::vector<std::string_view>& args,
+                                 std::size_t& length) {
+    // A whole request already in the buffer, in the plain form clients send: "*N\r\n" then N
+    // times "$len\r\n<bytes>\r\n", within the limits. Anything else (partial, inline, *0,
+    // over a limit, malformed) is left to the state machine, from the request's first byte, so
+    // results and errors are the same either way (the fuzz target checks whole against split).
+    const char* const d = input.data();
+    const std::size_t size = input.size();
+    if (size < 4 || d[0] != '*')
+        return false;
+    std::size_t n = 0;
+    std::size_t used = 0;
+    if (!plain_length(d + 1, size - 1, limits_.max_line_length, n, used) || n == 0 ||
+        n > limits_.max_aggregate_elements)
+        return false;
+    std::size_t pos = 1 + used;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (pos >= size || d[pos] != '$')
+            return false;
+        std::size_t len = 0;
+        if (!plain_length(d + pos + 1, size - pos - 1, limits_.max_line_length, len, used) ||
+            len > limits_.max_bulk_length)
+            return false;
+        pos += 1 + used;
+        if (size - pos < len + 2 || d[pos + len] != '\r' || d[pos + len + 1] != '\n')
+            return false;
+        args.emplace_back(d + pos, len);
+        pos += len + 2;
+    }
+    length = pos;
+    return true;
+}
+
 request_result request_parser::parse(std::string_view input, std::vector<std::string_view>& args) {
     args.clear();
     if (error_) {
         return {false, 0, false, error_, reason_};
+    }
+    if (offset_ == 0 && phase_ == phase::start) {
+        std::size_t length = 0;
+        if (parse_whole(input, args, length))
+            return {true, length, false, {}, {}};
+        args.clear();
     }
     const char* const data = input.data();
     const std::size_t size = input.size();

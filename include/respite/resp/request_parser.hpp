@@ -53,6 +53,10 @@ class request_parser {
     };
 
     request_result fail(error e, std::string_view reason);
+    // The common case in one pass, without the state machine; false: not handled (args may
+    // hold partial results).
+    bool parse_whole(std::string_view input, std::vector<std::string_view>& args,
+                     std::size_t& length);
     bool split_inline(std::string_view line);
 
     resp::limits limits_;

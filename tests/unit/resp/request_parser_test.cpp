@@ -60,6 +60,11 @@ std::vector<good_request> good_requests() {
         {"*2\r\n$3\r\nGET\r\n$0\r\n\r\n", {"GET", ""}, false},
         {"*2\r\n$4\r\nECHO\r\n$4\r\na\r\nb\r\n", {"ECHO", "a\r\nb"}, false},
         {"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n", {"PING"}, false},
+        // Leading zeros, and lengths of 18 and 19 digits: the one-pass path for whole requests
+        // and the state machine read them alike.
+        {"*02\r\n$03\r\nGET\r\n$1\r\nk\r\n", {"GET", "k"}, false},
+        {"*1\r\n$000000000000000004\r\nPING\r\n", {"PING"}, false},
+        {"*1\r\n$0000000000000000004\r\nPING\r\n", {"PING"}, false},
         {"PING\r\n", {"PING"}, true},
         {"PING\n", {"PING"}, true},
         {"\r\n\n  \t\r\nPING\r\n", {"PING"}, true},
