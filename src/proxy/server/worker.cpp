@@ -41,6 +41,11 @@ void worker::post_latency_flush() {
         latency_flush_posted_ = false;
         for (auto& b : route_latency_)
             b->flush();
+        for (const auto i : command_touched_)
+            command_counters_[i]->inc(std::exchange(command_pending_[i], 0));
+        command_touched_.clear();
+        if (other_pending_ != 0)
+            other_counter_->inc(std::exchange(other_pending_, 0));
     });
 }
 
@@ -210,25 +215,27 @@ pubsub_hub& worker::hub(side s) {
 }
 
 void worker::count_command(const command_class& c) {
-    if (c.spec == nullptr) {
-        other_counter_->inc();
-        return;
-    }
+    if (!latency_flush_posted_)
+        post_latency_flush();
     // Indexed by the spec's place in the table (a lookup per command, no hashing).
     const auto& specs = st_.table.specs();
-    const auto i = static_cast<std::size_t>(c.spec - specs.data());
+    const auto i =
+        c.spec == nullptr ? specs.size() : static_cast<std::size_t>(c.spec - specs.data());
     if (i >= specs.size()) {
-        other_counter_->inc();
+        ++other_pending_;
         return;
     }
-    if (command_counters_.size() != specs.size())
+    if (command_counters_.size() != specs.size()) {
         command_counters_.assign(specs.size(), nullptr);
+        command_pending_.assign(specs.size(), 0);
+    }
     auto*& counter = command_counters_[i];
     if (counter == nullptr)
         counter = &st_.metrics->get_counter("respite_proxy_commands_total",
                                             "Commands received, by command",
                                             {{"command", std::string(c.label)}});
-    counter->inc();
+    if (command_pending_[i]++ == 0)
+        command_touched_.push_back(static_cast<std::uint32_t>(i));
 }
 
 void worker::defer_flush(std::shared_ptr<session> s) {

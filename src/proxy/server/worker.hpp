@@ -240,6 +240,11 @@ class worker {
     std::vector<std::shared_ptr<session>> deferred_flush_;
     void run_deferred_flush();
     std::vector<obs::counter*> command_counters_;  // by index in st_.table.specs()
+    // Counts not yet added to command_counters_ (once per loop turn, with the latency batches:
+    // no atomic add per command), the indexes touched since, and the `other` label's count.
+    std::vector<std::uint64_t> command_pending_;
+    std::vector<std::uint32_t> command_touched_;
+    std::uint64_t other_pending_ = 0;
     obs::counter* other_counter_ = nullptr;
     std::unique_ptr<obs::histogram_batch> route_latency_[8];
     bool latency_flush_posted_ = false;

@@ -362,6 +362,35 @@ TEST_F(proxy_sessions, a_wait_not_sent_yet_leaves_nothing_behind_when_its_client
     ASSERT_TRUE(proxy_->set_mode(mode::primary_only, false).has_value());
 }
 
+// Commands are counted per command, and everything the table does not know under one label.
+TEST_F(proxy_sessions, commands_are_counted_with_bounded_labels) {
+    const auto count = [&](std::string_view label) -> std::uint64_t {
+        const auto text = http(proxy_->admin_port(), "GET", "/metrics");
+        const auto key = "\nrespite_proxy_commands_total{command=\"" + std::string(label) + "\"} ";
+        const auto at = text.find(key);
+        return at == std::string::npos ? 0 : std::stoull(text.substr(at + key.size()));
+    };
+    const auto gets = count("get");
+    const auto sets = count("set");
+    const auto others = count("other");
+    raw_conn c(proxy_->port());
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(c.call({"GET", "cnt"}), "$-1\r\n");
+    }
+    EXPECT_EQ(c.call({"SET", "cnt", "1"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"SET", "cnt", "2"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"NOSUCHCOMMAND", "x"}).substr(0, 4), "-ERR");
+    EXPECT_EQ(c.call({"NOSUCHCOMMAND2"}).substr(0, 4), "-ERR");
+    EXPECT_TRUE(eventually([&] {
+        return count("get") == gets + 3 && count("set") == sets + 2 && count("other") == others + 2;
+    })) << "get "
+        << count("get") - gets << " set " << count("set") - sets << " other "
+        << count("other") - others;
+    const auto text = http(proxy_->admin_port(), "GET", "/metrics");
+    EXPECT_EQ(text.find("NOSUCHCOMMAND"), std::string::npos);
+    EXPECT_EQ(text.find("nosuchcommand"), std::string::npos);
+}
+
 TEST_F(proxy_sessions, a_blocked_client_that_leaves_loses_no_value) {
     for (int round = 0; round < 5; ++round) {
         const std::string key = "lq" + std::to_string(round);
