@@ -576,6 +576,7 @@ std::string proxy_server::impl::info() const {
     line("workers", std::to_string(workers_.size()));
     line("connected_clients", std::to_string(st_.clients.load()));
     line("writes_in_flight", std::to_string(st_.writes_in_flight.load()));
+    line("writes_held", st_.writes_paused.load() ? "1" : "0");  // a switch holds new writes
     line("shadow_percent", std::to_string(st_.shadow_percent.load()));
     line("primary_cluster", st_.cfg.primary.cluster ? "1" : "0");
     line("secondary_configured", st_.has_secondary() ? "1" : "0");

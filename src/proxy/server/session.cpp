@@ -590,7 +590,9 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
                     "allowed in this context");
         return true;
     }
-    w_.count_command(c);
+    // A command held by a mode switch comes back here every millisecond: counted once.
+    if (!std::exchange(held_, false))
+        w_.count_command(c);
     route_ = static_cast<std::uint8_t>(c.kind);
     last_cmd_ = c.spec != nullptr ? std::string_view(c.spec->name) : c.label;
 
@@ -817,6 +819,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
 bool session::hold_for_switch() {
     // A mode switch is moving the serving side: hold this command and what follows it.
     waiting_pause_ = true;
+    held_ = true;
     if (!pause_timer_)
         pause_timer_ = std::make_unique<asio::steady_timer>(w_.ioc());
     pause_timer_->expires_after(std::chrono::milliseconds(1));

@@ -304,6 +304,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     };
     std::optional<pending_wait> wait_;
     bool waiting_pause_ = false;  // a write waits for a mode switch to finish
+    bool held_ = false;           // the next command handled is the held one again: not recounted
     std::unique_ptr<asio::steady_timer> pause_timer_;
     std::unique_ptr<asio::steady_timer> idle_timer_;
     std::chrono::steady_clock::time_point last_activity_;  // last read or completed write

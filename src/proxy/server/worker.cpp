@@ -39,14 +39,18 @@ void worker::post_latency_flush() {
     latency_flush_posted_ = true;
     asio::post(ioc_, [this] {
         latency_flush_posted_ = false;
-        for (auto& b : route_latency_)
-            b->flush();
-        for (const auto i : command_touched_)
-            command_counters_[i]->inc(std::exchange(command_pending_[i], 0));
-        command_touched_.clear();
-        if (other_pending_ != 0)
-            other_counter_->inc(std::exchange(other_pending_, 0));
+        flush_batches();
     });
+}
+
+void worker::flush_batches() {
+    for (auto& b : route_latency_)
+        b->flush();
+    for (const auto i : command_touched_)
+        command_counters_[i]->inc(std::exchange(command_pending_[i], 0));
+    command_touched_.clear();
+    if (other_pending_ != 0)
+        other_counter_->inc(std::exchange(other_pending_, 0));
 }
 
 worker::~worker() = default;
@@ -413,6 +417,7 @@ void worker::join() {
                     u->close();
         hubs_[0].reset();
         hubs_[1].reset();
+        flush_batches();  // a flush posted behind this handler would never run
         ioc_.stop();
     });
     if (thread_.joinable())

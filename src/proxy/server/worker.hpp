@@ -249,6 +249,7 @@ class worker {
     std::unique_ptr<obs::histogram_batch> route_latency_[8];
     bool latency_flush_posted_ = false;
     void post_latency_flush();
+    void flush_batches();  // the latency and per-command counts gathered since the last one
 };
 
 }  // namespace respite::proxy::server

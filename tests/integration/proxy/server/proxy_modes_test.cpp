@@ -141,6 +141,39 @@ TEST_F(proxy_modes, the_admin_endpoint_answers_while_a_switch_waits) {
     EXPECT_EQ(proxy_->current_mode(), mode::dual_write);
 }
 
+// A write held by a switch is retried every millisecond until the switch ends: it is counted
+// once, not once per retry.
+TEST_F(proxy_modes, a_write_held_by_a_switch_is_counted_once) {
+    start(mode::dual_write,
+          [](proxy::proxy_config& c) { c.switch_timeout = std::chrono::milliseconds(800); });
+    const auto sets = [&]() -> std::uint64_t {
+        const auto text = http(proxy_->admin_port(), "GET", "/metrics");
+        const std::string key = "\nrespite_proxy_commands_total{command=\"set\"} ";
+        const auto at = text.find(key);
+        return at == std::string::npos ? 0 : std::stoull(text.substr(at + key.size()));
+    };
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "k", "1"}), "+OK\r\n");
+    ASSERT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "1"; }));
+    ASSERT_EQ(::kill(secondary_.pid(), SIGSTOP), 0);
+    struct resume {
+        int pid;
+        ~resume() { ::kill(pid, SIGCONT); }
+    } resume_secondary{secondary_.pid()};
+    EXPECT_EQ(c.call({"SET", "k", "2"}), "+OK\r\n");  // the follower cannot apply it now
+    const auto before = sets();
+    std::string refused;
+    std::thread switcher(
+        [&] { refused = http(proxy_->admin_port(), "POST", "/mode?set=secondary-primary"); });
+    ASSERT_TRUE(eventually([&] { return info_field("writes_held") == "1"; }));
+    EXPECT_EQ(c.call({"SET", "held", "x"}), "+OK\r\n");  // held until the switch gives up
+    switcher.join();
+    EXPECT_EQ(refused.substr(0, 4), "409 ") << refused;
+    EXPECT_EQ(info_field("writes_held"), "0");
+    EXPECT_TRUE(eventually([&] { return sets() >= before + 1; }));
+    EXPECT_EQ(sets(), before + 1) << "the held SET was counted per retry";
+}
+
 TEST_F(proxy_modes, readyz_fails_when_the_serving_backend_is_down) {
     start(mode::primary_only);
     primary_.stop();
