@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <csignal>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -232,6 +234,30 @@ class proxy_fixture : public ::testing::Test {
 
     std::string recent_divergences() const {
         return http(proxy_->admin_port(), "GET", "/divergences");
+    }
+
+    // respite_proxy_commands_total of one command label, from /metrics (0 when absent).
+    std::uint64_t commands_counted(std::string_view label) const {
+        const auto text = http(proxy_->admin_port(), "GET", "/metrics");
+        const auto key = "\nrespite_proxy_commands_total{command=\"" + std::string(label) + "\"} ";
+        const auto at = text.find(key);
+        return at == std::string::npos ? 0 : std::stoull(text.substr(at + key.size()));
+    }
+
+    // A process stopped with SIGSTOP (a server that no longer answers), resumed on destruction.
+    struct stopped_process {
+        int pid;
+        explicit stopped_process(int p) : pid(p) { EXPECT_EQ(::kill(pid, SIGSTOP), 0); }
+        ~stopped_process() { ::kill(pid, SIGCONT); }
+        stopped_process(const stopped_process&) = delete;
+        stopped_process& operator=(const stopped_process&) = delete;
+    };
+    // In dual-write: a first write reaches the secondary, then the secondary stops answering,
+    // so the follower cannot apply the next ones (and a switch to it waits).
+    std::unique_ptr<stopped_process> stop_the_follower_target(raw_conn& c) {
+        EXPECT_EQ(c.call({"SET", "k", "1"}), "+OK\r\n");
+        EXPECT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "1"; }));
+        return std::make_unique<stopped_process>(secondary_.pid());
     }
 
     // A value from INFO proxy ("" when absent).

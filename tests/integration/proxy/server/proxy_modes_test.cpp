@@ -111,13 +111,7 @@ TEST_F(proxy_modes, the_admin_endpoint_answers_while_a_switch_waits) {
     start(mode::dual_write,
           [](proxy::proxy_config& c) { c.switch_timeout = std::chrono::seconds(3); });
     raw_conn c(proxy_->port());
-    EXPECT_EQ(c.call({"SET", "k", "1"}), "+OK\r\n");
-    ASSERT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "1"; }));
-    ASSERT_EQ(::kill(secondary_.pid(), SIGSTOP), 0);
-    struct resume {
-        int pid;
-        ~resume() { ::kill(pid, SIGCONT); }
-    } resume_secondary{secondary_.pid()};
+    const auto stopped = stop_the_follower_target(c);
     EXPECT_EQ(c.call({"SET", "k", "2"}), "+OK\r\n");  // the follower cannot apply it now
     const auto port = proxy_->admin_port();
     std::string over_http;
@@ -146,20 +140,9 @@ TEST_F(proxy_modes, the_admin_endpoint_answers_while_a_switch_waits) {
 TEST_F(proxy_modes, a_write_held_by_a_switch_is_counted_once) {
     start(mode::dual_write,
           [](proxy::proxy_config& c) { c.switch_timeout = std::chrono::milliseconds(800); });
-    const auto sets = [&]() -> std::uint64_t {
-        const auto text = http(proxy_->admin_port(), "GET", "/metrics");
-        const std::string key = "\nrespite_proxy_commands_total{command=\"set\"} ";
-        const auto at = text.find(key);
-        return at == std::string::npos ? 0 : std::stoull(text.substr(at + key.size()));
-    };
+    const auto sets = [&] { return commands_counted("set"); };
     raw_conn c(proxy_->port());
-    EXPECT_EQ(c.call({"SET", "k", "1"}), "+OK\r\n");
-    ASSERT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "1"; }));
-    ASSERT_EQ(::kill(secondary_.pid(), SIGSTOP), 0);
-    struct resume {
-        int pid;
-        ~resume() { ::kill(pid, SIGCONT); }
-    } resume_secondary{secondary_.pid()};
+    const auto stopped = stop_the_follower_target(c);
     EXPECT_EQ(c.call({"SET", "k", "2"}), "+OK\r\n");  // the follower cannot apply it now
     const auto before = sets();
     std::string refused;

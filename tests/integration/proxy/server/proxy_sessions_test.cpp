@@ -321,11 +321,7 @@ TEST_F(proxy_sessions, wait_counts_only_replicas_that_have_the_clients_writes) {
     EXPECT_EQ(c.call({"WAIT", "1", "5000"}), ":1\r\n");
 
     // The replica stops acknowledging: a write from now on is not on it.
-    ASSERT_EQ(::kill(replica.pid(), SIGSTOP), 0);
-    struct resume {
-        int pid;
-        ~resume() { ::kill(pid, SIGCONT); }
-    } resume_replica{replica.pid()};
+    auto stopped = std::make_unique<stopped_process>(replica.pid());
     EXPECT_EQ(c.call({"SET", "w", "2"}), "+OK\r\n");
     EXPECT_EQ(c.call({"WAIT", "1", "300"}), ":0\r\n") << "a replica without the write counted";
     // Pipelined behind the write: the WAIT goes out once the write is answered.
@@ -336,7 +332,7 @@ TEST_F(proxy_sessions, wait_counts_only_replicas_that_have_the_clients_writes) {
     EXPECT_EQ(c.frame(), ":0\r\n");
     EXPECT_EQ(c.frame(), "+PONG\r\n");
     // Resumed: the replica catches up and counts again.
-    ::kill(replica.pid(), SIGCONT);
+    stopped.reset();
     EXPECT_EQ(c.call({"WAIT", "1", "5000"}), ":1\r\n");
     EXPECT_EQ(replica.cli({"GET", "w"}), "3");
 }
@@ -364,12 +360,7 @@ TEST_F(proxy_sessions, a_wait_not_sent_yet_leaves_nothing_behind_when_its_client
 
 // Commands are counted per command, and everything the table does not know under one label.
 TEST_F(proxy_sessions, commands_are_counted_with_bounded_labels) {
-    const auto count = [&](std::string_view label) -> std::uint64_t {
-        const auto text = http(proxy_->admin_port(), "GET", "/metrics");
-        const auto key = "\nrespite_proxy_commands_total{command=\"" + std::string(label) + "\"} ";
-        const auto at = text.find(key);
-        return at == std::string::npos ? 0 : std::stoull(text.substr(at + key.size()));
-    };
+    const auto count = [&](std::string_view label) { return commands_counted(label); };
     const auto gets = count("get");
     const auto sets = count("set");
     const auto others = count("other");
