@@ -571,6 +571,87 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
 
 // ---- dispatch ----
 
+// The checks of session::handle for commands it treats by name (never for a plain command):
+// true when the command was refused and answered; `filter` is set for CONFIG GET and INFO.
+bool session::refused_by_name(std::span<const std::string_view> args, ctx_kind& filter) {
+    const auto name = args[0];
+    // The backend's credentials stay behind the proxy: CONFIG SET of them is refused (the
+    // proxy's own connections use them) and CONFIG GET leaves them out (see on_reply). Inside
+    // MULTI the reply would come back unfiltered in EXEC's array: refused there.
+    const bool config_get = iequals(name, "config") && args.size() > 2 && iequals(args[1], "get");
+    if (iequals(name, "config") && args.size() > 2) {
+        std::string refused;
+        if (config_get && in_multi_)
+            refused = "ERR proxy: CONFIG GET inside MULTI is not supported through the proxy";
+        for (std::size_t i = 2; iequals(args[1], "set") && i < args.size(); i += 2)
+            if (is_secret_parameter(args[i]))
+                refused = "ERR proxy: CONFIG SET " + lower_copy(args[i]) +
+                          " is not allowed through the proxy (the backend's credentials stay "
+                          "behind it)";
+        if (!refused.empty()) {
+            if (in_multi_)
+                multi_failed_ = true;  // EXEC aborts, as after a command Redis refuses
+            reply_error(refused);
+            return true;
+        }
+    }
+    // A command that acts on the backend server as a whole (SHUTDOWN, CLIENT PAUSE, DEBUG
+    // SLEEP, REPLICAOF ...) would stop, pause or re-point the server every other client and the
+    // proxy's own connections use: only users named by --admin-user may send it through.
+    if (const auto what = backend_wide_command(args); !what.empty() && !named_admin())
+        [[unlikely]] {
+        if (in_multi_)
+            multi_failed_ = true;  // EXEC aborts, as after a command Redis refuses
+        reply_error("ERR proxy: '" + what +
+                    "' acts on the backend server behind the proxy, which other clients and the "
+                    "proxy's own connections use; refused (run it on the backend directly, or "
+                    "as a user named by --admin-user)");
+        return true;
+    }
+    // To its clients the proxy is one standalone server, whatever serves behind it: CLUSTER
+    // SLOTS / NODES / SHARDS from a cluster would hand clients the nodes' addresses, and they
+    // would bypass the proxy. These and READONLY / READWRITE / ASKING are answered as a Redis
+    // without cluster support answers them.
+    // Inside MULTI on a standalone backend they are queued there and answered the same way in
+    // EXEC's array, as by Redis; inside MULTI on a cluster node they abort the transaction.
+    const bool cluster_txn = in_multi_ && (cluster_multi_ || pinned_node_);
+    if ((iequals(name, "cluster") || iequals(name, "readonly") || iequals(name, "readwrite") ||
+         iequals(name, "asking")) &&
+        (!in_multi_ || cluster_txn)) [[unlikely]] {
+        if (in_multi_)
+            multi_failed_ = true;
+        reply_error("ERR This instance has cluster support disabled");
+        return true;
+    }
+    const bool info = iequals(name, "info");
+    // EXEC's array would carry a cluster node's INFO unrewritten (see as_standalone_info).
+    if (info && cluster_txn) [[unlikely]] {
+        multi_failed_ = true;
+        reply_error(
+            "ERR proxy: INFO inside MULTI is not supported through the proxy in front of a "
+            "Redis Cluster; the transaction is aborted");
+        return true;
+    }
+    filter = config_get ? ctx_kind::config_get : (info ? ctx_kind::info : ctx_kind::none);
+    // PROXY acts on the proxy at once: inside a transaction it would run before EXEC (or
+    // despite DISCARD). Refused, and the transaction aborts like after a command Redis refuses.
+    if (in_multi_ && iequals(name, "proxy")) {
+        multi_failed_ = true;
+        reply_error("ERR proxy: PROXY is not allowed inside MULTI; the transaction is aborted");
+        return true;
+    }
+    // CLIENT LIST/KILL/INFO are about the proxy's clients: queued on the pinned connection they
+    // would run on the backend (whose CLIENT KILL can cut the proxy's own connections).
+    if (in_multi_ && iequals(name, "client") && args.size() > 1 &&
+        (iequals(args[1], "list") || iequals(args[1], "kill") || iequals(args[1], "info"))) {
+        multi_failed_ = true;
+        reply_error("ERR proxy: client|" + lower_copy(args[1]) +
+                    " is not allowed inside MULTI; the transaction is aborted");
+        return true;
+    }
+    return false;
+}
+
 bool session::handle(std::span<const std::string_view> args, std::string_view raw) {
     const auto c = (*st_.classes)(args);
     const auto name = args[0];
@@ -596,90 +677,12 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     route_ = static_cast<std::uint8_t>(c.kind);
     last_cmd_ = c.spec != nullptr ? std::string_view(c.spec->name) : c.label;
 
-    // Commands handled by name below (CONFIG, CLUSTER, INFO, PROXY, CLIENT and those on the whole
-    // backend server): the classifier marks every other known command plain, which skips them.
-    bool config_get = false;
-    bool info = false;
     // A reply rewritten for the proxy's clients on its way back (on_reply).
     ctx_kind filter = ctx_kind::none;
-    if (!c.plain) {
-        // The backend's credentials stay behind the proxy: CONFIG SET of them is refused (the
-        // proxy's own connections use them) and CONFIG GET leaves them out (see on_reply). Inside
-        // MULTI the reply would come back unfiltered in EXEC's array: refused there.
-        config_get = iequals(name, "config") && args.size() > 2 && iequals(args[1], "get");
-        if (iequals(name, "config") && args.size() > 2) {
-            std::string refused;
-            if (config_get && in_multi_)
-                refused = "ERR proxy: CONFIG GET inside MULTI is not supported through the proxy";
-            for (std::size_t i = 2; iequals(args[1], "set") && i < args.size(); i += 2)
-                if (is_secret_parameter(args[i]))
-                    refused = "ERR proxy: CONFIG SET " + lower_copy(args[i]) +
-                              " is not allowed through the proxy (the backend's credentials stay "
-                              "behind it)";
-            if (!refused.empty()) {
-                if (in_multi_)
-                    multi_failed_ = true;  // EXEC aborts, as after a command Redis refuses
-                reply_error(refused);
-                return true;
-            }
-        }
-        // A command that acts on the backend server as a whole (SHUTDOWN, CLIENT PAUSE, DEBUG
-        // SLEEP, REPLICAOF ...) would stop, pause or re-point the server every other client and the
-        // proxy's own connections use: only users named by --admin-user may send it through.
-        if (const auto what = backend_wide_command(args); !what.empty() && !named_admin())
-            [[unlikely]] {
-            if (in_multi_)
-                multi_failed_ = true;  // EXEC aborts, as after a command Redis refuses
-            reply_error(
-                "ERR proxy: '" + what +
-                "' acts on the backend server behind the proxy, which other clients and the "
-                "proxy's own connections use; refused (run it on the backend directly, or "
-                "as a user named by --admin-user)");
-            return true;
-        }
-        // To its clients the proxy is one standalone server, whatever serves behind it: CLUSTER
-        // SLOTS / NODES / SHARDS from a cluster would hand clients the nodes' addresses, and they
-        // would bypass the proxy. These and READONLY / READWRITE / ASKING are answered as a Redis
-        // without cluster support answers them.
-        // Inside MULTI on a standalone backend they are queued there and answered the same way in
-        // EXEC's array, as by Redis; inside MULTI on a cluster node they abort the transaction.
-        const bool cluster_txn = in_multi_ && (cluster_multi_ || pinned_node_);
-        if ((iequals(name, "cluster") || iequals(name, "readonly") || iequals(name, "readwrite") ||
-             iequals(name, "asking")) &&
-            (!in_multi_ || cluster_txn)) [[unlikely]] {
-            if (in_multi_)
-                multi_failed_ = true;
-            reply_error("ERR This instance has cluster support disabled");
-            return true;
-        }
-        info = iequals(name, "info");
-        // EXEC's array would carry a cluster node's INFO unrewritten (see as_standalone_info).
-        if (info && cluster_txn) [[unlikely]] {
-            multi_failed_ = true;
-            reply_error(
-                "ERR proxy: INFO inside MULTI is not supported through the proxy in front of a "
-                "Redis Cluster; the transaction is aborted");
-            return true;
-        }
-        // A reply rewritten for the proxy's clients on its way back (on_reply).
-        filter = config_get ? ctx_kind::config_get : (info ? ctx_kind::info : ctx_kind::none);
-        // PROXY acts on the proxy at once: inside a transaction it would run before EXEC (or
-        // despite DISCARD). Refused, and the transaction aborts like after a command Redis refuses.
-        if (in_multi_ && iequals(name, "proxy")) {
-            multi_failed_ = true;
-            reply_error("ERR proxy: PROXY is not allowed inside MULTI; the transaction is aborted");
-            return true;
-        }
-        // CLIENT LIST/KILL/INFO are about the proxy's clients: queued on the pinned connection they
-        // would run on the backend (whose CLIENT KILL can cut the proxy's own connections).
-        if (in_multi_ && iequals(name, "client") && args.size() > 1 &&
-            (iequals(args[1], "list") || iequals(args[1], "kill") || iequals(args[1], "info"))) {
-            multi_failed_ = true;
-            reply_error("ERR proxy: client|" + lower_copy(args[1]) +
-                        " is not allowed inside MULTI; the transaction is aborted");
-            return true;
-        }
-    }
+    // Commands handled by name (CONFIG, CLUSTER, INFO, PROXY, CLIENT and those on the whole
+    // backend server); the classifier marks every other known command plain.
+    if (!c.plain && refused_by_name(args, filter))
+        return true;
     // Inside MULTI everything goes to the pinned connection: Redis validates and queues it
     // (PING and ECHO too: their replies belong in EXEC's array). The follower gets every queued
     // command so that EXEC's reply elements line up with them.
@@ -1247,10 +1250,7 @@ void session::cancel_blocking() {
     st_.cancelled_blocking->inc();
     if (wait_ && !wait_->sent) {  // a WAIT not sent yet: nothing blocks upstream
         wait_.reset();
-        if (blocking_conn_ && blocking_conn_ != pinned_)
-            w_.release(std::move(blocking_conn_), blocking_side_, true, nullptr);
-        blocking_conn_.reset();
-        blocked_ = false;
+        end_blocking();
         return;
     }
     send_unblock(0);

@@ -189,6 +189,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void handle_wait(const command_class& c, side serving, std::span<const std::string_view> args,
                      std::string_view raw);
     void send_wait_when_due();
+    bool refused_by_name(std::span<const std::string_view> args, ctx_kind& filter);
     void end_blocking();  // the blocking command's reply came: its dedicated connection goes back
     // Completes subscription confirmations still waiting for the upstream (all when no kind).
     void flush_pending_subs(std::optional<std::uint8_t> kind, std::string_view name);
