@@ -159,12 +159,13 @@ namespace {
 // Digits of a RESP length line ("123\r\n") at p, within the first `avail` bytes; false for
 // anything else (a sign, no digits, more than 18 digits, no CRLF yet), which the full parser
 // then judges.
-bool plain_length(const char* p, std::size_t avail, std::size_t max_line, std::size_t& value,
+// 64-bit arithmetic: 18 digits do not fit a 32-bit size_t.
+bool plain_length(const char* p, std::size_t avail, std::size_t max_line, std::uint64_t& value,
                   std::size_t& used) {
     std::size_t i = 0;
-    std::size_t v = 0;
+    std::uint64_t v = 0;
     while (i < avail && i < 18 && i < max_line && p[i] >= '0' && p[i] <= '9') {
-        v = v * 10 + static_cast<std::size_t>(p[i] - '0');
+        v = v * 10 + static_cast<std::uint64_t>(p[i] - '0');
         ++i;
     }
     if (i == 0 || i + 2 > avail || p[i] != '\r' || p[i + 1] != '\n')
@@ -186,19 +187,20 @@ bool request_parser::parse_whole(std::string_view input, std::vector<std::string
     const std::size_t size = input.size();
     if (size < 4 || d[0] != '*')
         return false;
-    std::size_t n = 0;
+    std::uint64_t n = 0;
     std::size_t used = 0;
     if (!plain_length(d + 1, size - 1, limits_.max_line_length, n, used) || n == 0 ||
-        n > limits_.max_aggregate_elements)
+        n > std::uint64_t{limits_.max_aggregate_elements})
         return false;
     std::size_t pos = 1 + used;
-    for (std::size_t i = 0; i < n; ++i) {
+    for (std::uint64_t i = 0; i < n; ++i) {
         if (pos >= size || d[pos] != '$')
             return false;
-        std::size_t len = 0;
-        if (!plain_length(d + pos + 1, size - pos - 1, limits_.max_line_length, len, used) ||
-            len > limits_.max_bulk_length)
+        std::uint64_t len64 = 0;
+        if (!plain_length(d + pos + 1, size - pos - 1, limits_.max_line_length, len64, used) ||
+            len64 > std::uint64_t{limits_.max_bulk_length})
             return false;
+        const auto len = static_cast<std::size_t>(len64);  // within max_bulk_length
         pos += 1 + used;
         if (size - pos < len + 2 || d[pos + len] != '\r' || d[pos + len + 1] != '\n')
             return false;

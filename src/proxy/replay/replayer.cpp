@@ -258,6 +258,9 @@ struct replayer::engine {
     std::atomic<bool> repairs_paused{false};
     std::atomic<std::uint32_t> pause_epoch{0};
     std::atomic<std::uint64_t> repairs_on_wire{0};  // copies sent, not yet answered
+    // Calls of failed lanes that carried copies (by seq): the copies stay counted on the wire
+    // until the connection answers or fails, for they may still land.
+    std::unordered_map<std::uint64_t, std::uint32_t> stale_copies;
     std::atomic<bool> stopping{false};
     std::atomic<bool> full_resync{false};
     std::atomic<bool> keys_saved{false};  // the caller saved unapplied_keys() for the next run
@@ -318,22 +321,24 @@ struct replayer::engine {
     // Items in `window` per stripe (the keyspace-wide one last): a repair waits for them.
     std::vector<std::uint32_t> queued_at = std::vector<std::uint32_t>(stripe_table::stripes + 1);
 
-    struct call {
-        std::uint64_t seq;
-        steady::time_point sent;
-    };
     // An item of a call and how many of the call's replies are its own (0: merged into the
     // command of the item before it, whose verdict it shares).
     struct sent_item {
         entry_id id;
         std::uint32_t replies;
     };
+    struct call {
+        std::uint64_t seq;
+        steady::time_point sent;
+        std::vector<sent_item> ids;
+    };
     replay::merge_run run;            // send()'s, kept for its buffers' capacity
     bool renamed_merges_off = false;  // the target refused a renamed merge (check_merge_refused)
     struct lane_state {
         std::shared_ptr<backend> be;
-        std::uint64_t epoch = 0;   // bumped when the lane fails: later completions are stale
-        std::deque<call> calls;    // in flight in the current epoch, oldest first
+        // In flight, oldest first. Emptied when the lane fails: a later completion of a call
+        // that is not here is stale (its items were counted lost then).
+        std::deque<call> calls;
         asio::steady_timer probe;  // while down
         std::deque<std::pair<entry_id, std::move_only_function<void()>>> waiters;
         explicit lane_state(asio::io_context& ioc) : probe(ioc) {}
@@ -991,13 +996,11 @@ struct replayer::engine {
     void issue(std::size_t l, bool atomic, client::request req, std::vector<sent_item> ids) {
         auto& ln = *lanes[l];
         const auto seq = ++call_seq;
-        ln.calls.push_back({seq, steady::now()});
-        auto cb = [this, b = box, l, epoch = ln.epoch, seq, atomic,
-                   ids = std::move(ids)](client::result<replies> r) mutable {
-            b->post(
-                [this, l, epoch, seq, atomic, ids = std::move(ids), r = std::move(r)]() mutable {
-                    on_call_done(l, epoch, seq, atomic, ids, std::move(r));
-                });
+        ln.calls.push_back({seq, steady::now(), std::move(ids)});
+        auto cb = [this, b = box, l, seq, atomic](client::result<replies> r) mutable {
+            b->post([this, l, seq, atomic, r = std::move(r)]() mutable {
+                on_call_done(l, seq, atomic, std::move(r));
+            });
         };
         if (atomic)
             ln.be->transaction(std::move(req), std::move(cb));
@@ -1005,22 +1008,25 @@ struct replayer::engine {
             ln.be->exec(std::move(req), std::move(cb));
     }
 
-    void on_call_done(std::size_t l, std::uint64_t epoch, std::uint64_t seq, bool atomic,
-                      const std::vector<sent_item>& ids, client::result<replies> r) {
+    void on_call_done(std::size_t l, std::uint64_t seq, bool atomic, client::result<replies> r) {
         if (stopping)
             return;
         auto& ln = *lanes[l];
-        std::erase_if(ln.calls, [seq](const call& c) { return c.seq == seq; });
-        const bool stale = epoch != ln.epoch;
+        const auto it = std::ranges::find(ln.calls, seq, &call::seq);
+        if (it == ln.calls.end()) {
+            // The lane failed after it was sent: its items were counted lost then.
+            if (auto c = stale_copies.find(seq); c != stale_copies.end()) {
+                repairs_on_wire.fetch_sub(c->second);
+                stale_copies.erase(c);
+            }
+            return;
+        }
+        const std::vector<sent_item> ids = std::move(it->ids);
+        ln.calls.erase(it);
         if (!r && is_transport(r.error())) {
-            if (!stale)
-                fail_lane(l, r.error().message());
             for (auto s : ids)
                 finish(s.id, outcome::lost, r.error().message());
-        } else if (stale) {
-            // The lane failed meanwhile: its order is no longer known, the copy settles it.
-            for (auto s : ids)
-                finish(s.id, outcome::lost, "lane failed");
+            fail_lane(l, r.error().message());
         } else if (!r) {
             for (auto s : ids)
                 finish(s.id, outcome::error_reply, r.error().message());
@@ -1189,14 +1195,34 @@ struct replayer::engine {
         lag_us = us;
     }
 
+    // The lane's writes queued and in flight turn dirty now; in flight ones included, for
+    // their connection may never answer (a black-holed secondary with --backend-timeout 0): they
+    // would hold the window's front for good. The connection stays: what it still delivers
+    // lands before the probe's PING is answered on it, so before any copy of those keys.
     void fail_lane(std::size_t l, const std::string& why) {
         auto& ln = *lanes[l];
-        ++ln.epoch;
-        ln.calls.clear();
+        auto calls = std::exchange(ln.calls, {});
         lane_up[l].store(false);
         all_up.store(false);
         metrics.up.set(0);
-        obs::log().warn("replay_lane_down lane={} error=\"{}\" (queued writes turn dirty)", l, why);
+        obs::log().warn(
+            "replay_lane_down lane={} error=\"{}\" in_flight_calls={} (queued "
+            "writes turn dirty)",
+            l, why, calls.size());
+        for (auto& c : calls) {
+            // Copies it carries stay counted on the wire (pause_repairs waits for them) until
+            // the call's completion comes: counted again before finish() takes them off.
+            std::uint32_t copies = 0;
+            for (auto s : c.ids)
+                if (const pending* p = find(s.id); p != nullptr && p->on_wire)
+                    ++copies;
+            if (copies != 0) {
+                repairs_on_wire.fetch_add(copies);
+                stale_copies.emplace(c.seq, copies);
+            }
+            for (auto s : c.ids)
+                finish(s.id, outcome::lost, "lane failed");
+        }
         for (auto id : sched.cancel_waiting(l))
             finish(id, outcome::lost, why);
         start_probe(l);

@@ -287,6 +287,7 @@ std::expected<void, std::string> proxy_server::impl::start() {
         workers_.push_back(std::move(w));
     }
     port_ = port;
+    st_.cfg.listen_port = port;  // the bound one (CONFIG GET port, INFO tcp_port) with port 0
     for (auto& w : workers_)
         st_.workers.push_back(w.get());  // before the worker threads run (CLIENT LIST/KILL)
 

@@ -63,10 +63,29 @@ bool is_secret_parameter(std::string_view name) {
     return false;
 }
 
+// The value a client of the proxy reads for a backend parameter about where the server listens
+// (CONFIG GET port/tls-port/bind/unixsocket): the proxy's own, as Redis gives its own. nullopt
+// for other parameters.
+std::optional<std::string> proxy_listen_parameter(std::string_view name, const proxy_config& cfg) {
+    const bool tls = !cfg.tls_cert_file.empty() && !cfg.tls_key_file.empty();
+    const std::string port = std::to_string(cfg.listen_port);
+    if (name == "port")
+        return tls ? "0" : port;
+    if (name == "tls-port")
+        return tls ? port : "0";
+    if (name == "bind")
+        return cfg.listen_host;
+    if (name == "unixsocket")
+        return cfg.unix_socket;
+    return std::nullopt;
+}
+
 // A CONFIG GET reply (RESP2 flat array of name/value, RESP3 map) as the proxy's clients may see
-// it: without the backend's secrets, and `cluster-enabled no` (to its clients the proxy is one
-// standalone server, see as_standalone_info). nullopt when there is nothing to change.
-std::optional<std::string> without_secrets(std::string_view frame, int proto) {
+// it: without the backend's secrets, `cluster-enabled no` (to its clients the proxy is one
+// standalone server, see as_standalone_info), and the proxy's own listening address instead of
+// the backend's. nullopt when there is nothing to change.
+std::optional<std::string> as_proxy_config(std::string_view frame, int proto,
+                                           const proxy_config& cfg) {
     const auto v = decode_frame(frame);
     if (!v || !v->is_aggregate() || v->elements().size() % 2 != 0)
         return std::nullopt;
@@ -85,6 +104,13 @@ std::optional<std::string> without_secrets(std::string_view frame, int proto) {
             changed = true;
             continue;
         }
+        if (const auto own =
+                e[i].is_string() ? proxy_listen_parameter(e[i].str(), cfg) : std::nullopt;
+            own && e[i + 1].is_string() && e[i + 1].str() != *own) {
+            kept.push_back(resp::value::bulk_string(*own));
+            changed = true;
+            continue;
+        }
         kept.push_back(e[i + 1]);
     }
     if (!changed)
@@ -94,10 +120,12 @@ std::optional<std::string> without_secrets(std::string_view frame, int proto) {
         map ? resp::value::map(std::move(kept)) : resp::value::array(std::move(kept)), proto);
 }
 
-// A cluster node's INFO reply as a standalone server's: the proxy looks like one server, and a
-// client library that reads `redis_mode:cluster` or `cluster_enabled:1` would go to the nodes
-// themselves (bypassing the proxy and its follower). nullopt when there is nothing to change.
-std::optional<std::string> as_standalone_info(std::string_view frame) {
+// A backend's INFO reply as the proxy's clients may see it: the port they reach the server on
+// (`tcp_port`) is the proxy's, and a cluster node's reply reads as a standalone server's: the
+// proxy looks like one server, and a client library that reads `redis_mode:cluster` or
+// `cluster_enabled:1` would go to the nodes themselves (bypassing the proxy and its follower).
+// nullopt when there is nothing to change.
+std::optional<std::string> as_standalone_info(std::string_view frame, const proxy_config& cfg) {
     if (frame.empty() || (frame[0] != '$' && frame[0] != '='))
         return std::nullopt;
     const auto crlf = frame.find("\r\n");
@@ -111,6 +139,16 @@ std::optional<std::string> as_standalone_info(std::string_view frame) {
                                              std::string_view("cluster_enabled:0\r\n")}}) {
         if (const auto at = text.find(from); at != std::string::npos) {
             text.replace(at, from.size(), to);
+            changed = true;
+        }
+    }
+    constexpr std::string_view port_field = "\r\ntcp_port:";
+    if (const auto at = text.find(port_field); at != std::string::npos) {
+        const auto from = at + port_field.size();
+        const auto end = text.find("\r\n", from);
+        const auto own = std::to_string(cfg.listen_port);
+        if (end != std::string::npos && text.compare(from, end - from, own) != 0) {
+            text.replace(from, end - from, own);
             changed = true;
         }
     }
@@ -431,9 +469,10 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
             "this connection is pinned to (WATCH); use keys of one slot (hash tags)\r\n";
     }
     std::optional<std::string> filtered;
-    if (s.ctx && s.ctx->kind == ctx_kind::config_get && (filtered = without_secrets(frame, proto_)))
+    if (s.ctx && s.ctx->kind == ctx_kind::config_get &&
+        (filtered = as_proxy_config(frame, proto_, st_.cfg)))
         frame = *filtered;
-    if (s.ctx && s.ctx->kind == ctx_kind::info && (filtered = as_standalone_info(frame)))
+    if (s.ctx && s.ctx->kind == ctx_kind::info && (filtered = as_standalone_info(frame, st_.cfg)))
         frame = *filtered;
     if (wait_ && wait_->seq == tag) {
         if (!wait_->bump_error.empty() && (frame.empty() || (frame[0] != '-' && frame[0] != '!'))) {

@@ -87,14 +87,16 @@ struct pair_of_servers : ::testing::Test {
     std::uint16_t lane0_port = 0;
     std::unique_ptr<test::fault_proxy> lane0_fault;
 
-    // Starts with lane 0 behind a fault proxy (stall() hangs the lane) and no timeouts that
-    // would declare it down during a test.
-    test::fault_proxy& start_with_lane0_behind_a_fault(replayer_config cfg) {
+    // Starts with lane 0 behind a fault proxy (stall() hangs the lane); by default with no
+    // timeouts that would declare it down during a test (command_timeout 0: none).
+    test::fault_proxy& start_with_lane0_behind_a_fault(
+        replayer_config cfg, std::chrono::milliseconds item_timeout = 60s,
+        std::chrono::milliseconds command_timeout = 60s) {
         lane0_fault =
             std::make_unique<test::fault_proxy>(secondary_server.host(), secondary_server.port());
         lane0_port = lane0_fault->port();
-        secondary_timeout = 60s;
-        cfg.item_timeout = 60s;
+        secondary_timeout = command_timeout;
+        cfg.item_timeout = item_timeout;
         start(cfg);
         return *lane0_fault;
     }
@@ -495,6 +497,57 @@ TEST_F(pair_of_servers, a_hung_lane_keeps_the_window_within_the_budget) {
     EXPECT_GT(s.repaired, 0u);
     EXPECT_FALSE(s.full_resync_needed);
     EXPECT_EQ(s.queued_bytes, 0u) << "a slot's share was not given back";
+}
+
+// A lane whose connection never answers (no command timeout: --backend-timeout 0) is declared
+// down after item_timeout, and its writes in flight turn dirty then, instead of holding the
+// window's front until the connection answers. The connection stays: what it still delivers
+// lands before the copy of those keys, which waits for the probe's PING behind it.
+TEST_F(pair_of_servers, a_lane_that_never_answers_releases_its_writes_in_flight) {
+    auto cfg = fast_config();
+    cfg.lanes = 2;
+    auto& lane0 = start_with_lane0_behind_a_fault(cfg, 1s, 0ms);
+    const auto stuck = key_in_lane(0, "stuck");
+    write({"SET", stuck, "before"}, {stuck});
+    ASSERT_TRUE(eventually([&] { return caught_up(); }));
+    lane0.stall(true);
+    write({"SET", stuck, "late"}, {stuck});
+    // Declared down after 1 s; the write in flight is counted lost while the lane still hangs.
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().dropped_to_dirty >= 1; }, 10s))
+        << "the write in flight on the hung lane was never released";
+    EXPECT_TRUE(eventually([&] { return rep->snapshot().queued_items == 0; }, 5s))
+        << "queued_items=" << rep->snapshot().queued_items;
+    EXPECT_FALSE(rep->snapshot().secondary_up);
+    // The other lane still applies while lane 0 hangs.
+    const auto free_key = key_in_lane(1, "free");
+    write({"SET", free_key, "applied"}, {free_key});
+    EXPECT_TRUE(eventually([&] { return secondary_server.cli({"GET", free_key}) == "applied"; }));
+    // Newer on the primary while the lane is down: the copy must win over the late write.
+    primary_server.cli({"SET", stuck, "newest"});
+    lane0.stall(false);
+    EXPECT_TRUE(eventually([&] { return secondary_server.cli({"GET", stuck}) == "newest"; }));
+    expect_equal();
+    EXPECT_EQ(secondary_server.cli({"GET", stuck}), "newest")
+        << "the late write landed after the copy";
+}
+
+// A copy in flight on a lane that fails stays counted on the wire: it may still land, so pausing
+// the copies keeps waiting for it.
+TEST_F(pair_of_servers, a_copy_on_a_failed_lane_is_still_waited_for) {
+    auto cfg = fast_config();
+    cfg.lanes = 1;
+    auto& lane0 = start_with_lane0_behind_a_fault(cfg, 500ms, 0ms);
+    primary_server.cli({"SET", "pk", "v"});
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().secondary_up; }));
+    lane0.stall(true);
+    std::string_view k[] = {"pk"};
+    rep->mark_dirty(k);
+    ASSERT_TRUE(eventually([&] { return !rep->snapshot().secondary_up; }, 10s));
+    EXPECT_FALSE(rep->pause_repairs(true, 300ms)) << "a copy that may still land was forgotten";
+    lane0.stall(false);
+    EXPECT_TRUE(rep->pause_repairs(true, 10s));
+    rep->pause_repairs(false);
+    expect_equal();
 }
 
 // Pausing the copies waits for those already sent (they could land after the side they are

@@ -403,6 +403,38 @@ TEST_F(proxy_bad_input, config_keeps_the_backends_credentials_behind_the_proxy) 
     expect_serving("CONFIG through the proxy");
 }
 
+TEST_F(proxy_bad_input, config_and_info_give_the_proxys_own_address) {
+    // CONFIG GET port/bind and INFO's tcp_port gave the backend's address: a client (or a tool
+    // that reconnects to what the server says its port is) went around the proxy.
+    start_primary_only();
+    const auto own_port = std::to_string(proxy_->port());
+    const auto backend_port = std::to_string(primary_.port());
+    ASSERT_NE(own_port, backend_port);
+    for (int proto : {2, 3}) {
+        raw_conn c(proxy_->port());
+        if (proto == 3) {
+            ASSERT_EQ(c.call({"HELLO", "3"}).substr(0, 1), "%");
+        }
+        const auto port = c.call({"CONFIG", "GET", "port"});
+        EXPECT_EQ(port, (proto == 3 ? "%1\r\n" : "*2\r\n") + std::string("$4\r\nport\r\n$") +
+                            std::to_string(own_port.size()) + "\r\n" + own_port + "\r\n");
+        const auto bind = c.call({"CONFIG", "GET", "bind"});
+        EXPECT_NE(bind.find("$9\r\n127.0.0.1\r\n"), std::string::npos) << bind;
+        const auto all = c.call({"CONFIG", "GET", "*"});
+        EXPECT_NE(all.find("$4\r\nport\r\n$" + std::to_string(own_port.size()) + "\r\n" +
+                           own_port + "\r\n"),
+                  std::string::npos);
+        EXPECT_NE(all.find("$8\r\ntls-port\r\n$1\r\n0\r\n"), std::string::npos);
+        const auto info = c.call({"INFO", "server"});
+        EXPECT_NE(info.find("\r\ntcp_port:" + own_port + "\r\n"), std::string::npos) << info;
+        EXPECT_EQ(info.find("tcp_port:" + backend_port), std::string::npos) << info;
+        // The whole INFO too (the field is found wherever the section is).
+        const auto everything = c.call({"INFO"});
+        EXPECT_NE(everything.find("\r\ntcp_port:" + own_port + "\r\n"), std::string::npos);
+    }
+    expect_serving("CONFIG GET port and INFO server");
+}
+
 TEST_F(proxy_bad_input, only_admin_users_change_the_proxy) {
     // Every application user could switch the mode or start a SYNC PRUNE.
     start_primary_only([](proxy::proxy_config& cfg) {
