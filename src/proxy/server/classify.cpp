@@ -2,6 +2,8 @@
 #include "classify.hpp"
 
 #include <array>
+#include <atomic>
+#include <cstring>
 
 #include <respite/client/command_info.hpp>
 
@@ -144,6 +146,8 @@ command_class classify(std::span<const std::string_view> args, const commands::c
 }
 
 classifier::classifier(const commands::command_table& t) : table_(&t) {
+    static std::atomic<std::uint64_t> next_id{1};
+    id_ = next_id.fetch_add(1);
     const auto specs = t.specs();
     cache_.resize(specs.size());
     dynamic_.assign(specs.size(), false);
@@ -168,12 +172,34 @@ classifier::classifier(const commands::command_table& t) : table_(&t) {
 command_class classifier::operator()(std::span<const std::string_view> args) const {
     if (args.empty())
         return {};
+    // The name this thread classified last, spelled byte for byte the same (a pipeline of one
+    // command): no table lookup. Only for entries whose class depends on the name alone.
+    struct last_name {
+        std::uint64_t by = 0;
+        std::uint8_t length = 0;
+        char name[23] = {};
+        command_class c;
+    };
+    thread_local last_name last;
+    const auto name = args[0];
+    if (last.by == id_ && name.size() == last.length &&
+        std::memcmp(name.data(), last.name, name.size()) == 0)
+        return last.c;
     const auto* spec = table_->lookup(args);
     if (spec == nullptr)
         return classify(args, *table_);
     const auto i = static_cast<std::size_t>(spec - table_->specs().data());
     if (i >= cache_.size() || dynamic_[i])
         return classify(args, *table_);
+    // A subcommand's entry (CLIENT|ID) or a container's depend on the second argument.
+    if (!commands::has_flag(*spec, commands::flag::has_subcommands) &&
+        std::string_view(spec->name).find('|') == std::string_view::npos &&
+        name.size() <= sizeof last.name) {
+        last.by = id_;
+        last.length = static_cast<std::uint8_t>(name.size());
+        std::memcpy(last.name, name.data(), name.size());
+        last.c = cache_[i];
+    }
     return cache_[i];
 }
 

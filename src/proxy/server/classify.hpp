@@ -61,6 +61,8 @@ class classifier {
     const commands::command_table* table_;
     std::vector<command_class> cache_;  // by position in table_->specs()
     std::vector<bool> dynamic_;
+    // Tells this classifier's entries in the per-thread last-name cache from another's.
+    std::uint64_t id_;
 };
 
 }  // namespace respite::proxy::server

@@ -421,8 +421,8 @@ TEST_F(proxy_bad_input, config_and_info_give_the_proxys_own_address) {
         const auto bind = c.call({"CONFIG", "GET", "bind"});
         EXPECT_NE(bind.find("$9\r\n127.0.0.1\r\n"), std::string::npos) << bind;
         const auto all = c.call({"CONFIG", "GET", "*"});
-        EXPECT_NE(all.find("$4\r\nport\r\n$" + std::to_string(own_port.size()) + "\r\n" +
-                           own_port + "\r\n"),
+        EXPECT_NE(all.find("$4\r\nport\r\n$" + std::to_string(own_port.size()) + "\r\n" + own_port +
+                           "\r\n"),
                   std::string::npos);
         EXPECT_NE(all.find("$8\r\ntls-port\r\n$1\r\n0\r\n"), std::string::npos);
         const auto info = c.call({"INFO", "server"});

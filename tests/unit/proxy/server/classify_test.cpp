@@ -144,6 +144,53 @@ TEST(proxy_classifier, the_cache_agrees_with_the_full_classification_for_every_c
     EXPECT_EQ(fast(info).kind, route::local);
 }
 
+// The per-thread cache of the last name: the same name twice in a row (any spelling, other
+// arguments), a container's subcommands, commands whose route depends on their arguments and
+// a second classifier in between all classify as the full path does.
+TEST(proxy_classifier, the_last_name_cache_agrees_with_the_full_classification) {
+    const auto& t = commands::command_table::builtin();
+    const classifier fast(t);
+    const classifier other(t);
+    const std::vector<std::vector<std::string_view>> seq = {
+        {"SET", "k", "v"},
+        {"SET", "k", "v"},
+        {"set", "k", "v"},
+        {"CLIENT", "SETNAME", "x"},
+        {"CLIENT", "TRACKING", "on"},
+        {"CLIENT", "PAUSE", "10"},
+        {"XREAD", "STREAMS", "s", "0"},
+        {"XREAD", "BLOCK", "0", "STREAMS", "s", "$"},
+        {"XREAD", "STREAMS", "s", "0"},
+        {"INFO", "proxy"},
+        {"INFO"},
+        {"INFO", "proxy"},
+        {"BLPOP", "l", "0"},
+        {"BLPOP", "l", "0"},
+        {"GET", "k"},
+        {"NOSUCHCOMMAND", "k"},
+        {"NOSUCHCOMMAND", "k"},
+        {"CONFIG", "GET", "port"},
+        {"CONFIG", "SET", "port", "1"},
+        {"GET", "k"},
+        {"PUBLISH", "c", "m"},
+        {"SUBSCRIBE", "c"},
+        {"SUBSCRIBE", "c"},
+    };
+    for (int pass = 0; pass < 2; ++pass) {
+        for (const auto& args : seq) {
+            for (const classifier* c : {&fast, &fast, &other}) {
+                const auto a = (*c)(args);
+                const auto b = classify(args, t);
+                EXPECT_EQ(a.kind, b.kind) << args[0] << " " << (args.size() > 1 ? args[1] : "");
+                EXPECT_EQ(a.label, b.label) << args[0];
+                EXPECT_EQ(a.spec, b.spec) << args[0];
+                EXPECT_EQ(a.shadowable, b.shadowable) << args[0];
+                EXPECT_EQ(a.plain, b.plain) << args[0];
+            }
+        }
+    }
+}
+
 }  // namespace
 }  // namespace respite::proxy::server
 
