@@ -390,6 +390,13 @@ struct replayer::engine {
             std::string name = "rp-follow-";  // "rp-follow-sec": 15 bytes at most
             name.append(cfg.metrics_target, 0, 3);
             obs::name_this_thread(name);
+            // Off the clients' path: its wake-ups (replies from the target, the workers' posts)
+            // must not preempt a worker. Measured: dual-write LPUSH at P=16 had 5x the worker's
+            // involuntary context switches without it (bench/README.md, session 10).
+            if (!obs::make_this_thread_background())
+                obs::log().info(
+                    "replay_thread_not_background (SCHED_BATCH refused; the "
+                    "follower competes with the workers on wake-up)");
             ioc.run();
         });
     }

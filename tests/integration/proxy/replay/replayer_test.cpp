@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <random>
+#include <sched.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -574,6 +577,25 @@ TEST_F(pair_of_servers, pausing_waits_for_copies_already_sent) {
 
 // The secondary's copy diverged (a string where the primary has a list): the error reply is
 // counted and the key repaired.
+// The follower's thread is background work (SCHED_BATCH): its wake-ups do not preempt the
+// workers that serve clients.
+TEST_F(pair_of_servers, the_follower_thread_is_background_work) {
+    start(fast_config());
+    // The policy of the thread named rp-follow-sec; -1 until it has named itself.
+    const auto policy = [] {
+        for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+            std::ifstream comm(t.path() / "comm");
+            std::string name;
+            std::getline(comm, name);
+            if (name == "rp-follow-sec")
+                return sched_getscheduler(std::stoi(t.path().filename().string()));
+        }
+        return -1;
+    };
+    // It names itself, then changes its policy, once it runs.
+    EXPECT_TRUE(eventually([&] { return policy() == SCHED_BATCH; }, 10s)) << policy();
+}
+
 TEST_F(pair_of_servers, error_reply_marks_dirty_and_repairs) {
     start(fast_config());
     secondary_server.cli({"SET", "wrong", "string"});
