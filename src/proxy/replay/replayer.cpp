@@ -258,9 +258,16 @@ struct replayer::engine {
     std::atomic<bool> repairs_paused{false};
     std::atomic<std::uint32_t> pause_epoch{0};
     std::atomic<std::uint64_t> repairs_on_wire{0};  // copies sent, not yet answered
-    // Calls of failed lanes that carried copies (by seq): the copies stay counted on the wire
-    // until the connection answers or fails, for they may still land.
-    std::unordered_map<std::uint64_t, std::uint32_t> stale_copies;
+    // Calls still out on a lane that failed (by seq): what they carry may still land, until
+    // their completion comes (the connection answered or failed; on a cluster target, after
+    // every retry). Their items were counted lost, but their keys' stripes stay held in
+    // queued_at, so no copy of those keys is read before then (it could land first, and the
+    // late write would overwrite it unnoticed), and their copies stay in repairs_on_wire.
+    struct stale_call {
+        std::uint32_t copies = 0;
+        std::vector<std::uint32_t> stripes;  // global_stripe for a keyspace-wide item
+    };
+    std::unordered_map<std::uint64_t, stale_call> stale_calls;
     std::atomic<bool> stopping{false};
     std::atomic<bool> full_resync{false};
     std::atomic<bool> keys_saved{false};  // the caller saved unapplied_keys() for the next run
@@ -1021,10 +1028,14 @@ struct replayer::engine {
         auto& ln = *lanes[l];
         const auto it = std::ranges::find(ln.calls, seq, &call::seq);
         if (it == ln.calls.end()) {
-            // The lane failed after it was sent: its items were counted lost then.
-            if (auto c = stale_copies.find(seq); c != stale_copies.end()) {
-                repairs_on_wire.fetch_sub(c->second);
-                stale_copies.erase(c);
+            // The lane failed after it was sent: its items were counted lost then, and what
+            // they carried can no longer land. Their keys may be copied now.
+            if (auto c = stale_calls.find(seq); c != stale_calls.end()) {
+                repairs_on_wire.fetch_sub(c->second.copies);
+                for (auto st : c->second.stripes)
+                    --queued_at[st];
+                stale_calls.erase(c);
+                kick_repair();
             }
             return;
         }
@@ -1204,8 +1215,9 @@ struct replayer::engine {
 
     // The lane's writes queued and in flight turn dirty now; in flight ones included, for
     // their connection may never answer (a black-holed secondary with --backend-timeout 0): they
-    // would hold the window's front for good. The connection stays: what it still delivers
-    // lands before the probe's PING is answered on it, so before any copy of those keys.
+    // would hold the window's front (and every other lane's items behind them) for good. What
+    // they carry may still land, so their keys' stripes stay held until their call completes
+    // (stale_calls): a copy of those keys is read only after that.
     void fail_lane(std::size_t l, const std::string& why) {
         auto& ln = *lanes[l];
         auto calls = std::exchange(ln.calls, {});
@@ -1217,16 +1229,25 @@ struct replayer::engine {
             "writes turn dirty)",
             l, why, calls.size());
         for (auto& c : calls) {
-            // Copies it carries stay counted on the wire (pause_repairs waits for them) until
-            // the call's completion comes: counted again before finish() takes them off.
-            std::uint32_t copies = 0;
-            for (auto s : c.ids)
-                if (const pending* p = find(s.id); p != nullptr && p->on_wire)
-                    ++copies;
-            if (copies != 0) {
-                repairs_on_wire.fetch_add(copies);
-                stale_copies.emplace(c.seq, copies);
+            // Held again before finish() releases them: the stripes and the copies on the
+            // wire (pause_repairs waits for them) never read as free in between.
+            stale_call held;
+            for (auto s : c.ids) {
+                const pending* p = find(s.id);
+                if (p == nullptr)
+                    continue;
+                if (p->on_wire)
+                    ++held.copies;
+                for (auto k : p->keys())
+                    held.stripes.push_back(static_cast<std::uint32_t>(stripe_table::stripe_of(k)));
+                if (p->global)
+                    held.stripes.push_back(stripe_table::global_stripe);
             }
+            for (auto st : held.stripes)
+                ++queued_at[st];
+            repairs_on_wire.fetch_add(held.copies);
+            if (held.copies != 0 || !held.stripes.empty())
+                stale_calls.emplace(c.seq, std::move(held));
             for (auto s : c.ids)
                 finish(s.id, outcome::lost, "lane failed");
         }

@@ -534,6 +534,36 @@ TEST_F(pair_of_servers, a_lane_that_never_answers_releases_its_writes_in_flight)
         << "the late write landed after the copy";
 }
 
+// A write of two lanes goes out on its first lane's connection. When that lane fails, the write
+// is counted lost, but it may still land: no copy of either key is read before its call ends,
+// or the late write would overwrite the copy unnoticed (here on the other lane's key).
+TEST_F(pair_of_servers, a_late_write_of_a_failed_lane_never_lands_after_a_copy) {
+    auto cfg = fast_config();
+    cfg.lanes = 2;
+    auto& lane0 = start_with_lane0_behind_a_fault(cfg, 1s, 0ms);
+    const auto k0 = key_in_lane(0, "a");
+    const auto k1 = key_in_lane(1, "b");
+    write({"MSET", k0, "before", k1, "before"}, {k0, k1});
+    ASSERT_TRUE(eventually([&] { return caught_up(); }));
+    lane0.stall(true);
+    write({"MSET", k0, "late", k1, "late"}, {k0, k1});
+    ASSERT_TRUE(eventually([&] { return !rep->snapshot().secondary_up; }, 10s));
+    // Newer on the primary than the write still held on lane 0's connection.
+    primary_server.cli({"SET", k1, "newest"});
+    primary_server.cli({"SET", k0, "newest"});
+    // Lane 1 is up: a copy of k1 read now would land before the late write.
+    EXPECT_FALSE(eventually(
+        [&] {
+            return secondary_server.cli({"GET", k1}) == "newest";
+        },
+        2s))
+        << "k1 was copied while a write of it could still land";
+    lane0.stall(false);
+    expect_equal();
+    EXPECT_EQ(secondary_server.cli({"GET", k1}), "newest");
+    EXPECT_EQ(secondary_server.cli({"GET", k0}), "newest");
+}
+
 // A copy in flight on a lane that fails stays counted on the wire: it may still land, so pausing
 // the copies keeps waiting for it.
 TEST_F(pair_of_servers, a_copy_on_a_failed_lane_is_still_waited_for) {
@@ -575,8 +605,6 @@ TEST_F(pair_of_servers, pausing_waits_for_copies_already_sent) {
     expect_equal();
 }
 
-// The secondary's copy diverged (a string where the primary has a list): the error reply is
-// counted and the key repaired.
 // The follower's thread is background work (SCHED_BATCH): its wake-ups do not preempt the
 // workers that serve clients.
 TEST_F(pair_of_servers, the_follower_thread_is_background_work) {
@@ -596,6 +624,8 @@ TEST_F(pair_of_servers, the_follower_thread_is_background_work) {
     EXPECT_TRUE(eventually([&] { return policy() == SCHED_BATCH; }, 10s)) << policy();
 }
 
+// The secondary's copy diverged (a string where the primary has a list): the error reply is
+// counted and the key repaired.
 TEST_F(pair_of_servers, error_reply_marks_dirty_and_repairs) {
     start(fast_config());
     secondary_server.cli({"SET", "wrong", "string"});
