@@ -155,7 +155,12 @@ classifier::classifier(const commands::command_table& t) : table_(&t) {
         const std::string_view name = specs[i].name;
         const auto bar = name.find('|');
         const auto container = name.substr(0, bar);
-        if (any_of(container, {"info", "xread", "xreadgroup"})) {
+        // classify() reads more than the name for these: the subcommand (CLIENT, SCRIPT, INFO;
+        // a table from an older server's COMMAND has no subcommand entries for them), BLOCK,
+        // and a blocking command's timeout (a table without the `blocking` flag).
+        const std::array<std::string_view, 2> with_timeout{container, "0"};
+        if (any_of(container, {"info", "xread", "xreadgroup", "client", "script"}) ||
+            client::classify(with_timeout) == client::command_kind::blocking) {
             dynamic_[i] = true;
             continue;
         }

@@ -410,6 +410,8 @@ TEST_F(proxy_bad_input, config_and_info_give_the_proxys_own_address) {
     const auto own_port = std::to_string(proxy_->port());
     const auto backend_port = std::to_string(primary_.port());
     ASSERT_NE(own_port, backend_port);
+    // The backend's bind differs from the proxy's listen address (127.0.0.1).
+    ASSERT_EQ(primary_.cli({"CONFIG", "SET", "bind", "127.0.0.1 -::1"}), "OK");
     for (int proto : {2, 3}) {
         raw_conn c(proxy_->port());
         if (proto == 3) {

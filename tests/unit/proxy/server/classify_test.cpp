@@ -191,6 +191,61 @@ TEST(proxy_classifier, the_last_name_cache_agrees_with_the_full_classification) 
     }
 }
 
+// A table read from an older server's COMMAND (Redis 6: no subcommand entries, no `blocking`
+// flag): the commands whose route depends on their arguments still take the full path. The
+// per-entry cache had CLIENT TRACKING as admin (not pinning), SCRIPT LOAD as admin (never
+// replayed) and BLPOP as a plain write on the shared connection.
+TEST(proxy_classifier, a_table_without_subcommands_routes_by_the_arguments) {
+    using resp::value;
+    const auto entry = [](std::string_view name, std::int64_t arity,
+                          std::initializer_list<std::string_view> flags, std::int64_t first,
+                          std::int64_t last) {
+        std::vector<value> f;
+        for (auto x : flags)
+            f.push_back(value::simple_string(std::string(x)));
+        return value::array({value::bulk_string(std::string(name)), value::integer(arity),
+                             value::array(std::move(f)), value::integer(first),
+                             value::integer(last), value::integer(1)});
+    };
+    const value reply = value::array({
+        entry("client", -2, {"admin", "noscript", "random", "loading", "stale"}, 0, 0),
+        entry("script", -2, {"noscript"}, 0, 0),
+        entry("blpop", -3, {"write", "noscript"}, 1, -2),
+        entry("bzpopmin", -3, {"write", "noscript", "fast"}, 1, -2),
+        entry("set", -3, {"write", "denyoom"}, 1, 1),
+        entry("get", 2, {"readonly", "fast"}, 1, 1),
+    });
+    std::string error;
+    const auto t = commands::command_table::from_command_reply(reply, &error);
+    ASSERT_EQ(error, "");
+    const classifier fast(t);
+    const std::vector<std::vector<std::string_view>> cases = {
+        {"CLIENT", "TRACKING", "on"},
+        {"CLIENT", "SETNAME", "x"},
+        {"CLIENT", "TRACKING", "on"},
+        {"SCRIPT", "LOAD", "return 1"},
+        {"SCRIPT", "EXISTS", "x"},
+        {"SCRIPT", "LOAD", "return 1"},
+        {"BLPOP", "l", "0"},
+        {"BLPOP", "l", "0"},
+        {"BZPOPMIN", "z", "1"},
+        {"SET", "k", "v"},
+        {"GET", "k"},
+    };
+    for (const auto& args : cases) {
+        const auto a = fast(args);
+        const auto b = classify(args, t);
+        EXPECT_EQ(a.kind, b.kind) << args[0] << " " << args[1];
+        EXPECT_EQ(a.plain, b.plain) << args[0];
+    }
+    std::vector<std::string_view> tracking{"CLIENT", "TRACKING", "on"};
+    EXPECT_EQ(fast(tracking).kind, route::pinning);
+    std::vector<std::string_view> load{"SCRIPT", "LOAD", "return 1"};
+    EXPECT_EQ(fast(load).kind, route::write);
+    std::vector<std::string_view> blpop{"BLPOP", "l", "0"};
+    EXPECT_EQ(fast(blpop).kind, route::blocking);
+}
+
 }  // namespace
 }  // namespace respite::proxy::server
 
