@@ -52,6 +52,9 @@ struct replayer_config {
     std::chrono::milliseconds probe_interval = 500ms;  // PING period while a lane is down
     std::size_t repair_rate = 5000;                    // keys/s repaired at most (0: unlimited)
     std::chrono::milliseconds item_timeout = 10s;      // a lane call older than this: lane down
+    // Calls of failed lanes whose completion never came, kept (their keys' copies wait) before
+    // the follower gives up on them and asks for a full resync.
+    std::size_t max_stale_calls = 1024;
     // Keys whose repair the target refused (OOM, unknown DUMP format ...): remembered apart from
     // the dirty set, tried again every `rejected_retry_interval` (through the repair's rate
     // limit); beyond `max_rejected_keys`: "full resync needed".

@@ -1251,9 +1251,27 @@ struct replayer::engine {
             for (auto s : c.ids)
                 finish(s.id, outcome::lost, "lane failed");
         }
+        if (stale_calls.size() > cfg.max_stale_calls)
+            forget_stale_calls();
         for (auto id : sched.cancel_waiting(l))
             finish(id, outcome::lost, why);
         start_probe(l);
+    }
+
+    // Calls of failed lanes that never complete pile up only when a lane keeps failing on a
+    // connection that never answers and never fails (a cluster target with one black-holed node
+    // and --backend-timeout 0: another node answers the probe). Past cfg.max_stale_calls, the
+    // holds go and the follower asks for a full resync instead: those writes may still land.
+    void forget_stale_calls() {
+        for (auto& [seq, held] : stale_calls) {
+            repairs_on_wire.fetch_sub(held.copies);
+            for (auto st : held.stripes)
+                --queued_at[st];
+        }
+        set_full_resync(std::to_string(stale_calls.size()) +
+                        " calls of failed lanes never completed; their writes may still land");
+        stale_calls.clear();
+        kick_repair();
     }
 
     void start_probe(std::size_t l) {

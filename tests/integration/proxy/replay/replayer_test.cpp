@@ -564,6 +564,23 @@ TEST_F(pair_of_servers, a_late_write_of_a_failed_lane_never_lands_after_a_copy) 
     EXPECT_EQ(secondary_server.cli({"GET", k0}), "newest");
 }
 
+// Past max_stale_calls calls of failed lanes that never completed, the follower stops holding
+// their keys and asks for a full resync (their writes may still land): memory stays bounded.
+TEST_F(pair_of_servers, too_many_calls_that_never_complete_ask_for_a_full_resync) {
+    auto cfg = fast_config();
+    cfg.lanes = 1;
+    cfg.max_stale_calls = 0;
+    auto& lane0 = start_with_lane0_behind_a_fault(cfg, 500ms, 0ms);
+    write({"SET", "k", "before"}, {"k"});
+    ASSERT_TRUE(eventually([&] { return caught_up(); }));
+    EXPECT_FALSE(rep->snapshot().full_resync_needed);
+    lane0.stall(true);
+    write({"SET", "k", "late"}, {"k"});
+    EXPECT_TRUE(eventually([&] { return rep->snapshot().full_resync_needed; }, 10s));
+    lane0.stall(false);
+    EXPECT_TRUE(eventually([&] { return rep->snapshot().dirty_keys == 0; }));
+}
+
 // A copy in flight on a lane that fails stays counted on the wire: it may still land, so pausing
 // the copies keeps waiting for it.
 TEST_F(pair_of_servers, a_copy_on_a_failed_lane_is_still_waited_for) {
