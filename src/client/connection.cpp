@@ -241,6 +241,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     void abort_connection(std::error_code why) {
         if (state_ != connection_state::ready)
             return;
+        if (cfg_.kill_abandoned && queue_.written() > 0 && server_id_ != 0)
+            abandoned_id_ = server_id_;  // ended on the server by the next handshake
         last_error_ = why;
         state_ = connection_state::backoff;
         close_stream();
@@ -519,6 +521,22 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             if (r->is_error())
                 co_return make_error_code(error::connect_failed);
         }
+        if (abandoned_id_ != 0) {
+            const auto id = std::to_string(abandoned_id_);
+            std::vector<std::string_view> kill{"CLIENT", "KILL", "ID", id};
+            auto r = co_await roundtrip(s, std::move(kill));
+            if (!r)
+                co_return r.error();
+            if (r->is_error())
+                obs::log().warn(
+                    "abandoned_connection_not_killed endpoint={} id={} error=\"{}\" "
+                    "(requests it carried may still run after this connection's)",
+                    endpoint(), id, r->str());
+            else
+                obs::log().info("abandoned_connection_killed endpoint={} id={} killed={}",
+                                endpoint(), id, r->integer());
+            abandoned_id_ = 0;
+        }
         for (const auto& command : cfg_.init_commands) {
             std::vector<std::string_view> args(command.begin(), command.end());
             auto r = co_await roundtrip(s, std::move(args));
@@ -751,6 +769,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     std::function<void()> on_ready_;
     std::atomic<std::uint64_t> connects_{0};
     long long server_id_ = 0;
+    long long abandoned_id_ = 0;  // a connection given up with requests out (kill_abandoned)
     std::atomic<int> protocol_{0};
     int blocking_in_flight_ = 0;
     bool writer_waiting_ = false;

@@ -131,6 +131,9 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
         client::client_config cc;
         cc.connection = bc.connection;
         cc.connection.queue_while_disconnected = false;
+        // A write the lane gave up on (a timeout) is repaired by a copy: it must not run after
+        // the copy on a connection the server still holds.
+        cc.connection.kill_abandoned = true;
         cc.connections = 1;
         (void)lane;
         if (bc.cluster) {

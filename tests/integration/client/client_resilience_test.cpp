@@ -165,6 +165,36 @@ TEST(resilience, blackhole_times_out_then_reconnects) {
     EXPECT_GE(p.accepted_connections(), 2u);
 }
 
+// kill_abandoned: the connection given up on with a write out is ended on the server by the
+// next connection's handshake, before anything else runs on it (CLIENT KILL ID).
+TEST(resilience, an_abandoned_connection_is_killed_before_the_next_one_serves) {
+    redis_server s;
+    fault_proxy p(s.host(), s.port());
+    auto cfg = via(p);
+    cfg.connection.command_timeout = 300ms;
+    cfg.connection.health_check_interval = 0ms;
+    cfg.connection.kill_abandoned = true;
+    client::client c(cfg);
+    ASSERT_TRUE(works_again(c));
+    const auto kills = [&] {
+        const auto stats = s.cli({"INFO", "commandstats"});
+        const auto at = stats.find("cmdstat_client|kill:calls=");
+        return at == std::string::npos ? 0 : std::stoi(stats.substr(at + 26));
+    };
+    EXPECT_EQ(kills(), 0);
+    p.stall(true);
+    auto r = get(c.async_command(cmd("SET", "fenced", "late"), asio::use_future));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), client::error::timeout);
+    p.stall(false);
+    EXPECT_TRUE(works_again(c));
+    EXPECT_EQ(kills(), 1) << "the abandoned connection was not killed";
+    // Nothing was abandoned since: a later reconnect kills nothing.
+    p.reset_all();
+    EXPECT_TRUE(works_again(c));
+    EXPECT_EQ(kills(), 1);
+}
+
 TEST(resilience, health_check_replaces_a_silent_idle_connection) {
     redis_server s;
     fault_proxy p(s.host(), s.port());
