@@ -241,11 +241,19 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     void abort_connection(std::error_code why) {
         if (state_ != connection_state::ready)
             return;
-        if (cfg_.kill_abandoned && queue_.written() > 0 && server_id_ != 0)
-            abandoned_id_ = server_id_;  // ended on the server by the next handshake
         last_error_ = why;
         state_ = connection_state::backoff;
         close_stream();
+    }
+
+    // The connection given up on, for the next handshake's CLIENT KILL: its id, and the run_id
+    // of the server process that gave it (after a restart the id could name another client:
+    // ids start again at 1; the old connection is gone with the old process anyway).
+    void remember_abandoned() {
+        if (run_id_.empty())
+            return;
+        abandoned_id_ = server_id_;
+        abandoned_run_id_ = run_id_;
     }
 
     void close_stream() {
@@ -330,6 +338,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                 break;
             state_ = connection_state::backoff;
             metrics_.connected.add(-1);
+            // Every way a ready connection ends comes here (a timeout, a failed health check,
+            // a read or write error, a protocol error): requests still out may yet run.
+            if (cfg_.kill_abandoned && queue_.written() > 0 && server_id_ != 0)
+                remember_abandoned();
             close_stream();
             parser_.reset();
             writer_waiting_ = false;
@@ -374,6 +386,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         unix_.reset();
         parser_.reset();
         protocol_ = 0;
+        server_id_ = 0;  // HELLO gives the new one (RESP2: none, so nothing to fence later)
         std::error_code ec;
         if (!cfg_.unix_path.empty()) {
             unix_.emplace(ex_);
@@ -521,20 +534,50 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             if (r->is_error())
                 co_return make_error_code(error::connect_failed);
         }
-        if (abandoned_id_ != 0) {
-            const auto id = std::to_string(abandoned_id_);
-            std::vector<std::string_view> kill{"CLIENT", "KILL", "ID", id};
-            auto r = co_await roundtrip(s, std::move(kill));
+        if (cfg_.kill_abandoned) {
+            // Which server process this is (INFO server's run_id), so that a later fence kills
+            // only in the process that gave the abandoned connection its id.
+            std::vector<std::string_view> info{"INFO", "server"};
+            auto r = co_await roundtrip(s, std::move(info));
             if (!r)
                 co_return r.error();
-            if (r->is_error())
+            run_id_.clear();
+            if (r->is_error() && !run_id_refused_logged_) {
+                run_id_refused_logged_ = true;
                 obs::log().warn(
-                    "abandoned_connection_not_killed endpoint={} id={} error=\"{}\" "
-                    "(requests it carried may still run after this connection's)",
-                    endpoint(), id, r->str());
-            else
-                obs::log().info("abandoned_connection_killed endpoint={} id={} killed={}",
-                                endpoint(), id, r->integer());
+                    "server_run_id_unknown endpoint={} error=\"{}\" (a connection "
+                    "given up on cannot be killed: requests it carried may still "
+                    "run after the next connection's)",
+                    endpoint(), r->str());
+            }
+            if (r->is_string()) {
+                const std::string_view text = r->str();
+                if (const auto at = text.find("run_id:"); at != std::string_view::npos)
+                    run_id_ = std::string(text.substr(at + 7, 40));
+            }
+        }
+        if (abandoned_id_ != 0) {
+            const auto id = std::to_string(abandoned_id_);
+            if (run_id_.empty() || run_id_ != abandoned_run_id_) {
+                obs::log().info(
+                    "abandoned_connection_gone endpoint={} id={} (another server "
+                    "process, or its run_id unknown: nothing to kill)",
+                    endpoint(), id);
+            } else {
+                std::vector<std::string_view> kill{"CLIENT", "KILL", "ID", id};
+                auto k = co_await roundtrip(s, std::move(kill));
+                if (!k)
+                    co_return k.error();
+                if (k->is_error())
+                    obs::log().warn(
+                        "abandoned_connection_not_killed endpoint={} id={} "
+                        "error=\"{}\" (requests it carried may still run after this "
+                        "connection's)",
+                        endpoint(), id, k->str());
+                else
+                    obs::log().info("abandoned_connection_killed endpoint={} id={} killed={}",
+                                    endpoint(), id, k->integer());
+            }
             abandoned_id_ = 0;
         }
         for (const auto& command : cfg_.init_commands) {
@@ -769,7 +812,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     std::function<void()> on_ready_;
     std::atomic<std::uint64_t> connects_{0};
     long long server_id_ = 0;
-    long long abandoned_id_ = 0;  // a connection given up with requests out (kill_abandoned)
+    long long abandoned_id_ = 0;    // a connection given up with requests out (kill_abandoned)
+    std::string abandoned_run_id_;  // the server process it belonged to
+    std::string run_id_;            // this connection's server process (kill_abandoned only)
+    bool run_id_refused_logged_ = false;
     std::atomic<int> protocol_{0};
     int blocking_in_flight_ = 0;
     bool writer_waiting_ = false;

@@ -56,11 +56,13 @@ struct connection_config {
     bool queue_while_disconnected = true;
     // After the client gave up on a connection with requests written and unanswered (a
     // command timeout), the next connection first ends the old one on the server (CLIENT KILL
-    // ID, before any other command; RESP3 only, the id comes from HELLO). None of those requests
-    // can then run after the new connection's commands: what the server had not read or run
-    // yet is dropped, and bytes still in the network meet a closed socket. For a requester that
-    // treats a timed-out write as not applied and repairs it. A refusal (an ACL without CLIENT
-    // KILL) is logged and the connect goes on.
+    // ID, before any other command). None of those requests can then run after the new
+    // connection's commands: what the server had not read or run yet is dropped, and bytes
+    // still in the network meet a closed socket. For a requester that treats a timed-out write
+    // as not applied and repairs it. Each handshake also reads INFO server's run_id: the kill
+    // is sent only to the server process that gave the old id (after a restart the id could
+    // name another client). RESP3 only (the id comes from HELLO). A refusal (an ACL without
+    // CLIENT KILL or INFO) is logged and the connect goes on.
     bool kill_abandoned = false;
     // Commands run during the handshake of every (re)connect, after SELECT, e.g. {"READONLY"}.
     // An error reply fails the connect.

@@ -347,6 +347,11 @@ struct replayer::engine {
         // that is not here is stale (its items were counted lost then).
         std::deque<call> calls;
         asio::steady_timer probe;  // while down
+        // Keys of calls that ended in a transport error (a timeout, a lost connection): the
+        // client gave up on them, but their writes may still run until the lane's next
+        // connection has ended the old one on the server (kill_abandoned). Held until the probe
+        // is answered on it.
+        stale_call held_until_up;
         std::deque<std::pair<entry_id, std::move_only_function<void()>>> waiters;
         explicit lane_state(asio::io_context& ioc) : probe(ioc) {}
     };
@@ -1028,20 +1033,28 @@ struct replayer::engine {
         auto& ln = *lanes[l];
         const auto it = std::ranges::find(ln.calls, seq, &call::seq);
         if (it == ln.calls.end()) {
-            // The lane failed after it was sent: its items were counted lost then, and what
-            // they carried can no longer land. Their keys may be copied now.
+            // The lane failed after it was sent: its items were counted lost then. Answered,
+            // what it carried ran; given up on by the client, it may still run until the
+            // lane's next connection fenced the old one.
             if (auto c = stale_calls.find(seq); c != stale_calls.end()) {
-                repairs_on_wire.fetch_sub(c->second.copies);
-                for (auto st : c->second.stripes)
-                    --queued_at[st];
+                stale_call held = std::move(c->second);
                 stale_calls.erase(c);
-                kick_repair();
+                if (!r && is_transport(r.error())) {
+                    move_hold(held, ln.held_until_up);  // given up on: see held_until_up
+                    if (lane_up[l].load())
+                        start_probe(l);  // back up meanwhile: a probe answered releases them
+                } else {
+                    release_hold(held);
+                    kick_repair();
+                }
             }
             return;
         }
         const std::vector<sent_item> ids = std::move(it->ids);
         ln.calls.erase(it);
         if (!r && is_transport(r.error())) {
+            stale_call held = hold_items(ids);
+            move_hold(held, ln.held_until_up);
             for (auto s : ids)
                 finish(s.id, outcome::lost, r.error().message());
             fail_lane(l, r.error().message());
@@ -1231,21 +1244,7 @@ struct replayer::engine {
         for (auto& c : calls) {
             // Held again before finish() releases them: the stripes and the copies on the
             // wire (pause_repairs waits for them) never read as free in between.
-            stale_call held;
-            for (auto s : c.ids) {
-                const pending* p = find(s.id);
-                if (p == nullptr)
-                    continue;
-                if (p->on_wire)
-                    ++held.copies;
-                for (auto k : p->keys())
-                    held.stripes.push_back(static_cast<std::uint32_t>(stripe_table::stripe_of(k)));
-                if (p->global)
-                    held.stripes.push_back(stripe_table::global_stripe);
-            }
-            for (auto st : held.stripes)
-                ++queued_at[st];
-            repairs_on_wire.fetch_add(held.copies);
+            stale_call held = hold_items(c.ids);
             if (held.copies != 0 || !held.stripes.empty())
                 stale_calls.emplace(c.seq, std::move(held));
             for (auto s : c.ids)
@@ -1262,12 +1261,41 @@ struct replayer::engine {
     // connection that never answers and never fails (a cluster target with one black-holed node
     // and --backend-timeout 0: another node answers the probe). Past cfg.max_stale_calls, the
     // holds go and the follower asks for a full resync instead: those writes may still land.
-    void forget_stale_calls() {
-        for (auto& [seq, held] : stale_calls) {
-            repairs_on_wire.fetch_sub(held.copies);
-            for (auto st : held.stripes)
-                --queued_at[st];
+    // Holds the stripes and copies on the wire of still-queued items about to be finished:
+    // counted again before finish() releases them, so they never read as free in between.
+    stale_call hold_items(const std::vector<sent_item>& ids) {
+        stale_call held;
+        for (auto s : ids) {
+            const pending* p = find(s.id);
+            if (p == nullptr)
+                continue;
+            if (p->on_wire)
+                ++held.copies;
+            for (auto k : p->keys())
+                held.stripes.push_back(static_cast<std::uint32_t>(stripe_table::stripe_of(k)));
+            if (p->global)
+                held.stripes.push_back(stripe_table::global_stripe);
         }
+        for (auto st : held.stripes)
+            ++queued_at[st];
+        repairs_on_wire.fetch_add(held.copies);
+        return held;
+    }
+    void release_hold(stale_call& held) {
+        repairs_on_wire.fetch_sub(held.copies);
+        for (auto st : held.stripes)
+            --queued_at[st];
+        held = {};
+    }
+    static void move_hold(stale_call& from, stale_call& to) {
+        to.copies += std::exchange(from.copies, 0);
+        to.stripes.insert(to.stripes.end(), from.stripes.begin(), from.stripes.end());
+        from.stripes.clear();
+    }
+
+    void forget_stale_calls() {
+        for (auto& [seq, held] : stale_calls)
+            release_hold(held);
         set_full_resync(std::to_string(stale_calls.size()) +
                         " calls of failed lanes never completed; their writes may still land");
         stale_calls.clear();
@@ -1294,6 +1322,9 @@ struct replayer::engine {
             start_probe(l);
             return;
         }
+        // Answered on the lane's current connection, which ended the abandoned one first: what
+        // the lane gave up on can no longer run.
+        release_hold(lanes[l]->held_until_up);
         lane_up[l].store(true);
         bool all = true;
         for (std::size_t i = 0; i < cfg.lanes; ++i)

@@ -195,6 +195,28 @@ TEST(resilience, an_abandoned_connection_is_killed_before_the_next_one_serves) {
     EXPECT_EQ(kills(), 1);
 }
 
+// After a server restart the abandoned connection is gone with the old process, and its id may
+// name another client of the new one: nothing is killed (the run_id differs).
+TEST(resilience, an_abandoned_connection_of_a_restarted_server_is_not_killed) {
+    redis_server s;
+    fault_proxy p(s.host(), s.port());
+    auto cfg = via(p);
+    cfg.connection.command_timeout = 300ms;
+    cfg.connection.health_check_interval = 0ms;
+    cfg.connection.kill_abandoned = true;
+    client::client c(cfg);
+    ASSERT_TRUE(works_again(c));
+    p.stall(true);
+    auto r = get(c.async_command(cmd("SET", "fenced", "late"), asio::use_future));
+    ASSERT_FALSE(r);
+    s.kill();
+    s.start();
+    p.stall(false);
+    EXPECT_TRUE(works_again(c));
+    const auto stats = s.cli({"INFO", "commandstats"});
+    EXPECT_EQ(stats.find("cmdstat_client|kill"), std::string::npos) << stats;
+}
+
 TEST(resilience, health_check_replaces_a_silent_idle_connection) {
     redis_server s;
     fault_proxy p(s.host(), s.port());

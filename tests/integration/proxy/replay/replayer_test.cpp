@@ -115,6 +115,7 @@ struct pair_of_servers : ::testing::Test {
         // A write parked during an outage would land after a restart that lost the secondary's
         // data: fail it instead, so its keys turn dirty and get copied.
         secondary_cfg.connection.queue_while_disconnected = park_while_disconnected;
+        secondary_cfg.connection.kill_abandoned = true;  // as the proxy's lanes (follow.cpp)
         rep = std::make_unique<replayer>(
             cfg, primary,
             [secondary_cfg, lane0 = lane0_port](asio::io_context& ioc, std::size_t lane) {
@@ -562,6 +563,34 @@ TEST_F(pair_of_servers, a_late_write_of_a_failed_lane_never_lands_after_a_copy) 
     expect_equal();
     EXPECT_EQ(secondary_server.cli({"GET", k1}), "newest");
     EXPECT_EQ(secondary_server.cli({"GET", k0}), "newest");
+}
+
+// A call the lane's client gave up on (a command timeout) may still run on the server until the
+// lane's next connection has ended the old one (kill_abandoned). A key of another lane in that
+// write is copied only after the lane's probe is answered on the new connection, not at once on
+// its own lane, where the copy could land before the late write.
+TEST_F(pair_of_servers, a_timed_out_write_is_fenced_before_its_keys_are_copied) {
+    auto cfg = fast_config();
+    cfg.lanes = 2;
+    auto& lane0 = start_with_lane0_behind_a_fault(cfg, 60s, 300ms);
+    const auto k0 = key_in_lane(0, "a");
+    const auto k1 = key_in_lane(1, "b");
+    write({"MSET", k0, "before", k1, "before"}, {k0, k1});
+    ASSERT_TRUE(eventually([&] { return caught_up(); }));
+    lane0.stall(true);
+    write({"MSET", k0, "late", k1, "late"}, {k0, k1});
+    ASSERT_TRUE(eventually([&] { return !rep->snapshot().secondary_up; }, 10s));
+    primary_server.cli({"SET", k1, "newest"});
+    primary_server.cli({"SET", k0, "newest"});
+    EXPECT_FALSE(eventually(
+        [&] {
+            return secondary_server.cli({"GET", k1}) == "newest";
+        },
+        1500ms))
+        << "k1 was copied while the write the lane gave up on could still run";
+    lane0.stall(false);
+    expect_equal();
+    EXPECT_EQ(secondary_server.cli({"GET", k1}), "newest");
 }
 
 // Past max_stale_calls calls of failed lanes that never completed, the follower stops holding
