@@ -40,6 +40,23 @@ bool works_again(client::client& c, std::chrono::milliseconds limit = 10s) {
         limit);
 }
 
+// kill_abandoned, with a short command timeout and no health check.
+client::client_config fencing_via(const fault_proxy& p) {
+    auto cfg = via(p);
+    cfg.connection.command_timeout = 300ms;
+    cfg.connection.health_check_interval = 0ms;
+    cfg.connection.kill_abandoned = true;
+    return cfg;
+}
+
+// A SET held by the stalled proxy until the client gives up on it (the proxy stays stalled).
+void abandon_a_write(fault_proxy& p, client::client& c) {
+    p.stall(true);
+    auto r = get(c.async_command(cmd("SET", "fenced", "late"), asio::use_future));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), client::error::timeout);
+}
+
 }  // namespace
 
 TEST(resilience, server_restart_under_load_ends_every_command) {
@@ -170,11 +187,7 @@ TEST(resilience, blackhole_times_out_then_reconnects) {
 TEST(resilience, an_abandoned_connection_is_killed_before_the_next_one_serves) {
     redis_server s;
     fault_proxy p(s.host(), s.port());
-    auto cfg = via(p);
-    cfg.connection.command_timeout = 300ms;
-    cfg.connection.health_check_interval = 0ms;
-    cfg.connection.kill_abandoned = true;
-    client::client c(cfg);
+    client::client c(fencing_via(p));
     ASSERT_TRUE(works_again(c));
     const auto kills = [&] {
         const auto stats = s.cli({"INFO", "commandstats"});
@@ -182,10 +195,7 @@ TEST(resilience, an_abandoned_connection_is_killed_before_the_next_one_serves) {
         return at == std::string::npos ? 0 : std::stoi(stats.substr(at + 26));
     };
     EXPECT_EQ(kills(), 0);
-    p.stall(true);
-    auto r = get(c.async_command(cmd("SET", "fenced", "late"), asio::use_future));
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error(), client::error::timeout);
+    abandon_a_write(p, c);
     p.stall(false);
     EXPECT_TRUE(works_again(c));
     EXPECT_EQ(kills(), 1) << "the abandoned connection was not killed";
@@ -200,15 +210,9 @@ TEST(resilience, an_abandoned_connection_is_killed_before_the_next_one_serves) {
 TEST(resilience, an_abandoned_connection_of_a_restarted_server_is_not_killed) {
     redis_server s;
     fault_proxy p(s.host(), s.port());
-    auto cfg = via(p);
-    cfg.connection.command_timeout = 300ms;
-    cfg.connection.health_check_interval = 0ms;
-    cfg.connection.kill_abandoned = true;
-    client::client c(cfg);
+    client::client c(fencing_via(p));
     ASSERT_TRUE(works_again(c));
-    p.stall(true);
-    auto r = get(c.async_command(cmd("SET", "fenced", "late"), asio::use_future));
-    ASSERT_FALSE(r);
+    abandon_a_write(p, c);
     s.kill();
     s.start();
     p.stall(false);
