@@ -1257,10 +1257,6 @@ struct replayer::engine {
         start_probe(l);
     }
 
-    // Calls of failed lanes that never complete pile up only when a lane keeps failing on a
-    // connection that never answers and never fails (a cluster target with one black-holed node
-    // and --backend-timeout 0: another node answers the probe). Past cfg.max_stale_calls, the
-    // holds go and the follower asks for a full resync instead: those writes may still land.
     // Holds the stripes and copies on the wire of still-queued items about to be finished:
     // counted again before finish() releases them, so they never read as free in between.
     stale_call hold_items(const std::vector<sent_item>& ids) {
@@ -1293,6 +1289,10 @@ struct replayer::engine {
         from.stripes.clear();
     }
 
+    // Calls of failed lanes that never complete pile up only when a lane keeps failing on a
+    // connection that never answers and never fails (a cluster target with one black-holed node
+    // and --backend-timeout 0: another node answers the probe). Past cfg.max_stale_calls, the
+    // holds go and the follower asks for a full resync instead: those writes may still land.
     void forget_stale_calls() {
         for (auto& [seq, held] : stale_calls)
             release_hold(held);
