@@ -82,7 +82,7 @@ std::optional<std::string> proxy_listen_parameter(std::string_view name, const p
 
 // A CONFIG GET reply (RESP2 flat array of name/value, RESP3 map) as the proxy's clients may see
 // it: without the backend's secrets, `cluster-enabled no` (to its clients the proxy is one
-// standalone server, see as_standalone_info), and the proxy's own listening address instead of
+// standalone server, see as_proxy_info), and the proxy's own listening address instead of
 // the backend's. nullopt when there is nothing to change.
 std::optional<std::string> as_proxy_config(std::string_view frame, int proto,
                                            const proxy_config& cfg) {
@@ -125,7 +125,7 @@ std::optional<std::string> as_proxy_config(std::string_view frame, int proto,
 // proxy looks like one server, and a client library that reads `redis_mode:cluster` or
 // `cluster_enabled:1` would go to the nodes themselves (bypassing the proxy and its follower).
 // nullopt when there is nothing to change.
-std::optional<std::string> as_standalone_info(std::string_view frame, const proxy_config& cfg) {
+std::optional<std::string> as_proxy_info(std::string_view frame, const proxy_config& cfg) {
     if (frame.empty() || (frame[0] != '$' && frame[0] != '='))
         return std::nullopt;
     const auto crlf = frame.find("\r\n");
@@ -472,7 +472,7 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
     if (s.ctx && s.ctx->kind == ctx_kind::config_get &&
         (filtered = as_proxy_config(frame, proto_, st_.cfg)))
         frame = *filtered;
-    if (s.ctx && s.ctx->kind == ctx_kind::info && (filtered = as_standalone_info(frame, st_.cfg)))
+    if (s.ctx && s.ctx->kind == ctx_kind::info && (filtered = as_proxy_info(frame, st_.cfg)))
         frame = *filtered;
     if (wait_ && wait_->seq == tag) {
         if (!wait_->bump_error.empty() && (frame.empty() || (frame[0] != '-' && frame[0] != '!'))) {
@@ -663,7 +663,7 @@ bool session::refused_by_name(std::span<const std::string_view> args, ctx_kind& 
         return true;
     }
     const bool info = iequals(name, "info");
-    // EXEC's array would carry a cluster node's INFO unrewritten (see as_standalone_info).
+    // EXEC's array would carry a cluster node's INFO unrewritten (see as_proxy_info).
     if (info && cluster_txn) [[unlikely]] {
         multi_failed_ = true;
         reply_error(
