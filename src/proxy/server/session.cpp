@@ -12,6 +12,7 @@
 #include <respite/client/command_info.hpp>
 #include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
+#include <respite/resp/frame_scanner.hpp>
 #include <respite/resp/parser.hpp>
 #include <respite/resp/writer.hpp>
 
@@ -159,6 +160,43 @@ std::optional<std::string> as_proxy_info(std::string_view frame, const proxy_con
     out += "\r\n";
     out += text;
     out += "\r\n";
+    return out;
+}
+
+// EXEC's array with the replies of the INFO commands queued at `info_at` rewritten by
+// as_proxy_info. nullopt when there is nothing to change (or EXEC did not run: an error, a
+// null array after WATCH).
+std::optional<std::string> with_proxy_info_in_exec(std::string_view frame,
+                                                   const std::vector<std::uint32_t>& info_at,
+                                                   const proxy_config& cfg) {
+    const auto crlf = frame.find("\r\n");
+    if (!frame.starts_with('*') || crlf == std::string_view::npos)
+        return std::nullopt;
+    std::string out(frame.substr(0, crlf + 2));
+    std::size_t pos = crlf + 2;
+    bool changed = false;
+    auto next_info = info_at.begin();
+    for (std::uint32_t i = 0; pos < frame.size(); ++i) {
+        resp::frame_scanner scanner;
+        const auto r = scanner.scan(frame.substr(pos));
+        if (!r.complete || r.error)
+            return std::nullopt;
+        const auto element = frame.substr(pos, r.frame.length);
+        pos += r.frame.length;
+        std::optional<std::string> rewritten;
+        if (next_info != info_at.end() && *next_info == i) {
+            ++next_info;
+            rewritten = as_proxy_info(element, cfg);
+        }
+        if (rewritten) {
+            out += *rewritten;
+            changed = true;
+        } else {
+            out += element;
+        }
+    }
+    if (!changed)
+        return std::nullopt;
     return out;
 }
 
@@ -474,6 +512,9 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
         frame = *filtered;
     if (s.ctx && s.ctx->kind == ctx_kind::info && (filtered = as_proxy_info(frame, st_.cfg)))
         frame = *filtered;
+    if (s.ctx && s.ctx->kind == ctx_kind::exec && !s.ctx->info_at.empty() &&
+        (filtered = with_proxy_info_in_exec(frame, s.ctx->info_at, st_.cfg)))
+        frame = *filtered;
     if (wait_ && wait_->seq == tag) {
         if (!wait_->bump_error.empty() && (frame.empty() || (frame[0] != '-' && frame[0] != '!'))) {
             filtered =
@@ -732,6 +773,10 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         !iequals(name, "quit") && !iequals(name, "reset") && !iequals(name, "proxy")) {
         if (multi_replay_)
             queued_.push_back(copy_args(args));
+        // EXEC's array carries this INFO's reply: rewritten there as on its own (on_reply).
+        if (filter == ctx_kind::info)
+            multi_info_at_.push_back(multi_sent_);
+        ++multi_sent_;
         // Connection state changed at EXEC (database, protocol, user, tracking ...): this
         // connection must not go back to the pool.
         if (c.kind == route::local || c.kind == route::pinning || iequals(name, "client"))

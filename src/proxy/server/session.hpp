@@ -97,6 +97,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
         bool verbatim = false;          // ... and its request bytes are its effect
         merge_hint merge;               // ... which may join the next writes (follower)
         std::vector<std::vector<std::string>> queued;  // EXEC: the transaction's commands
+        std::vector<std::uint32_t> info_at;            // EXEC: where INFO replies are in its array
         // A blocking command sent raw to a cluster node: a redirect (the slot moved) sends it
         // again through the cluster client instead of reaching the client.
         bool redirectable = false;
@@ -285,8 +286,10 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     bool monitor_ = false;
     std::vector<std::vector<std::string>> queued_;  // MULTI: commands for the follower
     bool multi_replay_ = false;
-    bool cluster_multi_ = false;  // MULTI queued here for a cluster backend
-    bool multi_failed_ = false;   // a queued command was refused: EXEC aborts
+    bool cluster_multi_ = false;                // MULTI queued here for a cluster backend
+    bool multi_failed_ = false;                 // a queued command was refused: EXEC aborts
+    std::uint32_t multi_sent_ = 0;              // commands forwarded inside this MULTI
+    std::vector<std::uint32_t> multi_info_at_;  // ... of which these were INFO
     // A blocking command in flight: input is not processed until its reply.
     bool blocked_ = false;
     std::shared_ptr<upstream> blocking_conn_;

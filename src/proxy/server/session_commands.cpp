@@ -302,6 +302,8 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
         in_multi_ = true;
         multi_failed_ = false;
         queued_.clear();
+        multi_sent_ = 0;
+        multi_info_at_.clear();
         multi_replay_ = st_.follower_of(serving) != nullptr && plan.follower;
         forward(*pinned_, args, raw, nullptr);
         return;
@@ -337,6 +339,8 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
         ctx->serving = pinned_side_;
         ctx->queued = std::move(queued_);
         queued_.clear();
+        ctx->info_at = std::move(multi_info_at_);
+        multi_info_at_.clear();
         if (multi_replay_ && !ctx->queued.empty() &&
             follow_begin_transaction(st_, pinned_side_, ctx->queued, ctx->keys, ctx->global,
                                      reinterpret_cast<std::uintptr_t>(pinned_.get()))) {

@@ -433,6 +433,22 @@ TEST_F(proxy_bad_input, config_and_info_give_the_proxys_own_address) {
         // The whole INFO too (the field is found wherever the section is).
         const auto everything = c.call({"INFO"});
         EXPECT_NE(everything.find("\r\ntcp_port:" + own_port + "\r\n"), std::string::npos);
+        // INFO inside MULTI: its reply comes back in EXEC's array, rewritten there too; the
+        // other elements are untouched.
+        ASSERT_EQ(c.call({"MULTI"}), "+OK\r\n");
+        ASSERT_EQ(c.call({"PING"}), "+QUEUED\r\n");
+        ASSERT_EQ(c.call({"INFO", "server"}), "+QUEUED\r\n");
+        ASSERT_EQ(c.call({"SET", "k", "v"}), "+QUEUED\r\n");
+        ASSERT_EQ(c.call({"INFO"}), "+QUEUED\r\n");
+        ASSERT_EQ(c.call({"GET", "k"}), "+QUEUED\r\n");
+        const auto exec = c.call({"EXEC"});
+        ASSERT_TRUE(exec.starts_with("*5\r\n+PONG\r\n")) << exec;
+        const auto first = exec.find("\r\ntcp_port:" + own_port + "\r\n");
+        ASSERT_NE(first, std::string::npos) << exec;
+        EXPECT_NE(exec.find("\r\ntcp_port:" + own_port + "\r\n", first + 1), std::string::npos);
+        EXPECT_EQ(exec.find("tcp_port:" + backend_port), std::string::npos);
+        EXPECT_NE(exec.find("\r\n+OK\r\n"), std::string::npos);
+        EXPECT_TRUE(exec.ends_with("\r\n$1\r\nv\r\n")) << exec;
     }
     expect_serving("CONFIG GET port and INFO server");
 }
