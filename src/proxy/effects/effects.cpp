@@ -61,7 +61,7 @@ constexpr auto rules = std::to_array<named_rule>({
     {"setex", rule_setex},
     {"setnx", rule_setnx},
     {"smove", rule_unless_zero},
-    {"sort", rule_when_storing},
+    {"sort", rule_sort},
     {"spop", rule_spop},
     {"unlink", rule_unless_zero},
     {"xadd", rule_xadd},

@@ -68,6 +68,7 @@ void rule_migrate(const primary_command&, secondary_write&);
 void rule_zadd(const primary_command&, secondary_write&);
 void rule_unless_zero(const primary_command&, secondary_write&);
 void rule_when_storing(const primary_command&, secondary_write&);
+void rule_sort(const primary_command&, secondary_write&);
 void rule_pfcount(const primary_command&, secondary_write&);
 
 // --- rules (rules_collections.cpp: pops and moves become removals of what was returned) ---

@@ -264,10 +264,37 @@ void rule_unless_zero(const primary_command& c, secondary_write& out) {
         out.commands.push_back(verbatim(c.args));
 }
 
-// SORT, GEORADIUS, GEORADIUSBYMEMBER: writes only with a STORE destination (a second key).
+// GEORADIUS, GEORADIUSBYMEMBER: writes only with a STORE destination (a second key).
 void rule_when_storing(const primary_command& c, secondary_write& out) {
     if (c.key_at.size() > 1)
         out.commands.push_back(verbatim(c.args));
+}
+
+// SORT ... STORE: replayed as written, unless a BY or GET pattern reads other keys (one with a
+// `*`; `#` is the element itself). Those keys are neither in its lane nor begun, so on the
+// secondary SORT would read them before or after other writes than on the primary: the
+// destination is copied instead.
+void rule_sort(const primary_command& c, secondary_write& out) {
+    if (c.key_at.size() < 2)
+        return;  // no STORE: a read
+    for (std::size_t i = 2; i < c.args.size();) {
+        const auto a = c.args[i];
+        if ((iequals(a, "by") || iequals(a, "get")) && i + 1 < c.args.size()) {
+            const auto pattern = c.args[i + 1];
+            if (pattern != "#" && pattern.find('*') != std::string_view::npos) {
+                cannot_derive(out);
+                return;
+            }
+            i += 2;
+        } else if (iequals(a, "limit")) {
+            i += 3;
+        } else if (iequals(a, "store")) {
+            i += 2;
+        } else {
+            ++i;
+        }
+    }
+    out.commands.push_back(verbatim(c.args));
 }
 
 // PFCOUNT of one key caches the cardinality inside the HyperLogLog's bytes (Redis propagates it

@@ -129,6 +129,13 @@ command_class classify(std::span<const std::string_view> args, const commands::c
             (args.size() > 1 && any_of(args[1], {"load", "flush"})) ? route::write : route::admin;
         return c;
     }
+    // PFCOUNT of one key stores the cardinality it computed inside the HyperLogLog's bytes (Redis
+    // replicates it, though COMMAND flags it read-only): followed like a write. Of several keys
+    // it changes nothing.
+    if (iequals(name, "pfcount") && args.size() == 2) {
+        c.kind = route::write;
+        return c;
+    }
     if (commands::is_write(*c.spec) || commands::has_flag(*c.spec, commands::flag::may_replicate)) {
         c.kind = route::write;
         return c;
@@ -157,9 +164,9 @@ classifier::classifier(const commands::command_table& t) : table_(&t) {
         const auto container = name.substr(0, bar);
         // classify() reads more than the name for these: the subcommand (CLIENT, SCRIPT, INFO;
         // a table from an older server's COMMAND has no subcommand entries for them), BLOCK,
-        // and a blocking command's timeout (a table without the `blocking` flag).
+        // a blocking command's timeout (a table without the `blocking` flag), PFCOUNT's key count.
         const std::array<std::string_view, 2> with_timeout{container, "0"};
-        if (any_of(container, {"info", "xread", "xreadgroup", "client", "script"}) ||
+        if (any_of(container, {"info", "xread", "xreadgroup", "client", "script", "pfcount"}) ||
             client::classify(with_timeout) == client::command_kind::blocking) {
             dynamic_[i] = true;
             continue;

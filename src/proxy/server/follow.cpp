@@ -510,6 +510,8 @@ class system_write final : public reply_sink {
     bool follow_;
 };
 
+}  // namespace
+
 // The commands that undo a blocking pop whose reply nobody received.
 std::vector<std::vector<std::string>> undo_pop(const std::vector<std::string>& args,
                                                const resp::value& v) {
@@ -533,10 +535,12 @@ std::vector<std::vector<std::string>> undo_pop(const std::vector<std::string>& a
     } else if ((name == "bzpopmin" || name == "bzpopmax") && v.size() == 3) {
         out.push_back({"ZADD", str(v[0]), str(v[2]), str(v[1])});
     } else if (name == "blmpop" && v.size() == 2 && v[1].is_aggregate()) {
-        bool left = false;
-        for (const auto& a : args)
-            if (lower_copy(a) == "left")
-                left = true;
+        // BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT n]: the end after the keys
+        // (a key may be named "left").
+        const auto numkeys = args.size() > 2 ? to_int(args[2]) : std::nullopt;
+        const bool left = numkeys && *numkeys > 0 &&
+                          static_cast<std::uint64_t>(*numkeys) + 3 < args.size() &&
+                          client::iequals(args[static_cast<std::size_t>(*numkeys) + 3], "left");
         std::vector<std::string> cmd{left ? "LPUSH" : "RPUSH", str(v[0])};
         const auto& elems = v[1].elements();
         for (auto it = elems.rbegin(); it != elems.rend(); ++it)
@@ -560,8 +564,6 @@ std::vector<std::vector<std::string>> undo_pop(const std::vector<std::string>& a
     }
     return out;
 }
-
-}  // namespace
 
 void push_back_popped(worker& w, side serving, const std::vector<std::string>& args,
                       std::string_view frame, int protocol) {

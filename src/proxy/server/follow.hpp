@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <respite/proxy/merge_hint.hpp>
+#include <respite/resp/value.hpp>
 
 #include "classify.hpp"
 #include "worker.hpp"
@@ -57,6 +58,10 @@ void shadow_read(shared_state& st, side serving, std::vector<std::string> args,
 
 // A client left while blocked and its pop happened anyway: undo the pop on the serving side
 // (LPUSH / RPUSH / LMOVE back / ZADD), through the follower like any write.
+// The commands that undo a blocking pop (BLPOP, BLMOVE, BLMPOP, BZPOPMIN ...) whose reply, `v`,
+// nobody received: they put the popped values back where they were.
+std::vector<std::vector<std::string>> undo_pop(const std::vector<std::string>& args,
+                                               const resp::value& v);
 void push_back_popped(worker& w, side serving, const std::vector<std::string>& args,
                       std::string_view frame, int protocol);
 

@@ -645,17 +645,23 @@ void proxy_server::impl::stop() {
         // the next run must copy everything again before serving from that side.
         std::array<std::uint64_t, 2> saved{};
         const auto plan = plan_of(st_.current.load());
+        // Writes still counted in flight once the workers stopped: a write unanswered at the
+        // deadline fails when its connection closes (its keys turn dirty and are listed); one
+        // that never failed would be in no list, so the follower is flagged instead.
+        const auto unanswered = st_.writes_in_flight.load();
         if (plan.follower && st_.restarts) {
             const auto target = server::other_side(plan.serving);
             if (auto* f = st_.follower_of(plan.serving)) {
                 const auto x = f->snapshot();
                 if ((x.queued_items > 0 || x.dirty_keys > 0 || x.rejected_keys > 0 ||
-                     x.abandoned > 0 || x.full_resync_needed) &&
-                    (x.abandoned > 0 || !save_dirty_list(*f, target, saved)))
-                    st_.restarts->flag(target, fmt::format("stopped with {} queued, {} dirty, {} "
-                                                           "rejected keys, {} abandoned writes",
-                                                           x.queued_items, x.dirty_keys,
-                                                           x.rejected_keys, x.abandoned));
+                     x.abandoned > 0 || x.full_resync_needed || unanswered > 0) &&
+                    (x.abandoned > 0 || unanswered > 0 || !save_dirty_list(*f, target, saved)))
+                    st_.restarts->flag(
+                        target, fmt::format("stopped with {} queued, {} dirty, {} rejected keys, "
+                                            "{} abandoned writes, {} writes unanswered by the "
+                                            "serving side",
+                                            x.queued_items, x.dirty_keys, x.rejected_keys,
+                                            x.abandoned, unanswered));
             }
         }
         // A follower paused by a forced cut-over still holds keys its target lacks; they are not

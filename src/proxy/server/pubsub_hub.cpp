@@ -306,6 +306,9 @@ void pubsub_hub::ensure_connection() {
     conn_ = std::make_shared<upstream>(w_.ioc(), ep);
     conn_->set_push_handler([this](std::string_view frame) { on_push(frame); });
     conn_->set_close_handler([this] {
+        // The twins on the other side stay subscribed meanwhile: what they receive until this
+        // side is subscribed again has no twin here. Messages in the window are not verified.
+        restart_shadow(false);
         // Every upstream subscription of this connection is gone: subscribe again after a short
         // pause. (A cluster's shard channels live on their node's link, not here.)
         for (int k = 0; k < 3; ++k)

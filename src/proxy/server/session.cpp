@@ -12,6 +12,7 @@
 #include <respite/client/command_info.hpp>
 #include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
+#include <respite/proxy/effects.hpp>
 #include <respite/resp/frame_scanner.hpp>
 #include <respite/resp/parser.hpp>
 #include <respite/resp/writer.hpp>
@@ -374,6 +375,7 @@ void session::complete(std::uint64_t seq, std::string_view bytes) {
         ++head_seq_;
         while (!slots_.empty() && slots_.front().done) {
             out_.append(slots_.front().data);
+            held_bytes_ -= slots_.front().data.size();
             recycle_ctx(std::move(slots_.front().ctx));
             slots_.pop_front();
             ++head_seq_;
@@ -382,6 +384,7 @@ void session::complete(std::uint64_t seq, std::string_view bytes) {
         auto& s = slots_[seq - head_seq_];
         s.data.assign(bytes);
         s.done = true;
+        held_bytes_ += bytes.size();
     }
     // A WAIT behind this reply may be due now (posted: this may run inside an upstream's
     // delivery or a failure, which sending must not re-enter).
@@ -402,7 +405,7 @@ void session::push_out(std::string_view bytes) {
     }
     const auto seq = alloc_slot();
     slots_.back().route = k_push_route;
-    complete(seq, bytes);
+    complete(seq, bytes);  // counted by the output limit (start_write) while held
 }
 
 void session::reply_error(std::string_view message) {
@@ -448,9 +451,11 @@ void session::start_write() {
 }
 
 void session::check_output_limit() {
-    if ((subscribed() || monitor_) && out_.size() + writing_.size() > st_.cfg.pubsub_output_limit) {
+    // Replies and messages held behind a reply still due (a subscriber blocked in BLPOP) count.
+    const auto bytes = out_.size() + writing_.size() + held_bytes_;
+    if ((subscribed() || monitor_) && bytes > st_.cfg.pubsub_output_limit) {
         st_.output_limit_disconnects->inc();
-        obs::log().warn("proxy client_output_limit id={} bytes={}", id_, out_.size());
+        obs::log().warn("proxy client_output_limit id={} bytes={}", id_, bytes);
         close_now();
     }
 }
@@ -771,6 +776,23 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         return queue_cluster_command(args);
     if (in_multi_ && c.kind != route::transaction && c.kind != route::subscribe &&
         !iequals(name, "quit") && !iequals(name, "reset") && !iequals(name, "proxy")) {
+        if (iequals(name, "select") && args.size() == 2 && !st_.backend_cfg(pinned_side_).cluster) {
+            // Runs at EXEC. While writes are replayed, the follower replays into its configured
+            // database only: the transaction's writes after it would land in the wrong one.
+            const auto db = to_int(args[1]);
+            const int configured = st_.backend_cfg(pinned_side_).connection.database;
+            if (db && *db != configured) {
+                if (multi_replay_) {
+                    multi_failed_ = true;
+                    reply_error(
+                        "ERR proxy: SELECT of another database is not supported while writes "
+                        "are replayed (configure the backends' databases); the transaction is "
+                        "aborted");
+                    return true;
+                }
+                other_db_ = true;  // (also if EXEC does not run: refuses more, never less)
+            }
+        }
         if (multi_replay_)
             queued_.push_back(copy_args(args));
         // EXEC's array carries this INFO's reply: rewritten there as on its own (on_reply).
@@ -811,6 +833,13 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     if ((c.kind == route::write || c.kind == route::blocking) &&
         st_.writes_paused.load(std::memory_order_acquire))
         return hold_for_switch();
+    // SELECTed before writes began to be replayed: the follower replays into its configured
+    // database only, so this connection's writes would land in the wrong database there.
+    if (other_db_ && (c.kind == route::write || c.kind == route::blocking) &&
+        following(st_, serving)) [[unlikely]] {
+        reply_error(other_db_error(serving));
+        return true;
+    }
 
     if (c.kind == route::pinning) {
         if (pinned_ && pinned_node_) {
@@ -929,7 +958,11 @@ std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, si
     auto ctx = take_ctx();
     bool verbatim = false;
     merge_hint merge;
-    const bool follow = follow_begin(st_, serving, c, args, ctx->keys, origin, &verbatim, &merge);
+    // A blocking read (XREAD BLOCK) writes nothing: begun, its keys would stay in flight while
+    // it blocks, and every other client's write to them would turn them dirty (a copy of the
+    // whole stream per XADD).
+    const bool follow = is_replayable_write(c.spec) &&
+                        follow_begin(st_, serving, c, args, ctx->keys, origin, &verbatim, &merge);
     if (!follow && !always) {
         recycle_ctx(std::move(ctx));
         return nullptr;
@@ -948,6 +981,13 @@ std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, si
     }
     st_.writes_in_flight.fetch_add(1, std::memory_order_acq_rel);
     return ctx;
+}
+
+std::string session::other_db_error(side serving) const {
+    return "ERR proxy: this connection selected database " + std::to_string(db_) +
+           ", and writes are now replayed, into the configured database only; SELECT " +
+           std::to_string(st_.backend_cfg(serving).connection.database) +
+           " (or reconnect) to write";
 }
 
 std::unique_ptr<session::slot_ctx> session::take_ctx() {
@@ -973,6 +1013,7 @@ void session::recycle_ctx(std::unique_ptr<slot_ctx> ctx) {
     ctx->followed = ctx->global = ctx->verbatim = ctx->redirectable = false;
     ctx->merge = {};
     ctx->queued.clear();
+    ctx->info_at.clear();
     ctx->sent = {};
     ctx->cls = nullptr;
     ctx->c = {};

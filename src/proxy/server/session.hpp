@@ -125,6 +125,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     bool queue_cluster_command(std::span<const std::string_view> args);
     void handle_proxy_command(std::span<const std::string_view> args);
     void handle_hello(std::span<const std::string_view> args);
+    // Refusal of a write on a connection that SELECTed another database, while followed.
+    [[nodiscard]] std::string other_db_error(side serving) const;
     bool handle_auth(std::string_view user, std::string_view pass);
 
     // Sends the command to `u` with a fresh slot; ctx may be null.
@@ -262,6 +264,9 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::string user_;  // the user of the last successful AUTH (empty: none)
     std::string name_;
     int db_ = 0;
+    std::size_t held_bytes_ = 0;  // in slots_ done but behind one still due
+    // SELECTed a database other than the backend's configured one (on a pinned connection).
+    bool other_db_ = false;
     // Server-side state held on a pinned connection.
     std::shared_ptr<upstream> pinned_;
     side pinned_side_ = side::primary;

@@ -145,7 +145,7 @@ std::string session::client_line() const {
     line += " qbuf=" + std::to_string(in_.size() - in_start_);
     line += " qbuf-free=0 argv-mem=0 multi-mem=0 rbs=" + std::to_string(in_.capacity());
     line += " rbp=0 obl=0 oll=" + std::to_string(slots_.size());
-    line += " omem=" + std::to_string(out_.size() + writing_.size());
+    line += " omem=" + std::to_string(out_.size() + writing_.size() + held_bytes_);
     line += " tot-mem=" + std::to_string(in_.capacity() + out_.capacity() + writing_.capacity());
     line += " events=r cmd=";
     line += last_cmd_;

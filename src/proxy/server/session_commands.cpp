@@ -116,6 +116,7 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
             return;
         sticky_pin_ = true;
         db_ = static_cast<int>(*db);
+        other_db_ = *db != configured;
         forward(*pinned_, args, {}, nullptr);
         return;
     }
@@ -145,6 +146,7 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         proto_ = 2;
         name_.clear();
         db_ = 0;
+        other_db_ = false;
         authenticated_ = st_.cfg.users.empty();
         user_.clear();
         return reply("+RESET\r\n");
@@ -257,10 +259,12 @@ void session::handle_hello(std::span<const std::string_view> args) {
             "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
             "authenticate the client and select the RESP protocol version at the "
             "same time");
-    if (want != proto_ && (pinned_ || subscribed())) {
+    // Subscriptions live in the worker's hub, which sends each message in the client's protocol
+    // of the moment; a pinned connection's state (MULTI, WATCH, MONITOR ...) is on the server.
+    if (want != proto_ && pinned_) {
         return reply_error(
             "ERR proxy: cannot change the protocol while the connection holds "
-            "server-side state (MULTI, WATCH, subscriptions, ...)");
+            "server-side state (MULTI, WATCH, MONITOR, ...)");
     }
     proto_ = want;
     if (has_setname)
@@ -297,6 +301,8 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
     if (iequals(name, "multi")) {
         if (in_multi_)
             return reply_error("ERR MULTI calls can not be nested");
+        if (other_db_ && plan.follower && plan.serving == serving)  // as for its writes
+            return reply_error(other_db_error(serving));
         if (!acquire_pin(serving))
             return;
         in_multi_ = true;

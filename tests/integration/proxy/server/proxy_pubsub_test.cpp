@@ -302,6 +302,44 @@ TEST_F(proxy_pubsub, messages_published_right_after_the_confirmation_are_deliver
     }
 }
 
+// Messages held behind a reply still due (a RESP3 subscriber blocked in BLPOP) count toward the
+// output limit: they piled up without bound until the reply came.
+TEST_F(proxy_pubsub, messages_held_behind_a_pending_reply_count_toward_the_output_limit) {
+    start(mode::primary_only, [](proxy::proxy_config& cfg) {
+        cfg.threads = 1;
+        cfg.pubsub_output_limit = 256 * 1024;
+    });
+    raw_conn sub(proxy_->port());
+    ASSERT_EQ(sub.call({"HELLO", "3"}).substr(0, 1), "%");
+    ASSERT_TRUE(starts_with(sub.call({"SUBSCRIBE", "held"}), ">3\r\n$9\r\nsubscribe\r\n"));
+    sub.command({"BLPOP", "nothing", "0"});
+    ASSERT_TRUE(eventually([&] {
+        return primary_.cli({"INFO", "clients"}).find("blocked_clients:1") != std::string::npos;
+    }));
+    raw_conn publisher(primary_.port());
+    const std::string payload(16 * 1024, 'p');
+    // Up to 512 KB, twice the limit (0 subscribers once the proxy dropped the client).
+    for (int i = 0; i < 32 && publisher.call({"PUBLISH", "held", payload}) == ":1\r\n"; ++i) {
+    }
+    EXPECT_TRUE(eventually([&] { return info_field("connected_clients") == "0"; }, 5s))
+        << "512 KB held for a subscriber whose limit is 256 KB: still connected";
+    EXPECT_TRUE(sub.closed_by_peer(5s));
+}
+
+// A RESP3 subscriber may switch to RESP2 with HELLO, as on Redis: later messages come as arrays.
+TEST_F(proxy_pubsub, a_subscriber_may_switch_protocol) {
+    start(mode::primary_only);
+    raw_conn sub(proxy_->port());
+    ASSERT_EQ(sub.call({"HELLO", "3"}).substr(0, 1), "%");
+    ASSERT_TRUE(starts_with(sub.call({"SUBSCRIBE", "sw"}), ">3\r\n$9\r\nsubscribe\r\n"));
+    raw_conn pub(proxy_->port());
+    ASSERT_EQ(pub.call({"PUBLISH", "sw", "one"}), ":1\r\n");
+    EXPECT_EQ(sub.frame(), ">3\r\n$7\r\nmessage\r\n$2\r\nsw\r\n$3\r\none\r\n");
+    EXPECT_EQ(sub.call({"HELLO", "2"}).substr(0, 4), "*14\r");
+    ASSERT_EQ(pub.call({"PUBLISH", "sw", "two"}), ":1\r\n");
+    EXPECT_EQ(sub.frame(), "*3\r\n$7\r\nmessage\r\n$2\r\nsw\r\n$3\r\ntwo\r\n");
+}
+
 TEST_F(proxy_pubsub, a_subscriber_that_does_not_read_is_disconnected_and_others_keep_working) {
     start(mode::dual_write, [](proxy::proxy_config& cfg) {
         cfg.threads = 1;  // the slow subscriber and the others share the worker
@@ -422,6 +460,42 @@ TEST_F(proxy_pubsub_shadow, messages_are_compared_across_both_sides) {
     std::this_thread::sleep_for(std::chrono::milliseconds(900));
     EXPECT_EQ(info_field("divergence_data_mismatch"), "1") << recent_divergences();
     EXPECT_EQ(info_field("divergence_extra_data"), "1") << recent_divergences();
+}
+
+// The primary drops the proxy's subscriber connection: until the proxy subscribes again, the
+// secondary's twin still gets the messages the follower replays. Not an extra_data.
+TEST_F(proxy_pubsub_shadow, a_lost_subscriber_connection_is_not_a_divergence) {
+    start(proxy::mode::dual_write_shadow, [](proxy::proxy_config& c) {
+        c.threads = 1;
+        c.pubsub_compare_window = std::chrono::milliseconds(300);
+    });
+    raw_conn sub(proxy_->port());
+    EXPECT_EQ(sub.call({"SUBSCRIBE", "gap"}), "*3\r\n$9\r\nsubscribe\r\n$3\r\ngap\r\n:1\r\n");
+    ASSERT_TRUE(eventually([&] {
+        return secondary_.cli({"PUBSUB", "NUMSUB", "gap"}).find("\n1") != std::string::npos;
+    }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));  // past the first window
+    raw_conn pub(proxy_->port());
+    // Published while the primary has no subscriber of the channel (PUBLISH answers 0).
+    bool in_the_gap = false;
+    for (int i = 0; i < 20 && !in_the_gap; ++i) {
+        primary_.cli({"CLIENT", "KILL", "TYPE", "pubsub"});
+        in_the_gap = pub.call({"PUBLISH", "gap", "during-" + std::to_string(i)}) == ":0\r\n";
+        ASSERT_TRUE(eventually([&] {
+            return pub.call({"PUBLISH", "gap", "probe"}) == ":1\r\n";
+        })) << "not subscribed again";
+        while (sub.frame(std::chrono::milliseconds(200)).has_value()) {
+        }
+    }
+    ASSERT_TRUE(in_the_gap) << "no PUBLISH reached the primary before the proxy subscribed again";
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));  // windows pass
+    EXPECT_EQ(info_field("divergence_extra_data"), "0") << recent_divergences();
+    // The comparison goes on afterwards.
+    EXPECT_TRUE(eventually([&] {
+        primary_.cli({"PUBLISH", "gap", "only-primary"});
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        return info_field("divergence_data_mismatch") != "0";
+    })) << recent_divergences();
 }
 
 // The shadow ends when the mode leaves dual-write-shadow (or the secondary's connection drops) and

@@ -936,6 +936,32 @@ TEST_F(proxy_state, a_clean_restart_carries_the_keys_of_queued_writes_over) {
     EXPECT_TRUE(info_has("secondary_needs_sync:0")) << proxy_->info();
 }
 
+// A write the primary had not answered when the stop's deadline passed may still have run
+// there: its key is saved in the dirty list (the proxy's failure of the write marks it dirty at
+// the stop), unless the reply came in time and the follower applied it. Either way the next run
+// converges. A write still counted in flight after the workers stopped would flag the follower.
+TEST_F(proxy_state, a_write_unanswered_at_the_stop_is_not_lost) {
+    const auto start_here = [&] {
+        start(mode::dual_write, [&](proxy::proxy_config& c) {
+            c.state_file = path_;
+            c.shutdown_timeout = 300ms;
+        });
+    };
+    start_here();
+    primary_.cli({"CLIENT", "PAUSE", "2000", "WRITE"});
+    raw_conn c(proxy_->port());
+    c.command({"SET", "late", "v"});
+    ASSERT_TRUE(eventually([&] { return info_has("writes_in_flight:1"); })) << proxy_->info();
+    proxy_->stop();
+    EXPECT_TRUE(info_has("state_dirty_keys_saved:1") || info_has("follow_secondary_applied:1"))
+        << proxy_->info();
+    EXPECT_NE(file_text().find("secondary_needs_sync=0"), std::string::npos) << file_text();
+    proxy_.reset();
+    primary_.cli({"CLIENT", "UNPAUSE"});
+    start_here();
+    EXPECT_TRUE(converged());
+}
+
 // A damaged list cannot be trusted to name every missing key: the secondary needs a full sync,
 // and the proxy says so and serves.
 TEST_F(proxy_state, a_damaged_dirty_list_flags_the_follower_and_the_proxy_serves) {

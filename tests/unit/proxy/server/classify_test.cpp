@@ -72,6 +72,13 @@ TEST(proxy_classify, scripts_and_keyspace_writes) {
     EXPECT_EQ(of({"CONFIG", "GET", "x"}), route::admin);
 }
 
+// PFCOUNT of one key writes its cached cardinality into the value (the secondary's bytes would
+// differ without it); of several keys it writes nothing.
+TEST(proxy_classify, pfcount_of_one_key_is_a_write) {
+    EXPECT_EQ(of({"PFCOUNT", "h"}), route::write);
+    EXPECT_EQ(of({"PFCOUNT", "h", "g"}), route::read);
+}
+
 TEST(proxy_classify, unknown_commands_are_writes_under_one_label) {
     std::vector<std::string_view> v{"MODULE.DOTHING", "k"};
     const auto c = classify(v, commands::command_table::builtin());
@@ -175,6 +182,9 @@ TEST(proxy_classifier, the_last_name_cache_agrees_with_the_full_classification) 
         {"PUBLISH", "c", "m"},
         {"SUBSCRIBE", "c"},
         {"SUBSCRIBE", "c"},
+        {"PFCOUNT", "h", "g"},
+        {"PFCOUNT", "h"},
+        {"PFCOUNT", "h", "g"},
     };
     for (int pass = 0; pass < 2; ++pass) {
         for (const auto& args : seq) {
