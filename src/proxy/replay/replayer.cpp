@@ -139,6 +139,25 @@ struct pending {
 // A done slot's bytes stay counted as item_overhead (release(), retire()).
 static_assert(sizeof(pending) <= 128);
 
+// The first command of `text` (RESP) is PUBLISH or SPUBLISH.
+bool publishes(std::string_view text) noexcept {
+    // *<n>\r\n$<len>\r\n<name>
+    const auto dollar = text.find('$');
+    const auto start = text.find("\r\n", dollar);
+    if (dollar == std::string_view::npos || start == std::string_view::npos)
+        return false;
+    const auto name = text.substr(start + 2, std::min<std::size_t>(8, text.size() - start - 2));
+    const auto is = [&](std::string_view want) {
+        return name.size() >= want.size() &&
+               std::ranges::equal(name.substr(0, want.size()), want,
+                                  [](char a, char b) {
+                                      return (a >= 'A' && a <= 'Z' ? a - 'A' + 'a' : a) == b;
+                                  }) &&
+               text.substr(dollar + 1, start - dollar - 1) == std::to_string(want.size());
+    };
+    return is("publish") || is("spublish");
+}
+
 struct lane_waiter {
     std::size_t lane = 0;
     std::move_only_function<void()> fn;
@@ -1169,8 +1188,10 @@ struct replayer::engine {
     // flight on its stripe (this item included), brings the primary's value with this write's
     // effect, so sending it is wasted work, and it may fail (XADD with an ID an earlier racing
     // write passed on the secondary). Keyspace-wide items and repairs are always sent.
+    // A PUBLISH's key is its channel: a copy of a key of the same name brings no message back.
     [[nodiscard]] bool is_superseded(const pending& p) const {
-        if (p.kind != item_kind::write || p.global || p.key_count == 0)
+        if (p.kind != item_kind::write || p.global || p.key_count == 0 ||
+            publishes(p.command_text()))
             return false;
         std::lock_guard lock(dirty_mu);
         return std::ranges::all_of(p.keys(),

@@ -431,6 +431,12 @@ std::string follow_info(const shared_state& st) {
     }
     if (st.shadows)
         s += st.shadows->info();
+    const auto& ps = st.pubsub_shadow;
+    line("pubsub_shadow_matched", std::to_string(ps.matched.load()));
+    line("pubsub_shadow_unverified", std::to_string(ps.unverified.load()));
+    line("pubsub_shadow_late", std::to_string(ps.late.load()));
+    line("pubsub_shadow_overflow", std::to_string(ps.overflow.load()));
+    line("pubsub_shadow_refused_names", std::to_string(ps.refused_names.load()));
     return s;
 }
 

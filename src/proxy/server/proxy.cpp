@@ -140,6 +140,10 @@ void proxy_server::impl::init_metrics() {
     st_.output_limit_disconnects =
         &m.get_counter("respite_proxy_output_limit_disconnects_total",
                        "Pub/Sub or MONITOR clients disconnected for unsent output");
+    st_.pinned_state_lost =
+        &m.get_counter("respite_proxy_pinned_state_lost_total",
+                       "Clients closed because their pinned connection (MULTI, WATCH, SELECT n) "
+                       "to the backend was lost");
     st_.connected_clients = &m.get_gauge("respite_proxy_connected_clients", "Connected clients");
     st_.tls_handshake_failures = &m.get_counter("respite_proxy_tls_handshake_failures_total",
                                                 "Client TLS handshakes that failed or timed out");

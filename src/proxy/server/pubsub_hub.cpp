@@ -90,6 +90,9 @@ void pubsub_hub::shadow_tick() {
                 if (entries_[k].contains(name))
                     send_shadow(k_sub_verb[k], name);
     }
+    // A refused name no client subscribes to any more is not asked again: forgotten.
+    std::erase_if(twin_refused_, [&](const auto& r) { return !subscribed_anyhow(r.first); });
+    publish_shadow_stats();
     if (any) {
         timer_armed_ = true;
         shadow_timer_.expires_after(std::chrono::milliseconds(500));
@@ -246,7 +249,31 @@ void pubsub_hub::on_twin_push(const std::string& key, std::string_view frame) {
     }
 }
 
+bool pubsub_hub::subscribed_anyhow(const std::string& name) const {
+    for (const auto& per_kind : entries_)
+        if (per_kind.contains(name))
+            return true;
+    return false;
+}
+
+void pubsub_hub::publish_shadow_stats() {
+    auto& totals = w_.shared().pubsub_shadow;
+    const auto& now = shadow_.counters();
+    totals.matched.fetch_add(now.matched - published_.matched);
+    totals.unverified.fetch_add(now.unverified - published_.unverified);
+    totals.late.fetch_add(now.late - published_.late);
+    totals.overflow.fetch_add(now.overflow - published_.overflow);
+    published_ = now;
+    const auto refused = static_cast<std::int64_t>(twin_refused_.size());
+    totals.refused_names.fetch_add(refused - published_refused_);
+    published_refused_ = refused;
+}
+
 void pubsub_hub::twin_refused(const std::string& name, std::string_view error_frame) {
+    // The serving side refused it first and its entry is gone (the twin was unsubscribed):
+    // nothing to ask again.
+    if (!subscribed_anyhow(name))
+        return;
     const auto now = std::chrono::steady_clock::now();
     const bool first = twin_refused_.insert_or_assign(name, now).second;
     if (first)

@@ -105,6 +105,10 @@ class pubsub_hub {
     // The other side refused a twin (NOPERM, CLUSTERDOWN ...): the name is not verified, and
     // asked again every 10 s, until the other side accepts it.
     void twin_refused(const std::string& name, std::string_view error_frame);
+    // Some client of this hub subscribes to `name` (as a channel, pattern or shard channel).
+    [[nodiscard]] bool subscribed_anyhow(const std::string& name) const;
+    // Adds this hub's counter changes to shared_state::pubsub_shadow (INFO proxy).
+    void publish_shadow_stats();
     // The shadow's view is wrong (a twin moved, a link was lost): off now, on again at the next
     // tick with the slot map read again (refresh_map).
     void restart_shadow(bool refresh_map);
@@ -128,6 +132,9 @@ class pubsub_hub {
     std::map<std::string, twin_conn> shadow_links_;  // cluster other side, by node ("host:port")
     // Names whose twin the other side refused, and when it was last asked.
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> twin_refused_;
+    // What publish_shadow_stats() last added to shared_state::pubsub_shadow.
+    pubsub_shadow::stats published_{};
+    std::int64_t published_refused_ = 0;
     std::chrono::steady_clock::time_point shadow_restart_logged_{};
     std::chrono::steady_clock::time_point twin_refused_logged_{};
     std::uint64_t shadow_gen_ = 0;  // bumped by every shadow_on(true)

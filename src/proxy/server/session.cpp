@@ -201,6 +201,10 @@ std::optional<std::string> with_proxy_info_in_exec(std::string_view frame,
     return out;
 }
 
+bool is_one_of(std::string_view arg, std::initializer_list<std::string_view> names) {
+    return std::ranges::any_of(names, [&](std::string_view n) { return iequals(arg, n); });
+}
+
 bool is_redirect(std::string_view frame) {
     return frame.starts_with("-MOVED ") || frame.starts_with("-ASK ");
 }
@@ -592,8 +596,13 @@ void session::on_failure(std::uint64_t tag, bool written) {
     }
     if (wait_ && wait_->seq == tag)
         wait_.reset();
-    // The pinned connection is gone with its state: MULTI / WATCH are over.
+    // The pinned connection is gone with its state (MULTI, WATCH, SELECT n ...): as for a
+    // client of Redis whose connection broke, what this client sent after it must not run
+    // without it (a write WATCH guarded, the rest of a transaction, in the wrong database).
+    // Its pending replies are written, then it is closed.
+    bool state_lost = false;
     if (pinned_ && !pinned_->usable()) {
+        state_lost = in_multi_ || watching_ || sticky_pin_ || monitor_;
         pinned_.reset();
         pinned_node_.reset();
         close_monitors();
@@ -609,6 +618,15 @@ void session::on_failure(std::uint64_t tag, bool written) {
         complete(tag, written ? "-ERR proxy: connection to the serving backend lost; the command "
                                 "may have run\r\n"
                               : "-ERR proxy: serving backend unavailable\r\n");
+    if (state_lost) {
+        st_.pinned_state_lost->inc();
+        obs::log().warn(
+            "proxy pinned_connection_lost id={} (the client is closed: its MULTI, "
+            "WATCH or SELECT state is gone)",
+            id_);
+        close_gracefully();
+        return;
+    }
     start_write();
     resume_processing();
 }
@@ -725,12 +743,18 @@ bool session::refused_by_name(std::span<const std::string_view> args, ctx_kind& 
         reply_error("ERR proxy: PROXY is not allowed inside MULTI; the transaction is aborted");
         return true;
     }
-    // CLIENT LIST/KILL/INFO are about the proxy's clients: queued on the pinned connection they
-    // would run on the backend (whose CLIENT KILL can cut the proxy's own connections).
-    if (in_multi_ && iequals(name, "client") && args.size() > 1 &&
-        (iequals(args[1], "list") || iequals(args[1], "kill") || iequals(args[1], "info"))) {
+    // The CLIENT commands about the proxy's clients (LIST, KILL, INFO, ID, UNBLOCK) and the
+    // connection's own state the proxy keeps (HELLO, AUTH, CLIENT SETNAME/GETNAME/SETINFO/REPLY):
+    // queued on the pinned connection they would run on the backend's connection instead (its
+    // id, its name, unblocking other clients of the proxy, CLIENT REPLY OFF silencing it).
+    // CLIENT TRACKING/CACHING/NO-EVICT/NO-TOUCH ... stay: their state is that connection's.
+    if (in_multi_ && (iequals(name, "hello") || iequals(name, "auth") ||
+                      (iequals(name, "client") && args.size() > 1 &&
+                       is_one_of(args[1], {"list", "kill", "info", "id", "unblock", "setname",
+                                           "getname", "setinfo", "reply"})))) {
         multi_failed_ = true;
-        reply_error("ERR proxy: client|" + lower_copy(args[1]) +
+        reply_error("ERR proxy: " + lower_copy(name) +
+                    (args.size() > 1 && iequals(name, "client") ? "|" + lower_copy(args[1]) : "") +
                     " is not allowed inside MULTI; the transaction is aborted");
         return true;
     }
@@ -793,7 +817,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
                 other_db_ = true;  // (also if EXEC does not run: refuses more, never less)
             }
         }
-        if (multi_replay_)
+        if (multi_record_)
             queued_.push_back(copy_args(args));
         // EXEC's array carries this INFO's reply: rewritten there as on its own (on_reply).
         if (filter == ctx_kind::info)
@@ -801,7 +825,8 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         ++multi_sent_;
         // Connection state changed at EXEC (database, protocol, user, tracking ...): this
         // connection must not go back to the pool.
-        if (c.kind == route::local || c.kind == route::pinning || iequals(name, "client"))
+        if ((c.kind == route::local && !iequals(name, "ping") && !iequals(name, "echo")) ||
+            c.kind == route::pinning || iequals(name, "client"))
             sticky_pin_ = true;
         forward(*pinned_, args, raw, nullptr);
         return true;

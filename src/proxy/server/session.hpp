@@ -121,7 +121,8 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void handle_transaction(const command_class& c, std::span<const std::string_view> args,
                             std::string_view raw);
     void handle_subscribe(std::span<const std::string_view> args);
-    void handle_cluster_transaction(std::span<const std::string_view> args, side serving);
+    void handle_cluster_transaction(std::span<const std::string_view> args, side serving,
+                                    std::string_view exec_abort);
     bool queue_cluster_command(std::span<const std::string_view> args);
     void handle_proxy_command(std::span<const std::string_view> args);
     void handle_hello(std::span<const std::string_view> args);
@@ -291,9 +292,10 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     bool monitor_ = false;
     std::vector<std::vector<std::string>> queued_;  // MULTI: commands for the follower
     bool multi_replay_ = false;
-    bool cluster_multi_ = false;                // MULTI queued here for a cluster backend
-    bool multi_failed_ = false;                 // a queued command was refused: EXEC aborts
-    std::uint32_t multi_sent_ = 0;              // commands forwarded inside this MULTI
+    bool cluster_multi_ = false;    // MULTI queued here for a cluster backend
+    bool multi_record_ = false;     // MULTI: the queued commands are kept for a follower
+    bool multi_failed_ = false;     // a queued command was refused: EXEC aborts
+    std::uint32_t multi_sent_ = 0;  // commands forwarded inside this MULTI
     std::vector<std::uint32_t> multi_info_at_;  // ... of which these were INFO
     // A blocking command in flight: input is not processed until its reply.
     bool blocked_ = false;

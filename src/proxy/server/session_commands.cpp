@@ -295,29 +295,56 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
     const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
     const side serving = pinned_ ? pinned_side_ : plan.serving;
 
+    // Arity first, as Redis checks it before the command runs: the session's state must not
+    // change for a command the server refuses (a DISCARD x would leave the server in MULTI and
+    // the connection back in the pool). Inside MULTI it aborts the transaction; EXEC x ends it.
+    std::string exec_abort = "EXECABORT Transaction discarded because of previous errors.";
+    if (iequals(name, "watch") ? args.size() < 2 : args.size() != 1) {
+        const auto refusal = wrong_args(name);
+        if (!iequals(name, "exec")) {
+            if (in_multi_)
+                multi_failed_ = true;
+            return reply_error(refusal);
+        }
+        exec_abort = "EXECABORT Transaction discarded because of: " + refusal.substr(4);
+        if (!in_multi_)
+            return reply_error(exec_abort);
+        multi_failed_ = true;
+    }
+    // Writes of this connection's other database (SELECTed before, or queued in this MULTI
+    // while writes were not replayed) would be replayed into the configured one.
+    if (iequals(name, "exec") && in_multi_ && other_db_ && following(st_, serving)) {
+        multi_failed_ = true;
+        exec_abort =
+            "EXECABORT Transaction discarded because of: " + other_db_error(serving).substr(4);
+    }
+
     if (!pinned_ && st_.backend_cfg(serving).cluster &&
         (iequals(name, "multi") || (in_multi_ && cluster_multi_)))
-        return handle_cluster_transaction(args, serving);
+        return handle_cluster_transaction(args, serving, exec_abort);
     if (iequals(name, "multi")) {
         if (in_multi_)
             return reply_error("ERR MULTI calls can not be nested");
         if (other_db_ && plan.follower && plan.serving == serving)  // as for its writes
             return reply_error(other_db_error(serving));
         if (!acquire_pin(serving))
-            return;
+            return close_gracefully();  // its queued commands, sent behind it, must not run now
         in_multi_ = true;
         multi_failed_ = false;
         queued_.clear();
         multi_sent_ = 0;
         multi_info_at_.clear();
         multi_replay_ = st_.follower_of(serving) != nullptr && plan.follower;
+        // Recorded whenever the side has a follower: a switch to a following mode before EXEC
+        // must still replay it (follow_begin_transaction decides at EXEC).
+        multi_record_ = st_.follower_of(serving) != nullptr;
         forward(*pinned_, args, raw, nullptr);
         return;
     }
     if (iequals(name, "exec") && in_multi_ && multi_failed_) {
         // The proxy refused a command of this transaction (one Redis would have queued, such as
         // SUBSCRIBE): like a command Redis refuses while queueing, it aborts EXEC. The server
-        // discards what it queued.
+        // discards what it queued; the connection then holds no more state.
         in_multi_ = watching_ = multi_failed_ = false;
         queued_.clear();
         const auto seq = alloc_slot();
@@ -325,10 +352,11 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
         resp::append_command(discard, {"DISCARD"});
         pinned_->send(
             discard,
-            std::make_shared<callback_sink>([weak = weak_from_this(), seq](std::string_view) {
+            std::make_shared<callback_sink>([weak = weak_from_this(), seq,
+                                             reply = "-" + exec_abort + "\r\n"](std::string_view) {
                 if (auto self = weak.lock(); self && !self->closed_) {
-                    self->complete(
-                        seq, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+                    self->complete(seq, reply);
+                    self->release_pin_if_unused();
                     self->start_write();
                 }
             }),
@@ -347,7 +375,7 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
         queued_.clear();
         ctx->info_at = std::move(multi_info_at_);
         multi_info_at_.clear();
-        if (multi_replay_ && !ctx->queued.empty() &&
+        if (multi_record_ && !ctx->queued.empty() &&
             follow_begin_transaction(st_, pinned_side_, ctx->queued, ctx->keys, ctx->global,
                                      reinterpret_cast<std::uintptr_t>(pinned_.get()))) {
             ctx->followed = true;
@@ -388,7 +416,7 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
                 return reply_error("CROSSSLOT Keys in request don't hash to the same slot");
         }
         if (!acquire_pin(serving, slot))
-            return;
+            return close_gracefully();  // the write it guards, sent behind it, must not run
         watching_ = true;
         forward(*pinned_, args, raw, nullptr);
         return;
@@ -408,7 +436,8 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
 // against the command table the way Redis checks them) and EXEC runs them as one MULTI/EXEC on
 // the node that owns their slot, through the cluster client. (After WATCH the session is pinned
 // to the slot's master and MULTI/EXEC run there, as on a standalone backend.)
-void session::handle_cluster_transaction(std::span<const std::string_view> args, side serving) {
+void session::handle_cluster_transaction(std::span<const std::string_view> args, side serving,
+                                         std::string_view exec_abort) {
     const auto name = args[0];
     if (iequals(name, "multi")) {
         if (in_multi_)
@@ -435,7 +464,7 @@ void session::handle_cluster_transaction(std::span<const std::string_view> args,
     auto queued = std::move(queued_);
     queued_.clear();
     if (multi_failed_)
-        return reply_error("EXECABORT Transaction discarded because of previous errors.");
+        return reply_error(exec_abort);
     if (queued.empty())
         return reply("*0\r\n");
     auto ctx = std::make_unique<slot_ctx>();

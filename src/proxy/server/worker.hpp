@@ -91,6 +91,14 @@ struct shared_state {
     std::atomic<bool> draining{false};
     std::atomic<bool> shutting_down{false};     // the shutdown delay: not ready, still serving
     std::atomic<double> shadow_percent{100.0};  // PROXY SHADOW PERCENT changes it at run time
+    // The pub/sub shadow's counters over every worker's hub (each adds its changes every tick).
+    struct pubsub_shadow_totals {
+        std::atomic<std::uint64_t> matched{0};
+        std::atomic<std::uint64_t> unverified{0};
+        std::atomic<std::uint64_t> late{0};
+        std::atomic<std::uint64_t> overflow{0};
+        std::atomic<std::int64_t> refused_names{0};  // twins the other side refuses now
+    } pubsub_shadow;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
     std::shared_ptr<backend> backends[2];    // decoded access (shadow reads, cluster, repairs)
@@ -115,6 +123,7 @@ struct shared_state {
     obs::counter* cancelled_blocking = nullptr;
     obs::counter* pushed_back = nullptr;
     obs::counter* output_limit_disconnects = nullptr;
+    obs::counter* pinned_state_lost = nullptr;
     obs::gauge* connected_clients = nullptr;
     obs::counter* tls_handshake_failures = nullptr;
     std::shared_ptr<asio::ssl::context> tls;              // client-facing TLS (nullptr: plain)

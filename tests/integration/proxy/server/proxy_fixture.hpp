@@ -32,6 +32,14 @@
 
 namespace respite::test {
 
+// A command as RESP bytes.
+inline std::string resp_command(std::initializer_list<std::string_view> args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (auto a : args)
+        out += "$" + std::to_string(a.size()) + "\r\n" + std::string(a) + "\r\n";
+    return out;
+}
+
 // A blocking RESP connection for byte-exact checks: send raw bytes, read whole frames.
 class raw_conn {
   public:

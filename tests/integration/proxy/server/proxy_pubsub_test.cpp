@@ -12,14 +12,6 @@ namespace {
 using namespace std::chrono_literals;
 using proxy::mode;
 
-// A command as RESP bytes.
-std::string resp_command(std::initializer_list<std::string_view> args) {
-    std::string out = "*" + std::to_string(args.size()) + "\r\n";
-    for (auto a : args)
-        out += "$" + std::to_string(a.size()) + "\r\n" + std::string(a) + "\r\n";
-    return out;
-}
-
 // The next `n` frames (fewer on EOF or deadline).
 std::vector<std::string> frames(raw_conn& c, std::size_t n, std::chrono::milliseconds limit = 5s) {
     std::vector<std::string> out;
@@ -496,6 +488,40 @@ TEST_F(proxy_pubsub_shadow, a_lost_subscriber_connection_is_not_a_divergence) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         return info_field("divergence_data_mismatch") != "0";
     })) << recent_divergences();
+}
+
+// Channels the backends' user may not subscribe to: the client gets the error, and the shadow
+// keeps only refused names some client still subscribes to (it kept every one before, for good).
+// The shadow's counters are in INFO proxy.
+TEST_F(proxy_pubsub_shadow, refused_channels_are_not_kept_and_counters_are_reported) {
+    for (const redis_server* s : {&primary_, &secondary_})
+        s->cli({"ACL", "SETUSER", "app", "on", ">pw", "~*", "resetchannels", "&ok*", "+@all"});
+    start(proxy::mode::dual_write_shadow, [](proxy::proxy_config& c) {
+        c.threads = 1;
+        c.pubsub_compare_window = std::chrono::milliseconds(300);
+        for (auto* b : {&c.primary, &*c.secondary}) {
+            b->connection.username = "app";
+            b->connection.password = "pw";
+        }
+    });
+    raw_conn sub(proxy_->port());
+    EXPECT_EQ(sub.call({"SUBSCRIBE", "ok1"}), "*3\r\n$9\r\nsubscribe\r\n$3\r\nok1\r\n:1\r\n");
+    ASSERT_TRUE(eventually([&] {
+        return secondary_.cli({"PUBSUB", "NUMSUB", "ok1"}).find("\n1") != std::string::npos;
+    }));
+    for (int i = 0; i < 10; ++i) {
+        const auto r = sub.call({"SUBSCRIBE", "bad" + std::to_string(i)});
+        EXPECT_EQ(r.substr(0, 7), "-NOPERM") << r;
+    }
+    raw_conn pub(proxy_->port());
+    EXPECT_EQ(pub.call({"PUBLISH", "ok1", "m"}), ":1\r\n");
+    EXPECT_TRUE(sub.frame().has_value());
+    EXPECT_TRUE(eventually([&] { return info_field("pubsub_shadow_matched") == "1"; }))
+        << proxy_->info();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // two ticks
+    EXPECT_EQ(info_field("pubsub_shadow_refused_names"), "0") << proxy_->info();
+    EXPECT_EQ(info_field("divergence_data_mismatch"), "0") << recent_divergences();
+    EXPECT_EQ(info_field("divergence_extra_data"), "0") << recent_divergences();
 }
 
 // The shadow ends when the mode leaves dual-write-shadow (or the secondary's connection drops) and

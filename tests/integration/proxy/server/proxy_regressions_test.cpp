@@ -90,6 +90,112 @@ TEST_F(proxy_regressions, select_inside_multi_does_not_leak_into_the_connection_
     EXPECT_EQ(b.call({"GET", "poison"}), "$1\r\n1\r\n");
 }
 
+// The pinned connection of a WATCH is lost (killed, a backend restart, its timeout): the
+// client's MULTI, SET, EXEC sent after it must not run unguarded (the SET ran at once on the
+// shared connection). As for a client of Redis whose connection broke, it is closed.
+TEST_F(proxy_regressions, a_lost_watch_connection_closes_the_client_before_its_guarded_write) {
+    start(mode::primary_only, [](proxy::proxy_config& c) { c.threads = 1; });
+    raw_conn a(proxy_->port());
+    EXPECT_EQ(a.call({"SET", "k", "1"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"WATCH", "k"}), "+OK\r\n");
+    primary_.cli({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+    primary_.cli({"SET", "k", "2"});
+    a.send(resp_command({"MULTI"}) + resp_command({"SET", "k", "3"}) + resp_command({"EXEC"}));
+    EXPECT_TRUE(a.closed_by_peer());
+    EXPECT_EQ(primary_.cli({"GET", "k"}), "2");
+    raw_conn b(proxy_->port());
+    EXPECT_TRUE(eventually([&] { return b.call({"GET", "k"}) == "$1\r\n2\r\n"; }));
+}
+
+// MULTI, EXEC, DISCARD, WATCH and UNWATCH with the wrong number of arguments: answered as Redis
+// answers them, and the session's state stays the server's (a DISCARD x left the server in MULTI
+// and returned the connection to the pool; a MULTI x made the next writes look queued).
+TEST_F(proxy_regressions, transaction_commands_check_their_arity_first) {
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.threads = 1; });
+    raw_conn a(proxy_->port());
+    EXPECT_EQ(a.call({"MULTI", "x"}), "-ERR wrong number of arguments for 'multi' command\r\n");
+    EXPECT_EQ(a.call({"SET", "a", "1"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"EXEC", "x"}),
+              "-EXECABORT Transaction discarded because of: wrong number of arguments for "
+              "'exec' command\r\n");
+    EXPECT_EQ(a.call({"DISCARD", "x"}), "-ERR wrong number of arguments for 'discard' command\r\n");
+    EXPECT_EQ(a.call({"UNWATCH", "x"}), "-ERR wrong number of arguments for 'unwatch' command\r\n");
+    EXPECT_EQ(a.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"SET", "b", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(a.call({"DISCARD", "x"}), "-ERR wrong number of arguments for 'discard' command\r\n");
+    EXPECT_EQ(a.call({"WATCH"}), "-ERR wrong number of arguments for 'watch' command\r\n");
+    EXPECT_EQ(a.call({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    EXPECT_EQ(a.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"SET", "b", "2"}), "+QUEUED\r\n");
+    EXPECT_EQ(a.call({"EXEC", "x"}),
+              "-EXECABORT Transaction discarded because of: wrong number of arguments for "
+              "'exec' command\r\n");
+    EXPECT_EQ(a.call({"WATCH", "w"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"UNWATCH", "x"}), "-ERR wrong number of arguments for 'unwatch' command\r\n");
+    EXPECT_EQ(a.call({"UNWATCH"}), "+OK\r\n");
+    // The one connection in the pool is clean: another client's transaction runs.
+    raw_conn b(proxy_->port());
+    EXPECT_EQ(b.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(b.call({"SET", "z", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(b.call({"EXEC"}), "*1\r\n+OK\r\n");
+    EXPECT_EQ(primary_.cli({"EXISTS", "b"}), "0");
+    EXPECT_TRUE(converged());
+}
+
+// A MULTI opened before a switch to dual-write and EXECed after it: the primary ran the
+// transaction while writes are replayed, so the secondary gets it too.
+TEST_F(proxy_regressions, a_transaction_executed_after_a_switch_to_dual_write_is_replayed) {
+    start(mode::primary_only);
+    raw_conn a(proxy_->port()), admin(proxy_->port());
+    EXPECT_EQ(a.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"SET", "ta", "1"}), "+QUEUED\r\n");
+    EXPECT_EQ(a.call({"INCR", "tn"}), "+QUEUED\r\n");
+    EXPECT_EQ(admin.call({"PROXY", "MODE", "SET", "dual-write"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"EXEC"}), "*2\r\n+OK\r\n:1\r\n");
+    EXPECT_TRUE(eventually([&] { return secondary_.cli({"GET", "tn"}) == "1"; }));
+    EXPECT_EQ(secondary_.cli({"GET", "ta"}), "1");
+}
+
+// State the proxy keeps for the client (its protocol, name, id, user, reply mode) cannot change
+// inside MULTI: queued on the pinned connection it would change the backend's connection (CLIENT
+// REPLY OFF silenced it and hung the client; CLIENT UNBLOCK reached other clients' backend ids).
+// Refused; the transaction aborts.
+TEST_F(proxy_regressions, connection_state_commands_inside_multi_abort_it) {
+    start(mode::primary_only);
+    raw_conn a(proxy_->port());
+    const std::vector<std::vector<std::string_view>> refused = {
+        {"HELLO", "3"},          {"AUTH", "pw"},          {"CLIENT", "SETNAME", "n"},
+        {"CLIENT", "GETNAME"},   {"CLIENT", "ID"},        {"CLIENT", "REPLY", "OFF"},
+        {"CLIENT", "UNBLOCK", "1"}};
+    for (const auto& cmd : refused) {
+        EXPECT_EQ(a.call({"MULTI"}), "+OK\r\n");
+        EXPECT_EQ(a.call({"SET", "x", "1"}), "+QUEUED\r\n");
+        a.command(std::span<const std::string_view>(cmd));
+        const auto r = a.frame().value_or("<none>");
+        EXPECT_NE(r.find("is not allowed inside MULTI"), std::string::npos) << cmd[0] << " " << r;
+        EXPECT_EQ(a.call({"EXEC"}),
+                  "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    }
+    EXPECT_EQ(primary_.cli({"EXISTS", "x"}), "0");
+    EXPECT_EQ(a.call({"PING"}), "+PONG\r\n");
+}
+
+// A transaction that leaves no state behind (PING inside it; one the proxy aborted) gives its
+// pinned connection back: a switch of the serving side does not close that client.
+TEST_F(proxy_regressions, a_finished_transaction_keeps_no_pin) {
+    start(mode::dual_write);
+    raw_conn a(proxy_->port()), b(proxy_->port()), admin(proxy_->port());
+    EXPECT_EQ(a.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"PING"}), "+QUEUED\r\n");
+    EXPECT_EQ(a.call({"EXEC"}), "*1\r\n+PONG\r\n");
+    EXPECT_EQ(b.call({"MULTI"}), "+OK\r\n");
+    EXPECT_NE(b.call({"SUBSCRIBE", "x"}).find("-ERR proxy"), std::string::npos);
+    EXPECT_EQ(b.call({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    EXPECT_EQ(admin.call({"PROXY", "MODE", "SET", "secondary-primary"}), "+OK\r\n");
+    EXPECT_EQ(a.call({"PING"}), "+PONG\r\n");
+    EXPECT_EQ(b.call({"PING"}), "+PONG\r\n");
+}
+
 TEST_F(proxy_regressions, keyless_commands_in_a_transaction_leave_the_follower_balanced) {
     start(mode::dual_write);
     raw_conn a(proxy_->port());
