@@ -1,4 +1,5 @@
-// Small pacing helpers of the replayer: the repair token bucket and rate-limited logging.
+// Small pacing helpers of the replayer: the repair token bucket, rate-limited logging, the
+// repair batch's size and a copy's TTL.
 #pragma once
 
 #include <algorithm>
@@ -81,6 +82,39 @@ class log_limiter {
     std::chrono::milliseconds period_;
     std::atomic<steady::rep> last_{0};
     std::atomic<std::uint64_t> skipped_{0};
+};
+
+// The TTL argument of the RESTORE that copies a key whose PTTL read `pttl` (not -2: gone).
+// -1 (no expiry) is 0; a key alive in its last millisecond reads 0, and RESTORE 0 would make it
+// permanent: it gets 1 ms.
+constexpr std::int64_t restore_ttl(std::int64_t pttl) noexcept {
+    return pttl < 0 ? 0 : std::max<std::int64_t>(pttl, 1);
+}
+
+// How many keys the next repair batch reads. Their DUMP payloads are held at once (the replies,
+// then the queued copies), so the batch follows the payloads seen so far: it holds about
+// `byte_budget` (a share of the queue's budget), between 1 and `max_keys` keys. It starts at
+// one key (a first batch of big values could be far over the budget). Not thread-safe.
+class repair_batch_sizer {
+  public:
+    repair_batch_sizer(std::size_t max_keys, std::size_t byte_budget) noexcept
+        : max_(std::max<std::size_t>(max_keys, 1)),
+          budget_(std::max<std::size_t>(byte_budget, 1)),
+          keys_(1) {}
+
+    [[nodiscard]] std::size_t next() const noexcept { return keys_; }
+    // A batch of `keys` keys read `payload_bytes` bytes of DUMP payloads.
+    void observe(std::size_t keys, std::size_t payload_bytes) noexcept {
+        if (keys == 0)
+            return;
+        const std::size_t average = std::max<std::size_t>(payload_bytes / keys, 1);
+        keys_ = std::clamp<std::size_t>(budget_ / average, 1, max_);
+    }
+
+  private:
+    std::size_t max_;
+    std::size_t budget_;
+    std::size_t keys_;
 };
 
 }  // namespace respite::proxy::replay

@@ -37,6 +37,8 @@ using replay::entry_id;
 using replay::lane_scheduler;
 using replay::log_limiter;
 using replay::packed_keys;
+using replay::repair_batch_sizer;
+using replay::restore_ttl;
 using replay::steady;
 using replay::stripe_table;
 using replay::token_bucket;
@@ -380,6 +382,9 @@ struct replayer::engine {
     asio::steady_timer repair_timer{ioc};
     asio::steady_timer drain_timer{ioc};
     token_bucket bucket;
+    // Keys per DUMP batch: about a quarter of the queue's budget in payloads (they were 256
+    // whatever their size: 200 keys of 1 MB took the proxy from 13 to 684 MB).
+    repair_batch_sizer batch_sizer;
     bool repair_reading = false;  // a DUMP/PTTL batch is out on the primary
     // Its keys (still wrong on the secondary), from when they are taken out of `dirty` until
     // they are dirty again or their copy is queued. Written on the replayer thread under dirty_mu.
@@ -404,7 +409,8 @@ struct replayer::engine {
           dirty(cfg.max_dirty_keys),
           work(asio::make_work_guard(ioc)),
           sched(std::max<std::size_t>(cfg.lanes, 1)),
-          bucket(cfg.repair_rate, steady::now()) {
+          bucket(cfg.repair_rate, steady::now()),
+          batch_sizer(max_repair_batch, cfg.max_queued_bytes / 4) {
         cfg.lanes = std::max<std::size_t>(cfg.lanes, 1);
         cfg.max_batch = std::max<std::size_t>(cfg.max_batch, 1);
         box->ioc = &ioc;
@@ -1477,7 +1483,7 @@ struct replayer::engine {
         if (queued_bytes.load() >= cfg.max_queued_bytes)
             return;
         const auto now = steady::now();
-        const std::size_t tokens = bucket.take(now, max_repair_batch);
+        const std::size_t tokens = bucket.take(now, batch_sizer.next());
         if (tokens == 0) {
             if (!repair_timer_armed) {
                 repair_timer_armed = true;
@@ -1591,6 +1597,13 @@ struct replayer::engine {
                                 r ? std::string("short reply") : r.error().message(), suppressed);
             return;  // the next tick retries
         }
+        {
+            std::size_t payload = 0;
+            for (std::size_t i = 0; i < picked.size(); ++i)
+                if (const auto& dump = (*r)[i * 2]; dump.is_string())
+                    payload += dump.str().size();
+            batch_sizer.observe(picked.size(), payload);
+        }
         for (std::size_t i = 0; i < picked.size(); ++i) {
             auto& c = picked[i];
             const auto& dump = (*r)[2 * i];
@@ -1618,7 +1631,7 @@ struct replayer::engine {
             if (dump.is_null() || ttl == -2)
                 copy.push("DEL", c.key);
             else
-                copy.push("RESTORE", c.key, std::max<std::int64_t>(ttl, 0), dump.str(), "REPLACE");
+                copy.push("RESTORE", c.key, restore_ttl(ttl), dump.str(), "REPLACE");
             pending p;
             p.data = copy.payload();
             p.command_bytes = p.data.size();

@@ -444,6 +444,8 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
             return std::unexpected("switch refused: cannot write the state file " +
                                    st_.cfg.state_file);
         }
+        if (before.follower)
+            st_.follow_gaps.fetch_add(1);  // the serving side moves: another follower now
         st_.current.store(to);
         server::follow_serving(st_, after.serving);
         st_.writes_paused.store(false);
@@ -456,6 +458,8 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         if (!persist(false, to))
             return std::unexpected("switch refused: cannot write the state file " +
                                    st_.cfg.state_file);
+        if (before.follower && !after.follower)
+            st_.follow_gaps.fetch_add(1);
         st_.current.store(to);
     }
     st_.mode_switches->inc();

@@ -98,11 +98,17 @@ std::string bulk_sync::start(sync_options opt) {
         return "ERR PROXY VERIFY needs a secondary";
     if (opt.count == 0 || opt.high_water == 0 || opt.max_in_flight == 0)
         return "ERR COUNT must be positive";
+    // A SCAN page goes into the dirty set at once: beside the keys already there (at most half
+    // the set, see paced()), it must fit.
+    if (kind_ == kind::sync)
+        opt.count = std::clamp<std::size_t>(
+            opt.count, 1, std::max<std::size_t>(st_.cfg.replay_max_dirty_keys / 4, 1));
     const side target = other_side(plan.serving);
     auto r = std::make_shared<run>();
     r->opt = std::move(opt);
     r->source = plan.serving;
     r->target_epoch = st_.restarts ? st_.restarts->epoch(target) : 0;
+    r->follow_gaps_at_start = st_.follow_gaps.load();
     if (follower != nullptr) {
         const auto x = follower->snapshot();
         r->failed_at_start = x.failed;
@@ -221,6 +227,12 @@ bool bulk_sync::still_valid(const run_ptr& r) {
         finish(r, "stopped", fmt::format("the mode changed to {} during the run", mode_name(now)));
         return false;
     }
+    // Switched to a mode without the follower and back between two steps: the writes of that
+    // moment were not replayed, and keys copied before it may have changed since.
+    if (kind_ == kind::sync && st_.follow_gaps.load() != r->follow_gaps_at_start) {
+        finish(r, "stopped", "the follower was switched off and on during the run");
+        return false;
+    }
     if (st_.draining.load()) {
         finish(r, "stopped", "the proxy is shutting down");
         return false;
@@ -244,9 +256,13 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
         if (auto* f = st_.follower_of(r->source); f && kind_ == kind::sync) {
             const auto x = f->snapshot();
             p_.repaired_since_start = x.repaired - repaired_at_start_;
+            // A restart of the target during the run may have lost keys copied before it.
+            const bool target_kept =
+                !st_.restarts || st_.restarts->epoch(other_side(r->source)) == r->target_epoch;
             p_.complete = done && r->opt.match.empty() && r->opt.prune &&
                           x.failed == r->failed_at_start && x.rejected_keys == 0 &&
-                          x.full_resync_events == r->resync_events_at_start;
+                          x.full_resync_events == r->resync_events_at_start && target_kept &&
+                          st_.follow_gaps.load() == r->follow_gaps_at_start;
             complete = p_.complete;
             if (done && !p_.complete)
                 obs::log().warn(
@@ -293,7 +309,11 @@ void bulk_sync::wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_pt
 bool bulk_sync::paced(const run& r) const {
     if (kind_ == kind::verify)
         return in_flight_.load() >= r.opt.max_in_flight;
-    return st_.follower_of(r.source)->snapshot().dirty_keys >= r.opt.high_water;
+    // At most half the dirty set's room: the set must never overflow (a full resync) because
+    // of the copy itself.
+    const auto limit =
+        std::max<std::size_t>(std::min(r.opt.high_water, st_.cfg.replay_max_dirty_keys / 2), 1);
+    return st_.follower_of(r.source)->snapshot().dirty_keys >= limit;
 }
 
 bool bulk_sync::settled(const run& r) const {

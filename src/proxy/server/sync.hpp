@@ -117,6 +117,7 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
         std::uint64_t target_epoch = 0;            // the target's restart count at start
         std::uint64_t failed_at_start = 0;         // SYNC: the follower's failed count at start
         std::uint64_t resync_events_at_start = 0;  // SYNC: full-resync causes at start
+        std::uint64_t follow_gaps_at_start = 0;    // SYNC: shared_state::follow_gaps at start
         keyspace_scan scan;       // the pass under way (of the serving side, or the other)
         bool extra_pass = false;  // scanning the other side for keys only it has
         std::chrono::steady_clock::time_point unsettled_logged{};

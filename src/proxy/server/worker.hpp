@@ -87,6 +87,9 @@ struct shared_state {
     // Set during a mode switch that changes the serving side: new writes wait.
     std::atomic<bool> writes_paused{false};
     std::atomic<std::int64_t> writes_in_flight{0};
+    // Switches that left a following mode (the writes until the next one were not replayed):
+    // a PROXY SYNC that saw one cannot vouch for the copy, however short the gap.
+    std::atomic<std::uint64_t> follow_gaps{0};
     std::atomic<std::size_t> clients{0};
     std::atomic<bool> draining{false};
     std::atomic<bool> shutting_down{false};     // the shutdown delay: not ready, still serving

@@ -46,12 +46,13 @@ client::client_config config_for(const redis_server& s) {
 
 // Polls `cond` until it holds or the deadline passes.
 template <class F>
-bool eventually(F&& cond, std::chrono::milliseconds limit = 30s) {
+bool eventually(F&& cond, std::chrono::milliseconds limit = 30s,
+                std::chrono::milliseconds poll = 5ms) {
     const auto end = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < end) {
         if (cond())
             return true;
-        std::this_thread::sleep_for(5ms);
+        std::this_thread::sleep_for(poll);
     }
     return cond();
 }
@@ -510,6 +511,35 @@ TEST_F(pair_of_servers, tiny_queue_budget_turns_writes_dirty_then_repairs) {
     const auto s = rep->snapshot();
     EXPECT_GT(s.dropped_to_dirty, 0u);
     EXPECT_GT(s.repaired, 0u);
+}
+
+// Copies of big values are read a few at a time: a batch was up to 256 DUMPs whatever their
+// size, all queued at once far over the budget (200 values of 1 MB took a proxy from 13 to
+// 684 MB).
+TEST_F(pair_of_servers, repairs_of_big_values_stay_within_the_queue_budget) {
+    auto cfg = fast_config();
+    cfg.max_queued_bytes = 4 * 1024 * 1024;
+    start(cfg);
+    std::vector<std::string> keys;
+    for (int i = 0; i < 24; ++i) {
+        keys.push_back("big:" + std::to_string(i));
+        client::request r;
+        r.push("SET", keys.back(), incompressible(1 << 20));
+        ASSERT_TRUE(run(*primary, std::move(r)).has_value());
+    }
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    rep->mark_dirty(views);
+    std::uint64_t most = 0;
+    ASSERT_TRUE(eventually(
+        [&] {
+            const auto x = rep->snapshot();
+            most = std::max(most, x.queued_bytes);
+            return x.dirty_keys == 0 && x.queued_items == 0 && x.repaired == keys.size();
+        },
+        std::chrono::milliseconds(60000), std::chrono::milliseconds(1)))
+        << rep->snapshot().dirty_keys << " dirty";
+    EXPECT_LE(most, cfg.max_queued_bytes + (3U << 20)) << "copies queued far over the budget";
+    expect_equal();
 }
 
 // A lane that hangs holds the window's front: the other lanes' applied items wait behind it.

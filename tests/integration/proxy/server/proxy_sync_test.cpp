@@ -212,6 +212,44 @@ TEST_F(proxy_sync, copies_keys_of_every_type_with_their_ttl) {
               std::string::npos);
 }
 
+// A dirty set smaller than the copy's pace (20 000 keys) and its default SCAN page: the copy
+// waits at half the set and takes smaller pages. It overflowed the set, which flagged a full
+// resync that no later run could clear.
+TEST_F(proxy_sync, a_small_dirty_set_paces_the_copy_instead_of_overflowing) {
+    preload("s:", 8000);
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.replay_max_dirty_keys = 1000; });
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    EXPECT_EQ(field("sync_complete"), 1) << status();
+    EXPECT_NE(proxy_->info().find("follow_secondary_full_resync_needed:0"), std::string::npos)
+        << proxy_->info();
+    EXPECT_TRUE(converged());
+}
+
+// The follower switched off and on again between two steps of a copy (one pipeline of two mode
+// switches): writes in between were not replayed, so the run stops instead of reporting a
+// complete copy. It was not seen (the mode was sampled between steps).
+TEST_F(proxy_sync, a_quick_switch_away_from_the_follower_stops_the_copy) {
+    preload("s:", 8000);
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 2000; });
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
+    ASSERT_TRUE(eventually([&] { return field("sync_repaired") > 0; })) << status();
+    raw_conn admin(proxy_->port());
+    admin.send(resp_command({"PROXY", "MODE", "SET", "primary-only"}) +
+               resp_command({"SET", "s:1", "while-not-followed"}) +
+               resp_command({"PROXY", "MODE", "SET", "dual-write"}));
+    EXPECT_EQ(admin.frame(), "+OK\r\n");
+    EXPECT_EQ(admin.frame(), "+OK\r\n");
+    EXPECT_EQ(admin.frame(), "+OK\r\n");
+    ASSERT_TRUE(wait_state("stopped")) << status();
+    EXPECT_EQ(field("sync_complete"), 0) << status();
+    // Either step saw it: between the two switches, or after both.
+    const auto st = status();
+    EXPECT_TRUE(st.find("switched off and on") != std::string::npos ||
+                st.find("mode changed to primary-only") != std::string::npos)
+        << st;
+}
+
 TEST_F(proxy_sync, converges_while_clients_write_the_same_keys) {
     preload("k:", 20000);
     // Slow enough that the copy and the writes overlap for a while.

@@ -1,4 +1,4 @@
-// Repair pacing: the token bucket; rate-limited logging.
+// Repair pacing: the token bucket; rate-limited logging; repair batch sizes; a copy's TTL.
 #include "pacing.hpp"
 
 #include <chrono>
@@ -7,6 +7,8 @@
 
 using namespace std::chrono_literals;
 using respite::proxy::replay::log_limiter;
+using respite::proxy::replay::repair_batch_sizer;
+using respite::proxy::replay::restore_ttl;
 using respite::proxy::replay::steady;
 using respite::proxy::replay::token_bucket;
 
@@ -35,4 +37,28 @@ TEST(log_limiter, one_line_per_period_with_suppressed_count) {
     EXPECT_EQ(suppressed, 0u);
     EXPECT_FALSE(l.allow(suppressed));
     EXPECT_FALSE(l.allow(suppressed));
+}
+
+// PTTL -1 (no expiry) restores without one; a key in its last millisecond (PTTL 0) must not
+// become permanent (RESTORE 0 means no expiry).
+TEST(restore_ttl, a_key_about_to_expire_keeps_an_expiry) {
+    EXPECT_EQ(restore_ttl(-1), 0);
+    EXPECT_EQ(restore_ttl(0), 1);
+    EXPECT_EQ(restore_ttl(1), 1);
+    EXPECT_EQ(restore_ttl(90'000), 90'000);
+}
+
+// Batches start at one key, grow to the cap for small values and shrink to what fits the budget
+// for big ones (at least one key).
+TEST(repair_batch_sizer, follows_the_payloads_seen) {
+    repair_batch_sizer s(256, 1'000'000);
+    EXPECT_EQ(s.next(), 1U);
+    s.observe(1, 40);  // 40-byte values
+    EXPECT_EQ(s.next(), 256U);
+    s.observe(256, 256 * 100'000);  // 100 KB values
+    EXPECT_EQ(s.next(), 10U);
+    s.observe(10, 10 * 5'000'000);  // 5 MB values
+    EXPECT_EQ(s.next(), 1U);
+    s.observe(0, 0);  // nothing read: unchanged
+    EXPECT_EQ(s.next(), 1U);
 }
