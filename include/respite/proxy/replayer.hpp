@@ -126,6 +126,11 @@ class replayer {
     // known to differ); otherwise behind them (bulk work such as PROXY SYNC, which must not
     // starve the repairs of failed writes).
     void mark_dirty(std::span<const std::string_view> keys, bool urgent = true);
+    // A full copy (PROXY SYNC) starts or ends. While one runs, a multi-key write may have read
+    // a key the copy has not reached yet (COPY src dst, SMOVE, *STORE, RENAME, a transaction:
+    // answered without error on the follower), so the keys of each such write are copied once
+    // more after it is applied. MSET, DEL and UNLINK read nothing and are left alone.
+    void set_copying(bool on) noexcept;
     // While paused, no key is copied from the primary: dirty and rejected keys are kept (and
     // still recorded), copies read or queued but not yet sent go back to the dirty set. For a
     // primary that no longer serves (a forced cut-over left keys unrepaired): its values may be

@@ -141,23 +141,17 @@ struct pending {
 // A done slot's bytes stay counted as item_overhead (release(), retire()).
 static_assert(sizeof(pending) <= 128);
 
+// `name` is `lower` (a lower-case command name) in any case.
+bool name_is(std::string_view name, std::string_view lower) noexcept {
+    return std::ranges::equal(name, lower, [](char a, char b) {
+        return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
+    });
+}
+
 // The first command of `text` (RESP) is PUBLISH or SPUBLISH.
 bool publishes(std::string_view text) noexcept {
-    // *<n>\r\n$<len>\r\n<name>
-    const auto dollar = text.find('$');
-    const auto start = text.find("\r\n", dollar);
-    if (dollar == std::string_view::npos || start == std::string_view::npos)
-        return false;
-    const auto name = text.substr(start + 2, std::min<std::size_t>(8, text.size() - start - 2));
-    const auto is = [&](std::string_view want) {
-        return name.size() >= want.size() &&
-               std::ranges::equal(name.substr(0, want.size()), want,
-                                  [](char a, char b) {
-                                      return (a >= 'A' && a <= 'Z' ? a - 'A' + 'a' : a) == b;
-                                  }) &&
-               text.substr(dollar + 1, start - dollar - 1) == std::to_string(want.size());
-    };
-    return is("publish") || is("spublish");
+    const auto name = replay::first_name(text);
+    return name_is(name, "publish") || name_is(name, "spublish");
 }
 
 struct lane_waiter {
@@ -301,6 +295,7 @@ struct replayer::engine {
     alignas(64) std::atomic<std::uint64_t> applied{0};
     std::atomic<std::uint64_t> merged{0};
     std::atomic<std::uint64_t> superseded{0};
+    std::atomic<bool> copying_all{false};  // set_copying()
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> repaired{0};
     std::atomic<std::uint64_t> repair_retries{0};
@@ -1148,7 +1143,7 @@ struct replayer::engine {
                     repaired.fetch_add(1);
                     metrics.repaired.inc();
                     end_repair(p.keys().front());
-                } else if (read_a_dirty_key(p.keys())) {
+                } else if (read_a_dirty_key(p.keys()) || may_read_an_uncopied_key(p)) {
                     // What it wrote may derive from a wrong value (RENAME, LMOVE, SINTERSTORE, a
                     // transaction ...): its other keys need the copy too.
                     add_dirty_keys(p.keys(), false);
@@ -1210,6 +1205,16 @@ struct replayer::engine {
     // may have been computed from it on the secondary. Checked when the item completes: every
     // mark that concerns the state it ran on has been made by then, and the dirty key cannot
     // have been repaired meanwhile (its stripe was in flight or queued throughout).
+    // set_copying(): a multi-key write during a full copy may have read a key not copied yet.
+    [[nodiscard]] bool may_read_an_uncopied_key(const pending& p) const {
+        if (!copying_all.load() || p.key_count < 2)
+            return false;
+        if (p.atomic)
+            return true;
+        const auto name = replay::first_name(p.command_text());
+        return !(name_is(name, "mset") || name_is(name, "del") || name_is(name, "unlink"));
+    }
+
     [[nodiscard]] bool read_a_dirty_key(packed_keys keys) {
         if (keys.size() < 2)
             return false;  // a single key is already dirty, or nothing spreads
@@ -1840,6 +1845,10 @@ bool replayer::clear_full_resync(std::uint64_t events_seen) {
     e.metrics.full_resync.set(0);
     obs::log().info("replay_full_resync_cleared reason=\"a complete copy ended\"");
     return true;
+}
+
+void replayer::set_copying(bool on) noexcept {
+    engine_->copying_all.store(on);
 }
 
 void replayer::keys_saved() noexcept {

@@ -130,6 +130,8 @@ std::string bulk_sync::start(sync_options opt) {
         p_.to = side_name(target);
         p_.match = r->opt.match;
     }
+    if (kind_ == kind::sync)
+        follower->set_copying(true);
     runs_total_->inc();
     running_gauge_->set(1);
     obs::log().info("proxy {}_started from={} to={} match=\"{}\" count={}", prefix(),
@@ -145,8 +147,17 @@ void bulk_sync::stop() {
     ++generation_;
     p_.state = "stopped";
     p_.error = fmt::format("stopped by PROXY {} STOP", kind_ == kind::sync ? "SYNC" : "VERIFY");
+    copying_ended();
     running_gauge_->set(0);
     obs::log().warn("proxy {}_stopped scanned={}", prefix(), p_.scanned);
+}
+
+void bulk_sync::copying_ended() {
+    if (kind_ != kind::sync)
+        return;
+    for (auto s : {side::primary, side::secondary})
+        if (auto* f = st_.follower_of(s))
+            f->set_copying(false);
 }
 
 void bulk_sync::shutdown() {
@@ -253,6 +264,7 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
         p_.elapsed_seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
         done = p_.state == "done";
+        copying_ended();
         if (auto* f = st_.follower_of(r->source); f && kind_ == kind::sync) {
             const auto x = f->snapshot();
             p_.repaired_since_start = x.repaired - repaired_at_start_;

@@ -125,6 +125,8 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     using run_ptr = std::shared_ptr<run>;
 
     void scan_step(const run_ptr& r);
+    // SYNC: the followers' extra copies of multi-key writes (replayer::set_copying) end.
+    void copying_ended();
     // The side the pass under way scans.
     [[nodiscard]] side scanned_side(const run& r) const {
         return r.extra_pass ? other_side(r.source) : r.source;

@@ -116,6 +116,7 @@ std::shared_ptr<upstream> worker::dedicated(side s, int protocol,
         }
         auto u = std::make_shared<upstream>(ioc_, st_.endpoint(s, protocol, node));
         u->start();
+        track_dedicated(u);
         return u;
     }
     auto& idle = idle_[static_cast<int>(s)][protocol == 3 ? 1 : 0];
@@ -130,7 +131,16 @@ std::shared_ptr<upstream> worker::dedicated(side s, int protocol,
         return nullptr;
     auto u = std::make_shared<upstream>(ioc_, st_.endpoint(s, protocol));
     u->start();
+    track_dedicated(u);
     return u;
+}
+
+void worker::track_dedicated(const std::shared_ptr<upstream>& u) {
+    if (dedicated_.size() >= dedicated_prune_at_) {
+        std::erase_if(dedicated_, [](const auto& w) { return w.expired(); });
+        dedicated_prune_at_ = std::max<std::size_t>(64, dedicated_.size() * 2);
+    }
+    dedicated_.push_back(u);
 }
 
 void worker::release(std::shared_ptr<upstream> u, side s, bool clean,
@@ -415,6 +425,12 @@ void worker::join() {
             for (auto& [addr, u] : per_side)
                 if (u)
                     u->close();
+        // Dedicated connections still in use: a closed session blocked upstream (BLPOP) waits
+        // for its reply on one, and the two hold each other. The reply will not come now:
+        // closing fails the wait and ends the session.
+        for (auto& w : std::exchange(dedicated_, {}))
+            if (auto u = w.lock())
+                u->close();
         hubs_[0].reset();
         hubs_[1].reset();
         flush_batches();  // a flush posted behind this handler would never run

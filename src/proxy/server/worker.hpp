@@ -236,6 +236,10 @@ class worker {
     std::vector<std::shared_ptr<upstream>> shared_pool_[2][2];  // [side][protocol 2/3]
     std::chrono::steady_clock::time_point last_failure_[2]{};
     std::vector<std::shared_ptr<upstream>> idle_[2][2];
+    // Every dedicated connection handed out (closed at join()); pruned as it grows.
+    void track_dedicated(const std::shared_ptr<upstream>& u);
+    std::vector<std::weak_ptr<upstream>> dedicated_;
+    std::size_t dedicated_prune_at_ = 64;
     struct cached_topology {
         cluster::slot_map map;
         std::chrono::steady_clock::time_point fetched{};

@@ -250,6 +250,25 @@ TEST_F(proxy_sync, a_quick_switch_away_from_the_follower_stops_the_copy) {
         << st;
 }
 
+// Multi-key writes during the copy whose source the copy has not reached yet: on the follower
+// COPY finds no source and answers 0 (no error), so the destination was missing for good when
+// the scan had passed its name already. Their keys are copied once more while a copy runs.
+TEST_F(proxy_sync, writes_reading_keys_not_copied_yet_are_copied_too) {
+    preload("k:", 10000);
+    start(mode::dual_write);
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
+    raw_conn c(proxy_->port());
+    std::string pipeline;
+    for (int i = 0; i < 200; ++i)
+        pipeline += resp_command({"COPY", "k:" + std::to_string(i * 50), "d:" + std::to_string(i)});
+    c.send(pipeline);
+    for (int i = 0; i < 200; ++i)
+        ASSERT_TRUE(c.frame().has_value());
+    ASSERT_TRUE(wait_state("done")) << status();
+    EXPECT_EQ(field("sync_complete"), 1) << status();
+    EXPECT_TRUE(converged());
+}
+
 TEST_F(proxy_sync, converges_while_clients_write_the_same_keys) {
     preload("k:", 20000);
     // Slow enough that the copy and the writes overlap for a while.
