@@ -14,6 +14,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <respite/client/command_info.hpp>
 #include <respite/client/error.hpp>
 #include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
@@ -141,17 +142,10 @@ struct pending {
 // A done slot's bytes stay counted as item_overhead (release(), retire()).
 static_assert(sizeof(pending) <= 128);
 
-// `name` is `lower` (a lower-case command name) in any case.
-bool name_is(std::string_view name, std::string_view lower) noexcept {
-    return std::ranges::equal(name, lower, [](char a, char b) {
-        return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
-    });
-}
-
 // The first command of `text` (RESP) is PUBLISH or SPUBLISH.
 bool publishes(std::string_view text) noexcept {
     const auto name = replay::first_name(text);
-    return name_is(name, "publish") || name_is(name, "spublish");
+    return client::iequals(name, "publish") || client::iequals(name, "spublish");
 }
 
 struct lane_waiter {
@@ -1212,7 +1206,8 @@ struct replayer::engine {
         if (p.atomic)
             return true;
         const auto name = replay::first_name(p.command_text());
-        return !(name_is(name, "mset") || name_is(name, "del") || name_is(name, "unlink"));
+        return !(client::iequals(name, "mset") || client::iequals(name, "del") ||
+                 client::iequals(name, "unlink"));
     }
 
     [[nodiscard]] bool read_a_dirty_key(packed_keys keys) {

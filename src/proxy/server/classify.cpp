@@ -7,18 +7,13 @@
 
 #include <respite/client/command_info.hpp>
 
+#include "text.hpp"
+
 namespace respite::proxy::server {
 
 namespace {
 
 using client::iequals;
-
-bool any_of(std::string_view name, std::initializer_list<std::string_view> names) {
-    for (auto n : names)
-        if (iequals(name, n))
-            return true;
-    return false;
-}
 
 std::string_view label_of(const commands::command_spec* spec) {
     if (spec == nullptr)

@@ -201,10 +201,6 @@ std::optional<std::string> with_proxy_info_in_exec(std::string_view frame,
     return out;
 }
 
-bool is_one_of(std::string_view arg, std::initializer_list<std::string_view> names) {
-    return std::ranges::any_of(names, [&](std::string_view n) { return iequals(arg, n); });
-}
-
 bool is_redirect(std::string_view frame) {
     return frame.starts_with("-MOVED ") || frame.starts_with("-ASK ");
 }
@@ -750,8 +746,8 @@ bool session::refused_by_name(std::span<const std::string_view> args, ctx_kind& 
     // CLIENT TRACKING/CACHING/NO-EVICT/NO-TOUCH ... stay: their state is that connection's.
     if (in_multi_ && (iequals(name, "hello") || iequals(name, "auth") ||
                       (iequals(name, "client") && args.size() > 1 &&
-                       is_one_of(args[1], {"list", "kill", "info", "id", "unblock", "setname",
-                                           "getname", "setinfo", "reply"})))) {
+                       any_of(args[1], {"list", "kill", "info", "id", "unblock", "setname",
+                                        "getname", "setinfo", "reply"})))) {
         multi_failed_ = true;
         reply_error("ERR proxy: " + lower_copy(name) +
                     (args.size() > 1 && iequals(name, "client") ? "|" + lower_copy(args[1]) : "") +

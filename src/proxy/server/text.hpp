@@ -4,11 +4,22 @@
 #include <cctype>
 #include <charconv>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include <respite/client/command_info.hpp>
+
 namespace respite::proxy::server {
+
+// `arg` is one of `names`, in any case.
+inline bool any_of(std::string_view arg, std::initializer_list<std::string_view> names) {
+    for (auto n : names)
+        if (client::iequals(arg, n))
+            return true;
+    return false;
+}
 
 inline std::string lower_copy(std::string_view s) {
     std::string r(s);
