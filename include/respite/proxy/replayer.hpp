@@ -60,6 +60,9 @@ struct replayer_config {
     // limit); beyond `max_rejected_keys`: "full resync needed".
     std::size_t max_rejected_keys = 100'000;
     std::chrono::milliseconds rejected_retry_interval = 30s;
+    // How often the target's proto-max-bulk-len is read again (also at start and when a lane
+    // comes back): a write or copy with a longer argument fails as refused, unsent.
+    std::chrono::milliseconds limits_check_interval = 10s;
     // The target is a Redis Cluster: renamed merges (merge_hint) stay within one hash slot.
     bool cluster_target = false;
     // Called on the replayer's thread when the target answers a write or a repair copy with an
@@ -164,6 +167,8 @@ class replayer {
         std::uint64_t repairs_rejected = 0;    // repairs the target refused (every attempt)
         std::uint64_t dropped_to_dirty = 0;    // items not replayed (budget, lane down, transport)
         std::uint64_t abandoned = 0;           // items pending at shutdown
+        std::uint64_t lane_failures = 0;       // lanes gone down (connection lost, timeout)
+        std::uint64_t target_bulk_limit = 0;   // the target's proto-max-bulk-len (0: unknown)
         double lag_seconds = 0;                // age of the oldest unapplied item
         bool secondary_up = true;              // every lane answers
         bool full_resync_needed = false;       // dirty set overflowed or a global write was lost

@@ -1,11 +1,12 @@
 // Small pacing helpers of the replayer: the repair token bucket, rate-limited logging, the
-// repair batch's size and a copy's TTL.
+// repair batch's size, a copy's TTL and the longest argument of a command.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string_view>
 
 namespace respite::proxy::replay {
 
@@ -116,5 +117,43 @@ class repair_batch_sizer {
     std::size_t budget_;
     std::size_t keys_;
 };
+
+// The length of the longest bulk string in `encoded`: RESP commands one after another, each an
+// array of bulk strings (what the follower sends). A server closes the connection that sends it
+// a bulk over its proto-max-bulk-len. Reads up to the first byte that is not such a command (an
+// inline command) and returns what it found before it.
+constexpr std::uint64_t longest_bulk(std::string_view encoded) noexcept {
+    std::size_t at = 0;
+    // The decimal number after encoded[at] (a type byte), up to its CRLF; false when malformed.
+    auto number = [&](char type, std::uint64_t& n) {
+        if (at >= encoded.size() || encoded[at] != type)
+            return false;
+        n = 0;
+        std::size_t i = at + 1;
+        for (; i < encoded.size() && encoded[i] >= '0' && encoded[i] <= '9'; ++i) {
+            if (n > (UINT64_MAX - 9) / 10)
+                return false;
+            n = n * 10 + static_cast<std::uint64_t>(encoded[i] - '0');
+        }
+        if (i == at + 1 || i + 1 >= encoded.size() || encoded[i] != '\r' || encoded[i + 1] != '\n')
+            return false;
+        at = i + 2;
+        return true;
+    };
+    std::uint64_t longest = 0;
+    std::uint64_t args = 0;
+    while (number('*', args)) {
+        for (std::uint64_t a = 0; a < args; ++a) {
+            std::uint64_t len = 0;
+            if (!number('$', len))
+                return longest;
+            longest = std::max(longest, len);
+            if (len > encoded.size() - at || encoded.size() - at - len < 2)
+                return longest;
+            at += len + 2;
+        }
+    }
+    return longest;
+}
 
 }  // namespace respite::proxy::replay

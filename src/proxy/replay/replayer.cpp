@@ -37,6 +37,7 @@ using replay::dirty_set;
 using replay::entry_id;
 using replay::lane_scheduler;
 using replay::log_limiter;
+using replay::longest_bulk;
 using replay::packed_keys;
 using replay::repair_batch_sizer;
 using replay::restore_ttl;
@@ -206,6 +207,7 @@ struct metric_refs {
     obs::gauge& full_resync;
     obs::gauge& rejected_keys;
     obs::counter& repairs_rejected;
+    obs::counter& lane_failures;
 
     metric_refs(obs::registry& r, const obs::labels& l)
         : queue_items(r.get_gauge("respite_proxy_follower_queue_items",
@@ -245,8 +247,11 @@ struct metric_refs {
                                     "retried slowly; a cut-over is refused while any remain",
                                     l)),
           repairs_rejected(r.get_counter("respite_proxy_follower_repairs_rejected_total",
-                                         "Repairs the secondary answered with an error reply", l)) {
-    }
+                                         "Repairs the secondary answered with an error reply", l)),
+          lane_failures(r.get_counter("respite_proxy_follower_lane_failures_total",
+                                      "Follower lanes gone down (connection lost, timeout); "
+                                      "their writes turned dirty",
+                                      l)) {}
 };
 
 }  // namespace
@@ -296,6 +301,9 @@ struct replayer::engine {
     std::atomic<std::uint64_t> repairs_rejected{0};
     std::atomic<std::uint64_t> dropped{0};
     std::atomic<std::uint64_t> abandoned{0};
+    std::atomic<std::uint64_t> lane_failures{0};
+    // The target's proto-max-bulk-len (0: unknown, no check), read by read_bulk_limit().
+    std::atomic<std::uint64_t> bulk_limit{0};
     std::atomic<std::int64_t> lag_us{0};
 
     alignas(64) std::mutex inbox_mu;
@@ -384,6 +392,8 @@ struct replayer::engine {
     steady::time_point progress_logged_time = steady::now();
     bool repair_announced = false;
     steady::time_point rejected_scan_at{};  // the next look for rejected keys due a retry
+    steady::time_point bulk_limit_at{};     // the next read
+    bool bulk_limit_reading = false;
     std::move_only_function<void(bool)> drain_done;
 
     std::thread thread;
@@ -640,6 +650,8 @@ struct replayer::engine {
         s.repairs_rejected = repairs_rejected.load();
         s.dropped_to_dirty = dropped.load();
         s.abandoned = abandoned.load();
+        s.lane_failures = lane_failures.load();
+        s.target_bulk_limit = bulk_limit.load(std::memory_order_relaxed);
         {
             std::lock_guard lock(dirty_mu);
             s.dirty_keys = dirty.size() + repairing;
@@ -918,6 +930,8 @@ struct replayer::engine {
         }
         std::vector<entry_id> skipped;
         std::vector<entry_id> held_back;  // copies read before repairs were paused
+        std::vector<entry_id> too_big;    // an argument over the target's proto-max-bulk-len
+        const std::uint64_t limit = bulk_limit.load(std::memory_order_relaxed);
         const bool paused = repairs_paused.load();
         const std::uint32_t epoch = pause_epoch.load();
         auto end_run = [&] {
@@ -939,6 +953,10 @@ struct replayer::engine {
             const pending& p = *find(id);  // taken from the scheduler: still queued
             if (any_dirty && is_superseded(p)) {
                 skipped.push_back(id);
+                continue;
+            }
+            if (limit != 0 && p.command_bytes > limit && longest_bulk(p.command_text()) > limit) {
+                too_big.push_back(id);
                 continue;
             }
             if (p.kind == item_kind::repair) {
@@ -976,11 +994,20 @@ struct replayer::engine {
             group.push_back({id, static_cast<std::uint32_t>(p.commands)});
         }
         flush();
-        if (!skipped.empty() || !held_back.empty()) {
+        if (!skipped.empty() || !held_back.empty() || !too_big.empty()) {
             for (auto id : skipped)
                 finish(id, outcome::superseded, {});
             for (auto id : held_back)
                 finish(id, outcome::lost, {});  // the key waits in the dirty set
+            for (auto id : too_big) {
+                // Refused as the target would refuse it, but without losing the connection: a
+                // write's keys turn dirty, and their copy (as long) is a rejected key.
+                const auto why = fmt::format(
+                    "proxy: an argument of {} bytes is over the target's proto-max-bulk-len "
+                    "({}); not sent",
+                    longest_bulk(find(id)->command_text()), limit);
+                finish(id, outcome::error_reply, why);
+            }
             settle();
             run_waiters();
         }
@@ -1264,6 +1291,8 @@ struct replayer::engine {
         lane_up[l].store(false);
         all_up.store(false);
         metrics.up.set(0);
+        lane_failures.fetch_add(1);
+        metrics.lane_failures.inc();
         obs::log().warn(
             "replay_lane_down lane={} error=\"{}\" in_flight_calls={} (queued "
             "writes turn dirty)",
@@ -1361,8 +1390,71 @@ struct replayer::engine {
             metrics.up.set(1);
         }
         obs::log().info("replay_lane_up lane={}", l);
+        read_bulk_limit(l);  // the target may have restarted with another configuration
         pump(l);
         kick_repair();
+    }
+
+    // The target's proto-max-bulk-len. A command with a longer argument makes the target close
+    // the connection (-ERR Protocol error): the lane would go down and up again, and a copy of
+    // such a key be sent again at each try. Those are failed before they are sent instead (see
+    // send()). Read at start, when a lane comes back and every cfg.limits_check_interval; on a
+    // Redis Cluster from every master, the smallest. Error replies only (CONFIG refused by the
+    // target's ACL, a managed service) leave it unknown; lost connections keep the last value.
+    struct limit_read {
+        std::size_t left = 0;
+        std::uint64_t smallest = 0;  // of the numbers read; 0: none
+        bool refused = false;        // some node answered, without a number
+    };
+    void read_bulk_limit(std::size_t l) {
+        if (bulk_limit_reading || stopping)
+            return;
+        auto& be = *lanes[l]->be;
+        std::vector<cluster::node_address> nodes;
+        if (be.is_cluster()) {
+            nodes = be.topology().masters();
+            if (nodes.empty())
+                return;  // no slot map yet: the next tick
+        }
+        bulk_limit_reading = true;
+        bulk_limit_at = steady::now() + cfg.limits_check_interval;
+        auto state = std::make_shared<limit_read>();
+        state->left = std::max<std::size_t>(nodes.size(), 1);
+        auto on_reply = [this, b = box, state](client::result<replies> r) {
+            std::optional<std::uint64_t> n;  // nullopt: no answer; 0: an answer without a number
+            if (r && r->size() == 1) {
+                n = 0;
+                const auto& v = r->front();
+                std::int64_t x = 0;
+                if (v.is_aggregate() && v.elements().size() == 2 && v.elements()[1].to_int64(x) &&
+                    x > 0)
+                    n = static_cast<std::uint64_t>(x);
+            }
+            b->post([this, state, n] {
+                if (n && *n == 0)
+                    state->refused = true;
+                else if (n)
+                    state->smallest = state->smallest == 0 ? *n : std::min(state->smallest, *n);
+                if (--state->left == 0)
+                    end_bulk_limit_read(*state);
+            });
+        };
+        const auto ask = [] { return client::cmd("CONFIG", "GET", "proto-max-bulk-len"); };
+        if (nodes.empty())
+            be.exec(ask(), std::move(on_reply));
+        for (const auto& node : nodes)
+            be.exec_on(node, ask(), on_reply);
+    }
+    void end_bulk_limit_read(const limit_read& r) {
+        bulk_limit_reading = false;
+        if (r.smallest == 0 && !r.refused)
+            return;  // nobody answered: keep what was read before
+        const std::uint64_t limit = r.smallest;
+        if (limit != bulk_limit.load()) {
+            obs::log().info("replay_target_bulk_limit proto_max_bulk_len={}{}", limit,
+                            limit == 0 ? " (unknown: CONFIG GET refused; not checked)" : "");
+            bulk_limit.store(limit);
+        }
     }
 
     // ---------------------------------------------------------------- repair
@@ -1673,6 +1765,8 @@ struct replayer::engine {
         }
         after_completions();
         retry_rejected(now);
+        if (now >= bulk_limit_at)
+            read_bulk_limit(0);
         publish();
         log_progress(false);
         bool have_dirty = false;

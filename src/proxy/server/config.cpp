@@ -203,7 +203,8 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         ->check(CLI::PositiveNumber);
     app.add_option("--restart-check-interval", restart_check,
                    "Seconds between run_id checks of each backend (0: off); a follower that "
-                   "restarted may have lost writes")
+                   "restarted may have lost writes; also how often a follower reads its "
+                   "target's proto-max-bulk-len (0: every 10 s)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
     app.add_flag("--resync-on-restart", cfg.resync_on_restart,

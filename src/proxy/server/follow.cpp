@@ -116,6 +116,8 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
     rc.max_dirty_keys = st.cfg.replay_max_dirty_keys;
     rc.repair_rate = st.cfg.repair_rate;
     rc.rejected_retry_interval = st.cfg.replay_rejected_retry;
+    if (st.cfg.restart_check_interval.count() > 0)
+        rc.limits_check_interval = st.cfg.restart_check_interval;
     rc.metrics_target = side_name(target);
     const backend_config bc = st.backend_cfg(target);
     rc.cluster_target = bc.cluster;
@@ -419,6 +421,8 @@ std::string follow_info(const shared_state& st) {
         line(p + "repaired", std::to_string(x.repaired));
         line(p + "dropped_to_dirty", std::to_string(x.dropped_to_dirty));
         line(p + "up", x.secondary_up ? "1" : "0");
+        line(p + "lane_failures", std::to_string(x.lane_failures));
+        line(p + "target_bulk_limit", std::to_string(x.target_bulk_limit));
         line(p + "full_resync_needed", x.full_resync_needed ? "1" : "0");
         line(p + "repairs_paused", x.repairs_paused ? "1" : "0");
     }

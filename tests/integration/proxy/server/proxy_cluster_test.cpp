@@ -717,6 +717,11 @@ TEST_F(proxy_cluster_pinned, a_refused_twin_leaves_the_rest_of_the_shadow_workin
         return std::stol(info.substr(at));
     };
     ASSERT_TRUE(eventually([&] { return subscribers(standalone_, "plain", 1); }));
+    // The follower's first look at the masters' proto-max-bulk-len opens its connections to
+    // them (kept): counted before.
+    ASSERT_TRUE(eventually([&] {
+        return proxy_->info().find("follow_secondary_target_bulk_limit:0\r\n") == std::string::npos;
+    })) << proxy_->info();
     const auto before = connections();
     // Published on the primary only, bypassing the proxy: each one is reported.
     for (int i = 0; i < 5; ++i)

@@ -457,6 +457,58 @@ TEST_F(proxy_consistency, a_key_the_secondary_refuses_blocks_the_cut_over_until_
     EXPECT_EQ(c.call({"EXISTS", "big"}), ":1\r\n");
 }
 
+// A value over the secondary's proto-max-bulk-len: Redis closes a connection that sends it such
+// a bulk, so the lane went down and up again and the copy was sent again at each try. The
+// follower reads the limit and fails such a write and its copy unsent: the key is rejected
+// (the cut-over waits for it), the lane stays up, the other writes go on, and once the limit
+// is raised the retry copies the key.
+TEST_F(proxy_consistency, a_value_over_the_secondarys_bulk_limit_is_rejected_without_a_lane_flap) {
+    secondary_.cli({"CONFIG", "SET", "proto-max-bulk-len", "1mb"});
+    start(mode::dual_write, [](proxy::proxy_config& c) {
+        c.replay_rejected_retry = std::chrono::milliseconds(300);
+        c.restart_check_interval = std::chrono::milliseconds(200);
+    });
+    raw_conn c(proxy_->port());
+    ASSERT_TRUE(eventually([&] {
+        return info_field("follow_secondary_target_bulk_limit") == "1048576";
+    })) << proxy_->info();
+    const auto dropped = info_field("follow_secondary_dropped_to_dirty");
+    // In one pipeline with writes of its lane behind it: the target, once it has read the bulk's
+    // length, answers the commands before it and the error, and ignores those behind it.
+    const auto big = incompressible(2 << 20);
+    std::string pipeline = resp_command({"SET", "{t}big", big});
+    for (int i = 0; i < 30; ++i) {
+        const auto k = "{t}s" + std::to_string(i);
+        pipeline += resp_command({"SADD", k, "m"});
+    }
+    c.send(pipeline);
+    ASSERT_EQ(c.frame().value_or(""), "+OK\r\n");
+    for (int i = 0; i < 30; ++i)
+        ASSERT_EQ(c.frame().value_or(""), ":1\r\n");
+    ASSERT_TRUE(eventually([&] { return info_field("follow_secondary_rejected_keys") == "1"; }))
+        << proxy_->info();
+    EXPECT_NE(info_field("follow_secondary_failed"), "0");
+    EXPECT_EQ(secondary_.cli({"EXISTS", "{t}big"}), "0");
+    EXPECT_EQ(secondary_.cli({"EXISTS", "{t}s29"}), "1");
+    // Retries go on (every 300 ms) without the lane going down: nothing turned dirty by a lost
+    // connection, and the lane serves the next write.
+    ASSERT_TRUE(eventually([&] {
+        return std::stoull(info_field("follow_secondary_repairs_rejected")) >= 3;
+    })) << proxy_->info();
+    EXPECT_EQ(info_field("follow_secondary_dropped_to_dirty"), dropped);
+    EXPECT_EQ(info_field("follow_secondary_up"), "1");
+    EXPECT_EQ(info_field("follow_secondary_lane_failures"), "0");
+    ASSERT_EQ(c.call({"SET", "small", "v"}), "+OK\r\n");
+    ASSERT_TRUE(eventually([&] { return secondary_.cli({"GET", "small"}) == "v"; }));
+
+    // The limit raised: the next read of it lets the retry copy the key.
+    secondary_.cli({"CONFIG", "SET", "proto-max-bulk-len", "4mb"});
+    ASSERT_TRUE(eventually([&] { return info_field("follow_secondary_rejected_keys") == "0"; }))
+        << proxy_->info();
+    ASSERT_TRUE(converged());
+    EXPECT_EQ(secondary_.cli({"STRLEN", "{t}big"}), std::to_string(2 << 20));
+}
+
 // A forced cut-over leaves the secondary without the key it refused. The secondary serves from
 // then on, and what it holds is the truth: the old follower must not copy the primary's older
 // value over it. Its copies wait until the primary serves again, and resume then.

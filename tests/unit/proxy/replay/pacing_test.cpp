@@ -62,3 +62,33 @@ TEST(repair_batch_sizer, follows_the_payloads_seen) {
     s.observe(0, 0);  // nothing read: unchanged
     EXPECT_EQ(s.next(), 1U);
 }
+
+TEST(longest_bulk, reads_every_argument_of_every_command) {
+    using respite::proxy::replay::longest_bulk;
+    EXPECT_EQ(longest_bulk(""), 0u);
+    EXPECT_EQ(longest_bulk("*1\r\n$4\r\nPING\r\n"), 4u);
+    EXPECT_EQ(longest_bulk("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\n"), 10u);
+    // A transaction: the longest is in its second command.
+    EXPECT_EQ(longest_bulk("*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$12\r\n"
+                           "0123456789ab\r\n*1\r\n$4\r\nEXEC\r\n"),
+              12u);
+    // A bulk holding CRLF and '$' is skipped by its length, not scanned.
+    EXPECT_EQ(longest_bulk("*2\r\n$4\r\n\r\n$9\r\n$2\r\nab\r\n"), 4u);
+    EXPECT_EQ(longest_bulk("*2\r\n$4\r\n\r\n$9\r\n$2\r\nab\r\n"
+                           "*1\r\n$2\r\nab\r\n"),
+              4u);
+}
+
+TEST(longest_bulk, stops_at_what_it_cannot_read) {
+    using respite::proxy::replay::longest_bulk;
+    EXPECT_EQ(longest_bulk("SET k v\r\n"), 0u);  // inline
+    EXPECT_EQ(longest_bulk("*1\r\n$4\r\nPING\r\nSET k v\r\n"), 4u);
+    EXPECT_EQ(longest_bulk("*2\r\n$3\r\nGET\r\n"), 3u);                 // fewer arguments than said
+    EXPECT_EQ(longest_bulk("*1\r\n$100\r\nshort\r\n"), 100u);           // a length past the end
+    EXPECT_EQ(longest_bulk("*1\r\n$99999999999999999999999\r\n"), 0u);  // overflows: not read
+    EXPECT_EQ(longest_bulk("*1\r\n$-1\r\n"), 0u);
+    EXPECT_EQ(longest_bulk("*1\r\n$3\r\nGETxx"), 3u);  // no CRLF after the bulk
+    EXPECT_EQ(longest_bulk("*1\r\n$\r\n"), 0u);
+    EXPECT_EQ(longest_bulk("*x\r\n"), 0u);
+    static_assert(longest_bulk("*1\r\n$2\r\nab\r\n") == 2);
+}
