@@ -383,6 +383,10 @@ struct replayer::engine {
     // whatever their size: 200 keys of 1 MB took the proxy from 13 to 684 MB).
     repair_batch_sizer batch_sizer;
     bool repair_reading = false;  // a DUMP/PTTL batch is out on the primary
+    // Copies read the key's expiry as an absolute time (PEXPIRETIME, Redis >= 7.0) and restore
+    // it with ABSTTL: a relative PTTL restored later would expire later by the lane's lag. A
+    // source without PEXPIRETIME turns it off (PTTL from then on).
+    bool absolute_ttl = true;
     // Its keys (still wrong on the secondary), from when they are taken out of `dirty` until
     // they are dirty again or their copy is queued. Written on the replayer thread under dirty_mu.
     std::unordered_set<std::string> reading_keys;
@@ -1647,20 +1651,21 @@ struct replayer::engine {
         if (!repair_announced)
             log_progress(true);
         client::request req;
+        const bool absolute = absolute_ttl;
         for (const auto& c : picked) {
             req.push("DUMP", c.key);
-            req.push("PTTL", c.key);
+            req.push(absolute ? "PEXPIRETIME" : "PTTL", c.key);
         }
         repair_reading = true;
-        primary->exec(std::move(req), [this, b = box, picked = std::move(picked)](
-                                          client::result<replies> r) mutable {
-            b->post([this, picked = std::move(picked), r = std::move(r)]() mutable {
-                on_repair_read(std::move(picked), std::move(r));
+        primary->exec(std::move(req), [this, b = box, picked = std::move(picked),
+                                       absolute](client::result<replies> r) mutable {
+            b->post([this, picked = std::move(picked), r = std::move(r), absolute]() mutable {
+                on_repair_read(std::move(picked), std::move(r), absolute);
             });
         });
     }
 
-    void on_repair_read(std::vector<candidate> picked, client::result<replies> r) {
+    void on_repair_read(std::vector<candidate> picked, client::result<replies> r, bool absolute) {
         repair_reading = false;
         // The keys leave reading_keys on return, once each is dirty again or its copy is queued:
         // awaiting_repair() never sees them settled in between.
@@ -1674,6 +1679,24 @@ struct replayer::engine {
         if (stopping)
             return;
         const bool ok = r && r->size() == picked.size() * 2;
+        if (ok && absolute && absolute_ttl) {
+            for (std::size_t i = 0; i < picked.size(); ++i) {
+                const auto& e = (*r)[2 * i + 1];
+                if (e.is_error() && e.str().find("unknown command") != std::string::npos) {
+                    absolute_ttl = false;
+                    obs::log().info(
+                        "replay_repair_relative_ttl (the source has no PEXPIRETIME: copies "
+                        "restore the PTTL read, and expire later by the lane's lag)");
+                    break;
+                }
+            }
+        }
+        if (ok && absolute && !absolute_ttl) {  // read again with PTTL
+            for (const auto& c : picked)
+                redirty_repairing(c.key);
+            kick_repair();
+            return;
+        }
         // Paused meanwhile (even if resumed since): the side read from stopped serving, and the
         // values read may be older than what the other side served in between.
         const bool stale =
@@ -1722,6 +1745,8 @@ struct replayer::engine {
             client::request copy;
             if (dump.is_null() || ttl == -2)
                 copy.push("DEL", c.key);
+            else if (absolute && ttl > 0)  // a unix time in ms; past: the target drops the key
+                copy.push("RESTORE", c.key, ttl, dump.str(), "REPLACE", "ABSTTL");
             else
                 copy.push("RESTORE", c.key, restore_ttl(ttl), dump.str(), "REPLACE");
             pending p;

@@ -8,9 +8,9 @@
 //
 // SYNC copies the keys that existed before the follower was on, safely under live traffic: every
 // key found is handed to the follower's replayer as a dirty key, so the copy is the replayer's
-// repair (DUMP/PTTL on the serving side -> RESTORE ... REPLACE on the follower, or DEL when the key
-// is gone), which waits for writes to the key in flight or queued and copies again when a write
-// begins during the copy. A copy can therefore never overwrite a newer replayed write. The scan
+// repair (DUMP/PEXPIRETIME on the serving side -> RESTORE ... REPLACE ABSTTL on the follower, or
+// DEL when the key is gone), which waits for writes to the key in flight or queued and copies
+// again when a write begins during the copy. A copy can therefore never overwrite a newer replayed write. The scan
 // waits while the replayer's dirty set is above a high-water mark.
 //
 // VERIFY compares every key: its value (GET, HGETALL, LRANGE, SMEMBERS, ZRANGE WITHSCORES,

@@ -778,6 +778,32 @@ TEST_F(pair_of_servers, copy_item_copies_from_primary) {
     EXPECT_EQ(secondary_server.cli({"EXISTS", "ttl"}), "0");
 }
 
+// Copies keep the source's expiry time (PEXPIRETIME -> RESTORE ... ABSTTL); a source without
+// PEXPIRETIME (Redis 6, or a server that renamed it away) gets PTTL instead, and the copies
+// still land with their expiry.
+TEST_F(pair_of_servers, copies_fall_back_to_pttl_on_a_source_without_pexpiretime) {
+    redis_server old({.config = {{"rename-command", "PEXPIRETIME \"\""}}});
+    ASSERT_NE(old.cli({"PEXPIRETIME", "x"}).find("unknown command"), std::string::npos);
+    primary = make_standalone_backend("primary", config_for(old));
+    start(fast_config());
+    for (const auto* key : {"a", "b", "c"}) {
+        std::string_view k[] = {key};
+        rep->begin_write(k, 3);
+        ASSERT_TRUE(run(*primary, client::cmd("SET", key, "v", "EX", 1000)).has_value());
+        replay_item item;
+        item.keys = {key};
+        item.copy = true;
+        rep->submit(std::move(item), k);
+    }
+    ASSERT_TRUE(eventually([&] { return caught_up() && rep->snapshot().repaired >= 3; }))
+        << "repaired=" << rep->snapshot().repaired;
+    for (const auto* key : {"a", "b", "c"}) {
+        EXPECT_EQ(secondary_server.cli({"GET", key}), "v");
+        EXPECT_GT(std::stoi(secondary_server.cli({"TTL", key})), 900);
+    }
+    EXPECT_EQ(rep->snapshot().rejected_keys, 0u);
+}
+
 // The primary's connection broke after the write was sent: the key is copied.
 TEST_F(pair_of_servers, outcome_unknown_marks_dirty) {
     start(fast_config());

@@ -212,6 +212,20 @@ TEST_F(proxy_sync, copies_keys_of_every_type_with_their_ttl) {
               std::string::npos);
 }
 
+// A copy lands later than it was read (here the secondary holds writes for 1.5 s): it keeps
+// the key's expiry time, where a relative PTTL restored then expired 1.5 s later there.
+TEST_F(proxy_sync, a_copy_keeps_the_expiry_time_through_the_lanes_lag) {
+    primary_.cli({"SET", "ttl", "v", "PX", "60000"});
+    start(mode::dual_write);
+    secondary_.cli({"CLIENT", "PAUSE", "1500", "WRITE"});
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    const auto at_primary = std::stoll(primary_.cli({"PEXPIRETIME", "ttl"}));
+    const auto at_secondary = std::stoll(secondary_.cli({"PEXPIRETIME", "ttl"}));
+    EXPECT_GT(at_primary, 0);
+    EXPECT_EQ(at_secondary, at_primary);
+}
+
 // A dirty set smaller than the copy's pace (20 000 keys) and its default SCAN page: the copy
 // waits at half the set and takes smaller pages. It overflowed the set, which flagged a full
 // resync that no later run could clear.
