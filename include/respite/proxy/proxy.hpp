@@ -91,6 +91,9 @@ struct proxy_config {
     // PROXY VERIFY: a hash, list, set, sorted set or stream with more elements than this is
     // compared in chunks of this many elements instead of being read whole.
     std::size_t verify_chunk_elements = 1000;
+    // PROXY VERIFY: a string longer than this many bytes is compared in GETRANGE windows of
+    // this many bytes instead of being read whole.
+    std::size_t verify_chunk_bytes = 64 << 10;
 
     // Reports.
     std::string sentry_dsn{};

@@ -67,6 +67,9 @@ class chunked_job : public std::enable_shared_from_this<chunked_job> {
         std::vector<std::string> args;
         if (type_ == "stream") {
             args = {"XRANGE", key_, cursor_, "+", "COUNT", std::to_string(chunk_)};
+        } else if (type_ == "string") {
+            args = {"GETRANGE", key_, std::to_string(offset_),
+                    std::to_string(offset_ + chunk_ - 1)};
         } else {
             args = {type_ == "list" ? "LRANGE" : "ZRANGE", key_, std::to_string(offset_),
                     std::to_string(offset_ + chunk_ - 1)};
@@ -78,9 +81,21 @@ class chunked_job : public std::enable_shared_from_this<chunked_job> {
         });
     }
 
-    // A window of a list, sorted set or stream: the same read on the other side must answer
-    // the same.
+    // A window of a list, sorted set, stream or string: the same read on the other side must
+    // answer the same.
     void ordered_window(std::vector<std::string> args, resp::value served) {
+        if (type_ == "string") {
+            const std::size_t bytes = served.is_string() ? served.str().size() : 0;
+            if (bytes == 0) {
+                last_ = true;  // past the end (the lengths were compared)
+                next_window();
+                return;
+            }
+            offset_ += chunk_;
+            last_ = bytes < chunk_;
+            compare_on_other(std::move(args), std::move(served));
+            return;
+        }
         if (!served.is_aggregate() || served.size() == 0) {
             last_ = true;  // past the end (the sizes were compared)
             next_window();
@@ -213,7 +228,7 @@ class chunked_job : public std::enable_shared_from_this<chunked_job> {
     shadow_reader::done_fn done_;
     // Touched by one read's callback at a time: the reads of a key run one after the other.
     int pass_ = 0;
-    std::size_t offset_ = 0;  // list, zset: the next window's first rank
+    std::size_t offset_ = 0;  // list, zset: the next window's first rank; string: byte
     std::string cursor_;      // stream: "-" or "(<last ID>"; hash, set: the SCAN cursor
     bool last_ = false;       // the window just read was the pass's last
 };
@@ -231,6 +246,8 @@ std::string_view size_command(std::string_view type) noexcept {
         return "ZCARD";
     if (type == "stream")
         return "XLEN";
+    if (type == "string")
+        return "STRLEN";
     return {};
 }
 

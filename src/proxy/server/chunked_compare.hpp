@@ -1,9 +1,10 @@
-// PROXY VERIFY of one big collection key in bounded chunks, so that neither backend nor the proxy
-// ever handles more than about `chunk` elements of it at once.
+// PROXY VERIFY of one big collection key (or long string) in bounded chunks, so that neither
+// backend nor the proxy ever handles more than about `chunk` elements (bytes) of it at once.
 //
-// One pass: the sizes (HLEN, LLEN, SCARD, ZCARD, XLEN) on both sides, then the value window by
-// window, in order: lists by LRANGE and sorted sets by ZRANGE ... WITHSCORES (rank windows,
-// which align on both sides), streams by XRANGE ... COUNT continuing after the last ID, hashes
+// One pass: the sizes (HLEN, LLEN, SCARD, ZCARD, XLEN, STRLEN) on both sides, then the value
+// window by window, in order: lists by LRANGE and sorted sets by ZRANGE ... WITHSCORES (rank
+// windows, which align on both sides), strings by GETRANGE (byte windows), streams by
+// XRANGE ... COUNT continuing after the last ID, hashes
 // and sets by the serving side's HSCAN / SSCAN pages, looked up on the other side with HMGET /
 // SMISMEMBER (equal sizes and every serving element present and equal make equal values). The
 // first window that differs ends the pass. After a differing first pass the key is compared
@@ -22,7 +23,8 @@
 
 namespace respite::proxy::server {
 
-// The size command of a collection type ("hash" -> HLEN, ...); empty for other types.
+// The size command of a collection type ("hash" -> HLEN, ...) or of a string (STRLEN); empty
+// for other types.
 [[nodiscard]] std::string_view size_command(std::string_view type) noexcept;
 
 // Compares `key`, a collection of `type` on the serving side, with the other side in chunks of

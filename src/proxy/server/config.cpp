@@ -181,6 +181,10 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
                    "PROXY VERIFY compares collections bigger than this in chunks of this size")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--verify-chunk-bytes", cfg.verify_chunk_bytes,
+                   "PROXY VERIFY compares strings longer than this in windows of this many bytes")
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t{1}, std::size_t{512} << 20));
     app.add_option("--sentry-dsn", cfg.sentry_dsn, "Send divergences to this Sentry DSN");
     app.add_option("--sentry-environment", cfg.sentry_environment, "Sentry environment tag");
     app.add_option("--sentry-sample", cfg.sentry_sample_rate,

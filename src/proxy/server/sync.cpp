@@ -635,14 +635,13 @@ void bulk_sync::verify_keys(const run_ptr& r, std::vector<std::string> keys) {
                         self->in_flight_ -= found.size();
                         return;
                     }
-                    const auto limit = self->st_.cfg.verify_chunk_elements;
                     std::size_t j = 0;
                     for (auto& k : found) {
                         if (size_command(k.type).empty())
                             continue;
                         std::int64_t n = 0;
                         k.chunked = (*res)[j++].to_int64(n) && n > 0 &&
-                                    static_cast<std::uint64_t>(n) > limit;
+                                    static_cast<std::uint64_t>(n) > self->chunk_of(k.type);
                     }
                     self->compare_values(r, std::move(found));
                 });
@@ -696,7 +695,7 @@ void bulk_sync::compare_values(const run_ptr& r, std::vector<verified_key> keys)
                 self->chunked_total_->inc();
                 compare_chunked(
                     self->st_, r->source, k.key, std::move(k.type),
-                    std::max<std::size_t>(1, self->st_.cfg.verify_chunk_elements),
+                    std::max<std::size_t>(1, self->chunk_of(k.type)),
                     [self, r] { return self->cancelled(*r); }, done);
             }
             for (std::size_t e = j + n; j < e; ++j)

@@ -10,18 +10,19 @@
 // key found is handed to the follower's replayer as a dirty key, so the copy is the replayer's
 // repair (DUMP/PEXPIRETIME on the serving side -> RESTORE ... REPLACE ABSTTL on the follower, or
 // DEL when the key is gone), which waits for writes to the key in flight or queued and copies
-// again when a write begins during the copy. A copy can therefore never overwrite a newer replayed write. The scan
-// waits while the replayer's dirty set is above a high-water mark.
+// again when a write begins during the copy. A copy can therefore never overwrite a newer replayed
+// write. The scan waits while the replayer's dirty set is above a high-water mark.
 //
 // VERIFY compares every key: its value (GET, HGETALL, LRANGE, SMEMBERS, ZRANGE WITHSCORES,
 // XRANGE by type) and its TTL are read on the serving side and compared with the other side by
 // the shadow reader (normalised, re-checked after the follower applied the key's writes, and
 // reported as divergences only when stable). A collection with more elements than
-// verify_chunk_elements is never read whole: chunked_compare reads it in windows of that many,
-// one after the other. A stream whose value and TTL agree then has its consumer groups compared
-// (group_compare: XINFO GROUPS, XPENDING per group), still as the one key in flight. A second pass
-// SCANs the other side for keys the serving side does not have (extra_data). Keys are verified a
-// bounded number at a time (a chunked key counts as one).
+// verify_chunk_elements (a string longer than verify_chunk_bytes) is never read whole:
+// chunked_compare reads it in windows of that many, one after the other. A stream whose value and
+// TTL agree then has its consumer groups compared (group_compare: XINFO GROUPS, XPENDING per
+// group), still as the one key in flight. A second pass SCANs the other side for keys the serving
+// side does not have (extra_data). Keys are verified a bounded number at a time (a chunked key
+// counts as one).
 //
 // start/stop/progress are safe from any thread.
 #pragma once
@@ -166,6 +167,10 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
         bool chunked = false;
     };
     void compare_values(const run_ptr& r, std::vector<verified_key> keys);
+    // The chunk of a key of this type: elements of a collection, bytes of a string.
+    [[nodiscard]] std::size_t chunk_of(std::string_view type) const noexcept {
+        return type == "string" ? st_.cfg.verify_chunk_bytes : st_.cfg.verify_chunk_elements;
+    }
     // A stream whose value and TTL agreed: its consumer groups, then the key leaves the flight.
     void compare_stream_groups(const run_ptr& r, const std::string& key);
     [[nodiscard]] bool cancelled(const run& r) const;

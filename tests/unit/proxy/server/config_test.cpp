@@ -29,6 +29,7 @@ TEST(proxy_config_parse, defaults_are_production_sane) {
     EXPECT_TRUE(c->users.empty());
     EXPECT_EQ(c->repair_rate, 5000U);
     EXPECT_EQ(c->verify_chunk_elements, 1000U);
+    EXPECT_EQ(c->verify_chunk_bytes, 65536U);
     EXPECT_EQ(c->restart_check_interval, std::chrono::seconds(1));
     EXPECT_FALSE(c->resync_on_restart);
 }
@@ -59,6 +60,8 @@ TEST(proxy_config_parse, flags_map_onto_the_config) {
                     "0",
                     "--verify-chunk-elements",
                     "250",
+                    "--verify-chunk-bytes",
+                    "4096",
                     "--restart-check-interval",
                     "0.25",
                     "--resync-on-restart"});
@@ -77,6 +80,7 @@ TEST(proxy_config_parse, flags_map_onto_the_config) {
     EXPECT_EQ(c->threads, 3U);
     EXPECT_EQ(c->repair_rate, 0U);
     EXPECT_EQ(c->verify_chunk_elements, 250U);
+    EXPECT_EQ(c->verify_chunk_bytes, 4096U);
     EXPECT_EQ(c->restart_check_interval, std::chrono::milliseconds(250));
     EXPECT_TRUE(c->resync_on_restart);
 }
@@ -158,6 +162,9 @@ TEST(proxy_config_parse, mistakes_get_clear_errors) {
                  "restart-check-interval");
     expect_error({"--secondary", "h:1", "--repair-rate", "fast"}, "repair-rate");
     expect_error({"--secondary", "h:1", "--verify-chunk-elements", "0"}, "verify-chunk-elements");
+    expect_error({"--secondary", "h:1", "--verify-chunk-bytes", "0"}, "verify-chunk-bytes");
+    expect_error({"--secondary", "h:1", "--verify-chunk-bytes", "1073741824"},
+                 "verify-chunk-bytes");
     expect_error({"--secondary", "h:1", "--tls-client-ca", "ca.pem"}, "--tls-client-ca needs");
     expect_error({"--secondary", "h:1", "--primary-tls", "--primary-tls-cert", "c.pem"},
                  "--primary-tls-key");
