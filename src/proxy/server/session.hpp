@@ -57,6 +57,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     // Server-side state on side `s` that a switch of the serving side cannot carry over.
     [[nodiscard]] bool holds_state_on(side s) const noexcept {
         return (pinned_ && pinned_side_ == s) || (blocked_ && blocking_side_ == s) ||
+               (in_multi_ && cluster_multi_ && cluster_multi_side_ == s) ||
                (subscribed() && pubsub_side_ == s) || (!monitors_.empty() && monitor_side_ == s);
     }
     [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
@@ -293,6 +294,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::vector<std::vector<std::string>> queued_;  // MULTI: commands for the follower
     bool multi_replay_ = false;
     bool cluster_multi_ = false;    // MULTI queued here for a cluster backend
+    side cluster_multi_side_{};     // the side that served at that MULTI
     bool multi_record_ = false;     // MULTI: the queued commands are kept for a follower
     bool multi_failed_ = false;     // a queued command was refused: EXEC aborts
     std::uint32_t multi_sent_ = 0;  // commands forwarded inside this MULTI

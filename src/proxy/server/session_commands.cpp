@@ -319,9 +319,21 @@ void session::handle_transaction(const command_class& c, std::span<const std::st
             "EXECABORT Transaction discarded because of: " + other_db_error(serving).substr(4);
     }
 
-    if (!pinned_ && st_.backend_cfg(serving).cluster &&
-        (iequals(name, "multi") || (in_multi_ && cluster_multi_)))
+    // A MULTI queued here for a cluster ends here, whatever serves now (a switch closes such a
+    // client, and EXEC refuses a transaction whose side no longer serves).
+    if (in_multi_ && cluster_multi_)
+        return handle_cluster_transaction(args, cluster_multi_side_, exec_abort);
+    if (!pinned_ && st_.backend_cfg(serving).cluster && iequals(name, "multi"))
         return handle_cluster_transaction(args, serving, exec_abort);
+    if (in_multi_ && !pinned_ && (iequals(name, "exec") || iequals(name, "discard"))) {
+        // The transaction's connection is gone (never expected: a lost pin closes the client).
+        in_multi_ = watching_ = multi_failed_ = false;
+        queued_.clear();
+        return reply_error(iequals(name, "exec")
+                               ? "EXECABORT Transaction discarded because of: proxy: the "
+                                 "transaction's backend connection was lost"
+                               : "ERR proxy: the transaction's backend connection was lost");
+    }
     if (iequals(name, "multi")) {
         if (in_multi_)
             return reply_error("ERR MULTI calls can not be nested");
@@ -444,6 +456,7 @@ void session::handle_cluster_transaction(std::span<const std::string_view> args,
             return reply_error("ERR MULTI calls can not be nested");
         in_multi_ = true;
         cluster_multi_ = true;
+        cluster_multi_side_ = serving;
         multi_failed_ = false;
         queued_.clear();
         return reply_ok();
@@ -465,6 +478,10 @@ void session::handle_cluster_transaction(std::span<const std::string_view> args,
     queued_.clear();
     if (multi_failed_)
         return reply_error(exec_abort);
+    if (plan_of(st_.current.load(std::memory_order_acquire)).serving != serving)
+        return reply_error(
+            "EXECABORT Transaction discarded because of: proxy: the serving side changed since "
+            "MULTI");
     if (queued.empty())
         return reply("*0\r\n");
     auto ctx = std::make_unique<slot_ctx>();

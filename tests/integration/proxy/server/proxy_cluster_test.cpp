@@ -618,6 +618,26 @@ proxy::proxy_config shadow_into_cluster(const redis_server& primary,
     return cfg;
 }
 
+// A MULTI queued in the proxy for a cluster side (no WATCH: no pinned connection) across a
+// switch to a standalone side: EXEC took the standalone path with no connection and the proxy
+// crashed (SIGSEGV). The switch now closes such a client, as it closes a pinned MULTI.
+TEST_F(proxy_cluster_pinned, a_cluster_multi_across_a_switch_of_the_serving_side_is_closed) {
+    start(shadow_into_cluster(standalone_, cluster_backend()));
+    ASSERT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+    for (const auto* end : {"EXEC", "DISCARD"}) {
+        raw_conn c(proxy_->port());
+        ASSERT_EQ(c.call({"MULTI"}), "+OK\r\n");
+        ASSERT_EQ(c.call({"SET", "{a}k", "1"}), "+QUEUED\r\n");
+        ASSERT_TRUE(proxy_->set_mode(mode::dual_write_shadow, false).has_value());
+        c.command({end});
+        EXPECT_FALSE(c.frame(std::chrono::seconds(5)).has_value()) << end;  // closed
+        raw_conn other(proxy_->port());
+        ASSERT_EQ(other.call({"PING"}), "+PONG\r\n") << "after " << end;
+        EXPECT_EQ(other.call({"EXISTS", "{a}k"}), ":0\r\n");
+        ASSERT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+    }
+}
+
 // The other way round: the shadow side is the cluster. The twin subscription of a shard channel
 // must go to the master of the channel's slot there, not to the configured seed.
 TEST_F(proxy_cluster_pinned, pubsub_shadow_subscribes_shard_channels_on_the_clusters_owner) {
