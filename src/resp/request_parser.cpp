@@ -33,6 +33,7 @@ request_parser::request_parser(resp::limits l) : limits_(l) {}
 
 void request_parser::reset() noexcept {
     offset_ = 0;
+    request_start_ = 0;
     phase_ = phase::start;
     line_start_ = 0;
     line_cr_ = false;
@@ -228,6 +229,7 @@ request_result request_parser::parse(std::string_view input, std::vector<std::st
     while (pos < size) {
         switch (phase_) {
             case phase::start:
+                request_start_ = pos;
                 line_start_ = pos;
                 line_cr_ = false;
                 if (data[pos] == '*') {
@@ -260,12 +262,14 @@ request_result request_parser::parse(std::string_view input, std::vector<std::st
                 }
                 phase_ = phase::start;
                 if (inline_args_ == 0) {
+                    request_start_ = pos;
                     break;  // a blank line, skipped as Redis does
                 }
                 for (std::size_t i = 0; i < inline_args_; ++i) {
                     args.emplace_back(inline_storage_[i]);
                 }
                 offset_ = 0;
+                request_start_ = 0;
                 return {true, pos, true, {}, {}};
             }
             case phase::count_line:
@@ -308,6 +312,7 @@ request_result request_parser::parse(std::string_view input, std::vector<std::st
                     }
                     if (n <= 0) {
                         phase_ = phase::start;  // *0 and *-1 are skipped, as Redis does
+                        request_start_ = pos;
                         break;
                     }
                     if (static_cast<std::uint64_t>(n) > limits_.max_aggregate_elements) {
@@ -378,6 +383,7 @@ request_result request_parser::parse(std::string_view input, std::vector<std::st
                     args.emplace_back(data + start, length);
                 }
                 offset_ = 0;
+                request_start_ = 0;
                 phase_ = phase::start;
                 expected_args_ = -1;
                 return {true, pos, false, {}, {}};
@@ -385,6 +391,20 @@ request_result request_parser::parse(std::string_view input, std::vector<std::st
     }
     offset_ = pos;
     return {false, 0, false, {}, {}};
+}
+
+std::size_t request_parser::drop_skipped() noexcept {
+    const std::size_t n = request_start_;
+    if (n == 0 || error_) {
+        return 0;
+    }
+    offset_ -= n;
+    line_start_ = line_start_ >= n ? line_start_ - n : 0;
+    for (auto& span : spans_) {
+        span.first -= n;
+    }
+    request_start_ = 0;
+    return n;
 }
 
 }  // namespace respite::resp

@@ -40,6 +40,13 @@ class request_parser {
 
     void reset() noexcept;
 
+    // After an incomplete parse: the bytes at the start of the input that were blank inline
+    // lines or empty arrays (*0, *-1), skipped as Redis skips them, and not part of the request
+    // still being read. The caller drops them from the front of its buffer (a client sending
+    // only such bytes must not make it grow); the next parse() gets the input without them.
+    // Returns 0 when there are none.
+    std::size_t drop_skipped() noexcept;
+
   private:
     enum class phase : std::uint8_t {
         start,        // before the first byte of a request (or of a skipped blank line)
@@ -60,7 +67,8 @@ class request_parser {
     bool split_inline(std::string_view line);
 
     resp::limits limits_;
-    std::size_t offset_ = 0;  // bytes of the current request already parsed
+    std::size_t offset_ = 0;         // bytes of the current request already parsed
+    std::size_t request_start_ = 0;  // where the request being read begins (after skipped bytes)
     phase phase_ = phase::start;
     std::size_t line_start_ = 0;  // offset of the current line's content
     bool line_cr_ = false;        // the scanned part of a RESP line ends with its CR

@@ -309,6 +309,13 @@ void session::process() {
             return;
         }
         if (!r.complete) {
+            // Blank lines and empty arrays before the request being read go now: a client
+            // sending only those would otherwise grow the buffer up to the query limit.
+            if (const auto skipped = (authenticated_ ? parser_ : unauth_parser_).drop_skipped();
+                skipped > 0) {
+                in_start_ += skipped;
+                input.remove_prefix(skipped);
+            }
             if (input.size() > st_.cfg.max_query_buffer) {
                 st_.protocol_errors->inc();
                 reply_error("ERR Protocol error: query buffer limit exceeded");

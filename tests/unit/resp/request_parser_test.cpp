@@ -113,6 +113,50 @@ TEST(request_parser, pipelined_requests_in_one_buffer) {
     ASSERT_EQ(out.requests.size(), requests.size());
 }
 
+// Blank lines and empty arrays before a request can be dropped from the caller's buffer while
+// the request is still incomplete (a client sending only those must not grow it), at every
+// split, and the request then parses as without them.
+TEST(request_parser, skipped_bytes_are_dropped_before_an_incomplete_request) {
+    const std::string junk = "\r\n*0\r\n\n*-1\r\n  \r\n";
+    for (const auto& r : good_requests()) {
+        const std::string all = junk + r.bytes;
+        for (const auto& chunks : all_splits(all)) {
+            SCOPED_TRACE(r.bytes + " " + describe(chunks));
+            request_parser p;
+            std::vector<std::string_view> args;
+            std::string buffer;  // what the caller still holds
+            std::size_t dropped = 0;
+            bool done = false;
+            for (const auto& chunk : chunks) {
+                buffer += chunk;
+                const auto res = p.parse(buffer, args);
+                ASSERT_FALSE(res.error) << res.reason;
+                if (res.complete) {
+                    EXPECT_EQ(std::vector<std::string>(args.begin(), args.end()), r.args);
+                    EXPECT_EQ(dropped + res.length, all.size());
+                    done = true;
+                    break;
+                }
+                const auto n = p.drop_skipped();
+                ASSERT_LE(n, buffer.size());
+                buffer.erase(0, n);
+                dropped += n;
+            }
+            EXPECT_TRUE(done);
+        }
+    }
+    // Only skipped bytes: all of them go.
+    request_parser p;
+    std::vector<std::string_view> args;
+    EXPECT_FALSE(p.parse(junk, args).complete);
+    EXPECT_EQ(p.drop_skipped(), junk.size());
+    EXPECT_EQ(p.drop_skipped(), 0U);
+    EXPECT_FALSE(p.parse("", args).complete);
+    const auto res = p.parse("PING\r\n", args);
+    ASSERT_TRUE(res.complete);
+    EXPECT_EQ(res.length, 6U);
+}
+
 TEST(request_parser, resp_arguments_are_views_into_the_input) {
     request_parser p;
     const std::string input = "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n";

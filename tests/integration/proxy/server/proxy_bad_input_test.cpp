@@ -569,6 +569,32 @@ TEST_F(proxy_bad_input, before_auth_requests_are_small) {
     expect_serving("unauthenticated oversized requests", "pw");
 }
 
+// Blank lines and empty arrays (which Redis skips) are not kept: 200 MiB of "\r\n" from a
+// client that never authenticated took the proxy from 22 to 222 MiB, up to the query limit.
+TEST_F(proxy_bad_input, skipped_blank_lines_and_empty_arrays_are_not_buffered) {
+    start_primary_only([](proxy::proxy_config& cfg) { cfg.users = {{"default", "pw"}}; });
+    raw_conn c(proxy_->port());
+    const std::string blanks(256 * 1024, '\n');
+    std::string empties;
+    for (int i = 0; i < 32 * 1024; ++i)
+        empties += i % 2 == 0 ? "*0\r\n" : "\r\n*-1\r\n";
+    for (int i = 0; i < 16; ++i)
+        c.send(i % 2 == 0 ? blanks : empties);
+    c.send("*1\r\n$4\r\nPI");  // a request begun after them
+    raw_conn admin(proxy_->port());
+    ASSERT_EQ(admin.call({"AUTH", "pw"}), "+OK\r\n");
+    // Every byte sent has been read once the half request shows in the client's buffer.
+    std::string list;
+    ASSERT_TRUE(eventually([&] {
+        list = admin.call({"CLIENT", "LIST"});
+        return list.find(" qbuf=10 ") != std::string::npos;
+    })) << list;
+    c.send("NG\r\n");
+    EXPECT_EQ(c.frame(5s).value_or("").substr(0, 7), "-NOAUTH");
+    EXPECT_EQ(c.call({"AUTH", "pw"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
+}
+
 TEST_F(proxy_bad_input, auth_with_too_many_arguments_is_a_syntax_error_like_redis) {
     start_primary_only([](proxy::proxy_config& cfg) { cfg.users = {{"default", "pw"}}; });
     raw_conn direct(secondary_.port());
