@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <sys/resource.h>
 #include <thread>
 
 #include <asio/executor_work_guard.hpp>
@@ -52,6 +53,50 @@ std::optional<mode> parse_mode(std::string_view name) noexcept {
             return m;
     return std::nullopt;
 }
+
+namespace {
+
+// Descriptors the proxy needs besides its clients' own: listeners, the HTTP endpoint, the
+// workers' shared upstream connections, the followers' lanes, the backends' client
+// connections, logs. A client holding a pinned connection (MULTI, WATCH, blocking, pub/sub on a
+// cluster node) takes a second one.
+std::size_t reserved_descriptors(const proxy_config& cfg) {
+    const std::size_t threads =
+        cfg.threads != 0 ? cfg.threads : std::max(1U, std::thread::hardware_concurrency());
+    return 64 + threads * (8 + 4 * cfg.upstream_connections) + 4 * cfg.replay_lanes;
+}
+
+// As Redis does at start: raise the open files limit toward what --max-clients needs, and when
+// the system gives less, lower max_clients to fit (logged), so that the listener does not run
+// out of descriptors first. An error when not even one client fits.
+std::expected<void, std::string> fit_max_clients(proxy_config& cfg) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return {};
+    const std::size_t reserve = reserved_descriptors(cfg);
+    const auto want = static_cast<rlim_t>(cfg.max_clients + reserve);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlimit raised = rl;
+        raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl = raised;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return {};
+    const auto limit = static_cast<std::size_t>(rl.rlim_cur);
+    if (limit <= reserve)
+        return std::unexpected(fmt::format(
+            "the open files limit (ulimit -n) is {}: the proxy needs more than {} (raise it)",
+            limit, reserve));
+    obs::log().warn(
+        "proxy max_clients_reduced configured={} max_clients={} open_files_limit={} reserved={} "
+        "(raise ulimit -n to serve more clients)",
+        cfg.max_clients, limit - reserve, limit, reserve);
+    cfg.max_clients = limit - reserve;
+    return {};
+}
+
+}  // namespace
 
 class proxy_server::impl {
   public:
@@ -129,6 +174,9 @@ void proxy_server::impl::init_metrics() {
     st_.mode_switches = &m.get_counter("respite_proxy_mode_switches_total", "Mode switches");
     st_.rejected_clients = &m.get_counter("respite_proxy_rejected_clients_total",
                                           "Connections refused (max clients, draining)");
+    st_.accept_errors =
+        &m.get_counter("respite_proxy_accept_errors_total",
+                       "Failed accepts (out of file descriptors: the listener waits 100 ms)");
     st_.protocol_errors = &m.get_counter("respite_proxy_protocol_errors_total",
                                          "Clients disconnected for malformed or oversized input");
     st_.upstream_errors = &m.get_counter("respite_proxy_upstream_errors_total",
@@ -200,6 +248,8 @@ std::expected<void, std::string> proxy_server::impl::start() {
     if (m != mode::primary_only && !cfg.secondary)
         return std::unexpected(std::string("mode ") + std::string(mode_name(m)) +
                                " needs a secondary (--secondary)");
+    if (auto fit = fit_max_clients(cfg); !fit)
+        return std::unexpected(fit.error());
     st_.current.store(m);
     st_.shadow_percent.store(cfg.shadow_percent);
     st_.metrics = &obs::registry::global();

@@ -285,8 +285,7 @@ void worker::accept_loop(std::shared_ptr<Acceptor> acc) {
         if (ec) {
             if (ec == asio::error::operation_aborted || !acc->is_open())
                 return;
-            obs::log().warn("proxy accept_failed error=\"{}\"", ec.message());
-            accept_loop(acc);
+            accept_failed(acc, ec);
             return;
         }
         if constexpr (std::is_same_v<Acceptor, asio::ip::tcp::acceptor>) {
@@ -294,7 +293,8 @@ void worker::accept_loop(std::shared_ptr<Acceptor> acc) {
             s.set_option(asio::ip::tcp::no_delay(true), ignored);
             set_tcp_keepalive(s, st_.cfg.tcp_keepalive_seconds);
         }
-        if (st_.draining.load() || st_.clients.load() >= st_.cfg.max_clients) {
+        if (st_.draining.load() ||
+            st_.clients.load() + st_.handshakes.load() >= st_.cfg.max_clients) {
             st_.rejected_clients->inc();
             static constexpr std::string_view msg = "-ERR max number of clients reached\r\n";
             std::error_code ignored;
@@ -314,6 +314,38 @@ void worker::accept_loop(std::shared_ptr<Acceptor> acc) {
     });
 }
 
+// Out of descriptors (EMFILE, ENFILE) or memory, accept fails until a connection closes, and the
+// waiting connection stays in the listen backlog: trying again at once spun at 100% CPU and
+// wrote millions of log lines. The loop waits a moment instead; other errors (a connection
+// aborted in the backlog) are tried again at once. One log line per second at most.
+template <class Acceptor>
+void worker::accept_failed(std::shared_ptr<Acceptor> acc, std::error_code ec) {
+    st_.accept_errors->inc();
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= accept_log_at_) {
+        obs::log().warn("proxy accept_failed error=\"{}\" suppressed={}{}", ec.message(),
+                        std::exchange(accept_log_suppressed_, 0),
+                        ec == asio::error::no_descriptors
+                            ? " (out of file descriptors: raise ulimit -n, or lower --max-clients)"
+                            : "");
+        accept_log_at_ = now + std::chrono::seconds(1);
+    } else {
+        ++accept_log_suppressed_;
+    }
+    const bool out_of_resources =
+        ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+        ec == asio::error::no_memory || ec == std::errc::too_many_files_open_in_system;
+    if (!out_of_resources) {
+        accept_loop(acc);
+        return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(ioc_, std::chrono::milliseconds(100));
+    timer->async_wait([this, acc, timer](std::error_code e) {
+        if (!e && acc->is_open())
+            accept_loop(acc);
+    });
+}
+
 void worker::open_session(client_stream stream) {
     auto sess = std::make_shared<session>(*this, std::move(stream));
     session_opened(sess);
@@ -322,6 +354,7 @@ void worker::open_session(client_stream stream) {
 
 void worker::handshake(asio::ip::tcp::socket s) {
     auto stream = std::make_shared<client_stream::tls>(std::move(s), *st_.tls);
+    st_.handshakes.fetch_add(1);
     // A client that never finishes its handshake is dropped.
     auto timer = std::make_shared<asio::steady_timer>(ioc_, std::chrono::seconds(10));
     timer->async_wait([stream](std::error_code ec) {
@@ -333,6 +366,7 @@ void worker::handshake(asio::ip::tcp::socket s) {
     stream->async_handshake(asio::ssl::stream_base::server,
                             [this, stream, timer](std::error_code ec) {
                                 timer->cancel();
+                                st_.handshakes.fetch_sub(1);
                                 if (ec) {
                                     st_.tls_handshake_failures->inc();
                                     return;

@@ -91,6 +91,7 @@ struct shared_state {
     // a PROXY SYNC that saw one cannot vouch for the copy, however short the gap.
     std::atomic<std::uint64_t> follow_gaps{0};
     std::atomic<std::size_t> clients{0};
+    std::atomic<std::size_t> handshakes{0};  // TLS handshakes under way: count as clients
     std::atomic<bool> draining{false};
     std::atomic<bool> shutting_down{false};     // the shutdown delay: not ready, still serving
     std::atomic<double> shadow_percent{100.0};  // PROXY SHADOW PERCENT changes it at run time
@@ -121,6 +122,7 @@ struct shared_state {
     obs::registry* metrics = nullptr;
     obs::counter* mode_switches = nullptr;
     obs::counter* rejected_clients = nullptr;
+    obs::counter* accept_errors = nullptr;
     obs::counter* protocol_errors = nullptr;
     obs::counter* upstream_errors = nullptr;
     obs::counter* cancelled_blocking = nullptr;
@@ -223,6 +225,8 @@ class worker {
 
     template <class Acceptor>
     void accept_loop(std::shared_ptr<Acceptor> acc);
+    template <class Acceptor>
+    void accept_failed(std::shared_ptr<Acceptor> acc, std::error_code ec);
     void handshake(asio::ip::tcp::socket s);
     void open_session(client_stream stream);
 
@@ -231,6 +235,8 @@ class worker {
     asio::io_context ioc_;
     std::thread thread_;
     std::shared_ptr<asio::ip::tcp::acceptor> tcp_acceptor_;
+    std::chrono::steady_clock::time_point accept_log_at_{};  // accept_failed's next log line
+    std::uint64_t accept_log_suppressed_ = 0;
     std::shared_ptr<asio::local::stream_protocol::acceptor> unix_acceptor_;
     std::size_t next_shared_ = 0;
     std::vector<std::shared_ptr<upstream>> shared_pool_[2][2];  // [side][protocol 2/3]

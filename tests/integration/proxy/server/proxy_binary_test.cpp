@@ -2,8 +2,11 @@
 // the drain waits exits at once.
 #include <chrono>
 #include <fcntl.h>
+#include <fstream>
 #include <signal.h>
+#include <sstream>
 #include <string>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -33,13 +36,20 @@ class proxy_binary : public ::testing::Test {
         }
     }
 
-    void spawn(std::vector<std::string> args) {
+    // open_files: the child's RLIMIT_NOFILE (0: inherited); log: where its stderr goes.
+    void spawn(std::vector<std::string> args, rlim_t open_files = 0, const std::string& log = {}) {
         args.insert(args.begin(), RESPITE_PROXY_BINARY);
         pid_ = ::fork();
         ASSERT_GE(pid_, 0);
         if (pid_ == 0) {
             const int null = ::open("/dev/null", O_WRONLY);
             ::dup2(null, 1);
+            if (!log.empty())
+                ::dup2(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 2);
+            if (open_files != 0) {
+                const rlimit rl{open_files, open_files};
+                ::setrlimit(RLIMIT_NOFILE, &rl);
+            }
             std::vector<char*> argv;
             for (auto& a : args)
                 argv.push_back(a.data());
@@ -129,6 +139,41 @@ TEST_F(proxy_binary, a_second_sigterm_while_draining_exits_at_once) {
     EXPECT_EQ(wait_exit(1s), -1);  // still draining
     ASSERT_EQ(::kill(pid_, SIGTERM), 0);
     EXPECT_EQ(wait_exit(5s), 1);
+}
+
+// The open files limit below what --max-clients needs: max_clients is lowered to fit (as Redis
+// does) and a flood of connections is refused, not accepted until descriptors run out. Before,
+// the accept loop then retried at once: 100% CPU, millions of log lines, no new client served.
+TEST_F(proxy_binary, a_low_open_files_limit_lowers_max_clients_and_a_flood_does_not_spin) {
+    const std::string log = ::testing::TempDir() + "proxy_open_files.log";
+    spawn(flags(false), 200, log);
+    ASSERT_TRUE(eventually([&] { return serving(); }, 10s));
+    std::vector<std::unique_ptr<raw_conn>> flood;
+    for (int i = 0; i < 260; ++i)
+        flood.push_back(std::make_unique<raw_conn>(port_));
+    // The last ones were refused at once, as over --max-clients.
+    EXPECT_EQ(flood.back()->frame(5s).value_or(""), "-ERR max number of clients reached\r\n");
+    const auto cpu = [&] {  // the proxy's user + system time, in clock ticks
+        std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+        std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::istringstream fields(s.substr(s.rfind(')') + 2));
+        std::string f;
+        long ticks = 0;
+        for (int i = 3; i <= 15 && fields >> f; ++i)
+            if (i >= 14)
+                ticks += std::stol(f);
+        return ticks;
+    };
+    const long before = cpu();
+    std::this_thread::sleep_for(1s);
+    EXPECT_LT(cpu() - before, ::sysconf(_SC_CLK_TCK) / 5) << "the proxy spins";
+    // Room again: a new client is served.
+    flood.resize(100);
+    EXPECT_TRUE(eventually([&] { return serving(); }, 5s));
+    std::ifstream in(log);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("max_clients_reduced configured=10000"), std::string::npos) << text;
+    EXPECT_LT(text.size(), 100000U);
 }
 
 }  // namespace
