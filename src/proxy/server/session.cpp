@@ -835,11 +835,15 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         return true;
     }
 
-    // A mode switch that moves the serving side also holds new transactions and pins: they would
-    // otherwise start on the side that is about to stop serving.
-    if ((c.kind == route::transaction || c.kind == route::pinning) && !pinned_ &&
-        st_.writes_paused.load(std::memory_order_acquire))
-        return hold_for_switch();
+    // A mode switch that moves the serving side also holds new transactions, pins and first
+    // subscriptions: they would otherwise start on the side that is about to stop serving, after
+    // the switch closed the clients holding such state there (a subscriber that reconnected at
+    // once stayed on the old side for good).
+    if (((c.kind == route::transaction || c.kind == route::pinning) && !pinned_) ||
+        (c.kind == route::subscribe && !subscribed())) {
+        if (st_.writes_paused.load(std::memory_order_acquire))
+            return hold_for_switch();
+    }
 
     switch (c.kind) {
         case route::local:

@@ -157,6 +157,34 @@ TEST_F(proxy_modes, a_write_held_by_a_switch_is_counted_once) {
     EXPECT_EQ(sets(), before + 1) << "the held SET was counted per retry";
 }
 
+// A subscriber that (re)subscribes while a switch of the serving side waits for the follower:
+// its SUBSCRIBE is held until the flip, so it subscribes on the new side. It went to the old
+// side's hub, after the switch had closed the subscribers there, and stayed there.
+TEST_F(proxy_modes, a_subscribe_during_a_switch_lands_on_the_new_serving_side) {
+    start(mode::dual_write,
+          [](proxy::proxy_config& c) { c.switch_timeout = std::chrono::seconds(10); });
+    raw_conn c(proxy_->port());
+    auto stopped = stop_the_follower_target(c);
+    EXPECT_EQ(c.call({"SET", "k", "2"}), "+OK\r\n");  // the follower cannot apply it now
+    std::string switched;
+    std::thread switcher(
+        [&] { switched = http(proxy_->admin_port(), "POST", "/mode?set=secondary-primary"); });
+    ASSERT_TRUE(eventually([&] { return info_field("writes_held") == "1"; }));
+    raw_conn sub(proxy_->port());
+    sub.command({"SUBSCRIBE", "ch"});
+    EXPECT_FALSE(sub.frame(std::chrono::milliseconds(300)).has_value()) << "not held";
+    stopped.reset();  // the follower catches up: the switch flips
+    switcher.join();
+    EXPECT_EQ(switched.substr(0, 4), "200 ") << switched;
+    EXPECT_EQ(sub.frame(std::chrono::seconds(5)).value_or(""),
+              "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    // Subscribed on the secondary's hub: a message published there directly (not through the
+    // proxy's follower, which also copies PUBLISH to the primary) reaches it.
+    secondary_.cli({"PUBLISH", "ch", "direct"});
+    EXPECT_EQ(sub.frame(std::chrono::seconds(5)).value_or(""),
+              "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$6\r\ndirect\r\n");
+}
+
 TEST_F(proxy_modes, readyz_fails_when_the_serving_backend_is_down) {
     start(mode::primary_only);
     primary_.stop();
