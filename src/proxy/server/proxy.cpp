@@ -143,6 +143,8 @@ class proxy_server::impl {
     // their side needs_sync when they cannot be used.
     void restore_dirty_list(const std::optional<server::persisted_state>& restored, mode m);
     void reject_dirty_list(side s, const std::string& why);
+    // A switch that turns the follower off flags the side it followed (needs a PROXY SYNC).
+    void flag_unfollowed(const server::mode_plan& before, const server::mode_plan& after, mode to);
     // Stop: what the follower of `serving` has not applied, saved for the next run; false when
     // it could not be (the caller flags the side).
     bool save_dirty_list(replayer& f, side target, std::array<std::uint64_t, 2>& saved);
@@ -410,6 +412,18 @@ std::expected<void, std::string> proxy_server::impl::start() {
     return {};
 }
 
+// Leaving a following mode (dual-write -> primary-only, secondary-primary -> secondary-only):
+// the side that followed misses every write from now on, so it needs a PROXY SYNC before it
+// serves, as after a restart. Before, the cut-over to it went through without FORCE and served
+// stale values.
+void proxy_server::impl::flag_unfollowed(const server::mode_plan& before,
+                                         const server::mode_plan& after, mode to) {
+    if (!before.follower || after.follower || !st_.restarts)
+        return;
+    st_.restarts->flag(server::other_side(before.serving),
+                       fmt::format("the mode {} does not replay writes to it", mode_name(to)));
+}
+
 std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool force) {
     std::lock_guard lock(switch_mu_);
     const mode from = st_.current.load();
@@ -433,9 +447,9 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
                     mode_name(from), mode_name(to), target);
                 return std::unexpected(
                     std::string("switch refused: the ") + target +
-                    " restarted while following (or the proxy did not stop cleanly) and may "
-                    "lack writes; run PROXY SYNC START PRUNE and wait for sync_state:done (or "
-                    "add FORCE)");
+                    " may lack writes (it restarted while following, writes were not replayed "
+                    "to it for a while, or the proxy did not stop cleanly); run PROXY SYNC "
+                    "START PRUNE and wait for sync_state:done (or add FORCE)");
             }
             st_.restarts->clear(after.serving, "a forced mode switch");
         }
@@ -488,6 +502,7 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
             return std::unexpected("switch refused: " + why +
                                    " (retry, or add FORCE to switch anyway)");
         }
+        flag_unfollowed(before, after, to);
         // Written ahead: a proxy that restarts must not come back on the old side.
         if (!persist(false, to)) {
             st_.writes_paused.store(false);
@@ -505,6 +520,7 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
                 "proxy follower_started mode={} note=\"keys written before now are "
                 "not on the follower; copy them with PROXY SYNC START PRUNE (see docs/proxy.md)\"",
                 mode_name(to));
+        flag_unfollowed(before, after, to);
         if (!persist(false, to))
             return std::unexpected("switch refused: cannot write the state file " +
                                    st_.cfg.state_file);

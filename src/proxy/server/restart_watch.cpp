@@ -269,7 +269,7 @@ void restart_watch::record_restart(side s, bool follows, std::string_view what) 
 
 std::uint64_t restart_watch::epoch(side s) const {
     std::lock_guard lock(mu_);
-    return restarts_[static_cast<int>(s)];
+    return restarts_[static_cast<int>(s)] + flags_[static_cast<int>(s)];
 }
 
 bool restart_watch::needs_sync(side s) const {
@@ -281,7 +281,7 @@ void restart_watch::synced(side target, std::uint64_t epoch_at_start) {
     {
         std::lock_guard lock(mu_);
         const auto i = static_cast<int>(target);
-        if (restarts_[i] != epoch_at_start || !needs_sync_[i])
+        if (restarts_[i] + flags_[i] != epoch_at_start || !needs_sync_[i])
             return;
         needs_sync_[i] = false;
     }
@@ -294,6 +294,7 @@ void restart_watch::flag(side s, std::string_view reason) {
     {
         std::lock_guard lock(mu_);
         needs_sync_[static_cast<int>(s)] = true;
+        ++flags_[static_cast<int>(s)];  // a PROXY SYNC that began before does not clear it
     }
     obs::log().error(
         "proxy needs_sync target={} reason=\"{}\" note=\"run PROXY SYNC START PRUNE: the cut-over "

@@ -53,7 +53,7 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
     // A PROXY SYNC into `target` that started at `epoch_at_start` completed.
     void synced(side target, std::uint64_t epoch_at_start);
     // Side s must be copied again before it serves (a proxy that did not stop cleanly while
-    // following, read from the state file).
+    // following, read from the state file; writes it did not follow).
     void flag(side s, std::string_view reason);
     // Called (outside the lock) whenever a needs-sync flag changes.
     void set_on_change(std::function<void()> f) { on_change_ = std::move(f); }
@@ -91,6 +91,7 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
     std::array<std::string, 2> run_id_{};
     std::array<cluster_view, 2> cluster_seen_{};  // mu_; empty until a first complete look
     std::array<std::uint64_t, 2> restarts_{};
+    std::array<std::uint64_t, 2> flags_{};  // flag() calls: part of epoch()
     std::array<bool, 2> needs_sync_{};
     std::array<obs::counter*, 2> restarts_total_{};
     std::function<void()> on_change_;  // set before start()

@@ -775,6 +775,30 @@ TEST_F(proxy_restart, a_follower_that_lost_writes_is_copied_again_at_once) {
         << proxy_->info();
 }
 
+// The runbook's rollback to primary-only and back: the writes of that period never reached the
+// secondary, so the cut-over waits for a complete PROXY SYNC, as after a restart. It went
+// through and the secondary served a=1, b=nil after the client wrote a=2, b=1.
+TEST_F(proxy_sync, a_period_without_the_follower_needs_a_sync_before_the_cut_over) {
+    start(mode::dual_write_shadow);
+    raw_conn c(proxy_->port());
+    ASSERT_EQ(c.call({"SET", "a", "1"}), "+OK\r\n");
+    ASSERT_TRUE(proxy_->set_mode(mode::primary_only, false).has_value());
+    ASSERT_EQ(c.call({"SET", "a", "2"}), "+OK\r\n");
+    ASSERT_EQ(c.call({"SET", "b", "1"}), "+OK\r\n");
+    ASSERT_TRUE(proxy_->set_mode(mode::dual_write_shadow, false).has_value());
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:1\r\n"), std::string::npos);
+    auto r = proxy_->set_mode(mode::secondary_primary, false);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("may lack writes"), std::string::npos) << r.error();
+
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:0\r\n"), std::string::npos);
+    ASSERT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+    EXPECT_EQ(c.call({"GET", "a"}), "$1\r\n2\r\n");
+    EXPECT_EQ(c.call({"GET", "b"}), "$1\r\n1\r\n");
+}
+
 TEST_F(proxy_restart, the_cut_over_waits_for_a_sync_after_a_restart) {
     start(mode::dual_write, [](proxy::proxy_config& c) {
         c.restart_check_interval = 100ms;
