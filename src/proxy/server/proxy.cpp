@@ -418,10 +418,16 @@ std::expected<void, std::string> proxy_server::impl::start() {
 // stale values.
 void proxy_server::impl::flag_unfollowed(const server::mode_plan& before,
                                          const server::mode_plan& after, mode to) {
-    if (!before.follower || after.follower || !st_.restarts)
+    if (!st_.restarts || before.follower == after.follower)
         return;
-    st_.restarts->flag(server::other_side(before.serving),
-                       fmt::format("the mode {} does not replay writes to it", mode_name(to)));
+    if (before.follower)
+        st_.restarts->flag(server::other_side(before.serving),
+                           fmt::format("the mode {} does not replay writes to it", mode_name(to)));
+    else
+        st_.restarts->flag(server::other_side(after.serving),
+                           fmt::format("the follower starts now ({}): keys written before are "
+                                       "not on it",
+                                       mode_name(to)));
 }
 
 std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool force) {

@@ -63,6 +63,13 @@ TEST_F(proxy_modes, proxy_mode_command_switches_at_runtime_and_counts) {
     EXPECT_EQ(proxy_->current_mode(), mode::dual_write);
     EXPECT_EQ(c.call({"SET", "k", "1"}), "+OK\r\n");
     EXPECT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "1"; }));
+    // The follower started after primary-only: the cut-over waits for a copy of what was before.
+    EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "secondary-primary"}).substr(0, 20),
+              "-ERR switch refused:");
+    EXPECT_EQ(c.call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
+    EXPECT_TRUE(eventually([&] {
+        return c.call({"PROXY", "SYNC", "STATUS"}).find("sync_state:done") != std::string::npos;
+    }));
     EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "secondary-primary"}), "+OK\r\n");
     EXPECT_EQ(c.call({"INCR", "k"}), ":2\r\n");
     EXPECT_EQ(secondary_.cli({"GET", "k"}), "2");

@@ -252,6 +252,11 @@ TEST_F(proxy_regressions, a_failed_blocking_command_without_a_follower_touches_n
     }));
     EXPECT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");
     EXPECT_TRUE(eventually([&] { return secondary_.cli({"GET", "k"}) == "v"; }));
+    // (The follower started after primary-only: the cut-over needs a copy first.)
+    EXPECT_EQ(c.call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
+    EXPECT_TRUE(eventually([&] {
+        return c.call({"PROXY", "SYNC", "STATUS"}).find("sync_state:done") != std::string::npos;
+    }));
     EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "secondary-primary"}), "+OK\r\n");
 }
 
