@@ -422,12 +422,14 @@ void proxy_server::impl::flag_unfollowed(const server::mode_plan& before,
         return;
     if (before.follower)
         st_.restarts->flag(server::other_side(before.serving),
-                           fmt::format("the mode {} does not replay writes to it", mode_name(to)));
+                           fmt::format("the mode {} does not replay writes to it", mode_name(to)),
+                           true);
     else
         st_.restarts->flag(server::other_side(after.serving),
                            fmt::format("the follower starts now ({}): keys written before are "
                                        "not on it",
-                                       mode_name(to)));
+                                       mode_name(to)),
+                           true);
 }
 
 std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool force) {

@@ -290,17 +290,16 @@ void restart_watch::synced(side target, std::uint64_t epoch_at_start) {
         on_change_();
 }
 
-void restart_watch::flag(side s, std::string_view reason) {
+void restart_watch::flag(side s, std::string_view reason, bool planned) {
     {
         std::lock_guard lock(mu_);
         needs_sync_[static_cast<int>(s)] = true;
         ++flags_[static_cast<int>(s)];  // a PROXY SYNC that began before does not clear it
     }
-    obs::log().error(
-        "proxy needs_sync target={} reason=\"{}\" note=\"run PROXY SYNC START PRUNE: the cut-over "
-        "to "
-        "it is refused until one completed\"",
-        side_name(s), reason);
+    obs::log().log(planned ? spdlog::level::warn : spdlog::level::err,
+                   "proxy needs_sync target={} reason=\"{}\" note=\"run PROXY SYNC START PRUNE: "
+                   "the cut-over to it is refused until one completed\"",
+                   side_name(s), reason);
 }
 
 std::string restart_watch::info_lines() const {

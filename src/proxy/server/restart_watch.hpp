@@ -54,7 +54,8 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
     void synced(side target, std::uint64_t epoch_at_start);
     // Side s must be copied again before it serves (a proxy that did not stop cleanly while
     // following, read from the state file; writes it did not follow).
-    void flag(side s, std::string_view reason);
+    // `planned`: a step of the runbook (a mode switch), logged as a warning, not an error.
+    void flag(side s, std::string_view reason, bool planned = false);
     // Called (outside the lock) whenever a needs-sync flag changes.
     void set_on_change(std::function<void()> f) { on_change_ = std::move(f); }
     // Lines for INFO proxy.
