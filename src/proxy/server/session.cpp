@@ -1413,7 +1413,14 @@ void session::cancel_blocking() {
     send_unblock(0);
 }
 
-void session::send_unblock(int attempt) {
+bool session::wake(bool error) {
+    if (!blocked_ || !blocking_conn_)
+        return false;
+    send_unblock(0, error);
+    return true;
+}
+
+void session::send_unblock(int attempt, bool error) {
     if (!blocked_ || !blocking_conn_)
         return;  // answered meanwhile
     const auto id = blocking_conn_->client_id();
@@ -1428,8 +1435,11 @@ void session::send_unblock(int attempt) {
     }
     std::string cmd;
     const auto id_text = std::to_string(id);
-    resp::append_command(cmd, {"CLIENT", "UNBLOCK", id_text});
-    auto again = [self = shared_from_this(), attempt](std::string_view reply) {
+    if (error)
+        resp::append_command(cmd, {"CLIENT", "UNBLOCK", id_text, "ERROR"});
+    else
+        resp::append_command(cmd, {"CLIENT", "UNBLOCK", id_text});
+    auto again = [self = shared_from_this(), attempt, error](std::string_view reply) {
         // :0 while the command is still unanswered: UNBLOCK travels on another connection and
         // overtook it (it is not blocked yet). Try again shortly; after about a second, close
         // its connection, which unblocks it for sure.
@@ -1442,9 +1452,9 @@ void session::send_unblock(int attempt) {
         }
         auto t =
             std::make_shared<asio::steady_timer>(self->w_.ioc(), std::chrono::milliseconds(20));
-        t->async_wait([self, attempt, t](std::error_code ec) {
+        t->async_wait([self, attempt, error, t](std::error_code ec) {
             if (!ec)
-                self->send_unblock(attempt + 1);
+                self->send_unblock(attempt + 1, error);
         });
     };
     u->send(cmd, std::make_shared<callback_sink>(std::move(again)), 0);

@@ -190,7 +190,11 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     void release_pin_if_unused();
     void after_reply(slot_ctx& ctx, std::string_view frame);
     void cancel_blocking();
-    void send_unblock(int attempt);
+    // CLIENT UNBLOCK on the backend for this client's blocked command (error: its ERROR form),
+    // tried again while the command has not reached the server yet.
+    void send_unblock(int attempt, bool error = false);
+    // CLIENT UNBLOCK of this client by another: false when it is not blocked upstream.
+    bool wake(bool error);
     void handle_wait(const command_class& c, side serving, std::span<const std::string_view> args,
                      std::string_view raw);
     void send_wait_when_due();
@@ -225,6 +229,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     // CLIENT LIST, CLIENT KILL, CLIENT INFO (session_clients.cpp).
     void client_list(std::span<const std::string_view> args);
     void client_kill(std::span<const std::string_view> args);
+    void client_unblock(std::span<const std::string_view> args);
     void client_info();
     // Runs visit(session, out) over every client of every worker, each on its worker's thread,
     // then answers this command with done(everything they appended).

@@ -304,4 +304,35 @@ void session::client_kill(std::span<const std::string_view> args) {
         });
 }
 
+// CLIENT UNBLOCK id [TIMEOUT|ERROR]: the proxy's client `id`, blocked, is woken as Redis would
+// wake it: its command's own connection gets CLIENT UNBLOCK on the backend, whose answer (the
+// timeout's, or -UNBLOCKED with ERROR) reaches the client. :1 when that client was blocked.
+void session::client_unblock(std::span<const std::string_view> args) {
+    if (args.size() != 3 && args.size() != 4)
+        return reply_error("ERR wrong number of arguments for 'client|unblock' command");
+    std::int64_t id = 0;
+    const auto text = args[2];
+    if (auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+        ec != std::errc{} || p != text.data() + text.size())
+        return reply_error("ERR value is not an integer or out of range");
+    bool error = false;
+    if (args.size() == 4) {
+        if (iequals(args[3], "error"))
+            error = true;
+        else if (!iequals(args[3], "timeout"))
+            return reply_error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+    }
+    if (id <= 0)
+        return reply(":0\r\n");  // no client has that id
+    const auto target = static_cast<std::uint64_t>(id);
+    across_clients(
+        [target, error](session& s, std::string& out) {
+            if (s.id() == target && s.wake(error))
+                out += 'x';
+        },
+        [](session&, std::string woken) {
+            return std::string(woken.empty() ? ":0\r\n" : ":1\r\n");
+        });
+}
+
 }  // namespace respite::proxy::server

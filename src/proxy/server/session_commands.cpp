@@ -178,8 +178,9 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
             return reply_ok();
         if (iequals(sub, "info"))
             return client_info();
-        // They show and close other users' connections: admin users only, when named.
-        if ((iequals(sub, "list") || iequals(sub, "kill")) && !is_admin())
+        // They show, close or wake other users' connections: admin users only, when named.
+        if ((iequals(sub, "list") || iequals(sub, "kill") || iequals(sub, "unblock")) &&
+            !is_admin())
             return reply_error("NOPERM this user has no permissions to run the 'client|" +
                                lower_copy(sub) + "' command (see --admin-user)");
         if (iequals(sub, "list"))
@@ -190,7 +191,7 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
             return client_kill(args);
         }
         if (iequals(sub, "unblock"))
-            return reply(":0\r\n");
+            return client_unblock(args);
         if (iequals(sub, "reply"))
             // Replies the server leaves out would desynchronise the pipelined upstream.
             return reply_error("ERR proxy: CLIENT REPLY is not supported through the proxy");

@@ -306,6 +306,40 @@ TEST_F(proxy_sessions, blocking_commands_block_without_stalling_others) {
     EXPECT_EQ(blocked.frame(), "+PONG\r\n");
 }
 
+// CLIENT UNBLOCK of a proxy client (by the id CLIENT ID gave it) wakes it as Redis does: with
+// the timeout's reply, or -UNBLOCKED with ERROR. It answered :0 and the client stayed blocked.
+TEST_F(proxy_sessions, client_unblock_wakes_a_blocked_client_like_redis) {
+    raw_conn blocked(proxy_->port());
+    const auto id_frame = blocked.call({"CLIENT", "ID"});
+    const auto id = id_frame.substr(1, id_frame.size() - 3);
+    raw_conn other(proxy_->port());
+    EXPECT_EQ(other.call({"CLIENT", "UNBLOCK", id}), ":0\r\n");  // not blocked
+    const auto wait_blocked = [&] {
+        return eventually([&] {
+            return primary_.cli({"INFO", "clients"}).find("blocked_clients:1") != std::string::npos;
+        });
+    };
+    blocked.command({"BLPOP", "q", "0"});
+    ASSERT_TRUE(wait_blocked());
+    EXPECT_EQ(other.call({"CLIENT", "UNBLOCK", id}), ":1\r\n");
+    EXPECT_EQ(blocked.frame(std::chrono::seconds(5)), "*-1\r\n");
+    blocked.command({"BLPOP", "q", "0"});
+    ASSERT_TRUE(wait_blocked());
+    EXPECT_EQ(other.call({"CLIENT", "UNBLOCK", id, "ERROR"}), ":1\r\n");
+    EXPECT_EQ(blocked.frame(std::chrono::seconds(5)),
+              "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n");
+    EXPECT_EQ(blocked.call({"PING"}), "+PONG\r\n");
+    // Redis's replies to bad arguments.
+    EXPECT_EQ(other.call({"CLIENT", "UNBLOCK", id, "FOO"}),
+              "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n");
+    EXPECT_EQ(other.call({"CLIENT", "UNBLOCK", "abc"}),
+              "-ERR value is not an integer or out of range\r\n");
+    EXPECT_EQ(other.call({"CLIENT", "UNBLOCK", "0"}), ":0\r\n");
+    EXPECT_EQ(other.call({"CLIENT", "UNBLOCK", "999999"}), ":0\r\n");
+    EXPECT_EQ(other.call({"CLIENT", "UNBLOCK"}),
+              "-ERR wrong number of arguments for 'client|unblock' command\r\n");
+}
+
 // WAIT counts the replicas that have this client's writes, as against Redis directly. The writes
 // travel over the proxy's shared connections and WAIT over a connection of its own, and Redis
 // waits for the offset of that connection's own last write: none, so a stopped replica counted.
