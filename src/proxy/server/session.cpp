@@ -874,6 +874,24 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
 
     if (c.kind == route::pinning) {
+        // REDIRECT names the client that gets the invalidations by its id: the proxy's id to the
+        // client, which the backend would match against its own connections (one of the
+        // proxy's), so the client's cache would never be invalidated.
+        bool redirect = false;
+        if (args.size() > 2 && iequals(name, "client") && iequals(args[1], "tracking"))
+            for (std::size_t i = 3; i < args.size(); ++i) {
+                if (iequals(args[i], "prefix"))
+                    ++i;  // its value may be any word
+                else if (iequals(args[i], "redirect"))
+                    redirect = true;
+            }
+        if (redirect) {
+            reply_error(
+                "ERR proxy: CLIENT TRACKING REDIRECT is not supported through the proxy (the id "
+                "would name a backend connection); use RESP3 (HELLO 3) tracking on the same "
+                "connection");
+            return true;
+        }
         if (pinned_ && pinned_node_) {
             // Pinned to one cluster node (WATCH): state that spans the keyspace (TRACKING,
             // MONITOR ...) would hold on that node only.

@@ -271,6 +271,19 @@ TEST_F(proxy_regressions, tracking_invalidations_reach_the_client) {
     EXPECT_EQ(c.frame(), ">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\ntk\r\n");
 }
 
+// REDIRECT names a client by the proxy's id, which the backend would match against one of the
+// proxy's own connections: the invalidations went there and the client's cache went stale.
+TEST_F(proxy_regressions, tracking_redirect_is_refused_with_a_clear_error) {
+    start(mode::primary_only);
+    raw_conn c(proxy_->port());
+    const auto refused = c.call({"CLIENT", "TRACKING", "ON", "REDIRECT", "3"});
+    EXPECT_EQ(refused.substr(0, 48), "-ERR proxy: CLIENT TRACKING REDIRECT is not supp") << refused;
+    // A prefix that happens to be the word is no REDIRECT option.
+    EXPECT_EQ(c.call({"HELLO", "3"}).substr(0, 2), "%7");
+    EXPECT_EQ(c.call({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "redirect"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
+}
+
 TEST_F(proxy_regressions, a_refused_subscription_answers_with_the_servers_error) {
     primary_.cli({"ACL", "SETUSER", "default", "resetchannels", "&allowed*"});
     start(mode::primary_only);
