@@ -226,7 +226,9 @@ std::string backend_wide_command(std::span<const std::string_view> args) {
     // Whole commands, and containers with the subcommands of theirs that count.
     static constexpr std::string_view whole[] = {"shutdown", "save", "failover", "replicaof",
                                                  "slaveof",  "sync", "psync"};
-    static constexpr std::string_view acl[] = {"setuser", "deluser", "load"};
+    // ACL LIST and GETUSER show the users' password hashes (the proxy's backend user's too).
+    static constexpr std::string_view acl[] = {"setuser", "deluser", "load",
+                                               "save",    "list",    "getuser"};
     static constexpr std::string_view client[] = {"pause", "unpause"};
     static constexpr std::string_view module[] = {"load", "loadex", "unload"};
     struct container {
@@ -237,8 +239,17 @@ std::string backend_wide_command(std::span<const std::string_view> args) {
         {"acl", acl}, {"client", client}, {"module", module}};
     // DEBUG's subcommands per key or about the protocol; DIGEST (the whole dataset) is not one.
     static constexpr std::string_view debug_safe[] = {"digest-value", "object", "protocol", "help"};
-    // CONFIG SET of where the backend listens: the proxy's own connections would lose it.
-    static constexpr std::string_view listen_params[] = {"port", "bind", "tls-port", "unixsocket"};
+    // CONFIG SET of where the backend listens, or of the limits that make it close or refuse
+    // connections: the proxy's own connections (shared by every client) would lose it.
+    static constexpr std::string_view listen_params[] = {"port",
+                                                         "bind",
+                                                         "tls-port",
+                                                         "unixsocket",
+                                                         "timeout",
+                                                         "maxclients",
+                                                         "client-output-buffer-limit",
+                                                         "client-query-buffer-limit",
+                                                         "proto-max-bulk-len"};
 
     if (args.empty() || args[0].size() < 3 || args[0].size() > 9)
         return {};  // most commands leave here or after a few length checks below
@@ -254,6 +265,8 @@ std::string backend_wide_command(std::span<const std::string_view> args) {
     }
     if (iequals(name, "debug"))  // without a subcommand: Redis answers the arity error
         return args.size() < 2 || !one_of(sub, debug_safe).empty() ? "" : "debug";
+    if (iequals(name, "config") && iequals(sub, "rewrite"))
+        return "config|rewrite";
     if (iequals(name, "config") && iequals(sub, "set"))
         for (std::size_t i = 2; i < args.size(); i += 2)
             if (const auto p = one_of(args[i], listen_params); !p.empty())

@@ -900,6 +900,14 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
                         "node (WATCH); run it before WATCH or after EXEC/UNWATCH");
             return true;
         }
+        // MONITOR shows every client's commands with their values: like CLIENT LIST, for the
+        // users named by --admin-user when there are some.
+        if (iequals(name, "monitor") && !is_admin()) {
+            reply_error(
+                "NOPERM this user has no permissions to run the 'monitor' command (see "
+                "--admin-user)");
+            return true;
+        }
         if (!pinned_ && iequals(name, "monitor") && st_.backend_cfg(serving).cluster) {
             monitor_cluster(serving, args);
             return true;

@@ -505,6 +505,18 @@ TEST_F(proxy_bad_input, commands_on_the_whole_backend_server_are_for_named_admin
     refused({"SLAVEOF", "NO", "ONE"}, "slaveof");
     refused({"FAILOVER"}, "failover");
     refused({"PSYNC", "?", "-1"}, "psync");
+    // Limits that would make the backend cut or refuse the proxy's own shared connections, and
+    // the users' password hashes (the proxy's backend user's too).
+    refused({"CONFIG", "SET", "client-output-buffer-limit", "normal 10000 0 0"},
+            "config|set client-output-buffer-limit");
+    refused({"CONFIG", "SET", "maxclients", "1"}, "config|set maxclients");
+    refused({"config", "set", "hz", "10", "TIMEOUT", "1"}, "config|set timeout");
+    refused({"CONFIG", "REWRITE"}, "config|rewrite");
+    refused({"ACL", "LIST"}, "acl|list");
+    refused({"ACL", "GETUSER", "default"}, "acl|getuser");
+    EXPECT_EQ(app.call({"CONFIG", "SET", "notify-keyspace-events", "KEA"}), "+OK\r\n");
+    // MONITOR shows every client's commands: admin users only, as CLIENT LIST.
+    EXPECT_EQ(app.call({"MONITOR"}).substr(0, 7), "-NOPERM");
     // The backend is up, not paused, still a master.
     EXPECT_EQ(primary_.cli({"PING"}), "PONG");
     EXPECT_NE(primary_.cli({"INFO", "replication"}).find("role:master"), std::string::npos);
@@ -522,6 +534,8 @@ TEST_F(proxy_bad_input, commands_on_the_whole_backend_server_are_for_named_admin
     EXPECT_EQ(ops.call({"AUTH", "ops", "opw"}), "+OK\r\n");
     EXPECT_EQ(ops.call({"DEBUG", "SLEEP", "0"}), "+OK\r\n");
     EXPECT_EQ(ops.call({"CLIENT", "UNPAUSE"}), "+OK\r\n");
+    EXPECT_EQ(ops.call({"ACL", "GETUSER", "nobody"}), "$-1\r\n");
+    EXPECT_EQ(ops.call({"MONITOR"}), "+OK\r\n");
     expect_serving("backend-wide commands", "pw");
 }
 
