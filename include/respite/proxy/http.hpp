@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -66,6 +67,9 @@ struct http_server_options {
     // Connections beyond this are accepted and closed at once, so a flood cannot exhaust the
     // process's descriptors or starve the admin thread.
     std::size_t max_connections = 256;
+    // Runs for each parsed request before routing: a response to send instead (a refusal), or
+    // nullopt to route it. On the server's thread; must not block.
+    std::function<std::optional<http_response>(const http_request&)> admit{};
 };
 
 class http_server {

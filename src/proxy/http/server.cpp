@@ -201,7 +201,11 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
             const auto& req = parser.request();
             const bool keep_alive = parser.keep_alive();
             http_response response;
-            const auto* chosen = choose(req, response);
+            const route_entry* chosen = nullptr;
+            if (auto refused = opts_.admit ? opts_.admit(req) : std::nullopt)
+                response = std::move(*refused);
+            else
+                chosen = choose(req, response);
             if (chosen != nullptr && chosen->blocking && pool_) {
                 response = co_await asio::co_spawn(
                     pool_->get_executor(),

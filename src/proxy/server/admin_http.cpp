@@ -1,8 +1,12 @@
 // The HTTP admin endpoint (see admin_http.hpp).
 #include "admin_http.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <future>
+
+#include <asio/ip/address.hpp>
 
 #include <respite/obs/log.hpp>
 #include <respite/obs/metrics.hpp>
@@ -21,7 +25,63 @@ http_response text(int status, std::string body) {
         r.body += '\n';
     return r;
 }
+
+// host[:port] or [v6]:port -> host (lower case).
+std::string host_of(std::string_view authority) {
+    if (!authority.empty() && authority.front() == '[') {
+        const auto end = authority.find(']');
+        return std::string(authority.substr(0, end == std::string_view::npos ? end : end + 1));
+    }
+    std::string h(authority.substr(0, authority.rfind(':')));
+    if (authority.find(':') != authority.rfind(':'))  // a bare v6 address
+        h = std::string(authority);
+    std::ranges::transform(h, h.begin(), [](unsigned char c) { return std::tolower(c); });
+    return h;
+}
+
+bool is_address(std::string_view host) {
+    if (!host.empty() && host.front() == '[')
+        return true;
+    std::error_code ec;
+    (void)asio::ip::make_address(std::string(host), ec);
+    return !ec;
+}
+
 }  // namespace
+
+std::optional<http_response> admin_http::admit(const http_request& req) const {
+    // What a web page in an operator's browser could do with this endpoint: a form POSTed from
+    // another site (Origin names that site) switched modes; a page whose name was re-pointed
+    // to 127.0.0.1 (DNS rebinding: Host names the attacker's site) could read keys' values in
+    // /divergences. Probes and scrapers (no Origin) may use any name for the health and
+    // metrics endpoints; everything else wants the endpoint's address, localhost or the
+    // configured --admin host in Host.
+    const auto host = host_of(req.header("host"));
+    const bool known_host =
+        host.empty() || is_address(host) || host == "localhost" || host == host_of(listen_host_);
+    if (const auto origin = req.header("origin"); !origin.empty()) {
+        const auto scheme = origin.find("://");
+        // The whole authority (host and port): a page on another port of the same host is
+        // another origin.
+        const auto lower = [](std::string_view s) {
+            std::string out(s);
+            std::ranges::transform(out, out.begin(),
+                                   [](unsigned char c) { return std::tolower(c); });
+            return out;
+        };
+        const auto from =
+            lower(scheme == std::string_view::npos ? origin : origin.substr(scheme + 3));
+        if (from != lower(req.header("host")) || !known_host)
+            return text(403, "cross-origin request refused (Origin " + std::string(origin) + ")");
+    }
+    const bool open_path =
+        req.path == "/metrics" || req.path == "/healthz" || req.path == "/readyz";
+    if (!known_host && !(open_path && (req.method == "GET" || req.method == "HEAD")))
+        return text(403, "Host " + std::string(req.header("host")) +
+                             " refused: use the admin endpoint's address, localhost or the "
+                             "--admin host name");
+    return std::nullopt;
+}
 
 admin_http::admin_http(shared_state& st, asio::io_context& ioc) : st_(st), ioc_(ioc) {}
 admin_http::~admin_http() {
@@ -31,7 +91,10 @@ admin_http::~admin_http() {
 std::expected<void, std::string> admin_http::start(const std::string& host, std::uint16_t port,
                                                    switch_fn switch_mode) {
     switch_ = std::move(switch_mode);
-    http_ = std::make_unique<http_server>(ioc_);
+    listen_host_ = host;
+    http_server_options opts;
+    opts.admit = [this](const http_request& req) { return admit(req); };
+    http_ = std::make_unique<http_server>(ioc_, opts);
     http_->route("GET", "/metrics", [this](const http_request&) {
         http_response r;
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -5,6 +5,7 @@
 #include <expected>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <asio/io_context.hpp>
@@ -30,10 +31,14 @@ class admin_http {
     [[nodiscard]] std::uint16_t port() const noexcept;
 
   private:
+    // Refuses requests a web page could forge (cross-origin, DNS rebinding); see the .cpp.
+    [[nodiscard]] std::optional<http_response> admit(const http_request& req) const;
+
     shared_state& st_;
     asio::io_context& ioc_;
     std::unique_ptr<http_server> http_;
     switch_fn switch_;
+    std::string listen_host_;  // --admin's host: a name allowed in Host
 };
 
 }  // namespace respite::proxy::server

@@ -128,10 +128,14 @@ class raw_conn {
 };
 
 // A minimal HTTP/1.1 exchange (Connection: close) returning "status body".
-inline std::string http(std::uint16_t port, std::string_view method, std::string_view target) {
+// `headers`: more header lines, each ending in CRLF ("Host: ..." replaces the default).
+inline std::string http(std::uint16_t port, std::string_view method, std::string_view target,
+                        std::string_view headers = {}) {
     raw_conn c(port);
-    c.send(std::string(method) + " " + std::string(target) +
-           " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    const bool own_host = headers.starts_with("Host:");
+    c.send(std::string(method) + " " + std::string(target) + " HTTP/1.1\r\n" +
+           (own_host ? "" : "Host: 127.0.0.1\r\n") + std::string(headers) +
+           "Connection: close\r\nContent-Length: 0\r\n\r\n");
     std::string all;
     char buf[4096];
     std::error_code ec;

@@ -111,6 +111,34 @@ TEST_F(proxy_modes, http_admin_reports_health_and_switches_mode) {
     EXPECT_EQ(http(port, "GET", "/nope").substr(0, 4), "404 ");
 }
 
+// What a web page in an operator's browser could make of the endpoint: a form POSTed from
+// another site switched the mode; a page whose name was re-pointed at the proxy (DNS rebinding)
+// read /status and /divergences. Probes and scrapers by any name keep working.
+TEST_F(proxy_modes, the_admin_endpoint_refuses_requests_a_web_page_could_forge) {
+    start(mode::dual_write);
+    const auto port = proxy_->admin_port();
+    const auto csrf =
+        http(port, "POST", "/mode?set=primary-only&force=1", "Origin: http://evil.example\r\n");
+    EXPECT_EQ(csrf.substr(0, 4), "403 ") << csrf;
+    EXPECT_EQ(proxy_->current_mode(), mode::dual_write);
+    const auto other_port = "Host: 127.0.0.1:" + std::to_string(port) +
+                            "\r\nOrigin: http://127.0.0.1:8080\r\n";  // another local site
+    EXPECT_EQ(http(port, "POST", "/mode?set=primary-only", other_port).substr(0, 4), "403 ");
+    const auto rebound = "Host: attacker.example:" + std::to_string(port) + "\r\n";
+    EXPECT_EQ(http(port, "GET", "/status", rebound).substr(0, 4), "403 ");
+    EXPECT_EQ(http(port, "GET", "/divergences", rebound).substr(0, 4), "403 ");
+    EXPECT_EQ(http(port, "POST", "/mode?set=primary-only", rebound).substr(0, 4), "403 ");
+    EXPECT_EQ(proxy_->current_mode(), mode::dual_write);
+    // A scraper or a probe may use a DNS name; the same origin and plain clients pass.
+    EXPECT_EQ(http(port, "GET", "/healthz", "Host: proxy.svc.cluster.local:9191\r\n"), "200 ok\n");
+    EXPECT_EQ(http(port, "GET", "/metrics", rebound).substr(0, 4), "200 ");
+    EXPECT_EQ(http(port, "GET", "/status", "Host: localhost\r\n").substr(0, 4), "200 ");
+    const auto same = "Host: 127.0.0.1:" + std::to_string(port) +
+                      "\r\nOrigin: http://127.0.0.1:" + std::to_string(port) + "\r\n";
+    EXPECT_EQ(http(port, "POST", "/mode?set=dual-write-shadow", same).substr(0, 4), "200 ");
+    EXPECT_EQ(proxy_->current_mode(), mode::dual_write_shadow);
+}
+
 TEST_F(proxy_modes, the_admin_endpoint_answers_while_a_switch_waits) {
     // A switch waits (up to --switch-timeout) for the follower; it ran on the thread that also
     // served the HTTP endpoint, so /healthz stalled with it (a liveness probe would kill the

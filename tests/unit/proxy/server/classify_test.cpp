@@ -282,6 +282,11 @@ TEST(proxy_classify, backend_wide_commands_are_named_and_the_rest_are_not) {
     EXPECT_EQ(named({"ACL", "SETUSER", "proxy", "off"}), "acl|setuser");
     EXPECT_EQ(named({"acl", "deluser", "proxy"}), "acl|deluser");
     EXPECT_EQ(named({"ACL", "LOAD"}), "acl|load");
+    EXPECT_EQ(named({"ACL", "LIST"}), "acl|list");
+    EXPECT_EQ(named({"acl", "getuser", "default"}), "acl|getuser");
+    EXPECT_EQ(named({"CONFIG", "SET", "client-output-buffer-limit", "normal 1 0 0"}),
+              "config|set client-output-buffer-limit");
+    EXPECT_EQ(named({"config", "rewrite"}), "config|rewrite");
     EXPECT_EQ(named({"MODULE", "LOAD", "/x.so"}), "module|load");
     EXPECT_EQ(named({"CONFIG", "SET", "port", "1"}), "config|set port");
     EXPECT_EQ(named({"CONFIG", "SET", "maxmemory", "1mb", "BIND", "0.0.0.0"}), "config|set bind");
@@ -291,7 +296,6 @@ TEST(proxy_classify, backend_wide_commands_are_named_and_the_rest_are_not) {
           {"CONFIG", "SET", "maxmemory", "1mb"},
           {"CONFIG", "GET", "port"},
           {"ACL", "WHOAMI"},
-          {"ACL", "LIST"},
           {"CLUSTER", "INFO"},
           {"CLUSTER", "RESET"},  // answered by the proxy
           {"CLUSTER", "SLOTS"},
