@@ -135,7 +135,7 @@ proxy_command_result run_proxy_command(shared_state& st, std::span<const std::st
         double p = -1;
         const auto s = args[3];
         auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), p);
-        if (ec != std::errc() || ptr != s.data() + s.size() || p < 0 || p > 100) {
+        if (ec != std::errc() || ptr != s.data() + s.size() || !(p >= 0 && p <= 100)) {  // nan too
             r.reply = error("ERR percent must be a number from 0 to 100");
             return r;
         }

@@ -1,6 +1,7 @@
 // Command-line flags and the config file (same names) for respite-proxy.
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <optional>
 #include <sstream>
 
@@ -325,6 +326,21 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     } else if (!split_address(admin, cfg.admin_host, cfg.admin_port)) {
         return std::unexpected(config_error{"--admin: expected host:port, got '" + admin + "'"});
     }
+    // CLI's number checks let "nan" and "inf" through, and a huge value overflowed the
+    // conversion (undefined: --idle-timeout 1e17 closed every client at once).
+    const std::pair<const char*, double> durations[] = {
+        {"idle-timeout", idle_timeout},           {"backend-timeout", backend_timeout},
+        {"shadow-timeout", shadow_timeout},       {"ttl-tolerance", ttl_tolerance},
+        {"pubsub-compare-window", pubsub_window}, {"replay-rejected-retry", rejected_retry},
+        {"shutdown-delay", shutdown_delay},       {"shutdown-timeout", shutdown_timeout},
+        {"switch-timeout", switch_timeout},       {"restart-check-interval", restart_check}};
+    for (const auto& [flag, value] : durations)
+        if (!std::isfinite(value) || value < 0 || value > 1e9)
+            return std::unexpected(config_error{std::string("--") + flag +
+                                                ": expected seconds from 0 to 1000000000, got " +
+                                                std::to_string(value)});
+    if (!(cfg.shadow_percent >= 0 && cfg.shadow_percent <= 100))
+        return std::unexpected(config_error{"--shadow-percent: expected a number from 0 to 100"});
     auto secs = [](double s) {
         return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
     };

@@ -76,10 +76,17 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
             return reply_error(wrong_args(name));
         if (args.size() > 3)
             return reply_error("ERR syntax error");
-        if (st_.cfg.users.empty())
-            return reply_error(
-                "ERR AUTH <password> called without any password configured for "
-                "the default user. Are you sure your configuration is correct?");
+        if (st_.cfg.users.empty()) {
+            // As Redis without a password: the default user takes any password when named;
+            // other users do not exist.
+            if (args.size() == 2)
+                return reply_error(
+                    "ERR AUTH <password> called without any password configured for "
+                    "the default user. Are you sure your configuration is correct?");
+            if (args[1] != "default")
+                return reply_error("WRONGPASS invalid username-password pair or user is disabled.");
+            return reply_ok();
+        }
         const bool ok =
             args.size() == 2 ? handle_auth("default", args[1]) : handle_auth(args[1], args[2]);
         if (!ok)

@@ -373,6 +373,23 @@ TEST_F(proxy_bad_input, auth_is_required_and_answered_like_redis) {
     expect_serving("AUTH failures", "pw");
 }
 
+// Without a password, AUTH answers as Redis does: clients configured with user "default" and
+// some password connect (they got the no-password error for the two-argument form too).
+TEST_F(proxy_bad_input, auth_without_a_password_answers_like_redis) {
+    start_primary_only();
+    raw_conn proxy(proxy_->port());
+    raw_conn redis(primary_.port());
+    for (const auto& cmd : std::vector<std::vector<std::string_view>>{{"AUTH", "x"},
+                                                                      {"AUTH", "default", "x"},
+                                                                      {"AUTH", "bob", "x"},
+                                                                      {"AUTH", "a", "b", "c"}}) {
+        redis.command(cmd);
+        proxy.command(cmd);
+        EXPECT_EQ(proxy.frame(), redis.frame()) << cmd[1];
+    }
+    EXPECT_EQ(proxy.call({"PING"}), "+PONG\r\n");
+}
+
 TEST_F(proxy_bad_input, config_keeps_the_backends_credentials_behind_the_proxy) {
     // CONFIG GET requirepass / masterauth through the proxy returned the backend's secrets, and
     // CONFIG SET requirepass would lock the proxy out of its own backend.

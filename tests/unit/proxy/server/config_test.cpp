@@ -163,6 +163,11 @@ TEST(proxy_config_parse, mistakes_get_clear_errors) {
     expect_error({"--secondary", "h:1", "--repair-rate", "fast"}, "repair-rate");
     expect_error({"--secondary", "h:1", "--verify-chunk-elements", "0"}, "verify-chunk-elements");
     expect_error({"--secondary", "h:1", "--verify-chunk-bytes", "0"}, "verify-chunk-bytes");
+    // CLI's number checks let nan and inf through; a huge value overflowed the conversion.
+    expect_error({"--secondary", "h:1", "--idle-timeout", "nan"}, "--idle-timeout: expected");
+    expect_error({"--secondary", "h:1", "--idle-timeout", "1e17"}, "--idle-timeout: expected");
+    expect_error({"--secondary", "h:1", "--switch-timeout", "inf"}, "--switch-timeout");
+    expect_error({"--secondary", "h:1", "--shadow-percent", "nan"}, "--shadow-percent");
     expect_error({"--secondary", "h:1", "--verify-chunk-bytes", "1073741824"},
                  "verify-chunk-bytes");
     expect_error({"--secondary", "h:1", "--tls-client-ca", "ca.pem"}, "--tls-client-ca needs");
