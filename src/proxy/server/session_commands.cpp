@@ -109,7 +109,7 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
             return reply_ok();
         }
         if (*db < 0 || *db > 1'000'000)
-            return reply_error("ERR value is not an integer or out of range");
+            return reply_error("ERR DB index is out of range");
         const int configured = st_.backend_cfg(serving).connection.database;
         if (*db == configured && !pinned_) {
             db_ = static_cast<int>(*db);
@@ -162,6 +162,10 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         if (args.size() < 2)
             return reply_error(wrong_args(name));
         const auto sub = args[1];
+        if ((iequals(sub, "id") || iequals(sub, "getname") || iequals(sub, "info")) &&
+            args.size() != 2)
+            return reply_error("ERR wrong number of arguments for 'client|" + lower_copy(sub) +
+                               "' command");
         if (iequals(sub, "id")) {
             resp::append_integer(out, static_cast<std::int64_t>(id_));
             return reply(out);

@@ -388,6 +388,24 @@ TEST_F(proxy_bad_input, auth_without_a_password_answers_like_redis) {
         EXPECT_EQ(proxy.frame(), redis.frame()) << cmd[1];
     }
     EXPECT_EQ(proxy.call({"PING"}), "+PONG\r\n");
+    // Arity and range errors of the commands the proxy answers itself, as the server's.
+    for (const auto& cmd : std::vector<std::vector<std::string_view>>{{"CLIENT", "ID", "x"},
+                                                                      {"CLIENT", "GETNAME", "x"},
+                                                                      {"CLIENT", "INFO", "x"},
+                                                                      {"SELECT", "-1"},
+                                                                      {"SELECT", "x"}}) {
+        redis.command(cmd);
+        proxy.command(cmd);
+        EXPECT_EQ(proxy.frame(), redis.frame()) << cmd[0] << " " << cmd[1];
+    }
+}
+
+// RESET is one of the commands Redis runs before AUTH.
+TEST_F(proxy_bad_input, reset_needs_no_auth) {
+    start_primary_only([](proxy::proxy_config& cfg) { cfg.users = {{"default", "pw"}}; });
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"RESET"}), "+RESET\r\n");
+    EXPECT_EQ(c.call({"GET", "k"}).substr(0, 7), "-NOAUTH");
 }
 
 TEST_F(proxy_bad_input, config_keeps_the_backends_credentials_behind_the_proxy) {
