@@ -656,11 +656,13 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
             end_blocking();
             follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_,
                          c.merge);
-            st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             if (closed_) {
-                // The client left while blocked and the pop happened anyway: put it back.
+                // The client left while blocked and the pop happened anyway: put it back. The
+                // put-back counts in flight before the pop stops counting, so a switch's drain
+                // never sees zero in between (it would flip, and the put-back go to the old side).
                 push_back_popped(w_, c.serving, c.args, frame, proto_);
             }
+            st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             break;
         }
         case ctx_kind::exec:
@@ -860,12 +862,14 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
             break;
     }
 
-    const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
-    const side serving = pinned_ ? pinned_side_ : plan.serving;
-
+    // The pause before the mode: a switch stores the new mode before it lifts the pause, so a
+    // write that saw no pause reads the mode the drain waited for (the switch's barrier on
+    // every worker keeps this handler whole either way).
     if ((c.kind == route::write || c.kind == route::blocking) &&
         st_.writes_paused.load(std::memory_order_acquire))
         return hold_for_switch();
+    const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
+    const side serving = pinned_ ? pinned_side_ : plan.serving;
     // SELECTed before writes began to be replayed: the follower replays into its configured
     // database only, so this connection's writes would land in the wrong database there.
     if (other_db_ && (c.kind == route::write || c.kind == route::blocking) &&
