@@ -296,9 +296,12 @@ void session::process() {
         if (r.error) {
             st_.protocol_errors->inc();
             std::string msg = "ERR Protocol error: ";
-            if (!authenticated_ && (r.error == resp::error::bulk_too_large ||
-                                    r.error == resp::error::aggregate_too_large ||
-                                    r.error == resp::error::line_too_long))
+            // Redis's words for the limits before AUTH (at most 10 arguments of 16 KiB).
+            if (!authenticated_ && r.error == resp::error::aggregate_too_large)
+                msg += "unauthenticated multibulk length";
+            else if (!authenticated_ && r.error == resp::error::bulk_too_large)
+                msg += "unauthenticated bulk length";
+            else if (!authenticated_ && r.error == resp::error::line_too_long)
                 msg += "unauthenticated request too large (AUTH first)";
             else
                 msg += r.reason.empty() ? std::string_view("invalid request") : r.reason;
