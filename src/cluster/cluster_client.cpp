@@ -523,6 +523,11 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
                 request_refresh();
                 [[fallthrough]];
             case server_error_kind::tryagain:
+                if (se->kind() == server_error_kind::tryagain && !cfg_.retry_tryagain) {
+                    finish(op, std::move(v));
+                    return;
+                }
+                [[fallthrough]];
             case server_error_kind::loading:
                 op->last_error_reply = std::move(v);
                 retry_later(op);
@@ -842,22 +847,30 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
                     self->run_transaction(tx);
                     return;
                 }
-                if (se->kind() == server_error_kind::ask ||
-                    se->kind() == server_error_kind::tryagain ||
-                    se->kind() == server_error_kind::clusterdown ||
+                const bool migrating = se->kind() == server_error_kind::ask ||
+                                       se->kind() == server_error_kind::tryagain;
+                if (migrating && !self->cfg_.retry_tryagain) {
+                    // As the node's EXECABORT: the transaction did not run.
+                    tx->cb(std::unexpected(make_error_code(error::server_error)));
+                    return;
+                }
+                if (migrating || se->kind() == server_error_kind::clusterdown ||
                     se->kind() == server_error_kind::loading) {
                     // The slot is moving: wait for the migration to finish, then retry.
                     self->retry_transaction(tx, std::move(replies[i]));
                     return;
                 }
-                tx->cb(std::vector<resp::value>{std::move(replies[i])});  // EXECABORT reason
+                // Refused while queued (OOM, NOPERM, READONLY ...): the node discarded it with
+                // EXECABORT. Not an EXEC reply: a one-element array would read as one.
+                obs::log().debug("cluster_transaction_refused reason=\"{}\"", replies[i].str());
+                tx->cb(std::unexpected(make_error_code(error::server_error)));
                 return;
             }
             auto& exec_reply = replies[n + 1];
             if (exec_reply.is_null()) {
                 tx->cb(std::unexpected(make_error_code(error::transaction_aborted)));
             } else if (exec_reply.is_error()) {
-                tx->cb(std::vector<resp::value>{std::move(exec_reply)});
+                tx->cb(std::unexpected(make_error_code(error::server_error)));
             } else {
                 tx->cb(std::move(exec_reply.elements()));
             }
@@ -873,7 +886,8 @@ class cluster_core : public std::enable_shared_from_this<cluster_core> {
         auto delay = retry_delay(tx->attempts++);
         if (clock::now() + delay >= tx->deadline) {
             if (last) {
-                tx->cb(std::vector<resp::value>{std::move(*last)});
+                obs::log().debug("cluster_transaction_retries_exhausted last=\"{}\"", last->str());
+                tx->cb(std::unexpected(make_error_code(error::server_error)));
             } else {
                 tx->cb(std::unexpected(make_error_code(cluster_error::retries_exhausted)));
             }

@@ -42,6 +42,12 @@ struct cluster_config {
     // at the command's deadline.
     std::chrono::milliseconds retry_initial = std::chrono::milliseconds(10);
     std::chrono::milliseconds retry_max = std::chrono::milliseconds(500);
+    // TRYAGAIN (a multi-key command whose keys a slot migration has split) and, in a
+    // transaction, ASK are retried after the backoff until the migration ends: commands sent
+    // later to the same slot may run first. false: the TRYAGAIN reply is the command's reply
+    // (a transaction fails with client::error::server_error, as an EXECABORT), for callers that
+    // must keep their commands in order (a proxy).
+    bool retry_tryagain = true;
 };
 
 enum class cluster_error {
@@ -86,6 +92,9 @@ class cluster_client {
     }
 
     // MULTI/EXEC pinned to the one slot all keys share (CROSSSLOT otherwise, before sending).
+    // The EXEC array's elements; client::error::server_error when the node refused the
+    // transaction (a command refused while queued: EXECABORT), transaction_aborted when a
+    // WATCHed key changed.
     template <class Token>
     auto async_transaction(request req, Token&& token) {
         return client::detail::initiate<std::vector<resp::value>>(
@@ -130,23 +139,26 @@ class cluster_client {
     template <class Token>
     auto async_subscribe(client::subscription_kind k, std::vector<std::string> names,
                          Token&& token) {
-        return client::detail::initiate<void>(
-            std::forward<Token>(token), executor(), [this, k, n = std::move(names)](auto cb) mutable {
-                subscription(k, true, std::move(n), std::move(cb));
-            });
+        return client::detail::initiate<void>(std::forward<Token>(token), executor(),
+                                              [this, k, n = std::move(names)](auto cb) mutable {
+                                                  subscription(k, true, std::move(n),
+                                                               std::move(cb));
+                                              });
     }
     template <class Token>
     auto async_unsubscribe(client::subscription_kind k, std::vector<std::string> names,
                            Token&& token) {
-        return client::detail::initiate<void>(
-            std::forward<Token>(token), executor(), [this, k, n = std::move(names)](auto cb) mutable {
-                subscription(k, false, std::move(n), std::move(cb));
-            });
+        return client::detail::initiate<void>(std::forward<Token>(token), executor(),
+                                              [this, k, n = std::move(names)](auto cb) mutable {
+                                                  subscription(k, false, std::move(n),
+                                                               std::move(cb));
+                                              });
     }
     template <class Token>
     auto async_receive(Token&& token) {
         return client::detail::initiate<client::message>(
-            std::forward<Token>(token), executor(), [this](auto cb) mutable { receive(std::move(cb)); });
+            std::forward<Token>(token), executor(),
+            [this](auto cb) mutable { receive(std::move(cb)); });
     }
     void set_message_handler(std::function<void(const client::message&)> handler);
 

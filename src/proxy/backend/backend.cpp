@@ -181,6 +181,8 @@ cluster::cluster_config cluster_config_of(const backend_config& cfg) {
     c.seeds.push_back(cluster::node_address{cfg.connection.host, cfg.connection.port});
     c.seeds.insert(c.seeds.end(), cfg.more_seeds.begin(), cfg.more_seeds.end());
     c.connection = cfg.connection;
+    // A client's commands must stay in order: a retried TRYAGAIN let later ones run first.
+    c.retry_tryagain = false;
     return c;
 }
 client::client_config client_config_of(const backend_config& cfg) {

@@ -143,6 +143,9 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
             k.seeds.push_back({bc.connection.host, bc.connection.port});
             k.seeds.insert(k.seeds.end(), bc.more_seeds.begin(), bc.more_seeds.end());
             k.connection = cc.connection;
+            // In order: a retried TRYAGAIN let the lane's later writes of the key land first
+            // (a silent divergence). Refused, the write turns its keys dirty and is copied.
+            k.retry_tryagain = false;
             return make_cluster_backend(ioc, side_name(target), std::move(k));
         }
         return make_standalone_backend(ioc, side_name(target), std::move(cc));

@@ -309,6 +309,37 @@ TEST_F(cluster_migration, multi_key_command_during_migration_retries_tryagain) {
         EXPECT_EQ((*v)[i].str(), keys[i]);
 }
 
+// retry_tryagain = false (the proxy's setting): TRYAGAIN is the command's reply at once, and a
+// transaction on the migrating slot fails as EXECABORT (server_error), so a later write of the
+// same key cannot run before a retried one. Retried, MSET a b then SET b left b = the MSET's.
+TEST_F(cluster_migration, without_tryagain_retries_commands_keep_their_order) {
+    auto cfg = cluster_config_for(*cluster_);
+    cfg.retry_tryagain = false;
+    cluster::cluster_client c(cfg);
+    ASSERT_TRUE(get(c.async_command(cmd("SET", "{ordered}:a", "0"), asio::use_future)));
+    ASSERT_TRUE(get(c.async_command(cmd("SET", "{ordered}:b", "0"), asio::use_future)));
+    const auto slot = cluster::hash_slot("ordered");
+    cluster_->begin_migration(slot, cluster_->another_master(cluster_->master_of_slot(slot)));
+    cluster_->migrate_keys(slot, 1);  // one of the two keys moves
+    auto mset = get(c.async_command(cmd("MSET", "{ordered}:a", "mset", "{ordered}:b", "mset"),
+                                    asio::use_future));
+    ASSERT_TRUE(mset) << mset.error().message();
+    ASSERT_TRUE(mset->is_error());
+    EXPECT_EQ(mset->str().substr(0, 8), "TRYAGAIN") << mset->str();
+    client::request tx;
+    tx.push("SET", "{ordered}:a", "tx").push("SET", "{ordered}:b", "tx");
+    auto t = get(c.async_transaction(std::move(tx), asio::use_future));
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.error(), client::error::server_error);
+    ASSERT_TRUE(get(c.async_command(cmd("SET", "{ordered}:b", "final"), asio::use_future)));
+    while (cluster_->migrate_keys(slot, 100) > 0) {
+    }
+    cluster_->finish_migration(slot);
+    auto b = get(c.async_command(cmd("GET", "{ordered}:b"), asio::use_future));
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->str(), "final");
+}
+
 TEST_F(cluster_basic, connection_state_commands_never_touch_shared_connections) {
     cluster::cluster_client c(cluster_config_for(*cluster_));
     // CLIENT runs on a dedicated connection: the shared ones keep their replies in order.
