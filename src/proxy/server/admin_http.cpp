@@ -1,8 +1,6 @@
 // The HTTP admin endpoint (see admin_http.hpp).
 #include "admin_http.hpp"
 
-#include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <future>
 
@@ -13,6 +11,7 @@
 #include <respite/proxy/divergence.hpp>
 
 #include "sync.hpp"
+#include "text.hpp"
 
 namespace respite::proxy::server {
 
@@ -32,11 +31,9 @@ std::string host_of(std::string_view authority) {
         const auto end = authority.find(']');
         return std::string(authority.substr(0, end == std::string_view::npos ? end : end + 1));
     }
-    std::string h(authority.substr(0, authority.rfind(':')));
     if (authority.find(':') != authority.rfind(':'))  // a bare v6 address
-        h = std::string(authority);
-    std::ranges::transform(h, h.begin(), [](unsigned char c) { return std::tolower(c); });
-    return h;
+        return lower_copy(authority);
+    return lower_copy(authority.substr(0, authority.rfind(':')));
 }
 
 bool is_address(std::string_view host) {
@@ -63,15 +60,9 @@ std::optional<http_response> admin_http::admit(const http_request& req) const {
         const auto scheme = origin.find("://");
         // The whole authority (host and port): a page on another port of the same host is
         // another origin.
-        const auto lower = [](std::string_view s) {
-            std::string out(s);
-            std::ranges::transform(out, out.begin(),
-                                   [](unsigned char c) { return std::tolower(c); });
-            return out;
-        };
         const auto from =
-            lower(scheme == std::string_view::npos ? origin : origin.substr(scheme + 3));
-        if (from != lower(req.header("host")) || !known_host)
+            lower_copy(scheme == std::string_view::npos ? origin : origin.substr(scheme + 3));
+        if (from != lower_copy(req.header("host")) || !known_host)
             return text(403, "cross-origin request refused (Origin " + std::string(origin) + ")");
     }
     const bool open_path =
