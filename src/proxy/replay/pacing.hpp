@@ -1,5 +1,5 @@
-// Small pacing helpers of the replayer: the repair token bucket, rate-limited logging, the
-// repair batch's size, a copy's TTL and the longest argument of a command.
+// Small pacing helpers of the replayer: the repair token bucket, the repair batch's size, a
+// copy's TTL and the longest argument of a command.
 #pragma once
 
 #include <algorithm>
@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <string_view>
+
+#include <respite/obs/log_limiter.hpp>
 
 namespace respite::proxy::replay {
 
@@ -60,30 +62,8 @@ class token_bucket {
     steady::time_point last_;
 };
 
-// At most one log line per period; counts what it suppressed. Thread-safe.
-class log_limiter {
-  public:
-    explicit log_limiter(std::chrono::milliseconds period) : period_(period) {}
-
-    // True when a line may be logged now; `suppressed` gets the count skipped since the last.
-    bool allow(std::uint64_t& suppressed) noexcept {
-        const auto now = steady::now().time_since_epoch().count();
-        auto last = last_.load(std::memory_order_relaxed);
-        const auto period = std::chrono::duration_cast<steady::duration>(period_).count();
-        if ((last != 0 && now - last < period) ||
-            !last_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
-            skipped_.fetch_add(1, std::memory_order_relaxed);
-            return false;
-        }
-        suppressed = skipped_.exchange(0, std::memory_order_relaxed);
-        return true;
-    }
-
-  private:
-    std::chrono::milliseconds period_;
-    std::atomic<steady::rep> last_{0};
-    std::atomic<std::uint64_t> skipped_{0};
-};
+// Rate-limited logging: obs::log_limiter (shared with the server's workers).
+using obs::log_limiter;
 
 // The TTL argument of the RESTORE that copies a key whose PTTL read `pttl` (not -2: gone).
 // -1 (no expiry) is 0; a key alive in its last millisecond reads 0, and RESTORE 0 would make it

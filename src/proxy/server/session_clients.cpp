@@ -21,6 +21,7 @@
 
 #include "frames.hpp"
 #include "session.hpp"
+#include "text.hpp"
 
 namespace respite::proxy::server {
 
@@ -309,7 +310,7 @@ void session::client_kill(std::span<const std::string_view> args) {
 // timeout's, or -UNBLOCKED with ERROR) reaches the client. :1 when that client was blocked.
 void session::client_unblock(std::span<const std::string_view> args) {
     if (args.size() != 3 && args.size() != 4)
-        return reply_error("ERR wrong number of arguments for 'client|unblock' command");
+        return reply_error(wrong_args("client|unblock"));
     std::int64_t id = 0;
     const auto text = args[2];
     if (auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), id);

@@ -29,10 +29,6 @@ namespace {
 
 using client::iequals;
 
-std::string wrong_args(std::string_view name) {
-    return "ERR wrong number of arguments for '" + lower_copy(name) + "' command";
-}
-
 resp::protocol proto_of(int p) {
     return p == 3 ? resp::protocol::resp3 : resp::protocol::resp2;
 }
@@ -162,10 +158,8 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         if (args.size() < 2)
             return reply_error(wrong_args(name));
         const auto sub = args[1];
-        if ((iequals(sub, "id") || iequals(sub, "getname") || iequals(sub, "info")) &&
-            args.size() != 2)
-            return reply_error("ERR wrong number of arguments for 'client|" + lower_copy(sub) +
-                               "' command");
+        if (any_of(sub, {"id", "getname", "info"}) && args.size() != 2)
+            return reply_error(wrong_args("client|" + std::string(sub)));
         if (iequals(sub, "id")) {
             resp::append_integer(out, static_cast<std::int64_t>(id_));
             return reply(out);
@@ -190,8 +184,7 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
         if (iequals(sub, "info"))
             return client_info();
         // They show, close or wake other users' connections: admin users only, when named.
-        if ((iequals(sub, "list") || iequals(sub, "kill") || iequals(sub, "unblock")) &&
-            !is_admin())
+        if (any_of(sub, {"list", "kill", "unblock"}) && !is_admin())
             return reply_error("NOPERM this user has no permissions to run the 'client|" +
                                lower_copy(sub) + "' command (see --admin-user)");
         if (iequals(sub, "list"))

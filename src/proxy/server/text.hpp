@@ -28,6 +28,11 @@ inline std::string lower_copy(std::string_view s) {
     return r;
 }
 
+// Redis's arity error for the command (or "container|subcommand") `name`.
+inline std::string wrong_args(std::string_view name) {
+    return "ERR wrong number of arguments for '" + lower_copy(name) + "' command";
+}
+
 // A whole decimal integer, or nullopt.
 inline std::optional<std::int64_t> to_int(std::string_view s) {
     std::int64_t v = 0;

@@ -321,17 +321,12 @@ void worker::accept_loop(std::shared_ptr<Acceptor> acc) {
 template <class Acceptor>
 void worker::accept_failed(std::shared_ptr<Acceptor> acc, std::error_code ec) {
     st_.accept_errors->inc();
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= accept_log_at_) {
+    if (std::uint64_t suppressed = 0; accept_log_.allow(suppressed))
         obs::log().warn("proxy accept_failed error=\"{}\" suppressed={}{}", ec.message(),
-                        std::exchange(accept_log_suppressed_, 0),
+                        suppressed,
                         ec == asio::error::no_descriptors
                             ? " (out of file descriptors: raise ulimit -n, or lower --max-clients)"
                             : "");
-        accept_log_at_ = now + std::chrono::seconds(1);
-    } else {
-        ++accept_log_suppressed_;
-    }
     const bool out_of_resources =
         ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
         ec == asio::error::no_memory || ec == std::errc::too_many_files_open_in_system;

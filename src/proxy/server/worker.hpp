@@ -19,6 +19,7 @@
 
 #include <respite/cluster/slot_map.hpp>
 #include <respite/commands/command_table.hpp>
+#include <respite/obs/log_limiter.hpp>
 #include <respite/obs/metrics.hpp>
 #include <respite/proxy/proxy.hpp>
 #include <respite/proxy/script_bodies.hpp>
@@ -235,8 +236,7 @@ class worker {
     asio::io_context ioc_;
     std::thread thread_;
     std::shared_ptr<asio::ip::tcp::acceptor> tcp_acceptor_;
-    std::chrono::steady_clock::time_point accept_log_at_{};  // accept_failed's next log line
-    std::uint64_t accept_log_suppressed_ = 0;
+    obs::log_limiter accept_log_{std::chrono::seconds(1)};  // accept_failed's log lines
     std::shared_ptr<asio::local::stream_protocol::acceptor> unix_acceptor_;
     std::size_t next_shared_ = 0;
     std::vector<std::shared_ptr<upstream>> shared_pool_[2][2];  // [side][protocol 2/3]
