@@ -263,7 +263,11 @@ struct parser::state {
                 if (!detail::parse_double(c, d)) {
                     return error::invalid_double;
                 }
-                return complete_scalar(value::double_(d), done);
+                // The server's own digits: a proxy writes them back as they came (Redis prints
+                // 1.1 as 1.1000000000000001, which the shortest form would not give).
+                auto v = value::double_(d);
+                v.str().assign(c);
+                return complete_scalar(std::move(v), done);
             }
             case '#':
                 if (!detail::is_boolean(c)) {

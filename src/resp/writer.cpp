@@ -200,6 +200,14 @@ void append_value(std::string& out, const value& v, protocol p) {
             }
             return;
         case type::double_:
+            if (!v.str().empty()) {  // as the server wrote it (parsed)
+                if (resp3) {
+                    append_line(out, ',', v.str());
+                } else {
+                    append_blob(out, '$', v.str());
+                }
+                return;
+            }
             append_double(out, v.double_value(), p);
             return;
         case type::boolean:

@@ -87,6 +87,10 @@ struct proxy_config {
     // A key whose copy the follower refused (OOM, unknown DUMP format ...) is tried again this
     // often; a switch to that side is refused while any remain (FORCE overrides).
     std::chrono::milliseconds replay_rejected_retry = std::chrono::seconds(30);
+    // A dirty key busy this long (written without a pause) is copied while new writes to it
+    // wait, at most repair_fence_max (0: never; such a key then waits for a quiet moment).
+    std::chrono::milliseconds repair_fence_after = std::chrono::seconds(1);
+    std::chrono::milliseconds repair_fence_max = std::chrono::milliseconds(100);
     bool copy_scripts = false;  // scripts: copy their KEYS instead of replaying them
     // PROXY VERIFY: a hash, list, set, sorted set or stream with more elements than this is
     // compared in chunks of this many elements instead of being read whole.

@@ -63,6 +63,12 @@ struct replayer_config {
     // How often the target's proto-max-bulk-len is read again (also at start and when a lane
     // comes back): a write or copy with a longer argument fails as refused, unsent.
     std::chrono::milliseconds limits_check_interval = 10s;
+    // A dirty key whose stripe stays busy this long (written by clients without a pause, or
+    // behind a long queue) is copied under a fence: writes that would begin on its stripe wait
+    // (fenced()) until those in flight have ended and its DUMP is read, for `fence_max` at
+    // most. Without it a key written continuously is never copied. 0: never fence.
+    std::chrono::milliseconds fence_after = 1s;
+    std::chrono::milliseconds fence_max = 100ms;
     // The target is a Redis Cluster: renamed merges (merge_hint) stay within one hash slot.
     bool cluster_target = false;
     // Called on the replayer's thread when the target answers a write or a repair copy with an
@@ -114,6 +120,11 @@ class replayer {
     // merge: how it may join the next writes of its lane (see merge_hint).
     void submit_command(std::string_view command, std::span<const std::string_view> keys,
                         bool global = false, merge_hint merge = {});
+    // A dirty key of the stripe is being copied under a fence (see fence_after): a write to
+    // `keys` must wait (the caller holds it and asks again) before begin_write(). One relaxed
+    // load when no fence is up; fenced() is only worth calling when fence_up().
+    [[nodiscard]] bool fence_up() const noexcept;
+    [[nodiscard]] bool fenced(std::span<const std::string_view> keys) const noexcept;
     // The primary write failed: the in-flight marks end; outcome_unknown (connection lost after
     // the write was sent) -> the keys are dirty (global: full resync needed).
     void abandon(std::span<const std::string_view> begun_keys, bool outcome_unknown,
@@ -134,6 +145,11 @@ class replayer {
     // answered without error on the follower), so the keys of each such write are copied once
     // more after it is applied. MSET, DEL and UNLINK read nothing and are left alone.
     void set_copying(bool on) noexcept;
+    // Marks the keys dirty now (recorded or being copied); dirty_at_mark() counts those of them
+    // not copied since. A key copied and dirty again after the mark does not count: PROXY SYNC
+    // ends when its keys were copied once, while hot keys keep turning dirty.
+    void set_dirty_mark();
+    [[nodiscard]] std::size_t dirty_at_mark() const;
     // While paused, no key is copied from the primary: dirty and rejected keys are kept (and
     // still recorded), copies read or queued but not yet sent go back to the dirty set. For a
     // primary that no longer serves (a forced cut-over left keys unrepaired): its values may be
@@ -168,6 +184,8 @@ class replayer {
         std::uint64_t dropped_to_dirty = 0;    // items not replayed (budget, lane down, transport)
         std::uint64_t abandoned = 0;           // items pending at shutdown
         std::uint64_t lane_failures = 0;       // lanes gone down (connection lost, timeout)
+        std::uint64_t fenced_copies = 0;       // copies read while writes to their stripe waited
+        std::uint64_t fence_timeouts = 0;      // fences lifted after fence_max without a copy
         std::uint64_t target_bulk_limit = 0;   // the target's proto-max-bulk-len (0: unknown)
         double lag_seconds = 0;                // age of the oldest unapplied item
         bool secondary_up = true;              // every lane answers

@@ -26,6 +26,9 @@ enum class shadow_mode : std::uint8_t {
     unordered_pairs,  // the top-level collection is field/value pairs (HGETALL, CONFIG GET)
     ttl,              // a remaining or absolute expiry: equal within a tolerance
     scored,           // holds scores: numbers compared by value ("1.5" equals the double 1.5)
+    // XREAD: stream name -> entries, a map in RESP3 and an array of [name, entries] pairs in
+    // RESP2; compared as flat pairs, in order (a RESP2 client's reply against a RESP3 reread).
+    streams_by_key,
     // XINFO GROUPS: groups matched by name on their stable fields (name, consumers, pending,
     // last-delivered-id, entries-read); idle times and lag differ between servers and are not
     // compared. Never chosen by rule_for (XINFO is skipped); PROXY VERIFY builds it.

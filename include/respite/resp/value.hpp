@@ -71,7 +71,8 @@ class value {
     }
     [[nodiscard]] null_kind null_form() const noexcept { return null_; }
 
-    // Text of strings, errors, big numbers and the body of verbatim strings; empty otherwise.
+    // Text of strings, errors, big numbers, the body of verbatim strings and a parsed double's
+    // digits as the server wrote them; empty otherwise.
     [[nodiscard]] const std::string& str() const noexcept { return str_; }
     [[nodiscard]] std::string& str() noexcept { return str_; }
     // Three-character format of a verbatim string ("txt"); empty otherwise.

@@ -208,6 +208,8 @@ struct metric_refs {
     obs::gauge& rejected_keys;
     obs::counter& repairs_rejected;
     obs::counter& lane_failures;
+    obs::counter& fenced_copies;
+    obs::counter& fence_timeouts;
 
     metric_refs(obs::registry& r, const obs::labels& l)
         : queue_items(r.get_gauge("respite_proxy_follower_queue_items",
@@ -251,7 +253,15 @@ struct metric_refs {
           lane_failures(r.get_counter("respite_proxy_follower_lane_failures_total",
                                       "Follower lanes gone down (connection lost, timeout); "
                                       "their writes turned dirty",
-                                      l)) {}
+                                      l)),
+          fenced_copies(r.get_counter("respite_proxy_follower_fenced_copies_total",
+                                      "Copies of keys written without a pause, read while new "
+                                      "writes to them waited (at most --repair-fence-max)",
+                                      l)),
+          fence_timeouts(r.get_counter("respite_proxy_follower_fence_timeouts_total",
+                                       "Write fences lifted because the writes in flight on the "
+                                       "key did not end in time; copied later",
+                                       l)) {}
 };
 
 }  // namespace
@@ -302,6 +312,12 @@ struct replayer::engine {
     std::atomic<std::uint64_t> dropped{0};
     std::atomic<std::uint64_t> abandoned{0};
     std::atomic<std::uint64_t> lane_failures{0};
+    std::atomic<std::uint64_t> fenced_copies{0};
+    std::atomic<std::uint64_t> fence_timeouts{0};
+    // The stripe whose new writes wait while one of its keys is copied (no_fence: none). Read
+    // by every write while following: its own cache line, written twice per fence.
+    static constexpr std::uint64_t no_fence = ~std::uint64_t{0};
+    alignas(64) std::atomic<std::uint64_t> fence_stripe{no_fence};
     // The target's proto-max-bulk-len (0: unknown, no check), read by read_bulk_limit().
     std::atomic<std::uint64_t> bulk_limit{0};
     std::atomic<std::int64_t> lag_us{0};
@@ -313,6 +329,9 @@ struct replayer::engine {
     alignas(64) mutable std::mutex dirty_mu;
     dirty_set dirty;
     std::uint64_t repairing = 0;  // keys taken from `dirty`, copy not yet applied (dirty_mu)
+    // Their dirty_set numbers (dirty_mu): a copy that does not happen puts the key back with
+    // it, and dirty_at_mark() counts them.
+    std::unordered_map<std::string, std::uint64_t> repair_seq;
     std::atomic<bool> repair_posted{false};
     // Keys whose repair the target refused, with when to try again (dirty_mu). Not dirty: the
     // repair loop would retry them at full rate; a successful repair is what removes one.
@@ -655,6 +674,8 @@ struct replayer::engine {
         s.dropped_to_dirty = dropped.load();
         s.abandoned = abandoned.load();
         s.lane_failures = lane_failures.load();
+        s.fenced_copies = fenced_copies.load();
+        s.fence_timeouts = fence_timeouts.load();
         s.target_bulk_limit = bulk_limit.load(std::memory_order_relaxed);
         {
             std::lock_guard lock(dirty_mu);
@@ -1161,6 +1182,8 @@ struct replayer::engine {
 
     void finish_item(const pending& p, outcome o, std::string_view why) {
         const bool repair = p.kind == item_kind::repair;
+        if (repair && !copies_behind.empty())
+            copies_behind.erase(std::string(p.keys().front()));
         switch (o) {
             case outcome::applied:
                 ++unsettled_applied;
@@ -1245,7 +1268,8 @@ struct replayer::engine {
         if (keys.size() < 2)
             return false;  // a single key is already dirty, or nothing spreads
         for (auto k : keys)
-            if (reading_keys.contains(std::string(k)))
+            if (reading_keys.contains(std::string(k)) ||
+                (!copies_behind.empty() && copies_behind.contains(std::string(k))))
                 return true;
         std::lock_guard lock(dirty_mu);
         return std::ranges::any_of(keys, [this](std::string_view k) { return dirty.contains(k); });
@@ -1465,17 +1489,54 @@ struct replayer::engine {
 
     struct candidate {
         std::string key;
-        std::uint32_t generation;
-        std::uint32_t global_generation;
-        std::uint32_t pause_epoch;
+        std::uint32_t generation = 0;
+        std::uint32_t global_generation = 0;
+        std::uint32_t pause_epoch = 0;
+        std::uint64_t seq = 0;  // its dirty_set number
+        bool fenced = false;
     };
+
+    // --- The write fence (fence_after): the replayer's thread. ---
+    // The key copied under the fence, from when its stripe is fenced until its DUMP's reply
+    // (fence_issued: the DUMP is out).
+    std::optional<candidate> fence_cand;
+    bool fence_issued = false;
+    steady::time_point fence_deadline{};
+    asio::steady_timer fence_timer{ioc};
+    // When a dirty key was first found with its stripe busy (bounded: keys beyond it are not
+    // fenced until room frees up).
+    static constexpr std::size_t max_busy_tracked = 4096;
+    std::unordered_map<std::string, steady::time_point> busy_since;
+    // Fenced copies queued behind writes of their stripe: until the copy is applied, a
+    // multi-key write applied before it read the key's old value (read_a_dirty_key).
+    std::unordered_set<std::string> copies_behind;
+    log_limiter fence_log{log_period};
+
+    // Under dirty_mu: `c` leaves the dirty set for a copy.
+    void take_for_repair_locked(const candidate& c) {
+        ++repairing;
+        reading_keys.insert(c.key);
+        repair_seq[c.key] = c.seq;
+    }
+    // Under dirty_mu: a key's copy ended (applied, refused or not done): its dirty_set number.
+    std::uint64_t leave_repair_locked(std::string_view key) {
+        --repairing;
+        if (repair_seq.empty())
+            return 0;
+        const auto it = repair_seq.find(std::string(key));
+        if (it == repair_seq.end())
+            return 0;
+        const auto seq = it->second;
+        repair_seq.erase(it);
+        return seq;
+    }
 
     // The copy of `key` was applied: it is no longer missing on the target.
     void end_repair(std::string_view key) {
         bool was_rejected = false;
         {
             std::lock_guard lock(dirty_mu);
-            --repairing;
+            leave_repair_locked(key);
             was_rejected = !rejected.empty() && rejected.erase(std::string(key)) > 0;
         }
         if (was_rejected)
@@ -1495,7 +1556,7 @@ struct replayer::engine {
         bool full = false;
         {
             std::lock_guard lock(dirty_mu);
-            --repairing;
+            leave_repair_locked(key);
             std::string k(key);
             if (auto it = rejected.find(k); it != rejected.end())
                 it->second = due;
@@ -1538,8 +1599,7 @@ struct replayer::engine {
         dirty_set::add_result r;
         {
             std::lock_guard lock(dirty_mu);
-            --repairing;
-            r = dirty.add(key);
+            r = dirty.add(key, false, leave_repair_locked(key));
         }
         if (r == dirty_set::add_result::over_capacity)
             set_full_resync("dirty key set full");
@@ -1593,31 +1653,43 @@ struct replayer::engine {
             return;
         }
         std::vector<candidate> picked;
+        std::optional<candidate> fence_pick;
         {
             std::lock_guard lock(dirty_mu);
-            std::vector<std::string> deferred;
+            std::vector<dirty_set::entry> deferred;
             const std::size_t scan_limit = tokens * 4;
             for (std::size_t scanned = 0; picked.size() < tokens && scanned < scan_limit;
                  ++scanned) {
-                auto key = dirty.pop();
-                if (!key)
+                auto e = dirty.pop();
+                if (!e)
                     break;
-                const auto s = stripe_table::stripe_of(*key);
+                const auto s = stripe_table::stripe_of(e->key);
                 const auto st = stripes.load(s);
                 const auto gst = stripes.load(stripe_table::global_stripe);
-                if (!lane_up[lane_of(*key)].load() || st.in_flight != 0 || gst.in_flight != 0) {
-                    deferred.push_back(std::move(*key));
+                const bool lane_down = !lane_up[lane_of(e->key)].load();
+                if (lane_down || st.in_flight != 0 || gst.in_flight != 0 ||
+                    (fence_cand && fence_cand->key == e->key)) {
+                    if (!lane_down && !fence_cand && !fence_pick && wants_fence(e->key, now))
+                        fence_pick = candidate{.key = std::move(e->key),
+                                               .pause_epoch = pause_epoch.load(),
+                                               .seq = e->seq,
+                                               .fenced = true};
+                    else
+                        deferred.push_back(std::move(*e));
                     continue;
                 }
+                if (!busy_since.empty())
+                    busy_since.erase(e->key);
                 picked.push_back(
-                    {std::move(*key), st.generation, gst.generation, pause_epoch.load()});
+                    {std::move(e->key), st.generation, gst.generation, pause_epoch.load(), e->seq});
             }
-            for (auto& k : deferred)
-                dirty.add(k);
-            repairing += picked.size();
+            for (auto& d : deferred)
+                dirty.add(d.key, false, d.seq);
             // Out of `dirty` but not repaired: awaiting_repair() must still see them, at once.
             for (const auto& c : picked)
-                reading_keys.insert(c.key);
+                take_for_repair_locked(c);
+            if (fence_pick)
+                take_for_repair_locked(*fence_pick);
         }
         // Order matters: in-flight first, then queued. A write seen ended above was put into the
         // inbox before it ended, so once the inbox is taken it counts in queued_at.
@@ -1630,15 +1702,21 @@ struct replayer::engine {
                 if (queued_at[stripe_table::stripe_of(c.key)] == 0 &&
                     queued_at[stripe_table::global_stripe] == 0)
                     return false;
-                busy.push_back(std::move(c.key));
+                if (!fence_cand && !fence_pick && wants_fence(c.key, now)) {
+                    c.fenced = true;  // stays taken for its repair
+                    fence_pick = std::move(c);
+                } else {
+                    busy.push_back(std::move(c.key));
+                }
                 return true;
             });
             bool overflow = false;
             {
                 std::lock_guard lock(dirty_mu);
                 for (const auto& k : busy) {
-                    --repairing;
-                    overflow = dirty.add(k) == dirty_set::add_result::over_capacity || overflow;
+                    const auto seq = leave_repair_locked(k);
+                    overflow = dirty.add(k, false, seq) == dirty_set::add_result::over_capacity ||
+                               overflow;
                     reading_keys.erase(k);
                 }
             }
@@ -1646,8 +1724,15 @@ struct replayer::engine {
                 set_full_resync("dirty key set full");
         }
         bucket.give_back(tokens - picked.size());
+        if (fence_pick)
+            start_fence(std::move(*fence_pick));
         if (picked.empty())
             return;  // busy stripes or lanes down: the next tick retries
+        read_copies(std::move(picked));
+    }
+
+    // DUMP + PEXPIRETIME (PTTL) of the picked keys on the primary, in one pipeline.
+    void read_copies(std::vector<candidate> picked) {
         if (!repair_announced)
             log_progress(true);
         client::request req;
@@ -1668,14 +1753,26 @@ struct replayer::engine {
     void on_repair_read(std::vector<candidate> picked, client::result<replies> r, bool absolute) {
         repair_reading = false;
         // The keys leave reading_keys on return, once each is dirty again or its copy is queued:
-        // awaiting_repair() never sees them settled in between.
+        // awaiting_repair() never sees them settled in between. A fenced read lifts its fence
+        // then too: writes held by it begin after the copy is queued (or dropped).
         struct forget_reading {
             engine& e;
+            const std::vector<candidate>& picked;
             ~forget_reading() {
-                std::lock_guard lock(e.dirty_mu);
-                e.reading_keys.clear();
+                {
+                    std::lock_guard lock(e.dirty_mu);
+                    for (const auto& c : picked)
+                        e.reading_keys.erase(c.key);
+                }
+                if (!picked.empty() && picked.front().fenced) {
+                    e.lift_fence();
+                    e.fence_cand.reset();
+                    e.fence_issued = false;
+                } else {
+                    e.poll_fence();  // a fence waiting for this read to end
+                }
             }
-        } forget{*this};
+        } forget{*this, picked};
         if (stopping)
             return;
         const bool ok = r && r->size() == picked.size() * 2;
@@ -1719,6 +1816,10 @@ struct replayer::engine {
                     payload += dump.str().size();
             batch_sizer.observe(picked.size(), payload);
         }
+        // Writes of the fenced key that ended before its DUMP may still be in the inbox: they go
+        // into the lane before the copy (the generation shows that none began since).
+        if (picked.front().fenced)
+            take_inbox();
         for (std::size_t i = 0; i < picked.size(); ++i) {
             auto& c = picked[i];
             const auto& dump = (*r)[2 * i];
@@ -1759,12 +1860,134 @@ struct replayer::engine {
             p.enqueued = steady::now();
             p.kind = item_kind::repair;
             p.pause_epoch = c.pause_epoch;
+            if (c.fenced) {
+                fenced_copies.fetch_add(1);
+                metrics.fenced_copies.inc();
+                if (queued_at[s] != 0 || queued_at[stripe_table::global_stripe] != 0)
+                    copies_behind.insert(c.key);
+            }
             queued_bytes.fetch_add(p.bytes);
             queued_items.fetch_add(1);
             // Same thread as the inbox: no submit can slip between the check and this push.
             push_pending(std::move(p));
         }
         pump_all();
+        kick_repair();
+    }
+
+    // ---------------------------------------------------------------- the write fence
+
+    // A dirty key found busy (writes in flight on its stripe, or queued for the target) for
+    // cfg.fence_after since it was first found so is copied under a fence. Only then: a key
+    // written now and then is copied in a quiet moment, with no client waiting.
+    bool wants_fence(const std::string& key, steady::time_point now) {
+        if (cfg.fence_after.count() <= 0)
+            return false;
+        const auto it = busy_since.find(key);
+        if (it == busy_since.end()) {
+            if (busy_since.size() < max_busy_tracked)
+                busy_since.emplace(key, now);
+            return false;
+        }
+        if (now - it->second < cfg.fence_after)
+            return false;
+        busy_since.erase(it);
+        return true;
+    }
+
+    // The fence: new writes to the key's stripe wait in their sessions (fenced()); once those
+    // in flight have ended (their items are in the inbox by then) the key's DUMP is read with
+    // the stripe's generation, as any copy, and the fence goes with the reply (on_repair_read).
+    // The copy may be queued behind writes of the stripe not yet applied on the target: the
+    // lane applies them first (every write of the key is in its lane), and copies_behind keeps
+    // a multi-key write among them from counting as clean. A stale call of a failed lane could
+    // land after the copy: no fenced copy is read while there is one.
+    void start_fence(candidate c) {
+        fence_cand = std::move(c);
+        fence_issued = false;
+        fence_deadline = steady::now() + cfg.fence_max;
+        fence_stripe.store(stripe_table::stripe_of(fence_cand->key), std::memory_order_seq_cst);
+        poll_fence();
+    }
+
+    [[nodiscard]] bool stale_holds() const {
+        if (!stale_calls.empty())
+            return true;
+        return std::ranges::any_of(
+            lanes, [](const auto& ln) { return !ln->held_until_up.stripes.empty(); });
+    }
+
+    void poll_fence() {
+        if (!fence_cand || stopping)
+            return;
+        const auto now = steady::now();
+        if (fence_issued) {  // waiting for the DUMP: past the deadline, the writes go on
+            if (now >= fence_deadline)
+                lift_fence();
+            else
+                arm_fence_timer(fence_deadline - now);
+            return;
+        }
+        auto& c = *fence_cand;
+        if (draining || repairs_paused.load() || c.pause_epoch != pause_epoch.load() ||
+            !lane_up[lane_of(c.key)].load()) {
+            give_up_fence(false);
+            return;
+        }
+        if (now >= fence_deadline) {
+            give_up_fence(true);
+            return;
+        }
+        const auto st = stripes.load(stripe_table::stripe_of(c.key));
+        const auto gst = stripes.load(stripe_table::global_stripe);
+        if (!repair_reading && st.in_flight == 0 && gst.in_flight == 0 &&
+            queued_at[stripe_table::global_stripe] == 0 && !stale_holds()) {
+            c.generation = st.generation;
+            c.global_generation = gst.generation;
+            fence_issued = true;
+            arm_fence_timer(fence_deadline - now);
+            read_copies({c});
+            return;
+        }
+        arm_fence_timer(std::chrono::milliseconds(1));
+    }
+
+    void arm_fence_timer(steady::duration after) {
+        fence_timer.expires_after(after);
+        fence_timer.async_wait([this](std::error_code ec) {
+            if (!ec)
+                poll_fence();
+        });
+    }
+
+    void lift_fence() noexcept {
+        fence_stripe.store(no_fence, std::memory_order_seq_cst);
+        fence_timer.cancel();
+    }
+
+    // No copy under this fence: the key goes back (with its number) and is fenced again only
+    // after another cfg.fence_after of being busy.
+    void give_up_fence(bool timed_out) {
+        auto c = std::move(*fence_cand);
+        fence_cand.reset();
+        lift_fence();
+        {
+            std::lock_guard lock(dirty_mu);
+            reading_keys.erase(c.key);
+        }
+        redirty_repairing(c.key);
+        if (busy_since.size() < max_busy_tracked)
+            busy_since[c.key] = steady::now();
+        if (timed_out) {
+            fence_timeouts.fetch_add(1);
+            metrics.fence_timeouts.inc();
+            std::uint64_t suppressed = 0;
+            if (fence_log.allow(suppressed))
+                obs::log().warn(
+                    "replay_fence_timeout key={} fence_ms={} suppressed={} (writes in flight on "
+                    "the key did not end in time, e.g. a blocking pop; its copy is tried again)",
+                    obs::quoted{loggable(c.key)}, cfg.fence_max.count(), suppressed);
+        }
         kick_repair();
     }
 
@@ -1887,6 +2110,8 @@ struct replayer::engine {
         }
         tick_timer.cancel();
         repair_timer.cancel();
+        lift_fence();
+        copies_behind.clear();
         settle();
         abandoned.fetch_add(n);
         metrics.abandoned.inc(n);
@@ -1950,6 +2175,32 @@ void replayer::begin_write(std::span<const std::string_view> keys, write_origin 
     } catch (...) {
         engine_->set_full_resync("out of memory in begin_write");
     }
+}
+
+bool replayer::fence_up() const noexcept {
+    return engine_->fence_stripe.load(std::memory_order_relaxed) != engine::no_fence;
+}
+
+bool replayer::fenced(std::span<const std::string_view> keys) const noexcept {
+    const auto s = engine_->fence_stripe.load(std::memory_order_acquire);
+    if (s == engine::no_fence)
+        return false;
+    return std::ranges::any_of(
+        keys, [s](std::string_view k) { return replay::stripe_table::stripe_of(k) == s; });
+}
+
+void replayer::set_dirty_mark() {
+    std::lock_guard lock(engine_->dirty_mu);
+    engine_->dirty.mark();
+}
+
+std::size_t replayer::dirty_at_mark() const {
+    std::lock_guard lock(engine_->dirty_mu);
+    auto n = engine_->dirty.remaining_at_mark();
+    for (const auto& [key, seq] : engine_->repair_seq)
+        if (engine_->dirty.at_or_below_mark(seq))
+            ++n;
+    return n;
 }
 
 bool replayer::clear_full_resync(std::uint64_t events_seen) {

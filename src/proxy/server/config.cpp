@@ -53,6 +53,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     double idle_timeout = 0, shutdown_timeout = 10, switch_timeout = 10, shadow_timeout = 2;
     double shutdown_delay = 0;
     double ttl_tolerance = 2, pubsub_window = 2, restart_check = 1, rejected_retry = 30;
+    double fence_after = 1, fence_max = 0.1;
     double backend_timeout = 5;
     bool primary_cluster = false, secondary_cluster = false;
 
@@ -174,6 +175,15 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         ->capture_default_str();
     app.add_option("--replay-rejected-retry", rejected_retry,
                    "Seconds between retries of a key whose copy the follower refused")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--repair-fence-after", fence_after,
+                   "Seconds a dirty key may stay busy (written without a pause) before its copy "
+                   "holds new writes to it for a moment (0: never)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--repair-fence-max", fence_max,
+                   "Seconds at most that writes wait for such a copy")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_flag("--copy-scripts", cfg.copy_scripts,
@@ -333,7 +343,8 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         {"shadow-timeout", shadow_timeout},       {"ttl-tolerance", ttl_tolerance},
         {"pubsub-compare-window", pubsub_window}, {"replay-rejected-retry", rejected_retry},
         {"shutdown-delay", shutdown_delay},       {"shutdown-timeout", shutdown_timeout},
-        {"switch-timeout", switch_timeout},       {"restart-check-interval", restart_check}};
+        {"switch-timeout", switch_timeout},       {"restart-check-interval", restart_check},
+        {"repair-fence-after", fence_after},      {"repair-fence-max", fence_max}};
     for (const auto& [flag, value] : durations)
         if (!std::isfinite(value) || value < 0 || value > 1e9)
             return std::unexpected(config_error{std::string("--") + flag +
@@ -355,6 +366,8 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     cfg.ttl_tolerance = secs(ttl_tolerance);
     cfg.pubsub_compare_window = secs(pubsub_window);
     cfg.replay_rejected_retry = secs(rejected_retry);
+    cfg.repair_fence_after = secs(fence_after);
+    cfg.repair_fence_max = std::max(secs(fence_max), std::chrono::milliseconds(1));
     cfg.restart_check_interval = secs(restart_check);
     return cfg;
 }

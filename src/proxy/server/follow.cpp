@@ -116,6 +116,8 @@ std::shared_ptr<replayer> make_replayer(shared_state& st, side target) {
     rc.max_dirty_keys = st.cfg.replay_max_dirty_keys;
     rc.repair_rate = st.cfg.repair_rate;
     rc.rejected_retry_interval = st.cfg.replay_rejected_retry;
+    rc.fence_after = st.cfg.repair_fence_after;
+    rc.fence_max = st.cfg.repair_fence_max;
     if (st.cfg.restart_check_interval.count() > 0)
         rc.limits_check_interval = st.cfg.restart_check_interval;
     rc.metrics_target = side_name(target);
@@ -226,6 +228,18 @@ void stop_follow(shared_state& st, std::chrono::steady_clock::time_point deadlin
 
 bool following(shared_state& st, side serving) {
     return active_follower(st, serving) != nullptr;
+}
+
+bool follow_fenced(shared_state& st, side serving, const command_class& c,
+                   std::span<const std::string_view> args) {
+    replayer* r = active_follower(st, serving);
+    if (r == nullptr || !r->fence_up()) [[likely]]
+        return false;
+    thread_local std::vector<std::string> keys;
+    keys.clear();
+    append_keys(st, c, args, keys);
+    const auto views = key_views(keys);
+    return r->fenced(views);
 }
 
 bool follow_begin(shared_state& st, side serving, const command_class& c,
@@ -426,6 +440,8 @@ std::string follow_info(const shared_state& st) {
         line(p + "up", x.secondary_up ? "1" : "0");
         line(p + "lane_failures", std::to_string(x.lane_failures));
         line(p + "target_bulk_limit", std::to_string(x.target_bulk_limit));
+        line(p + "fenced_copies", std::to_string(x.fenced_copies));
+        line(p + "fence_timeouts", std::to_string(x.fence_timeouts));
         line(p + "full_resync_needed", x.full_resync_needed ? "1" : "0");
         line(p + "repairs_paused", x.repairs_paused ? "1" : "0");
     }

@@ -25,6 +25,10 @@ namespace respite::proxy::server {
 // `merge` (optional, with verbatim): how it may join the next writes of its lane.
 // A follower runs for writes served by `serving` in the current mode.
 bool following(shared_state& st, side serving);
+// The follower is copying a key of this write's stripes under a fence (replayer::fenced): the
+// session holds the write and asks again, before follow_begin. Cheap when no fence is up.
+bool follow_fenced(shared_state& st, side serving, const command_class& c,
+                   std::span<const std::string_view> args);
 bool follow_begin(shared_state& st, side serving, const command_class& c,
                   std::span<const std::string_view> args, std::vector<std::string>& keys,
                   std::uint64_t origin, bool* verbatim = nullptr, merge_hint* merge = nullptr);

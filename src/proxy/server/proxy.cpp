@@ -292,6 +292,15 @@ std::expected<void, std::string> proxy_server::impl::start() {
     st_.backends[0] = make_backend("primary", cfg.primary);
     if (cfg.secondary)
         st_.backends[1] = make_backend("secondary", *cfg.secondary);
+    for (int s = 0; s < 2; ++s) {
+        if (s == 1 && !cfg.secondary)
+            break;
+        auto bc = st_.backend_cfg(static_cast<side>(s));
+        if (!bc.cluster)
+            continue;
+        bc.connection.protocol = 2;
+        st_.resp2_backends[s] = make_backend(s == 0 ? "primary-resp2" : "secondary-resp2", bc);
+    }
     load_server_facts();
     st_.classes = std::make_unique<server::classifier>(st_.table);
     st_.control = &control_;
@@ -307,6 +316,25 @@ std::expected<void, std::string> proxy_server::impl::start() {
     if (ec)
         return std::unexpected("invalid listen address '" + cfg.listen_host + "'");
     std::uint16_t port = cfg.listen_port;
+    // SO_REUSEPORT would also let a second proxy (a double start, an old one still draining)
+    // listen beside this one, and the kernel would split the clients between the two and
+    // their backends. A plain bind first fails while anyone listens there, as Redis does.
+    if (port != 0) {
+        asio::io_context probe_ioc;
+        asio::ip::tcp::acceptor probe(probe_ioc);
+        const asio::ip::tcp::endpoint ep(addr, port);
+        probe.open(ep.protocol(), ec);
+        if (!ec)
+            probe.set_option(asio::socket_base::reuse_address(true), ec);  // TIME_WAIT is fine
+        if (!ec)
+            probe.bind(ep, ec);
+        if (ec)
+            return std::unexpected("cannot listen on " + cfg.listen_host + ":" +
+                                   std::to_string(port) + ": " + ec.message() +
+                                   (ec == asio::error::address_in_use
+                                        ? " (another process listens there: a proxy still running?)"
+                                        : ""));
+    }
     for (std::size_t i = 0; i < n; ++i) {
         auto w = std::make_unique<server::worker>(st_, i);
         asio::ip::tcp::acceptor acc(w->ioc());
@@ -437,6 +465,10 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
     const mode from = st_.current.load();
     if (from == to)
         return {};
+    // The drain has begun: the follower stops, so a switch would wait for nothing until its
+    // timeout and hold the shutdown as long (each queued switch once more).
+    if (st_.draining.load())
+        return std::unexpected("switch refused: the proxy is shutting down");
     if (to != mode::primary_only && !st_.has_secondary())
         return std::unexpected("no secondary is configured");
     const auto before = plan_of(from);
@@ -492,6 +524,11 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
             const auto lag = server::follower_backlog(st_, before.serving);
             if (idle && lag.empty())
                 break;
+            if (st_.draining.load()) {
+                force = false;  // not even forced: the shutdown comes first
+                why = "the proxy is shutting down";
+                break;
+            }
             // A copy refused while waiting: waiting longer does not help.
             if (auto rejected = server::follower_rejected(st_, before.serving); !rejected.empty()) {
                 why = std::move(rejected);
@@ -766,6 +803,9 @@ void proxy_server::impl::stop() {
         persist(true, std::nullopt, saved);
     }
     for (auto& b : st_.backends)
+        if (b)
+            b->close();
+    for (auto& b : st_.resp2_backends)
         if (b)
             b->close();
     obs::log().info("proxy stopped");

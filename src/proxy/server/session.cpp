@@ -10,6 +10,7 @@
 #include <asio/write.hpp>
 
 #include <respite/client/command_info.hpp>
+#include <respite/cluster/cluster_client.hpp>
 #include <respite/cluster/slot.hpp>
 #include <respite/obs/log.hpp>
 #include <respite/proxy/effects.hpp>
@@ -407,9 +408,14 @@ void session::reply(std::string_view bytes) {
 }
 
 void session::push_out(std::string_view bytes) {
-    // Pushes are not replies: straight out when nothing waits, else in order behind the
-    // replies still pending (a message must not overtake its subscription's confirmation).
-    if (slots_.empty()) {
+    // Pushes are not replies: they go out at once, ahead of replies still pending (a RESP3
+    // subscriber's blocked BLPOP), as from Redis; only behind a subscription's confirmation (a
+    // message must not overtake it) or a push that waits for one.
+    bool wait = false;
+    for (std::size_t i = 0; i < slots_.size() && !wait; ++i)
+        wait = slots_[i].route == k_push_route ||
+               slots_[i].route == static_cast<std::uint8_t>(route::subscribe);
+    if (!wait) {
         out_.append(bytes);
         return;
     }
@@ -848,8 +854,14 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     if (((c.kind == route::transaction || c.kind == route::pinning) && !pinned_) ||
         (c.kind == route::subscribe && !subscribed())) {
         if (st_.writes_paused.load(std::memory_order_acquire))
-            return hold_for_switch();
+            return hold_briefly();
     }
+
+    // A transaction, a pin (below) or a blocking command (below) starts on a connection of its
+    // own: the commands pipelined before it must have run first (a MULTI ... DEL after SETs
+    // of the same key left the key; a BLMPOP after RPUSHes popped part of the list).
+    if (c.kind == route::transaction && !pinned_ && unanswered_elsewhere(nullptr))
+        return hold_briefly();
 
     switch (c.kind) {
         case route::local:
@@ -870,7 +882,7 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     // every worker keeps this handler whole either way).
     if ((c.kind == route::write || c.kind == route::blocking) &&
         st_.writes_paused.load(std::memory_order_acquire))
-        return hold_for_switch();
+        return hold_briefly();
     const auto plan = plan_of(st_.current.load(std::memory_order_acquire));
     const side serving = pinned_ ? pinned_side_ : plan.serving;
     // SELECTed before writes began to be replayed: the follower replays into its configured
@@ -880,6 +892,10 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         reply_error(other_db_error(serving));
         return true;
     }
+    // The follower copies a key this write touches under a fence (a key written without a
+    // pause, dirty for a while): the write waits for the copy's read, a millisecond or so.
+    if (c.kind == route::write && follow_fenced(st_, serving, c, args)) [[unlikely]]
+        return hold_briefly();
 
     if (c.kind == route::pinning) {
         // REDIRECT names the client that gets the invalidations by its id: the proxy's id to the
@@ -920,6 +936,8 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
             monitor_cluster(serving, args);
             return true;
         }
+        if (!pinned_ && unanswered_elsewhere(nullptr))
+            return hold_briefly();
         if (!pinned_ && !acquire_pin(serving))
             return true;
         sticky_pin_ = true;
@@ -930,6 +948,8 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
 
     if (c.kind == route::blocking) {
+        if (!pinned_ && unanswered_elsewhere(nullptr))
+            return hold_briefly();
         handle_blocking(c, serving, args, raw);
         return true;
     }
@@ -982,6 +1002,10 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         reply_error("ERR proxy: serving backend unavailable");
         return true;
     }
+    // Back from a pin or a blocking connection, or onto the other protocol's connection after
+    // HELLO: the last command on the old one first.
+    if (unanswered_elsewhere(u)) [[unlikely]]
+        return hold_briefly();
     std::unique_ptr<slot_ctx> ctx;
     if (c.kind == route::write) {
         ctx = write_ctx(c, serving, args, raw, reinterpret_cast<std::uintptr_t>(u), false);
@@ -998,8 +1022,9 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     return true;
 }
 
-bool session::hold_for_switch() {
-    // A mode switch is moving the serving side: hold this command and what follows it.
+bool session::hold_briefly() {
+    // A mode switch is moving the serving side, or the follower fences the command's keys:
+    // hold this command and what follows it, and handle it again in a millisecond.
     waiting_pause_ = true;
     held_ = true;
     if (!pause_timer_)
@@ -1089,6 +1114,8 @@ void session::recycle_ctx(std::unique_ptr<slot_ctx> ctx) {
 void session::forward(upstream& u, std::span<const std::string_view> args, std::string_view raw,
                       std::unique_ptr<slot_ctx> ctx, std::chrono::milliseconds patience) {
     const auto seq = alloc_slot(std::move(ctx));
+    last_conn_ = &u;
+    last_conn_seq_ = seq;
     if (!raw.empty()) {
         u.send(raw, *this, seq, patience);
     } else {
@@ -1499,15 +1526,38 @@ void session::forward_decoded(side s, std::span<const std::string_view> args,
     exec_decoded(alloc_slot(std::move(ctx)), s, args);
 }
 
+namespace {
+// A cluster client's failure of a command that never ran, as the client's error reply (empty:
+// the outcome is unknown, "connection lost; the command may have run").
+std::string_view cluster_refusal(std::error_code ec) {
+    if (ec == client::error::invalid_argument)
+        return "-ERR proxy: this command needs a connection of its own, which a Redis Cluster "
+               "backend does not give it\r\n";
+    if (ec == cluster::cluster_error::crossslot)
+        return "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    if (ec == cluster::cluster_error::too_many_redirects)
+        return "-ERR proxy: the Redis Cluster redirected the command too many times (slots are "
+               "moving); it did not run, retry\r\n";
+    if (ec == cluster::cluster_error::no_route)
+        return "-ERR proxy: serving backend unavailable (no Redis Cluster node is known for the "
+               "command's slot)\r\n";
+    return {};
+}
+}  // namespace
+
 void session::exec_decoded(std::uint64_t seq, side s, std::span<const std::string_view> args) {
     // Cluster backends: the cluster client routes and follows redirects; its decoded reply is
     // written back in this client's protocol.
     client::request req;
     req.push_args(args);
     auto& ioc = w_.ioc();
-    st_.backends[static_cast<int>(s)]->exec(
+    st_.client_backend(s, proto_)->exec(
         std::move(req), [self = shared_from_this(), seq, &ioc](client::result<replies_t> r) {
             asio::post(ioc, [self, seq, r = std::move(r)]() mutable {
+                if (!r && !cluster_refusal(r.error()).empty()) {
+                    self->on_reply(seq, cluster_refusal(r.error()));  // it did not run
+                    return;
+                }
                 if (!r || r->empty()) {
                     self->on_failure(seq, true);
                     return;

@@ -186,7 +186,15 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     bool acquire_pin(side s) { return acquire_pin(s, k_no_keys); }
     std::unique_ptr<slot_ctx> take_ctx();
     void recycle_ctx(std::unique_ptr<slot_ctx> ctx);
-    bool hold_for_switch();
+    bool hold_briefly();
+    // The last command forwarded went out on another backend connection than `next` (nullptr:
+    // a connection not taken yet) and is not answered yet: sent now, `next` could run before
+    // it (replies come back in order, execution across connections does not).
+    [[nodiscard]] bool unanswered_elsewhere(const void* next) const noexcept {
+        if (last_conn_ == nullptr || last_conn_ == next || last_conn_seq_ < head_seq_)
+            return false;
+        return !slots_[last_conn_seq_ - head_seq_].done;
+    }
     void release_pin_if_unused();
     void after_reply(slot_ctx& ctx, std::string_view frame);
     void cancel_blocking();
@@ -322,7 +330,10 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     };
     std::optional<pending_wait> wait_;
     bool waiting_pause_ = false;  // a write waits for a mode switch to finish
-    bool held_ = false;           // the next command handled is the held one again: not recounted
+    // The connection of the last forwarded command and its slot (unanswered_elsewhere).
+    const void* last_conn_ = nullptr;
+    std::uint64_t last_conn_seq_ = 0;
+    bool held_ = false;  // the next command handled is the held one again: not recounted
     std::unique_ptr<asio::steady_timer> pause_timer_;
     std::unique_ptr<asio::steady_timer> idle_timer_;
     std::chrono::steady_clock::time_point last_activity_;  // last read or completed write

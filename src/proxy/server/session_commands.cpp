@@ -500,8 +500,9 @@ void session::handle_cluster_transaction(std::span<const std::string_view> args,
     for (const auto& q : queued)
         req.push_args(q);
     auto& ioc = w_.ioc();
-    st_.backends[static_cast<int>(serving)]->transaction(
-        std::move(req), [self = shared_from_this(), seq, &ioc](client::result<replies_t> r) {
+    st_.client_backend(serving, proto_)
+        ->transaction(std::move(req), [self = shared_from_this(), seq,
+                                       &ioc](client::result<replies_t> r) {
             asio::post(ioc, [self, seq, r = std::move(r)]() mutable {
                 const auto p = self->proto_ == 3 ? resp::protocol::resp3 : resp::protocol::resp2;
                 std::string out;

@@ -51,7 +51,7 @@ void session::exec_on_masters(std::uint64_t seq, side s, std::vector<std::string
                 self->exec_on_masters(seq, s, std::move(args), how, true);
             });
     }
-    const auto& be = st_.backends[static_cast<int>(s)];
+    const auto& be = st_.client_backend(s, proto_);
     auto& ioc = w_.ioc();
     struct gather {
         std::vector<client::result<replies_t>> results;
@@ -134,7 +134,7 @@ void session::scan_node(std::uint64_t seq, side s, std::vector<std::string> args
     req.push_args(args);
     const auto node = masters[index];
     auto& ioc = w_.ioc();
-    st_.backends[static_cast<int>(s)]->exec_on(
+    st_.client_backend(s, proto_)->exec_on(
         node, std::move(req),
         [self = shared_from_this(), seq, s, args = std::move(args), masters = std::move(masters),
          index, &ioc](client::result<replies_t> r) mutable {

@@ -328,10 +328,19 @@ bool bulk_sync::paced(const run& r) const {
     return st_.follower_of(r.source)->snapshot().dirty_keys >= limit;
 }
 
-bool bulk_sync::settled(const run& r) const {
-    if (kind_ == kind::verify)
+bool bulk_sync::settled(run& r) const {
+    if (kind_ == kind::verify || in_flight_.load() != 0)
         return in_flight_.load() == 0;
-    return in_flight_.load() == 0 && st_.follower_of(r.source)->snapshot().dirty_keys == 0;
+    // Every key was handed over: the copy waits for the keys dirty now, each copied once.
+    // Keys that turn dirty again later are the follower's usual work (a key written by
+    // several clients at once turns dirty at every race; the cut-over's hold copies those):
+    // waiting for an empty dirty set would never end under such writes.
+    auto* f = st_.follower_of(r.source);
+    if (!r.dirty_marked) {
+        f->set_dirty_mark();
+        r.dirty_marked = true;
+    }
+    return f->dirty_at_mark() == 0;
 }
 
 void bulk_sync::add(const run_ptr& r, std::uint64_t sync_progress::*field, std::uint64_t n) {

@@ -122,6 +122,7 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
         keyspace_scan scan;       // the pass under way (of the serving side, or the other)
         bool extra_pass = false;  // scanning the other side for keys only it has
         std::chrono::steady_clock::time_point unsettled_logged{};
+        bool dirty_marked = false;  // SYNC: the follower's dirty keys were marked (settled())
     };
     using run_ptr = std::shared_ptr<run>;
 
@@ -152,7 +153,7 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     void wait_then(const run_ptr& r, void (bulk_sync::*step)(const run_ptr&),
                    std::chrono::milliseconds delay = std::chrono::milliseconds(20));
     [[nodiscard]] bool paced(const run& r) const;
-    [[nodiscard]] bool settled(const run& r) const;
+    [[nodiscard]] bool settled(run& r) const;
     void handle_page(const run_ptr& r, std::vector<std::string> keys);
     // One `command key` per key on the serving side, pipelined, the keys counted in flight;
     // then(keys, replies), or then(keys, nullptr) when the call failed. `then` lets them go.

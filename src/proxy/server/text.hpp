@@ -33,11 +33,15 @@ inline std::string wrong_args(std::string_view name) {
     return "ERR wrong number of arguments for '" + lower_copy(name) + "' command";
 }
 
-// A whole decimal integer, or nullopt.
+// A whole decimal integer as Redis reads one (string2ll), or nullopt: no sign but '-', no
+// leading zeros ("03"), no "-0".
 inline std::optional<std::int64_t> to_int(std::string_view s) {
+    const auto digits = s.starts_with('-') ? s.substr(1) : s;
+    if (digits.empty() || (digits[0] == '0' && (digits.size() > 1 || digits.size() != s.size())))
+        return std::nullopt;
     std::int64_t v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (s.empty() || ec != std::errc() || p != s.data() + s.size())
+    if (ec != std::errc() || p != s.data() + s.size())
         return std::nullopt;
     return v;
 }

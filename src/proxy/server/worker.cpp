@@ -402,8 +402,15 @@ void worker::close_clients() {
     asio::post(ioc_, [this] {
         auto copy = sessions_;
         for (auto& [p, weak] : copy)
-            if (auto s = weak.lock())
-                s->close_gracefully();
+            if (auto s = weak.lock()) {
+                // A blocked client would hold the shutdown for its whole timeout (BLPOP q 0:
+                // always): it is unblocked now (a popped value is put back), as Redis closes
+                // it on SHUTDOWN; the others get their pending replies first.
+                if (s->blocked())
+                    s->close_now();
+                else
+                    s->close_gracefully();
+            }
     });
 }
 

@@ -106,7 +106,15 @@ struct shared_state {
     } pubsub_shadow;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
-    std::shared_ptr<backend> backends[2];    // decoded access (shadow reads, cluster, repairs)
+    std::shared_ptr<backend> backends[2];  // decoded access (shadow reads, cluster, repairs)
+    // A cluster side's commands for RESP2 clients go through a RESP2 cluster client: the
+    // shapes of Redis's RESP2 replies (ZRANGE WITHSCORES flat, XREAD as an array of pairs,
+    // *-1 against $-1, scores as Redis prints them) are not a conversion of its RESP3 ones.
+    std::shared_ptr<backend> resp2_backends[2];
+    [[nodiscard]] const std::shared_ptr<backend>& client_backend(side s, int proto) const {
+        const auto i = static_cast<int>(s);
+        return proto == 2 && resp2_backends[i] ? resp2_backends[i] : backends[i];
+    }
     std::shared_ptr<replayer> replay_to[2];  // replay_to[s]: the replayer whose target is side s
     std::shared_ptr<divergence_reporter> divergences;
     std::shared_ptr<shadow_reader> shadows;

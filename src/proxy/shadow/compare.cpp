@@ -471,6 +471,11 @@ std::optional<divergence_kind> compare(const shadow_rule& rule, const resp::valu
             flatten_pairs(b);
             same = comparer{true, options.score_epsilon}.equal(a, b);
             break;
+        case shadow_mode::streams_by_key:
+            flatten_pairs(a);
+            flatten_pairs(b);
+            same = comparer{false, options.score_epsilon}.equal(a, b);
+            break;
     }
     if (same) {
         return std::nullopt;

@@ -99,6 +99,8 @@ std::string_view name(shadow_mode m) noexcept {
             return "consumer_groups";
         case shadow_mode::stream_info:
             return "stream_info";
+        case shadow_mode::streams_by_key:
+            return "streams_by_key";
     }
     return "unknown";
 }
@@ -138,7 +140,7 @@ shadow_rule rule_for(std::span<const std::string_view> args, const commands::com
         if (base != "xread" || has_arg(args, 1, "block")) {
             return skip("blocking");
         }
-        return compared(shadow_mode::exact);
+        return compared(shadow_mode::streams_by_key);
     }
     if (contains(always_scored, base) ||
         (contains(with_scores, base) && has_arg(args, 2, "withscores")) ||

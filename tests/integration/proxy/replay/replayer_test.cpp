@@ -948,6 +948,104 @@ TEST_F(pair_of_servers, writes_to_keys_awaiting_a_copy_are_not_sent) {
     EXPECT_EQ(secondary_server.cli({"GET", "other"}), "1");  // not dirty: sent
 }
 
+// Two origins keep writes to one key in flight without a gap (each begins its next write
+// before the other's ends), as many clients writing a hot key do: the key is dirty (they race)
+// and its stripe is never idle, so no copy could be read. After fence_after the follower
+// fences the stripe: the writers hold their next write while fenced() (as the proxy's
+// sessions do), the ones in flight end, the copy is read, and the writes go on.
+TEST_F(pair_of_servers, a_key_never_idle_is_copied_under_a_fence) {
+    auto cfg = fast_config();
+    cfg.fence_after = 100ms;
+    cfg.fence_max = 5s;
+    start(cfg);
+    std::atomic<bool> stop{false};
+    std::atomic<long> held{0};
+    std::thread writer([&] {
+        const std::string key = "hot";
+        std::string_view k[] = {key};
+        client::request incr;
+        incr.push("INCR", key);
+        const std::string bytes(incr.payload());
+        rep->begin_write(k, 1);
+        write_origin in_flight = 1;
+        while (!stop.load()) {
+            if (rep->fenced(k)) {
+                // Hold the next write; the one in flight ends.
+                if (in_flight != 0) {
+                    ASSERT_TRUE(run(*primary, incr).has_value());
+                    rep->submit_command(bytes, k);
+                    in_flight = 0;
+                }
+                ++held;
+                std::this_thread::sleep_for(1ms);
+                continue;
+            }
+            const write_origin next = in_flight == 1 ? 2 : 1;
+            rep->begin_write(k, next);  // the other origin's write is in flight: a race
+            if (in_flight != 0) {
+                ASSERT_TRUE(run(*primary, incr).has_value());
+                rep->submit_command(bytes, k);
+            }
+            in_flight = next;
+        }
+        if (in_flight != 0) {
+            ASSERT_TRUE(run(*primary, incr).has_value());
+            rep->submit_command(bytes, k);
+        }
+    });
+    EXPECT_TRUE(eventually([&] { return rep->snapshot().fenced_copies >= 3; }, 20s))
+        << "fenced_copies=" << rep->snapshot().fenced_copies
+        << " dirty=" << rep->snapshot().dirty_keys;
+    stop = true;
+    writer.join();
+    EXPECT_GT(held.load(), 0);
+    EXPECT_EQ(rep->snapshot().fence_timeouts, 0u);
+    expect_equal();
+    EXPECT_FALSE(rep->fence_up());
+}
+
+// A write that stays in flight (a blocking pop waiting for data) keeps the fenced copy from
+// being read: the fence is lifted after fence_max, counted, and the key is copied once the
+// write ended.
+TEST_F(pair_of_servers, a_fence_whose_writes_never_end_is_lifted_in_time) {
+    auto cfg = fast_config();
+    cfg.fence_after = 50ms;
+    cfg.fence_max = 200ms;
+    start(cfg);
+    write({"SET", "stuck", "1"}, {"stuck"});
+    std::string_view k[] = {"stuck"};
+    rep->begin_write(k, 1);
+    rep->begin_write(k, 2);  // a race: dirty
+    ASSERT_TRUE(eventually([&] { return rep->snapshot().fence_timeouts >= 1; }, 20s));
+    EXPECT_EQ(rep->snapshot().fenced_copies, 0u);
+    EXPECT_TRUE(eventually([&] { return !rep->fenced(k); }, 2s));
+    EXPECT_GE(rep->snapshot().dirty_keys, 1u);
+    rep->abandon(k, false);
+    rep->abandon(k, false);
+    expect_equal();
+}
+
+// The mark PROXY SYNC ends on: the keys dirty at the mark, each until its copy is applied; keys
+// dirty after the mark do not count.
+TEST_F(pair_of_servers, the_dirty_mark_counts_the_keys_dirty_then_until_each_is_copied) {
+    start(fast_config());
+    write({"SET", "a", "1"}, {"a"});
+    write({"SET", "b", "1"}, {"b"});
+    ASSERT_TRUE(eventually([&] { return caught_up(); }));
+    ASSERT_TRUE(rep->pause_repairs(true));
+    std::string_view a[] = {"a"};
+    std::string_view b[] = {"b"};
+    rep->mark_dirty(a);
+    rep->set_dirty_mark();
+    EXPECT_EQ(rep->dirty_at_mark(), 1u);
+    rep->mark_dirty(b);
+    EXPECT_EQ(rep->dirty_at_mark(), 1u);
+    EXPECT_EQ(rep->snapshot().dirty_keys, 2u);
+    rep->pause_repairs(false);
+    EXPECT_TRUE(eventually([&] { return rep->dirty_at_mark() == 0; }));
+    expect_equal();
+}
+
 TEST_F(pair_of_servers, when_applied_runs_after_earlier_items) {
     start(fast_config());
     for (int i = 0; i < 200; ++i)

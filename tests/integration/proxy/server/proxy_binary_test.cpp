@@ -125,6 +125,54 @@ TEST_F(proxy_binary, the_shutdown_delay_reports_not_ready_while_still_serving) {
     EXPECT_GE(std::chrono::steady_clock::now() - t0, 1400ms);
 }
 
+// A client blocked for good (BLPOP q 0, a job queue's worker) is closed when the drain starts,
+// as Redis does on SHUTDOWN: it held every shutdown for the whole --shutdown-timeout.
+TEST_F(proxy_binary, a_blocked_client_does_not_hold_the_shutdown) {
+    auto f = flags(false);
+    f.insert(f.end(), {"--shutdown-timeout", "60"});
+    spawn(f);
+    ASSERT_TRUE(eventually([&] { return serving(); }, 10s));
+    raw_conn blocked(port_);
+    blocked.command({"BLPOP", "q", "0"});
+    ASSERT_TRUE(eventually(
+        [&] {
+            return primary_.cli({"CLIENT", "LIST"}).find("cmd=blpop") != std::string::npos;
+        },
+        10s));
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(::kill(pid_, SIGTERM), 0);
+    EXPECT_EQ(wait_exit(15s), 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+    EXPECT_TRUE(blocked.closed_by_peer());
+}
+
+// A switch waiting for a stopped secondary to catch up (up to --switch-timeout) ends when the
+// drain begins: the shutdown took the switch's whole timeout, once per queued switch.
+TEST_F(proxy_binary, a_switch_under_way_does_not_hold_the_shutdown) {
+    auto f = flags(true);
+    for (std::size_t i = 0; i + 1 < f.size(); ++i)
+        if (f[i] == "--shutdown-timeout")
+            f[i + 1] = "2";
+    f.insert(f.end(), {"--switch-timeout", "60"});
+    spawn(f);
+    ASSERT_TRUE(eventually([&] { return serving(); }, 10s));
+    ASSERT_EQ(::kill(secondary_.pid(), SIGSTOP), 0);
+    raw_conn c(port_);
+    ASSERT_EQ(c.call({"SET", "k", "v"}), "+OK\r\n");  // queued for the stopped secondary
+    raw_conn switcher(port_);
+    switcher.command({"PROXY", "MODE", "SET", "secondary-primary"});
+    raw_conn second(port_);
+    second.command({"PROXY", "MODE", "SET", "secondary-only"});
+    std::this_thread::sleep_for(300ms);  // the switch waits (a deadline of 60 s)
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(::kill(pid_, SIGTERM), 0);
+    const auto reply = switcher.frame(15s);
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_NE(reply->find("shutting down"), std::string::npos) << *reply;
+    EXPECT_EQ(wait_exit(20s), 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 12s);
+}
+
 TEST_F(proxy_binary, a_second_sigterm_while_draining_exits_at_once) {
     // The drain waits for the follower, whose secondary does not answer (up to the 60 s
     // shutdown timeout): an operator's second signal ends it.

@@ -86,6 +86,10 @@ class raw_conn {
         command(args);
         return frame().value_or("<no reply>");
     }
+    std::string call(std::span<const std::string_view> args) {
+        command(args);
+        return frame().value_or("<no reply>");
+    }
     // True when the peer closed the connection (EOF) before the deadline.
     bool closed_by_peer(std::chrono::milliseconds limit = std::chrono::seconds(5)) {
         const auto end = std::chrono::steady_clock::now() + limit;

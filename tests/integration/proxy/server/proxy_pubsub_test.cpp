@@ -180,6 +180,25 @@ TEST_F(proxy_pubsub, resp3_subscriptions_and_messages_match_redis) {
     EXPECT_EQ(f[0], ">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n");
 }
 
+// A RESP3 client may subscribe and still run commands: a message published while its BLPOP
+// waits reaches it at once, as from Redis. It waited behind the pending reply (for good with a
+// timeout of 0).
+TEST_F(proxy_pubsub, a_resp3_subscriber_gets_messages_while_its_command_blocks) {
+    start(mode::dual_write);
+    raw_conn sub(proxy_->port());
+    ASSERT_EQ(sub.call({"HELLO", "3"}).substr(0, 2), "%7");
+    ASSERT_EQ(sub.call({"SUBSCRIBE", "c"}), ">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n");
+    sub.command({"BLPOP", "nolist", "0"});
+    raw_conn pub(proxy_->port());
+    ASSERT_TRUE(eventually([&] {
+        return primary_.cli({"CLIENT", "LIST"}).find("cmd=blpop") != std::string::npos;
+    }));
+    EXPECT_EQ(pub.call({"PUBLISH", "c", "x"}), ":1\r\n");
+    EXPECT_EQ(sub.frame(3s), ">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n");
+    EXPECT_EQ(pub.call({"RPUSH", "nolist", "v"}), ":1\r\n");
+    EXPECT_EQ(sub.frame(), "*2\r\n$6\r\nnolist\r\n$1\r\nv\r\n");
+}
+
 TEST_F(proxy_pubsub, subscribe_and_unsubscribe_in_one_pipeline_match_redis) {
     start(mode::dual_write);
     auto s = subscribers();

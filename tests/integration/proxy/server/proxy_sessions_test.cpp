@@ -90,6 +90,73 @@ TEST_F(proxy_sessions, client_and_backend_connections_have_tcp_keepalive) {
     EXPECT_EQ(std::ranges::count(backends, false), 0) << backends.size() << " connections";
 }
 
+// One write of many commands, then a command that goes out on another backend connection (a
+// transaction's pin, the other protocol's connection after HELLO, a blocking command's own
+// connection): it ran before the commands ahead of it had (a DEL that left the key, a GET that
+// read an old value, a BLMPOP that popped part of the list). Each round must see everything
+// before it, as from Redis.
+TEST_F(proxy_sessions, a_command_on_another_connection_runs_after_the_pipeline_before_it) {
+    constexpr int n = 3000;
+    const auto sets = [](std::string_view key) {
+        std::string out;
+        for (int i = 1; i <= n; ++i) {
+            const auto v = std::to_string(i);
+            out += "*3\r\n$3\r\nSET\r\n$" + std::to_string(key.size()) + "\r\n" + std::string(key) +
+                   "\r\n$" + std::to_string(v.size()) + "\r\n" + v + "\r\n";
+        }
+        return out;
+    };
+    const auto read_n = [](raw_conn& c, int count) {
+        std::string last;
+        for (int i = 0; i < count; ++i) {
+            auto f = c.frame();
+            if (!f)
+                return std::string("(no reply)");
+            last = *f;
+        }
+        return last;
+    };
+    for (int round = 0; round < 3; ++round) {
+        raw_conn c(proxy_->port());
+        // A transaction after the SETs: its DEL runs last.
+        c.send(sets("fk") +
+               "*1\r\n$5\r\nMULTI\r\n*2\r\n$3\r\nDEL\r\n$2\r\nfk\r\n"
+               "*1\r\n$4\r\nEXEC\r\n*2\r\n$3\r\nGET\r\n$2\r\nfk\r\n");
+        EXPECT_EQ(read_n(c, n + 3), "*1\r\n:1\r\n") << "round " << round;
+        EXPECT_EQ(read_n(c, 1), "$-1\r\n") << "round " << round;
+        // HELLO 3 moves the client to the RESP3 connection: the GET sees the last SET.
+        c.send(sets("hk") + "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n*2\r\n$3\r\nGET\r\n$2\r\nhk\r\n");
+        read_n(c, n + 1);
+        EXPECT_EQ(read_n(c, 1), "$4\r\n3000\r\n") << "round " << round;
+        // A blocking pop on its own connection pops every element pushed before it.
+        std::string pushes;
+        for (int i = 0; i < n; ++i)
+            pushes += "*3\r\n$5\r\nRPUSH\r\n$2\r\nbq\r\n$1\r\nx\r\n";
+        c.send(pushes +
+               "*7\r\n$6\r\nBLMPOP\r\n$1\r\n1\r\n$1\r\n1\r\n$2\r\nbq\r\n$4\r\nLEFT\r\n"
+               "$5\r\nCOUNT\r\n$7\r\n1000000\r\n");
+        read_n(c, n);
+        const auto popped = read_n(c, 1);
+        // RESP3 now: *2 bq *3000 ...
+        EXPECT_NE(popped.find("*3000\r\n"), std::string::npos)
+            << "round " << round << ": " << popped.substr(0, 40);
+        EXPECT_EQ(primary_.cli({"EXISTS", "bq"}), "0");
+    }
+}
+
+// Numbers the proxy reads itself (HELLO's version, SELECT's database) as Redis reads them: no
+// leading zeros, no "-0", no "+".
+TEST_F(proxy_sessions, numbers_the_proxy_reads_are_read_as_redis_reads_them) {
+    same_as_redis({{"HELLO", "03"},
+                   {"HELLO", "+3"},
+                   {"SELECT", "00"},
+                   {"SELECT", "-0"},
+                   {"SELECT", "+0"},
+                   {"SELECT", " 0"},
+                   {"SELECT", "0"},
+                   {"HELLO", "2"}});
+}
+
 TEST_F(proxy_sessions, multi_or_watch_then_reset_in_one_pipeline_match_redis) {
     // RESET closed the pinned connection while MULTI's (or WATCH's, or a queued command's)
     // reply was still due on it: those commands got "-ERR proxy: serving backend unavailable".

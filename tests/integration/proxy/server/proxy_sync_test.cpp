@@ -312,6 +312,59 @@ TEST_F(proxy_sync, converges_while_clients_write_the_same_keys) {
     EXPECT_TRUE(converged());
 }
 
+// Counters incremented by every client at once: their stripes are never idle and every
+// increment races another client's, so they turn dirty again as soon as they are copied. The
+// copy ends anyway: each key dirty when the scan ended is copied once (under a short fence
+// on its writes), and what turned dirty after that is the follower's usual work.
+TEST_F(proxy_sync, ends_while_every_client_keeps_writing_the_same_hot_keys) {
+    preload("k:", 2000);
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 0; });
+    live_writers writers(*this, 4, 0, 16, [](std::mt19937& rng, client::request& r) {
+        r.push("INCR", "hot:" + std::to_string(rng() % 2));
+    });
+    ASSERT_TRUE(eventually([&] { return writers.writes() > 2000; }, 20s));
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done", 30s)) << status() << proxy_->info();
+    writers.stop();
+    EXPECT_TRUE(converged());
+}
+
+// A blocking pop waiting on a dirty key keeps a write in flight on it: the follower's fence
+// holds the other clients' writes to the key for --repair-fence-max at most, then lets them
+// go (counted), and the key is copied once the pop has ended.
+TEST_F(proxy_sync, writes_held_by_a_fence_go_on_when_it_times_out) {
+    start(mode::dual_write, [](proxy::proxy_config& c) {
+        c.repair_rate = 0;
+        c.repair_fence_after = 100ms;
+        c.repair_fence_max = 500ms;
+    });
+    raw_conn blocked(proxy_->port());
+    blocked.command({"BLPOP", "q", "0"});
+    raw_conn writer(proxy_->port());
+    // Another client's write while the pop waits: a race, the key turns dirty.
+    ASSERT_EQ(writer.call({"EXPIRE", "q", "100"}), ":0\r\n");
+    const auto timeouts_before =
+        metric("respite_proxy_follower_fence_timeouts_total{target=\"secondary\"}");
+    std::chrono::steady_clock::duration longest{};
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < until) {
+        const auto t0 = std::chrono::steady_clock::now();
+        ASSERT_EQ(writer.call({"EXPIRE", "q", "100"}), ":0\r\n");
+        longest = std::max(longest, std::chrono::steady_clock::now() - t0);
+        std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_GE(longest, 300ms) << "no write was held by a fence";
+    EXPECT_LT(longest, 3s);
+    EXPECT_GT(metric("respite_proxy_follower_fence_timeouts_total{target=\"secondary\"}"),
+              timeouts_before);
+    EXPECT_NE(proxy_->info().find("follow_secondary_fence_timeouts:"), std::string::npos);
+    ASSERT_EQ(writer.call({"RPUSH", "q", "a", "b"}), ":2\r\n");
+    const auto popped = blocked.frame();
+    ASSERT_TRUE(popped.has_value());
+    EXPECT_EQ(*popped, "*2\r\n$1\r\nq\r\n$1\r\na\r\n");
+    EXPECT_TRUE(converged());
+}
+
 TEST_F(proxy_sync, match_copies_only_the_matching_keys) {
     preload("a:", 200);
     preload("b:", 200);
@@ -1156,6 +1209,30 @@ TEST_F(proxy_state, a_damaged_state_file_is_a_clear_start_error) {
 
 // A start that fails after its threads began (here: the admin port is taken) is an error
 // return, not std::terminate on a joinable thread; the state file is left as it was.
+// A second proxy on the port of a running one (a double start, an old one still draining) is
+// refused: with SO_REUSEPORT the kernel split the clients between the two and their backends.
+TEST_F(proxy_state, a_listen_port_taken_by_a_running_proxy_is_a_clear_start_error) {
+    start(mode::primary_only);
+    auto cfg = config(mode::primary_only);
+    cfg.listen_port = proxy_->port();
+    proxy::proxy_server second(cfg);
+    auto r = second.start();
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("cannot listen on 127.0.0.1:" + std::to_string(proxy_->port())),
+              std::string::npos)
+        << r.error();
+    EXPECT_NE(r.error().find("in use"), std::string::npos) << r.error();
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"PING"}), "+PONG\r\n");
+    // Once it stopped, the port is free again at once (TIME_WAIT does not count).
+    proxy_->stop();
+    proxy_.reset();
+    proxy::proxy_server third(cfg);
+    auto r3 = third.start();
+    EXPECT_TRUE(r3.has_value()) << r3.error();
+    third.stop();
+}
+
 TEST_F(proxy_state, a_taken_admin_port_is_a_clear_start_error) {
     asio::io_context ioc;
     asio::ip::tcp::acceptor taken(ioc, {asio::ip::make_address("127.0.0.1"), 0});

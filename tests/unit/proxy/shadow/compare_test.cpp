@@ -370,5 +370,20 @@ TEST(shadow_compare, verbatim_and_bulk_strings_agree) {
               std::nullopt);
 }
 
+// XREAD: RESP3's map of streams against RESP2's array of [name, entries] pairs (a RESP2 client's
+// reply against the RESP3 reread): equal when the entries are, a mismatch when they differ.
+TEST(shadow_compare, xread_in_resp2_and_resp3_agree_by_stream) {
+    const auto entries = [](std::string_view v) {
+        return arr({arr({bulk("1-1"), arr({bulk("f"), bulk(std::string(v))})})});
+    };
+    const value resp2 = arr({arr({bulk("s"), entries("v")}), arr({bulk("t"), entries("w")})});
+    const value resp3 = value::map({bulk("s"), entries("v"), bulk("t"), entries("w")});
+    const std::vector<std::string_view> xread{"XREAD", "STREAMS", "s", "t", "0", "0"};
+    EXPECT_EQ(cmp(xread, resp2, resp3), std::nullopt);
+    EXPECT_EQ(cmp(xread, resp3, resp2), std::nullopt);
+    const value other = value::map({bulk("s"), entries("v"), bulk("t"), entries("x")});
+    EXPECT_EQ(cmp(xread, resp2, other), divergence_kind::data_mismatch);
+}
+
 }  // namespace
 }  // namespace respite::proxy

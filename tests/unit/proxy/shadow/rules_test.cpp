@@ -74,9 +74,9 @@ TEST(shadow_rules, xreadgroup_never_runs_on_the_secondary) {
         rule({"xreadgroup", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "s", ">"}).shadowed());
 }
 
-TEST(shadow_rules, xread_is_exact_unless_it_blocks) {
-    EXPECT_EQ(mode({"XREAD", "STREAMS", "s", "0"}), shadow_mode::exact);
-    EXPECT_EQ(mode({"XREAD", "COUNT", "5", "STREAMS", "s", "0"}), shadow_mode::exact);
+TEST(shadow_rules, xread_is_compared_by_stream_unless_it_blocks) {
+    EXPECT_EQ(mode({"XREAD", "STREAMS", "s", "0"}), shadow_mode::streams_by_key);
+    EXPECT_EQ(mode({"XREAD", "COUNT", "5", "STREAMS", "s", "0"}), shadow_mode::streams_by_key);
     EXPECT_EQ(mode({"XREAD", "block", "100", "STREAMS", "s", "0"}), shadow_mode::skip);
 }
 
