@@ -110,6 +110,18 @@ class replayer {
     // stripe is still in flight: their order on the primary is unknown, so the keys turn dirty.
     void begin_write(std::span<const std::string_view> keys, write_origin origin,
                      bool global = false) noexcept;
+    // A blocking command (BLPOP, BLMOVE ...) starts: not counted in flight (it may wait for
+    // hours, and its keys could not be copied meanwhile: a job queue with waiting workers was
+    // never copied), but its keys' generations move, and a counted write of another origin in
+    // flight makes them dirty as for begin_write. It writes only when a write to its keys
+    // wakes it (which moves their generation) or at once; so at its end, when it popped, its
+    // keys turn dirty if their write_generation() moved since just after this call (see
+    // end_uncounted). Its item is submitted with no begun keys.
+    void begin_uncounted(std::span<const std::string_view> keys, write_origin origin) noexcept;
+    // The blocking command's reply arrived. popped: it wrote (a value came back). gens: each
+    // key's write_generation() taken after begin_uncounted(). Call before submitting its item.
+    void end_uncounted(std::span<const std::string_view> keys, std::span<const std::uint64_t> gens,
+                       bool popped);
     // The primary's reply arrived: enqueues the item (or, over budget / lane down / draining,
     // records its keys dirty), then ends the in-flight marks of begun_keys (and of the keyspace
     // when item.global). Allocates; never blocks on the secondary.

@@ -520,6 +520,18 @@ struct replayer::engine {
         }
     }
 
+    // A blocking command starts: no count (its keys stay copyable while it waits), a moved
+    // generation, and a race with a counted write of another origin makes its keys dirty.
+    void begin_uncounted(std::span<const std::string_view> keys, write_origin origin) {
+        const bool global_busy = stripes.busy_for(stripe_table::global_stripe, origin);
+        for (auto k : keys) {
+            const auto s = stripe_table::stripe_of(k);
+            if (stripes.busy_for(s, origin) || global_busy)
+                add_dirty(k);
+            stripes.bump(s);
+        }
+    }
+
     void end(std::span<const std::string_view> keys, bool global) {
         for (auto k : keys)
             stripes.end(stripe_table::stripe_of(k));
@@ -1657,6 +1669,9 @@ struct replayer::engine {
         {
             std::lock_guard lock(dirty_mu);
             std::vector<dirty_set::entry> deferred;
+            // Stripes whose generation this batch moved (once each: a second move would make
+            // the first key's copy look raced).
+            std::vector<std::size_t> bumped;
             const std::size_t scan_limit = tokens * 4;
             for (std::size_t scanned = 0; picked.size() < tokens && scanned < scan_limit;
                  ++scanned) {
@@ -1664,11 +1679,21 @@ struct replayer::engine {
                 if (!e)
                     break;
                 const auto s = stripe_table::stripe_of(e->key);
-                const auto st = stripes.load(s);
+                auto st = stripes.load(s);
                 const auto gst = stripes.load(stripe_table::global_stripe);
                 const bool lane_down = !lane_up[lane_of(e->key)].load();
-                if (lane_down || st.in_flight != 0 || gst.in_flight != 0 ||
-                    (fence_cand && fence_cand->key == e->key)) {
+                // The copy moves the stripe's generation: a blocking command that waited on the
+                // key and pops before the DUMP runs sees it at its end (end_uncounted).
+                bool idle = !lane_down && st.in_flight == 0 && gst.in_flight == 0;
+                if (idle && std::ranges::find(bumped, s) == bumped.end()) {
+                    const auto after = stripes.bump_if_idle(s, st);
+                    idle = after.has_value();
+                    if (idle) {
+                        st = *after;
+                        bumped.push_back(s);
+                    }
+                }
+                if (!idle || (fence_cand && fence_cand->key == e->key)) {
                     if (!lane_down && !fence_cand && !fence_pick && wants_fence(e->key, now))
                         fence_pick = candidate{.key = std::move(e->key),
                                                .pause_epoch = pause_epoch.load(),
@@ -1938,10 +1963,14 @@ struct replayer::engine {
             give_up_fence(true);
             return;
         }
-        const auto st = stripes.load(stripe_table::stripe_of(c.key));
+        const auto s = stripe_table::stripe_of(c.key);
+        auto st = stripes.load(s);
         const auto gst = stripes.load(stripe_table::global_stripe);
+        std::optional<stripe_table::state> after;
         if (!repair_reading && st.in_flight == 0 && gst.in_flight == 0 &&
-            queued_at[stripe_table::global_stripe] == 0 && !stale_holds()) {
+            queued_at[stripe_table::global_stripe] == 0 && !stale_holds() &&
+            (after = stripes.bump_if_idle(s, st))) {
+            st = *after;
             c.generation = st.generation;
             c.global_generation = gst.generation;
             fence_issued = true;
@@ -2175,6 +2204,30 @@ void replayer::begin_write(std::span<const std::string_view> keys, write_origin 
     } catch (...) {
         engine_->set_full_resync("out of memory in begin_write");
     }
+}
+
+void replayer::begin_uncounted(std::span<const std::string_view> keys,
+                               write_origin origin) noexcept {
+    try {
+        engine_->begin_uncounted(keys, origin);
+    } catch (...) {
+        engine_->set_full_resync("out of memory in begin_uncounted");
+    }
+}
+
+void replayer::end_uncounted(std::span<const std::string_view> keys,
+                             std::span<const std::uint64_t> gens, bool popped) {
+    // Moved since its start: a write woke it (their order reaches the two servers by two
+    // connections, so the replayed order is a guess), or a copy was read meanwhile (it may
+    // hold the pop already). The copy after it settles either.
+    bool moved = false;
+    for (std::size_t i = 0; i < keys.size() && i < gens.size(); ++i)
+        moved = moved || write_generation(keys[i]) != gens[i];
+    if (popped && moved)
+        mark_dirty(keys, false);
+    // Its end moves the generation too: a shadow read or a copy under way sees the change.
+    for (auto k : keys)
+        engine_->stripes.bump(stripe_table::stripe_of(k));
 }
 
 bool replayer::fence_up() const noexcept {

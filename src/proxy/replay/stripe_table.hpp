@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 namespace respite::proxy::replay {
@@ -54,6 +55,28 @@ class stripe_table {
         }
     }
     void end(std::size_t s) noexcept { words_[s].fetch_sub(1, std::memory_order_acq_rel); }
+    // The generation moves, nothing else: a blocking command's start and end (it is not counted
+    // in flight while it waits), a copy being read.
+    void bump(std::size_t s) noexcept {
+        words_[s].fetch_add(std::uint64_t{1} << gen_shift, std::memory_order_acq_rel);
+    }
+
+    // A copy of a key of the stripe is read: its generation moves, only if the stripe is still
+    // idle at `seen` (nothing began since). The new state, or nullopt (a write began).
+    std::optional<state> bump_if_idle(std::size_t s, state seen) noexcept {
+        auto& w = words_[s];
+        std::uint64_t cur = w.load(std::memory_order_acquire);
+        for (;;) {
+            const state now{static_cast<std::uint32_t>(cur & count_mask),
+                            static_cast<std::uint32_t>(cur >> gen_shift)};
+            if (now != seen || now.in_flight != 0)
+                return std::nullopt;
+            const std::uint64_t next = cur + (std::uint64_t{1} << gen_shift);
+            if (w.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                        std::memory_order_acquire))
+                return state{0, static_cast<std::uint32_t>(next >> gen_shift)};
+        }
+    }
 
     [[nodiscard]] state load(std::size_t s) const noexcept {
         const std::uint64_t w = words_[s].load(std::memory_order_acquire);

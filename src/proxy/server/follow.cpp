@@ -259,6 +259,42 @@ bool follow_begin(shared_state& st, side serving, const command_class& c,
     return true;
 }
 
+namespace {
+// The effect of a write read from its reply, queued. counted: `begun` (its keys, counted in
+// flight) end with it; otherwise (a blocking command) nothing ends, and keys whose outcome is
+// unknown are marked dirty here.
+void submit_effect(shared_state& st, replayer& r, std::string_view request, std::string_view frame,
+                   std::span<const std::string_view> begun, bool global, bool counted) {
+    thread_local resp::request_parser parser;
+    thread_local std::vector<std::string_view> args;
+    parser.reset();
+    auto pr = parser.parse(request, args);
+    auto reply = pr.complete && !args.empty() ? decode_frame(frame) : std::nullopt;
+    if (!reply) {
+        if (counted) {
+            r.abandon(begun, true, global);
+        } else if (pr.complete && !args.empty()) {
+            std::vector<std::string> keys;
+            const auto c = (*st.classes)(args);
+            append_keys(st, c, args, keys);
+            const auto views = key_views(keys);
+            r.mark_dirty(views, false);
+        }
+        return;
+    }
+    effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts, &st.scripts};
+    auto w = translate(args, *reply, ctx);
+    if (w.none()) {
+        if (counted)
+            r.abandon(begun, false, global);
+        return;
+    }
+    auto item = item_of(std::move(w));
+    item.global = global;  // end exactly what was begun
+    r.submit(std::move(item), counted ? begun : std::span<const std::string_view>{});
+}
+}  // namespace
+
 void follow_reply(shared_state& st, side serving, std::string_view request,
                   const std::vector<std::string>& keys, bool global, bool verbatim,
                   std::string_view frame, int protocol, merge_hint merge) {
@@ -278,28 +314,49 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
         r->submit_command(request, begun, global, merge);
         return;
     }
-    thread_local resp::request_parser parser;
-    thread_local std::vector<std::string_view> args;
-    parser.reset();
-    auto pr = parser.parse(request, args);
-    if (!pr.complete || args.empty()) {
-        r->abandon(begun, true, global);
+    submit_effect(st, *r, request, frame, begun, global, true);
+}
+
+bool follow_begin_blocking(shared_state& st, side serving, const command_class& c,
+                           std::span<const std::string_view> args, std::vector<std::string>& keys,
+                           std::uint64_t origin, std::vector<std::uint64_t>& gens) {
+    replayer* r = active_follower(st, serving);
+    if (r == nullptr)
+        return false;
+    append_keys(st, c, args, keys);
+    const auto views = key_views(keys);
+    std::span<const std::string_view> v = views;
+    r->begin_uncounted(v, origin);
+    gens.clear();
+    for (auto k : v)
+        gens.push_back(r->write_generation(k));
+    return true;
+}
+
+void follow_blocking_reply(shared_state& st, side serving, std::string_view request,
+                           const std::vector<std::string>& keys,
+                           const std::vector<std::uint64_t>& gens, std::string_view frame) {
+    replayer* r = st.follower_of(serving);
+    if (r == nullptr || request.empty())
         return;
-    }
-    auto reply = decode_frame(frame);
-    if (!reply) {
-        r->abandon(begun, true, global);
+    const auto views = key_views(keys);
+    // A null reply (timed out) or an error wrote nothing.
+    const bool popped = !frame.empty() && frame[0] != '-' && frame[0] != '!' && frame[0] != '_' &&
+                        !frame.starts_with("*-1") && !frame.starts_with("$-1");
+    if (gens.size() == keys.size())
+        r->end_uncounted(views, gens, popped);
+    else
+        r->mark_dirty(views, false);  // (no generations: never, but never silently)
+    submit_effect(st, *r, request, frame, {}, false, false);
+}
+
+void follow_blocking_abandon(shared_state& st, side serving, const std::vector<std::string>& keys,
+                             bool outcome_unknown) {
+    replayer* r = st.follower_of(serving);
+    if (r == nullptr || !outcome_unknown)
         return;
-    }
-    effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts, &st.scripts};
-    auto w = translate(args, *reply, ctx);
-    if (w.none()) {
-        r->abandon(begun, false, global);
-        return;
-    }
-    auto item = item_of(std::move(w));
-    item.global = global;  // end exactly what was begun
-    r->submit(std::move(item), begun);
+    const auto views = key_views(keys);
+    r->mark_dirty(views, false);
 }
 
 bool follow_begin_transaction(shared_state& st, side serving,

@@ -38,6 +38,19 @@ bool follow_begin(shared_state& st, side serving, const command_class& c,
 void follow_reply(shared_state& st, side serving, std::string_view request,
                   const std::vector<std::string>& keys, bool global, bool verbatim,
                   std::string_view frame, int protocol, merge_hint merge = {});
+// A blocking command (BLPOP, BLMOVE, BZPOPMIN ...): its keys are not counted in flight while
+// it waits (replayer::begin_uncounted); `gens` keeps their generations for its end.
+bool follow_begin_blocking(shared_state& st, side serving, const command_class& c,
+                           std::span<const std::string_view> args, std::vector<std::string>& keys,
+                           std::uint64_t origin, std::vector<std::uint64_t>& gens);
+// Its reply arrived: its keys turn dirty if it popped while something moved them
+// (replayer::end_uncounted), then its effect is queued.
+void follow_blocking_reply(shared_state& st, side serving, std::string_view request,
+                           const std::vector<std::string>& keys,
+                           const std::vector<std::uint64_t>& gens, std::string_view frame);
+// It failed: keys dirty when it may have run.
+void follow_blocking_abandon(shared_state& st, side serving, const std::vector<std::string>& keys,
+                             bool outcome_unknown);
 // Before EXEC goes out: begins the keys of the transaction's writes (and the keyspace once when
 // a write has no key). False when nothing is followed.
 bool follow_begin_transaction(shared_state& st, side serving,

@@ -190,6 +190,10 @@ void proxy_server::impl::init_metrics() {
     st_.output_limit_disconnects =
         &m.get_counter("respite_proxy_output_limit_disconnects_total",
                        "Pub/Sub or MONITOR clients disconnected for unsent output");
+    st_.fence_held_writes =
+        &m.get_counter("respite_proxy_fence_held_writes_total",
+                       "Client writes that waited for the follower's copy of a key they write "
+                       "(a key written without a pause, see --repair-fence-after)");
     st_.pinned_state_lost =
         &m.get_counter("respite_proxy_pinned_state_lost_total",
                        "Clients closed because their pinned connection (MULTI, WATCH, SELECT n) "

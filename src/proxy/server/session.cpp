@@ -596,7 +596,9 @@ void session::on_failure(std::uint64_t tag, bool written) {
     if (s.ctx) {
         auto& c = *s.ctx;
         if (c.kind == ctx_kind::write || c.kind == ctx_kind::exec || c.kind == ctx_kind::blocking) {
-            if (c.followed)
+            if (c.followed && c.kind == ctx_kind::blocking)
+                follow_blocking_abandon(st_, c.serving, c.keys, written);
+            else if (c.followed)
                 follow_abandon(st_, c.serving, c.keys, c.global, written);
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
         }
@@ -663,8 +665,7 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
             break;
         case ctx_kind::blocking: {
             end_blocking();
-            follow_reply(st_, c.serving, c.request, c.keys, c.global, c.verbatim, frame, proto_,
-                         c.merge);
+            follow_blocking_reply(st_, c.serving, c.request, c.keys, c.gens, frame);
             if (closed_) {
                 // The client left while blocked and the pop happened anyway: put it back. The
                 // put-back counts in flight before the pop stops counting, so a switch's drain
@@ -894,8 +895,12 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     }
     // The follower copies a key this write touches under a fence (a key written without a
     // pause, dirty for a while): the write waits for the copy's read, a millisecond or so.
-    if (c.kind == route::write && follow_fenced(st_, serving, c, args)) [[unlikely]]
+    if (c.kind == route::write && follow_fenced(st_, serving, c, args)) [[unlikely]] {
+        if (!std::exchange(fence_waiting_, true))
+            st_.fence_held_writes->inc();
         return hold_briefly();
+    }
+    fence_waiting_ = false;
 
     if (c.kind == route::pinning) {
         // REDIRECT names the client that gets the invalidations by its id: the proxy's id to the
@@ -1052,8 +1057,13 @@ std::unique_ptr<session::slot_ctx> session::write_ctx(const command_class& c, si
     // A blocking read (XREAD BLOCK) writes nothing: begun, its keys would stay in flight while
     // it blocks, and every other client's write to them would turn them dirty (a copy of the
     // whole stream per XADD).
-    const bool follow = is_replayable_write(c.spec) &&
-                        follow_begin(st_, serving, c, args, ctx->keys, origin, &verbatim, &merge);
+    // A blocking write (BLPOP ...) is not counted in flight while it waits: its keys stay
+    // copyable (follow_begin_blocking).
+    const bool follow =
+        is_replayable_write(c.spec) &&
+        (c.kind == route::blocking
+             ? follow_begin_blocking(st_, serving, c, args, ctx->keys, origin, ctx->gens)
+             : follow_begin(st_, serving, c, args, ctx->keys, origin, &verbatim, &merge));
     if (!follow && !always) {
         recycle_ctx(std::move(ctx));
         return nullptr;
@@ -1104,6 +1114,7 @@ void session::recycle_ctx(std::unique_ptr<slot_ctx> ctx) {
     ctx->followed = ctx->global = ctx->verbatim = ctx->redirectable = false;
     ctx->merge = {};
     ctx->queued.clear();
+    ctx->gens.clear();
     ctx->info_at.clear();
     ctx->sent = {};
     ctx->cls = nullptr;

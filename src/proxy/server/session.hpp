@@ -90,13 +90,14 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     struct slot_ctx {
         ctx_kind kind = ctx_kind::none;
         side serving = side::primary;
-        std::vector<std::string> args;  // the command (shadow / blocking)
-        std::string request;            // the command as RESP bytes, for the follower
-        std::vector<std::string> keys;  // keys begun in the follower (writes)
-        bool followed = false;          // follow_begin began it
-        bool global = false;            // ... keyspace-wide
-        bool verbatim = false;          // ... and its request bytes are its effect
-        merge_hint merge;               // ... which may join the next writes (follower)
+        std::vector<std::string> args;    // the command (shadow / blocking)
+        std::string request;              // the command as RESP bytes, for the follower
+        std::vector<std::string> keys;    // keys begun in the follower (writes)
+        std::vector<std::uint64_t> gens;  // blocking: the keys' generations at its start
+        bool followed = false;            // follow_begin began it
+        bool global = false;              // ... keyspace-wide
+        bool verbatim = false;            // ... and its request bytes are its effect
+        merge_hint merge;                 // ... which may join the next writes (follower)
         std::vector<std::vector<std::string>> queued;  // EXEC: the transaction's commands
         std::vector<std::uint32_t> info_at;            // EXEC: where INFO replies are in its array
         // A blocking command sent raw to a cluster node: a redirect (the slot moved) sends it
@@ -330,6 +331,7 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     };
     std::optional<pending_wait> wait_;
     bool waiting_pause_ = false;  // a write waits for a mode switch to finish
+    bool fence_waiting_ = false;  // the command held is waiting for a fenced copy (counted once)
     // The connection of the last forwarded command and its slot (unanswered_elsewhere).
     const void* last_conn_ = nullptr;
     std::uint64_t last_conn_seq_ = 0;

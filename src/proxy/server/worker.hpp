@@ -138,6 +138,7 @@ struct shared_state {
     obs::counter* pushed_back = nullptr;
     obs::counter* output_limit_disconnects = nullptr;
     obs::counter* pinned_state_lost = nullptr;
+    obs::counter* fence_held_writes = nullptr;  // writes that waited for a fenced copy
     obs::gauge* connected_clients = nullptr;
     obs::counter* tls_handshake_failures = nullptr;
     std::shared_ptr<asio::ssl::context> tls;              // client-facing TLS (nullptr: plain)
