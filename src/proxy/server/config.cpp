@@ -350,6 +350,8 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
             return std::unexpected(config_error{std::string("--") + flag +
                                                 ": expected seconds from 0 to 1000000000, got " +
                                                 std::to_string(value)});
+    if (!(cfg.sentry_sample_rate >= 0 && cfg.sentry_sample_rate <= 1))  // nan passed CLI's range
+        return std::unexpected(config_error{"--sentry-sample: expected a number from 0 to 1"});
     if (!(cfg.shadow_percent >= 0 && cfg.shadow_percent <= 100))
         return std::unexpected(config_error{"--shadow-percent: expected a number from 0 to 100"});
     auto secs = [](double s) {

@@ -738,7 +738,13 @@ bool session::refused_by_name(std::span<const std::string_view> args, ctx_kind& 
         (!in_multi_ || cluster_txn)) [[unlikely]] {
         if (in_multi_)
             multi_failed_ = true;
-        reply_error("ERR This instance has cluster support disabled");
+        // Redis checks the arity first.
+        if (args.size() != 1 && !iequals(name, "cluster"))
+            reply_error(wrong_args(name));
+        else if (args.size() == 1 && iequals(name, "cluster"))
+            reply_error(wrong_args(name));
+        else
+            reply_error("ERR This instance has cluster support disabled");
         return true;
     }
     const bool info = iequals(name, "info");
@@ -787,11 +793,17 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
         return true;
     }
     if (monitor_ && !iequals(name, "quit") && !iequals(name, "reset")) {
-        return true;  // Redis ignores commands on a MONITOR connection
+        // A MONITOR connection is a replica to Redis 7.0: keyspace commands are refused; the
+        // others go unanswered here (the stream is all the connection carries).
+        if (c.kind == route::read || c.kind == route::write || c.kind == route::blocking)
+            reply_error("ERR Replica can't interact with the keyspace");
+        return true;
     }
     if (subscribed() && proto_ == 2 && c.kind != route::subscribe && !iequals(name, "ping") &&
         !iequals(name, "quit") && !iequals(name, "reset")) {
-        reply_error("ERR Can't execute '" + lower_copy(name) +
+        // Redis names the full command ("client|id").
+        reply_error("ERR Can't execute '" +
+                    (c.spec != nullptr ? lower_copy(c.spec->name) : lower_copy(name)) +
                     "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
                     "allowed in this context");
         return true;

@@ -179,8 +179,13 @@ void session::handle_local(const command_class& c, std::span<const std::string_v
                 resp::append_bulk(out, name_);
             return reply(out);
         }
-        if (iequals(sub, "setinfo"))
+        if (iequals(sub, "setinfo")) {  // Redis 7.2's checks (the proxy stores nothing)
+            if (args.size() != 4)
+                return reply_error(wrong_args("client|setinfo"));
+            if (!iequals(args[2], "lib-name") && !iequals(args[2], "lib-ver"))
+                return reply_error("ERR Unrecognized option '" + std::string(args[2]) + "'");
             return reply_ok();
+        }
         if (iequals(sub, "info"))
             return client_info();
         // They show, close or wake other users' connections: admin users only, when named.

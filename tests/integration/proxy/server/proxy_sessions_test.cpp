@@ -157,6 +157,26 @@ TEST_F(proxy_sessions, numbers_the_proxy_reads_are_read_as_redis_reads_them) {
                    {"HELLO", "2"}});
 }
 
+// Replies the proxy writes itself, checked against Redis 7.0: arity before "cluster support
+// disabled", the full command name in a subscriber's refusal, keyspace commands refused on a
+// MONITOR connection.
+TEST_F(proxy_sessions, replies_the_proxy_writes_itself_match_redis) {
+    same_as_redis({{"READONLY", "x"},
+                   {"READWRITE", "x"},
+                   {"ASKING", "x"},
+                   {"CLUSTER"},
+                   {"CLUSTER", "INFO"},
+                   {"READONLY"}});
+    same_as_redis({{"SUBSCRIBE", "c"}, {"CLIENT", "ID"}, {"GET", "k"}, {"PING"}});
+    same_as_redis({{"MONITOR"}, {"GET", "k"}, {"SET", "k", "v"}});
+    // CLIENT SETINFO is Redis 7.2's: its checks, without storing anything.
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"CLIENT", "SETINFO", "lib-name"}),
+              "-ERR wrong number of arguments for 'client|setinfo' command\r\n");
+    EXPECT_EQ(c.call({"CLIENT", "SETINFO", "nope", "x"}), "-ERR Unrecognized option 'nope'\r\n");
+    EXPECT_EQ(c.call({"CLIENT", "SETINFO", "LIB-NAME", "respite"}), "+OK\r\n");
+}
+
 TEST_F(proxy_sessions, multi_or_watch_then_reset_in_one_pipeline_match_redis) {
     // RESET closed the pinned connection while MULTI's (or WATCH's, or a queued command's)
     // reply was still due on it: those commands got "-ERR proxy: serving backend unavailable".

@@ -168,6 +168,9 @@ TEST(proxy_config_parse, mistakes_get_clear_errors) {
     expect_error({"--secondary", "h:1", "--idle-timeout", "1e17"}, "--idle-timeout: expected");
     expect_error({"--secondary", "h:1", "--switch-timeout", "inf"}, "--switch-timeout");
     expect_error({"--secondary", "h:1", "--shadow-percent", "nan"}, "--shadow-percent");
+    expect_error({"--secondary", "h:1", "--sentry-sample", "nan"}, "--sentry-sample: expected");
+    expect_error({"--secondary", "h:1", "--repair-fence-after", "nan"}, "--repair-fence-after");
+    expect_error({"--secondary", "h:1", "--repair-fence-max", "0"}, "--repair-fence-max");
     expect_error({"--secondary", "h:1", "--verify-chunk-bytes", "1073741824"},
                  "verify-chunk-bytes");
     expect_error({"--secondary", "h:1", "--tls-client-ca", "ca.pem"}, "--tls-client-ca needs");
