@@ -298,9 +298,16 @@ void worker::accept_loop(std::shared_ptr<Acceptor> acc) {
             st_.rejected_clients->inc();
             static constexpr std::string_view msg = "-ERR max number of clients reached\r\n";
             std::error_code ignored;
-            // Over TLS the client would not understand plain bytes: just close.
-            if (!(st_.tls && std::is_same_v<Acceptor, asio::ip::tcp::acceptor>))
-                asio::write(s, asio::buffer(msg), ignored);
+            if constexpr (std::is_same_v<Acceptor, asio::ip::tcp::acceptor>) {
+                // Over TLS the refusal goes after the handshake, as Redis sends it (a few at
+                // a time: beyond them the connection is just closed).
+                if (st_.tls) {
+                    refuse_tls(std::move(s), msg);
+                    accept_loop(acc);
+                    return;
+                }
+            }
+            asio::write(s, asio::buffer(msg), ignored);
             s.close(ignored);
         } else if constexpr (std::is_same_v<Acceptor, asio::ip::tcp::acceptor>) {
             if (st_.tls)
@@ -368,6 +375,37 @@ void worker::handshake(asio::ip::tcp::socket s) {
                                 }
                                 open_session(client_stream(std::move(*stream)));
                             });
+}
+
+void worker::refuse_tls(asio::ip::tcp::socket s, std::string_view msg) {
+    constexpr std::size_t k_max_refusing = 16;
+    if (refusing_tls_ >= k_max_refusing) {
+        std::error_code ignored;
+        s.close(ignored);
+        return;
+    }
+    ++refusing_tls_;
+    auto stream = std::make_shared<client_stream::tls>(std::move(s), *st_.tls);
+    auto timer = std::make_shared<asio::steady_timer>(ioc_, std::chrono::seconds(2));
+    timer->async_wait([stream](std::error_code ec) {
+        if (!ec) {
+            std::error_code ignored;
+            stream->lowest_layer().close(ignored);
+        }
+    });
+    auto done = [this, stream, timer] {
+        timer->cancel();
+        --refusing_tls_;
+        std::error_code ignored;
+        stream->lowest_layer().close(ignored);
+    };
+    stream->async_handshake(
+        asio::ssl::stream_base::server, [stream, msg, done](std::error_code ec) mutable {
+            if (ec)
+                return done();
+            asio::async_write(*stream, asio::buffer(msg),
+                              [done](std::error_code, std::size_t) mutable { done(); });
+        });
 }
 
 void worker::start_accepting(asio::ip::tcp::acceptor acceptor) {

@@ -238,6 +238,9 @@ class worker {
     template <class Acceptor>
     void accept_failed(std::shared_ptr<Acceptor> acc, std::error_code ec);
     void handshake(asio::ip::tcp::socket s);
+    // Over max clients with TLS: the handshake, then "-ERR max number of clients reached".
+    void refuse_tls(asio::ip::tcp::socket s, std::string_view msg);
+    std::size_t refusing_tls_ = 0;  // refusals under way (bounded)
     void open_session(client_stream stream);
 
     shared_state& st_;

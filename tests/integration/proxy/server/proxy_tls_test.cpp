@@ -1,5 +1,7 @@
 // Client-facing TLS: a TLS client is served; a plain client on the TLS port is dropped and the
 // proxy keeps serving.
+#include <asio/read.hpp>
+#include <asio/ssl.hpp>
 #include <asio/use_future.hpp>
 
 #include "proxy_fixture.hpp"
@@ -60,6 +62,35 @@ TEST_F(proxy_tls, tls_clients_are_served_and_plain_bytes_are_refused) {
     // Still serving.
     client::sync_client again(cfg);
     EXPECT_TRUE(again.command("PING").has_value());
+}
+
+// Over max clients a TLS client gets Redis's refusal after the handshake (it was closed with no
+// word: it could not tell a full proxy from a broken one).
+TEST_F(proxy_tls, a_tls_client_over_max_clients_is_told_so) {
+    start(proxy::mode::primary_only, [&](proxy::proxy_config& c) {
+        c.tls_cert_file = pki_.file("server.crt");
+        c.tls_key_file = pki_.file("server.key");
+        c.max_clients = 1;
+        c.threads = 1;
+    });
+    auto cfg = client_config();
+    cfg.connection.tls.enabled = true;
+    cfg.connection.tls.ca_file = pki_.file("ca.crt");
+    cfg.connection.tls.server_name = "localhost";
+    client::sync_client first(cfg);
+    ASSERT_TRUE(first.command("PING").has_value());
+    asio::io_context ioc;
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.set_verify_mode(asio::ssl::verify_none);
+    asio::ssl::stream<asio::ip::tcp::socket> second(ioc, ctx);
+    second.lowest_layer().connect({asio::ip::make_address("127.0.0.1"), proxy_->port()});
+    second.handshake(asio::ssl::stream_base::client);
+    std::string got(64, '\0');
+    std::error_code ec;
+    const auto n = asio::read(second, asio::buffer(got), asio::transfer_at_least(10), ec);
+    got.resize(n);
+    EXPECT_EQ(got, "-ERR max number of clients reached\r\n");
+    EXPECT_TRUE(first.command("PING").has_value());
 }
 
 TEST_F(proxy_tls, a_bad_certificate_path_is_a_clear_start_error) {
