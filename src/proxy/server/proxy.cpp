@@ -516,34 +516,50 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         // Moving the serving side: hold new writes, let those in flight finish and the side
         // that is about to serve catch up, then flip.
         st_.writes_paused.store(true);
+        // Blocked clients first: their commands count in flight until answered (a BLPOP q 0
+        // never would). The other clients with state there (MULTI, WATCH, subscribers ...)
+        // are closed once the wait succeeded: a switch refused for the follower's lag left
+        // them all closed for nothing.
         std::size_t closed = 0;
         for (auto& w : workers_)
-            closed += w->close_stateful(before.serving);
-        if (closed > 0)
-            obs::log().info("proxy mode_switch_closed_stateful_clients count={}", closed);
+            closed += w->close_stateful(before.serving, true);
         const auto deadline = std::chrono::steady_clock::now() + st_.cfg.switch_timeout;
         std::string why;
-        while (true) {
-            const bool idle = st_.writes_in_flight.load() == 0;
-            const auto lag = server::follower_backlog(st_, before.serving);
-            if (idle && lag.empty())
-                break;
-            if (st_.draining.load()) {
-                force = false;  // not even forced: the shutdown comes first
-                why = "the proxy is shutting down";
-                break;
+        const auto wait_for_follower = [&] {
+            while (true) {
+                const bool idle = st_.writes_in_flight.load() == 0;
+                const auto lag = server::follower_backlog(st_, before.serving);
+                if (idle && lag.empty())
+                    break;
+                if (st_.draining.load()) {
+                    force = false;  // not even forced: the shutdown comes first
+                    why = "the proxy is shutting down";
+                    break;
+                }
+                // A copy refused while waiting: waiting longer does not help.
+                if (auto rejected = server::follower_rejected(st_, before.serving);
+                    !rejected.empty()) {
+                    why = std::move(rejected);
+                    break;
+                }
+                if (std::chrono::steady_clock::now() >= deadline) {
+                    why = idle ? lag : "writes still in flight";
+                    break;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
             }
-            // A copy refused while waiting: waiting longer does not help.
-            if (auto rejected = server::follower_rejected(st_, before.serving); !rejected.empty()) {
-                why = std::move(rejected);
-                break;
-            }
-            if (std::chrono::steady_clock::now() >= deadline) {
-                why = idle ? lag : "writes still in flight";
-                break;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        };
+        wait_for_follower();
+        if (why.empty() || force) {
+            // Their EXEC may still have gone out meanwhile: after the close, wait once more
+            // (the deadline stays; forced: as long as it lasts).
+            for (auto& w : workers_)
+                closed += w->close_stateful(before.serving);
+            why.clear();
+            wait_for_follower();
         }
+        if (closed > 0)
+            obs::log().info("proxy mode_switch_closed_stateful_clients count={}", closed);
         if (!why.empty() && !force) {
             st_.writes_paused.store(false);
             obs::log().warn("proxy mode_switch_refused from={} to={} reason=\"{}\"",

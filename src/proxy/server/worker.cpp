@@ -452,14 +452,15 @@ void worker::close_clients() {
     });
 }
 
-std::size_t worker::close_stateful(side s) {
+std::size_t worker::close_stateful(side s, bool blocked_only) {
     auto done = std::make_shared<std::promise<std::size_t>>();
     auto f = done->get_future();
-    asio::post(ioc_, [this, s, done] {
+    asio::post(ioc_, [this, s, done, blocked_only] {
         std::size_t n = 0;
         auto copy = sessions_;
         for (auto& [p, weak] : copy)
-            if (auto sess = weak.lock(); sess && sess->holds_state_on(s)) {
+            if (auto sess = weak.lock();
+                sess && sess->holds_state_on(s) && (!blocked_only || sess->blocked())) {
                 // A blocked client is unblocked now (a popped value is put back); the others
                 // get their pending replies first.
                 if (sess->blocked())

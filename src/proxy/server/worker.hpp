@@ -172,7 +172,7 @@ class worker {
     // A mode switch moves the serving side away from `s`: clients holding state there (MULTI,
     // WATCH, SELECT, blocked, subscribed, MONITOR, TRACKING) are closed once their replies are
     // written; they reconnect to the new side. Waits until the worker did it.
-    std::size_t close_stateful(side s);
+    std::size_t close_stateful(side s, bool blocked_only = false);
     void join();
 
     [[nodiscard]] asio::io_context& ioc() noexcept { return ioc_; }

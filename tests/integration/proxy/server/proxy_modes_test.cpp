@@ -170,6 +170,33 @@ TEST_F(proxy_modes, the_admin_endpoint_answers_while_a_switch_waits) {
     EXPECT_EQ(proxy_->current_mode(), mode::dual_write);
 }
 
+// A switch refused because the follower could not catch up leaves the clients with state on
+// the serving side alone (an open MULTI, a subscriber): they were closed before the wait, for
+// nothing. A blocked client is still closed first (its command would hold the wait).
+TEST_F(proxy_modes, a_switch_refused_for_the_followers_lag_keeps_the_clients_with_state) {
+    start(mode::dual_write,
+          [](proxy::proxy_config& c) { c.switch_timeout = std::chrono::milliseconds(800); });
+    raw_conn c(proxy_->port());
+    raw_conn txn(proxy_->port());
+    ASSERT_EQ(txn.call({"MULTI"}), "+OK\r\n");
+    ASSERT_EQ(txn.call({"SET", "t", "1"}), "+QUEUED\r\n");
+    raw_conn sub(proxy_->port());
+    ASSERT_EQ(sub.call({"SUBSCRIBE", "ch"}), "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    raw_conn blocked(proxy_->port());
+    blocked.command({"BLPOP", "q", "0"});
+    ASSERT_TRUE(eventually([&] {
+        return primary_.cli({"CLIENT", "LIST"}).find("cmd=blpop") != std::string::npos;
+    }));
+    const auto stopped = stop_the_follower_target(c);
+    EXPECT_EQ(c.call({"SET", "k", "2"}), "+OK\r\n");  // the follower cannot apply it now
+    EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "secondary-primary"}).substr(0, 20),
+              "-ERR switch refused:");
+    EXPECT_TRUE(blocked.closed_by_peer());
+    EXPECT_EQ(txn.call({"EXEC"}), "*1\r\n+OK\r\n");
+    EXPECT_EQ(c.call({"PUBLISH", "ch", "m"}), ":1\r\n");
+    EXPECT_EQ(sub.frame(), "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n");
+}
+
 // A write held by a switch is retried every millisecond until the switch ends: it is counted
 // once, not once per retry.
 TEST_F(proxy_modes, a_write_held_by_a_switch_is_counted_once) {
