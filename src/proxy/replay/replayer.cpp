@@ -2014,7 +2014,8 @@ struct replayer::engine {
             if (fence_log.allow(suppressed))
                 obs::log().warn(
                     "replay_fence_timeout key={} fence_ms={} suppressed={} (writes in flight on "
-                    "the key did not end in time, e.g. a blocking pop; its copy is tried again)",
+                    "the key did not end in time: a slow primary, a long script; its copy is tried "
+                    "again)",
                     obs::quoted{loggable(c.key)}, cfg.fence_max.count(), suppressed);
         }
         kick_repair();

@@ -1004,7 +1004,7 @@ TEST_F(pair_of_servers, a_key_never_idle_is_copied_under_a_fence) {
     EXPECT_FALSE(rep->fence_up());
 }
 
-// A write that stays in flight (a blocking pop waiting for data) keeps the fenced copy from
+// A write that stays in flight (a slow primary, a long script) keeps the fenced copy from
 // being read: the fence is lifted after fence_max, counted, and the key is copied once the
 // write ended.
 TEST_F(pair_of_servers, a_fence_whose_writes_never_end_is_lifted_in_time) {
