@@ -260,26 +260,22 @@ bool follow_begin(shared_state& st, side serving, const command_class& c,
 }
 
 namespace {
-// The effect of a write read from its reply, queued. counted: `begun` (its keys, counted in
-// flight) end with it; otherwise (a blocking command) nothing ends, and keys whose outcome is
-// unknown are marked dirty here.
+// The effect of a write read from its reply, queued. counted: `keys` (counted in flight) end
+// with it; otherwise (a blocking command) nothing ends, and its keys are marked dirty here
+// when its outcome is unknown.
 void submit_effect(shared_state& st, replayer& r, std::string_view request, std::string_view frame,
-                   std::span<const std::string_view> begun, bool global, bool counted) {
+                   std::span<const std::string_view> keys, bool global, bool counted) {
+    const auto begun = counted ? keys : std::span<const std::string_view>{};
     thread_local resp::request_parser parser;
     thread_local std::vector<std::string_view> args;
     parser.reset();
     auto pr = parser.parse(request, args);
     auto reply = pr.complete && !args.empty() ? decode_frame(frame) : std::nullopt;
     if (!reply) {
-        if (counted) {
+        if (counted)
             r.abandon(begun, true, global);
-        } else if (pr.complete && !args.empty()) {
-            std::vector<std::string> keys;
-            const auto c = (*st.classes)(args);
-            append_keys(st, c, args, keys);
-            const auto views = key_views(keys);
-            r.mark_dirty(views, false);
-        }
+        else
+            r.mark_dirty(keys, false);
         return;
     }
     effect_context ctx{now_ms(), &st.table, st.cfg.copy_scripts, &st.scripts};
@@ -291,7 +287,7 @@ void submit_effect(shared_state& st, replayer& r, std::string_view request, std:
     }
     auto item = item_of(std::move(w));
     item.global = global;  // end exactly what was begun
-    r.submit(std::move(item), counted ? begun : std::span<const std::string_view>{});
+    r.submit(std::move(item), begun);
 }
 }  // namespace
 
@@ -347,7 +343,7 @@ void follow_blocking_reply(shared_state& st, side serving, std::string_view requ
         r->end_uncounted(views, gens, popped);
     else
         r->mark_dirty(views, false);  // (no generations: never, but never silently)
-    submit_effect(st, *r, request, frame, {}, false, false);
+    submit_effect(st, *r, request, frame, views, false, false);
 }
 
 void follow_blocking_abandon(shared_state& st, side serving, const std::vector<std::string>& keys,

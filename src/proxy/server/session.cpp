@@ -738,13 +738,10 @@ bool session::refused_by_name(std::span<const std::string_view> args, ctx_kind& 
         (!in_multi_ || cluster_txn)) [[unlikely]] {
         if (in_multi_)
             multi_failed_ = true;
-        // Redis checks the arity first.
-        if (args.size() != 1 && !iequals(name, "cluster"))
-            reply_error(wrong_args(name));
-        else if (args.size() == 1 && iequals(name, "cluster"))
-            reply_error(wrong_args(name));
-        else
-            reply_error("ERR This instance has cluster support disabled");
+        // Redis checks the arity first (CLUSTER takes a subcommand, the others nothing).
+        const bool arity_ok = iequals(name, "cluster") ? args.size() >= 2 : args.size() == 1;
+        reply_error(arity_ok ? std::string("ERR This instance has cluster support disabled")
+                             : wrong_args(name));
         return true;
     }
     const bool info = iequals(name, "info");
