@@ -2,11 +2,13 @@
 // the follower), and serving from a cluster (the proxy looks like one standalone server).
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
 
 #include "proxy_fixture.hpp"
+#include "support/memory_pressure.hpp"
 #include "support/redis_cluster.hpp"
 
 namespace respite::test {
@@ -188,6 +190,42 @@ TEST_F(proxy_cluster, a_standalone_redis_migrates_into_a_cluster) {
 // Plain SETs back to back go to a cluster follower as MSETs only within a hash slot: "{one}:"
 // keys share one and merge; "burst:" keys spread over many and must not be joined (the
 // cluster refuses CROSSSLOT: every key of such a write would need a copy).
+// A value longer than a cluster follower's proto-max-bulk-len (the smallest over its masters)
+// is refused unsent: the key waits in the rejected set, the lane stays up (a node answers such
+// a bulk with a protocol error and closes the connection), and the copy goes once the limit
+// was raised.
+TEST_F(proxy_cluster, a_value_over_a_cluster_followers_bulk_limit_is_refused_unsent) {
+    const auto set_limit = [&](std::string_view v) {
+        for (auto i : cluster_->masters())
+            cluster_->node(i).cli({"CONFIG", "SET", "proto-max-bulk-len", std::string(v)});
+    };
+    set_limit("1mb");
+    struct restore {
+        std::function<void()> f;
+        ~restore() { f(); }
+    } restore_limit{[&] { set_limit("512mb"); }};
+    auto cfg = into_cluster(mode::dual_write);
+    cfg.replay_rejected_retry = std::chrono::milliseconds(300);
+    cfg.restart_check_interval = std::chrono::milliseconds(200);
+    start(cfg);
+    ASSERT_TRUE(eventually([&] {
+        return info_has("follow_secondary_target_bulk_limit:1048576\r\n");
+    })) << proxy_->info();
+    raw_conn c(proxy_->port());
+    const auto big = incompressible(2 << 20);  // a DUMP payload as long (LZF gains nothing)
+    ASSERT_EQ(c.call({"SET", "big", big}), "+OK\r\n");
+    ASSERT_TRUE(eventually([&] { return info_has("follow_secondary_rejected_keys:1\r\n"); }))
+        << proxy_->info();
+    EXPECT_EQ(owner_of("big").cli({"EXISTS", "big"}), "0");
+    ASSERT_EQ(c.call({"SET", "small", "v"}), "+OK\r\n");
+    ASSERT_TRUE(eventually([&] { return owner_of("small").cli({"GET", "small"}) == "v"; }));
+    EXPECT_TRUE(info_has("follow_secondary_lane_failures:0\r\n")) << proxy_->info();
+    set_limit("4mb");
+    ASSERT_TRUE(eventually([&] { return info_has("follow_secondary_rejected_keys:0\r\n"); }))
+        << proxy_->info();
+    EXPECT_EQ(owner_of("big").cli({"STRLEN", "big"}), std::to_string(2 << 20));
+}
+
 TEST_F(proxy_cluster, plain_sets_merge_within_a_slot_for_a_cluster_follower) {
     auto cfg = into_cluster(mode::dual_write);
     cfg.replay_lanes = 1;  // every write in one lane: neighbours of other slots meet
