@@ -38,6 +38,10 @@ struct connection {
     asio::ip::tcp::socket socket;
     asio::steady_timer deadline;
     bool timed_out = false;
+    // Waiting for a request with nothing of it read yet, since `idle_since`: the first to go
+    // when the connection limit is reached.
+    bool idle = true;
+    std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
 };
 
 struct route_entry {
@@ -137,7 +141,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                 co_await retry.async_wait(use_tuple);
                 continue;
             }
-            if (connections_.size() >= opts_.max_connections) {
+            if (connections_.size() >= opts_.max_connections && !close_oldest_idle()) {
                 obs::log().debug("http_connection_rejected open={}", connections_.size());
                 std::error_code ignored;
                 socket.close(ignored);
@@ -148,6 +152,26 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
             connection_count_.store(connections_.size());
             asio::co_spawn(ioc_, serve(c), asio::detached);
         }
+    }
+
+    // At the limit, the connection idle the longest (nothing of a request read) makes room: idle
+    // connections that fill every slot (a client that opens many and sends nothing) would
+    // otherwise refuse the health checks and /metrics for up to the read timeout.
+    bool close_oldest_idle() {
+        std::shared_ptr<connection> oldest;
+        for (const auto& c : connections_) {
+            std::error_code ec;
+            // Bytes that arrived but were not read yet: a request has begun.
+            if (!c->idle || !c->socket.is_open() || c->socket.available(ec) > 0 || ec)
+                continue;
+            if (!oldest || c->idle_since < oldest->idle_since)
+                oldest = c;
+        }
+        if (!oldest)
+            return false;
+        std::error_code ignored;
+        oldest->socket.close(ignored);  // its session ends and leaves connections_
+        return true;
     }
 
     asio::awaitable<void> serve(std::shared_ptr<connection> c) {
@@ -183,7 +207,11 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                         co_return;
                     }
                 }
+                c->idle = buffer.empty();
+                if (c->idle)
+                    c->idle_since = std::chrono::steady_clock::now();
                 auto [ec, n] = co_await c->socket.async_read_some(asio::buffer(chunk), use_tuple);
+                c->idle = false;
                 if (ec) {
                     if (c->timed_out && !buffer.empty() && !stopped_) {
                         co_await answer_error(c, 408);

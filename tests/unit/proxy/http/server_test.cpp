@@ -224,29 +224,43 @@ TEST_F(http_server_test, slow_client_is_cut_off_by_the_read_timeout) {
     EXPECT_TRUE(wait_until([&] { return server_->connections() == 0; }));
 }
 
-TEST_F(http_server_test, connections_beyond_the_limit_are_closed_at_once) {
+// At the limit, the connection idle the longest (nothing of a request read) makes room for the
+// new one: idle connections filling every slot refused health checks for the read timeout.
+// When every connection is in the middle of a request, the new one is closed at once.
+TEST_F(http_server_test, at_the_limit_the_oldest_idle_connection_makes_room) {
     start({.max_connections = 2});
     raw_client a;
     raw_client b;
     ASSERT_TRUE(a.connect(port()));
+    ASSERT_TRUE(wait_until([&] { return server_->connections() == 1; }));
     ASSERT_TRUE(b.connect(port()));
     ASSERT_TRUE(wait_until([&] { return server_->connections() == 2; }));
-    raw_client over;
-    ASSERT_TRUE(over.connect(port()));  // the kernel accepts; the server closes it
-    over.send("GET /hello HTTP/1.1\r\n\r\n");
-    ASSERT_TRUE(over.read_until_closed());
-    EXPECT_TRUE(over.received().empty());
-    // The two admitted connections still work.
-    a.send("GET /hello HTTP/1.1\r\n\r\n");
-    auto r = a.read_response();
+    auto probe = one_request(port(), "GET /hello HTTP/1.1\r\n\r\n");
+    ASSERT_TRUE(probe);
+    EXPECT_EQ(probe->status, 200);
+    ASSERT_TRUE(a.read_until_closed());  // the oldest idle one went
+    EXPECT_TRUE(a.received().empty());
+    b.send("GET /hello HTTP/1.1\r\n\r\n");  // the other still works
+    auto r = b.read_response();
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200);
-    // Closing one makes room again.
-    b.socket().close();
-    ASSERT_TRUE(wait_until([&] { return server_->connections() == 1; }));
-    auto again = one_request(port(), "GET /hello HTTP/1.1\r\n\r\n");
-    ASSERT_TRUE(again);
-    EXPECT_EQ(again->status, 200);
+
+    // Both slots in the middle of a request: nothing to close, the new connection is refused.
+    raw_client c;
+    raw_client d;
+    ASSERT_TRUE(wait_until([&] { return server_->connections() <= 1; }));
+    ASSERT_TRUE(c.connect(port()));
+    c.send("GET /hello HTTP/1.1\r\n");
+    ASSERT_TRUE(wait_until([&] { return server_->connections() == 2; }));
+    b.send("GET /hello HTTP/1.1\r\n");  // b is busy too now (its bytes are at the server)
+    ASSERT_TRUE(d.connect(port()));     // the kernel accepts; the server closes it
+    d.send("GET /hello HTTP/1.1\r\n\r\n");
+    ASSERT_TRUE(d.read_until_closed());
+    EXPECT_TRUE(d.received().empty());
+    c.send("\r\n");
+    auto rc = c.read_response();
+    ASSERT_TRUE(rc);
+    EXPECT_EQ(rc->status, 200);
 }
 
 TEST_F(http_server_test, stop_closes_the_acceptor_and_open_connections) {
