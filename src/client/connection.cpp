@@ -768,8 +768,12 @@ struct connection::impl : std::enable_shared_from_this<impl> {
                 break;
             auto now = clock::now();
             if (now >= armed_deadline_ || armed_deadline_ == clock::time_point::max()) {
-                queue_.expire(now, make_error_code(error::timeout));
-                if (state_ == connection_state::ready && queue_.written() > 0 &&
+                // Dropped only when a request did time out now: a wake-up for an older deadline
+                // (its request answered since) that came late, under load, found nothing read
+                // for a command timeout and failed a younger written request as lost instead
+                // of letting it reach its own deadline.
+                const auto expired = queue_.expire(now, make_error_code(error::timeout));
+                if (expired > 0 && state_ == connection_state::ready && queue_.written() > 0 &&
                     cfg_.command_timeout.count() > 0 && now - last_read_ >= cfg_.command_timeout &&
                     !blocking_written()) {
                     obs::log().warn("connection_unresponsive endpoint={} dropping", endpoint());
