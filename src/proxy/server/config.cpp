@@ -32,9 +32,28 @@ bool split_address(const std::string& s, std::string& host, std::uint16_t& port)
     return true;
 }
 
+// CLI11's PositiveNumber / NonNegativeNumber print their range's bound (a 300-digit maximum)
+// in the error; these say what is expected.
+CLI::Validator number_check(bool zero_ok) {
+    return CLI::Validator(
+        [zero_ok](std::string& s) -> std::string {
+            double v = 0;
+            const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+            const bool number = ec == std::errc() && p == s.data() + s.size();
+            if (number && (zero_ok ? v >= 0 : v > 0))
+                return {};
+            return std::string(zero_ok ? "expected a number from 0 up"
+                                       : "expected a number above 0") +
+                   ", got '" + s + "'";
+        },
+        zero_ok ? "NONNEGATIVE" : "POSITIVE");
+}
+
 }  // namespace
 
 std::expected<proxy_config, config_error> parse_config(int argc, const char* const* argv) {
+    const auto positive = number_check(false);
+    const auto non_negative = number_check(true);
     proxy_config cfg;
     CLI::App app{
         "respite-proxy: live migration between two Redis deployments without downtime. "
@@ -114,16 +133,16 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
                    "Require client certificates signed by this CA (PEM; mutual TLS)");
     app.add_option("--max-clients", cfg.max_clients, "Connections accepted at most")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--max-query-buffer", cfg.max_query_buffer, "Unparsed input per client, bytes")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--max-bulk", cfg.max_bulk, "Largest argument, bytes")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--idle-timeout", idle_timeout, "Close idle clients after seconds (0: never)")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative);
     app.add_option("--tcp-keepalive", cfg.tcp_keepalive_seconds,
                    "TCP keepalive idle seconds on client connections (0: off)")
         ->capture_default_str()
@@ -141,7 +160,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--pubsub-output-limit", cfg.pubsub_output_limit,
                    "Unsent bytes before a Pub/Sub or MONITOR client is disconnected")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--upstream-connections", cfg.upstream_connections,
                    "Shared pipelined connections per worker and backend")
         ->capture_default_str()
@@ -151,47 +170,47 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         ->check(CLI::Range(0.0, 100.0));
     app.add_option("--shadow-timeout", shadow_timeout, "Seconds a shadow read may take")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--ttl-tolerance", ttl_tolerance, "Seconds TTLs may differ in a shadow read")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative);
     app.add_option("--pubsub-compare-window", pubsub_window,
                    "Seconds a Pub/Sub message may wait for its shadow twin")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--replay-lanes", cfg.replay_lanes, "Ordered lanes to the follower")
         ->capture_default_str()
         ->check(CLI::Range(1, 256));
     app.add_option("--replay-max-queued-bytes", cfg.replay_max_queued_bytes,
                    "Follower queue budget; beyond it keys are marked dirty and repaired")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--replay-max-dirty-keys", cfg.replay_max_dirty_keys,
                    "Dirty keys remembered; beyond it a full resync is reported")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--repair-rate", cfg.repair_rate,
                    "Keys per second copied at most by repairs and PROXY SYNC (0: unlimited)")
         ->capture_default_str();
     app.add_option("--replay-rejected-retry", rejected_retry,
                    "Seconds between retries of a key whose copy the follower refused")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--repair-fence-after", fence_after,
                    "Seconds a dirty key may stay busy (written without a pause) before its copy "
                    "holds new writes to it for a moment (0: never)")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative);
     app.add_option("--repair-fence-max", fence_max,
                    "Seconds at most that writes wait for such a copy")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_flag("--copy-scripts", cfg.copy_scripts,
                  "Copy the keys scripts touch instead of replaying scripts");
     app.add_option("--verify-chunk-elements", cfg.verify_chunk_elements,
                    "PROXY VERIFY compares collections bigger than this in chunks of this size")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--verify-chunk-bytes", cfg.verify_chunk_bytes,
                    "PROXY VERIFY compares strings longer than this in windows of this many bytes")
         ->capture_default_str()
@@ -211,17 +230,17 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--shutdown-timeout", shutdown_timeout,
                    "Seconds to drain clients and the follower on shutdown")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--switch-timeout", switch_timeout,
                    "Seconds a serving-side switch waits for the follower to catch up")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive);
     app.add_option("--restart-check-interval", restart_check,
                    "Seconds between run_id checks of each backend (0: off); a follower that "
                    "restarted may have lost writes; also how often a follower reads its "
                    "target's proto-max-bulk-len (0: every 10 s)")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative);
     app.add_flag("--resync-on-restart", cfg.resync_on_restart,
                  "Run PROXY SYNC at once when the follower restarted (else the cut-over to it "
                  "waits for one)");
@@ -244,7 +263,21 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     } catch (const CLI::CallForVersion&) {
         return std::unexpected(config_error{"respite-proxy 0.1.0", true});
     } catch (const CLI::ParseError& e) {
-        return std::unexpected(config_error{e.what(), false});
+        std::string msg = e.what();
+        // CLI11's words for a name in the --config file that is no option.
+        constexpr std::string_view unparsed = "INI was not able to parse ";
+        if (msg.starts_with(unparsed)) {
+            const auto name = msg.substr(unparsed.size());
+            if (name.ends_with(".++"))  // CLI11's mark of a [section] header
+                msg = "--config: a section [" + name.substr(0, name.size() - 3) +
+                      "] (sections are not read: put every option at the top level)";
+            else
+                msg = "--config: unknown option '" + name + "'" +
+                      (name.find('.') != std::string::npos
+                           ? " (sections are not read: put every option at the top level)"
+                           : " (the file takes the flags' names without the dashes)");
+        }
+        return std::unexpected(config_error{std::move(msg), false});
     }
 
     if (!split_address(listen, cfg.listen_host, cfg.listen_port))
