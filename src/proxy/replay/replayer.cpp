@@ -1682,9 +1682,13 @@ struct replayer::engine {
                 auto st = stripes.load(s);
                 const auto gst = stripes.load(stripe_table::global_stripe);
                 const bool lane_down = !lane_up[lane_of(e->key)].load();
+                // The fenced stripe waits for its fence: moving its generation here would make
+                // the fenced copy look raced.
+                const bool fenced_stripe =
+                    fence_cand && stripe_table::stripe_of(fence_cand->key) == s;
                 // The copy moves the stripe's generation: a blocking command that waited on the
                 // key and pops before the DUMP runs sees it at its end (end_uncounted).
-                bool idle = !lane_down && st.in_flight == 0 && gst.in_flight == 0;
+                bool idle = !lane_down && !fenced_stripe && st.in_flight == 0 && gst.in_flight == 0;
                 if (idle && std::ranges::find(bumped, s) == bumped.end()) {
                     const auto after = stripes.bump_if_idle(s, st);
                     idle = after.has_value();
@@ -1693,7 +1697,7 @@ struct replayer::engine {
                         bumped.push_back(s);
                     }
                 }
-                if (!idle || (fence_cand && fence_cand->key == e->key)) {
+                if (!idle) {
                     if (!lane_down && !fence_cand && !fence_pick && wants_fence(e->key, now))
                         fence_pick = candidate{.key = std::move(e->key),
                                                .pause_epoch = pause_epoch.load(),
@@ -1790,9 +1794,7 @@ struct replayer::engine {
                         e.reading_keys.erase(c.key);
                 }
                 if (!picked.empty() && picked.front().fenced) {
-                    e.lift_fence();
-                    e.fence_cand.reset();
-                    e.fence_issued = false;
+                    e.end_fence();
                 } else {
                     e.poll_fence();  // a fence waiting for this read to end
                 }
@@ -1993,13 +1995,17 @@ struct replayer::engine {
         fence_stripe.store(no_fence, std::memory_order_seq_cst);
         fence_timer.cancel();
     }
+    void end_fence() noexcept {
+        lift_fence();
+        fence_cand.reset();
+        fence_issued = false;
+    }
 
     // No copy under this fence: the key goes back (with its number) and is fenced again only
     // after another cfg.fence_after of being busy.
     void give_up_fence(bool timed_out) {
         auto c = std::move(*fence_cand);
-        fence_cand.reset();
-        lift_fence();
+        end_fence();
         {
             std::lock_guard lock(dirty_mu);
             reading_keys.erase(c.key);

@@ -303,7 +303,7 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
     const auto begun = key_views(keys);
     if (verbatim) {
         // Fast path: the request bytes are the effect; nothing to parse or decode.
-        if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
+        if (is_error_frame(frame)) {
             r->abandon(begun, false, global);
             return;
         }
@@ -337,12 +337,8 @@ void follow_blocking_reply(shared_state& st, side serving, std::string_view requ
         return;
     const auto views = key_views(keys);
     // A null reply (timed out) or an error wrote nothing.
-    const bool popped = !frame.empty() && frame[0] != '-' && frame[0] != '!' && frame[0] != '_' &&
-                        !frame.starts_with("*-1") && !frame.starts_with("$-1");
-    if (gens.size() == keys.size())
-        r->end_uncounted(views, gens, popped);
-    else
-        r->mark_dirty(views, false);  // (no generations: never, but never silently)
+    r->end_uncounted(views, gens,
+                     !frame.empty() && !is_error_frame(frame) && !is_null_frame(frame));
     submit_effect(st, *r, request, frame, views, false, false);
 }
 

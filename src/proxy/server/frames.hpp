@@ -21,6 +21,16 @@ inline std::optional<resp::value> decode_frame(std::string_view frame) {
     return p.take();
 }
 
+// An error reply (simple or blob), by its first byte.
+inline bool is_error_frame(std::string_view frame) noexcept {
+    return !frame.empty() && (frame[0] == '-' || frame[0] == '!');
+}
+
+// A null reply in either protocol (`_`, `$-1`, `*-1`).
+inline bool is_null_frame(std::string_view frame) noexcept {
+    return frame.starts_with('_') || frame.starts_with("$-1") || frame.starts_with("*-1");
+}
+
 // Text as Redis answers INFO, CLIENT LIST/INFO: a bulk string (RESP2), a verbatim "txt" string
 // (RESP3).
 inline std::string text_frame(std::string_view text, int proto) {

@@ -293,17 +293,16 @@ std::expected<void, std::string> proxy_server::impl::start() {
         if (!why.empty())
             return std::unexpected(std::string(s == 0 ? "primary" : "secondary") + ": " + why);
     }
-    st_.backends[0] = make_backend("primary", cfg.primary);
-    if (cfg.secondary)
-        st_.backends[1] = make_backend("secondary", *cfg.secondary);
     for (int s = 0; s < 2; ++s) {
         if (s == 1 && !cfg.secondary)
             break;
+        const std::string name = server::side_name(static_cast<side>(s));
         auto bc = st_.backend_cfg(static_cast<side>(s));
-        if (!bc.cluster)
-            continue;
-        bc.connection.protocol = 2;
-        st_.resp2_backends[s] = make_backend(s == 0 ? "primary-resp2" : "secondary-resp2", bc);
+        st_.backends[s] = make_backend(name, bc);
+        if (bc.cluster) {  // see shared_state::resp2_backends
+            bc.connection.protocol = 2;
+            st_.resp2_backends[s] = make_backend(name + "-resp2", bc);
+        }
     }
     load_server_facts();
     st_.classes = std::make_unique<server::classifier>(st_.table);

@@ -13,6 +13,7 @@
 #include <respite/resp/parser.hpp>
 #include <respite/resp/writer.hpp>
 
+#include "frames.hpp"
 #include "session.hpp"
 #include "worker.hpp"
 
@@ -202,7 +203,7 @@ void pubsub_hub::on_twin_push(const std::string& key, std::string_view frame) {
     twin_conn* t = twin_by_key(key);
     if (t == nullptr)
         return;
-    if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
+    if (is_error_frame(frame)) {
         if (t->sent.empty())
             return;
         auto [subscribing, name] = std::move(t->sent.front());
@@ -592,7 +593,7 @@ void pubsub_hub::confirm(sub_kind k, const std::string& name) {
 }
 
 void pubsub_hub::on_push(std::string_view frame) {
-    if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
+    if (is_error_frame(frame)) {
         // The server refused a subscription (NOPERM, unknown command ...).
         fail_oldest(frame);
         return;
@@ -635,7 +636,7 @@ void pubsub_hub::on_node_push(const std::string& node, std::string_view frame) {
         auto it = per_kind.find(name);
         return it != per_kind.end() && it->second.node == node;
     };
-    if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
+    if (is_error_frame(frame)) {
         if (sent.empty())
             return;
         auto [subscribing, name] = std::move(sent.front());

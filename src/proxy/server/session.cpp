@@ -537,7 +537,7 @@ void session::on_reply(std::uint64_t tag, std::string_view frame) {
         (filtered = with_proxy_info_in_exec(frame, s.ctx->info_at, st_.cfg)))
         frame = *filtered;
     if (wait_ && wait_->seq == tag) {
-        if (!wait_->bump_error.empty() && (frame.empty() || (frame[0] != '-' && frame[0] != '!'))) {
+        if (!wait_->bump_error.empty() && !is_error_frame(frame)) {
             filtered =
                 "-ERR proxy: cannot count the replicas that have this connection's writes: the "
                 "serving backend refused the proxy's PUBLISH before the WAIT (" +
@@ -657,7 +657,7 @@ void session::after_reply(slot_ctx& c, std::string_view frame) {
             st_.writes_in_flight.fetch_sub(1, std::memory_order_acq_rel);
             break;
         case ctx_kind::read_shadow:
-            if (frame.empty() || (frame[0] != '-' && frame[0] != '!'))
+            if (!is_error_frame(frame))
                 shadow_read(st_, c.serving, std::move(c.args), frame, proto_);
             break;
         case ctx_kind::wait:

@@ -329,8 +329,10 @@ bool bulk_sync::paced(const run& r) const {
 }
 
 bool bulk_sync::settled(run& r) const {
-    if (kind_ == kind::verify || in_flight_.load() != 0)
-        return in_flight_.load() == 0;
+    if (in_flight_.load() != 0)
+        return false;
+    if (kind_ == kind::verify)
+        return true;
     // Every key was handed over: the copy waits for the keys dirty now, each copied once.
     // Keys that turn dirty again later are the follower's usual work (a key written by
     // several clients at once turns dirty at every race; the cut-over's hold copies those):

@@ -354,11 +354,12 @@ void worker::open_session(client_stream stream) {
     sess->start();
 }
 
-void worker::handshake(asio::ip::tcp::socket s) {
+void worker::tls_accept(
+    asio::ip::tcp::socket s, std::chrono::seconds limit,
+    std::function<void(std::error_code, std::shared_ptr<client_stream::tls>)> then) {
     auto stream = std::make_shared<client_stream::tls>(std::move(s), *st_.tls);
-    st_.handshakes.fetch_add(1);
     // A client that never finishes its handshake is dropped.
-    auto timer = std::make_shared<asio::steady_timer>(ioc_, std::chrono::seconds(10));
+    auto timer = std::make_shared<asio::steady_timer>(ioc_, limit);
     timer->async_wait([stream](std::error_code ec) {
         if (!ec) {
             std::error_code ignored;
@@ -366,15 +367,23 @@ void worker::handshake(asio::ip::tcp::socket s) {
         }
     });
     stream->async_handshake(asio::ssl::stream_base::server,
-                            [this, stream, timer](std::error_code ec) {
+                            [stream, timer, then = std::move(then)](std::error_code ec) {
                                 timer->cancel();
-                                st_.handshakes.fetch_sub(1);
-                                if (ec) {
-                                    st_.tls_handshake_failures->inc();
-                                    return;
-                                }
-                                open_session(client_stream(std::move(*stream)));
+                                then(ec, stream);
                             });
+}
+
+void worker::handshake(asio::ip::tcp::socket s) {
+    st_.handshakes.fetch_add(1);
+    tls_accept(std::move(s), std::chrono::seconds(10),
+               [this](std::error_code ec, const std::shared_ptr<client_stream::tls>& stream) {
+                   st_.handshakes.fetch_sub(1);
+                   if (ec) {
+                       st_.tls_handshake_failures->inc();
+                       return;
+                   }
+                   open_session(client_stream(std::move(*stream)));
+               });
 }
 
 void worker::refuse_tls(asio::ip::tcp::socket s, std::string_view msg) {
@@ -385,27 +394,18 @@ void worker::refuse_tls(asio::ip::tcp::socket s, std::string_view msg) {
         return;
     }
     ++refusing_tls_;
-    auto stream = std::make_shared<client_stream::tls>(std::move(s), *st_.tls);
-    auto timer = std::make_shared<asio::steady_timer>(ioc_, std::chrono::seconds(2));
-    timer->async_wait([stream](std::error_code ec) {
-        if (!ec) {
-            std::error_code ignored;
-            stream->lowest_layer().close(ignored);
-        }
-    });
-    auto done = [this, stream, timer] {
-        timer->cancel();
-        --refusing_tls_;
-        std::error_code ignored;
-        stream->lowest_layer().close(ignored);
-    };
-    stream->async_handshake(
-        asio::ssl::stream_base::server, [stream, msg, done](std::error_code ec) mutable {
-            if (ec)
-                return done();
-            asio::async_write(*stream, asio::buffer(msg),
-                              [done](std::error_code, std::size_t) mutable { done(); });
-        });
+    tls_accept(std::move(s), std::chrono::seconds(2),
+               [this, msg](std::error_code ec, const std::shared_ptr<client_stream::tls>& stream) {
+                   const auto done = [this, stream] {
+                       --refusing_tls_;
+                       std::error_code ignored;
+                       stream->lowest_layer().close(ignored);
+                   };
+                   if (ec)
+                       return done();
+                   asio::async_write(*stream, asio::buffer(msg),
+                                     [done](std::error_code, std::size_t) { done(); });
+               });
 }
 
 void worker::start_accepting(asio::ip::tcp::acceptor acceptor) {
@@ -436,19 +436,21 @@ void worker::stop_accepting() {
     });
 }
 
+// A blocked client is unblocked now (a popped value is put back), as Redis closes it on
+// SHUTDOWN; the others get their pending replies first.
+void worker::close_leaving(session& s) {
+    if (s.blocked())
+        s.close_now();
+    else
+        s.close_gracefully();
+}
+
 void worker::close_clients() {
     asio::post(ioc_, [this] {
         auto copy = sessions_;
         for (auto& [p, weak] : copy)
-            if (auto s = weak.lock()) {
-                // A blocked client would hold the shutdown for its whole timeout (BLPOP q 0:
-                // always): it is unblocked now (a popped value is put back), as Redis closes
-                // it on SHUTDOWN; the others get their pending replies first.
-                if (s->blocked())
-                    s->close_now();
-                else
-                    s->close_gracefully();
-            }
+            if (auto s = weak.lock())
+                close_leaving(*s);  // a blocked one would hold the shutdown (BLPOP q 0: always)
     });
 }
 
@@ -461,12 +463,7 @@ std::size_t worker::close_stateful(side s, bool blocked_only) {
         for (auto& [p, weak] : copy)
             if (auto sess = weak.lock();
                 sess && sess->holds_state_on(s) && (!blocked_only || sess->blocked())) {
-                // A blocked client is unblocked now (a popped value is put back); the others
-                // get their pending replies first.
-                if (sess->blocked())
-                    sess->close_now();
-                else
-                    sess->close_gracefully();
+                close_leaving(*sess);
                 ++n;
             }
         done->set_value(n);

@@ -238,6 +238,10 @@ class worker {
     template <class Acceptor>
     void accept_failed(std::shared_ptr<Acceptor> acc, std::error_code ec);
     void handshake(asio::ip::tcp::socket s);
+    // A server-side TLS handshake, dropped after `limit`; then(ec, stream).
+    void tls_accept(asio::ip::tcp::socket s, std::chrono::seconds limit,
+                    std::function<void(std::error_code, std::shared_ptr<client_stream::tls>)> then);
+    static void close_leaving(session& s);
     // Over max clients with TLS: the handshake, then "-ERR max number of clients reached".
     void refuse_tls(asio::ip::tcp::socket s, std::string_view msg);
     std::size_t refusing_tls_ = 0;  // refusals under way (bounded)

@@ -17,6 +17,17 @@ std::expected<proxy_config, config_error> parse(std::vector<std::string> args) {
     return parse_config(static_cast<int>(argv.size()), argv.data());
 }
 
+// parse() with `text` as the --config file (written, then removed), before `more` flags.
+std::expected<proxy_config, config_error> parse_file(const std::string& text,
+                                                     std::vector<std::string> more = {}) {
+    const std::string path = ::testing::TempDir() + "respite-proxy-test.conf";
+    std::ofstream(path) << text;
+    more.insert(more.begin(), {"--config", path});
+    auto c = parse(std::move(more));
+    std::remove(path.c_str());
+    return c;
+}
+
 TEST(proxy_config_parse, defaults_are_production_sane) {
     auto c = parse({"--secondary", "10.0.0.2:6379"});
     ASSERT_TRUE(c.has_value()) << c.error().message;
@@ -86,14 +97,10 @@ TEST(proxy_config_parse, flags_map_onto_the_config) {
 }
 
 TEST(proxy_config_parse, a_config_file_takes_the_same_names_and_flags_win) {
-    const std::string path = ::testing::TempDir() + "respite-proxy-test.conf";
-    {
-        std::ofstream f(path);
-        f << "primary = \"127.0.0.1:7100\"\nsecondary = \"127.0.0.1:7200\"\nmode = "
-             "\"primary-only\"\nthreads = 5\nreplay-lanes = 16\n";
-    }
-    auto c = parse({"--config", path, "--threads", "2"});
-    std::remove(path.c_str());
+    auto c = parse_file(
+        "primary = \"127.0.0.1:7100\"\nsecondary = \"127.0.0.1:7200\"\nmode = "
+        "\"primary-only\"\nthreads = 5\nreplay-lanes = 16\n",
+        {"--threads", "2"});
     ASSERT_TRUE(c.has_value()) << c.error().message;
     EXPECT_EQ(c->primary.connection.port, 7100);
     EXPECT_EQ(c->secondary->connection.port, 7200);
@@ -105,24 +112,13 @@ TEST(proxy_config_parse, a_config_file_takes_the_same_names_and_flags_win) {
 TEST(proxy_config_parse, a_misspelt_name_in_the_config_file_is_an_error) {
     // CLI11 ignores unknown names in a config file by default: the proxy would start without
     // the setting (here: no secondary at all) and say nothing.
-    const std::string path = ::testing::TempDir() + "respite-proxy-typo.conf";
-    {
-        std::ofstream f(path);
-        f << "secondry = \"127.0.0.1:7200\"\nmode = \"primary-only\"\n";
-    }
-    auto c = parse({"--config", path});
-    std::remove(path.c_str());
+    auto c = parse_file("secondry = \"127.0.0.1:7200\"\nmode = \"primary-only\"\n");
     ASSERT_FALSE(c.has_value());
     EXPECT_EQ(c.error().message,
               "--config: unknown option 'secondry' (the file takes the flags' names without the "
               "dashes)");
     // A [section]: its names are not the options'.
-    {
-        std::ofstream f(path);
-        f << "[proxy]\nmode = \"primary-only\"\n";
-    }
-    auto s = parse({"--config", path});
-    std::remove(path.c_str());
+    auto s = parse_file("[proxy]\nmode = \"primary-only\"\n");
     ASSERT_FALSE(s.has_value());
     EXPECT_EQ(s.error().message,
               "--config: a section [proxy] (sections are not read: put every option at the top "
