@@ -783,10 +783,12 @@ bool session::handle(std::span<const std::string_view> args, std::string_view ra
     const auto c = (*st_.classes)(args);
     const auto name = args[0];
 
-    // The commands Redis flags no-auth.
+    // The commands Redis flags no-auth. Redis names an unknown command or a wrong argument
+    // count first (PROXY is the proxy's own).
     if (!authenticated_ && !iequals(name, "auth") && !iequals(name, "hello") &&
         !iequals(name, "quit") && !iequals(name, "reset")) {
-        reply_error("NOAUTH Authentication required.");
+        const auto refusal = iequals(name, "proxy") ? std::nullopt : redis_refusal(st_.table, args);
+        reply_error(refusal ? *refusal : std::string("NOAUTH Authentication required."));
         return true;
     }
     if (monitor_ && !iequals(name, "quit") && !iequals(name, "reset")) {

@@ -266,7 +266,7 @@ void session::handle_hello(std::span<const std::string_view> args) {
     if (!authenticated_)
         return reply_error(
             "NOAUTH HELLO must be called with the client already authenticated, "
-            "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+            "otherwise the HELLO AUTH <user> <pass> option can be used to "
             "authenticate the client and select the RESP protocol version at the "
             "same time");
     // Subscriptions live in the worker's hub, which sends each message in the client's protocol
@@ -535,16 +535,9 @@ void session::handle_cluster_transaction(std::span<const std::string_view> args,
 
 bool session::queue_cluster_command(std::span<const std::string_view> args) {
     // Redis's checks at queue time: an unknown command or a wrong arity aborts the transaction.
-    const auto* spec = st_.table.lookup(args);
-    if (spec == nullptr) {
+    if (const auto refusal = redis_refusal(st_.table, args)) {
         multi_failed_ = true;
-        reply_error("ERR unknown command '" + std::string(args[0]) + "'");
-        return true;
-    }
-    const auto n = static_cast<int>(args.size());
-    if ((spec->arity > 0 && n != spec->arity) || (spec->arity < 0 && n < -spec->arity)) {
-        multi_failed_ = true;
-        reply_error("ERR wrong number of arguments for '" + lower_copy(args[0]) + "' command");
+        reply_error(*refusal);
         return true;
     }
     queued_.push_back({args.begin(), args.end()});

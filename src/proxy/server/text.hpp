@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include <respite/client/command_info.hpp>
+#include <respite/commands/command_table.hpp>
 
 namespace respite::proxy::server {
 
@@ -31,6 +33,33 @@ inline std::string lower_copy(std::string_view s) {
 // Redis's arity error for the command (or "container|subcommand") `name`.
 inline std::string wrong_args(std::string_view name) {
     return "ERR wrong number of arguments for '" + lower_copy(name) + "' command";
+}
+
+// Redis's first checks of a request (processCommand, before AUTH and everything else): an unknown
+// command, an unknown subcommand of a container, a wrong argument count; with Redis 7.0's text.
+// nullopt when the request passes them.
+inline std::optional<std::string> redis_refusal(const commands::command_table& t,
+                                                std::span<const std::string_view> args) {
+    const auto* spec = t.lookup(args);
+    if (spec != nullptr) {
+        const auto n = static_cast<int>(args.size());
+        if ((spec->arity > 0 && n != spec->arity) || (spec->arity < 0 && n < -spec->arity))
+            return wrong_args(spec->name);
+        return std::nullopt;
+    }
+    const auto* container = t.find(args[0]);
+    if (container != nullptr && args.size() >= 2) {
+        std::string upper(args[0]);
+        for (auto& ch : upper)
+            ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        return "ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try " +
+               upper + " HELP.";
+    }
+    std::string some;  // Redis quotes arguments until 128 characters are shown
+    for (std::size_t i = 1; i < args.size() && some.size() < 128; ++i)
+        some += "'" + std::string(args[i].substr(0, 128 - some.size())) + "' ";
+    return "ERR unknown command '" + std::string(args[0].substr(0, 128)) +
+           "', with args beginning with: " + some;
 }
 
 // A whole decimal integer as Redis reads one (string2ll), or nullopt: no sign but '-', no

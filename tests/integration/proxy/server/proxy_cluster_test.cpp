@@ -300,6 +300,10 @@ TEST_F(proxy_cluster, a_cluster_serves_clients_as_one_server) {
     EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
     EXPECT_EQ(c.call({"SET", "{t}a"}), "-ERR wrong number of arguments for 'set' command\r\n");
     EXPECT_EQ(c.call({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"NOSUCH", "{t}a"}),
+              "-ERR unknown command 'NOSUCH', with args beginning with: '{t}a' \r\n");
+    EXPECT_EQ(c.call({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
     // Keys of different slots cannot share a transaction in a cluster.
     EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
     EXPECT_EQ(c.call({"SET", "a", "1"}), "+QUEUED\r\n");
