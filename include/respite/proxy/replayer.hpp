@@ -174,8 +174,10 @@ class replayer {
     // has been applied or has failed (at once if none); also at shutdown. Must not block.
     void when_applied(std::string_view key, std::move_only_function<void()> fn);
 
-    // Graceful shutdown: later submits become dirty keys; what is queued is applied until the
-    // deadline; then done(true when nothing is queued or in flight), on the replayer's thread.
+    // Graceful shutdown: later submits become dirty keys; what is queued is applied, and the
+    // dirty keys are copied while every lane is up (no full resync pending, repairs not paused),
+    // until the deadline; then done(true when nothing is queued or in flight; dirty keys left do
+    // not count), on the replayer's thread. Nothing is copied after it.
     void drain(std::chrono::milliseconds budget, std::move_only_function<void(bool)> done);
     // The same, waiting (not from the replayer's thread).
     bool drain(std::chrono::milliseconds budget);

@@ -418,6 +418,10 @@ struct replayer::engine {
     steady::time_point bulk_limit_at{};     // the next read
     bool bulk_limit_reading = false;
     std::move_only_function<void(bool)> drain_done;
+    // A drain also copies the dirty keys while the target is up (no writes come any more: the
+    // copies race with nothing); without a state file they would stay different after the stop.
+    bool drain_copying = false;
+    std::uint64_t drain_dirty_at_start = 0;
 
     std::thread thread;
 
@@ -1644,7 +1648,8 @@ struct replayer::engine {
     }
 
     void repair_round() {
-        if (stopping || draining || repair_reading || !primary || repairs_paused.load())
+        if (stopping || (draining && !drain_copying) || repair_reading || !primary ||
+            repairs_paused.load())
             return;
         // The queue is at its budget (a hung lane holds the window): copies wait for the next
         // tick instead of adding to it.
@@ -1827,7 +1832,7 @@ struct replayer::engine {
             repairs_paused.load() || std::ranges::any_of(picked, [&](const candidate& c) {
                 return c.pause_epoch != pause_epoch.load();
             });
-        if (!ok || draining || stale) {
+        if (!ok || (draining && !drain_copying) || stale) {
             for (const auto& c : picked)
                 redirty_repairing(c.key);
             std::uint64_t suppressed = 0;
@@ -2077,6 +2082,9 @@ struct replayer::engine {
         if (drain_done)
             std::exchange(drain_done, nullptr)(false);
         drain_done = std::move(done);
+        drain_copying = true;
+        drain_dirty_at_start = snapshot().dirty_keys;
+        kick_repair();
         drain_timer.expires_after(budget);
         drain_timer.async_wait([this](std::error_code ec) {
             if (!ec && drain_done)
@@ -2090,18 +2098,34 @@ struct replayer::engine {
         return live_items == 0 && in.empty();
     }
 
+    // Dirty keys a drain still copies: none once the copies cannot go on (a lane down, a full
+    // resync needed, repairs paused by a forced cut-over).
+    [[nodiscard]] bool drain_copies_left() {
+        if (!drain_copying || !primary || full_resync.load() || repairs_paused.load() ||
+            !all_up.load())
+            return false;
+        std::lock_guard lock(dirty_mu);
+        return dirty.size() + repairing > 0 || !reading_keys.empty();
+    }
+
     void check_drain() {
         settle();
-        if (drain_done && queue_empty())
+        if (drain_done && queue_empty() && !drain_copies_left())
             finish_drain();
     }
 
     void finish_drain() {
         drain_timer.cancel();
+        drain_copying = false;
         const bool empty = queue_empty();
         publish();
+        const auto s = snapshot();
         if (!empty)
-            obs::log().warn("replay_drain_incomplete queued_items={}", queued_items.load());
+            obs::log().warn("replay_drain_incomplete queued_items={} dirty_keys={}",
+                            queued_items.load(), s.dirty_keys);
+        if (drain_dirty_at_start > 0 || s.dirty_keys > 0)
+            obs::log().info("replay_drain_copies dirty_at_start={} dirty_left={}",
+                            drain_dirty_at_start, s.dirty_keys);
         std::exchange(drain_done, nullptr)(empty);
     }
 

@@ -1075,6 +1075,48 @@ TEST_F(pair_of_servers, drain_applies_what_is_queued_then_refuses) {
     EXPECT_EQ(s.dirty_keys, 1u);
 }
 
+// A drain copies the dirty keys too, while the secondary is up: no write comes any more, and a
+// stop without a state file would leave them different (it only logged them).
+TEST_F(pair_of_servers, drain_copies_the_dirty_keys) {
+    auto cfg = fast_config();
+    cfg.repair_rate = 200;  // 300 keys: about 1.5 s of copies
+    start(cfg);
+    std::vector<std::string> keys;
+    std::vector<std::string> mset{"MSET"};
+    for (int i = 0; i < 300; ++i) {
+        keys.push_back("dd" + std::to_string(i));
+        mset.insert(mset.end(), {keys.back(), "v"});
+    }
+    ASSERT_EQ(primary_server.cli(mset), "OK");
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    rep->mark_dirty(views);
+    ASSERT_GT(rep->snapshot().dirty_keys, 200u);
+    EXPECT_TRUE(rep->drain(20s));
+    EXPECT_EQ(rep->snapshot().dirty_keys, 0u);
+    EXPECT_EQ(primary_server.cli({"DEBUG", "DIGEST"}), secondary_server.cli({"DEBUG", "DIGEST"}));
+    // Once drained, a late write's key stays dirty (nothing copies it any more).
+    write({"SET", "late", "1"}, {"late"});
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(rep->snapshot().dirty_keys, 1u);
+}
+
+// With the secondary down the copies cannot go on: the drain does not wait for them.
+TEST_F(pair_of_servers, drain_does_not_wait_for_copies_to_a_down_secondary) {
+    auto cfg = fast_config();
+    cfg.lanes = 1;
+    start(cfg);
+    write({"SET", "a", "1"}, {"a"});
+    expect_equal();
+    secondary_server.stop();
+    write({"SET", "b", "2"}, {"b"});  // fails on the lane: the key turns dirty
+    ASSERT_TRUE(eventually([&] { return !rep->snapshot().secondary_up; }));
+    ASSERT_EQ(rep->snapshot().dirty_keys, 1u);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(rep->drain(20s));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+    EXPECT_EQ(rep->snapshot().dirty_keys, 1u);
+}
+
 // A repair the secondary refuses (OOM here) is not forgotten: the key stays rejected (counted,
 // listed among the unapplied keys, awaiting repair), is tried again slowly, and a copy applied
 // once the secondary has room removes it.
