@@ -9,6 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools nutcracker
+  openssl                             # the tests make their TLS certificates with it
 )
 
 missing=()

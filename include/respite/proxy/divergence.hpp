@@ -27,11 +27,14 @@
 
 namespace respite::proxy {
 
+// Kinds are named from the migration's point of view: "primary" is the side that serves the
+// clients, "secondary" the one being verified (after the cut-over, in secondary-primary, the
+// roles are the other way round; divergence::serving says which it is).
 enum class divergence_kind : std::uint8_t {
-    migration_gap,    // the primary has data the secondary lacks (not migrated yet, or lost)
+    migration_gap,    // the serving side has data the other lacks (not migrated yet, or lost)
     data_mismatch,    // both have data and it differs
-    extra_data,       // the secondary has data the primary lacks
-    secondary_error,  // the secondary answered with an error or not at all
+    extra_data,       // the other side has data the serving side lacks
+    secondary_error,  // the other side answered with an error or not at all
 };
 inline constexpr std::size_t divergence_kind_count = 4;
 
@@ -46,8 +49,11 @@ struct divergence {
     std::string command;  // bounded label: a known lower-case command name or "other"
     std::string key;      // the first key (pub/sub: the channel); never used as a metric label
     std::string pattern;  // pub/sub: the pattern of a PSUBSCRIBE delivery
-    std::string primary;  // display text, at most divergence_display_limit bytes
+    // What each backend answered (the real sides, whichever served): display text, at most
+    // divergence_display_limit bytes.
+    std::string primary;
     std::string secondary;
+    std::string serving = "primary";  // the side that served the client: primary or secondary
     std::chrono::system_clock::time_point at;
 };
 

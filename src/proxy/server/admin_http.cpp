@@ -186,7 +186,8 @@ std::expected<void, std::string> admin_http::start(const std::string& host, std:
         if (st_.divergences) {
             for (const auto& d : st_.divergences->recent()) {
                 body += std::string(name(d.kind)) + " command=" + d.command + " key=" + d.key +
-                        " primary=" + d.primary + " secondary=" + d.secondary + "\n";
+                        " serving=" + d.serving + " primary=" + d.primary +
+                        " secondary=" + d.secondary + "\n";
             }
         }
         return text(200, body);

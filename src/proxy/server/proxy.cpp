@@ -142,6 +142,8 @@ class proxy_server::impl {
     // Start: hands the dirty keys the last clean stop saved to the follower of mode m, or flags
     // their side needs_sync when they cannot be used.
     void restore_dirty_list(const std::optional<server::persisted_state>& restored, mode m);
+    // DBSIZE of a side (summed over a cluster's masters); nullopt when it did not answer.
+    std::optional<std::uint64_t> keys_on(side s);
     void reject_dirty_list(side s, const std::string& why);
     // A switch that turns the follower off flags the side it followed (needs a PROXY SYNC).
     void flag_unfollowed(const server::mode_plan& before, const server::mode_plan& after, mode to);
@@ -159,11 +161,15 @@ namespace {
 
 // Waits for one backend call (start-up only).
 client::result<server::replies_t> call(backend& b, client::request req,
-                                       std::chrono::milliseconds timeout) {
+                                       std::chrono::milliseconds timeout,
+                                       const cluster::node_address* node = nullptr) {
     auto p = std::make_shared<std::promise<client::result<server::replies_t>>>();
     auto f = p->get_future();
-    b.exec(std::move(req),
-           [p](client::result<server::replies_t> r) { p->set_value(std::move(r)); });
+    auto cb = [p](client::result<server::replies_t> r) { p->set_value(std::move(r)); };
+    if (node != nullptr)
+        b.exec_on(*node, std::move(req), std::move(cb));
+    else
+        b.exec(std::move(req), std::move(cb));
     if (f.wait_for(timeout) != std::future_status::ready)
         return std::unexpected(make_error_code(client::error::timeout));
     return f.get();
@@ -201,6 +207,33 @@ void proxy_server::impl::init_metrics() {
     st_.connected_clients = &m.get_gauge("respite_proxy_connected_clients", "Connected clients");
     st_.tls_handshake_failures = &m.get_counter("respite_proxy_tls_handshake_failures_total",
                                                 "Client TLS handshakes that failed or timed out");
+}
+
+std::optional<std::uint64_t> proxy_server::impl::keys_on(side s) {
+    auto& b = *st_.backends[static_cast<int>(s)];
+    std::vector<cluster::node_address> nodes;
+    if (b.is_cluster()) {
+        nodes = b.topology().masters();
+        if (nodes.empty())
+            return std::nullopt;
+    }
+    std::uint64_t total = 0;
+    const auto one = [&](const cluster::node_address* node) {
+        client::request req;
+        req.push("DBSIZE");
+        auto r = call(b, std::move(req), std::chrono::seconds(2), node);
+        std::int64_t n = 0;
+        if (!r || r->size() != 1 || !(*r)[0].to_int64(n) || n < 0)
+            return false;
+        total += static_cast<std::uint64_t>(n);
+        return true;
+    };
+    if (nodes.empty())
+        return one(nullptr) ? std::optional(total) : std::nullopt;
+    for (const auto& n : nodes)
+        if (!one(&n))
+            return std::nullopt;
+    return total;
 }
 
 void proxy_server::impl::load_server_facts() {
@@ -396,6 +429,21 @@ std::expected<void, std::string> proxy_server::impl::start() {
                                "the last run did not stop cleanly while following: writes in "
                                "flight then may be missing");
     }
+    if (const auto plan = plan_of(m); plan.follower && !restored) {
+        // The follower starts with the proxy: keys already on the serving side are not on the
+        // other one until a PROXY SYNC copies them (as for a switch into a following mode).
+        const auto keys = keys_on(plan.serving);
+        if (!keys || *keys > 0)
+            st_.restarts->flag(
+                server::other_side(plan.serving),
+                keys ? fmt::format("the follower starts with the proxy ({}) and the {} already "
+                                   "holds {} keys: they are not on the {}",
+                                   mode_name(m), server::side_name(plan.serving), *keys,
+                                   server::side_name(server::other_side(plan.serving)))
+                     : fmt::format("the follower starts with the proxy ({}) and the {} did not "
+                                   "say how many keys it holds",
+                                   mode_name(m), server::side_name(plan.serving)));
+    }
     if (!cfg.state_file.empty())
         restore_dirty_list(restored, m);
     st_.restarts->start();
@@ -491,7 +539,8 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
                 return std::unexpected(
                     std::string("switch refused: the ") + target +
                     " may lack writes (it restarted while following, writes were not replayed "
-                    "to it for a while, or the proxy did not stop cleanly); run PROXY SYNC "
+                    "to it for a while, it was followed only from when keys already existed, "
+                    "or the proxy did not stop cleanly); run PROXY SYNC "
                     "START PRUNE and wait for sync_state:done (or add FORCE)");
             }
             st_.restarts->clear(after.serving, "a forced mode switch");

@@ -321,9 +321,13 @@ void pubsub_hub::report(std::vector<divergence> ds) {
     auto& st = w_.shared();
     if (!st.divergences)
         return;
-    // Reported from the migration's point of view: "primary" is the serving side.
-    for (auto& d : ds)
+    // The shadow records the serving side as "primary": each value goes under its real side.
+    for (auto& d : ds) {
+        d.serving = side_name(side_);
+        if (side_ != side::primary)
+            std::swap(d.primary, d.secondary);
         st.divergences->report(d);
+    }
 }
 
 void pubsub_hub::ensure_connection() {

@@ -322,9 +322,12 @@ void shadow_reader::report(const job& j, divergence_kind k, const resp::value* s
     d.kind = k;
     d.command = command_label(j.args.empty() ? std::string_view{} : j.args[0]);
     d.key = display(j.key);
-    // Reported from the migration's point of view: "primary" is the serving side's value.
-    d.primary = served ? display(*served) : std::string("(none)");
-    d.secondary = other ? display(*other) : std::string("(error or timeout)");
+    // Each value under its real side; the kind is from the serving side's point of view.
+    auto served_text = served ? display(*served) : std::string("(none)");
+    auto other_text = other ? display(*other) : std::string("(error or timeout)");
+    d.serving = side_name(j.serving);
+    d.primary = std::move(j.serving == side::primary ? served_text : other_text);
+    d.secondary = std::move(j.serving == side::primary ? other_text : served_text);
     d.at = std::chrono::system_clock::now();
     st_.divergences->report(d);
 }

@@ -122,10 +122,10 @@ void divergence_reporter::report(divergence d, clock::time_point now) {
     if (log_line) {
         const auto level = gap ? spdlog::level::debug : spdlog::level::warn;
         obs::log().log(level,
-                       "shadow_divergence kind={} command={} key={} pattern={} primary={} "
-                       "secondary={}",
+                       "shadow_divergence kind={} command={} key={} pattern={} serving={} "
+                       "primary={} secondary={}",
                        name(d.kind), obs::quoted{d.command}, obs::quoted{display(d.key)},
-                       obs::quoted{display(d.pattern)}, obs::quoted{d.primary},
+                       obs::quoted{display(d.pattern)}, d.serving, obs::quoted{d.primary},
                        obs::quoted{d.secondary});
     }
     if (to_sink) {

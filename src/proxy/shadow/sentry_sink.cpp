@@ -206,6 +206,7 @@ std::string sentry_sink::event_json(const divergence& d, std::string_view event_
         {"extra",
          {{"key", display(d.key)},
           {"pattern", display(d.pattern)},
+          {"serving", d.serving},
           {"primary", d.primary},
           {"secondary", d.secondary}}},
     };

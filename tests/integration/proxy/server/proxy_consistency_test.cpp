@@ -283,6 +283,21 @@ TEST_F(proxy_consistency, corrupted_keys_are_reported_with_their_kind) {
         << proxy_->info();
 }
 
+// After the cut-over (secondary-primary) the secondary serves and the primary is the one
+// verified: each value is reported under its real side, and serving= says which one served (the
+// values came swapped: the primary's value under "secondary").
+TEST_F(proxy_consistency, divergences_after_the_cut_over_name_the_real_sides) {
+    start(mode::secondary_primary);
+    raw_conn c(proxy_->port());
+    primary_.cli({"SET", "only-on-primary", "p"});
+    EXPECT_EQ(c.call({"GET", "only-on-primary"}), "$-1\r\n");  // the secondary serves
+    EXPECT_TRUE(eventually([&] { return info_field("divergence_extra_data") == "1"; }))
+        << proxy_->info();
+    EXPECT_EQ(recent_divergences(),
+              "200 extra_data command=get key=only-on-primary serving=secondary primary=\"p\" "
+              "secondary=(nil)\n");
+}
+
 TEST_F(proxy_consistency, a_shadow_read_the_other_side_does_not_answer_in_time_is_an_error) {
     // --shadow-timeout was parsed and then ignored: a shadow read waited for the backend's own
     // 5 s command timeout.

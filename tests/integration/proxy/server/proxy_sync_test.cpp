@@ -919,6 +919,35 @@ TEST_F(proxy_restart, the_cut_over_waits_for_a_sync_after_a_restart) {
     EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
 }
 
+// A proxy started straight in a following mode (the default dual-write) over a primary that
+// already holds keys: the secondary lacks them until a sync, so the cut-over waits for one. It
+// went through and served an empty secondary; only a switch at run time set the flag.
+TEST_F(proxy_restart, a_follower_started_over_existing_keys_needs_a_sync_before_the_cut_over) {
+    preload("k:", 50);
+    start(mode::dual_write);
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:1\r\n"), std::string::npos);
+    auto r = proxy_->set_mode(mode::secondary_primary, false);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().find("followed only from when keys already existed"), std::string::npos)
+        << r.error();
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
+    ASSERT_TRUE(wait_state("done")) << status();
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:0\r\n"), std::string::npos);
+    EXPECT_TRUE(converged());
+    EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+}
+
+// Over an empty primary nothing can be missing: no sync is asked for.
+TEST_F(proxy_restart, a_follower_started_over_an_empty_primary_needs_no_sync) {
+    start(mode::dual_write_shadow);
+    EXPECT_NE(proxy_->info().find("secondary_needs_sync:0\r\n"), std::string::npos);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "a", "1"}), "+OK\r\n");
+    EXPECT_TRUE(converged());
+    EXPECT_TRUE(proxy_->set_mode(mode::secondary_primary, false).has_value());
+    EXPECT_EQ(c.call({"GET", "a"}), "$1\r\n1\r\n");
+}
+
 TEST_F(proxy_restart, a_pruning_sync_repairs_a_lost_flush_and_clears_the_full_resync) {
     preload("k:", 200);
     secondary_.cli({"SET", "only-here", "1"});  // stale data the primary never had
