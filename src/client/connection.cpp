@@ -167,7 +167,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             return;
         }
         if (state_ == connection_state::backoff && !cfg_.queue_while_disconnected) {
-            fail(done, make_error_code(error::not_connected));
+            // A wrong password or an untrusted certificate is said as such: waiting cannot fix
+            // it, and "not connected" hid the cause.
+            const bool lasting = last_error_ == error::auth_failed ||
+                                 last_error_.category() == asio::error::get_ssl_category();
+            fail(done, lasting ? last_error_ : make_error_code(error::not_connected));
             return;
         }
         metrics_.requests.inc();

@@ -524,6 +524,38 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         return std::unexpected("no secondary is configured");
     const auto before = plan_of(from);
     const auto after = plan_of(to);
+    // A side the new mode starts using must answer (a wrong password or address): a switch
+    // into dual-write went through and only follow_secondary_up:0 showed that nothing was
+    // replayed. (A side already in use that stopped answering is the follower's lag check's.)
+    const auto uses = [](const server::mode_plan& p, side s) {
+        return s == p.serving || p.follower || p.shadow;
+    };
+    for (const auto s : {side::primary, side::secondary}) {
+        if (!uses(after, s) || uses(before, s))
+            continue;
+        client::request ping;
+        ping.push("PING");
+        auto r = call(*st_.backends[static_cast<int>(s)], std::move(ping), std::chrono::seconds(2));
+        const std::string why = !r                                     ? r.error().message()
+                                : r->size() == 1 && (*r)[0].is_error() ? (*r)[0].str()
+                                                                       : std::string();
+        if (why.empty())
+            continue;
+        if (!force) {
+            obs::log().warn(
+                "proxy mode_switch_refused from={} to={} reason=\"the {} does not "
+                "answer: {}\"",
+                mode_name(from), mode_name(to), server::side_name(s), why);
+            return std::unexpected(
+                fmt::format("switch refused: the {} does not answer PING ({}); fix its address or "
+                            "credentials (or add FORCE)",
+                            server::side_name(s), why));
+        }
+        obs::log().warn(
+            "proxy mode_switch_forced from={} to={} reason=\"the {} does not "
+            "answer: {}\"",
+            mode_name(from), mode_name(to), server::side_name(s), why);
+    }
     if (before.serving != after.serving && st_.restarts) {
         // A restart of the side about to serve that the periodic check has not seen yet counts
         // too: ask it now.

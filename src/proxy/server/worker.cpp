@@ -30,8 +30,9 @@ worker::worker(shared_state& st, std::size_t index) : st_(st), index_(index), io
         "respite_proxy_commands_total", "Commands received, by command", {{"command", "other"}});
     for (int r = 0; r < 8; ++r)
         route_latency_[r] = std::make_unique<obs::histogram_batch>(st_.metrics->get_histogram(
-            "respite_proxy_command_latency",
-            "Microseconds from a command's arrival to its reply being ready, by route",
+            "respite_proxy_command_duration_seconds",
+            "Seconds from a command's arrival to its reply being ready (buckets from 1 "
+            "microsecond), by route",
             {{"route", std::string(route_name(static_cast<route>(r)))}}));
 }
 

@@ -80,6 +80,23 @@ TEST_F(proxy_modes, proxy_mode_command_switches_at_runtime_and_counts) {
     EXPECT_NE(metrics.find("respite_proxy_mode_switches_total"), std::string::npos);
 }
 
+// A switch into a mode that starts using a side checks that it answers: with a wrong password
+// for the secondary, dual-write went through and replayed nothing (only follow_secondary_up:0
+// showed it). The refusal names the cause; FORCE still switches.
+TEST_F(proxy_modes, a_switch_to_a_side_that_does_not_answer_is_refused) {
+    ASSERT_EQ(secondary_.cli({"CONFIG", "SET", "requirepass", "right"}), "OK");
+    start(mode::primary_only,
+          [](proxy::proxy_config& c) { c.secondary->connection.password = "wrong"; });
+    raw_conn c(proxy_->port());
+    const auto refused = c.call({"PROXY", "MODE", "SET", "dual-write"});
+    EXPECT_EQ(refused.substr(0, 52), "-ERR switch refused: the secondary does not answer P")
+        << refused;
+    EXPECT_NE(refused.find("authentication failed"), std::string::npos) << refused;
+    EXPECT_EQ(proxy_->current_mode(), mode::primary_only);
+    EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "dual-write", "FORCE"}), "+OK\r\n");
+    EXPECT_EQ(proxy_->current_mode(), mode::dual_write);
+}
+
 TEST_F(proxy_modes, http_admin_reports_health_and_switches_mode) {
     start(mode::dual_write);
     const auto port = proxy_->admin_port();
@@ -102,7 +119,7 @@ TEST_F(proxy_modes, http_admin_reports_health_and_switches_mode) {
     // Real latencies per route: the write and the read above were measured.
     auto count_of = [&](std::string_view route) {
         const auto key =
-            "respite_proxy_command_latency_count{route=\"" + std::string(route) + "\"} ";
+            "respite_proxy_command_duration_seconds_count{route=\"" + std::string(route) + "\"} ";
         const auto pos = metrics.find(key);
         return pos == std::string::npos ? 0L : std::stol(metrics.substr(pos + key.size()));
     };
