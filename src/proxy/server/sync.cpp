@@ -96,13 +96,21 @@ std::string bulk_sync::start(sync_options opt) {
                "secondary-primary first";
     if (kind_ == kind::verify && (!st_.has_secondary() || !st_.shadows))
         return "ERR PROXY VERIFY needs a secondary";
+    if (kind_ == kind::verify && opt.prune)
+        return "ERR PRUNE is for PROXY SYNC; PROXY VERIFY only reports the keys the serving side "
+               "lacks (as extra_data)";
     if (opt.count == 0 || opt.high_water == 0 || opt.max_in_flight == 0)
         return "ERR COUNT must be positive";
     // A SCAN page goes into the dirty set at once: beside the keys already there (at most half
     // the set, see paced()), it must fit.
-    if (kind_ == kind::sync)
-        opt.count = std::clamp<std::size_t>(
-            opt.count, 1, std::max<std::size_t>(st_.cfg.replay_max_dirty_keys / 4, 1));
+    if (const auto most = std::max<std::size_t>(st_.cfg.replay_max_dirty_keys / 4, 1);
+        kind_ == kind::sync && opt.count > most) {
+        obs::log().info(
+            "proxy sync_count_lowered asked={} used={} (a quarter of "
+            "--replay-max-dirty-keys)",
+            opt.count, most);
+        opt.count = most;
+    }
     const side target = other_side(plan.serving);
     auto r = std::make_shared<run>();
     r->opt = std::move(opt);
@@ -111,7 +119,7 @@ std::string bulk_sync::start(sync_options opt) {
     r->follow_gaps_at_start = st_.follow_gaps.load();
     if (follower != nullptr) {
         const auto x = follower->snapshot();
-        r->failed_at_start = x.failed;
+        r->refused_at_start = x.repairs_rejected;
         r->resync_events_at_start = x.full_resync_events;
     }
     {
@@ -272,7 +280,7 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
             const bool target_kept =
                 !st_.restarts || st_.restarts->epoch(other_side(r->source)) == r->target_epoch;
             p_.complete = done && r->opt.match.empty() && r->opt.prune &&
-                          x.failed == r->failed_at_start && x.rejected_keys == 0 &&
+                          x.repairs_rejected == r->refused_at_start && x.rejected_keys == 0 &&
                           x.full_resync_events == r->resync_events_at_start && target_kept &&
                           st_.follow_gaps.load() == r->follow_gaps_at_start;
             complete = p_.complete;
@@ -282,8 +290,8 @@ void bulk_sync::finish(const run_ptr& r, std::string state, std::string error) {
                     "rejected_keys={} new_resync_causes={} note=\"needs-sync flags and "
                     "full_resync_needed stay set; a complete run has no MATCH and PRUNE, and "
                     "every copy applied\"",
-                    r->opt.match, r->opt.prune, x.failed - r->failed_at_start, x.rejected_keys,
-                    x.full_resync_events - r->resync_events_at_start);
+                    r->opt.match, r->opt.prune, x.repairs_rejected - r->refused_at_start,
+                    x.rejected_keys, x.full_resync_events - r->resync_events_at_start);
         }
         running_gauge_->set(0);
         if (done && kind_ == kind::verify)

@@ -115,8 +115,10 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
         sync_options opt;
         side source = side::primary;
         std::uint64_t generation = 0;
-        std::uint64_t target_epoch = 0;            // the target's restart count at start
-        std::uint64_t failed_at_start = 0;         // SYNC: the follower's failed count at start
+        std::uint64_t target_epoch = 0;  // the target's restart count at start
+        // SYNC: copies the follower refused before the run (a replayed write that fails is not
+        // counted: its keys turn dirty and are copied, which the cut-over waits for).
+        std::uint64_t refused_at_start = 0;
         std::uint64_t resync_events_at_start = 0;  // SYNC: full-resync causes at start
         std::uint64_t follow_gaps_at_start = 0;    // SYNC: shared_state::follow_gaps at start
         keyspace_scan scan;       // the pass under way (of the serving side, or the other)

@@ -199,6 +199,18 @@ TEST(proxy_config_parse, mistakes_get_clear_errors) {
     expect_error({"--secondary", "h:1", "--threads", "100000"}, "threads");
     expect_error({"--secondary", "h:1", "--user", "app:pw", "--admin-user", "ops"},
                  "--admin-user ops: no such user");
+    // What an option expects, not CLI11's "Value eight not in range 1 to 256" or "At Most 1
+    // required but received 2"; --repair-rate -5 was taken.
+    expect_error({"--secondary", "h:1", "--replay-lanes", "eight"},
+                 "--replay-lanes: expected a number from 1 to 256, got 'eight'");
+    expect_error({"--secondary", "h:1", "--mode", "dual-write", "--mode", "primary-only"},
+                 "--mode: given more than once");
+    expect_error({"--secondary", "h:1", "--repair-rate", "-5"},
+                 "--repair-rate: expected a number from 0 up, got '-5'");
+    // Options of a secondary that is not configured would go unused.
+    expect_error({"--secondary-tls-ca", "ca.pem"},
+                 "--secondary-tls-ca is given without --secondary");
+    expect_error({"--secondary-password", "pw"}, "--secondary-password is given without");
     auto help = parse({"--help"});
     ASSERT_FALSE(help.has_value());
     EXPECT_TRUE(help.error().exit_ok);
