@@ -11,6 +11,9 @@ namespace respite::proxy::server {
 struct shadow_reader::job {
     side serving;
     side other;
+    // Mode switches counted when the job began: a job that straddles a switch compares a side
+    // that no longer follows (or serves) with the one that does, and watches the wrong follower.
+    std::uint64_t switches = 0;
     std::vector<std::string> args;
     std::string key;
     shadow_rule rule;
@@ -24,6 +27,9 @@ struct shadow_reader::job {
 };
 
 namespace {
+std::uint64_t switches_now(const shared_state& st) {
+    return st.mode_switches != nullptr ? st.mode_switches->value() : 0;
+}
 client::request request_of(const std::vector<std::string>& args) {
     client::request r;
     r.push_args(args);
@@ -185,6 +191,7 @@ void shadow_reader::compare(side serving, std::vector<std::string> args, resp::v
     }
     auto j = std::make_shared<job>();
     j->serving = serving;
+    j->switches = switches_now(st_);
     j->other = other;
     j->args = std::move(args);
     std::vector<std::string_view> views(j->args.begin(), j->args.end());
@@ -280,7 +287,8 @@ void shadow_reader::recheck(const std::shared_ptr<job>& j) {
                         opts.ttl_tolerance_ms = self->st_.cfg.ttl_tolerance.count();
                         const bool written =
                             write_generation_of(self->st_.follower_of(j->serving), j->key,
-                                                j->more_keys) != j->write_generation;
+                                                j->more_keys) != j->write_generation ||
+                            switches_now(self->st_) != j->switches;
                         if (!third || third->empty() || written ||
                             proxy::compare(j->rule, j->served_again, third->front(), opts)) {
                             self->unstable_.fetch_add(1, std::memory_order_relaxed);
