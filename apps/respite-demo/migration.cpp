@@ -574,10 +574,10 @@ int run_migration(const migration_options& opts) {
         step(3,
              "PROXY SYNC: the proxy copies the keys that existed before (traffic keeps "
              "running)");
-        say("SCAN of the primary; every key goes to the follower's repair loop: DUMP/PTTL on the "
-            "primary,");
-        say("RESTORE <key> <pttl> <payload> REPLACE on the secondary. A copy waits for the key's "
-            "writes in flight");
+        say("SCAN of the primary; every key goes to the follower's repair loop: DUMP/PEXPIRETIME "
+            "on the primary,");
+        say("RESTORE <key> <expiry> <payload> REPLACE ABSTTL on the secondary. A copy waits for "
+            "the key's writes in flight");
         say("and is redone when a write begins meanwhile, so it never puts an older value over a "
             "followed write.");
         t0 = steady::now();

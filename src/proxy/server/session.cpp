@@ -409,9 +409,9 @@ void session::reply(std::string_view bytes) {
 
 void session::push_out(std::string_view bytes) {
     // Pushes are not replies: they go out at once, ahead of replies still pending (a RESP3
-    // subscriber's blocked BLPOP), as from Redis; only behind a subscription's confirmation (a
-    // message must not overtake it) or a push that waits for one.
-    bool wait = false;
+    // subscriber's blocked BLPOP), as from Redis; only behind a subscription's or a cluster
+    // MONITOR's confirmation (a message must not overtake it) or a push that waits for one.
+    bool wait = monitor_confirming_;
     for (std::size_t i = 0; i < slots_.size() && !wait; ++i)
         wait = slots_[i].route == k_push_route ||
                slots_[i].route == static_cast<std::uint8_t>(route::subscribe);
@@ -1311,6 +1311,7 @@ void session::monitor_cluster(side s, std::span<const std::string_view> args) {
         auto self = weak.lock();
         if (!self || self->closed_)
             return;
+        self->monitor_confirming_ = false;
         // Still this MONITOR (not ended by RESET, nor replaced by a later one): a refusal ends it.
         if (!state->reply.starts_with("+") && self->monitor_gen_ == generation) {
             // A master refused or is unreachable: no partial MONITOR.
@@ -1323,6 +1324,7 @@ void session::monitor_cluster(side s, std::span<const std::string_view> args) {
     monitor_side_ = s;
     monitor_cmd_.clear();
     resp::append_command(monitor_cmd_, args);
+    monitor_confirming_ = true;
     for (const auto& node : nodes)
         add_monitor(node, confirmed);
     monitor_ = true;

@@ -301,6 +301,9 @@ class session final : public reply_sink, public std::enable_shared_from_this<ses
     std::set<std::string, std::less<>> monitor_refused_;  // nodes whose refusal was logged
     std::unique_ptr<asio::steady_timer> monitor_timer_;
     std::uint64_t monitor_gen_ = 0;  // bumped when MONITOR connections are closed
+    // A cluster MONITOR's +OK waits for every master's: the lines of the masters that confirmed
+    // first wait behind it (push_out).
+    bool monitor_confirming_ = false;
     bool in_multi_ = false;
     bool watching_ = false;
     bool sticky_pin_ = false;  // CLIENT TRACKING, MONITOR, SELECT n: until RESET / disconnect
