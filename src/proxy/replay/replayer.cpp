@@ -458,8 +458,9 @@ struct replayer::engine {
             // involuntary context switches without it (bench/README.md, session 10).
             if (!obs::make_this_thread_background())
                 obs::log().info(
-                    "replay_thread_not_background (SCHED_BATCH refused; the "
-                    "follower competes with the workers on wake-up)");
+                    "replay_thread_not_background target={} (SCHED_BATCH refused; the "
+                    "follower competes with the workers on wake-up)",
+                    cfg.metrics_target);
             ioc.run();
         });
     }
@@ -476,7 +477,8 @@ struct replayer::engine {
         full_resync_events.fetch_add(1);
         if (!full_resync.exchange(true)) {
             metrics.full_resync.set(1);
-            obs::log().error("replay_full_resync_needed reason=\"{}\"", reason);
+            obs::log().error("replay_full_resync_needed target={} reason=\"{}\"",
+                             cfg.metrics_target, reason);
         }
     }
 
@@ -550,8 +552,8 @@ struct replayer::engine {
         add_dirty_keys(keys, global);
         std::uint64_t suppressed = 0;
         if (drop_log.allow(suppressed))
-            obs::log().warn("replay_dropped_to_dirty reason=\"{}\" keys={} suppressed={}", reason,
-                            keys.size(), suppressed);
+            obs::log().warn("replay_dropped_to_dirty target={} reason=\"{}\" keys={} suppressed={}",
+                            cfg.metrics_target, reason, keys.size(), suppressed);
     }
 
     template <class Keys>
@@ -580,9 +582,9 @@ struct replayer::engine {
             std::uint64_t suppressed = 0;
             if (error_log.allow(suppressed))
                 obs::log().warn(
-                    "replay_item_rejected reason=\"blocking, pub/sub or connection-state "
+                    "replay_item_rejected target={} reason=\"blocking, pub/sub or connection-state "
                     "command\" suppressed={}",
-                    suppressed);
+                    cfg.metrics_target, suppressed);
             add_dirty_keys(item.keys, global);
         } else if (item.copy) {
             add_dirty_keys(item.keys, global, true);
@@ -1073,10 +1075,10 @@ struct replayer::engine {
             return;
         renamed_merges_off = true;
         obs::log().warn(
-            "replay_merge_refused command={} error=\"{}\" (the target refuses the merged "
+            "replay_merge_refused target={} command={} error=\"{}\" (the target refuses the merged "
             "command: writes are sent one by one from now on; allow it to the follower's user "
             "to merge again after a restart)",
-            p->merge.rename, why);
+            cfg.metrics_target, p->merge.rename, why);
     }
 
     // Renamed merges join different keys: on a cluster target only within one hash slot
@@ -1226,9 +1228,9 @@ struct replayer::engine {
                 } else {
                     if (error_log.allow(suppressed))
                         obs::log().warn(
-                            "replay_error_reply error=\"{}\" keys={} suppressed={} (keys "
+                            "replay_error_reply target={} error=\"{}\" keys={} suppressed={} (keys "
                             "marked dirty)",
-                            why, p.key_count, suppressed);
+                            cfg.metrics_target, why, p.key_count, suppressed);
                     add_dirty_keys(p.keys(), p.global);
                 }
                 break;
@@ -1338,9 +1340,9 @@ struct replayer::engine {
         lane_failures.fetch_add(1);
         metrics.lane_failures.inc();
         obs::log().warn(
-            "replay_lane_down lane={} error=\"{}\" in_flight_calls={} (queued "
+            "replay_lane_down target={} lane={} error=\"{}\" in_flight_calls={} (queued "
             "writes turn dirty)",
-            l, why, calls.size());
+            cfg.metrics_target, l, why, calls.size());
         for (auto& c : calls) {
             // Held again before finish() releases them: the stripes and the copies on the
             // wire (pause_repairs waits for them) never read as free in between.
@@ -1433,7 +1435,7 @@ struct replayer::engine {
             all_up.store(true);
             metrics.up.set(1);
         }
-        obs::log().info("replay_lane_up lane={}", l);
+        obs::log().info("replay_lane_up target={} lane={}", cfg.metrics_target, l);
         read_bulk_limit(l);  // the target may have restarted with another configuration
         pump(l);
         kick_repair();
@@ -1495,7 +1497,8 @@ struct replayer::engine {
             return;  // nobody answered: keep what was read before
         const std::uint64_t limit = r.smallest;
         if (limit != bulk_limit.load()) {
-            obs::log().info("replay_target_bulk_limit proto_max_bulk_len={}{}", limit,
+            obs::log().info("replay_target_bulk_limit target={} proto_max_bulk_len={}{}",
+                            cfg.metrics_target, limit,
                             limit == 0 ? " (unknown: CONFIG GET refused; not checked)" : "");
             bulk_limit.store(limit);
         }
@@ -1556,7 +1559,8 @@ struct replayer::engine {
             was_rejected = !rejected.empty() && rejected.erase(std::string(key)) > 0;
         }
         if (was_rejected)
-            obs::log().info("replay_rejected_key_repaired key={}", obs::quoted{loggable(key)});
+            obs::log().info("replay_rejected_key_repaired target={} key={}", cfg.metrics_target,
+                            obs::quoted{loggable(key)});
         log_progress(false);
     }
 
@@ -1586,11 +1590,11 @@ struct replayer::engine {
         std::uint64_t suppressed = 0;
         if (first && reject_log.allow(suppressed))
             obs::log().error(
-                "replay_repair_rejected key={} error=\"{}\" retry_in_ms={} suppressed={} "
+                "replay_repair_rejected target={} key={} error=\"{}\" retry_in_ms={} suppressed={} "
                 "(the key is missing on the {}; a cut-over to it is refused until a retry "
                 "succeeds)",
-                obs::quoted{loggable(key)}, why, cfg.rejected_retry_interval.count(), suppressed,
-                cfg.metrics_target);
+                cfg.metrics_target, obs::quoted{loggable(key)}, why,
+                cfg.rejected_retry_interval.count(), suppressed, cfg.metrics_target);
         log_progress(false);
     }
 
@@ -1631,7 +1635,7 @@ struct replayer::engine {
         const auto now = steady::now();
         if (remaining == 0 && repair_announced) {
             repair_announced = false;
-            obs::log().info("replay_repair_done repaired={}", done);
+            obs::log().info("replay_repair_done target={} repaired={}", cfg.metrics_target, done);
             progress_logged_at = done;
             progress_logged_time = now;
             return;
@@ -1643,7 +1647,8 @@ struct replayer::engine {
             repair_announced = true;
             progress_logged_at = done;
             progress_logged_time = now;
-            obs::log().info("replay_repair_progress repaired={} remaining={}", done, remaining);
+            obs::log().info("replay_repair_progress target={} repaired={} remaining={}",
+                            cfg.metrics_target, done, remaining);
         }
     }
 
@@ -1814,8 +1819,10 @@ struct replayer::engine {
                 if (e.is_error() && e.str().find("unknown command") != std::string::npos) {
                     absolute_ttl = false;
                     obs::log().info(
-                        "replay_repair_relative_ttl (the source has no PEXPIRETIME: copies "
-                        "restore the PTTL read, and expire later by the lane's lag)");
+                        "replay_repair_relative_ttl target={} (the source has no PEXPIRETIME: "
+                        "copies "
+                        "restore the PTTL read, and expire later by the lane's lag)",
+                        cfg.metrics_target);
                     break;
                 }
             }
@@ -1837,7 +1844,8 @@ struct replayer::engine {
                 redirty_repairing(c.key);
             std::uint64_t suppressed = 0;
             if (!ok && repair_log.allow(suppressed))
-                obs::log().warn("replay_repair_read_failed error=\"{}\" suppressed={}",
+                obs::log().warn("replay_repair_read_failed target={} error=\"{}\" suppressed={}",
+                                cfg.metrics_target,
                                 r ? std::string("short reply") : r.error().message(), suppressed);
             return;  // the next tick retries
         }
@@ -1870,8 +1878,9 @@ struct replayer::engine {
             if (!lane_up[l].load() || dump.is_error() || pttl.is_error() || !pttl.to_int64(ttl)) {
                 std::uint64_t suppressed = 0;
                 if ((dump.is_error() || pttl.is_error()) && repair_log.allow(suppressed))
-                    obs::log().warn("replay_repair_read_error error=\"{}\" suppressed={}",
-                                    dump.is_error() ? dump.str() : pttl.str(), suppressed);
+                    obs::log().warn("replay_repair_read_error target={} error=\"{}\" suppressed={}",
+                                    cfg.metrics_target, dump.is_error() ? dump.str() : pttl.str(),
+                                    suppressed);
                 redirty_repairing(c.key);
                 continue;
             }
@@ -2024,10 +2033,12 @@ struct replayer::engine {
             std::uint64_t suppressed = 0;
             if (fence_log.allow(suppressed))
                 obs::log().warn(
-                    "replay_fence_timeout key={} fence_ms={} suppressed={} (writes in flight on "
+                    "replay_fence_timeout target={} key={} fence_ms={} suppressed={} (writes in "
+                    "flight on "
                     "the key did not end in time: a slow primary, a long script; its copy is tried "
                     "again)",
-                    obs::quoted{loggable(c.key)}, cfg.fence_max.count(), suppressed);
+                    cfg.metrics_target, obs::quoted{loggable(c.key)}, cfg.fence_max.count(),
+                    suppressed);
         }
         kick_repair();
     }
@@ -2121,11 +2132,11 @@ struct replayer::engine {
         publish();
         const auto s = snapshot();
         if (!empty)
-            obs::log().warn("replay_drain_incomplete queued_items={} dirty_keys={}",
-                            queued_items.load(), s.dirty_keys);
+            obs::log().warn("replay_drain_incomplete target={} queued_items={} dirty_keys={}",
+                            cfg.metrics_target, queued_items.load(), s.dirty_keys);
         if (drain_dirty_at_start > 0 || s.dirty_keys > 0)
-            obs::log().info("replay_drain_copies dirty_at_start={} dirty_left={}",
-                            drain_dirty_at_start, s.dirty_keys);
+            obs::log().info("replay_drain_copies target={} dirty_at_start={} dirty_left={}",
+                            cfg.metrics_target, drain_dirty_at_start, s.dirty_keys);
         std::exchange(drain_done, nullptr)(empty);
     }
 
@@ -2179,19 +2190,20 @@ struct replayer::engine {
         const bool missing = s.dirty_keys > 0 || s.rejected_keys > 0;
         if ((n > 0 || missing) && keys_saved.load())
             obs::log().info(
-                "replay_stopped unapplied_items={} unapplied_keys={} dirty_keys={} "
+                "replay_stopped target={} unapplied_items={} unapplied_keys={} dirty_keys={} "
                 "rejected_keys={} (saved to the dirty list: the next run repairs them)",
-                n, keys, s.dirty_keys, s.rejected_keys);
+                cfg.metrics_target, n, keys, s.dirty_keys, s.rejected_keys);
         else if (n > 0)
             obs::log().error(
-                "replay_stopped abandoned_items={} abandoned_keys={} dirty_keys={} "
+                "replay_stopped target={} abandoned_items={} abandoned_keys={} dirty_keys={} "
                 "rejected_keys={} (the secondary needs these keys copied)",
-                n, keys, s.dirty_keys, s.rejected_keys);
+                cfg.metrics_target, n, keys, s.dirty_keys, s.rejected_keys);
         else if (missing)
             obs::log().warn(
-                "replay_stopped dirty_keys={} rejected_keys={} (not repaired in this run; with "
+                "replay_stopped target={} dirty_keys={} rejected_keys={} (not repaired in this "
+                "run; with "
                 "--state-file a clean stop saves them for the next run's repair)",
-                s.dirty_keys, s.rejected_keys);
+                cfg.metrics_target, s.dirty_keys, s.rejected_keys);
         if (drain_done)
             std::exchange(drain_done, nullptr)(false);
         for (auto& fn : fns)
@@ -2292,7 +2304,8 @@ bool replayer::clear_full_resync(std::uint64_t events_seen) {
     if (e.full_resync_events.load() != events_seen || !e.full_resync.exchange(false))
         return false;
     e.metrics.full_resync.set(0);
-    obs::log().info("replay_full_resync_cleared reason=\"a complete copy ended\"");
+    obs::log().info("replay_full_resync_cleared target={} reason=\"a complete copy ended\"",
+                    e.cfg.metrics_target);
     return true;
 }
 
