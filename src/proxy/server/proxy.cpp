@@ -159,7 +159,7 @@ class proxy_server::impl {
 
 namespace {
 
-// Waits for one backend call (start-up only).
+// Waits for one backend call (start-up, and the PING of a mode switch on the control thread).
 client::result<server::replies_t> call(backend& b, client::request req,
                                        std::chrono::milliseconds timeout,
                                        const cluster::node_address* node = nullptr) {
