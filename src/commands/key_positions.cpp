@@ -24,14 +24,6 @@ bool parse_count(std::string_view s, std::size_t& out) noexcept {
     return true;
 }
 
-bool arity_ok(int arity, std::size_t argc) noexcept {
-    if (arity > 0)
-        return argc == static_cast<std::size_t>(arity);
-    if (arity < 0)
-        return argc >= static_cast<std::size_t>(-static_cast<long long>(arity));
-    return true;
-}
-
 // numkeys at args[numkeys_at], then that many keys; `fixed` keys (destinations) before it.
 bool numkeys_rule(args_t args, std::size_t numkeys_at, std::size_t fixed_key, bool allow_zero,
                   std::vector<std::size_t>& out) {
@@ -214,7 +206,7 @@ bool range_rule(const command_spec& spec, args_t args, std::vector<std::size_t>&
 }
 
 bool extract(const command_spec& spec, args_t args, std::vector<std::size_t>& out) {
-    if (!arity_ok(spec.arity, args.size()))
+    if (!spec.arity_ok(args.size()))
         return false;
     switch (movable_rule(spec.name)) {
         case movable::script:

@@ -70,6 +70,15 @@ struct command_spec {
     int last_key = 0;   // negative: counted from the end (-1 is the last argument)
     int step = 0;
 
+    // `argc` arguments (the name included) fit the arity.
+    [[nodiscard]] bool arity_ok(std::size_t argc) const noexcept {
+        if (arity > 0)
+            return argc == static_cast<std::size_t>(arity);
+        if (arity < 0)
+            return argc >= static_cast<std::size_t>(-static_cast<long long>(arity));
+        return true;
+    }
+
     friend bool operator==(const command_spec&, const command_spec&) = default;
 };
 

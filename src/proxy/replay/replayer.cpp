@@ -1820,8 +1820,7 @@ struct replayer::engine {
                     absolute_ttl = false;
                     obs::log().info(
                         "replay_repair_relative_ttl target={} (the source has no PEXPIRETIME: "
-                        "copies "
-                        "restore the PTTL read, and expire later by the lane's lag)",
+                        "copies restore the PTTL read, and expire later by the lane's lag)",
                         cfg.metrics_target);
                     break;
                 }
@@ -2034,9 +2033,8 @@ struct replayer::engine {
             if (fence_log.allow(suppressed))
                 obs::log().warn(
                     "replay_fence_timeout target={} key={} fence_ms={} suppressed={} (writes in "
-                    "flight on "
-                    "the key did not end in time: a slow primary, a long script; its copy is tried "
-                    "again)",
+                    "flight on the key did not end in time: a slow primary, a long script; its "
+                    "copy is tried again)",
                     cfg.metrics_target, obs::quoted{loggable(c.key)}, cfg.fence_max.count(),
                     suppressed);
         }
@@ -2201,8 +2199,7 @@ struct replayer::engine {
         else if (missing)
             obs::log().warn(
                 "replay_stopped target={} dirty_keys={} rejected_keys={} (not repaired in this "
-                "run; with "
-                "--state-file a clean stop saves them for the next run's repair)",
+                "run; with --state-file a clean stop saves them for the next run's repair)",
                 cfg.metrics_target, s.dirty_keys, s.rejected_keys);
         if (drain_done)
             std::exchange(drain_done, nullptr)(false);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <sstream>
 
@@ -33,41 +34,33 @@ bool split_address(const std::string& s, std::string& host, std::uint16_t& port)
     return true;
 }
 
-// CLI11's PositiveNumber / NonNegativeNumber print their range's bound (a 300-digit maximum)
-// in the error; these say what is expected.
-CLI::Validator number_check(bool zero_ok) {
+// A number in [lo, hi] (above lo when lo_open; no upper bound when hi is infinite). CLI11's own
+// checks print their bounds ("Value eight not in range 1 to 256", a 300-digit maximum for
+// PositiveNumber) and let nan through; this says what the option expects.
+CLI::Validator number_check(double lo, double hi, bool lo_open = false) {
+    const auto expected = lo_open          ? fmt::format("above {}", lo)
+                          : std::isinf(hi) ? fmt::format("from {} up", lo)
+                                           : fmt::format("from {} to {}", lo, hi);
     return CLI::Validator(
-        [zero_ok](std::string& s) -> std::string {
+        [lo, hi, lo_open, expected](std::string& s) -> std::string {
             double v = 0;
             const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-            const bool number = ec == std::errc() && p == s.data() + s.size();
-            if (number && (zero_ok ? v >= 0 : v > 0))
+            if (ec == std::errc() && p == s.data() + s.size() && (lo_open ? v > lo : v >= lo) &&
+                v <= hi)
                 return {};
-            return std::string(zero_ok ? "expected a number from 0 up"
-                                       : "expected a number above 0") +
-                   ", got '" + s + "'";
+            return "expected a number " + expected + ", got '" + s + "'";
         },
-        zero_ok ? "NONNEGATIVE" : "POSITIVE");
-}
-
-// CLI::Range says "Value eight not in range 1 to 256": this says what the option expects.
-CLI::Validator range_check(double lo, double hi) {
-    return CLI::Validator(
-        [lo, hi](std::string& s) -> std::string {
-            double v = 0;
-            const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-            if (ec == std::errc() && p == s.data() + s.size() && v >= lo && v <= hi)
-                return {};
-            return fmt::format("expected a number from {} to {}, got '{}'", lo, hi, s);
-        },
-        fmt::format("{}-{}", lo, hi));
+        lo_open          ? "POSITIVE"
+        : std::isinf(hi) ? "NONNEGATIVE"
+                         : fmt::format("{}-{}", lo, hi));
 }
 
 }  // namespace
 
 std::expected<proxy_config, config_error> parse_config(int argc, const char* const* argv) {
-    const auto positive = number_check(false);
-    const auto non_negative = number_check(true);
+    constexpr double unbounded = std::numeric_limits<double>::infinity();
+    const auto positive = number_check(0, unbounded, true);
+    const auto non_negative = number_check(0, unbounded);
     proxy_config cfg;
     CLI::App app{
         "respite-proxy: live migration between two Redis deployments without downtime. "
@@ -94,7 +87,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--unix-socket", cfg.unix_socket, "Also listen on this unix socket");
     app.add_option("--threads", cfg.threads, "Worker threads (0: one per core)")
         ->capture_default_str()
-        ->check(range_check(0, 256));
+        ->check(number_check(0, 256));
     app.add_option("--primary", primary,
                    "Primary backend host:port (a cluster: seeds, comma-separated)")
         ->capture_default_str();
@@ -102,7 +95,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--primary-user", cfg.primary.connection.username, "Primary ACL user");
     app.add_option("--primary-password", cfg.primary.connection.password, "Primary password");
     app.add_option("--primary-db", cfg.primary.connection.database, "Primary database")
-        ->check(range_check(0, 1'000'000));
+        ->check(number_check(0, 1'000'000));
     app.add_flag("--primary-tls", cfg.primary.connection.tls.enabled, "TLS to the primary");
     app.add_option("--primary-tls-ca", cfg.primary.connection.tls.ca_file,
                    "CA file for the primary's certificate (default: system CAs)");
@@ -120,7 +113,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--secondary-user", sec.connection.username, "Secondary ACL user");
     app.add_option("--secondary-password", sec.connection.password, "Secondary password");
     app.add_option("--secondary-db", sec.connection.database, "Secondary database")
-        ->check(range_check(0, 1'000'000));
+        ->check(number_check(0, 1'000'000));
     app.add_flag("--secondary-tls", sec.connection.tls.enabled, "TLS to the secondary");
     app.add_option("--secondary-tls-ca", sec.connection.tls.ca_file,
                    "CA file for the secondary's certificate (default: system CAs)");
@@ -160,17 +153,17 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--tcp-keepalive", cfg.tcp_keepalive_seconds,
                    "TCP keepalive idle seconds on client connections (0: off)")
         ->capture_default_str()
-        ->check(range_check(0, 86400));
+        ->check(number_check(0, 86400));
     app.add_option("--backend-timeout", backend_timeout,
                    "Seconds a backend may take to answer a command before its connection is "
                    "closed and the commands on it fail (0: wait forever; blocking commands: "
                    "their own timeout plus this)")
         ->capture_default_str()
-        ->check(range_check(0.0, 86400.0));
+        ->check(number_check(0.0, 86400.0));
     app.add_option("--backend-keepalive", cfg.backend_keepalive_seconds,
                    "TCP keepalive idle seconds on connections to the backends (0: off)")
         ->capture_default_str()
-        ->check(range_check(0, 86400));
+        ->check(number_check(0, 86400));
     app.add_option("--pubsub-output-limit", cfg.pubsub_output_limit,
                    "Unsent bytes before a Pub/Sub or MONITOR client is disconnected")
         ->capture_default_str()
@@ -178,10 +171,10 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--upstream-connections", cfg.upstream_connections,
                    "Shared pipelined connections per worker and backend")
         ->capture_default_str()
-        ->check(range_check(1, 64));
+        ->check(number_check(1, 64));
     app.add_option("--shadow-percent", cfg.shadow_percent, "Reads shadowed, 0-100 (by key hash)")
         ->capture_default_str()
-        ->check(range_check(0.0, 100.0));
+        ->check(number_check(0.0, 100.0));
     app.add_option("--shadow-timeout", shadow_timeout, "Seconds a shadow read may take")
         ->capture_default_str()
         ->check(positive);
@@ -194,7 +187,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
         ->check(positive);
     app.add_option("--replay-lanes", cfg.replay_lanes, "Ordered lanes to the follower")
         ->capture_default_str()
-        ->check(range_check(1, 256));
+        ->check(number_check(1, 256));
     app.add_option("--replay-max-queued-bytes", cfg.replay_max_queued_bytes,
                    "Follower queue budget; beyond it keys are marked dirty and repaired")
         ->capture_default_str()
@@ -229,19 +222,19 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--verify-chunk-bytes", cfg.verify_chunk_bytes,
                    "PROXY VERIFY compares strings longer than this in windows of this many bytes")
         ->capture_default_str()
-        ->check(range_check(1, 512 << 20));
+        ->check(number_check(1, 512 << 20));
     app.add_option("--sentry-dsn", cfg.sentry_dsn, "Send divergences to this Sentry DSN");
     app.add_option("--sentry-environment", cfg.sentry_environment, "Sentry environment tag");
     app.add_option("--sentry-sample", cfg.sentry_sample_rate,
                    "Fraction of Sentry events sent, 0-1 (after the 60 s per-kind cooldown)")
         ->capture_default_str()
-        ->check(range_check(0.0, 1.0));
+        ->check(number_check(0.0, 1.0));
     app.add_option("--admin", admin, "HTTP admin host:port ('' disables)")->capture_default_str();
     app.add_option("--shutdown-delay", shutdown_delay,
                    "Seconds /readyz answers 503 while the proxy still serves, before the drain "
                    "(lets a load balancer move new clients away first)")
         ->capture_default_str()
-        ->check(range_check(0.0, 3600.0));
+        ->check(number_check(0.0, 3600.0));
     app.add_option("--shutdown-timeout", shutdown_timeout,
                    "Seconds to drain clients and the follower on shutdown")
         ->capture_default_str()
@@ -344,13 +337,10 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     } else {
         // Options of a secondary that is not there: a typo in --secondary's name, or a config
         // file missing it; either way they would be silently unused.
-        for (const char* name :
-             {"--secondary-cluster", "--secondary-user", "--secondary-password", "--secondary-db",
-              "--secondary-tls", "--secondary-tls-ca", "--secondary-tls-cert",
-              "--secondary-tls-key", "--secondary-tls-server-name"})
-            if (app.count(name) > 0)
+        for (const auto* o : app.get_options())
+            if (o->get_name().starts_with("--secondary-") && o->count() > 0)
                 return std::unexpected(
-                    config_error{std::string(name) + " is given without --secondary"});
+                    config_error{o->get_name() + " is given without --secondary"});
     }
     auto m = parse_mode(mode_text);
     if (!m)

@@ -541,20 +541,14 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
                                                                        : std::string();
         if (why.empty())
             continue;
-        if (!force) {
-            obs::log().warn(
-                "proxy mode_switch_refused from={} to={} reason=\"the {} does not "
-                "answer: {}\"",
-                mode_name(from), mode_name(to), server::side_name(s), why);
+        obs::log().warn("proxy mode_switch_{} from={} to={} reason=\"the {} does not answer: {}\"",
+                        force ? "forced" : "refused", mode_name(from), mode_name(to),
+                        server::side_name(s), why);
+        if (!force)
             return std::unexpected(
                 fmt::format("switch refused: the {} does not answer PING ({}); fix its address or "
                             "credentials (or add FORCE)",
                             server::side_name(s), why));
-        }
-        obs::log().warn(
-            "proxy mode_switch_forced from={} to={} reason=\"the {} does not "
-            "answer: {}\"",
-            mode_name(from), mode_name(to), server::side_name(s), why);
     }
     if (before.serving != after.serving && st_.restarts) {
         // A restart of the side about to serve that the periodic check has not seen yet counts

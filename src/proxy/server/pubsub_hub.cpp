@@ -15,6 +15,7 @@
 
 #include "frames.hpp"
 #include "session.hpp"
+#include "shadow_reader.hpp"
 #include "worker.hpp"
 
 namespace respite::proxy::server {
@@ -323,9 +324,7 @@ void pubsub_hub::report(std::vector<divergence> ds) {
         return;
     // The shadow records the serving side as "primary": each value goes under its real side.
     for (auto& d : ds) {
-        d.serving = side_name(side_);
-        if (side_ != side::primary)
-            std::swap(d.primary, d.secondary);
+        set_values(d, side_, std::move(d.primary), std::move(d.secondary));
         st.divergences->report(d);
     }
 }

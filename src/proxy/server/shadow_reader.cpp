@@ -330,12 +330,8 @@ void shadow_reader::report(const job& j, divergence_kind k, const resp::value* s
     d.kind = k;
     d.command = command_label(j.args.empty() ? std::string_view{} : j.args[0]);
     d.key = display(j.key);
-    // Each value under its real side; the kind is from the serving side's point of view.
-    auto served_text = served ? display(*served) : std::string("(none)");
-    auto other_text = other ? display(*other) : std::string("(error or timeout)");
-    d.serving = side_name(j.serving);
-    d.primary = std::move(j.serving == side::primary ? served_text : other_text);
-    d.secondary = std::move(j.serving == side::primary ? other_text : served_text);
+    set_values(d, j.serving, served ? display(*served) : std::string("(none)"),
+               other ? display(*other) : std::string("(error or timeout)"));
     d.at = std::chrono::system_clock::now();
     st_.divergences->report(d);
 }

@@ -80,6 +80,14 @@ void when_settled(asio::io_context* ioc, replayer* r, std::string key,
                   std::move_only_function<void(bool)> fn,
                   std::chrono::steady_clock::time_point deadline);
 
+// A divergence's values under their real sides (the kind is from the serving side's point of
+// view): `served` is what the serving side answered, `other` the side compared.
+inline void set_values(divergence& d, side serving, std::string served, std::string other) {
+    d.serving = side_name(serving);
+    d.primary = std::move(serving == side::primary ? served : other);
+    d.secondary = std::move(serving == side::primary ? other : served);
+}
+
 // The Sentry sink for --sentry-dsn (nullptr when none is configured or the DSN is invalid).
 std::shared_ptr<divergence_sink> make_divergence_sink(shared_state& st);
 

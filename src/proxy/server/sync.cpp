@@ -797,11 +797,7 @@ void bulk_sync::check_extra_keys(const run_ptr& r, std::vector<std::string> keys
                                         d.command = "exists";
                                         d.key = display(key);
                                         // Only the side written to has it.
-                                        const bool from_primary = r->source == side::primary;
-                                        const auto has = "a " + o->front().str();
-                                        d.serving = side_name(r->source);
-                                        d.primary = from_primary ? "(none)" : has;
-                                        d.secondary = from_primary ? has : "(none)";
+                                        set_values(d, r->source, "(none)", "a " + o->front().str());
                                         d.at = std::chrono::system_clock::now();
                                         self->st_.divergences->report(d);
                                     }

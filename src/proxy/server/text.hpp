@@ -41,12 +41,8 @@ inline std::string wrong_args(std::string_view name) {
 inline std::optional<std::string> redis_refusal(const commands::command_table& t,
                                                 std::span<const std::string_view> args) {
     const auto* spec = t.lookup(args);
-    if (spec != nullptr) {
-        const auto n = static_cast<int>(args.size());
-        if ((spec->arity > 0 && n != spec->arity) || (spec->arity < 0 && n < -spec->arity))
-            return wrong_args(spec->name);
-        return std::nullopt;
-    }
+    if (spec != nullptr)
+        return spec->arity_ok(args.size()) ? std::nullopt : std::optional(wrong_args(spec->name));
     const auto* container = t.find(args[0]);
     if (container != nullptr && args.size() >= 2) {
         std::string upper(args[0]);
