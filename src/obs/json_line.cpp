@@ -234,7 +234,7 @@ std::string json_log_line(std::string_view ts, std::string_view level, std::stri
         }
         fields += ',';
         // A field must not shadow the line's own names (a later duplicate would win).
-        if (key == "ts" || key == "level" || key == "event" || key == "note")
+        if (key == "ts" || key == "level" || key == "event" || key == "note" || key == "component")
             append_string(fields, "field_" + std::string(key));
         else
             append_string(fields, key);
@@ -246,6 +246,16 @@ std::string json_log_line(std::string_view ts, std::string_view level, std::stri
         else
             append_string(fields, value);
         skip_spaces();
+    }
+    // "proxy mode_switch": the component and the event's name, each a field of its own (an
+    // event name without spaces, for log queries). Other wordings stay one event.
+    if (const auto sp = event.find(' '); sp != std::string::npos &&
+                                         event.find(' ', sp + 1) == std::string::npos &&
+                                         is_key(std::string_view(event).substr(0, sp)) &&
+                                         is_key(std::string_view(event).substr(sp + 1))) {
+        out += ",\"component\":";
+        append_string(out, std::string_view(event).substr(0, sp));
+        event.erase(0, sp + 1);
     }
     out += ",\"event\":";
     append_string(out, event);

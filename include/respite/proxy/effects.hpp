@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -52,6 +53,12 @@ struct secondary_write {
     // LOAD|DELETE|FLUSH|RESTORE, keyless scripts, unknown commands): order it against every
     // lane. Set only when there is something to apply.
     bool global = false;
+    // The integer the one command of `commands` answers on a target that holds what the primary
+    // held (the primary's own reply, when the effect is the command or one with the same reply:
+    // DEL, EXPIRE -> PEXPIREAT, HSETNX -> HSET ...). The follower compares: another answer means
+    // the target differs on `keys` (e.g. a key expired on one side and not yet on the other),
+    // which are then copied. Unset: no such check.
+    std::optional<std::int64_t> expect_reply;
 
     // Nothing to run and nothing to copy.
     [[nodiscard]] bool none() const noexcept { return commands.empty() && !copy; }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -42,6 +43,9 @@ struct replay_item {
     bool atomic = false;            // wrap in MULTI/EXEC on the secondary (transactions)
     bool copy = false;    // also copy `keys` from the primary (DUMP+PTTL -> RESTORE / DEL)
     bool global = false;  // keyspace-wide (FLUSHALL...): ordered against every lane
+    // One command: the integer it must answer on a target that holds the primary's data
+    // (secondary_write::expect_reply); another answer turns `keys` dirty (reply_mismatches).
+    std::optional<std::int64_t> expect_reply;
 };
 
 struct replayer_config {
@@ -130,8 +134,10 @@ class replayer {
     // replayed as written): the bytes and keys are copied into the replayer's inbox, with no
     // allocation once its buffers have grown.
     // merge: how it may join the next writes of its lane (see merge_hint).
+    // expect_reply: the primary's integer reply (see replay_item::expect_reply).
     void submit_command(std::string_view command, std::span<const std::string_view> keys,
-                        bool global = false, merge_hint merge = {});
+                        bool global = false, merge_hint merge = {},
+                        std::optional<std::int64_t> expect_reply = std::nullopt);
     // A dirty key of the stripe is being copied under a fence (see fence_after): a write to
     // `keys` must wait (the caller holds it and asks again) before begin_write(). One relaxed
     // load when no fence is up; fenced() is only worth calling when fence_up().
@@ -170,6 +176,11 @@ class replayer {
     // (false: some were still unanswered); not from the replayer's thread. Unpausing resumes.
     bool pause_repairs(bool paused, std::chrono::milliseconds wait = std::chrono::seconds(5));
 
+    // Whether a write's reply is compared with the primary's (replay_item::expect_reply); on
+    // by default. Off while the target is known to lack data (a restart, before its first
+    // PROXY SYNC): every write to a missing key would count and queue a copy.
+    void check_replies(bool on) noexcept;
+
     // Calls fn on the replayer's thread once every item enqueued for key's lane before this call
     // has been applied or has failed (at once if none); also at shutdown. Must not block.
     void when_applied(std::string_view key, std::move_only_function<void()> fn);
@@ -189,7 +200,10 @@ class replayer {
         std::uint64_t merged = 0;   // items sent inside the command of the item before them
         // Items not sent: every key they write was dirty (its copy brings their effect).
         std::uint64_t superseded = 0;
-        std::uint64_t failed = 0;              // items the secondary answered with an error reply
+        std::uint64_t failed = 0;  // items the secondary answered with an error reply
+        // Writes the target answered with another integer than the primary did (their keys
+        // are copied): the sides differed on those keys (not counted while a key awaits a copy).
+        std::uint64_t reply_mismatches = 0;
         std::uint64_t dirty_keys = 0;          // recorded, or being repaired
         std::uint64_t repaired = 0;            // keys copied from the primary
         std::uint64_t repair_retries = 0;      // a write began during the copy: copied again later

@@ -216,13 +216,20 @@ secondary_write translate(std::span<const std::string_view> args, const resp::va
         ctx.scripts->remember(args[2]);
     else if (ctx.scripts != nullptr && name == "script|flush")
         ctx.scripts->clear();
+    bool same_reply = false;
     if (const rule apply = find_rule(name)) {
         apply(c, out);
+        same_reply = apply == rule_unless_zero || apply == rule_expire || apply == rule_expireat ||
+                     apply == rule_hsetnx;
     } else {
         out.commands.push_back(verbatim(args));
         // FLUSHALL, SWAPDB, FUNCTION LOAD, SCRIPT FLUSH, ...: no key, so no lane of their own.
         out.global = !keys_known || key_at.empty();
+        // PUBLISH counts the receivers, which differ between the sides.
+        same_reply = !out.global && !is_publish(name);
     }
+    if (same_reply && out.commands.size() == 1 && !out.copy && reply.type() == resp::type::integer)
+        out.expect_reply = reply.integer();
     if (out.none())
         out.global = false;
     return out;

@@ -131,6 +131,8 @@ struct pending {
     bool done = false;     // left the queue; its slot waits for the older ones to leave too
     bool on_wire = false;  // a repair copy handed to its lane's connection
     std::uint32_t pause_epoch = 0;  // a repair copy: pause_epoch when its DUMP was taken
+    bool expects = false;           // `expect` holds the reply the command must get
+    std::int64_t expect = 0;
     merge_hint merge;
 
     [[nodiscard]] std::string_view command_text() const noexcept {
@@ -170,6 +172,7 @@ struct inbox {
         bool global = false;
         bool waiter = false;  // the next of `waiters`, not an item
         merge_hint merge;
+        std::optional<std::int64_t> expect;
     };
     std::string bytes;
     std::vector<entry> entries;
@@ -198,6 +201,7 @@ struct metric_refs {
     obs::counter& merged;
     obs::counter& superseded;
     obs::counter& failed;
+    obs::counter& reply_mismatches;
     obs::gauge& dirty_keys;
     obs::counter& repaired;
     obs::counter& repair_retries;
@@ -212,44 +216,51 @@ struct metric_refs {
     obs::counter& fence_timeouts;
 
     metric_refs(obs::registry& r, const obs::labels& l)
-        : queue_items(r.get_gauge("respite_proxy_follower_queue_items",
-                                  "Secondary writes queued, not yet applied or failed", l)),
+        : queue_items(
+              r.get_gauge("respite_proxy_follower_queue_items",
+                          "Follower writes queued for the target, not yet applied or failed", l)),
           queue_bytes(r.get_gauge("respite_proxy_follower_queue_bytes",
-                                  "Bytes of queued secondary writes (lag in bytes)", l)),
+                                  "Bytes of queued follower writes (lag in bytes)", l)),
           lag_seconds(r.get_gauge("respite_proxy_follower_lag_seconds",
-                                  "Age of the oldest unapplied secondary write", l)),
+                                  "Age of the oldest unapplied follower write", l)),
           applied(r.get_counter("respite_proxy_follower_applied_total",
-                                "Secondary writes and repairs the secondary accepted", l)),
+                                "Follower writes and repairs the target accepted", l)),
           merged(r.get_counter("respite_proxy_follower_merged_total",
-                               "Secondary writes sent inside the command of the write before "
+                               "Follower writes sent inside the command of the write before "
                                "them (SET+SET as MSET, LPUSH+LPUSH of a key as one LPUSH)",
                                l)),
           superseded(r.get_counter("respite_proxy_follower_superseded_total",
-                                   "Secondary writes not sent because every key they write "
-                                   "awaits a copy from the primary anyway",
+                                   "Follower writes not sent because every key they write "
+                                   "awaits a copy from the serving side anyway",
                                    l)),
           failed(r.get_counter("respite_proxy_follower_failed_total",
-                               "Secondary writes answered with an error reply", l)),
+                               "Follower writes the target answered with an error reply", l)),
+          reply_mismatches(r.get_counter(
+              "respite_proxy_follower_reply_mismatches_total",
+              "Writes the follower's target answered with another integer than the serving side "
+              "(DEL, INCR, LPUSH, EXPIRE ...): the sides differed on their keys, which are copied",
+              l)),
           dirty_keys(r.get_gauge("respite_proxy_follower_dirty_keys",
-                                 "Keys that may differ on the secondary, awaiting repair", l)),
+                                 "Keys that may differ on the target, awaiting repair", l)),
           repaired(r.get_counter("respite_proxy_follower_repaired_total",
-                                 "Keys copied from the primary to the secondary", l)),
+                                 "Keys copied from the serving side to the target", l)),
           repair_retries(r.get_counter("respite_proxy_follower_repair_retries_total",
                                        "Repairs redone because a write began during the copy", l)),
           dropped_to_dirty(r.get_counter("respite_proxy_follower_dropped_to_dirty_total",
-                                         "Secondary writes not replayed; their keys turned dirty",
+                                         "Follower writes not replayed; their keys turned dirty",
                                          l)),
           abandoned(r.get_counter("respite_proxy_follower_abandoned_total",
-                                  "Secondary writes pending when the replayer stopped", l)),
-          up(r.get_gauge("respite_proxy_follower_up", "1 when every secondary lane answers", l)),
+                                  "Follower writes pending when the replayer stopped", l)),
+          up(r.get_gauge("respite_proxy_follower_up",
+                         "1 when every follower lane to the target answers", l)),
           full_resync(r.get_gauge("respite_proxy_follower_full_resync_needed",
-                                  "1 when dirty-key tracking was lost: resync the secondary", l)),
+                                  "1 when dirty-key tracking was lost: resync the target", l)),
           rejected_keys(r.get_gauge("respite_proxy_follower_rejected_keys",
-                                    "Keys whose repair the secondary refused: missing there, "
+                                    "Keys whose repair the target refused: missing there, "
                                     "retried slowly; a cut-over is refused while any remain",
                                     l)),
           repairs_rejected(r.get_counter("respite_proxy_follower_repairs_rejected_total",
-                                         "Repairs the secondary answered with an error reply", l)),
+                                         "Repairs the target answered with an error reply", l)),
           lane_failures(r.get_counter("respite_proxy_follower_lane_failures_total",
                                       "Follower lanes gone down (connection lost, timeout); "
                                       "their writes turned dirty",
@@ -306,6 +317,8 @@ struct replayer::engine {
     std::atomic<std::uint64_t> superseded{0};
     std::atomic<bool> copying_all{false};  // set_copying()
     std::atomic<std::uint64_t> failed{0};
+    std::atomic<std::uint64_t> reply_mismatches{0};
+    std::atomic<bool> reply_checks{true};
     std::atomic<std::uint64_t> repaired{0};
     std::atomic<std::uint64_t> repair_retries{0};
     std::atomic<std::uint64_t> repairs_rejected{0};
@@ -340,6 +353,7 @@ struct replayer::engine {
     log_limiter drop_log{log_period};
     log_limiter reject_log{log_period};
     log_limiter error_log{log_period};
+    log_limiter mismatch_log{log_period};
     log_limiter repair_log{log_period};
 
     // --- The replayer's thread only. The io_context outlives the lanes built on it. ---
@@ -592,15 +606,16 @@ struct replayer::engine {
                 enqueue_or_drop(item.commands.payload(), item.commands.size(), item.keys,
                                 item.atomic, global);
         } else if (!item.commands.empty()) {
-            enqueue_or_drop(item.commands.payload(), item.commands.size(), item.keys, item.atomic,
-                            global);
+            enqueue_or_drop(
+                item.commands.payload(), item.commands.size(), item.keys, item.atomic, global, {},
+                item.commands.size() == 1 && !item.atomic ? item.expect_reply : std::nullopt);
         }
         end(begun, global);
     }
 
     void submit_command(std::string_view command, std::span<const std::string_view> keys,
-                        bool global, merge_hint merge) {
-        enqueue_or_drop(command, 1, keys, false, global, merge);
+                        bool global, merge_hint merge, std::optional<std::int64_t> expect) {
+        enqueue_or_drop(command, 1, keys, false, global, merge, expect);
         end(keys, global);
     }
 
@@ -608,7 +623,8 @@ struct replayer::engine {
     // buffers have grown.
     template <class Keys>
     void enqueue_or_drop(std::string_view commands, std::size_t count, const Keys& keys,
-                         bool atomic, bool global, merge_hint merge = {}) {
+                         bool atomic, bool global, merge_hint merge = {},
+                         std::optional<std::int64_t> expect = std::nullopt) {
         if (draining.load()) {
             drop_to_dirty(keys, global, "draining");
             return;
@@ -640,6 +656,7 @@ struct replayer::engine {
             e.atomic = atomic;
             e.global = global;
             e.merge = merge;
+            e.expect = expect;
             in.bytes.append(commands);
             for (const auto& k : keys)
                 replay::append_packed_key(in.bytes, k);
@@ -686,6 +703,7 @@ struct replayer::engine {
         s.merged = merged.load();
         s.superseded = superseded.load();
         s.failed = failed.load();
+        s.reply_mismatches = reply_mismatches.load();
         s.repaired = repaired.load();
         s.repair_retries = repair_retries.load();
         s.repairs_rejected = repairs_rejected.load();
@@ -866,6 +884,8 @@ struct replayer::engine {
         p.atomic = e.atomic;
         p.global = e.global;
         p.merge = e.merge;
+        p.expects = e.expect.has_value();
+        p.expect = e.expect.value_or(0);
         push_pending(std::move(p));
     }
 
@@ -1155,7 +1175,8 @@ struct replayer::engine {
             // (replies == 0) share it.
             outcome last = outcome::lost;
             std::string_view last_why = "short reply";
-            for (auto s : ids) {
+            for (std::size_t at = 0; at < ids.size(); ++at) {
+                const sent_item s = ids[at];
                 if (s.replies == 0 && !atomic) {
                     if (last == outcome::error_reply)
                         check_merge_refused(s.id, last_why);
@@ -1174,12 +1195,52 @@ struct replayer::engine {
                     if (reps[i].is_error())
                         err = &reps[i];
                 pos += n;
+                // A command the primary answered with an integer, not merged with the next:
+                // the same answer is expected here.
+                if (err == nullptr && n == 1 && !atomic &&
+                    (at + 1 == ids.size() || ids[at + 1].replies != 0))
+                    check_reply(s.id, reps[pos - 1]);
                 last = err != nullptr ? outcome::error_reply : outcome::applied;
                 last_why = err != nullptr ? err->str() : std::string_view{};
                 finish(s.id, last, last_why);
             }
         }
         after_completions();
+    }
+
+    // The target answered a write with another integer than the primary did (a key expired
+    // on one side and not yet on the other, a value changed behind the proxy's back ...): the
+    // sides differ on its keys, which are copied. Not counted when a key already awaits a copy.
+    void check_reply(entry_id id, const resp::value& reply) {
+        const pending* p = find(id);
+        if (p == nullptr || !p->expects || p->key_count == 0 || !reply_checks.load() ||
+            (reply.type() == resp::type::integer && reply.integer() == p->expect))
+            return;
+        if (awaits_copy(p->keys()))
+            return;
+        reply_mismatches.fetch_add(1);
+        metrics.reply_mismatches.inc();
+        std::uint64_t suppressed = 0;
+        if (mismatch_log.allow(suppressed))
+            obs::log().warn(
+                "replay_reply_mismatch target={} command={} primary_reply={} target_reply={} "
+                "keys={} suppressed={} (the sides differed on its keys: copied from the serving "
+                "side)",
+                cfg.metrics_target, replay::first_name(p->command_text()), p->expect,
+                reply.type() == resp::type::integer ? std::to_string(reply.integer())
+                                                    : std::string("(not an integer)"),
+                p->key_count, suppressed);
+        add_dirty_keys(p->keys(), false, true);
+    }
+
+    // A key of these is dirty, being read for its copy, or its fenced copy is still queued.
+    [[nodiscard]] bool awaits_copy(packed_keys keys) {
+        for (auto k : keys)
+            if (reading_keys.contains(std::string(k)) ||
+                (!copies_behind.empty() && copies_behind.contains(std::string(k))))
+                return true;
+        std::lock_guard lock(dirty_mu);
+        return std::ranges::any_of(keys, [this](std::string_view k) { return dirty.contains(k); });
     }
 
     void finish(entry_id id, outcome o, std::string_view why) {
@@ -1285,12 +1346,7 @@ struct replayer::engine {
     [[nodiscard]] bool read_a_dirty_key(packed_keys keys) {
         if (keys.size() < 2)
             return false;  // a single key is already dirty, or nothing spreads
-        for (auto k : keys)
-            if (reading_keys.contains(std::string(k)) ||
-                (!copies_behind.empty() && copies_behind.contains(std::string(k))))
-                return true;
-        std::lock_guard lock(dirty_mu);
-        return std::ranges::any_of(keys, [this](std::string_view k) { return dirty.contains(k); });
+        return awaits_copy(keys);
     }
 
     void run_waiters() {
@@ -2319,8 +2375,13 @@ void replayer::submit(replay_item item, std::span<const std::string_view> begun_
 }
 
 void replayer::submit_command(std::string_view command, std::span<const std::string_view> keys,
-                              bool global, merge_hint merge) {
-    engine_->submit_command(command, keys, global, merge);
+                              bool global, merge_hint merge,
+                              std::optional<std::int64_t> expect_reply) {
+    engine_->submit_command(command, keys, global, merge, expect_reply);
+}
+
+void replayer::check_replies(bool on) noexcept {
+    engine_->reply_checks.store(on);
 }
 
 void replayer::abandon(std::span<const std::string_view> begun_keys, bool outcome_unknown,

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include <respite/client/command_info.hpp>
+#include <respite/obs/log.hpp>
 #include <respite/resp/writer.hpp>
 
 #include "frames.hpp"
@@ -139,7 +140,8 @@ proxy_command_result run_proxy_command(shared_state& st, std::span<const std::st
             r.reply = error("ERR percent must be a number from 0 to 100");
             return r;
         }
-        st.shadow_percent.store(p);
+        const double was = st.shadow_percent.exchange(p);
+        obs::log().info("proxy shadow_percent from={} to={}", was, p);
         r.reply = "+OK\r\n";
         return r;
     }

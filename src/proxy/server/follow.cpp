@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -55,6 +57,18 @@ std::int64_t now_ms() {
         .count();
 }
 
+// The value of an integer reply (`:n`, RESP2 and RESP3); nullopt for any other reply.
+std::optional<std::int64_t> integer_frame(std::string_view frame) noexcept {
+    if (frame.size() < 4 || frame[0] != ':')
+        return std::nullopt;
+    std::int64_t n = 0;
+    const char* end = frame.data() + frame.size();
+    const auto [p, ec] = std::from_chars(frame.data() + 1, end, n);
+    if (ec != std::errc{} || end - p < 2 || p[0] != '\r')
+        return std::nullopt;
+    return n;
+}
+
 replay_item item_of(secondary_write&& w) {
     replay_item item;
     for (const auto& c : w.commands)
@@ -62,6 +76,7 @@ replay_item item_of(secondary_write&& w) {
     item.keys = std::move(w.keys);
     item.copy = w.copy;
     item.global = w.global;
+    item.expect_reply = w.expect_reply;
     return item;
 }
 
@@ -307,7 +322,7 @@ void follow_reply(shared_state& st, side serving, std::string_view request,
             r->abandon(begun, false, global);
             return;
         }
-        r->submit_command(request, begun, global, merge);
+        r->submit_command(request, begun, global, merge, integer_frame(frame));
         return;
     }
     submit_effect(st, *r, request, frame, begun, global, true);
@@ -481,6 +496,7 @@ std::string follow_info(const shared_state& st) {
         line(p + "merged", std::to_string(x.merged));
         line(p + "superseded", std::to_string(x.superseded));
         line(p + "failed", std::to_string(x.failed));
+        line(p + "reply_mismatches", std::to_string(x.reply_mismatches));
         line(p + "dirty_keys", std::to_string(x.dirty_keys));
         line(p + "rejected_keys", std::to_string(x.rejected_keys));
         line(p + "repairs_rejected", std::to_string(x.repairs_rejected));

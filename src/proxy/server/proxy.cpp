@@ -105,7 +105,8 @@ class proxy_server::impl {
 
     std::expected<void, std::string> start();
     void stop();
-    std::expected<void, std::string> set_mode(mode m, bool force);
+    // by: who asked, for the log (`client addr=… user=…`, `http`, `api`).
+    std::expected<void, std::string> set_mode(mode m, bool force, std::string_view by = "api");
     std::string info() const;
 
     shared_state st_;
@@ -447,9 +448,10 @@ std::expected<void, std::string> proxy_server::impl::start() {
     if (!cfg.state_file.empty())
         restore_dirty_list(restored, m);
     st_.restarts->start();
-    st_.switch_mode_async = [this](mode to, bool force, std::function<void(std::string)> done) {
-        asio::post(control_, [this, to, force, done = std::move(done)] {
-            auto r = set_mode(to, force);
+    st_.switch_mode_async = [this](mode to, bool force, std::string by,
+                                   std::function<void(std::string)> done) {
+        asio::post(control_, [this, to, force, by = std::move(by), done = std::move(done)] {
+            auto r = set_mode(to, force, by);
             done(r ? std::string("+OK\r\n") : "-ERR " + r.error() + "\r\n");
         });
     };
@@ -461,7 +463,7 @@ std::expected<void, std::string> proxy_server::impl::start() {
     if (!cfg.admin_host.empty()) {
         admin_ = std::make_unique<server::admin_http>(st_, admin_ioc_);
         auto r = admin_->start(cfg.admin_host, cfg.admin_port,
-                               [this](mode to, bool force) { return set_mode(to, force); });
+                               [this](mode to, bool force) { return set_mode(to, force, "http"); });
         if (!r)
             return fail_start(r.error());
         admin_thread_ = std::thread([this] {
@@ -511,7 +513,8 @@ void proxy_server::impl::flag_unfollowed(const server::mode_plan& before,
                            true);
 }
 
-std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool force) {
+std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool force,
+                                                              std::string_view by) {
     std::lock_guard lock(switch_mu_);
     const mode from = st_.current.load();
     if (from == to)
@@ -524,6 +527,7 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         return std::unexpected("no secondary is configured");
     const auto before = plan_of(from);
     const auto after = plan_of(to);
+    std::optional<std::chrono::steady_clock::time_point> held_since;
     // A side the new mode starts using must answer (a wrong password or address): a switch
     // into dual-write went through and only follow_secondary_up:0 showed that nothing was
     // replayed. (A side already in use that stopped answering is the follower's lag check's.)
@@ -590,6 +594,7 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         // Moving the serving side: hold new writes, let those in flight finish and the side
         // that is about to serve catch up, then flip.
         st_.writes_paused.store(true);
+        held_since = std::chrono::steady_clock::now();
         // Blocked clients first: their commands count in flight until answered (a BLPOP q 0
         // never would). The other clients with state there (MULTI, WATCH, subscribers ...)
         // are closed once the wait succeeded: a switch refused for the follower's lag left
@@ -668,8 +673,13 @@ std::expected<void, std::string> proxy_server::impl::set_mode(mode to, bool forc
         st_.current.store(to);
     }
     st_.mode_switches->inc();
-    obs::log().info("proxy mode_switch from={} to={}{}", mode_name(from), mode_name(to),
-                    force ? " forced=true" : "");
+    // held_ms: how long new writes waited for the switch (0: the serving side stayed).
+    const auto held = held_since ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now() - *held_since)
+                                       .count()
+                                 : 0;
+    obs::log().info("proxy mode_switch from={} to={}{} held_ms={} by=\"{}\"", mode_name(from),
+                    mode_name(to), force ? " forced=true" : "", held, by);
     return {};
 }
 

@@ -9,6 +9,7 @@
 
 #include <respite/obs/log.hpp>
 #include <respite/obs/metrics.hpp>
+#include <respite/proxy/replayer.hpp>
 
 #include "sync.hpp"
 
@@ -214,6 +215,7 @@ void restart_watch::clear(side s, std::string_view reason) {
         needs_sync_[static_cast<int>(s)] = false;
     }
     obs::log().warn("proxy needs_sync_cleared target={} by=\"{}\"", side_name(s), reason);
+    tell_followers();
     if (on_change_)
         on_change_();
 }
@@ -242,6 +244,8 @@ void restart_watch::record_restart(side s, bool follows, std::string_view what) 
             needs_sync_[i] = true;
     }
     restarts_total_[i]->inc();
+    if (follows)
+        tell_followers();
     if (follows && on_change_)
         on_change_();
     if (!follows) {
@@ -272,6 +276,13 @@ std::uint64_t restart_watch::epoch(side s) const {
     return restarts_[static_cast<int>(s)] + flags_[static_cast<int>(s)];
 }
 
+void restart_watch::tell_followers() {
+    std::lock_guard lock(mu_);  // an atomic store each: calls in order of the flags' changes
+    for (int i = 0; i < 2; ++i)
+        if (st_.replay_to[i])
+            st_.replay_to[i]->check_replies(!needs_sync_[i]);
+}
+
 bool restart_watch::needs_sync(side s) const {
     std::lock_guard lock(mu_);
     return needs_sync_[static_cast<int>(s)];
@@ -286,6 +297,7 @@ void restart_watch::synced(side target, std::uint64_t epoch_at_start) {
         needs_sync_[i] = false;
     }
     obs::log().info("proxy backend_resynced target={}", side_name(target));
+    tell_followers();
     if (on_change_)
         on_change_();
 }
@@ -296,6 +308,7 @@ void restart_watch::flag(side s, std::string_view reason, bool planned) {
         needs_sync_[static_cast<int>(s)] = true;
         ++flags_[static_cast<int>(s)];  // a PROXY SYNC that began before does not clear it
     }
+    tell_followers();
     obs::log().log(planned ? spdlog::level::warn : spdlog::level::err,
                    "proxy needs_sync target={} reason=\"{}\" note=\"run PROXY SYNC START PRUNE: "
                    "the cut-over to it is refused until one completed\"",

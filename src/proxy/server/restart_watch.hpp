@@ -82,6 +82,9 @@ class restart_watch : public std::enable_shared_from_this<restart_watch> {
     // Side s follows the serving side now (its restarts flag it).
     [[nodiscard]] bool follows(side s) const;
     void observe(side s, std::string run_id, bool follows);
+    // The followers compare their writes' replies only into a side that needs no sync
+    // (replayer::check_replies). Called after a flag changes (takes the lock).
+    void tell_followers();
 
     asio::io_context& control_;
     shared_state& st_;

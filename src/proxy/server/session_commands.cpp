@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include <asio/post.hpp>
+#include <fmt/format.h>
 
 #include <respite/client/command_info.hpp>
 #include <respite/cluster/cluster_client.hpp>
@@ -696,6 +697,7 @@ void session::handle_proxy_command(std::span<const std::string_view> args) {
     const auto seq = alloc_slot();
     auto& ioc = w_.ioc();
     st_.switch_mode_async(*r.switch_to, r.force,
+                          fmt::format("client addr={} user={}", addr_, user()),
                           [weak = weak_from_this(), seq, &ioc, p = proto_](std::string result) {
                               asio::post(ioc, [weak, seq, result = std::move(result)] {
                                   if (auto self = weak.lock(); self && !self->closed_) {

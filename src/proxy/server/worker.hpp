@@ -123,7 +123,9 @@ struct shared_state {
     std::shared_ptr<restart_watch> restarts;  // backends' run_id checks (control thread)
     std::string server_version = "7.0.0";
     // PROXY MODE SET: runs the switch off the worker threads, then calls back with the reply.
-    std::function<void(mode, bool, std::function<void(std::string)>)> switch_mode_async;
+    // (mode, force, who asked for the log, done(reply))
+    std::function<void(mode, bool, std::string, std::function<void(std::string)>)>
+        switch_mode_async;
     std::function<std::string()> info_text;  // the INFO proxy section
     asio::io_context* control = nullptr;     // admin thread: HTTP, mode switches, reports
     std::vector<worker*> workers;            // every worker (set before any client connects)

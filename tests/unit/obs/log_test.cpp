@@ -109,7 +109,8 @@ TEST(json_log, fields_become_json_fields) {
         "id=007 neg=-3 big=18446744073709551615 edge=999999999999999");
     EXPECT_EQ(j["ts"], "2026-11-22T10:00:00.000Z");
     EXPECT_EQ(j["level"], "warn");
-    EXPECT_EQ(j["event"], "proxy upstream_failed");
+    EXPECT_EQ(j["component"], "proxy");
+    EXPECT_EQ(j["event"], "upstream_failed");
     EXPECT_EQ(j["reason"], "reply timeout");
     EXPECT_EQ(j["pending"], 2);
     EXPECT_EQ(j["connected"], true);
@@ -148,13 +149,15 @@ TEST(json_log, binary_and_control_bytes_stay_valid_json) {
 }
 
 TEST(json_log, fields_do_not_shadow_the_lines_own_names) {
-    const auto j = parsed("e level=debug ts=1 event=x note=y");
+    const auto j = parsed("e level=debug ts=1 event=x note=y component=z");
     EXPECT_EQ(j["level"], "warn");
     EXPECT_EQ(j["event"], "e");
     EXPECT_EQ(j["field_level"], "debug");
     EXPECT_EQ(j["field_ts"], 1);
     EXPECT_EQ(j["field_event"], "x");
     EXPECT_EQ(j["field_note"], "y");
+    EXPECT_EQ(j["field_component"], "z");
+    EXPECT_FALSE(j.contains("component"));
 }
 
 TEST(json_log, messages_without_fields_and_odd_tokens) {

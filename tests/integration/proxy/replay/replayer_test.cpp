@@ -227,6 +227,25 @@ struct pair_of_servers : ::testing::Test {
                       });
     }
 
+    // As the proxy's fast path does for a write replayed as written: its request bytes, and
+    // the primary's reply when it is an integer (the answer expected from the secondary).
+    void write_checked(std::vector<std::string> args, merge_hint hint = {}) {
+        const std::string key = args.at(1);
+        std::string_view k[] = {key};
+        rep->begin_write(k, 1);
+        client::request r;
+        r.push_args(args);
+        std::string bytes(r.payload());
+        auto res = run(*primary, r);
+        ASSERT_TRUE(res.has_value()) << res.error().message();
+        const auto& v = (*res)[0];
+        ASSERT_FALSE(v.is_error()) << v.str();
+        std::optional<std::int64_t> expect;
+        if (v.type() == resp::type::integer)
+            expect = v.integer();
+        rep->submit_command(bytes, k, false, hint, expect);
+    }
+
     // A key of the given lane (names by index until one hashes there).
     std::string key_in_lane(std::size_t lane, const std::string& prefix) {
         for (int i = 0;; ++i) {
@@ -741,6 +760,75 @@ TEST_F(pair_of_servers, a_refused_write_is_reported_with_its_command) {
     std::lock_guard lock(got->mu);
     ASSERT_FALSE(got->lines.empty());
     EXPECT_EQ(got->lines.front(), "RPUSH 1 WRONGTYPE");
+}
+
+// A value changed behind the proxy's back on the secondary: the next write's integer reply
+// differs from the primary's, so the key is copied (before, the secondary stayed different).
+TEST_F(pair_of_servers, a_write_answered_otherwise_than_on_the_primary_is_copied) {
+    start(fast_config());
+    write_checked({"SET", "counter", "10"});
+    write_checked({"RPUSH", "list", "a"});
+    ASSERT_TRUE(eventually([&] { return caught_up(); }));
+    secondary_server.cli({"SET", "counter", "50"});
+    write_checked({"INCR", "counter"});     // 11 on the primary, 51 here
+    write_checked({"RPUSH", "list", "b"});  // 2 on both
+    expect_equal();
+    EXPECT_EQ(secondary_server.cli({"GET", "counter"}), "11");
+    const auto s = rep->snapshot();
+    EXPECT_EQ(s.reply_mismatches, 1u);
+    EXPECT_EQ(s.repaired, 1u);
+    EXPECT_NE(registry.prometheus_text().find(
+                  "respite_proxy_follower_reply_mismatches_total{target=\"secondary\"} 1"),
+              std::string::npos)
+        << registry.prometheus_text();
+}
+
+// Off (the target needs a full copy anyway): the write is applied and nothing is copied.
+TEST_F(pair_of_servers, replies_are_not_compared_while_checks_are_off) {
+    start(fast_config());
+    rep->check_replies(false);
+    write_checked({"SET", "counter", "10"});
+    ASSERT_TRUE(eventually([&] { return caught_up(); }));
+    secondary_server.cli({"SET", "counter", "50"});
+    write_checked({"INCR", "counter"});
+    ASSERT_TRUE(eventually([&] { return caught_up() && rep->snapshot().applied >= 2; }));
+    EXPECT_EQ(secondary_server.cli({"GET", "counter"}), "51");
+    EXPECT_EQ(rep->snapshot().reply_mismatches, 0u);
+}
+
+// Writes merged into one command on the secondary share one reply: they are not compared,
+// and equal sides give no mismatch.
+TEST_F(pair_of_servers, merged_writes_are_not_compared) {
+    start(fast_config());
+    for (int i = 0; i < 2000; ++i)
+        write_async({"RPUSH", "l" + std::to_string(i % 3), std::to_string(i)}, {2, {}});
+    ASSERT_TRUE(eventually([&] { return async_replied == 2000; }));
+    expect_equal();
+    const auto s = rep->snapshot();
+    EXPECT_EQ(s.reply_mismatches, 0u);
+    EXPECT_EQ(s.repaired, 0u);
+}
+
+// A write the primary ran just before the key's expiry reaches the secondary just after it
+// (the replay's lag): INCR made 6 with the TTL on the primary, a new 1 without TTL here, which
+// outlived the primary's key forever. The reply differs, so the key is copied: gone on both.
+TEST_F(pair_of_servers, a_write_replayed_after_the_keys_expiry_is_copied) {
+    start(fast_config());
+    const auto at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() +
+                    400;
+    write_checked({"SET", "other", "x"});
+    write_checked({"SET", "limit", "5", "PXAT", std::to_string(at)});
+    ASSERT_TRUE(eventually([&] { return caught_up(); }));
+    // The secondary holds writes back past the expiry.
+    ASSERT_EQ(secondary_server.cli({"CLIENT", "PAUSE", "900", "WRITE"}), "OK");
+    write_checked({"INCR", "limit"});
+    ASSERT_EQ(primary_server.cli({"GET", "limit"}), "6") << "the INCR came after the expiry";
+    ASSERT_TRUE(eventually([&] { return primary_server.cli({"EXISTS", "limit"}) == "0"; }));
+    expect_equal();
+    EXPECT_EQ(secondary_server.cli({"EXISTS", "limit"}), "0");
+    EXPECT_EQ(rep->snapshot().reply_mismatches, 1u);
 }
 
 // Effects the proxy cannot derive (XADD *, XREADGROUP ...): the keys are copied instead.

@@ -224,5 +224,35 @@ TEST_F(proxy_binary, a_low_open_files_limit_lowers_max_clients_and_a_flood_does_
     EXPECT_LT(text.size(), 100000U);
 }
 
+// Operators' questions about a switch, answered by its log line (JSON here): who asked, and how
+// long new writes were held; a change of the shadow sampling is logged too.
+TEST_F(proxy_binary, a_mode_switch_logs_who_asked_and_how_long_writes_were_held) {
+    const std::string log = ::testing::TempDir() + "proxy_switch_log.log";
+    auto f = flags(true);
+    f.insert(f.end(), {"--log-format", "json", "--log-level", "info"});
+    spawn(f, 0, log);
+    ASSERT_TRUE(eventually([&] { return serving(); }, 10s));
+    raw_conn c(port_);
+    EXPECT_EQ(c.call({"PROXY", "SHADOW", "PERCENT", "5"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"PROXY", "MODE", "SET", "secondary-primary"}), "+OK\r\n");
+    const auto text = [&] {
+        std::ifstream in(log);
+        return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    };
+    EXPECT_TRUE(eventually([&] {
+        return text().find("\"event\":\"mode_switch\"") != std::string::npos;
+    })) << text();
+    const auto t = text();
+    const auto at = t.find("\"component\":\"proxy\",\"event\":\"mode_switch\"");
+    ASSERT_NE(at, std::string::npos) << t;
+    const auto line = t.substr(at, t.find('\n', at) - at);
+    EXPECT_NE(line.find("\"from\":\"dual-write\",\"to\":\"secondary-primary\",\"held_ms\":"),
+              std::string::npos)
+        << line;
+    EXPECT_NE(line.find("\"by\":\"client addr=127.0.0.1:"), std::string::npos) << line;
+    EXPECT_NE(line.find("user=default"), std::string::npos) << line;
+    EXPECT_NE(t.find("\"event\":\"shadow_percent\",\"from\":100,\"to\":5"), std::string::npos) << t;
+}
+
 }  // namespace
 }  // namespace respite::test

@@ -854,6 +854,35 @@ TEST(effects, merge_hints) {
     EXPECT_EQ(merge_hint_of(table.find("lpush"), lone).head, 0);
 }
 
+// The integer the secondary must answer: set only where its one command answers like the
+// primary's on the same data (replayed as written, DEL, EXPIRE -> PEXPIREAT, HSETNX -> HSET).
+TEST(effects, expected_replies) {
+    effect_context ctx;
+    ctx.now_ms = now;
+    auto expect = [&](std::vector<std::string_view> args, const value& reply) {
+        return translate(args, reply, ctx).expect_reply;
+    };
+    EXPECT_EQ(expect({"ZUNIONSTORE", "d", "2", "a", "b"}, num(3)), 3);
+    EXPECT_EQ(expect({"DEL", "a", "b"}, num(2)), 2);
+    EXPECT_EQ(expect({"EXPIRE", "a", "10"}, num(1)), 1);
+    EXPECT_EQ(expect({"PEXPIREAT", "a", "10", "GT"}, num(1)), 1);
+    EXPECT_EQ(expect({"HSETNX", "h", "f", "v"}, num(1)), 1);
+    EXPECT_EQ(expect({"PERSIST", "a"}, num(1)), 1);
+    // Another reply, another command, or several: none.
+    EXPECT_FALSE(expect({"SET", "a", "1"}, ok()));
+    EXPECT_FALSE(expect({"SETNX", "a", "1"}, num(1)));     // SET answers +OK
+    EXPECT_FALSE(expect({"RENAMENX", "a", "b"}, num(1)));  // RENAME answers +OK
+    EXPECT_FALSE(expect({"LPOP", "l", "2"}, bulks({"x", "y"})));
+    EXPECT_FALSE(expect({"SPOP", "s"}, bulk("m")));
+    EXPECT_FALSE(expect({"PUBLISH", "ch", "m"}, num(3)));  // receivers differ by side
+    EXPECT_FALSE(expect({"SPUBLISH", "ch", "m"}, num(3)));
+    EXPECT_FALSE(expect({"EVAL", "return 1", "1", "k"}, num(1)));
+    EXPECT_FALSE(expect({"FLUSHALL"}, ok()));
+    EXPECT_FALSE(expect({"SORT", "l", "BY", "w_*", "STORE", "d"}, num(3)));  // copied
+    EXPECT_FALSE(expect({"DEL", "a"}, num(0)));                              // nothing to replay
+    EXPECT_FALSE(expect({"INCR", "a"}, err("ERR not an integer")));
+}
+
 TEST(effects, empty_request_applies_nothing) {
     const auto out = translate({}, ok(), effect_context{});
     EXPECT_TRUE(out.none());
