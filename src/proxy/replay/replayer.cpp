@@ -1195,11 +1195,14 @@ struct replayer::engine {
                     if (reps[i].is_error())
                         err = &reps[i];
                 pos += n;
-                // A command the primary answered with an integer, not merged with the next:
-                // the same answer is expected here.
-                if (err == nullptr && n == 1 && !atomic &&
-                    (at + 1 == ids.size() || ids[at + 1].replies != 0))
-                    check_reply(s.id, reps[pos - 1]);
+                // A command the primary answered with an integer (or a run of them merged into
+                // this one): the same answer is expected here.
+                if (err == nullptr && n == 1 && !atomic) {
+                    std::size_t end = at + 1;
+                    while (end < ids.size() && ids[end].replies == 0)
+                        ++end;
+                    check_reply(std::span(ids).subspan(at, end - at), reps[pos - 1]);
+                }
                 last = err != nullptr ? outcome::error_reply : outcome::applied;
                 last_why = err != nullptr ? err->str() : std::string_view{};
                 finish(s.id, last, last_why);
@@ -1211,12 +1214,15 @@ struct replayer::engine {
     // The target answered a write with another integer than the primary did (a key expired
     // on one side and not yet on the other, a value changed behind the proxy's back ...): the
     // sides differ on its keys, which are copied. Not counted when a key already awaits a copy.
-    void check_reply(entry_id id, const resp::value& reply) {
-        const pending* p = find(id);
-        if (p == nullptr || !p->expects || p->key_count == 0 || !reply_checks.load() ||
-            (reply.type() == resp::type::integer && reply.integer() == p->expect))
+    // `run`: the item that took the reply and those merged into its command after it.
+    void check_reply(std::span<const sent_item> run, const resp::value& reply) {
+        const pending* first = find(run.front().id);
+        if (first == nullptr || !first->expects || first->key_count == 0 || !reply_checks.load())
             return;
-        if (awaits_copy(p->keys()))
+        const auto expect = merged_reply(run);
+        if (!expect || (reply.type() == resp::type::integer && reply.integer() == *expect))
+            return;
+        if (awaits_copy(first->keys()))
             return;
         reply_mismatches.fetch_add(1);
         metrics.reply_mismatches.inc();
@@ -1224,13 +1230,41 @@ struct replayer::engine {
         if (mismatch_log.allow(suppressed))
             obs::log().warn(
                 "replay_reply_mismatch target={} command={} primary_reply={} target_reply={} "
-                "keys={} suppressed={} (the sides differed on its keys: copied from the serving "
-                "side)",
-                cfg.metrics_target, replay::first_name(p->command_text()), p->expect,
+                "keys={} merged={} suppressed={} (the sides differed on its keys: copied from the "
+                "serving side)",
+                cfg.metrics_target, replay::first_name(first->command_text()), *expect,
                 reply.type() == resp::type::integer ? std::to_string(reply.integer())
                                                     : std::string("(not an integer)"),
-                p->key_count, suppressed);
-        add_dirty_keys(p->keys(), false, true);
+                first->key_count, run.size() - 1, suppressed);
+        for (const auto& s : run)
+            if (const pending* p = find(s.id))
+                add_dirty_keys(p->keys(), false, true);
+    }
+
+    // The reply the one command of a run of merged writes must get, from their own replies on
+    // the primary: an LPUSH/RPUSH answers the list's last length, SADD/SREM/HSET/HDEL the sum
+    // of what each added or removed. nullopt: not derivable (a renamed merge such as MSET, or
+    // an item without an integer reply).
+    [[nodiscard]] std::optional<std::int64_t> merged_reply(std::span<const sent_item> run) {
+        const pending* first = find(run.front().id);
+        if (run.size() == 1)
+            return first->expect;
+        if (!first->merge.rename.empty())
+            return std::nullopt;
+        const auto name = replay::first_name(first->command_text());
+        const bool last = client::iequals(name, "lpush") || client::iequals(name, "rpush");
+        const bool sum = client::iequals(name, "sadd") || client::iequals(name, "srem") ||
+                         client::iequals(name, "hset") || client::iequals(name, "hdel");
+        if (!last && !sum)
+            return std::nullopt;
+        std::int64_t total = 0;
+        for (const auto& s : run) {
+            const pending* p = find(s.id);
+            if (p == nullptr || !p->expects)
+                return std::nullopt;
+            total = last ? p->expect : total + p->expect;
+        }
+        return total;
     }
 
     // A key of these is dirty, being read for its copy, or its fenced copy is still queued.

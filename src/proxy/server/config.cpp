@@ -95,6 +95,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--primary-user", cfg.primary.connection.username, "Primary ACL user");
     app.add_option("--primary-password", cfg.primary.connection.password, "Primary password");
     app.add_option("--primary-db", cfg.primary.connection.database, "Primary database")
+        ->capture_default_str()
         ->check(number_check(0, 1'000'000));
     app.add_flag("--primary-tls", cfg.primary.connection.tls.enabled, "TLS to the primary");
     app.add_option("--primary-tls-ca", cfg.primary.connection.tls.ca_file,
@@ -113,6 +114,7 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
     app.add_option("--secondary-user", sec.connection.username, "Secondary ACL user");
     app.add_option("--secondary-password", sec.connection.password, "Secondary password");
     app.add_option("--secondary-db", sec.connection.database, "Secondary database")
+        ->capture_default_str()
         ->check(number_check(0, 1'000'000));
     app.add_flag("--secondary-tls", sec.connection.tls.enabled, "TLS to the secondary");
     app.add_option("--secondary-tls-ca", sec.connection.tls.ca_file,
@@ -256,7 +258,8 @@ std::expected<proxy_config, config_error> parse_config(int argc, const char* con
                    "Keep the mode, a clean-stop marker and pending syncs here across restarts "
                    "(its mode wins over --mode)");
     app.add_option("--log-format", cfg.log_format,
-                   "Log lines as text (key=value) or json (one object per line)")
+                   "Log lines as text (key=value) or json (one object per line); default: "
+                   "RESPITE_LOG_FORMAT, else text")
         ->check(CLI::IsMember({"text", "json"}));
     app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error, off")
         ->capture_default_str()

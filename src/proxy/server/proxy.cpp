@@ -160,6 +160,11 @@ class proxy_server::impl {
 
 namespace {
 
+// 127.0.0.0/8, ::1 and localhost: only this host's clients reach it.
+bool is_loopback_host(std::string_view host) {
+    return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
+}
+
 // Waits for one backend call (start-up, and the PING of a mode switch on the control thread).
 client::result<server::replies_t> call(backend& b, client::request req,
                                        std::chrono::milliseconds timeout,
@@ -490,6 +495,12 @@ std::expected<void, std::string> proxy_server::impl::start() {
         w->run_thread();
     obs::log().info("proxy started port={} workers={} mode={} admin_port={}", port_, n,
                     mode_name(m), admin_ ? admin_->port() : 0);
+    // Reachable from other hosts, and every client may switch the mode or start a PRUNE.
+    if (cfg.admin_users.empty() && !is_loopback_host(cfg.listen_host))
+        obs::log().warn(
+            "proxy admin_open listen={} note=\"no --admin-user: every client may run PROXY MODE "
+            "SET, SYNC and VERIFY; name the operators' users with --admin-user\"",
+            cfg.listen_host);
     return {};
 }
 

@@ -144,8 +144,65 @@ std::string bulk_sync::start(sync_options opt) {
     running_gauge_->set(1);
     obs::log().info("proxy {}_started from={} to={} match=\"{}\" count={}", prefix(),
                     side_name(plan.serving), side_name(target), r->opt.match, r->opt.count);
-    asio::post(control_, [self = shared_from_this(), r] { self->scan_step(r); });
+    asio::post(control_, [self = shared_from_this(), r] {
+        self->count_keys(r);
+        self->scan_step(r);
+    });
     return {};
+}
+
+void bulk_sync::count_keys(const run_ptr& r) {
+    if (!r->opt.match.empty())
+        return;  // only the keys that match are scanned: no total to compare with
+    auto b = st_.backends[static_cast<int>(r->source)];
+    std::vector<cluster::node_address> nodes;
+    if (b->is_cluster()) {
+        nodes = b->topology().masters();
+        if (nodes.empty())
+            return;
+    }
+    struct tally {
+        std::mutex mu;
+        std::size_t left = 0;
+        std::uint64_t sum = 0;
+        bool failed = false;
+    };
+    auto t = std::make_shared<tally>();
+    t->left = std::max<std::size_t>(nodes.size(), 1);
+    auto done = [self = shared_from_this(), r, t](client::result<replies_t> res) {
+        std::int64_t n = 0;
+        const bool ok = res && res->size() == 1 && (*res)[0].to_int64(n) && n >= 0;
+        std::lock_guard lock(t->mu);
+        t->failed = t->failed || !ok;
+        t->sum += ok ? static_cast<std::uint64_t>(n) : 0;
+        if (--t->left != 0 || t->failed)
+            return;
+        std::lock_guard plock(self->mu_);
+        if (r->generation == self->generation_)
+            self->p_.keys_total = t->sum;
+    };
+    for (std::size_t i = 0; i < t->left; ++i) {
+        client::request req;
+        req.push("DBSIZE");
+        if (nodes.empty())
+            b->exec(std::move(req), done);
+        else
+            b->exec_on(nodes[i], std::move(req), done);
+    }
+}
+
+std::optional<double> sync_progress::percent() const {
+    if (keys_total == 0)
+        return std::nullopt;
+    return std::min(100.0, 100.0 * static_cast<double>(scanned) / static_cast<double>(keys_total));
+}
+
+std::optional<double> sync_progress::eta_seconds() const {
+    if (state != "scanning" || keys_total == 0 || scanned == 0 || extra_scanned != 0 ||
+        elapsed_seconds <= 0)
+        return std::nullopt;
+    const double left = keys_total > scanned ? static_cast<double>(keys_total - scanned) : 0.0;
+    return left * elapsed_seconds / static_cast<double>(scanned);
 }
 
 void bulk_sync::stop() {
@@ -216,6 +273,12 @@ std::string bulk_sync::info_lines() const {
         "{0}_state:{1}\r\n{0}_from:{2}\r\n{0}_to:{3}\r\n{0}_keys_scanned:{4}\r\n"
         "{0}_scan_calls:{5}\r\n{0}_nodes_scanned:{6}\r\n{0}_rescans:{7}\r\n",
         k, p.state, p.from, p.to, p.scanned, p.batches, p.nodes_scanned, p.rescans);
+    // Empty when unknown (a MATCH run, DBSIZE failed, or not scanning the serving side).
+    const auto pct = p.percent();
+    const auto eta = p.eta_seconds();
+    out += fmt::format("{0}_keys_total:{1}\r\n{0}_percent:{2}\r\n{0}_eta_seconds:{3}\r\n", k,
+                       p.keys_total, pct ? fmt::format("{:.1f}", *pct) : std::string(),
+                       eta ? fmt::format("{:.0f}", *eta) : std::string());
     if (kind_ == kind::sync)
         out += fmt::format(
             "sync_dirty_keys:{}\r\nsync_repaired:{}\r\nsync_follower_keys_scanned:{}\r\n"
@@ -875,15 +938,21 @@ void bulk_sync::log_progress(bool force) {
         last_log_ = now;
     }
     const auto p = progress();
+    const auto pct = p.percent();
+    const auto eta = p.eta_seconds();
+    const std::string where = fmt::format(
+        "{}{}", pct ? fmt::format(" total={} percent={:.1f}", p.keys_total, *pct) : std::string(),
+        eta ? fmt::format(" eta_seconds={:.0f}", *eta) : std::string());
     if (kind_ == kind::sync)
         obs::log().info(
-            "proxy sync_progress state={} scanned={} repaired={} dirty={} seconds={:.1f}", p.state,
-            p.scanned, p.repaired_since_start, p.dirty, p.elapsed_seconds);
+            "proxy sync_progress state={} scanned={}{} repaired={} dirty={} seconds={:.1f}",
+            p.state, p.scanned, where, p.repaired_since_start, p.dirty, p.elapsed_seconds);
     else
         obs::log().info(
-            "proxy verify_progress state={} scanned={} compared={} matched={} diverged={} "
+            "proxy verify_progress state={} scanned={}{} compared={} matched={} diverged={} "
             "extra_keys={} seconds={:.1f}",
-            p.state, p.scanned, p.compared, p.matched, p.diverged, p.extra_keys, p.elapsed_seconds);
+            p.state, p.scanned, where, p.compared, p.matched, p.diverged, p.extra_keys,
+            p.elapsed_seconds);
 }
 
 }  // namespace respite::proxy::server

@@ -71,6 +71,10 @@ struct sync_progress {
     std::string from, to;       // "primary" / "secondary"
     std::string match;          // the pattern, empty for all
     std::uint64_t scanned = 0;  // keys found by SCAN on the serving side
+    // DBSIZE of the serving side at the start (summed over a cluster's masters); 0: unknown
+    // (a MATCH run, or DBSIZE failed). With `scanned`, the progress and an estimate of the
+    // time left (keys_left(), eta_seconds()).
+    std::uint64_t keys_total = 0;
     std::uint64_t batches = 0;  // SCAN calls
     // Scans of one node that reached its end (each master of a cluster once a pass, a
     // standalone Redis once), passes of the other side and passes begun again included.
@@ -90,6 +94,12 @@ struct sync_progress {
     bool complete = false;
     double elapsed_seconds = 0;
     std::string error;  // why it failed / stopped
+
+    // Percent of keys_total scanned (100 at most); nullopt when keys_total is unknown.
+    [[nodiscard]] std::optional<double> percent() const;
+    // Seconds the scan of the serving side still needs at its pace so far; nullopt when not
+    // scanning it, before a first key, or without keys_total.
+    [[nodiscard]] std::optional<double> eta_seconds() const;
 };
 
 class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
@@ -129,6 +139,8 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     using run_ptr = std::shared_ptr<run>;
 
     void scan_step(const run_ptr& r);
+    // Reads the serving side's DBSIZE (each master's of a cluster) into keys_total.
+    void count_keys(const run_ptr& r);
     // SYNC: the followers' extra copies of multi-key writes (replayer::set_copying) end.
     void copying_ended();
     // The side the pass under way scans.

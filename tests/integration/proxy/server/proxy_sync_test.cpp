@@ -1,6 +1,7 @@
 // PROXY SYNC: the copy of pre-existing keys through the follower's repair loop, against two real
 // redis-servers, alone and under live writes through the proxy.
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -202,6 +203,10 @@ TEST_F(proxy_sync, copies_keys_of_every_type_with_their_ttl) {
     // SCAN returns every key at least once (a rehash may return some twice).
     EXPECT_GE(field("sync_keys_scanned"), 3006) << status();
     EXPECT_GE(field("sync_repaired"), 3006) << status();
+    // The serving side's DBSIZE at the start, and the share of it scanned.
+    EXPECT_EQ(field("sync_keys_total"), 3006) << status();
+    EXPECT_NE(status().find("sync_percent:100.0\r\nsync_eta_seconds:\r\n"), std::string::npos)
+        << status();
     EXPECT_TRUE(converged());
     const auto ttl = std::stol(secondary_.cli({"TTL", "ttl"}));
     EXPECT_GT(ttl, 900);
@@ -408,6 +413,31 @@ TEST_F(proxy_sync, match_copies_only_the_matching_keys) {
     EXPECT_EQ(secondary_.cli({"DBSIZE"}), "200");
     EXPECT_EQ(secondary_.cli({"GET", "a:17"}), "v17");
     EXPECT_EQ(secondary_.cli({"EXISTS", "b:17"}), "0");
+    // Only matching keys are scanned: no total to measure the progress against.
+    EXPECT_NE(status().find("sync_keys_total:0\r\nsync_percent:\r\n"), std::string::npos)
+        << status();
+}
+
+// A long copy tells how far it is and how long it still needs (at its pace so far).
+TEST_F(proxy_sync, a_running_copy_reports_its_progress_and_time_left) {
+    preload("s:", 4000);
+    start(mode::dual_write, [](proxy::proxy_config& c) {
+        c.repair_rate = 1000;  // about 4 s
+        c.replay_max_dirty_keys = 400;
+    });
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "COUNT", "50"}), "+OK\r\n");
+    std::string seen;
+    EXPECT_TRUE(eventually([&] {
+        seen = status();
+        const auto at = seen.find("sync_eta_seconds:");
+        return seen.find("sync_state:scanning") != std::string::npos && at != std::string::npos &&
+               std::isdigit(static_cast<unsigned char>(seen[at + 17])) != 0 &&
+               seen.find("sync_keys_total:4000\r\n") != std::string::npos &&
+               seen.find("sync_percent:0.0\r\n") == std::string::npos;
+    })) << seen;
+    const auto eta = std::stol(seen.substr(seen.find("sync_eta_seconds:") + 17));
+    EXPECT_LT(eta, 60) << seen;
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "STOP"}), "+OK\r\n");
 }
 
 TEST_F(proxy_sync, refuses_without_a_follower_and_checks_its_syntax) {
