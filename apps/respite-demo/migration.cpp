@@ -626,6 +626,9 @@ int run_migration(const migration_options& opts) {
                 num(i, "divergence_extra_data"), num(i, "divergence_secondary_error"));
             say("(a read that differs at first is re-read after the follower applied that key's "
                 "queued writes: \"cleared on recheck\")");
+            say("INFO proxy: follow_secondary_reply_mismatches {} (writes whose integer reply on "
+                "the secondary differed from the primary's, checked since the complete SYNC)",
+                num(i, "follow_secondary_reply_mismatches"));
             auto [st, metrics] = http_get(proxy.admin_port(), "/metrics");
             std::string_view m = metrics;
             for (std::size_t p = 0;
