@@ -176,6 +176,10 @@ class replayer {
     // (false: some were still unanswered); not from the replayer's thread. Unpausing resumes.
     bool pause_repairs(bool paused, std::chrono::milliseconds wait = std::chrono::seconds(5));
 
+    // Keys copied per second at most from now on (0: unlimited); replayer_config::repair_rate
+    // at start. Thread-safe.
+    void set_repair_rate(std::size_t per_second);
+
     // Whether a write's reply is compared with the primary's (replay_item::expect_reply); on
     // by default. Off while the target is known to lack data (a restart, before its first
     // PROXY SYNC): every write to a missing key would count and queue a copy.
@@ -219,6 +223,7 @@ class replayer {
         bool secondary_up = true;              // every lane answers
         bool full_resync_needed = false;       // dirty set overflowed or a global write was lost
         bool repairs_paused = false;           // pause_repairs(true)
+        std::size_t repair_rate = 0;           // keys/s copied at most now (0: unlimited)
         std::uint64_t full_resync_events = 0;  // causes so far (also while already needed)
     };
     [[nodiscard]] stats snapshot() const;

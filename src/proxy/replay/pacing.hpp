@@ -37,6 +37,16 @@ class token_bucket {
         if (rate_ > 0)
             tokens_ = std::min(burst_, tokens_ + static_cast<double>(n));
     }
+    // A new rate from now on (tokens earned so far at the old one are kept, up to the new
+    // burst).
+    void set_rate(std::size_t rate, steady::time_point now) {
+        if (rate_ > 0)
+            refill(now);
+        last_ = now;
+        rate_ = static_cast<double>(rate);
+        burst_ = std::max(1.0, static_cast<double>(rate) / 10);
+        tokens_ = std::min(tokens_, burst_);
+    }
     // How long until a whole token is available.
     [[nodiscard]] steady::duration wait_for_one(steady::time_point now) {
         if (rate_ <= 0)

@@ -319,6 +319,7 @@ struct replayer::engine {
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> reply_mismatches{0};
     std::atomic<bool> reply_checks{true};
+    std::atomic<std::size_t> repair_rate{0};  // the bucket's rate (set on the replayer thread)
     std::atomic<std::uint64_t> repaired{0};
     std::atomic<std::uint64_t> repair_retries{0};
     std::atomic<std::uint64_t> repairs_rejected{0};
@@ -454,6 +455,7 @@ struct replayer::engine {
         cfg.lanes = std::max<std::size_t>(cfg.lanes, 1);
         cfg.max_batch = std::max<std::size_t>(cfg.max_batch, 1);
         box->ioc = &ioc;
+        repair_rate.store(cfg.repair_rate);
         for (std::size_t l = 0; l < cfg.lanes; ++l) {
             auto ln = std::make_unique<lane_state>(ioc);
             ln->be = make(ioc, l);
@@ -704,6 +706,7 @@ struct replayer::engine {
         s.superseded = superseded.load();
         s.failed = failed.load();
         s.reply_mismatches = reply_mismatches.load();
+        s.repair_rate = repair_rate.load();
         s.repaired = repaired.load();
         s.repair_retries = repair_retries.load();
         s.repairs_rejected = repairs_rejected.load();
@@ -2412,6 +2415,14 @@ void replayer::submit_command(std::string_view command, std::span<const std::str
                               bool global, merge_hint merge,
                               std::optional<std::int64_t> expect_reply) {
     engine_->submit_command(command, keys, global, merge, expect_reply);
+}
+
+void replayer::set_repair_rate(std::size_t per_second) {
+    engine_->repair_rate.store(per_second);
+    asio::post(engine_->ioc, [e = engine_.get(), per_second] {
+        e->bucket.set_rate(per_second, replay::steady::now());
+        e->kick_repair();
+    });
 }
 
 void replayer::check_replies(bool on) noexcept {

@@ -5,6 +5,7 @@
 
 #include <respite/client/command_info.hpp>
 #include <respite/obs/log.hpp>
+#include <respite/proxy/replayer.hpp>
 #include <respite/resp/writer.hpp>
 
 #include "frames.hpp"
@@ -75,7 +76,7 @@ bool changes_the_proxy(std::span<const std::string_view> args) noexcept {
     const auto sub = args[1];
     if (iequals(sub, "mode"))
         return !iequals(args[2], "get");
-    if (iequals(sub, "shadow"))
+    if (iequals(sub, "shadow") || iequals(sub, "repair"))
         return true;
     if (iequals(sub, "sync") || iequals(sub, "verify"))
         return !iequals(args[2], "status");
@@ -92,6 +93,7 @@ proxy_command_result run_proxy_command(shared_state& st, std::span<const std::st
             "PROXY MODE SET <primary-only|dual-write|dual-write-shadow|secondary-primary|"
             "secondary-only> [FORCE]",
             "PROXY SHADOW PERCENT <0-100>",
+            "PROXY REPAIR RATE <keys per second, 0: unlimited>",
             "PROXY SYNC START [MATCH <pattern>] [COUNT <n>] [PRUNE]",
             "PROXY SYNC STATUS",
             "PROXY SYNC STOP",
@@ -142,6 +144,29 @@ proxy_command_result run_proxy_command(shared_state& st, std::span<const std::st
         }
         const double was = st.shadow_percent.exchange(p);
         obs::log().info("proxy shadow_percent from={} to={}", was, p);
+        r.reply = "+OK\r\n";
+        return r;
+    }
+    if (iequals(args[1], "repair") && args.size() == 4 && iequals(args[2], "rate")) {
+        std::size_t n = 0;
+        const auto s = args[3];
+        auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+        if (ec != std::errc() || ptr != s.data() + s.size() || n > 100'000'000) {
+            r.reply = error(
+                "ERR the rate must be a number of keys per second from 0 (unlimited) "
+                "to 100000000");
+            return r;
+        }
+        if (!st.replay_to[0] && !st.replay_to[1]) {
+            r.reply = error("ERR no follower: the proxy has no secondary");
+            return r;
+        }
+        const auto& any = st.replay_to[1] ? st.replay_to[1] : st.replay_to[0];
+        const auto was = any->snapshot().repair_rate;
+        for (auto& f : st.replay_to)
+            if (f)
+                f->set_repair_rate(n);
+        obs::log().info("proxy repair_rate from={} to={}", was, n);
         r.reply = "+OK\r\n";
         return r;
     }

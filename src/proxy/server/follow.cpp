@@ -509,6 +509,7 @@ std::string follow_info(const shared_state& st) {
         line(p + "fence_timeouts", std::to_string(x.fence_timeouts));
         line(p + "full_resync_needed", x.full_resync_needed ? "1" : "0");
         line(p + "repairs_paused", x.repairs_paused ? "1" : "0");
+        line(p + "repair_rate", std::to_string(x.repair_rate));
     }
     if (st.divergences) {
         const auto c = st.divergences->counts();

@@ -505,6 +505,7 @@ TEST_F(proxy_bad_input, only_admin_users_change_the_proxy) {
     EXPECT_EQ(app.call({"PROXY", "MODE", "GET"}), "$12\r\nprimary-only\r\n");
     EXPECT_EQ(app.call({"PROXY", "MODE", "SET", "primary-only"}).substr(0, 7), "-NOPERM");
     EXPECT_EQ(app.call({"PROXY", "SHADOW", "PERCENT", "5"}).substr(0, 7), "-NOPERM");
+    EXPECT_EQ(app.call({"PROXY", "REPAIR", "RATE", "0"}).substr(0, 7), "-NOPERM");
     EXPECT_EQ(app.call({"PROXY", "SYNC", "START", "PRUNE"}).substr(0, 7), "-NOPERM");
     EXPECT_NE(app.call({"PROXY", "SYNC", "STATUS"}).substr(0, 7), "-NOPERM");
     // Other users' connections: listed and closed by admin users only.

@@ -418,6 +418,23 @@ TEST_F(proxy_sync, match_copies_only_the_matching_keys) {
         << status();
 }
 
+// The copy's pace is changed while it runs (PROXY REPAIR RATE): at 50 keys/s the 3000 keys
+// would take a minute; unlimited, they are copied at once.
+TEST_F(proxy_sync, the_repair_rate_changes_while_a_copy_runs) {
+    preload("s:", 3000);
+    start(mode::dual_write, [](proxy::proxy_config& c) { c.repair_rate = 50; });
+    EXPECT_NE(proxy_->info().find("follow_secondary_repair_rate:50\r\n"), std::string::npos);
+    EXPECT_EQ(sync_call({"PROXY", "SYNC", "START", "PRUNE"}), "+OK\r\n");
+    EXPECT_TRUE(eventually([&] { return field("sync_repaired") > 0; })) << status();
+    EXPECT_EQ(sync_call({"PROXY", "REPAIR", "RATE", "fast"}).substr(0, 30),
+              "-ERR the rate must be a number");
+    EXPECT_EQ(sync_call({"PROXY", "REPAIR", "RATE", "0"}), "+OK\r\n");
+    EXPECT_NE(proxy_->info().find("follow_secondary_repair_rate:0\r\n"), std::string::npos);
+    ASSERT_TRUE(wait_state("done", 20s)) << status();
+    EXPECT_EQ(field("sync_complete"), 1) << status();
+    EXPECT_TRUE(converged());
+}
+
 // A long copy tells how far it is and how long it still needs (at its pace so far).
 TEST_F(proxy_sync, a_running_copy_reports_its_progress_and_time_left) {
     preload("s:", 4000);

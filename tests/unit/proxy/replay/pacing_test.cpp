@@ -30,6 +30,21 @@ TEST(token_bucket, zero_rate_is_unlimited) {
     EXPECT_EQ(b.wait_for_one(t0), steady::duration::zero());
 }
 
+TEST(token_bucket, a_new_rate_applies_from_now_on) {
+    const auto t0 = steady::now();
+    token_bucket b(1000, t0);  // burst 100
+    EXPECT_EQ(b.take(t0, 500), 100u);
+    b.set_rate(100, t0 + 10ms);  // 10 tokens earned at the old rate, burst 10 now
+    EXPECT_EQ(b.take(t0 + 10ms, 500), 10u);
+    EXPECT_EQ(b.take(t0 + 110ms, 500), 10u);  // 100 ms at 100/s
+    b.set_rate(0, t0 + 110ms);
+    EXPECT_EQ(b.take(t0 + 110ms, 12345), 12345u);
+    EXPECT_EQ(b.wait_for_one(t0 + 110ms), steady::duration::zero());
+    b.set_rate(10, t0 + 120ms);  // from unlimited: at most the new burst (1)
+    EXPECT_LE(b.take(t0 + 120ms, 500), 1u);
+    EXPECT_EQ(b.take(t0 + 220ms, 500), 1u);
+}
+
 TEST(log_limiter, one_line_per_period_with_suppressed_count) {
     log_limiter l(1h);
     std::uint64_t suppressed = 99;
