@@ -168,7 +168,8 @@ void bulk_sync::count_keys(const run_ptr& r) {
         bool failed = false;
     };
     auto t = std::make_shared<tally>();
-    t->left = std::max<std::size_t>(nodes.size(), 1);
+    const std::size_t calls = std::max<std::size_t>(nodes.size(), 1);
+    t->left = calls;  // counted down by the replies, on the backends' threads
     auto done = [self = shared_from_this(), r, t](client::result<replies_t> res) {
         std::int64_t n = 0;
         const bool ok = res && res->size() == 1 && (*res)[0].to_int64(n) && n >= 0;
@@ -181,7 +182,7 @@ void bulk_sync::count_keys(const run_ptr& r) {
         if (r->generation == self->generation_)
             self->p_.keys_total = t->sum;
     };
-    for (std::size_t i = 0; i < t->left; ++i) {
+    for (std::size_t i = 0; i < calls; ++i) {
         client::request req;
         req.push("DBSIZE");
         if (nodes.empty())
