@@ -59,6 +59,9 @@ struct secondary_write {
     // the target differs on `keys` (e.g. a key expired on one side and not yet on the other),
     // which are then copied. Unset: no such check.
     std::optional<std::int64_t> expect_reply;
+    // A transaction (translate_transaction): for each of `commands`, the integer it must answer
+    // (as expect_reply of one command); empty when none is expected.
+    std::vector<std::optional<std::int64_t>> expect_replies;
 
     // Nothing to run and nothing to copy.
     [[nodiscard]] bool none() const noexcept { return commands.empty() && !copy; }

@@ -46,6 +46,8 @@ struct replay_item {
     // One command: the integer it must answer on a target that holds the primary's data
     // (secondary_write::expect_reply); another answer turns `keys` dirty (reply_mismatches).
     std::optional<std::int64_t> expect_reply;
+    // An atomic item (a transaction): the same for each of `commands` (empty: none expected).
+    std::vector<std::optional<std::int64_t>> expect_replies;
 };
 
 struct replayer_config {
@@ -126,6 +128,9 @@ class replayer {
     // key's write_generation() taken after begin_uncounted(). Call before submitting its item.
     void end_uncounted(std::span<const std::string_view> keys, std::span<const std::uint64_t> gens,
                        bool popped);
+    // The blocking command failed without a reply: its keys turn dirty when it may have popped.
+    // Ends it like end_uncounted (one of the two for each begin_uncounted).
+    void abandon_uncounted(std::span<const std::string_view> keys, bool outcome_unknown);
     // The primary's reply arrived: enqueues the item (or, over budget / lane down / draining,
     // records its keys dirty), then ends the in-flight marks of begun_keys (and of the keyspace
     // when item.global). Allocates; never blocks on the secondary.

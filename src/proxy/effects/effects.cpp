@@ -219,8 +219,10 @@ secondary_write translate(std::span<const std::string_view> args, const resp::va
     bool same_reply = false;
     if (const rule apply = find_rule(name)) {
         apply(c, out);
-        same_reply = apply == rule_unless_zero || apply == rule_expire || apply == rule_expireat ||
-                     apply == rule_hsetnx;
+        // Not DEL/UNLINK: a key deleted on one side and expired on the other counts
+        // differently, and both end without it.
+        same_reply = (apply == rule_unless_zero && name != "del" && name != "unlink") ||
+                     apply == rule_expire || apply == rule_expireat || apply == rule_hsetnx;
     } else {
         out.commands.push_back(verbatim(args));
         // FLUSHALL, SWAPDB, FUNCTION LOAD, SCRIPT FLUSH, ...: no key, so no lane of their own.
@@ -248,8 +250,10 @@ secondary_write translate_transaction(const std::vector<std::vector<std::string>
         auto one = translate(args, reply, ctx);
         for (auto& k : one.keys)
             add_key(out.keys, k);
-        for (auto& command : one.commands)
+        for (auto& command : one.commands) {
             out.commands.push_back(std::move(command));
+            out.expect_replies.push_back(one.expect_reply);
+        }
         out.copy = out.copy || one.copy;
         out.global = out.global || one.global;
     }
@@ -259,6 +263,9 @@ secondary_write translate_transaction(const std::vector<std::vector<std::string>
         out.global = false;
         out.copy = true;
     }
+    if (out.commands.empty() ||
+        std::ranges::none_of(out.expect_replies, [](const auto& e) { return e.has_value(); }))
+        out.expect_replies.clear();
     return out;
 }
 

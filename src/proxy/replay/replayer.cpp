@@ -173,6 +173,9 @@ struct inbox {
         bool waiter = false;  // the next of `waiters`, not an item
         merge_hint merge;
         std::optional<std::int64_t> expect;
+        // A transaction's expected replies (replay_item::expect_replies), after the keys in
+        // `bytes`: a flag byte and 8 value bytes each.
+        std::size_t expects = 0;
     };
     std::string bytes;
     std::vector<entry> entries;
@@ -319,6 +322,14 @@ struct replayer::engine {
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> reply_mismatches{0};
     std::atomic<bool> reply_checks{true};
+    // Transactions' expected replies by item (replayer thread), until the item finishes.
+    std::unordered_map<entry_id, std::vector<std::optional<std::int64_t>>> tx_expects;
+    // Blocking commands (BLPOP, BLMOVE ...) between begin_uncounted and their end, per stripe:
+    // a push that wakes one is answered on the primary after the pop, which reaches the target
+    // later, by another connection; such a key turns dirty at the pop's end (end_uncounted), and
+    // a write's differing reply before that is no sign of anything else (not counted).
+    std::unique_ptr<std::atomic<std::uint32_t>[]> blocked_on =
+        std::make_unique<std::atomic<std::uint32_t>[]>(stripe_table::stripes);
     std::atomic<std::size_t> repair_rate{0};  // the bucket's rate (set on the replayer thread)
     std::atomic<std::uint64_t> repaired{0};
     std::atomic<std::uint64_t> repair_retries{0};
@@ -551,7 +562,24 @@ struct replayer::engine {
             if (stripes.busy_for(s, origin) || global_busy)
                 add_dirty(k);
             stripes.bump(s);
+            blocked_on[s].fetch_add(1, std::memory_order_relaxed);
         }
+    }
+
+    // The blocking command's end (after its keys were marked dirty, if they must be).
+    void unblocked(std::span<const std::string_view> keys) noexcept {
+        for (auto k : keys) {
+            auto& n = blocked_on[stripe_table::stripe_of(k)];
+            std::uint32_t cur = n.load(std::memory_order_relaxed);
+            while (cur > 0 && !n.compare_exchange_weak(cur, cur - 1, std::memory_order_relaxed)) {
+            }
+        }
+    }
+
+    [[nodiscard]] bool blocked(packed_keys keys) const noexcept {
+        return std::ranges::any_of(keys, [this](std::string_view k) {
+            return blocked_on[stripe_table::stripe_of(k)].load(std::memory_order_relaxed) > 0;
+        });
     }
 
     void end(std::span<const std::string_view> keys, bool global) {
@@ -610,7 +638,9 @@ struct replayer::engine {
         } else if (!item.commands.empty()) {
             enqueue_or_drop(
                 item.commands.payload(), item.commands.size(), item.keys, item.atomic, global, {},
-                item.commands.size() == 1 && !item.atomic ? item.expect_reply : std::nullopt);
+                item.commands.size() == 1 && !item.atomic ? item.expect_reply : std::nullopt,
+                item.atomic ? std::span<const std::optional<std::int64_t>>(item.expect_replies)
+                            : std::span<const std::optional<std::int64_t>>{});
         }
         end(begun, global);
     }
@@ -626,7 +656,8 @@ struct replayer::engine {
     template <class Keys>
     void enqueue_or_drop(std::string_view commands, std::size_t count, const Keys& keys,
                          bool atomic, bool global, merge_hint merge = {},
-                         std::optional<std::int64_t> expect = std::nullopt) {
+                         std::optional<std::int64_t> expect = std::nullopt,
+                         std::span<const std::optional<std::int64_t>> expects = {}) {
         if (draining.load()) {
             drop_to_dirty(keys, global, "draining");
             return;
@@ -663,6 +694,12 @@ struct replayer::engine {
             for (const auto& k : keys)
                 replay::append_packed_key(in.bytes, k);
             e.key_bytes = in.bytes.size() - e.offset - e.command_bytes;
+            e.expects = expects.size();
+            for (const auto& x : expects) {
+                in.bytes.push_back(x ? '\1' : '\0');
+                const std::int64_t v = x.value_or(0);
+                in.bytes.append(reinterpret_cast<const char*>(&v), sizeof v);
+            }
             in.entries.push_back(e);
             post = !std::exchange(wake_posted, true);
         }
@@ -889,7 +926,19 @@ struct replayer::engine {
         p.merge = e.merge;
         p.expects = e.expect.has_value();
         p.expect = e.expect.value_or(0);
-        push_pending(std::move(p));
+        const entry_id id = push_pending(std::move(p));
+        if (e.expects != 0) {
+            std::vector<std::optional<std::int64_t>> want(e.expects);
+            const char* at = box.bytes.data() + e.offset + e.command_bytes + e.key_bytes;
+            for (auto& w : want) {
+                std::int64_t v = 0;
+                std::memcpy(&v, at + 1, sizeof v);
+                if (*at != 0)
+                    w = v;
+                at += 1 + sizeof v;
+            }
+            tx_expects.emplace(id, std::move(want));
+        }
     }
 
     // queued_at is touched at random (a stripe per key) and is mostly out of the cache by the
@@ -903,16 +952,16 @@ struct replayer::engine {
     }
 
     // Schedules an item already counted in the queue.
-    void push_pending(pending p) {
+    entry_id push_pending(pending p) {
         for (auto k : p.keys())
             ++queued_at[stripe_table::stripe_of(k)];
         if (p.global)
             ++queued_at[stripe_table::global_stripe];
         lanes_for(p.keys(), p.global);
-        const entry_id id = sched.push(lane_buf);
-        (void)id;  // == window_base + window.size(): ids are consecutive
+        const entry_id id = sched.push(lane_buf);  // == window_base + window.size()
         window.push_back(std::move(p));
         ++live_items;
+        return id;
     }
 
     // The queued item with this id, nullptr when it already left the queue.
@@ -1200,6 +1249,8 @@ struct replayer::engine {
                 pos += n;
                 // A command the primary answered with an integer (or a run of them merged into
                 // this one): the same answer is expected here.
+                if (err == nullptr && atomic)
+                    check_transaction(s.id, reps);
                 if (err == nullptr && n == 1 && !atomic) {
                     std::size_t end = at + 1;
                     while (end < ids.size() && ids[end].replies == 0)
@@ -1216,7 +1267,9 @@ struct replayer::engine {
 
     // The target answered a write with another integer than the primary did (a key expired
     // on one side and not yet on the other, a value changed behind the proxy's back ...): the
-    // sides differ on its keys, which are copied. Not counted when a key already awaits a copy.
+    // sides differ on its keys, which are copied. Counted unless the difference has a cause the
+    // follower already handles: a key awaiting a copy, a blocking command on its keys (a pop
+    // the target gets later), lost key tracking (full_resync_needed).
     // `run`: the item that took the reply and those merged into its command after it.
     void check_reply(std::span<const sent_item> run, const resp::value& reply) {
         const pending* first = find(run.front().id);
@@ -1227,21 +1280,51 @@ struct replayer::engine {
             return;
         if (awaits_copy(first->keys()))
             return;
+        for (const auto& s : run)
+            if (const pending* p = find(s.id))
+                add_dirty_keys(p->keys(), false, true);
+        if (!blocked(first->keys()) && !full_resync.load())
+            count_mismatch(replay::first_name(first->command_text()), first->keys(), *expect, reply,
+                           run.size() - 1);
+    }
+
+    // A transaction: each command's reply against the one expected (tx_expects).
+    void check_transaction(entry_id id, const replies& reps) {
+        const auto it = tx_expects.find(id);
+        if (it == tx_expects.end() || !reply_checks.load())
+            return;
+        const pending* p = find(id);
+        if (p == nullptr || p->key_count == 0)
+            return;
+        const auto& want = it->second;
+        for (std::size_t i = 0; i < want.size() && i < reps.size(); ++i) {
+            if (!want[i] ||
+                (reps[i].type() == resp::type::integer && reps[i].integer() == *want[i]))
+                continue;
+            if (awaits_copy(p->keys()))
+                return;
+            add_dirty_keys(p->keys(), false, true);
+            if (!blocked(p->keys()) && !full_resync.load())
+                count_mismatch("MULTI", p->keys(), *want[i], reps[i], 0);
+            return;
+        }
+    }
+
+    void count_mismatch(std::string_view command, packed_keys keys, std::int64_t expect,
+                        const resp::value& reply, std::size_t merged) {
         reply_mismatches.fetch_add(1);
         metrics.reply_mismatches.inc();
         std::uint64_t suppressed = 0;
         if (mismatch_log.allow(suppressed))
             obs::log().warn(
-                "replay_reply_mismatch target={} command={} primary_reply={} target_reply={} "
-                "keys={} merged={} suppressed={} (the sides differed on its keys: copied from the "
-                "serving side)",
-                cfg.metrics_target, replay::first_name(first->command_text()), *expect,
+                "replay_reply_mismatch target={} command={} key={} keys={} serving_reply={} "
+                "target_reply={} merged={} suppressed={} (the sides differed on its keys: copied "
+                "from the serving side)",
+                cfg.metrics_target, command, obs::quoted{loggable(keys.front())}, keys.size(),
+                expect,
                 reply.type() == resp::type::integer ? std::to_string(reply.integer())
                                                     : std::string("(not an integer)"),
-                first->key_count, run.size() - 1, suppressed);
-        for (const auto& s : run)
-            if (const pending* p = find(s.id))
-                add_dirty_keys(p->keys(), false, true);
+                merged, suppressed);
     }
 
     // The reply the one command of a run of merged writes must get, from their own replies on
@@ -1282,6 +1365,8 @@ struct replayer::engine {
 
     void finish(entry_id id, outcome o, std::string_view why) {
         sched.complete(id);
+        if (!tx_expects.empty())
+            tx_expects.erase(id);
         pending* found = find(id);
         if (found == nullptr)
             return;
@@ -2260,6 +2345,7 @@ struct replayer::engine {
             release(p);
         }
         window.clear();
+        tx_expects.clear();
         window_base = 1;
         live_items = 0;
         std::ranges::fill(queued_at, 0);
@@ -2361,6 +2447,7 @@ void replayer::end_uncounted(std::span<const std::string_view> keys,
     // Its end moves the generation too: a shadow read or a copy under way sees the change.
     for (auto k : keys)
         engine_->stripes.bump(stripe_table::stripe_of(k));
+    engine_->unblocked(keys);
 }
 
 bool replayer::fence_up() const noexcept {
@@ -2423,6 +2510,12 @@ void replayer::set_repair_rate(std::size_t per_second) {
         e->bucket.set_rate(per_second, replay::steady::now());
         e->kick_repair();
     });
+}
+
+void replayer::abandon_uncounted(std::span<const std::string_view> keys, bool outcome_unknown) {
+    if (outcome_unknown)
+        mark_dirty(keys, false);
+    engine_->unblocked(keys);
 }
 
 void replayer::check_replies(bool on) noexcept {

@@ -77,6 +77,7 @@ replay_item item_of(secondary_write&& w) {
     item.copy = w.copy;
     item.global = w.global;
     item.expect_reply = w.expect_reply;
+    item.expect_replies = std::move(w.expect_replies);
     return item;
 }
 
@@ -360,10 +361,10 @@ void follow_blocking_reply(shared_state& st, side serving, std::string_view requ
 void follow_blocking_abandon(shared_state& st, side serving, const std::vector<std::string>& keys,
                              bool outcome_unknown) {
     replayer* r = st.follower_of(serving);
-    if (r == nullptr || !outcome_unknown)
+    if (r == nullptr)
         return;
     const auto views = key_views(keys);
-    r->mark_dirty(views, false);
+    r->abandon_uncounted(views, outcome_unknown);
 }
 
 bool follow_begin_transaction(shared_state& st, side serving,

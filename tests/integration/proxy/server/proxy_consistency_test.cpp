@@ -372,6 +372,26 @@ TEST_F(proxy_consistency, a_counter_that_expired_on_the_primary_only_is_copied_a
     EXPECT_EQ(info_field("follow_secondary_reply_mismatches"), "1");
 }
 
+// The same rate limiter as one transaction (MULTI, INCR, EXPIRE, EXEC): its replies are
+// compared command by command.
+TEST_F(proxy_consistency, a_counter_incremented_in_a_transaction_after_its_expiry_is_copied) {
+    start(mode::dual_write);
+    raw_conn c(proxy_->port());
+    EXPECT_EQ(c.call({"SET", "rl", "5", "PX", "300"}), "+OK\r\n");
+    ASSERT_TRUE(converged());
+    ASSERT_EQ(secondary_.cli({"PEXPIRE", "rl", "60000"}), "1");
+    ASSERT_TRUE(eventually([&] { return primary_.cli({"EXISTS", "rl"}) == "0"; }));
+    EXPECT_EQ(c.call({"MULTI"}), "+OK\r\n");
+    EXPECT_EQ(c.call({"INCR", "rl"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"EXPIRE", "rl", "60"}), "+QUEUED\r\n");
+    EXPECT_EQ(c.call({"EXEC"}), "*2\r\n:1\r\n:1\r\n");
+    EXPECT_TRUE(eventually([&] {
+        return secondary_.cli({"GET", "rl"}) == "1";
+    })) << secondary_.cli({"GET", "rl"});
+    EXPECT_TRUE(converged());
+    EXPECT_EQ(info_field("follow_secondary_reply_mismatches"), "1");
+}
+
 // A SORT whose BY or GET pattern reads other keys: those are outside the command's lanes, so
 // replayed as written it would sort by what the secondary holds then. The secondary's weights
 // differ here (written to it directly): the stored result must still be the primary's.

@@ -38,6 +38,25 @@ TEST(transaction, concatenates_each_effect) {
     EXPECT_FALSE(out.global);
 }
 
+// Each effect command's expected reply, where it has one (INCR, EXPIRE -> PEXPIREAT), for the
+// follower's reply check; none at all: empty.
+TEST(transaction, expected_replies_follow_the_effect_commands) {
+    const queue_t queued{{"INCR", "rl"}, {"LPOP", "l"}, {"EXPIRE", "rl", "60"}, {"GET", "rl"}};
+    const auto exec = value::array(
+        {value::integer(7), value::bulk_string("x"), value::integer(1), value::bulk_string("7")});
+    const auto out = translate_transaction(queued, exec, at_now());
+    ASSERT_EQ(out.commands.size(), 3u);
+    ASSERT_EQ(out.expect_replies.size(), 3u);
+    EXPECT_EQ(out.expect_replies[0], 7);
+    EXPECT_FALSE(out.expect_replies[1]);  // LREM: not LPOP's reply
+    EXPECT_EQ(out.expect_replies[2], 1);  // PEXPIREAT
+    const queue_t sets{{"SET", "a", "1"}, {"LPOP", "l"}};
+    const auto none =
+        translate_transaction(sets, value::array({ok(), value::bulk_string("x")}), at_now());
+    EXPECT_EQ(none.commands.size(), 2u);
+    EXPECT_TRUE(none.expect_replies.empty());
+}
+
 TEST(transaction, an_error_element_contributes_nothing) {
     const queue_t queued{{"SET", "a", "1"}, {"LPUSH", "a", "x"}, {"SET", "b", "2", "NX"}};
     const auto exec = value::array({ok(), value::simple_error("WRONGTYPE Operation against a key"),
