@@ -1278,14 +1278,9 @@ struct replayer::engine {
         const auto expect = merged_reply(run);
         if (!expect || (reply.type() == resp::type::integer && reply.integer() == *expect))
             return;
-        if (awaits_copy(first->keys()))
-            return;
-        for (const auto& s : run)
-            if (const pending* p = find(s.id))
-                add_dirty_keys(p->keys(), false, true);
-        if (!blocked(first->keys()) && !full_resync.load())
-            count_mismatch(replay::first_name(first->command_text()), first->keys(), *expect, reply,
-                           run.size() - 1);
+        // Merged items share the first one's key (their heads, name and key, are equal).
+        differed(replay::first_name(first->command_text()), first->keys(), *expect, reply,
+                 run.size() - 1);
     }
 
     // A transaction: each command's reply against the one expected (tx_expects).
@@ -1301,17 +1296,20 @@ struct replayer::engine {
             if (!want[i] ||
                 (reps[i].type() == resp::type::integer && reps[i].integer() == *want[i]))
                 continue;
-            if (awaits_copy(p->keys()))
-                return;
-            add_dirty_keys(p->keys(), false, true);
-            if (!blocked(p->keys()) && !full_resync.load())
-                count_mismatch("MULTI", p->keys(), *want[i], reps[i], 0);
+            differed("MULTI", p->keys(), *want[i], reps[i], 0);
             return;
         }
     }
 
-    void count_mismatch(std::string_view command, packed_keys keys, std::int64_t expect,
-                        const resp::value& reply, std::size_t merged) {
+    // A write's reply differed from the serving side's: its keys are copied (unless they
+    // already await one), and it is counted unless the cause is known (see check_reply).
+    void differed(std::string_view command, packed_keys keys, std::int64_t expect,
+                  const resp::value& reply, std::size_t merged) {
+        if (awaits_copy(keys))
+            return;
+        add_dirty_keys(keys, false, true);
+        if (blocked(keys) || full_resync.load())
+            return;
         reply_mismatches.fetch_add(1);
         metrics.reply_mismatches.inc();
         std::uint64_t suppressed = 0;

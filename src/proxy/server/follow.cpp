@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <optional>
 
 #include <fmt/format.h>
@@ -55,18 +54,6 @@ std::int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
-}
-
-// The value of an integer reply (`:n`, RESP2 and RESP3); nullopt for any other reply.
-std::optional<std::int64_t> integer_frame(std::string_view frame) noexcept {
-    if (frame.size() < 4 || frame[0] != ':')
-        return std::nullopt;
-    std::int64_t n = 0;
-    const char* end = frame.data() + frame.size();
-    const auto [p, ec] = std::from_chars(frame.data() + 1, end, n);
-    if (ec != std::errc{} || end - p < 2 || p[0] != '\r')
-        return std::nullopt;
-    return n;
 }
 
 replay_item item_of(secondary_write&& w) {

@@ -2,6 +2,8 @@
 // every-master replies, CONFIG GET) instead of passing its bytes on (private to src/proxy/server).
 #pragma once
 
+#include <charconv>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +26,18 @@ inline std::optional<resp::value> decode_frame(std::string_view frame) {
 // An error reply (simple or blob), by its first byte.
 inline bool is_error_frame(std::string_view frame) noexcept {
     return !frame.empty() && (frame[0] == '-' || frame[0] == '!');
+}
+
+// The value of an integer reply (`:n`, RESP2 and RESP3); nullopt for any other reply.
+inline std::optional<std::int64_t> integer_frame(std::string_view frame) noexcept {
+    if (frame.size() < 4 || frame[0] != ':')
+        return std::nullopt;
+    std::int64_t n = 0;
+    const char* end = frame.data() + frame.size();
+    const auto [p, ec] = std::from_chars(frame.data() + 1, end, n);
+    if (ec != std::errc{} || end - p < 2 || p[0] != '\r')
+        return std::nullopt;
+    return n;
 }
 
 // A null reply in either protocol (`_`, `$-1`, `*-1`).

@@ -167,15 +167,11 @@ bool is_loopback_host(std::string_view host) {
 
 // Waits for one backend call (start-up, and the PING of a mode switch on the control thread).
 client::result<server::replies_t> call(backend& b, client::request req,
-                                       std::chrono::milliseconds timeout,
-                                       const cluster::node_address* node = nullptr) {
+                                       std::chrono::milliseconds timeout) {
     auto p = std::make_shared<std::promise<client::result<server::replies_t>>>();
     auto f = p->get_future();
-    auto cb = [p](client::result<server::replies_t> r) { p->set_value(std::move(r)); };
-    if (node != nullptr)
-        b.exec_on(*node, std::move(req), std::move(cb));
-    else
-        b.exec(std::move(req), std::move(cb));
+    b.exec(std::move(req),
+           [p](client::result<server::replies_t> r) { p->set_value(std::move(r)); });
     if (f.wait_for(timeout) != std::future_status::ready)
         return std::unexpected(make_error_code(client::error::timeout));
     return f.get();
@@ -216,30 +212,14 @@ void proxy_server::impl::init_metrics() {
 }
 
 std::optional<std::uint64_t> proxy_server::impl::keys_on(side s) {
-    auto& b = *st_.backends[static_cast<int>(s)];
-    std::vector<cluster::node_address> nodes;
-    if (b.is_cluster()) {
-        nodes = b.topology().masters();
-        if (nodes.empty())
-            return std::nullopt;
-    }
-    std::uint64_t total = 0;
-    const auto one = [&](const cluster::node_address* node) {
-        client::request req;
-        req.push("DBSIZE");
-        auto r = call(b, std::move(req), std::chrono::seconds(2), node);
-        std::int64_t n = 0;
-        if (!r || r->size() != 1 || !(*r)[0].to_int64(n) || n < 0)
-            return false;
-        total += static_cast<std::uint64_t>(n);
-        return true;
-    };
-    if (nodes.empty())
-        return one(nullptr) ? std::optional(total) : std::nullopt;
-    for (const auto& n : nodes)
-        if (!one(&n))
-            return std::nullopt;
-    return total;
+    // A cluster backend runs DBSIZE on every master and sums the replies (backend::exec).
+    client::request req;
+    req.push("DBSIZE");
+    auto r = call(*st_.backends[static_cast<int>(s)], std::move(req), std::chrono::seconds(2));
+    std::int64_t n = 0;
+    if (!r || r->size() != 1 || !(*r)[0].to_int64(n) || n < 0)
+        return std::nullopt;
+    return static_cast<std::uint64_t>(n);
 }
 
 void proxy_server::impl::load_server_facts() {

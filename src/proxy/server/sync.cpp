@@ -154,42 +154,18 @@ std::string bulk_sync::start(sync_options opt) {
 void bulk_sync::count_keys(const run_ptr& r) {
     if (!r->opt.match.empty())
         return;  // only the keys that match are scanned: no total to compare with
-    auto b = st_.backends[static_cast<int>(r->source)];
-    std::vector<cluster::node_address> nodes;
-    if (b->is_cluster()) {
-        nodes = b->topology().masters();
-        if (nodes.empty())
-            return;
-    }
-    struct tally {
-        std::mutex mu;
-        std::size_t left = 0;
-        std::uint64_t sum = 0;
-        bool failed = false;
-    };
-    auto t = std::make_shared<tally>();
-    const std::size_t calls = std::max<std::size_t>(nodes.size(), 1);
-    t->left = calls;  // counted down by the replies, on the backends' threads
-    auto done = [self = shared_from_this(), r, t](client::result<replies_t> res) {
-        std::int64_t n = 0;
-        const bool ok = res && res->size() == 1 && (*res)[0].to_int64(n) && n >= 0;
-        std::lock_guard lock(t->mu);
-        t->failed = t->failed || !ok;
-        t->sum += ok ? static_cast<std::uint64_t>(n) : 0;
-        if (--t->left != 0 || t->failed)
-            return;
-        std::lock_guard plock(self->mu_);
-        if (r->generation == self->generation_)
-            self->p_.keys_total = t->sum;
-    };
-    for (std::size_t i = 0; i < calls; ++i) {
-        client::request req;
-        req.push("DBSIZE");
-        if (nodes.empty())
-            b->exec(std::move(req), done);
-        else
-            b->exec_on(nodes[i], std::move(req), done);
-    }
+    // A cluster backend runs DBSIZE on every master and sums the replies (backend::exec).
+    client::request req;
+    req.push("DBSIZE");
+    st_.backends[static_cast<int>(r->source)]->exec(
+        std::move(req), [self = shared_from_this(), r](client::result<replies_t> res) {
+            std::int64_t n = 0;
+            if (!res || res->size() != 1 || !(*res)[0].to_int64(n) || n < 0)
+                return;
+            std::lock_guard lock(self->mu_);
+            if (r->generation == self->generation_)
+                self->p_.keys_total = static_cast<std::uint64_t>(n);
+        });
 }
 
 std::optional<double> sync_progress::percent() const {

@@ -139,7 +139,8 @@ class bulk_sync : public std::enable_shared_from_this<bulk_sync> {
     using run_ptr = std::shared_ptr<run>;
 
     void scan_step(const run_ptr& r);
-    // Reads the serving side's DBSIZE (each master's of a cluster) into keys_total.
+    // Reads the serving side's DBSIZE (summed over a cluster's masters by backend::exec) into
+    // keys_total.
     void count_keys(const run_ptr& r);
     // SYNC: the followers' extra copies of multi-key writes (replayer::set_copying) end.
     void copying_ended();
